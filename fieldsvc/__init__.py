@@ -1,0 +1,105 @@
+"""fieldsvc: field collection and traceability for soil geochemistry and green-food land."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Any, Mapping
+
+from flask import Flask, has_request_context, request
+from sqlalchemy import event
+
+from .config import engine_name, load_config, normalise_database_url
+from .extensions import db, migrate
+
+__version__ = "0.1.0"
+
+MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    """Build the app: defaults → ``FIELDSVC_*`` environment → ``config``."""
+    cfg = load_config(config)
+    engine_name(cfg["DATABASE_URL"])  # refuse unknown engines before anything else
+    app = Flask(__name__, instance_path=cfg["INSTANCE_PATH"])
+    app.config.update(cfg)
+    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    app.config["SECRET_KEY"] = cfg["SECRET_KEY"] or _instance_secret(Path(app.instance_path))
+    app.config["SQLALCHEMY_DATABASE_URI"] = normalise_database_url(cfg["DATABASE_URL"])
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = _engine_options(cfg)
+    app.config["MAX_CONTENT_LENGTH"] = max(cfg["MAX_REQUEST_BYTES"], cfg["MAX_IMPORT_BYTES"])
+    app.json.sort_keys = False
+    app.json.ensure_ascii = False
+
+    from . import models  # noqa: F401  (every table, for Alembic and the ORM)
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(MIGRATIONS), render_as_batch=True, compare_type=True)
+    with app.app_context():
+        if db.engine.dialect.name == "sqlite":
+            _tune_sqlite(db.engine, cfg["SQLITE_BUSY_TIMEOUT_MS"])
+
+    _register_blueprints(app)
+    from .http import register_error_handlers
+    from .ops.observability import init_observability
+
+    register_error_handlers(app)
+    init_observability(app)
+    from .cli import register_cli
+
+    register_cli(app)
+    return app
+
+
+def _register_blueprints(app: Flask) -> None:
+    from .auth.views import bp as auth_bp
+    from .devices.views import bp as devices_bp
+    from .ops.views import bp as ops_bp
+    from .places.views import bp as places_bp
+
+    for bp in (ops_bp, auth_bp, devices_bp, places_bp):
+        app.register_blueprint(bp)
+
+
+def _engine_options(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    if engine_name(cfg["DATABASE_URL"]) == "sqlite":
+        return {"connect_args": {"timeout": cfg["SQLITE_BUSY_TIMEOUT_MS"] / 1000, "check_same_thread": False}}
+    return {"pool_pre_ping": True, "pool_size": 5, "max_overflow": 10}
+
+
+def _tune_sqlite(engine: Any, busy_timeout_ms: int) -> None:
+    """WAL, foreign keys, a busy timeout, and BEGIN IMMEDIATE for write requests.
+
+    pysqlite's own transaction handling is turned off (the SQLAlchemy-documented
+    workaround) so that savepoints work and a write request takes the write lock
+    at its start, instead of failing with "database is locked" when it upgrades.
+    """
+
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_connection, _record):
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(connection):
+        reading = has_request_context() and request.method in READ_METHODS
+        connection.exec_driver_sql("BEGIN" if reading else "BEGIN IMMEDIATE")
+
+
+def _instance_secret(instance: Path) -> str:
+    """A secret key generated once into the instance folder (mode 0600)."""
+    path = instance / "secret_key"
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()  # another process made it first
+    with os.fdopen(fd, "w") as fh:
+        fh.write(secrets.token_hex(32))
+    return path.read_text().strip()

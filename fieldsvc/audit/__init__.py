@@ -1,0 +1,1 @@
+"""Append-only audit events and the version history of edited entities."""

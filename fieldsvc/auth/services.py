@@ -1,0 +1,135 @@
+"""Accounts and tokens: create users, log in (rate-limited), resolve a bearer token to an Actor."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Mapping
+
+from sqlalchemy import select, update
+
+from ..audit.services import Change, record
+from ..dbtypes import utcnow
+from ..errors import Problem, rate_limited, unauthorized, validation_failed
+from ..extensions import db
+from . import ratelimit
+from .models import ROLES, ApiToken, User
+from .passwords import dummy_verify, hash_password, verify_password
+from .principal import Actor
+from .tokens import new_token, token_digest
+
+LAST_SEEN_RESOLUTION = timedelta(seconds=60)
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    token: str
+    role: str
+    expires_at: datetime | None
+
+
+def get_user_by_username(username: str) -> User | None:
+    return db.session.scalar(select(User).where(User.username == username))
+
+
+def create_user(
+    username: str, password: str, role: str, *, county_code: str | None, config: Mapping[str, Any], actor: str
+) -> User:
+    errors: dict[str, str] = {}
+    if role not in ROLES:
+        errors["role"] = f"must be one of {', '.join(ROLES)}"
+    if not username or len(username) > 64 or not username.replace("_", "").replace("-", "").replace(".", "").isalnum():
+        errors["username"] = "1–64 letters, digits, '.', '-' or '_'"
+    if len(password) < 8:
+        errors["password"] = "must have at least 8 characters"
+    if role == "admin" and county_code:
+        errors["county"] = "admin accounts are not scoped to a county"
+    if errors:
+        raise validation_failed(errors)
+    if get_user_by_username(username):
+        raise Problem(409, "username_taken", f"User {username} already exists.", fields={"username": ["taken"]})
+    user = User(
+        username=username,
+        password_hash=hash_password(password, config["PASSWORD_HASH_PROFILE"]),
+        role=role,
+        county_code=county_code,
+    )
+    db.session.add(user)
+    db.session.flush()
+    record(actor, Change("user", username, "create", after={"username": username, "role": role,
+                                                            "county": county_code}))
+    return user
+
+
+def _login_keys(username: str, address: str) -> list[str]:
+    return [f"login:user:{username.strip().lower()}", f"login:addr:{address}"]
+
+
+def check_login_allowed(username: str, address: str, config: Mapping[str, Any]) -> None:
+    """429 with Retry-After while either the username or the address is over its failure limit."""
+    waits = [
+        ratelimit.retry_after(key, config["LOGIN_MAX_FAILURES"], config["LOGIN_WINDOW_S"])
+        for key in _login_keys(username, address)
+    ]
+    waits = [w for w in waits if w]
+    if waits:
+        raise rate_limited(max(waits), "Too many failed logins; wait before trying again.")
+
+
+def login(username: str, password: str, address: str, config: Mapping[str, Any]) -> IssuedToken | Problem:
+    """Return a token, or the 401 Problem after counting the failure (the caller must commit it)."""
+    check_login_allowed(username, address, config)
+    user = get_user_by_username(username)
+    profile = config["PASSWORD_HASH_PROFILE"]
+    if user is None:
+        dummy_verify(password, profile)
+    ok = user is not None and user.disabled_at is None and verify_password(user.password_hash, password, profile)
+    if not ok:
+        for key in _login_keys(username, address):
+            ratelimit.hit(key, config["LOGIN_WINDOW_S"])
+        return unauthorized("Unknown username or wrong password.", code="invalid_credentials")
+    ratelimit.reset(_login_keys(username, address)[0])
+    return issue_user_token(user, config["TOKEN_TTL_S"])
+
+
+def issue_user_token(user: User, ttl_s: int) -> IssuedToken:
+    token = new_token("fsu")
+    expires_at = utcnow() + timedelta(seconds=ttl_s)
+    db.session.add(ApiToken(token_hash=token_digest(token), user_id=user.id, expires_at=expires_at))
+    db.session.flush()
+    return IssuedToken(token=token, role=user.role, expires_at=expires_at)
+
+
+def authenticate_bearer(token: str) -> Actor:
+    """Resolve a bearer token, or raise 401 with a code saying why."""
+    from ..devices.models import Device  # devices import auth; keep the cycle one-way at import time
+
+    row = db.session.execute(
+        select(ApiToken, User).join(User, User.id == ApiToken.user_id).where(
+            ApiToken.token_hash == token_digest(token)
+        )
+    ).first()
+    if row is None:
+        raise unauthorized("The token is not valid.", code="invalid_token")
+    api_token, user = row
+    now = utcnow()
+    if api_token.revoked_at is not None or user.disabled_at is not None:
+        raise unauthorized("The token has been revoked.", code="token_revoked")
+    if api_token.expires_at is not None and api_token.expires_at <= now:
+        raise unauthorized("The token has expired; log in again.", code="token_expired")
+    if api_token.device_pk is None:
+        return Actor(user.id, user.username, user.role, user.county_code)
+    device = db.session.get(Device, api_token.device_pk)
+    if device is None or device.revoked_at is not None:
+        raise unauthorized("This device has been revoked.", code="device_revoked")
+    _touch_device(device, now)
+    return Actor(user.id, user.username, "sampler", device.county_code or user.county_code,
+                 device_pk=device.id, device_id=device.device_id)
+
+
+def _touch_device(device: Any, now: datetime) -> None:
+    """Keep ``last_seen_at`` to the minute without a write on every request."""
+    if device.last_seen_at is None or now - device.last_seen_at >= LAST_SEEN_RESOLUTION:
+        from ..devices.models import Device
+
+        db.session.execute(update(Device).where(Device.id == device.id).values(last_seen_at=now))

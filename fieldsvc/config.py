@@ -1,0 +1,89 @@
+"""Configuration in one place: defaults, then ``FIELDSVC_*`` environment, then the caller's mapping.
+
+Every key below is documented in the README's configuration table. The
+environment variable for key ``X`` is ``FIELDSVC_X``; its type follows the
+default's type, so ``FIELDSVC_DEMO=0`` is a bool and ``FIELDSVC_TOKEN_TTL_S=60``
+an int.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+DEFAULTS: dict[str, Any] = {
+    "DATABASE_URL": "",  # empty: sqlite:///<INSTANCE_PATH>/fieldsvc.db
+    "INSTANCE_PATH": "",  # empty: ./instance next to app.py
+    "PUBLIC_BASE_URL": "http://127.0.0.1:5000",
+    "SECRET_KEY": "",  # empty: generated once into the instance folder
+    "DEMO": True,
+    "LOG_LEVEL": "INFO",
+    "TOKEN_TTL_S": 12 * 3600,
+    "PASSWORD_HASH_PROFILE": "RFC_9106_LOW_MEMORY",
+    "LOGIN_MAX_FAILURES": 5,
+    "LOGIN_WINDOW_S": 300,
+    "MAX_REQUEST_BYTES": 25 * 1024 * 1024,
+    "MAX_JSON_BYTES": 8 * 1024 * 1024,
+    "PREFERRED_CHUNK_BYTES": 1024 * 1024,
+    "MAX_BATCH_RECORDS": 500,
+    "MAX_PAGE_SIZE": 1000,
+    "DEFAULT_PAGE_SIZE": 100,
+    "MAX_IMPORT_FEATURES": 200_000,
+    "MAX_IMPORT_BYTES": 128 * 1024 * 1024,
+    "HOLD_TTL_S": 5 * 24 * 3600,
+    "SQLITE_BUSY_TIMEOUT_MS": 10_000,
+}
+
+ENV_PREFIX = "FIELDSVC_"
+
+
+def _coerce(key: str, raw: str, default: Any) -> Any:
+    if isinstance(default, bool):
+        lowered = raw.strip().lower()
+        if lowered in {"1", "true", "yes", "on"}:
+            return True
+        if lowered in {"0", "false", "no", "off", ""}:
+            return False
+        raise ValueError(f"{ENV_PREFIX}{key} must be a boolean (0/1), got {raw!r}")
+    if isinstance(default, int):
+        try:
+            return int(raw)
+        except ValueError:
+            raise ValueError(f"{ENV_PREFIX}{key} must be an integer, got {raw!r}") from None
+    return raw
+
+
+def load_config(
+    overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """Merge defaults → environment → overrides and fill the derived values."""
+    environ = os.environ if environ is None else environ
+    config = dict(DEFAULTS)
+    for key, default in DEFAULTS.items():
+        if ENV_PREFIX + key in environ:
+            config[key] = _coerce(key, environ[ENV_PREFIX + key], default)
+    config.update(overrides or {})
+    instance = Path(config["INSTANCE_PATH"] or Path.cwd() / "instance").resolve()
+    config["INSTANCE_PATH"] = str(instance)
+    if not config["DATABASE_URL"]:
+        config["DATABASE_URL"] = f"sqlite:///{instance / 'fieldsvc.db'}"
+    config["PUBLIC_BASE_URL"] = str(config["PUBLIC_BASE_URL"]).rstrip("/")
+    return config
+
+
+def engine_name(database_url: str) -> str:
+    """``sqlite`` or ``postgresql``; anything else is refused early."""
+    if database_url.startswith("sqlite"):
+        return "sqlite"
+    if database_url.startswith(("postgresql", "postgres")):
+        return "postgresql"
+    raise ValueError(f"unsupported database URL scheme: {database_url.split(':', 1)[0]}")
+
+
+def normalise_database_url(database_url: str) -> str:
+    """PostgreSQL goes through psycopg 3."""
+    for prefix in ("postgres://", "postgresql://"):
+        if database_url.startswith(prefix):
+            return "postgresql+psycopg://" + database_url[len(prefix):]
+    return database_url

@@ -1,0 +1,1 @@
+"""Field devices: registration, assignment, provisioning QR, revocation."""

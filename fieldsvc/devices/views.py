@@ -1,0 +1,74 @@
+"""Device endpoints (DESIGN §4.1)."""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app
+from sqlalchemy import select
+
+from ..errors import validation_failed
+from ..http import OFFICIALS, current_actor, json_body, load, paginate, query_args, requires_role
+from ..openapi import doc
+from ..schemas import page_limit
+from . import services
+from .models import Device
+from .schemas import DeviceArgs, DeviceIn, DevicePatch
+
+bp = Blueprint("devices", __name__, url_prefix="/api/v1/devices")
+
+
+@bp.post("")
+@requires_role(*OFFICIALS)
+@doc(body=DeviceIn, responses={201: "Registered; the token is shown only in this response"})
+def register():
+    """Register a device for a sampler with its assignment; returns its token once."""
+    from ..certificates.qr import qr_png
+
+    registered = services.register_device(load(DeviceIn(), json_body()), current_actor())
+    text = services.provisioning_text(current_app.config["PUBLIC_BASE_URL"], registered.device, registered.token)
+    body = services.device_dict(registered.device)
+    body.update(token=registered.token, provisioning_qr_url=services.png_data_url(qr_png(text)))
+    return body, 201
+
+
+@bp.get("")
+@requires_role(*OFFICIALS)
+@doc(query=DeviceArgs)
+def list_devices():
+    """List devices."""
+    args = query_args(DeviceArgs())
+    actor = current_actor()
+    stmt = select(Device)
+    if actor.county_code and actor.role != "admin":
+        stmt = stmt.where(Device.county_code == actor.county_code)
+    if not args["include_revoked"]:
+        stmt = stmt.where(Device.revoked_at.is_(None))
+    rows, cursor = paginate(stmt, Device.id, page_limit(args), args["cursor"])
+    return {"items": [services.device_dict(r.Device) for r in rows], "next_cursor": cursor}
+
+
+@bp.get("/<device_id>")
+@requires_role(*OFFICIALS)
+def get_device(device_id: str):
+    """One device with its assignment and last_seen_at."""
+    return services.device_dict(services.get_device_by_id(device_id, current_actor()))
+
+
+@bp.patch("/<device_id>")
+@requires_role(*OFFICIALS)
+@doc(body=DevicePatch)
+def change(device_id: str):
+    """Change a device's name or assignment."""
+    data = load(DevicePatch(), json_body())
+    if not data:
+        raise validation_failed({"_body": ["nothing to change"]})
+    actor = current_actor()
+    device = services.change_assignment(services.get_device_by_id(device_id, actor), data, actor)
+    return services.device_dict(device)
+
+
+@bp.post("/<device_id>/revoke")
+@requires_role(*OFFICIALS)
+def revoke(device_id: str):
+    """Revoke a device: its next request gets 401."""
+    actor = current_actor()
+    return services.device_dict(services.revoke_device(services.get_device_by_id(device_id, actor), actor))

@@ -1,0 +1,226 @@
+"""The HTTP edge: roles, the transaction per request, JSON bodies, pagination, one error shape."""
+
+from __future__ import annotations
+
+import base64
+import functools
+import json
+import logging
+from typing import Any, Callable, Mapping
+
+from flask import Flask, Response, current_app, g, jsonify, request
+from marshmallow import Schema, ValidationError
+from sqlalchemy import Select
+from sqlalchemy.exc import IntegrityError, OperationalError
+from werkzeug.exceptions import HTTPException
+
+from .auth.principal import Actor
+from .errors import Problem, forbidden, unauthorized, unavailable, validation_failed
+from .extensions import db
+
+log = logging.getLogger("fieldsvc.http")
+
+ALL_ROLES = ("admin", "official", "lab", "sampler")
+OFFICIALS = ("official", "admin")
+STAFF = ("admin", "official", "lab")
+PUBLIC = ("public",)
+
+HTTP_CODES = {
+    400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+    405: "method_not_allowed", 406: "not_acceptable", 409: "conflict", 410: "gone",
+    411: "length_required", 413: "payload_too_large", 415: "unsupported_media_type",
+    416: "range_not_satisfiable", 422: "validation_failed", 429: "rate_limited",
+    500: "internal_error", 503: "unavailable",
+}
+
+
+# --- roles and the transaction boundary -------------------------------------------------
+
+def _transactional(view: Callable, roles: tuple[str, ...]) -> Callable:
+    @functools.wraps(view)
+    def wrapper(*args: Any, **kwargs: Any):
+        if roles != PUBLIC:
+            actor = current_actor()
+            if actor.role not in roles:
+                raise forbidden(f"This needs one of the roles: {', '.join(roles)}.")
+        try:
+            result = view(*args, **kwargs)
+            db.session.commit()
+            return result
+        except BaseException:
+            db.session.rollback()
+            raise
+
+    wrapper.fieldsvc_roles = roles  # the URL-map test reads this
+    return wrapper
+
+
+def requires_role(*roles: str) -> Callable[[Callable], Callable]:
+    """Declare who may call a route; also makes the route one transaction."""
+    if not roles or any(r not in ALL_ROLES for r in roles):
+        raise ValueError(f"unknown roles {roles!r}")
+    return lambda view: _transactional(view, tuple(roles))
+
+
+def public(view: Callable) -> Callable:
+    """Declare a route open to anyone (consumers, health checks)."""
+    return _transactional(view, PUBLIC)
+
+
+def current_actor() -> Actor:
+    """The authenticated caller; 401 when there is none."""
+    actor = g.get("actor")
+    if actor is None:
+        header = request.headers.get("Authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise unauthorized()
+        from .auth.services import authenticate_bearer
+
+        actor = authenticate_bearer(token.strip())
+        g.actor = actor
+    return actor
+
+
+# --- request bodies and query strings -----------------------------------------------------
+
+def json_body(max_bytes: int | None = None) -> Any:
+    """The parsed JSON body: 415 for another media type, 413 when too big, 400 when malformed."""
+    if not request.mimetype or request.mimetype != "application/json" and not request.mimetype.endswith("+json"):
+        raise Problem(415, "unsupported_media_type", "Send the body as application/json.")
+    limit = max_bytes or current_app.config["MAX_JSON_BYTES"]
+    if request.content_length is not None and request.content_length > limit:
+        raise Problem(413, "payload_too_large", f"The body is larger than {limit} bytes.", max_bytes=limit)
+    raw = request.get_data(cache=True)
+    if len(raw) > limit:
+        raise Problem(413, "payload_too_large", f"The body is larger than {limit} bytes.", max_bytes=limit)
+    try:
+        return json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise Problem(400, "malformed_json", f"The body is not valid JSON: {exc}") from None
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not allowed in JSON")
+
+
+def load(schema: Schema, data: Any, **kwargs: Any) -> Any:
+    """marshmallow at the edge; a non-object body is named as such."""
+    if not isinstance(data, Mapping) and not kwargs.get("many"):
+        raise validation_failed({"_body": ["must be a JSON object"]})
+    return schema.load(data, **kwargs)
+
+
+def query_args(schema: Schema) -> dict[str, Any]:
+    return schema.load(request.args.to_dict(flat=True))
+
+
+# --- pagination -----------------------------------------------------------------------------
+
+def encode_cursor(values: Mapping[str, Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(values, separators=(",", ":")).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None) -> dict[str, Any] | None:
+    if not cursor:
+        return None
+    try:
+        data = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        if not isinstance(data, dict):
+            raise ValueError
+        return data
+    except (ValueError, TypeError):
+        raise validation_failed({"cursor": ["is not a cursor this server issued"]}) from None
+
+
+def paginate(stmt: Select, key_column: Any, limit: int, cursor: str | None) -> tuple[list[Any], str | None]:
+    """Keyset pagination on one unique, increasing column."""
+    after = decode_cursor(cursor)
+    if after is not None:
+        if not isinstance(after.get("k"), int):
+            raise validation_failed({"cursor": ["is not a cursor this server issued"]})
+        stmt = stmt.where(key_column > after["k"])
+    rows = list(db.session.execute(stmt.order_by(key_column).limit(limit + 1)))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    next_cursor = encode_cursor({"k": _key_of(rows[-1], key_column)}) if more and rows else None
+    return rows, next_cursor
+
+
+def _key_of(row: Any, key_column: Any) -> Any:
+    return row._mapping[key_column]
+
+
+# --- one error shape ------------------------------------------------------------------------
+
+def problem_response(problem: Problem) -> Response:
+    response = jsonify(problem.to_dict())
+    response.status_code = problem.status
+    for name, value in problem.headers.items():
+        response.headers[name] = value
+    return response
+
+
+def _from_http_exception(exc: HTTPException) -> Problem:
+    status = exc.code or 500
+    details: dict[str, Any] = {}
+    if status == 413:
+        details["max_bytes"] = current_app.config.get("MAX_CONTENT_LENGTH")
+    if status == 405 and getattr(exc, "valid_methods", None):
+        details["allowed"] = sorted(exc.valid_methods)
+    message = exc.description or exc.name
+    problem = Problem(status, HTTP_CODES.get(status, "http_error"), message, **details)
+    if status == 405 and getattr(exc, "valid_methods", None):
+        problem.headers["Allow"] = ", ".join(sorted(exc.valid_methods))
+    return problem
+
+
+def _is_busy(exc: OperationalError) -> bool:
+    text = str(exc.orig).lower() if exc.orig else str(exc).lower()
+    return any(s in text for s in ("database is locked", "database is busy", "could not serialize",
+                                   "deadlock detected", "lock timeout", "could not obtain lock"))
+
+
+def register_error_handlers(app: Flask, html_renderer: Callable[[Problem], Response] | None = None) -> None:
+    def render(problem: Problem) -> Response:
+        wants_html = html_renderer is not None and getattr(request, "blueprint", None) in app.config.get(
+            "HTML_BLUEPRINTS", ()
+        )
+        return html_renderer(problem) if wants_html else problem_response(problem)
+
+    @app.errorhandler(Problem)
+    def _problem(exc: Problem):
+        return render(exc)
+
+    @app.errorhandler(ValidationError)
+    def _validation(exc: ValidationError):
+        messages = exc.messages if isinstance(exc.messages, dict) else {"_body": exc.messages}
+        return render(validation_failed(messages))
+
+    @app.errorhandler(HTTPException)
+    def _http(exc: HTTPException):
+        return render(_from_http_exception(exc))
+
+    @app.errorhandler(IntegrityError)
+    def _integrity(exc: IntegrityError):
+        db.session.rollback()
+        constraint = getattr(getattr(exc.orig, "diag", None), "constraint_name", None) or str(exc.orig)
+        return render(Problem(409, "integrity_conflict", "The change conflicts with stored data.",
+                              constraint=constraint))
+
+    @app.errorhandler(OperationalError)
+    def _operational(exc: OperationalError):
+        db.session.rollback()
+        if _is_busy(exc):
+            return render(unavailable(1))
+        if app.testing:
+            raise exc
+        log.exception("database error")
+        return render(Problem(500, "internal_error", "Internal error."))
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception):
+        if app.testing and not app.config.get("SWALLOW_ERRORS"):
+            raise exc
+        log.exception("unhandled error")
+        return render(Problem(500, "internal_error", "Internal error; it has been logged."))

@@ -1,0 +1,1 @@
+"""Operations: health, metrics, logs, the OpenAPI document and its viewer, backups."""

@@ -1,0 +1,1 @@
+"""County → township → village → parcel, farm parks, GeoJSON geometry."""

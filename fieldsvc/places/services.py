@@ -1,0 +1,426 @@
+"""Write and read places. Services flush, never commit; the request boundary commits."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping, Sequence
+
+from marshmallow import ValidationError
+from sqlalchemy import ColumnElement, and_, false, insert, or_, select, true
+
+from ..audit.services import Change, record, record_many
+from ..auth.principal import Actor
+from ..dbtypes import isoformat, utcnow
+from ..devices.models import DeviceAssignment
+from ..errors import Problem, conflict, not_found, validation_failed
+from ..extensions import db
+from ..sequence import allocate
+from . import geometry as geo
+from .models import FarmPark, Parcel, Region
+from .schemas import ParcelProperties
+
+PARENT_LEVEL = {"county": None, "township": "county", "village": "township"}
+CODE_LENGTH = {"county": 6, "township": 9, "village": 12}
+MAX_REPORTED_ERRORS = 1000
+CHUNK = 5000
+
+
+# --- regions --------------------------------------------------------------------------------
+
+def get_region_by_code(code: str, actor: Actor | None = None) -> Region:
+    region = db.session.scalar(select(Region).where(Region.code == code))
+    if region is None or (actor and not actor.can_see_county(region.county_code)):
+        raise not_found("region", code)
+    return region
+
+
+def create_region(data: Mapping[str, Any], actor: Actor) -> Region:
+    """Regions nest county → township → village; a child's code extends its parent's."""
+    level, code, parent_code = data["level"], data["code"], data.get("parent")
+    errors: dict[str, list[str]] = {}
+    if len(code) != CODE_LENGTH[level]:
+        errors["code"] = [f"a {level} code has {CODE_LENGTH[level]} digits"]
+    county_code = code
+    if PARENT_LEVEL[level] is None:
+        if parent_code:
+            errors["parent"] = ["a county has no parent here"]
+        if actor.county_code and actor.county_code != code:
+            errors["code"] = ["outside the county your account is scoped to"]
+    else:
+        parent = db.session.scalar(select(Region).where(Region.code == (parent_code or "")))
+        if parent is None or not actor.can_see_county(parent.county_code):
+            errors["parent"] = [f"unknown {PARENT_LEVEL[level]} {parent_code}"]
+        elif parent.level != PARENT_LEVEL[level]:
+            errors["parent"] = [f"a {level}'s parent must be a {PARENT_LEVEL[level]}, not a {parent.level}"]
+        elif not code.startswith(parent.code):
+            errors["code"] = [f"must start with its parent's code {parent.code}"]
+        else:
+            county_code = parent.county_code
+    if errors:
+        raise validation_failed(errors)
+    if db.session.scalar(select(Region.id).where(Region.code == code)) is not None:
+        raise conflict("duplicate_code", f"Region {code} already exists.", fields={"code": ["already exists"]})
+    region = Region(code=code, name=data["name"], name_en=data.get("name_en"), level=level,
+                    parent_code=parent_code, county_code=county_code, seq=allocate()[0])
+    db.session.add(region)
+    db.session.flush()
+    record(actor.label, Change("region", code, "create", after=region_dict(region), version=1))
+    return region
+
+
+def region_dict(region: Region) -> dict[str, Any]:
+    return {"code": region.code, "name": region.name, "name_en": region.name_en, "level": region.level,
+            "parent": region.parent_code, "county": region.county_code, "version": region.version}
+
+
+def region_filter(args: Mapping[str, Any], actor: Actor) -> list[ColumnElement[bool]]:
+    where: list[ColumnElement[bool]] = [county_scope(Region.county_code, actor)]
+    if args.get("level"):
+        where.append(Region.level == args["level"])
+    if args.get("parent"):
+        where.append(Region.parent_code == args["parent"])
+    if args.get("county"):
+        where.append(Region.county_code == args["county"])
+    return where
+
+
+# --- farm parks -----------------------------------------------------------------------------
+
+def get_farm_park_by_code(code: str, actor: Actor | None = None) -> FarmPark:
+    park = db.session.scalar(select(FarmPark).where(FarmPark.code == code))
+    if park is None or (actor and not actor.can_see_county(park.county_code)):
+        raise not_found("farm_park", code)
+    return park
+
+
+def create_farm_park(data: Mapping[str, Any], actor: Actor) -> FarmPark:
+    county = db.session.scalar(select(Region).where(Region.code == data["county"], Region.level == "county"))
+    errors: dict[str, list[str]] = {}
+    if county is None or not actor.can_see_county(county.code):
+        errors["county"] = [f"unknown county {data['county']}"]
+    geometry_json, area = None, None
+    if data.get("geometry") is not None:
+        clean, problems = geo.check_geometry(data["geometry"])
+        if problems:
+            errors["geometry"] = problems
+        else:
+            geometry_json, area = _dump(clean), geo.area_m2(clean)
+    if errors:
+        raise validation_failed(errors)
+    if db.session.scalar(select(FarmPark.id).where(FarmPark.code == data["code"])) is not None:
+        raise conflict("duplicate_code", f"Farm park {data['code']} already exists.",
+                       fields={"code": ["already exists"]})
+    park = FarmPark(code=data["code"], name=data["name"], name_en=data.get("name_en"), county_code=county.code,
+                    geometry_json=geometry_json, area_m2=area, seq=allocate()[0])
+    db.session.add(park)
+    db.session.flush()
+    record(actor.label, Change("farm_park", park.code, "create", after=farm_park_dict(park), version=1))
+    return park
+
+
+def farm_park_dict(park: FarmPark) -> dict[str, Any]:
+    return {"code": park.code, "name": park.name, "name_en": park.name_en, "county": park.county_code,
+            "area_m2": park.area_m2, "version": park.version,
+            "geometry": json.loads(park.geometry_json) if park.geometry_json else None}
+
+
+# --- parcels: bulk import -------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ImportResult:
+    count: int
+    codes: list[str]
+    computed_areas: int
+
+
+def import_parcels(collection: Any, actor: Actor, max_features: int) -> ImportResult:
+    """All or nothing: every feature is checked, and any error rejects the whole collection."""
+    features = _features_of(collection, max_features)
+    rows, errors = _validate_features(features, actor)
+    if errors:
+        shown = errors[:MAX_REPORTED_ERRORS]
+        raise Problem(422, "validation_failed",
+                      f"{len(errors)} of {len(features)} features are invalid; nothing was imported.",
+                      features=shown, error_count=len(errors))
+    _insert_parcels(rows, actor)
+    return ImportResult(len(rows), [r["code"] for r, _ in rows], sum(r["area_computed"] for r, _ in rows))
+
+
+def _features_of(collection: Any, max_features: int) -> list[Any]:
+    if not isinstance(collection, dict) or collection.get("type") != "FeatureCollection":
+        raise validation_failed({"type": ["must be a GeoJSON FeatureCollection"]})
+    features = collection.get("features")
+    if not isinstance(features, list):
+        raise validation_failed({"features": ["must be a list of GeoJSON Features"]})
+    if not features:
+        raise validation_failed({"features": ["is empty"]})
+    if len(features) > max_features:
+        raise validation_failed({"features": [f"at most {max_features} features per import"]})
+    return features
+
+
+def _validate_features(features: Sequence[Any], actor: Actor) -> tuple[list[tuple[dict, dict]], list[dict]]:
+    props_schema = ParcelProperties()
+    errors: list[dict] = []
+    parsed: list[tuple[int, dict, Any]] = []
+    for index, feature in enumerate(features):
+        problems: dict[str, Any] = {}
+        if not isinstance(feature, dict) or feature.get("type") != "Feature":
+            errors.append({"index": index, "code": None, "errors": {"type": ["must be a GeoJSON Feature"]}})
+            continue
+        try:
+            props = props_schema.load(feature.get("properties") if isinstance(feature.get("properties"), dict)
+                                      else {})
+        except ValidationError as exc:
+            problems.update({f"properties.{k}": v for k, v in exc.messages.items()})
+            props = None
+        if problems:
+            code = feature["properties"].get("code") if isinstance(feature.get("properties"), dict) else None
+            errors.append({"index": index, "code": code if isinstance(code, str) else None, "errors": problems})
+        parsed.append((index, props, feature.get("geometry")))
+    checked = geo.check_geometries([g for _, _, g in parsed])
+    ok = [(i, p, clean) for (i, p, _), (clean, problems) in zip(parsed, checked, strict=True)
+          if p is not None and not problems]
+    for (i, p, _), (_, problems) in zip(parsed, checked, strict=True):
+        if problems:
+            _merge_error(errors, i, p, {"geometry": problems})
+    _check_references(ok, errors, actor)
+    bad = {e["index"] for e in errors}
+    good = [(i, p, g) for i, p, g in ok if i not in bad]
+    errors.sort(key=lambda e: e["index"])
+    if errors:
+        return [], errors
+    return _rows_for(good), []
+
+
+def _merge_error(errors: list[dict], index: int, props: dict | None, problems: dict) -> None:
+    for entry in errors:
+        if entry["index"] == index:
+            entry["errors"].update(problems)
+            return
+    errors.append({"index": index, "code": props["code"] if props else None, "errors": problems})
+
+
+def _check_references(items: list[tuple[int, dict, Any]], errors: list[dict], actor: Actor) -> None:
+    villages = _villages_by_code({p["village"] for _, p, _ in items}, actor)
+    parks = _parks_by_code({p["farm_park"] for _, p, _ in items if p["farm_park"]}, actor)
+    existing = _existing_parcel_codes([p["code"] for _, p, _ in items])
+    first_seen: dict[str, int] = {}
+    for index, props, _ in items:
+        problems: dict[str, list[str]] = {}
+        code = props["code"]
+        if code in first_seen:
+            problems["properties.code"] = [f"duplicate code {code} (also feature {first_seen[code]})"]
+        else:
+            first_seen[code] = index
+        if code in existing:
+            problems.setdefault("properties.code", []).append(f"parcel {code} already exists")
+        county = villages.get(props["village"])
+        if county is None:
+            problems["properties.village"] = [f"unknown village {props['village']}"]
+        park = props["farm_park"]
+        if park and park not in parks:
+            problems["properties.farm_park"] = [f"unknown farm park {park}"]
+        elif park and county and parks[park] != county:
+            problems["properties.farm_park"] = [f"farm park {park} is in another county"]
+        if problems:
+            _merge_error(errors, index, props, problems)
+        else:
+            props["_county"] = county
+
+
+def _villages_by_code(codes: Iterable[str], actor: Actor) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for chunk in _chunks(list(codes)):
+        stmt = select(Region.code, Region.county_code).where(Region.code.in_(chunk), Region.level == "village")
+        found.update({c: county for c, county in db.session.execute(stmt) if actor.can_see_county(county)})
+    return found
+
+
+def _parks_by_code(codes: Iterable[str], actor: Actor) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for chunk in _chunks(list(codes)):
+        stmt = select(FarmPark.code, FarmPark.county_code).where(FarmPark.code.in_(chunk))
+        found.update({c: county for c, county in db.session.execute(stmt) if actor.can_see_county(county)})
+    return found
+
+
+def _existing_parcel_codes(codes: list[str]) -> set[str]:
+    existing: set[str] = set()
+    for chunk in _chunks(codes):
+        existing.update(db.session.scalars(select(Parcel.code).where(Parcel.code.in_(chunk))))
+    return existing
+
+
+def _rows_for(items: list[tuple[int, dict, dict]]) -> list[tuple[dict, dict]]:
+    missing = [g for _, p, g in items if p["area_m2"] is None]
+    computed = iter(geo.areas_m2(missing)) if missing else iter(())
+    now = utcnow()
+    rows = []
+    for _, props, geometry in items:
+        min_lon, min_lat, max_lon, max_lat = geo.bbox(geometry)
+        area = props["area_m2"]
+        rows.append(({
+            "code": props["code"], "village_code": props["village"], "county_code": props["_county"],
+            "farm_park_code": props["farm_park"], "land_use": props["land_use"], "crop": props["crop"],
+            "area_m2": area if area is not None else round(next(computed), 2),
+            "area_computed": area is None, "geometry_json": _dump(geometry),
+            "min_lon": min_lon, "min_lat": min_lat, "max_lon": max_lon, "max_lat": max_lat,
+            "version": 1, "created_at": now, "updated_at": now,
+        }, geometry))
+    return rows
+
+
+def _insert_parcels(rows: list[tuple[dict, dict]], actor: Actor) -> None:
+    for (row, _), seq in zip(rows, allocate(len(rows)), strict=True):
+        row["seq"] = seq
+    for chunk in _chunks([row for row, _ in rows]):
+        db.session.execute(insert(Parcel), chunk)
+    record_many(actor.label, (Change("parcel", r["code"], "create", after=_row_feature(r, g), version=1)
+                              for r, g in rows))
+
+
+# --- parcels: read, edit, delete ------------------------------------------------------------
+
+def get_parcel_by_code(code: str, actor: Actor, *, allow_deleted: bool = False) -> Parcel:
+    parcel = db.session.scalar(select(Parcel).where(Parcel.code == code, *parcel_scope(actor)))
+    if parcel is None:
+        raise not_found("parcel", code)
+    if parcel.deleted_at is not None and not allow_deleted:
+        raise Problem(410, "deleted", f"Parcel {code} was deleted.", parcel=code, version=parcel.version,
+                      deleted_at=isoformat(parcel.deleted_at))
+    return parcel
+
+
+def update_parcel(code: str, patch: Mapping[str, Any], actor: Actor) -> Parcel:
+    """A new version; a stale ``base_version`` is refused rather than overwritten."""
+    parcel = get_parcel_by_code(code, actor)
+    _check_base_version(parcel, patch.get("base_version"))
+    before = parcel_feature(parcel)
+    errors: dict[str, list[str]] = {}
+    if "village" in patch and patch["village"] != parcel.village_code:
+        county = _villages_by_code([patch["village"]], actor).get(patch["village"])
+        if county is None:
+            errors["village"] = [f"unknown village {patch['village']}"]
+        else:
+            parcel.village_code, parcel.county_code = patch["village"], county
+    if patch.get("farm_park"):
+        parks = _parks_by_code([patch["farm_park"]], actor)
+        if parks.get(patch["farm_park"]) != parcel.county_code:
+            errors["farm_park"] = [f"unknown farm park {patch['farm_park']} in this county"]
+    if "geometry" in patch:
+        clean, problems = geo.check_geometry(patch["geometry"])
+        if problems:
+            errors["geometry"] = problems
+        else:
+            _set_geometry(parcel, clean, recompute_area="area_m2" not in patch and parcel.area_computed)
+    if errors:
+        raise validation_failed(errors)
+    for key, column in (("land_use", "land_use"), ("crop", "crop"), ("farm_park", "farm_park_code")):
+        if key in patch:
+            setattr(parcel, column, patch[key])
+    if patch.get("area_m2") is not None:
+        parcel.area_m2, parcel.area_computed = patch["area_m2"], False
+    elif "area_m2" in patch:
+        parcel.area_m2, parcel.area_computed = round(geo.area_m2(json.loads(parcel.geometry_json)), 2), True
+    _bump(parcel)
+    after = parcel_feature(parcel)
+    record(actor.label, Change("parcel", code, "update", before=before, after=after, version=parcel.version))
+    return parcel
+
+
+def delete_parcel(code: str, actor: Actor, base_version: int | None = None) -> Parcel:
+    """A tombstone: the row and every version stay; pulls see it as deleted."""
+    parcel = get_parcel_by_code(code, actor)
+    _check_base_version(parcel, base_version)
+    before = parcel_feature(parcel)
+    parcel.deleted_at = utcnow()
+    _bump(parcel)
+    record(actor.label, Change("parcel", code, "delete", before=before, after=parcel_feature(parcel),
+                               version=parcel.version, deleted=True))
+    return parcel
+
+
+def _check_base_version(parcel: Parcel, base_version: int | None) -> None:
+    if base_version is not None and base_version != parcel.version:
+        raise conflict("version_conflict", f"Parcel {parcel.code} is at version {parcel.version}, not "
+                       f"{base_version}; fetch it and apply your change again.", current_version=parcel.version)
+
+
+def _set_geometry(parcel: Parcel, geometry: dict, *, recompute_area: bool) -> None:
+    parcel.geometry_json = _dump(geometry)
+    parcel.min_lon, parcel.min_lat, parcel.max_lon, parcel.max_lat = geo.bbox(geometry)
+    if recompute_area:
+        parcel.area_m2 = round(geo.area_m2(geometry), 2)
+
+
+def _bump(parcel: Parcel) -> None:
+    parcel.version += 1
+    parcel.seq = allocate()[0]
+    parcel.updated_at = utcnow()
+    db.session.flush()
+
+
+# --- reading --------------------------------------------------------------------------------
+
+def parcel_scope(actor: Actor) -> list[ColumnElement[bool]]:
+    """What this actor may see: its county, and for a device only its assignment."""
+    where = [county_scope(Parcel.county_code, actor)]
+    if actor.device_pk is not None:
+        assigned = select(DeviceAssignment.code).where(DeviceAssignment.device_pk == actor.device_pk,
+                                                       DeviceAssignment.active.is_(True))
+        where.append(or_(
+            Parcel.village_code.in_(assigned.where(DeviceAssignment.kind == "village")),
+            Parcel.code.in_(assigned.where(DeviceAssignment.kind == "parcel")),
+        ))
+    return where
+
+
+def parcel_filter(args: Mapping[str, Any], actor: Actor) -> list[ColumnElement[bool]]:
+    where = parcel_scope(actor)
+    for key, column in (("village", Parcel.village_code), ("farm_park", Parcel.farm_park_code),
+                        ("land_use", Parcel.land_use), ("county", Parcel.county_code)):
+        if args.get(key):
+            where.append(column == args[key])
+    if not args.get("include_deleted"):
+        where.append(Parcel.deleted_at.is_(None))
+    return where
+
+
+def county_scope(column: Any, actor: Actor) -> ColumnElement[bool]:
+    if actor.role == "admin" or actor.county_code is None:
+        return true()
+    return and_(column == actor.county_code) if actor.county_code else false()
+
+
+def parcel_feature(parcel: Parcel) -> dict[str, Any]:
+    return {
+        "type": "Feature",
+        "id": parcel.code,
+        "geometry": json.loads(parcel.geometry_json),
+        "properties": {
+            "code": parcel.code, "village": parcel.village_code, "county": parcel.county_code,
+            "farm_park": parcel.farm_park_code, "land_use": parcel.land_use, "crop": parcel.crop,
+            "area_m2": parcel.area_m2, "area_computed": parcel.area_computed, "version": parcel.version,
+            "updated_at": isoformat(parcel.updated_at), "deleted": parcel.deleted_at is not None,
+        },
+    }
+
+
+def _row_feature(row: Mapping[str, Any], geometry: dict) -> dict[str, Any]:
+    """The version-1 feature of an imported row, the same shape ``parcel_feature`` gives."""
+    return {"type": "Feature", "id": row["code"], "geometry": geometry, "properties": {
+        "code": row["code"], "village": row["village_code"], "county": row["county_code"],
+        "farm_park": row["farm_park_code"], "land_use": row["land_use"], "crop": row["crop"],
+        "area_m2": row["area_m2"], "area_computed": row["area_computed"], "version": 1,
+        "updated_at": isoformat(row["updated_at"]), "deleted": False}}
+
+
+def _dump(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def _chunks(items: list, size: int = CHUNK) -> Iterable[list]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]

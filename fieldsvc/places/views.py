@@ -1,0 +1,150 @@
+"""Places endpoints (DESIGN §4.4). Thin: schema → service → JSON."""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app, request
+from sqlalchemy import select
+
+from ..audit.services import versions_for
+from ..dbtypes import isoformat
+from ..errors import validation_failed
+from ..http import ALL_ROLES, OFFICIALS, current_actor, json_body, load, paginate, query_args, requires_role
+from ..openapi import doc
+from ..schemas import page_limit
+from . import services
+from .models import FarmPark, Parcel, Region
+from .schemas import FarmParkArgs, FarmParkIn, ParcelArgs, ParcelPatch, RegionArgs, RegionIn
+
+bp = Blueprint("places", __name__, url_prefix="/api/v1")
+
+FEATURE_COLLECTION = {"type": "object", "required": ["type", "features"],
+                      "properties": {"type": {"type": "string", "enum": ["FeatureCollection"]},
+                                     "features": {"type": "array", "items": {"type": "object"}}}}
+
+
+@bp.get("/regions")
+@requires_role(*ALL_ROLES)
+@doc(query=RegionArgs)
+def list_regions():
+    """List regions (county, township, village), filtered by level, parent or county."""
+    args = query_args(RegionArgs())
+    stmt = select(Region).where(*services.region_filter(args, current_actor()))
+    rows, cursor = paginate(stmt, Region.id, page_limit(args), args["cursor"])
+    return {"items": [services.region_dict(r.Region) for r in rows], "next_cursor": cursor}
+
+
+@bp.post("/regions")
+@requires_role(*OFFICIALS)
+@doc(body=RegionIn, responses={201: "Created"})
+def create_region():
+    """Create a county, township or village."""
+    region = services.create_region(load(RegionIn(), json_body()), current_actor())
+    return services.region_dict(region), 201
+
+
+@bp.get("/regions/<code>")
+@requires_role(*ALL_ROLES)
+def get_region(code: str):
+    """One region."""
+    return services.region_dict(services.get_region_by_code(code, current_actor()))
+
+
+@bp.get("/farm-parks")
+@requires_role(*ALL_ROLES)
+@doc(query=FarmParkArgs)
+def list_farm_parks():
+    """List farm parks."""
+    args = query_args(FarmParkArgs())
+    actor = current_actor()
+    stmt = select(FarmPark).where(services.county_scope(FarmPark.county_code, actor))
+    if args.get("county"):
+        stmt = stmt.where(FarmPark.county_code == args["county"])
+    rows, cursor = paginate(stmt, FarmPark.id, page_limit(args), args["cursor"])
+    return {"items": [services.farm_park_dict(r.FarmPark) for r in rows], "next_cursor": cursor}
+
+
+@bp.post("/farm-parks")
+@requires_role(*OFFICIALS)
+@doc(body=FarmParkIn, responses={201: "Created"})
+def create_farm_park():
+    """Create a farm park (optionally with its boundary polygon)."""
+    park = services.create_farm_park(load(FarmParkIn(), json_body()), current_actor())
+    return services.farm_park_dict(park), 201
+
+
+@bp.get("/farm-parks/<code>")
+@requires_role(*ALL_ROLES)
+def get_farm_park(code: str):
+    """One farm park."""
+    return services.farm_park_dict(services.get_farm_park_by_code(code, current_actor()))
+
+
+@bp.get("/parcels")
+@requires_role(*ALL_ROLES)
+@doc(query=ParcelArgs)
+def list_parcels():
+    """List parcels as GeoJSON Features, filtered by village, farm park, land use."""
+    args = query_args(ParcelArgs())
+    stmt = select(Parcel).where(*services.parcel_filter(args, current_actor()))
+    rows, cursor = paginate(stmt, Parcel.id, page_limit(args), args["cursor"])
+    return {"items": [services.parcel_feature(r.Parcel) for r in rows], "next_cursor": cursor}
+
+
+@bp.post("/parcels")
+@requires_role(*OFFICIALS)
+@doc(body=FEATURE_COLLECTION, responses={201: "Imported"})
+def import_parcels():
+    """Import a GeoJSON FeatureCollection of parcels: all or nothing, with per-feature errors."""
+    limit = current_app.config["MAX_IMPORT_BYTES"]
+    result = services.import_parcels(json_body(limit), current_actor(),
+                                     current_app.config["MAX_IMPORT_FEATURES"])
+    return {"imported": result.count, "computed_areas": result.computed_areas,
+            "codes": result.codes[:1000]}, 201
+
+
+@bp.get("/parcels/<code>")
+@requires_role(*ALL_ROLES)
+def get_parcel(code: str):
+    """One parcel as a GeoJSON Feature."""
+    return services.parcel_feature(services.get_parcel_by_code(code, current_actor()))
+
+
+@bp.patch("/parcels/<code>")
+@requires_role(*OFFICIALS)
+@doc(body=ParcelPatch)
+def update_parcel(code: str):
+    """Edit a parcel; makes a new version (send ``base_version`` or If-Match to refuse stale edits)."""
+    patch = load(ParcelPatch(), json_body())
+    if not set(patch) - {"base_version"}:
+        raise validation_failed({"_body": ["nothing to change"]})
+    patch.setdefault("base_version", _if_match())
+    parcel = services.update_parcel(code, patch, current_actor())
+    return services.parcel_feature(parcel)
+
+
+@bp.delete("/parcels/<code>")
+@requires_role(*OFFICIALS)
+def delete_parcel(code: str):
+    """Delete a parcel: leaves a tombstone and keeps every version."""
+    parcel = services.delete_parcel(code, current_actor(), _if_match())
+    return {"code": parcel.code, "deleted": True, "version": parcel.version,
+            "deleted_at": isoformat(parcel.deleted_at)}
+
+
+@bp.get("/parcels/<code>/versions")
+@requires_role(*ALL_ROLES)
+def parcel_versions(code: str):
+    """Every version of a parcel, oldest first."""
+    services.get_parcel_by_code(code, current_actor(), allow_deleted=True)
+    return {"items": [{"version": v.version, "deleted": v.deleted, "actor": v.actor,
+                       "created_at": isoformat(v.created_at), "data": v.data}
+                      for v in versions_for("parcel", code)], "next_cursor": None}
+
+
+def _if_match() -> int | None:
+    raw = request.headers.get("If-Match", "").strip().strip('"').removeprefix("W/").strip('"')
+    if not raw:
+        return None
+    if not raw.isdigit():
+        raise validation_failed({"If-Match": ["must be the parcel's version number"]})
+    return int(raw)
