@@ -12,7 +12,7 @@ from .auth.services import create_user, get_user_by_username
 from .devices.services import register_device
 from .extensions import db
 from .places import services as places
-from .places.demo_data import generate_county
+from .places.demo_data import DemoCounty, generate_county
 from .places.models import Region
 
 # Demo accounts for trying the API locally; README says to remove them for real use.
@@ -28,13 +28,7 @@ def load_demo(*, parcels: int = 20_000, seed: int = 391, if_empty: bool = False,
         return {}
     county = generate_county(seed=seed, parcels=parcels)
     echo(f"demo county {county.county}: {len(county.regions)} regions, {len(county.parcels)} parcels")
-    for level in ("county", "township", "village"):
-        for region in county.regions:
-            if region["level"] == level:
-                places.create_region(region, SYSTEM)
-    for park in county.farm_parks:
-        places.create_farm_park(park, SYSTEM)
-    result = places.import_parcels(county.feature_collection(), SYSTEM, max_features=len(county.parcels))
+    result = load_places(county)
     _demo_accounts(county.county)
     villages = [r["code"] for r in county.regions if r["level"] == "village"][:3]
     device = register_device({"name": "Demo phone", "user": "sampler", "villages": villages, "parcels": []},
@@ -45,6 +39,17 @@ def load_demo(*, parcels: int = 20_000, seed: int = 391, if_empty: bool = False,
                    demo_device_token=device.token, accounts=[u for u, _ in DEMO_USERS],
                    password=DEMO_PASSWORD)
     return summary
+
+
+def load_places(county: DemoCounty) -> places.ImportResult:
+    """Regions (parents first), farm parks and parcels; flushes, the caller commits."""
+    for level in ("county", "township", "village"):
+        for region in county.regions:
+            if region["level"] == level:
+                places.create_region(region, SYSTEM)
+    for park in county.farm_parks:
+        places.create_farm_park(park, SYSTEM)
+    return places.import_parcels(county.feature_collection(), SYSTEM, max_features=len(county.parcels))
 
 
 def _demo_accounts(county_code: str) -> None:

@@ -134,21 +134,17 @@ def decode_cursor(cursor: str | None) -> dict[str, Any] | None:
 
 
 def paginate(stmt: Select, key_column: Any, limit: int, cursor: str | None) -> tuple[list[Any], str | None]:
-    """Keyset pagination on one unique, increasing column."""
+    """Keyset pagination of ORM rows on one unique, increasing column."""
     after = decode_cursor(cursor)
     if after is not None:
         if not isinstance(after.get("k"), int):
             raise validation_failed({"cursor": ["is not a cursor this server issued"]})
         stmt = stmt.where(key_column > after["k"])
-    rows = list(db.session.execute(stmt.order_by(key_column).limit(limit + 1)))
+    rows = list(db.session.scalars(stmt.order_by(key_column).limit(limit + 1)))
     more = len(rows) > limit
     rows = rows[:limit]
-    next_cursor = encode_cursor({"k": _key_of(rows[-1], key_column)}) if more and rows else None
+    next_cursor = encode_cursor({"k": getattr(rows[-1], key_column.key)}) if more and rows else None
     return rows, next_cursor
-
-
-def _key_of(row: Any, key_column: Any) -> Any:
-    return row._mapping[key_column]
 
 
 # --- one error shape ------------------------------------------------------------------------

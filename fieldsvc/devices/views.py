@@ -43,7 +43,7 @@ def list_devices():
     if not args["include_revoked"]:
         stmt = stmt.where(Device.revoked_at.is_(None))
     rows, cursor = paginate(stmt, Device.id, page_limit(args), args["cursor"])
-    return {"items": [services.device_dict(r.Device) for r in rows], "next_cursor": cursor}
+    return {"items": [services.device_dict(r) for r in rows], "next_cursor": cursor}
 
 
 @bp.get("/<device_id>")

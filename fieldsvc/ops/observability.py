@@ -36,7 +36,7 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
-            "request_id": request_id_var.get(),
+            "request_id": getattr(record, "request_id", None),
         }
         for key, value in getattr(record, "fields", {}).items():
             if not any(s in key.lower() for s in _SECRET_KEYS):
@@ -46,7 +46,23 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(data, ensure_ascii=False, default=str)
 
 
+def _stamp_request_ids() -> None:
+    """Records carry the request id from the moment they are made, whoever formats them later."""
+    factory = logging.getLogRecordFactory()
+    if getattr(factory, "fieldsvc", False):
+        return
+
+    def make(*args, **kwargs):
+        record = factory(*args, **kwargs)
+        record.request_id = request_id_var.get()
+        return record
+
+    make.fieldsvc = True
+    logging.setLogRecordFactory(make)
+
+
 def configure_logging(level: str) -> None:
+    _stamp_request_ids()
     root = logging.getLogger("fieldsvc")
     if not any(isinstance(h.formatter, JsonFormatter) for h in root.handlers):
         handler = logging.StreamHandler(sys.stderr)

@@ -30,7 +30,7 @@ def list_regions():
     args = query_args(RegionArgs())
     stmt = select(Region).where(*services.region_filter(args, current_actor()))
     rows, cursor = paginate(stmt, Region.id, page_limit(args), args["cursor"])
-    return {"items": [services.region_dict(r.Region) for r in rows], "next_cursor": cursor}
+    return {"items": [services.region_dict(r) for r in rows], "next_cursor": cursor}
 
 
 @bp.post("/regions")
@@ -60,7 +60,7 @@ def list_farm_parks():
     if args.get("county"):
         stmt = stmt.where(FarmPark.county_code == args["county"])
     rows, cursor = paginate(stmt, FarmPark.id, page_limit(args), args["cursor"])
-    return {"items": [services.farm_park_dict(r.FarmPark) for r in rows], "next_cursor": cursor}
+    return {"items": [services.farm_park_dict(r) for r in rows], "next_cursor": cursor}
 
 
 @bp.post("/farm-parks")
@@ -87,7 +87,7 @@ def list_parcels():
     args = query_args(ParcelArgs())
     stmt = select(Parcel).where(*services.parcel_filter(args, current_actor()))
     rows, cursor = paginate(stmt, Parcel.id, page_limit(args), args["cursor"])
-    return {"items": [services.parcel_feature(r.Parcel) for r in rows], "next_cursor": cursor}
+    return {"items": [services.parcel_feature(r) for r in rows], "next_cursor": cursor}
 
 
 @bp.post("/parcels")

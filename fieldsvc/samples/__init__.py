@@ -1,0 +1,1 @@
+"""Soil samples: what a sampler's phone sends, checked and normalised."""

@@ -1,0 +1,128 @@
+"""A sample's content fingerprint: tells a resend (duplicate) from an edit (conflict).
+
+ANCHORS part 1, lesson 2: the same record id with the same content is a success, with
+different content a conflict. "Same" must not depend on how a phone spelled its JSON, so
+the hash is taken over a canonical form:
+
+- keys sorted, no whitespace, strings as JSON with ASCII escapes;
+- numbers compare by value: ``1``, ``1.0`` and ``Decimal("1.00")`` are one number, while
+  the string ``"1"`` stays a string (validation turns numeric strings into numbers first,
+  so a hash of raw input should not guess);
+- ``true`` is not ``1``; NaN and infinities have no canonical form and raise ValueError;
+- ``media`` is a manifest, i.e. a set: its order does not count;
+- fields the server makes (``SERVER_MADE``) and the kept raw values (``raw`` inside a
+  nested object such as ``location``) never enter it: they describe how the content
+  arrived, not what it says.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Any
+
+SERVER_MADE = frozenset(
+    {
+        "id",
+        "version",
+        "state",
+        "flags",
+        "received_at",
+        "clock_skew_s",
+        "collected_at_corrected",
+        "created_at",
+        "updated_at",
+    }
+)
+DERIVED_NESTED = frozenset({"raw"})
+UNORDERED_LISTS = frozenset({"media"})
+_PLAIN_EXPONENT = 30  # more padding zeros than this: written as <digits>e<exp> to stay short
+
+
+def content_hash(data: Mapping[str, Any]) -> str:
+    """SHA-256 hex of ``canonical_json(data)``."""
+    return hashlib.sha256(canonical_json(data).encode("ascii")).hexdigest()
+
+
+def same_content(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
+    """True when two data dicts would get the same ``content_hash``."""
+    return canonical_json(a) == canonical_json(b)
+
+
+def canonical_json(data: Mapping[str, Any]) -> str:
+    """The canonical text a record's content hash is taken over."""
+    if not isinstance(data, Mapping):
+        raise TypeError("content is a mapping of field names to values")
+    return _mapping(data, ())
+
+
+def canonical_field(name: str, value: Any) -> str:
+    """Canonical text of one top-level field, so merge compares fields the way the hash does."""
+    return _encode(value, (name,))
+
+
+def _encode(value: Any, path: tuple[str, ...]) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float | Decimal):
+        return canonical_number(value)
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=True)
+    if isinstance(value, Mapping):
+        return _mapping(value, path)
+    if isinstance(value, list | tuple):
+        items = [_encode(item, (*path, "[]")) for item in value]
+        if path in {(name,) for name in UNORDERED_LISTS}:
+            items.sort()
+        return "[" + ",".join(items) + "]"
+    raise TypeError(f"cannot fingerprint a {type(value).__name__}")
+
+
+def _mapping(value: Mapping[Any, Any], path: tuple[str, ...]) -> str:
+    dropped = SERVER_MADE if not path else DERIVED_NESTED
+    parts = []
+    for key in value:
+        if not isinstance(key, str):
+            raise TypeError("object keys must be strings")
+    for key in sorted(value):
+        if key not in dropped:
+            parts.append(json.dumps(key, ensure_ascii=True) + ":" + _encode(value[key], (*path, key)))
+    return "{" + ",".join(parts) + "}"
+
+
+def canonical_number(value: int | float | Decimal) -> str:
+    """One spelling per numeric value: ``1``, ``1.0``, ``1.00`` and ``1e0`` all give ``"1"``.
+
+    Trailing zeros are stripped by hand: ``Decimal.normalize`` would round to the context's
+    28 digits and make two different long numbers look equal.
+    """
+    number = to_decimal(value)
+    if not number.is_finite():
+        raise ValueError("NaN and infinities have no canonical form")
+    if number.is_zero():
+        return "0"
+    sign, digit_tuple, exponent = number.as_tuple()
+    digits = "".join(map(str, digit_tuple)).lstrip("0")
+    stripped = digits.rstrip("0")
+    exponent = int(exponent) + len(digits) - len(stripped)
+    padding = exponent if exponent >= 0 else -exponent - len(stripped)
+    text = _plain(stripped, exponent) if padding <= _PLAIN_EXPONENT else f"{stripped}e{exponent}"
+    return ("-" if sign else "") + text
+
+
+def to_decimal(value: int | float | Decimal) -> Decimal:
+    """Exact Decimal of a number; a float by its shortest spelling, so ``0.1`` is ``0.1``."""
+    if isinstance(value, Decimal):
+        return value
+    return Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
+
+
+def _plain(digits: str, exponent: int) -> str:
+    if exponent >= 0:
+        return digits + "0" * exponent
+    whole, frac = digits[:exponent], digits[exponent:]
+    return (whole or "0") + "." + frac.rjust(-exponent, "0")

@@ -1,0 +1,592 @@
+"""Check a pushed sample's ``data``: what is wrong (errors) and what is suspicious (flags).
+
+The two are kept apart on purpose. An *error* makes the record ``rejected`` and the phone
+must fix it; a *flag* keeps the record and marks it for an official. Phones turn garbage
+into ``0 0``, samplers accept 3 km fixes and mock locations report accuracy 0 (ANCHORS
+part 1, lesson 12), so coordinates are parsed strictly, the raw values are kept, and
+anything plausible but odd is flagged rather than guessed at. Device clocks are stored and
+judged, never used for ordering (lesson 7).
+
+Normalisation, decided here once:
+- ``code`` (the bag barcode): NFKC (full-width input from Chinese keyboards becomes
+  ASCII), stripped, upper-cased (scanners and hand typing disagree on case; barcodes
+  don't), then ``[A-Z0-9][A-Z0-9._/-]*``.
+- ``parcel``: NFKC and stripped, case kept (the places module owns its codes).
+- ``sample_type`` and ``land_use_observed``: stripped and lower-cased.
+- ``note``: NFC, stripped; empty becomes None so ``""`` and ``null`` are one value.
+- numbers: JSON numbers or numeric strings, ``.`` or a decimal comma (``"28,123"``), no
+  exponents or thousands separators; integral values become ``int``, others ``float``.
+- ``media[].sha256`` and ``mime``: lower-cased.
+- ``collected_at`` stays the device's string, verbatim; its parsed UTC value is
+  ``ValidatedSample.collected_at_utc``.
+- every string must be valid Unicode without control characters (PostgreSQL refuses NUL
+  and lone surrogates; a 500 at insert time is worse than a 422 now).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import unicodedata
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal
+from typing import Any
+
+from fieldsvc.errors import Problem, validation_failed
+from fieldsvc.samples.content import to_decimal
+
+SAMPLE_TYPES = ("composite", "single_point", "topsoil", "subsoil", "profile", "sediment")
+LAND_USES = ("dryland", "paddy", "vegetable", "orchard", "tea", "grassland", "paddy_dryland_rotation")
+FIELDS = (
+    "code",
+    "parcel",
+    "collected_at",
+    "location",
+    "depth_top_cm",
+    "depth_bottom_cm",
+    "sample_type",
+    "land_use_observed",
+    "note",
+    "media",
+)
+REQUIRED = ("code", "parcel", "collected_at", "location", "depth_top_cm", "depth_bottom_cm", "sample_type")
+LOCATION_FIELDS = ("lat", "lon", "accuracy_m", "mock")
+MEDIA_FIELDS = ("name", "sha256", "bytes", "mime")
+FLAG_ORDER = ("null_island", "low_accuracy", "mock_location", "location_mismatch", "clock_skew")
+
+_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:[.,][0-9]+)?|[.,][0-9]+)")
+_CODE = re.compile(r"[A-Z0-9][A-Z0-9._/-]*")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_MIME = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*")
+_RFC3339 = re.compile(
+    r"([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt ]([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]+))?"
+    r"(?:([Zz])|([+-])([0-9]{2}):([0-9]{2}))"
+)
+_NAIVE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]+)?)?")
+_MAX_ACCURACY_M = 20_000_000  # half the equator; anything larger is not a GPS fix
+
+
+@dataclass(frozen=True)
+class SampleRules:
+    """Thresholds for checking samples; the defaults are the service's defaults."""
+
+    low_accuracy_m: float = 30
+    location_buffer_m: float = 20
+    clock_skew_s: float = 600
+    max_note_chars: int = 2000
+    max_media: int = 20
+    max_media_bytes: int = 2**32
+    max_code_chars: int = 64
+    max_name_chars: int = 255
+    depth_min_cm: float = 0
+    depth_max_cm: float = 300
+    sample_types: tuple[str, ...] = SAMPLE_TYPES
+    land_uses: tuple[str, ...] = LAND_USES
+    earliest_collected_at: datetime = datetime(2000, 1, 1, tzinfo=UTC)
+    require_location: bool = True
+
+
+@dataclass(frozen=True)
+class ValidatedSample:
+    """The outcome of ``validate_sample_data``; ``clean`` is only trustworthy when ``ok``."""
+
+    clean: dict[str, Any]
+    errors: dict[str, list[str]]
+    flags: list[str]
+    collected_at_utc: datetime | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def problem(self) -> Problem:
+        """The 422 ``validation_failed`` an API client sees for this sample."""
+        return validation_failed(self.errors, "Sample is invalid.")
+
+
+class _Invalid(ValueError):
+    """One field's value is unusable; the message is meant for the sampler."""
+
+
+# ---------------------------------------------------------------- the whole record
+
+
+def validate_sample_data(data: Any, rules: SampleRules) -> ValidatedSample:
+    """Check and normalise a pushed sample's ``data``. Never raises for any JSON value."""
+    if not isinstance(data, Mapping):
+        return ValidatedSample({}, {"data": ["Must be an object."]}, [])
+    errors: dict[str, list[str]] = {}
+    for key in data:
+        if key not in FIELDS:
+            _add(errors, str(key), "Unknown field.")
+    required = REQUIRED if rules.require_location else tuple(f for f in REQUIRED if f != "location")
+    for name in required:
+        if data.get(name) is None:
+            _add(errors, name, "Is required.")
+
+    clean: dict[str, Any] = {}
+    simple = {
+        "code": lambda v: _clean_code(v, rules),
+        "parcel": _clean_parcel,
+        "collected_at": _clean_collected_at,
+        "depth_top_cm": lambda v: _depth(v, rules),
+        "depth_bottom_cm": lambda v: _depth(v, rules),
+        "sample_type": lambda v: _choice(v, rules.sample_types),
+        "land_use_observed": lambda v: _choice(v, rules.land_uses),
+        "note": lambda v: _clean_note(v, rules),
+    }
+    for name, check in simple.items():
+        clean[name] = _field(data.get(name), check, name, errors)
+    clean["location"] = _clean_location(data.get("location"), errors)
+    clean["media"] = _clean_media(data.get("media"), rules, errors)
+    _check_depth_order(clean, errors)
+
+    collected_at_utc = None
+    if clean["collected_at"] is not None and "collected_at" not in errors:
+        collected_at_utc = parse_rfc3339(clean["collected_at"])
+    ordered = {name: clean[name] for name in FIELDS}
+    return ValidatedSample(
+        ordered, errors, _location_record_flags(clean["location"], rules), collected_at_utc
+    )
+
+
+def _field(value: Any, check: Any, name: str, errors: dict[str, list[str]]) -> Any:
+    if value is None:
+        return None
+    try:
+        return check(value)
+    except _Invalid as exc:
+        _add(errors, name, str(exc))
+        return None
+
+
+def _add(errors: dict[str, list[str]], name: str, message: str) -> None:
+    errors.setdefault(name, []).append(message)
+
+
+def _location_record_flags(location: dict[str, Any] | None, rules: SampleRules) -> list[str]:
+    if location is None:
+        return []
+    flags = location_flags(location["lat"], location["lon"], location["accuracy_m"], None, rules)
+    if location["mock"]:
+        flags.append("mock_location")
+    return order_flags(flags)
+
+
+def order_flags(flags: list[str]) -> list[str]:
+    """Flags without repeats in one fixed order, so equal records store equal flag lists."""
+    return sorted(set(flags), key=lambda f: (FLAG_ORDER.index(f) if f in FLAG_ORDER else len(FLAG_ORDER), f))
+
+
+def _check_depth_order(clean: dict[str, Any], errors: dict[str, list[str]]) -> None:
+    top, bottom = clean["depth_top_cm"], clean["depth_bottom_cm"]
+    if top is not None and bottom is not None and not top < bottom:
+        _add(errors, "depth_bottom_cm", "Must be greater than depth_top_cm.")
+
+
+# ---------------------------------------------------------------- text fields
+
+
+def _text(value: Any, *, form: str = "NFKC", multiline: bool = False) -> str:
+    """A stripped, normalised string; refuses what a database or a label printer would choke on."""
+    if not isinstance(value, str):
+        raise _Invalid("Must be a string.")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise _Invalid("Must be valid Unicode text.") from None
+    text = unicodedata.normalize(form, value).strip()
+    allowed = "\n\r\t" if multiline else ""
+    if any(unicodedata.category(ch) == "Cc" and ch not in allowed for ch in text):
+        raise _Invalid("Must not contain control characters.")
+    return text
+
+
+def _clean_code(value: Any, rules: SampleRules) -> str:
+    code = _text(value).upper()
+    if not code:
+        raise _Invalid("Must not be empty.")
+    if len(code) > rules.max_code_chars:
+        raise _Invalid(f"Must be at most {rules.max_code_chars} characters.")
+    if not _CODE.fullmatch(code):
+        raise _Invalid("Use letters, digits and . _ / - only, starting with a letter or digit.")
+    return code
+
+
+def _clean_parcel(value: Any) -> str:
+    text = _text(value)
+    if not text:
+        raise _Invalid("Must not be empty.")
+    if len(text) > 64 or any(ch.isspace() for ch in text):
+        raise _Invalid("Must be a parcel code: at most 64 characters, no spaces.")
+    return text
+
+
+def _choice(value: Any, allowed: tuple[str, ...]) -> str:
+    text = _text(value).lower()
+    if text not in allowed:
+        raise _Invalid(f"Must be one of: {', '.join(allowed)}.")
+    return text
+
+
+def _clean_note(value: Any, rules: SampleRules) -> str | None:
+    text = _text(value, form="NFC", multiline=True)
+    if len(text) > rules.max_note_chars:
+        raise _Invalid(f"Must be at most {rules.max_note_chars} characters.")
+    return text or None
+
+
+def _clean_collected_at(value: Any) -> str:
+    if not isinstance(value, str):
+        raise _Invalid("Must be an RFC 3339 time string.")
+    try:
+        parse_rfc3339(value)
+    except ValueError as exc:
+        raise _Invalid(str(exc)) from None
+    return value
+
+
+# ---------------------------------------------------------------- numbers
+
+
+def parse_number(value: Any) -> Decimal:
+    """Strictly parse a JSON number or a numeric string (``.`` or a decimal comma).
+
+    Raises ValueError for booleans, NaN, infinities, empty strings, exponents and
+    anything else; the Decimal is exact, so range checks never meet float overflow.
+    """
+    if isinstance(value, bool) or value is None:
+        raise _Invalid("Must be a number.")
+    if isinstance(value, int):
+        return Decimal(value)
+    if isinstance(value, float | Decimal):
+        number = to_decimal(value)
+        if not number.is_finite():
+            raise _Invalid("Must be a finite number.")
+        return number
+    if not isinstance(value, str):
+        raise _Invalid("Must be a number.")
+    text = _text(value)
+    if not text:
+        raise _Invalid("Must be a number, not an empty string.")
+    if not _NUMBER.fullmatch(text):
+        raise _Invalid("Must be a number like 28.123 or 28,123.")
+    return Decimal(text.replace(",", "."))
+
+
+def _plain_number(number: Decimal) -> int | float:
+    """``int`` when integral so JSON shows ``20`` rather than ``20.0``."""
+    return int(number) if number == number.to_integral_value() else float(number)
+
+
+def _bounded(value: Any, low: float, high: float) -> Decimal:
+    number = parse_number(value)
+    if not low <= number <= high:
+        raise _Invalid(f"Must be between {low:g} and {high:g}.")
+    return number
+
+
+def _depth(value: Any, rules: SampleRules) -> int | float:
+    return _plain_number(_bounded(value, rules.depth_min_cm, rules.depth_max_cm))
+
+
+# ---------------------------------------------------------------- location
+
+
+def _clean_location(value: Any, errors: dict[str, list[str]]) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        _add(errors, "location", "Must be an object with lat and lon.")
+        return None
+    for key in value:
+        if key not in LOCATION_FIELDS:
+            _add(errors, f"location.{key}", "Unknown field.")
+    for key in ("lat", "lon"):
+        if value.get(key) is None:
+            _add(errors, f"location.{key}", "Is required.")
+    lat = _field(value.get("lat"), lambda v: _bounded(v, -90, 90), "location.lat", errors)
+    lon = _field(value.get("lon"), lambda v: _bounded(v, -180, 180), "location.lon", errors)
+    _hint_swapped(value, errors)
+    accuracy = _field(
+        value.get("accuracy_m"), lambda v: _bounded(v, 0, _MAX_ACCURACY_M), "location.accuracy_m", errors
+    )
+    mock = _field(value.get("mock"), _boolean, "location.mock", errors)
+    return {
+        "lat": None if lat is None else float(lat),
+        "lon": None if lon is None else float(lon),
+        "accuracy_m": None if accuracy is None else _plain_number(accuracy),
+        "mock": bool(mock),
+        "raw": {key: _json_safe(value[key]) for key in LOCATION_FIELDS if key in value},
+    }
+
+
+def _hint_swapped(value: Mapping[str, Any], errors: dict[str, list[str]]) -> None:
+    """A latitude beyond ±90 with a longitude that would fit as one: say so, don't fix it."""
+    if "location.lat" not in errors or "location.lon" in errors:
+        return
+    try:
+        lat, lon = parse_number(value.get("lat")), parse_number(value.get("lon"))
+    except _Invalid:
+        return
+    if 90 < abs(lat) <= 180 and abs(lon) <= 90:
+        _add(errors, "location.lat", "lat and lon look swapped.")
+
+
+def _boolean(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise _Invalid("Must be true or false.")
+    return value
+
+
+def _json_safe(value: Any) -> Any:
+    """The raw value as sent, except NaN/inf (which JSON columns refuse) become their text."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value)
+    if isinstance(value, Decimal) and not value.is_finite():
+        return str(value)
+    if isinstance(value, Mapping):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def location_flags(
+    lat: float | Decimal | None,
+    lon: float | Decimal | None,
+    accuracy_m: float | Decimal | None,
+    distance_to_parcel_m: float | Decimal | None,
+    rules: SampleRules,
+) -> list[str]:
+    """Flags a valid fix earns: ``null_island``, ``low_accuracy``, ``location_mismatch``.
+
+    Unknown accuracy counts as low (a fix that can't say how good it is isn't trusted) and
+    as 0 m for the parcel check. ``distance_to_parcel_m`` is 0 inside the parcel and None
+    when the parcel's shape is unknown (then no mismatch can be judged). Comparisons are
+    made on Decimals so that exactly ``accuracy + buffer`` is not a mismatch.
+    """
+    if lat is None or lon is None:
+        return []
+    flags = []
+    if to_decimal(lat) == 0 and to_decimal(lon) == 0:
+        flags.append("null_island")
+    if accuracy_m is None or to_decimal(accuracy_m) > to_decimal(rules.low_accuracy_m):
+        flags.append("low_accuracy")
+    if distance_to_parcel_m is not None:
+        allowed = to_decimal(accuracy_m or 0) + to_decimal(rules.location_buffer_m)
+        if to_decimal(distance_to_parcel_m) > allowed:
+            flags.append("location_mismatch")
+    return flags
+
+
+# ---------------------------------------------------------------- media manifest
+
+
+def _clean_media(value: Any, rules: SampleRules, errors: dict[str, list[str]]) -> list[dict[str, Any]] | None:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        _add(errors, "media", "Must be a list of {name, sha256, bytes, mime}.")
+        return None
+    if len(value) > rules.max_media:
+        _add(errors, "media", f"At most {rules.max_media} files per sample.")
+        return None
+    items: list[dict[str, Any]] = []
+    seen: dict[str, int] = {}
+    for index, item in enumerate(value):
+        cleaned = _media_item(item, f"media.{index}", rules, errors)
+        sha = cleaned.get("sha256") if cleaned else None
+        if sha is not None and sha in seen:
+            _add(errors, f"media.{index}.sha256", f"Same file as media.{seen[sha]}.")
+        elif sha is not None:
+            seen[sha] = index
+        if cleaned is not None:
+            items.append(cleaned)
+    return items
+
+
+def _media_item(
+    item: Any, prefix: str, rules: SampleRules, errors: dict[str, list[str]]
+) -> dict[str, Any] | None:
+    if not isinstance(item, Mapping):
+        _add(errors, prefix, "Must be an object with name, sha256, bytes and mime.")
+        return None
+    for key in item:
+        if key not in MEDIA_FIELDS:
+            _add(errors, f"{prefix}.{key}", "Unknown field.")
+    for key in MEDIA_FIELDS:
+        if item.get(key) is None:
+            _add(errors, f"{prefix}.{key}", "Is required.")
+    checks = {
+        "name": lambda v: _media_name(v, rules),
+        "sha256": lambda v: _pattern(v, _SHA256, "Must be 64 hex digits (SHA-256)."),
+        "bytes": lambda v: _size(v, rules),
+        "mime": lambda v: _pattern(v, _MIME, "Must be a media type like image/jpeg."),
+    }
+    return {key: _field(item.get(key), check, f"{prefix}.{key}", errors) for key, check in checks.items()}
+
+
+def _media_name(value: Any, rules: SampleRules) -> str:
+    name = _text(value, form="NFC")
+    if not name or len(name) > rules.max_name_chars:
+        raise _Invalid(f"Must be 1 to {rules.max_name_chars} characters.")
+    if "/" in name or "\\" in name:
+        raise _Invalid("Must be a file name, not a path.")
+    return name
+
+
+def _pattern(value: Any, pattern: re.Pattern[str], message: str) -> str:
+    text = _text(value).lower()
+    if not pattern.fullmatch(text) or not text.isascii():
+        raise _Invalid(message)
+    return text
+
+
+def _size(value: Any, rules: SampleRules) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _Invalid("Must be a whole number of bytes.")
+    if not 0 < value <= rules.max_media_bytes:
+        raise _Invalid(f"Must be between 1 and {rules.max_media_bytes} bytes.")
+    return value
+
+
+# ---------------------------------------------------------------- time
+
+
+def parse_rfc3339(text: str) -> datetime:
+    """Parse an RFC 3339 timestamp (``Z`` or ``±hh:mm``) to an aware UTC datetime.
+
+    Naive times are refused: a phone's local time without its offset cannot be placed.
+    Digits beyond microseconds are cut; a leap second becomes ``:59.999999``.
+    Raises ValueError with a message fit for the sampler.
+    """
+    match = _RFC3339.fullmatch(text.strip()) if isinstance(text, str) else None
+    if match is None:
+        if isinstance(text, str) and _looks_naive(text):
+            raise ValueError("Needs a time zone: end with Z or an offset like +08:00.")
+        raise ValueError("Must be an RFC 3339 time like 2024-05-01T08:30:00+08:00.")
+    year, month, day, hour, minute, second, frac, zulu, sign, off_h, off_m = match.groups()
+    offset = timedelta(0) if zulu else _offset(sign, off_h, off_m)
+    micro = int((frac or "0")[:6].ljust(6, "0"))
+    leap = second == "60"
+    try:
+        local = datetime(
+            int(year),
+            int(month),
+            int(day),
+            int(hour),
+            int(minute),
+            59 if leap else int(second),
+            999999 if leap else micro,
+            tzinfo=timezone(offset),
+        )
+        moment = local.astimezone(UTC)
+    except (ValueError, OverflowError):
+        raise ValueError("Is not a real date and time.") from None
+    return moment
+
+
+def _offset(sign: str, hours: str, minutes: str) -> timedelta:
+    if int(hours) > 23 or int(minutes) > 59:
+        raise ValueError("Has an impossible time zone offset.")
+    delta = timedelta(hours=int(hours), minutes=int(minutes))
+    return -delta if sign == "-" else delta
+
+
+def _looks_naive(text: str) -> bool:
+    return _NAIVE.fullmatch(text.strip()) is not None
+
+
+def _utc(moment: datetime) -> datetime:
+    """Server times are UTC; a naive one from the database is read as UTC."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def estimate_skew(device_sent_at: str | None, server_time: datetime) -> float | None:
+    """Seconds the device clock is ahead of the server (device − server) for one batch.
+
+    ``device_sent_at`` is stamped when the phone sends, ``server_time`` when the server
+    receives, so the estimate also carries the upload time (negative, seconds on a slow
+    link); the skew threshold is far above that. None when the phone sent no usable time.
+    """
+    if not isinstance(device_sent_at, str):
+        return None
+    try:
+        device = parse_rfc3339(device_sent_at)
+    except ValueError:
+        return None
+    return (device - _utc(server_time)).total_seconds()
+
+
+def time_flags(
+    collected_at: datetime | str | None,
+    skew_s: float | None,
+    server_time: datetime,
+    rules: SampleRules,
+) -> list[str]:
+    """``clock_skew`` when the batch skew or the collection time itself is implausible.
+
+    Implausible: |skew| above ``rules.clock_skew_s`` (exactly at it is fine), collected
+    before ``rules.earliest_collected_at`` (a phone in 1980), or later than the server's
+    time plus the threshold.
+    """
+    threshold = timedelta(seconds=rules.clock_skew_s)
+    collected = _as_time(collected_at)
+    skewed = skew_s is not None and abs(skew_s) > rules.clock_skew_s
+    if collected is not None:
+        too_early = collected < rules.earliest_collected_at
+        skewed = skewed or too_early or collected > _utc(server_time) + threshold
+    return ["clock_skew"] if skewed else []
+
+
+def correct_collected_at(
+    collected_at: datetime | str | None, skew_s: float | None, rules: SampleRules
+) -> datetime | None:
+    """Best estimate of the true collection time, offered as ``collected_at_corrected``.
+
+    The batch skew is subtracted only when it exceeds the threshold (below it, the
+    estimate is mostly upload time, not clock error). It assumes the clock was as wrong
+    when the sample was taken as when it was sent, which a phone that has since fixed its
+    clock breaks; that is why the raw value is kept and this is only ever an offer.
+    None when there is no usable time or no skew estimate.
+    """
+    collected = _as_time(collected_at)
+    if collected is None or skew_s is None:
+        return None
+    if abs(skew_s) <= rules.clock_skew_s:
+        return collected
+    try:
+        return collected - timedelta(seconds=skew_s)
+    except OverflowError:
+        return None
+
+
+def _as_time(value: datetime | str | None) -> datetime | None:
+    if isinstance(value, datetime):
+        return _utc(value)
+    if isinstance(value, str):
+        try:
+            return parse_rfc3339(value)
+        except ValueError:
+            return None
+    return None
+
+
+__all__ = [
+    "FIELDS",
+    "LAND_USES",
+    "SAMPLE_TYPES",
+    "SampleRules",
+    "ValidatedSample",
+    "correct_collected_at",
+    "estimate_skew",
+    "location_flags",
+    "order_flags",
+    "parse_number",
+    "parse_rfc3339",
+    "time_flags",
+    "validate_sample_data",
+]

@@ -1,0 +1,62 @@
+"""The schema comes only from Alembic: upgrade from empty matches the models, and downgrade undoes it."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from flask_migrate import downgrade, upgrade
+from sqlalchemy import create_engine, inspect, text
+
+from fieldsvc import create_app
+from fieldsvc.extensions import db
+from tests.conftest import PG_URL, TEST_CONFIG, pg_reachable
+
+MIGRATION_DB = "fieldsvc_migrations_test"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_database_url(request, tmp_path):
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'empty.db'}"
+        return
+    reason = pg_reachable(PG_URL)
+    if reason:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"PostgreSQL unreachable with CI=true: {reason}")
+        pytest.skip(reason)
+    admin = create_engine(PG_URL.replace("postgresql://", "postgresql+psycopg://", 1), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f"DROP DATABASE IF EXISTS {MIGRATION_DB} WITH (FORCE)"))
+        conn.execute(text(f"CREATE DATABASE {MIGRATION_DB}"))
+    yield PG_URL.rsplit("/", 1)[0] + "/" + MIGRATION_DB
+    with admin.connect() as conn:
+        conn.execute(text(f"DROP DATABASE IF EXISTS {MIGRATION_DB} WITH (FORCE)"))
+    admin.dispose()
+
+
+def test_upgrade_from_empty_matches_models_and_downgrade_removes_all(empty_database_url, tmp_path):
+    app = create_app({**TEST_CONFIG, "DATABASE_URL": empty_database_url, "INSTANCE_PATH": str(tmp_path / "i")})
+    with app.app_context():
+        upgrade()
+        with db.engine.connect() as conn:
+            diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), db.metadata)
+            assert diff == [], f"models and migrations disagree: {diff}"
+            tables = set(inspect(conn).get_table_names())
+            assert {"users", "parcels", "audit_events", "devices"} <= tables
+            assert conn.execute(text("SELECT value FROM sequence_counters WHERE name='changes'")).scalar() == 0
+        downgrade(revision="base")
+        with db.engine.connect() as conn:
+            assert set(inspect(conn).get_table_names()) <= {"alembic_version"}
+        db.engine.dispose()
+
+
+def test_sqlite_database_runs_in_wal_with_foreign_keys(app):
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql"):
+        pytest.skip("SQLite pragmas")
+    with app.app_context(), db.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == app.config["SQLITE_BUSY_TIMEOUT_MS"]
