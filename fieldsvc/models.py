@@ -4,7 +4,8 @@ from .audit.models import AuditEvent, EntityVersion
 from .auth.models import ApiToken, RateLimitWindow, User
 from .devices.models import Device, DeviceAssignment
 from .places.models import FarmPark, Parcel, Region
+from .samples.models import Sample
 from .sequence import SequenceCounter
 
 __all__ = ["ApiToken", "AuditEvent", "Device", "DeviceAssignment", "EntityVersion", "FarmPark", "Parcel",
-           "RateLimitWindow", "Region", "SequenceCounter", "User"]
+           "RateLimitWindow", "Region", "Sample", "SequenceCounter", "User"]

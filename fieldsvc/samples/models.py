@@ -1,0 +1,55 @@
+"""Soil samples as synced from field devices (DESIGN §3).
+
+The client's UUID is the primary key and the bag barcode is unique, both
+enforced by the database rather than by check-then-insert, so parallel
+retries can never make two rows.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Boolean, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from ..dbtypes import UTCDateTime, utcnow
+from ..extensions import db
+
+STATES = ("awaiting_media", "complete", "held", "needs_review")
+
+
+class Sample(db.Model):
+    __tablename__ = "samples"
+    __table_args__ = (Index("ix_samples_parcel_state", "parcel_code", "state"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    code: Mapped[str] = mapped_column(String(64), unique=True)
+    parcel_code: Mapped[str] = mapped_column(String(64))
+    county_code: Mapped[str | None] = mapped_column(String(12), index=True)
+    state: Mapped[str] = mapped_column(String(16))
+    flags: Mapped[list[str]] = mapped_column(JSON, default=list)
+    collected_at_raw: Mapped[str | None] = mapped_column(String(64))
+    collected_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    clock_skew_s: Mapped[float | None] = mapped_column(Float)
+    lat: Mapped[float | None] = mapped_column(Float)
+    lon: Mapped[float | None] = mapped_column(Float)
+    accuracy_m: Mapped[float | None] = mapped_column(Float)
+    mock_location: Mapped[bool] = mapped_column(Boolean, default=False)
+    location_raw: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    depth_top_cm: Mapped[float | None] = mapped_column(Float)
+    depth_bottom_cm: Mapped[float | None] = mapped_column(Float)
+    sample_type: Mapped[str | None] = mapped_column(String(32))
+    land_use_observed: Mapped[str | None] = mapped_column(String(32))
+    note: Mapped[str | None] = mapped_column(Text)
+    media: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    seq: Mapped[int] = mapped_column(BigInteger, index=True)
+    device_pk: Mapped[int | None] = mapped_column(ForeignKey("devices.id"), index=True)
+    created_by: Mapped[str] = mapped_column(String(80))
+    held_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
