@@ -1,0 +1,1 @@
+"""Certificates: codes, signed tokens, QR symbols and printable PDFs (pure Python, no Flask)."""
