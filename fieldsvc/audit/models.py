@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Index, Integer, String, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..dbtypes import UTCDateTime, utcnow
@@ -39,6 +40,10 @@ class EntityVersion(db.Model):
     entity_key: Mapped[str] = mapped_column(String(80))
     version: Mapped[int] = mapped_column(Integer)
     deleted: Mapped[bool] = mapped_column(default=False)
-    data: Mapped[dict[str, Any]] = mapped_column(JSON)
+    data_json: Mapped[str] = mapped_column(Text)  # canonical JSON, the same text the audit digest hashes
     actor: Mapped[str] = mapped_column(String(80))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    @property
+    def data(self) -> Any:
+        return json.loads(self.data_json)

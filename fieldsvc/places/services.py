@@ -9,7 +9,7 @@ from typing import Any, Iterable, Mapping, Sequence
 from marshmallow import ValidationError
 from sqlalchemy import ColumnElement, and_, false, insert, or_, select, true
 
-from ..audit.services import Change, record, record_many
+from ..audit.services import Change, canonical_json, record, record_many
 from ..auth.principal import Actor
 from ..dbtypes import isoformat, utcnow
 from ..devices.models import DeviceAssignment
@@ -144,7 +144,7 @@ def import_parcels(collection: Any, actor: Actor, max_features: int) -> ImportRe
                       f"{len(errors)} of {len(features)} features are invalid; nothing was imported.",
                       features=shown, error_count=len(errors))
     _insert_parcels(rows, actor)
-    return ImportResult(len(rows), [r["code"] for r, _ in rows], sum(r["area_computed"] for r, _ in rows))
+    return ImportResult(len(rows), [r["code"] for r in rows], sum(r["area_computed"] for r in rows))
 
 
 def _features_of(collection: Any, max_features: int) -> list[Any]:
@@ -160,7 +160,7 @@ def _features_of(collection: Any, max_features: int) -> list[Any]:
     return features
 
 
-def _validate_features(features: Sequence[Any], actor: Actor) -> tuple[list[tuple[dict, dict]], list[dict]]:
+def _validate_features(features: Sequence[Any], actor: Actor) -> tuple[list[dict], list[dict]]:
     props_schema = ParcelProperties()
     errors: list[dict] = []
     parsed: list[tuple[int, dict, Any]] = []
@@ -253,7 +253,7 @@ def _existing_parcel_codes(codes: list[str]) -> set[str]:
     return existing
 
 
-def _rows_for(items: list[tuple[int, dict, dict]]) -> list[tuple[dict, dict]]:
+def _rows_for(items: list[tuple[int, dict, dict]]) -> list[dict]:
     missing = [g for _, p, g in items if p["area_m2"] is None]
     computed = iter(geo.areas_m2(missing)) if missing else iter(())
     now = utcnow()
@@ -261,24 +261,24 @@ def _rows_for(items: list[tuple[int, dict, dict]]) -> list[tuple[dict, dict]]:
     for _, props, geometry in items:
         min_lon, min_lat, max_lon, max_lat = geo.bbox(geometry)
         area = props["area_m2"]
-        rows.append(({
+        rows.append({
             "code": props["code"], "village_code": props["village"], "county_code": props["_county"],
             "farm_park_code": props["farm_park"], "land_use": props["land_use"], "crop": props["crop"],
             "area_m2": area if area is not None else round(next(computed), 2),
             "area_computed": area is None, "geometry_json": _dump(geometry),
             "min_lon": min_lon, "min_lat": min_lat, "max_lon": max_lon, "max_lat": max_lat,
             "version": 1, "created_at": now, "updated_at": now,
-        }, geometry))
+        })
     return rows
 
 
-def _insert_parcels(rows: list[tuple[dict, dict]], actor: Actor) -> None:
-    for (row, _), seq in zip(rows, allocate(len(rows)), strict=True):
+def _insert_parcels(rows: list[dict], actor: Actor) -> None:
+    for row, seq in zip(rows, allocate(len(rows)), strict=True):
         row["seq"] = seq
-    for chunk in _chunks([row for row, _ in rows]):
-        db.session.execute(insert(Parcel), chunk)
-    record_many(actor.label, (Change("parcel", r["code"], "create", after=_row_feature(r, g), version=1)
-                              for r, g in rows))
+    for chunk in _chunks(rows):
+        db.session.execute(insert(Parcel.__table__), chunk)
+    record_many(actor.label, (Change("parcel", r["code"], "create", after_json=_row_feature_json(r), version=1)
+                              for r in rows))
 
 
 # --- parcels: read, edit, delete ------------------------------------------------------------
@@ -408,17 +408,19 @@ def parcel_feature(parcel: Parcel) -> dict[str, Any]:
     }
 
 
-def _row_feature(row: Mapping[str, Any], geometry: dict) -> dict[str, Any]:
-    """The version-1 feature of an imported row, the same shape ``parcel_feature`` gives."""
-    return {"type": "Feature", "id": row["code"], "geometry": geometry, "properties": {
-        "code": row["code"], "village": row["village_code"], "county": row["county_code"],
-        "farm_park": row["farm_park_code"], "land_use": row["land_use"], "crop": row["crop"],
-        "area_m2": row["area_m2"], "area_computed": row["area_computed"], "version": 1,
-        "updated_at": isoformat(row["updated_at"]), "deleted": False}}
+def _row_feature_json(row: Mapping[str, Any]) -> str:
+    """``canonical_json(parcel_feature(...))`` of an imported row, built around its stored geometry text."""
+    props = {"code": row["code"], "village": row["village_code"], "county": row["county_code"],
+             "farm_park": row["farm_park_code"], "land_use": row["land_use"], "crop": row["crop"],
+             "area_m2": row["area_m2"], "area_computed": row["area_computed"], "version": 1,
+             "updated_at": isoformat(row["updated_at"]), "deleted": False}
+    return (f'{{"geometry":{row["geometry_json"]},"id":{canonical_json(row["code"])},'
+            f'"properties":{canonical_json(props)},"type":"Feature"}}')
 
 
 def _dump(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    """Geometry text is stored canonically, so version snapshots can embed it verbatim."""
+    return canonical_json(value)
 
 
 def _chunks(items: list, size: int = CHUNK) -> Iterable[list]:

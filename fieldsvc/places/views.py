@@ -12,6 +12,7 @@ from ..http import ALL_ROLES, OFFICIALS, current_actor, json_body, load, paginat
 from ..openapi import doc
 from ..schemas import page_limit
 from . import services
+from .geometry import gc_paused
 from .models import FarmPark, Parcel, Region
 from .schemas import FarmParkArgs, FarmParkIn, ParcelArgs, ParcelPatch, RegionArgs, RegionIn
 
@@ -96,8 +97,9 @@ def list_parcels():
 def import_parcels():
     """Import a GeoJSON FeatureCollection of parcels: all or nothing, with per-feature errors."""
     limit = current_app.config["MAX_IMPORT_BYTES"]
-    result = services.import_parcels(json_body(limit), current_actor(),
-                                     current_app.config["MAX_IMPORT_FEATURES"])
+    with gc_paused():  # a large collection is ~10^6 containers; the cyclic GC only slows parsing them
+        result = services.import_parcels(json_body(limit), current_actor(),
+                                         current_app.config["MAX_IMPORT_FEATURES"])
     return {"imported": result.count, "computed_areas": result.computed_areas,
             "codes": result.codes[:1000]}, 201
 

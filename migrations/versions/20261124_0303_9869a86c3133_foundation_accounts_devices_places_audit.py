@@ -43,7 +43,7 @@ def upgrade():
     sa.Column('entity_key', sa.String(length=80), nullable=False),
     sa.Column('version', sa.Integer(), nullable=False),
     sa.Column('deleted', sa.Boolean(), nullable=False),
-    sa.Column('data', sa.JSON(), nullable=False),
+    sa.Column('data_json', sa.Text(), nullable=False),
     sa.Column('actor', sa.String(length=80), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_entity_versions')),
