@@ -56,10 +56,11 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 def _register_blueprints(app: Flask) -> None:
     from .auth.views import bp as auth_bp
     from .devices.views import bp as devices_bp
+    from .lab.views import bp as lab_bp
     from .ops.views import bp as ops_bp
     from .places.views import bp as places_bp
 
-    for bp in (ops_bp, auth_bp, devices_bp, places_bp):
+    for bp in (ops_bp, auth_bp, devices_bp, places_bp, lab_bp):
         app.register_blueprint(bp)
 
 

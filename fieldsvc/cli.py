@@ -16,6 +16,7 @@ from sqlalchemy.engine import make_url
 from .auth.models import ROLES
 from .errors import Problem
 from .extensions import db
+from .lab.cli import lab as lab_cli
 
 
 def register_cli(app: Flask) -> None:
@@ -23,6 +24,7 @@ def register_cli(app: Flask) -> None:
     app.cli.add_command(demo)
     app.cli.add_command(backup)
     app.cli.add_command(restore)
+    app.cli.add_command(lab_cli)
 
 
 def _fail(problem: Problem) -> None:
