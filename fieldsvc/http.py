@@ -11,7 +11,7 @@ from typing import Any, Callable, Mapping
 from flask import Flask, Response, current_app, g, jsonify, request
 from marshmallow import Schema, ValidationError
 from sqlalchemy import Select
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 from .auth.principal import Actor
@@ -94,6 +94,8 @@ def json_body(max_bytes: int | None = None) -> Any:
     raw = request.get_data(cache=True)
     if len(raw) > limit:
         raise Problem(413, "payload_too_large", f"The body is larger than {limit} bytes.", max_bytes=limit)
+    if b"\\u0000" in raw:  # PostgreSQL text cannot hold NUL, and no field of ours needs it
+        raise validation_failed({"_body": ["text must not contain NUL (\\u0000) characters"]})
     try:
         return json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
     except (UnicodeDecodeError, ValueError) as exc:
@@ -203,6 +205,18 @@ def register_error_handlers(app: Flask, html_renderer: Callable[[Problem], Respo
         constraint = getattr(getattr(exc.orig, "diag", None), "constraint_name", None) or str(exc.orig)
         return render(Problem(409, "integrity_conflict", "The change conflicts with stored data.",
                               constraint=constraint))
+
+    @app.before_request
+    def _refuse_nul() -> None:
+        if "\x00" in request.path or b"%00" in request.query_string or b"\x00" in request.query_string:
+            raise Problem(400, "invalid_characters", "The URL must not contain NUL characters.")
+
+    @app.errorhandler(DataError)
+    def _data_error(exc: DataError):
+        db.session.rollback()
+        log.warning("database refused a value: %s", str(exc.orig).splitlines()[0] if exc.orig else exc)
+        return render(Problem(422, "invalid_value", "A value was refused by the database (out of range or "
+                                                    "not representable)."))
 
     @app.errorhandler(OperationalError)
     def _operational(exc: OperationalError):

@@ -11,6 +11,8 @@ from flask import Flask
 from marshmallow import Schema
 
 _PATH_ARG = re.compile(r"<(?:[a-z_]+:)?([a-z_]+)>")
+_TYPED_ARG = re.compile(r"<(?:([a-z_]+):)?([a-z_]+)>")
+_CONVERTER_TYPES = {"int": {"type": "integer", "minimum": 0}, "float": {"type": "number"}}
 
 
 def doc(*, summary: str | None = None, body: type[Schema] | dict | None = None,
@@ -55,8 +57,9 @@ def _operation(rule: Any, view: Callable) -> dict[str, Any]:
         "summary": summary,
         "tags": [rule.endpoint.split(".")[0]],
         "description": f"Roles: {', '.join(roles) or 'none'}.",
-        "parameters": [{"in": "path", "name": name, "required": True, "schema": {"type": "string"}}
-                       for name in _PATH_ARG.findall(rule.rule)],
+        "parameters": [{"in": "path", "name": name, "required": True,
+                        "schema": _CONVERTER_TYPES.get(converter, {"type": "string"})}
+                       for converter, name in _TYPED_ARG.findall(rule.rule)],
         "responses": {str(code): {"description": text} for code, text in
                       (meta.get("responses") or {200: "OK"}).items()},
     }

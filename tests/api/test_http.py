@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 
 import pytest
 
@@ -93,8 +94,7 @@ def test_openapi_describes_every_route(client, app):
     for rule in app.url_map.iter_rules():
         if rule.endpoint == "static" or rule.rule.startswith("/docs/static"):
             continue
-        path = rule.rule.replace("<", "{").replace(">", "}")
-        path = path.replace("{path:", "{")
+        path = re.sub(r"<(?:[a-z_]+:)?([a-z_]+)>", r"{\1}", rule.rule)
         assert path in spec["paths"], path
     post_regions = spec["paths"]["/api/v1/regions"]["post"]
     assert post_regions["security"] == [{"bearer": []}]
@@ -127,3 +127,11 @@ def test_request_id_is_echoed_and_logged_without_secrets(client, make_account, c
 def test_bad_request_id_is_replaced(client):
     resp = client.get("/healthz", headers={"X-Request-Id": "x forged <script>"})
     assert resp.headers["X-Request-Id"] != "x forged <script>" and len(resp.headers["X-Request-Id"]) == 32
+
+
+def test_nul_characters_are_refused_not_500(client, admin):
+    body = b'{"username": "a\\u0000b", "password": "x"}'
+    resp = client.post("/api/v1/auth/token", data=body, content_type="application/json")
+    assert_problem(resp, 422, "validation_failed", field="_body")
+    assert_problem(client.get("/api/v1/parcels/%00", headers=admin.headers), 400, "invalid_characters")
+    assert_problem(client.get("/api/v1/parcels?village=%00", headers=admin.headers), 400, "invalid_characters")

@@ -1,0 +1,173 @@
+"""Area roll-up: a village, farm park or county graded by the share of its parcel area that qualifies.
+
+Ungraded and indeterminate parcels count as not qualified, so missing work can never raise a
+grade; any strict-control parcel caps the grade at C. The same arithmetic runs on maintained
+sums (``RollupSums.apply``), so a re-grade updates an area in O(1) and gives exactly what a
+full roll-up would: areas are Decimals added and subtracted without rounding.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from decimal import Context, Decimal
+from typing import Any
+
+from fieldsvc.errors import validation_failed
+from fieldsvc.grading.rules import DEFAULT_ROLLUP, RulePack, to_decimal
+
+HOLDING_BACK_CAP = 50
+_EXACT = Context(prec=80)
+_SHOW = Context(prec=12)
+_ZERO = Decimal(0)
+
+
+@dataclass(frozen=True)
+class ParcelOutcome:
+    """One parcel's latest result as a roll-up sees it; ``verdict`` None means not graded yet."""
+
+    code: str
+    area_m2: Decimal | float
+    verdict: str | None
+    strict_control: bool = False
+
+
+def _area(o: ParcelOutcome) -> Decimal:
+    try:
+        area = to_decimal(o.area_m2)
+    except ValueError:
+        area = Decimal(-1)
+    if area < 0:
+        raise validation_failed({"area_m2": f"Parcel {o.code}: area must be a number >= 0."})
+    return area
+
+
+@dataclass(frozen=True)
+class RollupSums:
+    """The maintained sums of one area (store one row per area and rule pack)."""
+
+    total_area: Decimal = _ZERO
+    graded_area: Decimal = _ZERO
+    qualified_area: Decimal = _ZERO
+    parcel_count: int = 0
+    graded_count: int = 0
+    qualified_count: int = 0
+    strict_count: int = 0
+
+    def _shift(self, o: ParcelOutcome, sign: int) -> RollupSums:
+        area = _area(o)
+        graded = o.verdict is not None
+        qualified = o.verdict == "qualified"
+        signed = area if sign > 0 else -area
+        return replace(
+            self,
+            total_area=_EXACT.add(self.total_area, signed),
+            graded_area=_EXACT.add(self.graded_area, signed) if graded else self.graded_area,
+            qualified_area=_EXACT.add(self.qualified_area, signed) if qualified else self.qualified_area,
+            parcel_count=self.parcel_count + sign,
+            graded_count=self.graded_count + (sign if graded else 0),
+            qualified_count=self.qualified_count + (sign if qualified else 0),
+            strict_count=self.strict_count + (sign if o.strict_control else 0),
+        )
+
+    def apply(self, old: ParcelOutcome | None, new: ParcelOutcome | None) -> RollupSums:
+        """New sums after one parcel changed: ``old`` None = added, ``new`` None = removed."""
+        sums = self if old is None else self._shift(old, -1)
+        return sums if new is None else sums._shift(new, +1)
+
+
+def _thresholds(thresholds: Mapping[str, Any] | RulePack | None) -> dict[str, Decimal]:
+    if thresholds is None:
+        return dict(DEFAULT_ROLLUP)
+    if isinstance(thresholds, RulePack):
+        return thresholds.rollup_thresholds
+    return {k: to_decimal(thresholds[k]) for k in ("A", "B")}
+
+
+def grade_from_sums(sums: RollupSums, thresholds: Mapping[str, Any] | RulePack | None = None) -> str:
+    """A/B/C by qualified share of total area, compared exactly (share ≥ t ⇔ qualified ≥ t·total)."""
+    t = _thresholds(thresholds)
+    if sums.strict_count > 0 or sums.total_area <= 0:
+        return "C"
+    for grade in ("A", "B"):
+        if sums.qualified_area >= _EXACT.multiply(t[grade], sums.total_area):
+            return grade
+    return "C"
+
+
+def _share(part: Decimal, whole: Decimal) -> Decimal:
+    return _SHOW.divide(part, whole) if whole > 0 else _ZERO
+
+
+@dataclass(frozen=True)
+class AreaGrade:
+    grade: str
+    qualified_share: Decimal
+    coverage: Decimal
+    total_area_m2: Decimal
+    graded_area_m2: Decimal
+    qualified_area_m2: Decimal
+    parcel_count: int
+    graded_count: int
+    qualified_count: int
+    strict_control_count: int
+    holding_back: tuple[str, ...] = ()
+    holding_back_count: int = 0
+    thresholds: dict[str, Decimal] = field(default_factory=lambda: dict(DEFAULT_ROLLUP))
+
+    @classmethod
+    def from_sums(cls, sums: RollupSums, thresholds: Mapping[str, Any] | RulePack | None = None,
+                  holding_back: tuple[str, ...] = (), holding_back_count: int | None = None) -> AreaGrade:
+        """From maintained sums; the holding-back list comes from whoever can query the parcels."""
+        return cls(
+            grade=grade_from_sums(sums, thresholds),
+            qualified_share=_share(sums.qualified_area, sums.total_area),
+            coverage=_share(sums.graded_area, sums.total_area),
+            total_area_m2=sums.total_area,
+            graded_area_m2=sums.graded_area,
+            qualified_area_m2=sums.qualified_area,
+            parcel_count=sums.parcel_count,
+            graded_count=sums.graded_count,
+            qualified_count=sums.qualified_count,
+            strict_control_count=sums.strict_count, holding_back=holding_back,
+            holding_back_count=(sums.parcel_count - sums.qualified_count if holding_back_count is None
+                                else holding_back_count),
+            thresholds=_thresholds(thresholds),
+        )
+
+    @property
+    def qualified(self) -> bool:
+        """Villages and farm parks may be certified at grade A only."""
+        return self.grade == "A"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "grade": self.grade,
+            "qualified": self.qualified,
+            "qualified_share": str(self.qualified_share),
+            "coverage": str(self.coverage),
+            "total_area_m2": str(self.total_area_m2),
+            "graded_area_m2": str(self.graded_area_m2),
+            "qualified_area_m2": str(self.qualified_area_m2),
+            "parcel_count": self.parcel_count,
+            "graded_count": self.graded_count,
+            "qualified_count": self.qualified_count,
+            "strict_control_count": self.strict_control_count,
+            "holding_back": list(self.holding_back),
+            "holding_back_count": self.holding_back_count,
+            "thresholds": {k: str(v) for k, v in self.thresholds.items()},
+        }
+
+
+def rollup(outcomes: Iterable[ParcelOutcome],
+           thresholds: Mapping[str, Any] | RulePack | None = None) -> AreaGrade:
+    """Grade an area from its parcels; ``holding_back`` lists the largest non-qualifying parcels first."""
+    sums = RollupSums()
+    behind: list[ParcelOutcome] = []
+    for o in outcomes:
+        sums = sums.apply(None, o)
+        if o.verdict != "qualified":
+            behind.append(o)
+    top = heapq.nsmallest(HOLDING_BACK_CAP, behind, key=lambda o: (-_area(o), o.code))
+    return AreaGrade.from_sums(sums, thresholds, tuple(o.code for o in top), len(behind))
