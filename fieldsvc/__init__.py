@@ -57,10 +57,15 @@ def _register_blueprints(app: Flask) -> None:
     from .auth.views import bp as auth_bp
     from .devices.views import bp as devices_bp
     from .lab.views import bp as lab_bp
+    from .media.views import bp as media_bp
     from .ops.views import bp as ops_bp
     from .places.views import bp as places_bp
+    from .samples.views import bp as samples_bp
+    from .sync.views import bp as sync_bp
+    from .sync.views import conflicts_bp
 
-    for bp in (ops_bp, auth_bp, devices_bp, places_bp, lab_bp):
+    for bp in (ops_bp, auth_bp, devices_bp, places_bp, lab_bp,
+               samples_bp, sync_bp, conflicts_bp, media_bp):
         app.register_blueprint(bp)
 
 

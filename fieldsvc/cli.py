@@ -24,6 +24,7 @@ def register_cli(app: Flask) -> None:
     app.cli.add_command(demo)
     app.cli.add_command(backup)
     app.cli.add_command(restore)
+    app.cli.add_command(housekeeping)
     app.cli.add_command(lab_cli)
 
 
@@ -105,3 +106,14 @@ def restore(path: Path, yes: bool) -> None:
     with sqlite3.connect(path) as source, sqlite3.connect(url.database) as target:
         source.backup(target)
     click.echo(f"restored {path} into {url.database}", file=sys.stdout)
+
+
+@click.command()
+@with_appcontext
+def housekeeping() -> None:
+    """Time-based changes for cron: expire sample holds, drop old push receipts, remove orphan media."""
+    from .housekeeping import run
+
+    summary = run(current_app.config)
+    db.session.commit()
+    click.echo(" ".join(f"{k}={v}" for k, v in summary.items()))

@@ -33,6 +33,18 @@ DEFAULTS: dict[str, Any] = {
     "MAX_IMPORT_BYTES": 128 * 1024 * 1024,
     "HOLD_TTL_S": 5 * 24 * 3600,
     "SQLITE_BUSY_TIMEOUT_MS": 10_000,
+    "SIGNING_KEY_PATH": "",  # certificates: private Ed25519 PEM to sign with; empty: <instance>/keys/ (made once)
+    "CERTIFICATE_VALID_DAYS": 365,  # certificates: validity when POST /api/v1/certificates gives no valid_days
+    "LABELS_MAX_CODES": 1000,  # certificates: most labels in one GET /api/v1/labels.pdf
+    "VERIFY_RATE_LIMIT": 120,  # certificates: public page / verify requests per address per window, then 429
+    "VERIFY_RATE_WINDOW_S": 60,  # certificates: the window of VERIFY_RATE_LIMIT
+    "IDEMPOTENCY_TTL_S": 14 * 24 * 3600,  # sync push receipts kept this long for replays; then housekeeping drops them
+    "MEDIA_ORPHAN_TTL_S": 7 * 24 * 3600,  # blobs (and partial uploads) no sample names are removed after this
+    "LAB_IMPORT_MAX_BYTES": 32 * 1024 * 1024,  # one lab CSV/XLSX upload; larger is 413
+    "LAB_APPROVALS_REQUIRED": 1,  # officials (other than the importer) who must approve a result
+    "FIELD_PHOTO_MAX_PX": 1600,  # field app: photos are scaled on the phone so the longer side is at most this
+    "FIELD_PHOTO_QUALITY_PCT": 80,  # field app: JPEG quality (percent) of those photos
+    "FIELD_SYNC_INTERVAL_S": 60,  # field app: automatic sync period while records wait and the network is up
 }
 
 ENV_PREFIX = "FIELDSVC_"

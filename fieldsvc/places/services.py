@@ -279,6 +279,9 @@ def _insert_parcels(rows: list[dict], actor: Actor) -> None:
         db.session.execute(insert(Parcel.__table__), chunk)
     record_many(actor.label, (Change("parcel", r["code"], "create", after_json=_row_feature_json(r), version=1)
                               for r in rows))
+    from ..samples.services import link_held_samples  # samples import places: import at call time
+
+    link_held_samples([r["code"] for r in rows], actor)
 
 
 # --- parcels: read, edit, delete ------------------------------------------------------------

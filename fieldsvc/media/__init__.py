@@ -1,0 +1,1 @@
+"""Resumable, content-addressed media uploads (DESIGN §4.2)."""

@@ -1,0 +1,323 @@
+"""Samples: build rows from validated data, edit and tombstone them, link held ones, read them.
+
+Flush, never commit: the request (or the CLI) commits. Sync push (``fieldsvc.sync.services``)
+decides *what* happens to each pushed record; this module knows what a sample row is.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Iterable, Mapping
+
+from sqlalchemy import ColumnElement, delete, insert, select, true
+
+from ..audit.services import Change, record_many
+from ..auth.principal import SYSTEM, Actor
+from ..dbtypes import isoformat, utcnow
+from ..errors import not_found
+from ..extensions import db
+from ..media.models import MediaBlob, SampleMedia
+from ..places import geometry as geo
+from ..places.models import Parcel
+from ..places.services import county_scope, parcel_scope
+from ..sequence import allocate
+from .content import content_hash
+from .models import Sample
+from .validation import SampleRules, location_flags, order_flags, time_flags
+
+RULES = SampleRules()
+
+
+# --- content <-> row ------------------------------------------------------------------------
+
+def sample_data(sample: Sample) -> dict[str, Any]:
+    """The sample's content in the pushed ``data`` names (DESIGN §3)."""
+    location = None
+    if sample.lat is not None or sample.location_raw is not None:
+        location = {"lat": sample.lat, "lon": sample.lon, "accuracy_m": sample.accuracy_m,
+                    "mock": bool(sample.mock_location), "raw": sample.location_raw or {}}
+    return {"code": sample.code, "parcel": sample.parcel_code, "collected_at": sample.collected_at_raw,
+            "location": location, "depth_top_cm": sample.depth_top_cm, "depth_bottom_cm": sample.depth_bottom_cm,
+            "sample_type": sample.sample_type, "land_use_observed": sample.land_use_observed,
+            "note": sample.note, "media": list(sample.media or [])}
+
+
+def effective_state(sample: Sample, now: datetime | None = None) -> str:
+    """A held sample past its TTL reads as ``needs_review`` even before housekeeping runs."""
+    if sample.state == "held" and sample.held_until is not None and sample.held_until <= (now or utcnow()):
+        return "needs_review"
+    return sample.state
+
+
+def sample_dict(sample: Sample, now: datetime | None = None) -> dict[str, Any]:
+    """``GET /api/v1/samples/<id>``: the data names plus what the server made."""
+    body = {"id": sample.id, **sample_data(sample)}
+    body.update(version=sample.version, state=effective_state(sample, now), flags=list(sample.flags or []),
+                received_at=isoformat(sample.received_at), clock_skew_s=sample.clock_skew_s,
+                collected_at_parsed=isoformat(sample.collected_at), held_until=isoformat(sample.held_until),
+                updated_at=isoformat(sample.updated_at), deleted=sample.deleted_at is not None)
+    return body
+
+
+@dataclass(frozen=True)
+class ParcelInfo:
+    """What judging a sample needs from its parcel (looked up once per batch)."""
+
+    code: str
+    county_code: str
+    geometry: dict[str, Any] | None
+    deleted: bool
+    visible: bool
+
+
+@dataclass
+class Derivation:
+    """The server-made columns for one validated sample."""
+
+    flags: list[str]
+    state: str
+    county_code: str | None
+    held_until: datetime | None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def derive(clean: Mapping[str, Any], collected_at_utc: datetime | None, record_flags: list[str],
+           parcel: ParcelInfo | None, skew_s: float | None, now: datetime, hold_ttl_s: int,
+           complete_media: set[str], fallback_county: str | None, rules: SampleRules = RULES) -> Derivation:
+    """Flags (location vs parcel, clock) and the state: held, awaiting_media or complete."""
+    flags = list(record_flags)
+    loc = clean.get("location")
+    if parcel is not None and parcel.geometry is not None and loc and loc.get("lat") is not None:
+        inside = _inside(loc["lon"], loc["lat"], parcel.geometry)
+        distance = 0.0 if inside else geo.distance_to_geometry_m(loc["lon"], loc["lat"], parcel.geometry)
+        flags += location_flags(loc["lat"], loc["lon"], loc["accuracy_m"], distance, rules)
+    flags += time_flags(collected_at_utc, skew_s, now, rules)
+    if parcel is None:
+        return Derivation(order_flags(flags), "held", fallback_county, now + timedelta(seconds=hold_ttl_s))
+    missing = [m for m in clean.get("media") or [] if m["sha256"] not in complete_media]
+    return Derivation(order_flags(flags), "awaiting_media" if missing else "complete", parcel.county_code, None)
+
+
+def _inside(lon: float, lat: float, geometry: Mapping[str, Any]) -> bool:
+    """Even-odd ray casting on the GeoJSON rings: the common case (a point inside its parcel)
+    in a few microseconds, without building a shapely geometry; outside points get the exact
+    distance from ``places.geometry``. Points on an edge may read as outside: then the exact
+    distance (0) is computed, so the answer is the same."""
+    polygons = geometry.get("coordinates") if geometry.get("type") == "MultiPolygon" else [
+        geometry.get("coordinates")]
+    for rings in polygons or []:
+        if rings and _in_ring(lon, lat, rings[0]) and not any(_in_ring(lon, lat, hole) for hole in rings[1:]):
+            return True
+    return False
+
+
+def _in_ring(x: float, y: float, ring: list) -> bool:
+    inside = False
+    j = len(ring) - 1
+    for i in range(len(ring)):
+        xi, yi = ring[i][0], ring[i][1]
+        xj, yj = ring[j][0], ring[j][1]
+        if (yi > y) != (yj > y) and x < (xj - xi) * (y - yi) / (yj - yi) + xi:
+            inside = not inside
+        j = i
+    return inside
+
+
+def new_row(sample_id: str, clean: Mapping[str, Any], collected_at_utc: datetime | None, d: Derivation,
+            seq: int, skew_s: float | None, now: datetime, actor: Actor, digest: str) -> dict[str, Any]:
+    loc = clean.get("location") or {}
+    return {
+        "id": sample_id, "code": clean["code"], "parcel_code": clean["parcel"], "county_code": d.county_code,
+        "state": d.state, "flags": d.flags, "collected_at_raw": clean["collected_at"],
+        "collected_at": collected_at_utc, "received_at": now, "clock_skew_s": skew_s,
+        "lat": loc.get("lat"), "lon": loc.get("lon"), "accuracy_m": loc.get("accuracy_m"),
+        "mock_location": bool(loc.get("mock")), "location_raw": loc.get("raw") if loc else None,
+        "depth_top_cm": clean["depth_top_cm"], "depth_bottom_cm": clean["depth_bottom_cm"],
+        "sample_type": clean["sample_type"], "land_use_observed": clean["land_use_observed"],
+        "note": clean["note"], "media": list(clean.get("media") or []), "content_hash": digest, "version": 1,
+        "seq": seq, "device_pk": actor.device_pk, "created_by": actor.label, "held_until": d.held_until,
+        "created_at": now, "updated_at": now, "deleted_at": None,
+    }
+
+
+CONTENT_COLUMNS = ("code", "parcel_code", "county_code", "state", "flags", "collected_at_raw", "collected_at",
+                   "lat", "lon", "accuracy_m", "mock_location", "location_raw", "depth_top_cm",
+                   "depth_bottom_cm", "sample_type", "land_use_observed", "note", "media", "content_hash",
+                   "held_until", "clock_skew_s")
+
+
+def apply_edit(sample: Sample, clean: Mapping[str, Any], collected_at_utc: datetime | None, d: Derivation,
+               skew_s: float | None, now: datetime, actor: Actor, action: str) -> dict[str, Any]:
+    """A new version of ``sample`` with ``clean`` content; flushes (a code clash raises IntegrityError)."""
+    before = sample_data(sample)
+    row = new_row(sample.id, clean, collected_at_utc, d, 0, skew_s, now, actor, content_hash(clean))
+    for column in CONTENT_COLUMNS:
+        setattr(sample, column, row[column])
+    sample.version += 1
+    sample.seq = allocate()[0]
+    sample.updated_at = now
+    db.session.flush()
+    set_media_links([(sample.id, clean.get("media") or [])], replace=True)
+    after = sample_data(sample)
+    record_many(actor.label, [Change("sample", sample.id, action, before=before, after=after,
+                                     version=sample.version)])
+    return after
+
+
+def tombstone(sample: Sample, actor: Actor, now: datetime) -> None:
+    before = sample_data(sample)
+    sample.deleted_at = now
+    sample.version += 1
+    sample.seq = allocate()[0]
+    sample.updated_at = now
+    db.session.flush()
+    record_many(actor.label, [Change("sample", sample.id, "delete", before=before, after=before,
+                                     version=sample.version, deleted=True)])
+
+
+def set_media_links(items: Iterable[tuple[str, list[dict[str, Any]]]], replace: bool = False) -> None:
+    """Which blobs each sample names, so a finished upload finds the samples waiting for it."""
+    items = list(items)
+    if replace:
+        for sample_id, _ in items:
+            db.session.execute(delete(SampleMedia).where(SampleMedia.sample_id == sample_id))
+    rows = [{"sample_id": sid, "sha256": m["sha256"]} for sid, media in items for m in media]
+    if rows:
+        db.session.execute(insert(SampleMedia), rows)
+
+
+def complete_media(shas: Iterable[str]) -> set[str]:
+    shas = list(set(shas))
+    if not shas:
+        return set()
+    return set(db.session.scalars(select(MediaBlob.sha256).where(MediaBlob.sha256.in_(shas),
+                                                                 MediaBlob.complete.is_(True))))
+
+
+def parcels_for(codes: Iterable[str], actor: Actor) -> dict[str, ParcelInfo]:
+    """Known parcels among ``codes``, each with whether ``actor`` may sample it."""
+    codes = list(set(codes))
+    if not codes:
+        return {}
+    visible = set(db.session.scalars(select(Parcel.code).where(Parcel.code.in_(codes), *parcel_scope(actor))))
+    rows = db.session.execute(select(Parcel.code, Parcel.county_code, Parcel.geometry_json, Parcel.deleted_at)
+                              .where(Parcel.code.in_(codes)))
+    return {code: ParcelInfo(code, county, json.loads(geometry) if geometry else None, deleted is not None,
+                             code in visible)
+            for code, county, geometry, deleted in rows}
+
+
+# --- media and held samples -----------------------------------------------------------------
+
+def mark_media_complete(sha256: str, actor: Actor) -> int:
+    """Samples waiting only for this blob become ``complete`` (a new seq, so pulls see it)."""
+    waiting = list(db.session.scalars(
+        select(Sample).join(SampleMedia, SampleMedia.sample_id == Sample.id)
+        .where(SampleMedia.sha256 == sha256, Sample.state == "awaiting_media", Sample.deleted_at.is_(None))))
+    done = []
+    for sample in waiting:
+        needed = {m["sha256"] for m in sample.media or []}
+        if needed <= complete_media(needed):
+            done.append(sample)
+    if not done:
+        return 0
+    now = utcnow()
+    for sample, seq in zip(done, allocate(len(done)), strict=True):
+        sample.state, sample.seq, sample.updated_at = "complete", seq, now
+    db.session.flush()
+    record_many(actor.label, [Change("sample", s.id, "media_complete", after={"state": "complete"})
+                              for s in done])
+    return len(done)
+
+
+def link_held_samples(parcel_codes: Iterable[str], actor: Actor = SYSTEM) -> int:
+    """Held samples whose parcel has just arrived are linked: flags and state recomputed.
+
+    Called from the parcel import in the same transaction. The location check against the
+    new parcel runs now; the clock skew noted at push time is kept.
+    """
+    codes = list(set(parcel_codes))
+    if not codes:
+        return 0
+    held: list[Sample] = []
+    for start in range(0, len(codes), 5000):
+        held += db.session.scalars(select(Sample).where(Sample.parcel_code.in_(codes[start:start + 5000]),
+                                                        Sample.state.in_(("held", "needs_review")),
+                                                        Sample.deleted_at.is_(None)))
+    if not held:
+        return 0
+    parcels = parcels_for({s.parcel_code for s in held}, SYSTEM)
+    media_done = complete_media(m["sha256"] for s in held for m in s.media or [])
+    now = utcnow()
+    changes = []
+    for sample, seq in zip(held, allocate(len(held)), strict=True):
+        parcel = parcels.get(sample.parcel_code)
+        if parcel is None or parcel.deleted:
+            continue
+        data = sample_data(sample)
+        base_flags = [f for f in sample.flags or [] if f not in ("location_mismatch",)]
+        d = derive(data, sample.collected_at, base_flags, parcel, sample.clock_skew_s, sample.received_at, 0,
+                   media_done, parcel.county_code)
+        before_state = sample.state
+        sample.state, sample.flags, sample.county_code = d.state, d.flags, parcel.county_code
+        sample.held_until, sample.seq, sample.updated_at = None, seq, now
+        changes.append(Change("sample", sample.id, "link_parcel", before={"state": before_state},
+                              after={"state": d.state, "parcel": parcel.code, "flags": d.flags}))
+    db.session.flush()
+    record_many(actor.label, changes)
+    return len(changes)
+
+
+def expire_holds(now: datetime, actor: Actor = SYSTEM) -> int:
+    """Held samples past their TTL go to ``needs_review`` (housekeeping)."""
+    held = list(db.session.scalars(select(Sample).where(Sample.state == "held", Sample.held_until <= now,
+                                                        Sample.deleted_at.is_(None))))
+    if not held:
+        return 0
+    for sample, seq in zip(held, allocate(len(held)), strict=True):
+        sample.state, sample.seq, sample.updated_at = "needs_review", seq, now
+    db.session.flush()
+    record_many(actor.label, [Change("sample", s.id, "hold_expired", before={"state": "held"},
+                                     after={"state": "needs_review"}) for s in held])
+    return len(held)
+
+
+# --- reading --------------------------------------------------------------------------------
+
+def sample_scope(actor: Actor) -> list[ColumnElement[bool]]:
+    """A device sees samples on its assigned parcels (and the ones it pushed); others their county."""
+    if actor.device_pk is not None:
+        from sqlalchemy import or_
+
+        return [or_(Sample.parcel_code.in_(select(Parcel.code).where(*parcel_scope(actor))),
+                    Sample.device_pk == actor.device_pk)]
+    return [county_scope(Sample.county_code, actor)]
+
+
+def get_sample_by_id(sample_id: str, actor: Actor) -> Sample:
+    sample = db.session.scalar(select(Sample).where(Sample.id == sample_id.lower(), *sample_scope(actor)))
+    if sample is None:
+        raise not_found("sample", sample_id)
+    return sample
+
+
+def sample_filter(args: Mapping[str, Any], actor: Actor, now: datetime) -> list[ColumnElement[bool]]:
+    where = sample_scope(actor)
+    if args.get("parcel"):
+        where.append(Sample.parcel_code == args["parcel"])
+    state = args.get("state")
+    if state == "needs_review":
+        from sqlalchemy import and_, or_
+
+        where.append(or_(Sample.state == "needs_review", and_(Sample.state == "held", Sample.held_until <= now)))
+    elif state == "held":
+        where.append(Sample.state == "held")
+        where.append(Sample.held_until > now)
+    elif state:
+        where.append(Sample.state == state)
+    if not args.get("include_deleted"):
+        where.append(Sample.deleted_at.is_(None))
+    return where or [true()]
+

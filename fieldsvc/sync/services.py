@@ -1,0 +1,763 @@
+"""Sync push, pull and conflicts (DESIGN §4.2). Flush, never commit: the request commits.
+
+Push judges each record alone and answers per record. The fast path inserts every new,
+valid record of a batch in one ``INSERT … ON CONFLICT DO NOTHING`` and re-reads what did not
+go in; everything else (resends, edits, clashes, and the whole batch again if the bulk
+statement fails) runs record by record inside its own SAVEPOINT, so a database error in one
+record rolls back only that record. Busy/locked/serialization errors are re-raised so the
+whole request answers 503 with nothing half-applied.
+
+Pull walks the server change sequence: every change row carries a ``seq`` allocated in its
+writing transaction (``fieldsvc.sequence``), so commit order is seq order and a pull that
+only returns rows with ``seq <= current()`` never skips a change committed late.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Mapping
+
+from sqlalchemy import select
+from sqlalchemy.exc import DataError, IntegrityError, OperationalError
+
+from ..audit.services import Change, record, record_many
+from ..auth.principal import Actor
+from ..dbtypes import isoformat, utcnow
+from ..dbutil import upsert
+from ..devices.models import Device, DeviceAssignment
+from ..errors import Problem, conflict, not_found, validation_failed
+from ..extensions import db
+from ..places.models import FarmPark, Parcel, Region
+from ..places.services import farm_park_dict, parcel_feature, parcel_scope, region_dict
+from ..samples import services as samples
+from ..samples.content import content_hash
+from ..samples.models import Sample
+from ..samples.validation import ValidatedSample, estimate_skew, validate_sample_data
+from ..sequence import allocate, current
+from .cursor import decode_cursor as _decode_cursor
+from .cursor import encode_cursor
+from .merge import merge_fields
+from .models import IdempotentPush, SyncConflict, SyncMeta
+
+RETRYABLE = False  # every per-record outcome is final; transient trouble is a 503 for the whole request
+
+
+# --- idempotency ----------------------------------------------------------------------------
+
+def actor_key(actor: Actor) -> str:
+    return actor.label
+
+
+def request_hash(body: Any) -> str:
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def claim_idempotency_key(actor: Actor, key: str, digest: str) -> IdempotentPush | None:
+    """Claim ``key`` for this caller; returns the stored push when it was already answered.
+
+    The claim is an INSERT … ON CONFLICT DO NOTHING: on PostgreSQL a second request with the
+    same key waits for the first to commit and then reads its answer.
+    :raise 422 idempotency_key_reused: the key was used for a different body.
+    """
+    who = actor_key(actor)
+    stmt = upsert(IdempotentPush.__table__).values(actor_key=who, key=key, request_hash=digest, status_code=0,
+                                                   response=None, created_at=utcnow())
+    inserted = db.session.execute(stmt.on_conflict_do_nothing().returning(IdempotentPush.__table__.c.key)).scalar()
+    if inserted is not None:  # (rowcount of ON CONFLICT DO NOTHING is -1 with psycopg 3; RETURNING tells)
+        return None
+    stored = db.session.get(IdempotentPush, (who, key))
+    if stored is None:  # pragma: no cover - the row was there a moment ago; a TTL sweep raced us
+        raise Problem(503, "unavailable", "Retry shortly.", headers={"Retry-After": "1"})
+    if stored.request_hash != digest:
+        raise Problem(422, "idempotency_key_reused",
+                      "This Idempotency-Key was used for a different request body; use a new key.",
+                      fields={"Idempotency-Key": ["was used for a different body"]})
+    return stored
+
+
+def store_idempotent_response(actor: Actor, key: str, text: str, status: int = 200) -> None:
+    row = db.session.get(IdempotentPush, (actor_key(actor), key))
+    row.response, row.status_code = text, status
+    db.session.flush()
+
+
+# --- push -----------------------------------------------------------------------------------
+
+@dataclass
+class Item:
+    index: int
+    id: str | None
+    base_version: int | None = None
+    deleted: bool = False
+    checked: ValidatedSample | None = None
+    digest: str | None = None
+    raw_data: Any = None
+    result: dict[str, Any] | None = None
+
+    @property
+    def clean(self) -> dict[str, Any]:
+        return self.checked.clean  # type: ignore[union-attr]
+
+
+@dataclass
+class Batch:
+    actor: Actor
+    now: datetime
+    skew_s: float | None
+    hold_ttl_s: int
+    parcels: dict[str, samples.ParcelInfo] = field(default_factory=dict)
+    media_done: set[str] = field(default_factory=set)
+    created: list[Change] = field(default_factory=list)
+    links: list[tuple[str, list]] = field(default_factory=list)
+
+
+def push(body: Mapping[str, Any], actor: Actor, *, hold_ttl_s: int, max_records: int) -> dict[str, Any]:
+    """Judge every record of a push body; returns ``{"server_time", "results"}``."""
+    records = _envelope(body, max_records)
+    now = utcnow()
+    batch = Batch(actor, now, estimate_skew(body.get("device_sent_at"), now), hold_ttl_s)
+    items = [_check_record(i, r) for i, r in enumerate(records)]
+    live = [it for it in items if it.result is None]
+    allocate(1)  # take the change-sequence lock first: media completion and pushes then serialise
+    batch.parcels = samples.parcels_for((it.clean["parcel"] for it in live if not it.deleted), actor)
+    batch.media_done = samples.complete_media(m["sha256"] for it in live if not it.deleted
+                                              for m in it.clean["media"] or [])
+    for it in live:
+        if not it.deleted:
+            _check_parcel(it, batch)
+    live = [it for it in items if it.result is None]
+    slow = _fast_insert([it for it in live if not it.deleted], batch)
+    for it in live:
+        if it.result is None and (it.deleted or it.index in slow):
+            _judge_alone(it, batch)
+    if batch.created:
+        record_many(actor.label, batch.created)
+    return {"server_time": isoformat(now), "results": [it.result for it in items]}
+
+
+def _envelope(body: Mapping[str, Any], max_records: int) -> list[Any]:
+    errors: dict[str, list[str]] = {}
+    records = body.get("records")
+    if not isinstance(records, list):
+        errors["records"] = ["must be a list of records"]
+    elif len(records) > max_records:
+        errors["records"] = [f"at most {max_records} records per push (see /api/v1/sync/config)"]
+    version = body.get("schema_version", 1)
+    if version != 1 or isinstance(version, bool):
+        errors["schema_version"] = ["only schema_version 1 is supported"]
+    sent = body.get("device_sent_at")
+    if sent is not None and not isinstance(sent, str):
+        errors["device_sent_at"] = ["must be an RFC 3339 time string"]
+    unknown = set(body) - {"records", "schema_version", "device_sent_at"}
+    for key in sorted(unknown):
+        errors[key] = ["unknown field"]
+    if errors:
+        raise validation_failed(errors, "The push body is invalid.")
+    return records  # type: ignore[return-value]
+
+
+def _result(it: Item, status: str, version: int | None = None, code: str | None = None,
+            errors: Mapping[str, Any] | None = None, **extra: Any) -> None:
+    it.result = {"id": it.id, "status": status, "version": version, "code": code, "retryable": RETRYABLE,
+                 "errors": dict(errors or {}), **extra}
+
+
+def _reject(it: Item, code: str, errors: Mapping[str, Any] | None = None, version: int | None = None) -> None:
+    _result(it, "rejected", version, code, errors)
+
+
+def _check_record(index: int, record: Any) -> Item:
+    """Envelope and data checks for one record; a bad one gets its ``rejected`` result here."""
+    if not isinstance(record, Mapping):
+        it = Item(index, None)
+        _reject(it, "validation_failed", {"record": ["must be an object"]})
+        return it
+    raw_id = record.get("id")
+    try:
+        rid = str(uuid.UUID(raw_id)) if isinstance(raw_id, str) and len(raw_id) <= 45 else None
+    except ValueError:
+        rid = None
+    it = Item(index, rid if rid else (raw_id if isinstance(raw_id, str) else None))
+    errors: dict[str, list[str]] = {}
+    if rid is None:
+        errors["id"] = ["must be a UUID"]
+    if record.get("type", "sample") != "sample":
+        _reject(it, "unsupported_type", {"type": ["only 'sample' records are pushed"]})
+        return it
+    base = record.get("base_version")
+    if base is not None and (isinstance(base, bool) or not isinstance(base, int) or base < 1):
+        errors["base_version"] = ["must be null or a version number >= 1"]
+    deleted = record.get("deleted", False)
+    if not isinstance(deleted, bool):
+        errors["deleted"] = ["must be true or false"]
+    unknown = set(record) - {"type", "id", "base_version", "deleted", "data"}
+    for key in sorted(unknown):
+        errors[key] = ["unknown field"]
+    it.base_version, it.deleted = base if isinstance(base, int) else None, deleted is True
+    if not it.deleted:
+        it.raw_data = record.get("data")
+        it.checked = validate_sample_data(it.raw_data, samples.RULES)
+        errors.update({f"data.{k}" if k != "data" else k: v for k, v in it.checked.errors.items()})
+    if errors:
+        _reject(it, "validation_failed", errors)
+        return it
+    if not it.deleted:
+        it.digest = content_hash(it.clean)
+    return it
+
+
+def _check_parcel(it: Item, batch: Batch) -> None:
+    parcel = batch.parcels.get(it.clean["parcel"])
+    if parcel is None:
+        return  # held until the parcel arrives
+    if not parcel.visible:
+        _reject(it, "not_assigned", {"data.parcel": [f"parcel {parcel.code} is not assigned to you"]})
+    elif parcel.deleted:
+        _reject(it, "parcel_deleted", {"data.parcel": [f"parcel {parcel.code} was deleted"]})
+
+
+def _derive(it: Item, batch: Batch) -> samples.Derivation:
+    return samples.derive(it.clean, it.checked.collected_at_utc, it.checked.flags,  # type: ignore[union-attr]
+                          batch.parcels.get(it.clean["parcel"]), batch.skew_s, batch.now, batch.hold_ttl_s,
+                          batch.media_done, batch.actor.county_code)
+
+
+def _fast_insert(items: list[Item], batch: Batch) -> set[int]:
+    """Insert every plainly new record at once; returns the indexes that need judging alone."""
+    if not items:
+        return set()
+    ids = [it.id for it in items]
+    codes = [it.clean["code"] for it in items]
+    existing_ids = set(db.session.scalars(select(Sample.id).where(Sample.id.in_(ids))))
+    existing_codes = set(db.session.scalars(select(Sample.code).where(Sample.code.in_(codes))))
+    seen_ids: set[str] = set()
+    seen_codes: set[str] = set()
+    slow: set[int] = set()
+    fresh: list[Item] = []
+    for it in items:
+        code = it.clean["code"]
+        if it.id in existing_ids or code in existing_codes or it.id in seen_ids or code in seen_codes:
+            slow.add(it.index)
+        else:
+            fresh.append(it)
+        seen_ids.add(it.id)  # type: ignore[arg-type]
+        seen_codes.add(code)
+    if not fresh:
+        return slow
+    rows, derived = [], {}
+    for it, seq in zip(fresh, allocate(len(fresh)), strict=True):
+        d = derived[it.index] = _derive(it, batch)
+        rows.append(samples.new_row(it.id, it.clean, it.checked.collected_at_utc, d, seq,  # type: ignore
+                                    batch.skew_s, batch.now, batch.actor, it.digest))  # type: ignore[arg-type]
+    try:
+        with db.session.begin_nested():
+            stmt = upsert(Sample.__table__).on_conflict_do_nothing().returning(Sample.__table__.c.id)
+            inserted = set(db.session.execute(stmt, rows).scalars()) if len(rows) > 1 else set(
+                db.session.execute(stmt.values(rows[0])).scalars())
+    except (IntegrityError, DataError):
+        return slow | {it.index for it in fresh}  # judge each alone in its own savepoint
+    by_index = {it.index: row for it, row in zip(fresh, rows, strict=True)}
+    done = [it for it in fresh if it.id in inserted]
+    samples.set_media_links((it.id, it.clean["media"] or []) for it in done)  # type: ignore[misc]
+    for it in done:
+        _created(it, by_index[it.index], derived[it.index], batch)
+    return slow | {it.index for it in fresh if it.id not in inserted}
+
+
+def _created(it: Item, row: dict[str, Any], d: samples.Derivation, batch: Batch) -> None:
+    data = dict(it.clean)
+    batch.created.append(Change("sample", it.id, "create", after=data, version=1))  # type: ignore[arg-type]
+    if d.state == "held":
+        _result(it, "held", 1, "unknown_parcel", state="held", held_until=isoformat(d.held_until))
+    else:
+        _result(it, "applied", 1, None, state=d.state)
+
+
+def _judge_alone(it: Item, batch: Batch) -> None:
+    """One record in its own SAVEPOINT: a database error rolls back only this record."""
+    try:
+        with db.session.begin_nested():
+            _judge(it, batch)
+    except OperationalError:
+        raise  # busy/locked: the whole request becomes 503 (fieldsvc.http)
+    except IntegrityError as exc:
+        if "code" in str(exc.orig).lower() and it.checked is not None:
+            _code_clash(it, batch)
+        else:
+            _reject(it, "integrity_error", {"record": ["conflicts with stored data"]})
+    except DataError as exc:
+        _reject(it, "validation_failed", {"data": [str(exc.orig).splitlines()[0][:200]]})
+
+
+def _judge(it: Item, batch: Batch) -> None:
+    sample = db.session.get(Sample, it.id, populate_existing=True)
+    if it.deleted:
+        return _judge_delete(it, sample, batch)
+    if sample is None:
+        return _insert_one(it, batch)
+    if sample.deleted_at is not None:
+        # Decision: a tombstone wins. An old device resending a deleted sample is told so and
+        # nothing changes; an official can still read every version of it.
+        return _reject(it, "deleted", {"id": ["this sample was deleted on the server"]}, sample.version)
+    if sample.content_hash == it.digest:
+        return _result(it, "duplicate", sample.version, None, state=samples.effective_state(sample, batch.now))
+    server = samples.sample_data(sample)
+    base = _version_data(sample.id, it.base_version) if it.base_version is not None else None
+    if it.base_version is not None and it.base_version == sample.version:
+        return _apply(it, sample, it.clean, batch, "update", "applied")
+    if base is None:
+        cid = _keep_conflict(it, batch, "id_conflict", "id_conflict", sample, server,
+                             hard=[k for k in it.clean if _differs(k, server, it.clean)], soft=[])
+        return _result(it, "conflict", sample.version, "id_conflict", conflict_id=cid)
+    merged = merge_fields(base, server, it.clean)
+    if merged.status == "unchanged":
+        return _result(it, "duplicate", sample.version, None, state=samples.effective_state(sample, batch.now))
+    if merged.status == "applied":
+        return _apply(it, sample, it.clean, batch, "update", "applied")
+    content = _revalidate(merged.merged)
+    if merged.status == "merged" and content is not None:
+        _apply(it, sample, content, batch, "merge", "merged")
+        cid = _keep_conflict(it, batch, "soft", "soft_conflict", sample, server, hard=[],
+                             soft=list(merged.soft_fields), status="resolved")
+        it.result["soft_fields"], it.result["conflict_id"] = list(merged.soft_fields), cid  # type: ignore[index]
+        return None
+    version = sample.version
+    if content is not None and content_hash(content) != sample.content_hash:
+        version = _apply(it, sample, content, batch, "provisional_merge", "conflict")
+    cid = _keep_conflict(it, batch, "hard", "edit_conflict", sample, server, hard=list(merged.hard_fields),
+                         soft=list(merged.soft_fields), provisional=merged.provisional)
+    _result(it, "conflict", version, "edit_conflict", conflict_id=cid, hard_fields=list(merged.hard_fields))
+
+
+def _differs(name: str, a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
+    from ..samples.content import canonical_field
+
+    return canonical_field(name, a.get(name)) != canonical_field(name, b.get(name))
+
+
+def _revalidate(content: Mapping[str, Any]) -> dict[str, Any] | None:
+    """A merged body is two valid halves; check the whole (e.g. depth order) before applying it."""
+    data = dict(content)
+    if isinstance(data.get("location"), Mapping):
+        data["location"] = {k: v for k, v in data["location"].items() if k != "raw"}
+    checked = validate_sample_data(data, samples.RULES)
+    if not checked.ok:
+        return None
+    clean = checked.clean
+    if isinstance(content.get("location"), Mapping) and clean.get("location"):
+        clean["location"]["raw"] = content["location"].get("raw", clean["location"].get("raw"))
+    return clean
+
+
+def _apply(it: Item, sample: Sample, content: dict[str, Any], batch: Batch, action: str, status: str) -> int:
+    from ..samples.validation import parse_rfc3339
+
+    parcel = batch.parcels.get(content["parcel"])
+    if content["parcel"] not in batch.parcels:
+        batch.parcels.update(samples.parcels_for([content["parcel"]], batch.actor))
+        parcel = batch.parcels.get(content["parcel"])
+    if parcel is not None and not parcel.visible:
+        _reject(it, "not_assigned", {"data.parcel": [f"parcel {parcel.code} is not assigned to you"]},
+                sample.version)
+        return sample.version
+    media_done = batch.media_done | samples.complete_media(m["sha256"] for m in content.get("media") or [])
+    flags = [f for f in (it.checked.flags if it.checked else []) if f in ("null_island", "low_accuracy",
+                                                                           "mock_location")]
+    collected = parse_rfc3339(content["collected_at"]) if content.get("collected_at") else None
+    d = samples.derive(content, collected, flags, parcel, batch.skew_s, batch.now, batch.hold_ttl_s, media_done,
+                       sample.county_code or batch.actor.county_code)
+    samples.apply_edit(sample, content, collected, d, batch.skew_s, batch.now, batch.actor, action)
+    _result(it, status, sample.version, None if status in ("applied", "merged") else "edit_conflict",
+            state=sample.state)
+    return sample.version
+
+
+def _insert_one(it: Item, batch: Batch) -> None:
+    d = _derive(it, batch)
+    row = samples.new_row(it.id, it.clean, it.checked.collected_at_utc, d, allocate()[0],  # type: ignore
+                          batch.skew_s, batch.now, batch.actor, it.digest)  # type: ignore[arg-type]
+    clash = db.session.scalar(select(Sample.id).where(Sample.code == it.clean["code"]))
+    if clash is not None:
+        return _code_clash(it, batch)
+    db.session.execute(upsert(Sample.__table__).values(row))  # a racing twin raises IntegrityError → savepoint
+    samples.set_media_links([(it.id, it.clean["media"] or [])])  # type: ignore[list-item]
+    _created(it, row, d, batch)
+
+
+def _code_clash(it: Item, batch: Batch) -> None:
+    """Another sample already has this bag code: a conflict, never merged; both bodies kept."""
+    other = db.session.scalar(select(Sample).where(Sample.code == it.clean["code"]))
+    if other is not None and other.id == it.id:  # pragma: no cover - same record raced in
+        return _result(it, "duplicate", other.version, None)
+    server = samples.sample_data(other) if other is not None else None
+    cid = _keep_conflict(it, batch, "duplicate_sample_code", "duplicate_sample_code", other, server,
+                         hard=["code"], soft=[])
+    _result(it, "conflict", None, "duplicate_sample_code",
+            {"data.code": [f"bag code {it.clean['code']} belongs to another sample"]}, conflict_id=cid)
+
+
+def _judge_delete(it: Item, sample: Sample | None, batch: Batch) -> None:
+    if sample is None:
+        return _reject(it, "unknown_record", {"id": ["no such sample on the server"]})
+    if sample.deleted_at is not None:
+        return _result(it, "duplicate", sample.version, "deleted")
+    if it.base_version is not None and it.base_version != sample.version:
+        it.digest = content_hash({"deleted": True, "base_version": it.base_version})
+        cid = _keep_conflict(it, batch, "hard", "delete_conflict", sample, samples.sample_data(sample),
+                             hard=["deleted"], soft=[], incoming={"deleted": True})
+        return _result(it, "conflict", sample.version, "delete_conflict", conflict_id=cid)
+    samples.tombstone(sample, batch.actor, batch.now)
+    return _result(it, "applied", sample.version, None, deleted=True)
+
+
+def _version_data(sample_id: str, version: int) -> dict[str, Any] | None:
+    from ..audit.models import EntityVersion
+
+    row = db.session.scalar(select(EntityVersion).where(EntityVersion.entity_type == "sample",
+                                                        EntityVersion.entity_key == sample_id,
+                                                        EntityVersion.version == version))
+    return row.data if row is not None else None
+
+
+def _keep_conflict(it: Item, batch: Batch, kind: str, code: str, sample: Sample | None,
+                   server: dict[str, Any] | None, *, hard: list[str], soft: list[str],
+                   provisional: dict[str, Any] | None = None, status: str = "open",
+                   incoming: dict[str, Any] | None = None) -> int:
+    """Keep both bodies; the same incoming body for the same record is kept once."""
+    body = incoming if incoming is not None else it.clean
+    values = {
+        "record_type": "sample", "record_id": it.id, "kind": kind, "code": code,
+        "base_version": it.base_version, "server_version": sample.version if sample is not None else None,
+        "server_record_id": sample.id if sample is not None else None, "server_body": server,
+        "incoming_body": body, "incoming_hash": it.digest, "hard_fields": sorted(hard), "soft_fields": sorted(soft),
+        "provisional": provisional, "status": status,
+        "resolution": "auto_merge" if status == "resolved" else None,
+        "resolved_by": "system" if status == "resolved" else None,
+        "resolved_at": batch.now if status == "resolved" else None,
+        "county_code": (sample.county_code if sample is not None else None) or batch.actor.county_code,
+        "created_by": batch.actor.label, "created_at": batch.now,
+    }
+    stmt = upsert(SyncConflict.__table__).values(values).on_conflict_do_nothing().returning(
+        SyncConflict.__table__.c.id)
+    if db.session.execute(stmt).scalar() is not None:
+        record(batch.actor.label, Change("sync_conflict", it.id, f"conflict_{kind}",  # type: ignore[arg-type]
+                                         after={"kind": kind, "code": code, "hard": hard, "soft": soft}))
+    return db.session.scalar(select(SyncConflict.id).where(SyncConflict.record_id == it.id,
+                                                           SyncConflict.kind == kind,
+                                                           SyncConflict.incoming_hash == it.digest))
+
+
+# --- conflicts ------------------------------------------------------------------------------
+
+def conflict_dict(c: SyncConflict) -> dict[str, Any]:
+    return {"id": c.id, "record_type": c.record_type, "record_id": c.record_id, "kind": c.kind, "code": c.code,
+            "base_version": c.base_version, "server_version": c.server_version,
+            "server_record_id": c.server_record_id, "server_body": c.server_body, "incoming_body": c.incoming_body,
+            "hard_fields": c.hard_fields, "soft_fields": c.soft_fields, "provisional": c.provisional,
+            "status": c.status, "resolution": c.resolution, "resolved_values": c.resolved_values,
+            "resolved_version": c.resolved_version, "resolved_by": c.resolved_by,
+            "resolved_at": isoformat(c.resolved_at), "created_by": c.created_by,
+            "created_at": isoformat(c.created_at)}
+
+
+def conflict_filter(args: Mapping[str, Any], actor: Actor) -> list[Any]:
+    from ..places.services import county_scope
+
+    where = [county_scope(SyncConflict.county_code, actor)]
+    if args.get("record"):
+        where.append(SyncConflict.record_id == args["record"].lower())
+    if args.get("status"):
+        where.append(SyncConflict.status == args["status"])
+    if args.get("kind"):
+        where.append(SyncConflict.kind == args["kind"])
+    return where
+
+
+def get_conflict(conflict_id: int, actor: Actor) -> SyncConflict:
+    row = db.session.scalar(select(SyncConflict).where(SyncConflict.id == conflict_id,
+                                                       *conflict_filter({}, actor)))
+    if row is None:
+        raise not_found("conflict", conflict_id)
+    return row
+
+
+def resolve_conflict(conflict_id: int, resolution: str, values: Mapping[str, Any], actor: Actor) -> SyncConflict:
+    """An official decides: keep the server's values, take the phone's, or give merged values.
+
+    Every resolution that touches a sample makes a new version of it (audited). For a bag
+    code clash the incoming sample did not exist yet: ``take_incoming``/``merge`` insert it
+    (with ``values`` applied, typically a corrected ``code``).
+    """
+    c = get_conflict(conflict_id, actor)
+    if c.status != "open":
+        raise conflict("conflict_resolved", f"Conflict {conflict_id} is already resolved.", resolution=c.resolution)
+    now = utcnow()
+    batch = Batch(actor, now, None, 0)
+    it = Item(0, c.record_id, base_version=None, digest=c.incoming_hash)
+    version: int | None = None
+    if c.kind == "duplicate_sample_code":
+        if resolution != "keep_server":
+            content = dict(c.incoming_body)
+            content.update(values)
+            clean = _must_revalidate(content)
+            if db.session.scalar(select(Sample.id).where(Sample.code == clean["code"])) is not None:
+                raise conflict("duplicate_sample_code", f"Bag code {clean['code']} is taken; send values.code.",
+                               fields={"values.code": ["is taken by another sample"]})
+            it.checked = ValidatedSample(clean, {}, [], None)
+            it.digest = content_hash(clean)
+            batch.parcels = samples.parcels_for([clean["parcel"]], _unscoped(actor))
+            batch.media_done = samples.complete_media(m["sha256"] for m in clean["media"] or [])
+            from ..samples.validation import parse_rfc3339
+
+            it.checked = ValidatedSample(clean, {}, [], parse_rfc3339(clean["collected_at"]))
+            _insert_one(it, batch)
+            if batch.created:
+                record_many(actor.label, batch.created)
+            version = 1
+    else:
+        sample = db.session.get(Sample, c.record_id)
+        if sample is None:
+            raise not_found("sample", c.record_id)
+        current_data = samples.sample_data(sample)
+        if c.code == "delete_conflict":
+            if resolution == "take_incoming":
+                samples.tombstone(sample, actor, now)
+            version = sample.version
+        else:
+            content = dict(current_data)
+            if resolution == "take_incoming":
+                incoming = c.incoming_body
+                fields = c.hard_fields or [k for k in incoming]
+                content.update({k: incoming.get(k) for k in fields})
+            elif resolution == "merge":
+                content.update(values)
+            clean = _must_revalidate(content)
+            batch.parcels = samples.parcels_for([clean["parcel"]], _unscoped(actor))
+            it.checked = ValidatedSample(clean, {}, [f for f in sample.flags or []
+                                                      if f in ("null_island", "low_accuracy", "mock_location")])
+            _apply(it, sample, clean, batch, f"resolve_{resolution}", "applied")
+            version = sample.version
+    c.status, c.resolution, c.resolved_values = "resolved", resolution, dict(values) or None
+    c.resolved_version, c.resolved_by, c.resolved_at = version, actor.label, now
+    db.session.flush()
+    record(actor.label, Change("sync_conflict", str(c.id), "resolve",
+                               after={"resolution": resolution, "values": dict(values), "version": version}))
+    return c
+
+
+def _unscoped(actor: Actor) -> Actor:
+    return Actor(actor.user_id, actor.username, actor.role, actor.county_code)
+
+
+def _must_revalidate(content: Mapping[str, Any]) -> dict[str, Any]:
+    data = dict(content)
+    if isinstance(data.get("location"), Mapping):
+        data["location"] = {k: v for k, v in data["location"].items() if k != "raw"}
+    checked = validate_sample_data(data, samples.RULES)
+    if not checked.ok:
+        raise validation_failed({f"values.{k}": v for k, v in checked.errors.items()}, "Resolved sample is invalid.")
+    return checked.clean
+
+
+# --- pull -----------------------------------------------------------------------------------
+
+EPOCH = "epoch"
+
+
+def epoch() -> str:
+    """This database's cursor epoch, made once (a rebuilt database gets a new one)."""
+    value = db.session.scalar(select(SyncMeta.value).where(SyncMeta.name == EPOCH))
+    if value is None:
+        db.session.execute(upsert(SyncMeta.__table__).values(name=EPOCH, value=secrets.token_hex(8))
+                           .on_conflict_do_nothing())
+        value = db.session.scalar(select(SyncMeta.value).where(SyncMeta.name == EPOCH))
+    return value
+
+
+def decode_cursor(text: str | None, epoch_value: str, latest: int):
+    return _decode_cursor(text, epoch_value, latest_seq=latest)
+
+
+@dataclass
+class Scope:
+    """What one caller may pull: parcels via ``parcel_scope``, and the regions and parks around them."""
+
+    actor: Actor
+    device: Device | None
+    parcel_where: list[Any]
+    region_codes: set[str] | None  # None: every region in the county scope
+    park_codes: set[str] | None
+
+    @property
+    def scope_version(self) -> int:
+        return self.device.version if self.device is not None else 0
+
+
+def scope_for(actor: Actor) -> Scope:
+    parcel_where = parcel_scope(actor)
+    if actor.device_pk is None:
+        return Scope(actor, None, parcel_where, None, None)
+    device = db.session.get(Device, actor.device_pk)
+    assigned = db.session.execute(select(DeviceAssignment.kind, DeviceAssignment.code).where(
+        DeviceAssignment.device_pk == actor.device_pk, DeviceAssignment.active.is_(True))).all()
+    villages = {c for k, c in assigned if k == "village"}
+    parcels = [c for k, c in assigned if k == "parcel"]
+    if parcels:
+        villages |= set(db.session.scalars(select(Parcel.village_code).where(Parcel.code.in_(parcels))))
+    parks = set(db.session.scalars(select(Parcel.farm_park_code).where(*parcel_where,
+                                                                        Parcel.farm_park_code.is_not(None))))
+    return Scope(actor, device, parcel_where, _with_parents(villages), parks)
+
+
+def _with_parents(codes: set[str]) -> set[str]:
+    found, frontier = set(codes), set(codes)
+    while frontier:
+        parents = set(db.session.scalars(select(Region.parent_code).where(Region.code.in_(frontier),
+                                                                           Region.parent_code.is_not(None))))
+        frontier = parents - found
+        found |= parents
+    return found
+
+
+def _region_where(scope: Scope) -> list[Any]:
+    from ..places.services import county_scope
+
+    if scope.region_codes is None:
+        return [county_scope(Region.county_code, scope.actor)]
+    return [Region.code.in_(scope.region_codes)] if scope.region_codes else [Region.id < 0]
+
+
+def _park_where(scope: Scope) -> list[Any]:
+    from ..places.services import county_scope
+
+    if scope.park_codes is None:
+        return [county_scope(FarmPark.county_code, scope.actor)]
+    return [FarmPark.code.in_(scope.park_codes)] if scope.park_codes else [FarmPark.id < 0]
+
+
+def _sample_where(scope: Scope) -> list[Any]:
+    return [Sample.parcel_code.in_(select(Parcel.code).where(*scope.parcel_where))]
+
+
+def _change(kind: str, key: str, version: int, deleted: bool, data: Any, seq: int) -> dict[str, Any]:
+    return {"type": kind, "id": key, "version": version, "deleted": deleted, "data": data, "seq": seq}
+
+
+def _region_change(r: Region, seq: int | None = None, deleted: bool = False) -> dict[str, Any]:
+    return _change("region", r.code, r.version, deleted, region_dict(r), seq or r.seq)
+
+
+def _park_change(p: FarmPark, seq: int | None = None, deleted: bool = False) -> dict[str, Any]:
+    return _change("farm_park", p.code, p.version, deleted, farm_park_dict(p), seq or p.seq)
+
+
+def _parcel_change(p: Parcel, seq: int | None = None, deleted: bool | None = None) -> dict[str, Any]:
+    gone = p.deleted_at is not None if deleted is None else deleted
+    return _change("parcel", p.code, p.version, gone, parcel_feature(p), seq or p.seq)
+
+
+def _sample_change(s: Sample, now: datetime, seq: int | None = None, deleted: bool | None = None) -> dict:
+    gone = s.deleted_at is not None if deleted is None else deleted
+    return _change("sample", s.id, s.version, gone, samples.sample_dict(s, now), seq or s.seq)
+
+
+def _assignment_change(a: DeviceAssignment) -> dict[str, Any]:
+    return _change("assignment", f"{a.kind}:{a.code}", a.seq, not a.active,
+                   {"kind": a.kind, "code": a.code, "active": a.active}, a.seq)
+
+
+def pull(actor: Actor, cursor_text: str | None, limit: int) -> dict[str, Any]:
+    """One page of changes after the cursor, in seq order; see the module docstring."""
+    latest = current()
+    ep = epoch()
+    position = decode_cursor(cursor_text, ep, latest)
+    after = position.seq
+    scope = scope_for(actor)
+    # The assignment changed since this cursor was issued: assignment rows then carry what was gained/lost.
+    rescoped = after > 0 and position.scope_version != scope.scope_version
+    now = utcnow()
+    fetch = limit + 1
+    candidates: list[tuple[int, int, Any]] = []
+    queries = (
+        (0, select(Region).where(*_region_where(scope), Region.seq > after, Region.seq <= latest)
+         .order_by(Region.seq).limit(fetch)),
+        (1, select(FarmPark).where(*_park_where(scope), FarmPark.seq > after, FarmPark.seq <= latest)
+         .order_by(FarmPark.seq).limit(fetch)),
+        (2, select(Parcel).where(*scope.parcel_where, Parcel.seq > after, Parcel.seq <= latest)
+         .order_by(Parcel.seq).limit(fetch)),
+        (3, select(Sample).where(*_sample_where(scope), Sample.seq > after, Sample.seq <= latest)
+         .order_by(Sample.seq).limit(fetch)),
+    )
+    for order, stmt in queries:
+        candidates += [(row.seq, order, row) for row in db.session.scalars(stmt)]
+    if actor.device_pk is not None:
+        stmt = (select(DeviceAssignment).where(DeviceAssignment.device_pk == actor.device_pk,
+                                               DeviceAssignment.seq > after, DeviceAssignment.seq <= latest)
+                .order_by(DeviceAssignment.seq).limit(fetch))
+        candidates += [(a.seq, 4, a) for a in db.session.scalars(stmt)]
+    candidates.sort(key=lambda c: (c[0], c[1]))
+    page = candidates[:limit]
+    if len(candidates) > limit:  # never split one seq across pages
+        last = page[-1][0]
+        page += [c for c in candidates[limit:] if c[0] == last]
+    has_more = len(candidates) > len(page)
+    changes: list[dict[str, Any]] = []
+    for _seq, order, row in page:
+        if order == 0:
+            changes.append(_region_change(row))
+        elif order == 1:
+            changes.append(_park_change(row))
+        elif order == 2:
+            changes.append(_parcel_change(row))
+        elif order == 3:
+            changes.append(_sample_change(row, now))
+        else:
+            changes.append(_assignment_change(row))
+            if rescoped:
+                changes += _expand_assignment(row, scope, after, now)
+    next_seq = page[-1][0] if has_more else latest
+    return {"changes": changes, "cursor": encode_cursor(next_seq, scope.scope_version, ep), "has_more": has_more}
+
+
+def _expand_assignment(a: DeviceAssignment, scope: Scope, after: int, now: datetime) -> list[dict[str, Any]]:
+    """What an assignment change means for the device, sent at the assignment's seq.
+
+    Gained: the places and samples it did not have yet (rows at or before the cursor; newer
+    rows come in the normal stream). Lost: deletes for whatever is no longer in scope.
+    """
+    where_parcels = [Parcel.village_code == a.code] if a.kind == "village" else [Parcel.code == a.code]
+    out: list[dict[str, Any]] = []
+    if a.active:
+        parcels = list(db.session.scalars(select(Parcel).where(*where_parcels, *scope.parcel_where)))
+        codes = [p.code for p in parcels]
+        village_codes = {p.village_code for p in parcels} | ({a.code} if a.kind == "village" else set())
+        regions = db.session.scalars(select(Region).where(Region.code.in_(_with_parents(village_codes)),
+                                                          Region.seq <= after))
+        out += [_region_change(r, a.seq) for r in regions]
+        parks = {p.farm_park_code for p in parcels if p.farm_park_code}
+        out += [_park_change(p, a.seq) for p in db.session.scalars(
+            select(FarmPark).where(FarmPark.code.in_(parks), FarmPark.seq <= after))]
+        out += [_parcel_change(p, a.seq) for p in parcels if p.seq <= after]
+        out += [_sample_change(s, now, a.seq) for s in db.session.scalars(
+            select(Sample).where(Sample.parcel_code.in_(codes), Sample.seq <= after))] if codes else []
+        return out
+    in_scope = select(Parcel.code).where(*scope.parcel_where)
+    lost = list(db.session.scalars(select(Parcel).where(*where_parcels, Parcel.code.not_in(in_scope))))
+    codes = [p.code for p in lost]
+    out += [_parcel_change(p, a.seq, deleted=True) for p in lost]
+    if codes:
+        out += [_sample_change(s, now, a.seq, deleted=True) for s in db.session.scalars(
+            select(Sample).where(Sample.parcel_code.in_(codes)))]
+    gone_parks = {p.farm_park_code for p in lost if p.farm_park_code} - (scope.park_codes or set())
+    out += [_park_change(p, a.seq, deleted=True) for p in db.session.scalars(
+        select(FarmPark).where(FarmPark.code.in_(gone_parks)))]
+    villages = {p.village_code for p in lost} | ({a.code} if a.kind == "village" else set())
+    gone_regions = _with_parents(villages) - (scope.region_codes or set())
+    out += [_region_change(r, a.seq, deleted=True) for r in db.session.scalars(
+        select(Region).where(Region.code.in_(gone_regions)))]
+    return out
