@@ -56,6 +56,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 def _register_blueprints(app: Flask) -> None:
     from .auth.views import bp as auth_bp
     from .devices.views import bp as devices_bp
+    from .field.views import bp as field_bp
     from .lab.views import bp as lab_bp
     from .media.views import bp as media_bp
     from .ops.views import bp as ops_bp
@@ -67,6 +68,7 @@ def _register_blueprints(app: Flask) -> None:
     for bp in (ops_bp, auth_bp, devices_bp, places_bp, lab_bp,
                samples_bp, sync_bp, conflicts_bp, media_bp):
         app.register_blueprint(bp)
+    app.register_blueprint(field_bp)  # the offline field app at /field/
 
 
 def _engine_options(cfg: Mapping[str, Any]) -> dict[str, Any]:
