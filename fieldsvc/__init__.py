@@ -57,6 +57,7 @@ def _register_blueprints(app: Flask) -> None:
     from .auth.views import bp as auth_bp
     from .devices.views import bp as devices_bp
     from .field.views import bp as field_bp
+    from .openrosa.views import bp as openrosa_bp
     from .lab.views import bp as lab_bp
     from .media.views import bp as media_bp
     from .ops.views import bp as ops_bp
@@ -69,6 +70,7 @@ def _register_blueprints(app: Flask) -> None:
                samples_bp, sync_bp, conflicts_bp, media_bp):
         app.register_blueprint(bp)
     app.register_blueprint(field_bp)  # the offline field app at /field/
+    app.register_blueprint(openrosa_bp)  # OpenRosa (ODK Collect, Enketo): /formList, /forms, /submission
 
 
 def _engine_options(cfg: Mapping[str, Any]) -> dict[str, Any]:

@@ -179,12 +179,16 @@ def _is_busy(exc: OperationalError) -> bool:
                                    "deadlock detected", "lock timeout", "could not obtain lock"))
 
 
-def register_error_handlers(app: Flask, html_renderer: Callable[[Problem], Response] | None = None) -> None:
+def register_error_renderer(app: Flask, blueprint: str, renderer: Callable[[Problem], Response]) -> None:
+    """Errors under ``blueprint`` render with ``renderer`` (an HTML page, an OpenRosa XML response)."""
+    app.extensions.setdefault("fieldsvc_error_renderers", {})[blueprint] = renderer
+
+
+def register_error_handlers(app: Flask) -> None:
     def render(problem: Problem) -> Response:
-        wants_html = html_renderer is not None and getattr(request, "blueprint", None) in app.config.get(
-            "HTML_BLUEPRINTS", ()
-        )
-        return html_renderer(problem) if wants_html else problem_response(problem)
+        renderers = app.extensions.get("fieldsvc_error_renderers", {})
+        renderer = renderers.get(getattr(request, "blueprint", None))
+        return renderer(problem) if renderer is not None else problem_response(problem)
 
     @app.errorhandler(Problem)
     def _problem(exc: Problem):

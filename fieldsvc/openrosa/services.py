@@ -1,0 +1,226 @@
+"""OpenRosa submissions become sync pushes; their files become content-addressed media blobs.
+
+Flush, never commit: the request commits. Nothing here judges a sample: the record built from
+the XML goes through ``fieldsvc.sync.services.push`` exactly like a phone's push, and the
+files through ``fieldsvc.media.services.receive_chunk`` exactly like a resumable upload
+(push first, then the files: the sample turns ``complete`` when its last named file lands).
+
+Split submissions (``*isIncomplete*=yes``): every part carries the whole XML but only some of
+the files. A photo the XML names whose bytes have not arrived yet has no SHA-256, which the
+manifest needs; it is listed with a stand-in entry (``mime`` = ``PENDING_MIME``, ``bytes`` 1,
+``sha256`` = SHA-256 of ``openrosa-pending:<sample id>:<file name>``, which no real file has),
+so the sample reads ``awaiting_media``. When the file arrives the stand-in is replaced by the
+real entry: a new version of the sample, pushed with ``base_version``, audited like any edit.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import mimetypes
+import re
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from functools import lru_cache
+from typing import Any, BinaryIO, Mapping
+
+from ..auth import ratelimit
+from ..auth import services as auth
+from ..auth.passwords import dummy_verify, verify_password
+from ..auth.principal import Actor
+from ..dbtypes import isoformat
+from ..errors import Problem, unauthorized
+from ..extensions import db
+from ..media import services as media
+from ..media.storage import BLOCK
+from ..samples import services as samples
+from ..samples.content import content_hash
+from ..samples.models import Sample
+from ..samples.validation import validate_sample_data
+from ..sequence import allocate
+from ..sync import services as sync
+from . import xform
+from .submission import PHOTO_FIELDS, Submission
+
+PENDING_MIME = "application/vnd.fieldsvc.pending"
+_MIME = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*")
+# push status → OpenRosa HTTP status (DESIGN §4.3; documented in the README's OpenRosa section)
+HTTP_STATUS = {"applied": 201, "duplicate": 201, "merged": 201, "held": 202, "conflict": 409, "rejected": 400}
+
+
+# --- the form ------------------------------------------------------------------------------
+
+@lru_cache(maxsize=4)
+def _form(sample_types: tuple[str, ...], land_uses: tuple[str, ...], depth_max_cm: float) -> xform.Form:
+    return xform.build_form(sample_types, land_uses, depth_max_cm=depth_max_cm)
+
+
+def current_form() -> xform.Form:
+    """The soil-sample form from the server's code lists (the sample validation's rules)."""
+    rules = samples.RULES
+    return _form(tuple(rules.sample_types), tuple(rules.land_uses), float(rules.depth_max_cm))
+
+
+# --- HTTP Basic ----------------------------------------------------------------------------
+
+def basic_actor(credentials: str, address: str, config: Mapping[str, Any]) -> Actor | Problem:
+    """A user from HTTP Basic credentials, with the same failure limits as ``POST /api/v1/auth/token``.
+
+    Returns (not raises) the 401 Problem after counting the failure, so the caller can commit
+    the count. No token is issued: Basic is checked on every request, as Collect sends it.
+    :raise 429 rate_limited: too many failures for this username or address.
+    """
+    try:
+        decoded = base64.b64decode(credentials.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        return unauthorized("Send HTTP Basic credentials (base64 of username:password).", code="invalid_credentials")
+    username, colon, password = decoded.partition(":")
+    if not colon or not username:
+        return unauthorized("Send HTTP Basic credentials (base64 of username:password).", code="invalid_credentials")
+    auth.check_login_allowed(username, address, config)
+    user = auth.get_user_by_username(username)
+    profile = config["PASSWORD_HASH_PROFILE"]
+    if user is None:
+        dummy_verify(password, profile)
+    ok = user is not None and user.disabled_at is None and verify_password(user.password_hash, password, profile)
+    keys = auth._login_keys(username, address)  # the same counters as the token login
+    if not ok:
+        for key in keys:
+            ratelimit.hit(key, config["LOGIN_WINDOW_S"])
+        return unauthorized("Unknown username or wrong password.", code="invalid_credentials")
+    ratelimit.reset(keys[0])
+    return Actor(user.id, user.username, user.role, user.county_code)  # type: ignore[union-attr]
+
+
+# --- files ---------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Part:
+    """One file of a submission, hashed on arrival (the bytes stay in the request's spool)."""
+
+    name: str
+    sha256: str
+    bytes: int
+    mime: str
+    stream: BinaryIO
+
+    @property
+    def entry(self) -> dict[str, Any]:
+        return {"name": self.name, "sha256": self.sha256, "bytes": self.bytes, "mime": self.mime}
+
+
+def read_part(name: str, stream: BinaryIO, content_type: str | None) -> Part:
+    digest, size = hashlib.sha256(), 0
+    while block := stream.read(BLOCK):
+        digest.update(block)
+        size += len(block)
+    stream.seek(0)
+    return Part(name, digest.hexdigest(), size, guess_mime(name, content_type), stream)
+
+
+def guess_mime(name: str, content_type: str | None) -> str:
+    mime = (content_type or "").split(";")[0].strip().lower()
+    if not _MIME.fullmatch(mime) or mime == "application/octet-stream":
+        mime = (mimetypes.guess_type(name)[0] or mime or "application/octet-stream").lower()
+    return mime if _MIME.fullmatch(mime) else "application/octet-stream"
+
+
+def pending_entry(sample_id: str, name: str) -> dict[str, Any]:
+    sha = hashlib.sha256(f"openrosa-pending:{sample_id}:{name}".encode()).hexdigest()
+    return {"name": name, "sha256": sha, "bytes": 1, "mime": PENDING_MIME}
+
+
+def is_pending(entry: Mapping[str, Any]) -> bool:
+    return entry.get("mime") == PENDING_MIME
+
+
+# --- submissions ---------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Outcome:
+    status: int  # the HTTP status of the OpenRosa response
+    message: str
+    result: dict[str, Any]  # the push result for the record
+    state: str | None
+    missing: list[str]  # photo file names still to come
+
+
+def device_sent_at(date_header: str | None) -> str | None:
+    """OpenRosa requests carry ``Date`` (RFC 1123): the device's send time, for the clock-skew estimate."""
+    if not date_header:
+        return None
+    try:
+        sent = parsedate_to_datetime(date_header)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if sent is None or sent.tzinfo is None:
+        return None
+    return isoformat(sent)
+
+
+def submit(sub: Submission, parts: Mapping[str, Part], actor: Actor, *, sent_at: str | None, incomplete: bool,
+           hold_ttl_s: int) -> Outcome:
+    """Push the submission's record and store its files; see the module docstring."""
+    allocate(1)  # the change-sequence lock first: parts of one instance (and pushes) serialise
+    sample = db.session.get(Sample, sub.id, populate_existing=True)
+    live = sample if sample is not None and sample.deleted_at is None else None
+    stored = {m["name"]: m for m in (live.media or [])} if live is not None else {}
+    manifest = []
+    for field in PHOTO_FIELDS:
+        name = sub.photos.get(field)
+        if name is None:
+            continue
+        part = parts.get(name)
+        manifest.append(part.entry if part is not None else stored.get(name) or pending_entry(sub.id, name))
+    data = {**sub.data, "media": manifest}
+    base_version = live.version if live is not None and _fills_pending(live, data) else None
+    body = {"device_sent_at": sent_at, "schema_version": 1,
+            "records": [{"type": "sample", "id": sub.id, "base_version": base_version, "data": data}]}
+    result = sync.push(body, actor, hold_ttl_s=hold_ttl_s, max_records=1)["results"][0]
+    status = HTTP_STATUS.get(result["status"], 400)
+    if status in (201, 202):
+        named = {m["name"] for m in manifest}
+        store = media.storage()
+        for part in {p.sha256: p for p in parts.values() if p.name in named}.values():
+            outcome = media.receive_chunk(part.sha256, 0, part.bytes - 1, part.bytes, part.stream, actor, store)
+            if isinstance(outcome, Problem):  # pragma: no cover - the hash was taken from these bytes
+                raise outcome
+    sample = db.session.get(Sample, sub.id, populate_existing=True)
+    state = samples.effective_state(sample) if sample is not None else None
+    named_media = list(sample.media or []) if sample is not None else []
+    arrived = samples.complete_media(m["sha256"] for m in named_media)
+    missing = [m["name"] for m in named_media if is_pending(m) or m["sha256"] not in arrived]
+    return Outcome(status, _message(result, state, missing, incomplete), result, state, missing)
+
+
+def _fills_pending(sample: Sample, data: Mapping[str, Any]) -> bool:
+    """Same content as stored, except that stand-in photo entries now have their real file."""
+    old = list(sample.media or [])
+    new = list(data.get("media") or [])
+    if len(old) != len(new) or not any(is_pending(o) and not is_pending(n) for o, n in zip(old, new, strict=True)):
+        return False
+    if any(o["name"] != n["name"] or (o != n and not is_pending(o)) for o, n in zip(old, new, strict=True)):
+        return False
+    checked = validate_sample_data({**data, "media": old}, samples.RULES)
+    return checked.ok and content_hash(checked.clean) == sample.content_hash
+
+
+def _message(result: Mapping[str, Any], state: str | None, missing: list[str], incomplete: bool) -> str:
+    status, code = result["status"], result.get("code")
+    if status in ("applied", "duplicate", "merged"):
+        text = ("Sample received" if status != "duplicate" else "Sample already received") + f" ({state})."
+        if missing:
+            text += " Waiting for: " + ", ".join(missing) + "."
+        elif incomplete:
+            text += " Send the remaining files of this submission."
+        return text
+    if status == "held":
+        return (f"Sample accepted and held: the parcel is not known to the server yet (held until "
+                f"{result.get('held_until')}); it is linked when the parcel arrives.")
+    errors = "; ".join(f"{k.removeprefix('data.')}: {' '.join(map(str, v))}"
+                       for k, v in (result.get("errors") or {}).items())
+    if status == "conflict":
+        return (f"Conflict ({code}): this instanceID was already received with different content; both "
+                f"versions are kept for an official to resolve." + (f" {errors}" if errors else ""))
+    return f"Rejected ({code}): {errors or 'the sample is invalid'}."
