@@ -54,23 +54,26 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
 
 def _register_blueprints(app: Flask) -> None:
+    """Every blueprint, in one visible list."""
     from .auth.views import bp as auth_bp
+    from .certificates.public import api_bp as verify_bp
+    from .certificates.public import bp as certificate_page_bp
+    from .certificates.views import bp as certificates_bp
     from .devices.views import bp as devices_bp
     from .field.views import bp as field_bp
-    from .openrosa.views import bp as openrosa_bp
+    from .grading.views import bp as grading_bp
     from .lab.views import bp as lab_bp
     from .media.views import bp as media_bp
+    from .openrosa.views import bp as openrosa_bp
     from .ops.views import bp as ops_bp
     from .places.views import bp as places_bp
     from .samples.views import bp as samples_bp
     from .sync.views import bp as sync_bp
     from .sync.views import conflicts_bp
 
-    for bp in (ops_bp, auth_bp, devices_bp, places_bp, lab_bp,
-               samples_bp, sync_bp, conflicts_bp, media_bp):
+    for bp in (ops_bp, auth_bp, devices_bp, places_bp, samples_bp, sync_bp, conflicts_bp, media_bp,
+               openrosa_bp, lab_bp, grading_bp, certificates_bp, certificate_page_bp, verify_bp, field_bp):
         app.register_blueprint(bp)
-    app.register_blueprint(field_bp)  # the offline field app at /field/
-    app.register_blueprint(openrosa_bp)  # OpenRosa (ODK Collect, Enketo): /formList, /forms, /submission
 
 
 def _engine_options(cfg: Mapping[str, Any]) -> dict[str, Any]:

@@ -14,8 +14,10 @@ from flask.cli import with_appcontext
 from sqlalchemy.engine import make_url
 
 from .auth.models import ROLES
+from .certificates import cli as certificates_cli
 from .errors import Problem
 from .extensions import db
+from .grading import cli as grading_cli
 from .lab.cli import lab as lab_cli
 
 
@@ -26,6 +28,10 @@ def register_cli(app: Flask) -> None:
     app.cli.add_command(restore)
     app.cli.add_command(housekeeping)
     app.cli.add_command(lab_cli)
+    app.cli.add_command(certificates_cli.keys)
+    app.cli.add_command(certificates_cli.certificates)
+    app.cli.add_command(grading_cli.grade)
+    app.cli.add_command(grading_cli.rule_packs)
 
 
 def _fail(problem: Problem) -> None:

@@ -2,14 +2,20 @@
 
 from .audit.models import AuditEvent, EntityVersion
 from .auth.models import ApiToken, RateLimitWindow, User
+from .certificates.models import Certificate, CertificateScan
 from .devices.models import Device, DeviceAssignment
+from .grading.models import Grade, GradingRun, RollupMember, RollupSum, RulePackVerification
 from .lab.models import Approval, LabImport, LabResult, LabSampleAlias, ReferenceMaterial
-from .media.models import MediaBlob, SampleMedia  # noqa: F401  (sync server)
+from .media.models import MediaBlob, SampleMedia
 from .places.models import FarmPark, Parcel, Region
 from .samples.models import Sample
 from .sequence import SequenceCounter
-from .sync.models import IdempotentPush, SyncConflict, SyncMeta  # noqa: F401  (sync server)
+from .sync.models import IdempotentPush, SyncConflict, SyncMeta
 
-__all__ = ["ApiToken", "Approval", "AuditEvent", "Device", "DeviceAssignment", "EntityVersion", "FarmPark",
-           "LabImport", "LabResult", "LabSampleAlias", "Parcel", "ReferenceMaterial",
-           "RateLimitWindow", "Region", "Sample", "SequenceCounter", "User"]
+__all__ = [
+    "ApiToken", "Approval", "AuditEvent", "Certificate", "CertificateScan", "Device", "DeviceAssignment",
+    "EntityVersion", "FarmPark", "Grade", "GradingRun", "IdempotentPush", "LabImport", "LabResult",
+    "LabSampleAlias", "MediaBlob", "Parcel", "RateLimitWindow", "ReferenceMaterial", "Region", "RollupMember",
+    "RollupSum", "RulePackVerification", "Sample", "SampleMedia", "SequenceCounter", "SyncConflict", "SyncMeta",
+    "User",
+]

@@ -489,12 +489,14 @@ def latest_approved_results(sample_ids: Iterable[str]) -> dict[str, dict[str, La
 
 
 def on_results_approved(sample_ids: Sequence[str]) -> None:
-    """Hook: these samples' latest approved results changed, so their parcels need re-grading.
+    """These samples' latest approved results changed: re-grade their parcels now (DESIGN §5).
 
-    A no-op for now; the grading work fills it in (DESIGN §5: re-grading happens in the
-    request that changed the inputs). It runs inside the approving request's transaction.
+    Runs inside the approving request's transaction, so a grade is never stale and a
+    certificate whose subject stops qualifying is revoked in the same commit.
     """
-    return None
+    from ..grading.services import regrade_for_samples  # grading reads lab results: import at call time
+
+    regrade_for_samples(sample_ids)
 
 
 # --- review ----------------------------------------------------------------------------------

@@ -88,7 +88,7 @@ def list_parcels():
     args = query_args(ParcelArgs())
     stmt = select(Parcel).where(*services.parcel_filter(args, current_actor()))
     rows, cursor = paginate(stmt, Parcel.id, page_limit(args), args["cursor"])
-    return {"items": [services.parcel_feature(r) for r in rows], "next_cursor": cursor}
+    return {"items": _with_grades([services.parcel_feature(r) for r in rows]), "next_cursor": cursor}
 
 
 @bp.post("/parcels")
@@ -107,8 +107,8 @@ def import_parcels():
 @bp.get("/parcels/<code>")
 @requires_role(*ALL_ROLES)
 def get_parcel(code: str):
-    """One parcel as a GeoJSON Feature."""
-    return services.parcel_feature(services.get_parcel_by_code(code, current_actor()))
+    """One parcel as a GeoJSON Feature with its current grade."""
+    return _with_grades([services.parcel_feature(services.get_parcel_by_code(code, current_actor()))])[0]
 
 
 @bp.patch("/parcels/<code>")
@@ -141,6 +141,16 @@ def parcel_versions(code: str):
     return {"items": [{"version": v.version, "deleted": v.deleted, "actor": v.actor,
                        "created_at": isoformat(v.created_at), "data": v.data}
                       for v in versions_for("parcel", code)], "next_cursor": None}
+
+
+def _with_grades(features: list[dict]) -> list[dict]:
+    """Grading: each feature's current default-pack grade as ``properties.grade`` (one query per page)."""
+    from ..grading.services import grade_summaries
+
+    grades = grade_summaries([f["id"] for f in features])
+    for f in features:
+        f["properties"]["grade"] = grades.get(f["id"])
+    return features
 
 
 def _if_match() -> int | None:

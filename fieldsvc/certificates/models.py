@@ -1,0 +1,58 @@
+"""Certificates and their scan counts.
+
+The stored ``status`` is what people did (``valid``, ``revoked``, ``superseded``); ``expired``
+is never stored but computed from ``valid_until`` and the server clock whenever a certificate
+is read, so no timer has to run for a certificate to expire.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import Date, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from ..dbtypes import UTCDateTime, utcnow
+from ..extensions import db
+
+SUBJECT_TYPES = ("parcel", "farm_park", "village")
+STORED_STATUSES = ("valid", "revoked", "superseded")
+CLIENT_CLASSES = ("mobile", "desktop", "bot", "other")
+
+
+class Certificate(db.Model):
+    __tablename__ = "certificates"
+    __table_args__ = (Index("ix_certificates_subject", "subject_type", "subject_code", "status"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(17), unique=True)
+    subject_type: Mapped[str] = mapped_column(String(16))
+    subject_code: Mapped[str] = mapped_column(String(64))
+    county_code: Mapped[str] = mapped_column(String(12), index=True)
+    # grade, verdict, rule pack, tested on, place names at village level: never coordinates or people
+    snapshot_json: Mapped[str] = mapped_column(Text)
+    issued_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    issued_by: Mapped[str] = mapped_column(String(120))
+    valid_until: Mapped[datetime] = mapped_column(UTCDateTime)
+    status: Mapped[str] = mapped_column(String(16), default="valid")
+    reason: Mapped[str | None] = mapped_column(Text)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked_by: Mapped[str | None] = mapped_column(String(120))
+    replaced_by: Mapped[str | None] = mapped_column(String(17))
+    token: Mapped[str] = mapped_column(Text)
+    key_id: Mapped[str] = mapped_column(String(16))
+    idempotency_key: Mapped[str | None] = mapped_column(String(80), unique=True)
+
+
+class CertificateScan(db.Model):
+    """Scans per certificate, day and coarse client class: a count, never an address.
+
+    One upsert per scan; a certificate's total, first and last scan day are summed from these rows.
+    """
+
+    __tablename__ = "certificate_scans"
+
+    certificate_id: Mapped[int] = mapped_column(ForeignKey("certificates.id"), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    client_class: Mapped[str] = mapped_column(String(16), primary_key=True)
+    count: Mapped[int] = mapped_column(Integer, default=0)

@@ -1,0 +1,160 @@
+"""Public verification (no login): the scan page ``/C/<CODE>``, its JSON twin, offline tokens, public keys.
+
+Unknown and malformed codes take the same path (one lookup of the same shape) and get the same
+page, so the page tells nothing about which codes exist. Every request counts against its
+address (hashed) in the database-backed limiter, so all app processes share the limit.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Flask, Response, current_app, render_template, request
+from marshmallow import ValidationError
+
+from ..errors import Problem, not_found, validation_failed
+from ..http import json_body, load, problem_response, public, register_error_renderer
+from ..openapi import doc
+from . import codes, i18n, services
+from .schemas import TokenIn
+from .signing import MAX_TOKEN_CHARS, public_keys_document
+
+bp = Blueprint("certificates_public", __name__, template_folder="templates")
+api_bp = Blueprint("verify", __name__)
+
+HTML_HEADERS = {
+    "Cache-Control": "no-store",
+    "Vary": "Accept-Language",
+    "X-Robots-Tag": "noindex",
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; "
+                               "form-action 'none'; frame-ancestors 'none'",
+}
+TOKEN_BODY_BYTES = MAX_TOKEN_CHARS + 512
+
+
+@bp.record_once
+def _html_errors(state: Any) -> None:
+    """Errors under this blueprint answer with an HTML page of the same status (see ``http.py``)."""
+    app: Flask = state.app
+    register_error_renderer(app, bp.name, render_problem_page)
+    app.wsgi_app = _UppercaseScanPath(app.wsgi_app)  # type: ignore[method-assign]
+
+
+class _UppercaseScanPath:
+    """``/c/<code>`` is ``/C/<code>``: some scanners and people lowercase the whole URL."""
+
+    def __init__(self, wsgi_app: Any) -> None:
+        self.wsgi_app = wsgi_app
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        path = environ.get("PATH_INFO", "")
+        if path.startswith("/c/"):
+            environ["PATH_INFO"] = "/C/" + path[3:]
+        return self.wsgi_app(environ, start_response)
+
+
+def _lang() -> str:
+    return i18n.negotiate(request.headers.get("Accept-Language"), request.args.get("lang"))
+
+
+def _html(body: str, status: int, headers: dict[str, str] | None = None) -> Response:
+    response = Response(body, status=status, mimetype="text/html")
+    response.headers.update(HTML_HEADERS)
+    response.headers.update(headers or {})
+    return response
+
+
+@bp.get("/C/<code>")
+@public
+@doc(responses={200: "The certificate's public page", 404: "The same 'cannot verify' page for any unknown code",
+                429: "Too many requests from this address"}, content_type="text/html")
+def page(code: str):
+    """The page a label's QR opens: genuine or not, status, village-level place, grade, standard."""
+    config = current_app.config
+    lang = _lang()
+    cert = services.lookup_public(code)
+    if cert is None:
+        services.end_reads()
+        services.check_rate(request.remote_addr, config)  # unknown codes count too: no free enumeration
+        return _html(render_template("certificates/public.html", lang=lang, t=i18n.STRINGS[lang],
+                                     state="unknown", cert=None), 404)
+    body = services.verification(cert, config)
+    state = body["status"] if body["genuine"] else "unknown"
+    snap = body["grade"]
+    context = {
+        "lang": lang, "t": i18n.STRINGS[lang], "state": state, "cert": body,
+        "code": codes.format_code(cert.code),
+        "subject_kind": i18n.STRINGS[lang].get(cert.subject_type, cert.subject_type),
+        "place": " · ".join(p for p in (body["subject"]["place"].get(k) for k in
+                                        ("county", "township", "village", "farm_park")) if p),
+        "grade": i18n.grade_label(snap["grade"], lang),
+        "pack": snap["rule_pack"] or {},
+        "standard": snap["standard"],
+        "tested_on": snap["tested_on"],
+        "valid_until": (body["valid_until"] or "")[:10],
+        "issued": (body["issued_at"] or "")[:10],
+        "revoked_on": (body["revoked_at"] or "")[:10],
+        "replacement_path": f"/C/{cert.replaced_by}" if cert.replaced_by else None,
+    }
+    cert_id = cert.id
+    services.end_reads()
+    services.check_rate(request.remote_addr, config)
+    services.count_scan(cert_id, request.user_agent.string)
+    return _html(render_template("certificates/public.html", **context), 200 if state != "unknown" else 404)
+
+
+def render_problem_page(problem: Problem) -> Response:
+    lang = _lang()
+    t = i18n.STRINGS[lang]
+    title, detail = ((t["error_429"], t["error_429_detail"]) if problem.status == 429 else
+                     (t["unknown"], t["unknown_detail"]) if problem.status == 404 else (t["error"], t["error_detail"]))
+    body = render_template("certificates/error.html", lang=lang, t=t, title=title, detail=detail,
+                           status=problem.status)
+    return _html(body, problem.status, problem.headers)
+
+
+@api_bp.get("/api/v1/verify/<code>")
+@public
+@doc(responses={200: "{genuine, status, reason, replaced_by, valid_until, subject, grade, claims, signature, "
+                     "key_id}", 404: "No such certificate", 429: "Too many requests"})
+def verify_code(code: str):
+    """The public page as JSON."""
+    config = current_app.config
+    cert = services.lookup_public(code)
+    body = services.verification(cert, config) if cert is not None else None
+    cert_id = cert.id if cert is not None else None
+    services.end_reads()
+    services.check_rate(request.remote_addr, config)
+    if cert_id is None:
+        return problem_response(not_found("certificate", "code"))  # the limiter's count is kept
+    services.count_scan(cert_id, request.user_agent.string)
+    return body
+
+
+@api_bp.post("/api/v1/verify/token")
+@public
+@doc(body=TokenIn, responses={200: "{genuine: true, status, claims}", 400: "malformed",
+                              422: "invalid_signature or unknown_issuer_key", 413: "Body too large"})
+def verify_token():
+    """Check the signed token from a certificate's second QR code (what an offline verifier does)."""
+    config = current_app.config
+    services.check_rate(request.remote_addr, config)
+    try:
+        data = load(TokenIn(), json_body(TOKEN_BODY_BYTES))
+        return services.verify_offline_token(data["token"], config)
+    except ValidationError as exc:
+        return problem_response(validation_failed(exc.messages if isinstance(exc.messages, dict) else
+                                                  {"_body": exc.messages}))
+    except Problem as problem:
+        return problem_response(problem)  # a refusal is not a rollback: the limiter's count is kept
+
+
+@api_bp.get("/.well-known/fieldsvc-keys.json")
+@public
+def public_keys():
+    """Every public key that verifies certificates: the current one and retired ones."""
+    response = current_app.json.response(public_keys_document(services.keyring(current_app.config)))
+    response.headers["Cache-Control"] = "public, max-age=300"
+    return response

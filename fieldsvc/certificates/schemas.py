@@ -1,0 +1,43 @@
+"""marshmallow schemas for certificates (the edge only)."""
+
+from __future__ import annotations
+
+from marshmallow import Schema, ValidationError, fields, validate
+
+from ..places.schemas import CODE
+from ..schemas import PageArgs
+from .models import SUBJECT_TYPES
+
+STATUSES = ("valid", "expired", "revoked", "superseded")
+
+
+def _meaningful(text: str) -> None:
+    if len(text.strip()) < 3:
+        raise ValidationError("Give a reason of at least 3 characters; the public page shows it.")
+
+
+class CertificateIn(Schema):
+    subject_type = fields.String(required=True, validate=validate.OneOf(SUBJECT_TYPES))
+    code = fields.String(required=True, validate=CODE)
+    valid_days = fields.Integer(load_default=None, allow_none=True, validate=validate.Range(min=1, max=3 * 366))
+    rule_pack = fields.String(load_default=None, allow_none=True, validate=validate.Length(min=1, max=64))
+
+
+class RevokeIn(Schema):
+    reason = fields.String(required=True, validate=[validate.Length(max=500), _meaningful])
+
+
+class CertificateArgs(PageArgs):
+    subject = fields.String(load_default=None, validate=CODE)
+    subject_type = fields.String(load_default=None, validate=validate.OneOf(SUBJECT_TYPES))
+    status = fields.String(load_default=None, validate=validate.OneOf(STATUSES))
+
+
+class LabelArgs(Schema):
+    codes = fields.String(required=True, validate=validate.Length(min=1, max=40_000))
+    template = fields.String(load_default="a4_3x7", validate=validate.Length(min=1, max=64))
+    start_slot = fields.Integer(load_default=0, validate=validate.Range(min=0, max=10_000))
+
+
+class TokenIn(Schema):
+    token = fields.String(required=True, validate=validate.Length(min=1, max=2048))

@@ -1,0 +1,628 @@
+"""Certificates: issue, supersede, revoke, read, verify, count scans. Flush, never commit.
+
+The signing key ring is read from the instance folder (or a configured PEM) once per process
+and re-read only when the folder's index changes (``keys rotate`` in another process).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import math
+import re
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import case, func, literal, select
+
+from ..audit.services import Change, record, record_many
+from ..auth.models import RateLimitWindow
+from ..auth.principal import Actor
+from ..dbtypes import UTCDateTime, isoformat, utcnow
+from ..dbutil import upsert
+from ..errors import Problem, conflict, not_found, rate_limited, validation_failed
+from ..extensions import db
+from ..places.models import FarmPark, Region
+from ..places.services import get_farm_park_by_code, get_parcel_by_code, get_region_by_code
+from . import codes, pdf
+from .models import CLIENT_CLASSES, SUBJECT_TYPES, Certificate, CertificateScan
+from .signing import Claims, KeyRing, KeyRingError, VerifiedToken, sign_claims, verify_token
+
+SYSTEM_RETEST = "system: re-test"
+# A well-formed code no certificate will ever get (the random part is all zeros): malformed
+# codes are looked up as this one, so they cost the same query as an unknown code.
+DUMMY_CODE = codes.code_from_bytes(bytes(10))
+
+
+def now() -> datetime:
+    """The server clock (tests may monkeypatch this to move time)."""
+    return utcnow()
+
+
+# --- signing keys -----------------------------------------------------------------------------
+
+_rings: dict[str, tuple[Any, KeyRing]] = {}
+_rings_lock = threading.Lock()
+
+
+def keyring(config: Mapping[str, Any]) -> KeyRing:
+    """The process's key ring: a configured PEM, else ``<instance>/keys`` (made on first use)."""
+    configured = config.get("SIGNING_KEY_PATH") or ""
+    folder = Path(config["INSTANCE_PATH"]) / "keys"
+    cache_key = f"{configured}|{folder}"
+    stamp = _stamp(configured, folder)
+    cached = _rings.get(cache_key)
+    if cached is not None and cached[0] == stamp:
+        return cached[1]
+    with _rings_lock:
+        if configured:
+            retired = [p.read_bytes() for p in sorted(folder.glob("signing-key-*.pem"))] if folder.is_dir() else []
+            try:
+                ring = KeyRing.from_pem(Path(configured).read_bytes(), retired=retired)
+            except OSError as exc:
+                raise KeyRingError(f"FIELDSVC_SIGNING_KEY_PATH={configured} cannot be read: {exc}") from exc
+        else:
+            ring = KeyRing.load_or_create(folder)
+        _rings[cache_key] = (_stamp(configured, folder), ring)
+        _token_checks.clear()
+        return ring
+
+
+def _stamp(configured: str, folder: Path) -> Any:
+    try:
+        index = (folder / "keys.json").stat().st_mtime_ns
+    except OSError:
+        index = None
+    if configured:
+        try:
+            return (index, Path(configured).stat().st_mtime_ns)
+        except OSError:
+            return (index, None)
+    return index
+
+
+# --- reading ----------------------------------------------------------------------------------
+
+def status_at(cert: Certificate, moment: datetime) -> str:
+    """valid | expired | revoked | superseded, judged by the server clock."""
+    if cert.status == "valid" and cert.valid_until <= moment:
+        return "expired"
+    return cert.status
+
+
+def snapshot(cert: Certificate) -> dict[str, Any]:
+    return json.loads(cert.snapshot_json)
+
+
+def get_certificate_by_code(code: str, actor: Actor | None = None) -> Certificate:
+    """By code (forgiving: lowercase, hyphens); county-scoped accounts see other counties' as absent."""
+    normal = codes.normalise_code(code) if isinstance(code, str) else None
+    cert = db.session.scalar(select(Certificate).where(Certificate.code == (normal or DUMMY_CODE)))
+    if cert is None or normal is None:
+        raise not_found("certificate", str(code)[:64])
+    if actor is not None:
+        actor.require_county(cert.county_code, "certificate", cert.code)
+    return cert
+
+
+def end_reads() -> None:
+    """Finish the read-only part of a public request before its few writes.
+
+    On SQLite a transaction that has read and then writes fails at once (no busy wait) when another
+    process wrote in between; starting the writes in a fresh transaction makes them wait their turn,
+    and keeps the write lock only for the two upserts.
+    """
+    db.session.commit()
+
+
+def lookup_public(text: str) -> Certificate | None:
+    """The public lookup: one query of the same shape for unknown and malformed codes."""
+    normal = codes.normalise_code(text) if isinstance(text, str) else None
+    cert = db.session.scalar(select(Certificate).where(Certificate.code == (normal or DUMMY_CODE)))
+    return cert if normal is not None else None
+
+
+def certificate_dict(cert: Certificate, config: Mapping[str, Any], moment: datetime | None = None) -> dict[str, Any]:
+    snap = snapshot(cert)
+    return {
+        "code": cert.code,
+        "code_formatted": codes.format_code(cert.code),
+        "status": status_at(cert, moment or now()),
+        "reason": cert.reason,
+        "subject": {"type": cert.subject_type, "code": cert.subject_code, "name": snap.get("subject_name")},
+        "grade": _grade_part(snap),
+        "place": snap.get("place", {}),
+        "issued_at": isoformat(cert.issued_at),
+        "issued_by": cert.issued_by,
+        "valid_until": isoformat(cert.valid_until),
+        "revoked_at": isoformat(cert.revoked_at),
+        "revoked_by": cert.revoked_by,
+        "replaced_by": cert.replaced_by,
+        "verify_url": codes.verify_url(config["PUBLIC_BASE_URL"], cert.code),
+        "token": cert.token,
+        "key_id": cert.key_id,
+        "scans": scan_summary(cert),
+    }
+
+
+def _grade_part(snap: Mapping[str, Any]) -> dict[str, Any]:
+    return {"grade": snap.get("grade"), "verdict": snap.get("verdict"), "rule_pack": snap.get("rule_pack"),
+            "standard": snap.get("standard"), "tested_on": snap.get("tested_on")}
+
+
+def _day(value: date | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def scan_summary(cert: Certificate) -> dict[str, Any]:
+    count, first, last = db.session.execute(
+        select(func.coalesce(func.sum(CertificateScan.count), 0), func.min(CertificateScan.day),
+               func.max(CertificateScan.day)).where(CertificateScan.certificate_id == cert.id)).one()
+    return {"count": int(count), "first_on": _day(first), "last_on": _day(last)}
+
+
+def scan_counts(cert: Certificate) -> dict[str, int]:
+    rows = db.session.execute(
+        select(CertificateScan.client_class, func.sum(CertificateScan.count))
+        .where(CertificateScan.certificate_id == cert.id).group_by(CertificateScan.client_class))
+    counts = dict.fromkeys(CLIENT_CLASSES, 0)
+    counts.update({k: int(v) for k, v in rows})
+    return counts
+
+
+def list_filter(args: Mapping[str, Any], actor: Actor) -> list[Any]:
+    where = []
+    if actor.role != "admin" and actor.county_code:
+        where.append(Certificate.county_code == actor.county_code)
+    if args.get("subject"):
+        where.append(Certificate.subject_code == args["subject"])
+    if args.get("subject_type"):
+        where.append(Certificate.subject_type == args["subject_type"])
+    status = args.get("status")
+    moment = now()
+    if status == "expired":
+        where += [Certificate.status == "valid", Certificate.valid_until <= moment]
+    elif status == "valid":
+        where += [Certificate.status == "valid", Certificate.valid_until > moment]
+    elif status:
+        where.append(Certificate.status == status)
+    return where
+
+
+# --- issuing ----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Subject:
+    type: str
+    code: str
+    name: str
+    county_code: str
+    place: dict[str, str]
+
+
+def resolve_subject(subject_type: str, code: str, actor: Actor) -> Subject:
+    """The subject and its place names at village level (never coordinates, never people)."""
+    if subject_type == "parcel":
+        parcel = get_parcel_by_code(code, actor)
+        village = db.session.scalar(select(Region).where(Region.code == parcel.village_code))
+        place = _region_chain(village)
+        if parcel.farm_park_code:
+            park = db.session.scalar(select(FarmPark).where(FarmPark.code == parcel.farm_park_code))
+            if park is not None:
+                place["farm_park"] = park.name
+        return Subject("parcel", parcel.code, parcel.code, parcel.county_code, place)
+    if subject_type == "village":
+        village = get_region_by_code(code, actor)
+        if village.level != "village":
+            raise validation_failed({"code": [f"{code} is a {village.level}, not a village."]})
+        return Subject("village", village.code, village.name, village.county_code, _region_chain(village))
+    if subject_type == "farm_park":
+        park = get_farm_park_by_code(code, actor)
+        county = db.session.scalar(select(Region).where(Region.code == park.county_code))
+        place = {"county": county.name if county else park.county_code, "farm_park": park.name}
+        return Subject("farm_park", park.code, park.name, park.county_code, place)
+    raise validation_failed({"subject_type": [f"Must be one of: {', '.join(SUBJECT_TYPES)}."]})
+
+
+def _region_chain(region: Region | None) -> dict[str, str]:
+    place: dict[str, str] = {}
+    seen = 0
+    while region is not None and seen < 4:
+        place[region.level] = region.name
+        region = (db.session.scalar(select(Region).where(Region.code == region.parent_code))
+                  if region.parent_code else None)
+        seen += 1
+    return place
+
+
+def qualification(subject_type: str, code: str, rule_pack: str | None = None) -> Any:
+    """The grading service's answer (imported late: grading calls back into this module)."""
+    from ..grading import services as grading
+
+    return grading.qualification(subject_type, code, rule_pack)
+
+
+def _pack_ref(q: Any) -> dict[str, Any]:
+    ref = getattr(q, "rule_pack", None) or {}
+    if not isinstance(ref, Mapping):
+        ref = {"code": getattr(ref, "code", None), "version": getattr(ref, "version", None),
+               "verified": getattr(ref, "verified", False)}
+    code, version = str(ref.get("code") or ""), str(ref.get("version") or "")
+    standard = ref.get("standard")
+    if not standard:
+        try:
+            from ..grading.rules import load_pack
+
+            standard = load_pack(code, version or None).standard
+        except Problem:
+            standard = code
+    return {"code": code, "version": version, "verified": bool(ref.get("verified")), "standard": standard}
+
+
+def _as_date(value: Any) -> date | None:
+    if value is None or isinstance(value, date) and not isinstance(value, datetime):
+        return value
+    if isinstance(value, datetime):
+        return value.date()
+    return date.fromisoformat(str(value)[:10])
+
+
+def issue_certificate(data: Mapping[str, Any], actor: Actor, config: Mapping[str, Any],
+                      idempotency_key: str | None = None) -> tuple[Certificate, bool]:
+    """Issue for a qualifying subject: ``(certificate, created)``; a retry with the same key returns the first.
+
+    :raise 409 not_qualified: with ``details.reasons`` when grading says no.
+    """
+    if idempotency_key:
+        earlier = db.session.scalar(select(Certificate).where(Certificate.idempotency_key == idempotency_key))
+        if earlier is not None:
+            actor.require_county(earlier.county_code, "certificate", earlier.code)
+            if (earlier.subject_type, earlier.subject_code) != (data["subject_type"], data["code"]):
+                raise conflict("idempotency_key_reused", "This Idempotency-Key was used for another subject.",
+                               certificate=earlier.code)
+            return earlier, False
+    subject = resolve_subject(data["subject_type"], data["code"], actor)
+    q = qualification(subject.type, subject.code, data.get("rule_pack"))
+    tested_on = _as_date(getattr(q, "tested_on", None))
+    reasons = list(getattr(q, "reasons", None) or [])
+    if not getattr(q, "qualified", False) or tested_on is None:
+        if tested_on is None and not reasons:
+            reasons = ["no soil test date is known for this subject"]
+        raise conflict("not_qualified", f"{subject.type} {subject.code} does not qualify for a certificate.",
+                       reasons=reasons or ["not qualified"], verdict=getattr(q, "verdict", None))
+    pack = _pack_ref(q)
+    moment = now()
+    valid_days = data.get("valid_days") or config["CERTIFICATE_VALID_DAYS"]
+    valid_until = moment + timedelta(days=valid_days)
+    code = codes.new_code()
+    snap = {
+        "subject_name": subject.name, "place": subject.place, "grade": str(getattr(q, "grade", "") or ""),
+        "verdict": getattr(q, "verdict", None) or "qualified", "rule_pack": {k: pack[k] for k in
+                                                                             ("code", "version", "verified")},
+        "standard": pack["standard"], "tested_on": tested_on.isoformat(),
+        "grade_id": _json_safe(getattr(q, "grade_id", None)),
+    }
+    ring = keyring(config)
+    claims = Claims(code=code, subject_type=subject.type, subject_code=subject.code, grade=snap["grade"],
+                    rule_pack=f"{pack['code']}:{pack['version']}", tested_on=tested_on,
+                    valid_until=valid_until.date())
+    token = sign_claims(claims, ring)
+    cert = Certificate(code=code, subject_type=subject.type, subject_code=subject.code,
+                       county_code=subject.county_code, snapshot_json=json.dumps(snap, ensure_ascii=False),
+                       issued_at=moment, issued_by=actor.label, valid_until=valid_until, status="valid",
+                       token=token, key_id=ring.current.kid, idempotency_key=idempotency_key)
+    db.session.add(cert)
+    db.session.flush()
+    changes = [Change("certificate", code, "issue", after=_audit_view(cert))]
+    for old in _current_for(subject.type, subject.code, exclude=cert.id, moment=moment):
+        before = _audit_view(old)
+        old.status, old.replaced_by, old.reason = "superseded", code, f"replaced by {code}"
+        changes.append(Change("certificate", old.code, "supersede", before=before, after=_audit_view(old)))
+    db.session.flush()
+    record_many(actor.label, changes)
+    return cert, True
+
+
+def _json_safe(value: Any) -> Any:
+    return value if value is None or isinstance(value, (int, str, float)) else str(value)
+
+
+def _current_for(subject_type: str, code: str, *, exclude: int | None = None,
+                 moment: datetime | None = None) -> list[Certificate]:
+    stmt = select(Certificate).where(Certificate.subject_type == subject_type, Certificate.subject_code == code,
+                                     Certificate.status == "valid")
+    if moment is not None:
+        stmt = stmt.where(Certificate.valid_until > moment)
+    if exclude is not None:
+        stmt = stmt.where(Certificate.id != exclude)
+    return list(db.session.scalars(stmt.order_by(Certificate.id).with_for_update()))
+
+
+def _audit_view(cert: Certificate) -> dict[str, Any]:
+    return {"code": cert.code, "subject_type": cert.subject_type, "subject_code": cert.subject_code,
+            "status": cert.status, "reason": cert.reason, "valid_until": isoformat(cert.valid_until),
+            "replaced_by": cert.replaced_by, "key_id": cert.key_id}
+
+
+# --- revoking ---------------------------------------------------------------------------------
+
+def revoke_certificate(code: str, reason: str, actor: Actor) -> Certificate:
+    """Revoke now. Repeating the same revocation is a no-op; a revoked or superseded one is a 409."""
+    cert = get_certificate_by_code(code, actor)
+    if cert.status == "revoked" and cert.reason == reason:
+        return cert
+    if cert.status != "valid":
+        raise conflict(f"certificate_{cert.status}", f"Certificate {cert.code} is already {cert.status}.",
+                       current_status=cert.status, reason=cert.reason, replaced_by=cert.replaced_by)
+    _revoke(cert, reason, actor.label)
+    return cert
+
+
+def _revoke(cert: Certificate, reason: str, by: str) -> None:
+    before = _audit_view(cert)
+    cert.status, cert.reason, cert.revoked_at, cert.revoked_by = "revoked", reason, now(), by
+    db.session.flush()
+    record(by, Change("certificate", cert.code, "revoke", before=before, after=_audit_view(cert)))
+
+
+def on_grade_changed(subject_type: str, code: str, qualified: bool, reason: str) -> list[str]:
+    """Grading's hook: a certified subject that stops qualifying loses its certificates at once.
+
+    Runs in the caller's transaction; returns the codes revoked.
+    """
+    if qualified:
+        return []
+    revoked = []
+    for cert in _current_for(subject_type, code):
+        _revoke(cert, reason or "re-test failed", SYSTEM_RETEST)
+        revoked.append(cert.code)
+    return revoked
+
+
+# --- printing ---------------------------------------------------------------------------------
+
+def certificate_view(cert: Certificate, config: Mapping[str, Any], moment: datetime | None = None
+                     ) -> pdf.CertificateView:
+    snap = snapshot(cert)
+    place = snap.get("place", {})
+    pack = snap.get("rule_pack", {})
+    status = status_at(cert, moment or now())
+    reason = cert.reason if status in ("revoked", "superseded") else None
+    return pdf.CertificateView(
+        code=cert.code, verify_url=codes.verify_url(config["PUBLIC_BASE_URL"], cert.code), token=cert.token,
+        key_id=cert.key_id, subject_type=cert.subject_type, subject_name=snap.get("subject_name", ""),
+        subject_code=cert.subject_code, county=place.get("county", ""), township=place.get("township"),
+        village=place.get("village") or place.get("farm_park"), grade=snap.get("grade", ""),
+        verdict=snap.get("verdict", "qualified"), rule_pack_code=pack.get("code", ""),
+        rule_pack_version=pack.get("version", ""), standard=snap.get("standard", ""),
+        pack_verified=bool(pack.get("verified")), tested_on=date.fromisoformat(snap["tested_on"]),
+        issued_at=cert.issued_at.date(), valid_until=cert.valid_until.date(), status=status,
+        status_reason=reason)
+
+
+def certificate_pdf(cert: Certificate, config: Mapping[str, Any]) -> bytes:
+    return pdf.render_certificate(certificate_view(cert, config))
+
+
+_CODE_SPLIT = re.compile(r"[\s,;]+")
+
+
+def parse_codes(text: str | Sequence[str], cap: int) -> list[str]:
+    """Codes from ``A,B C``; each must be a certificate code; duplicates print several labels."""
+    parts = [p for p in (_CODE_SPLIT.split(text) if isinstance(text, str) else text) if p]
+    if not parts:
+        raise validation_failed({"codes": ["Give at least one certificate code."]})
+    if len(parts) > cap:
+        raise validation_failed({"codes": [f"At most {cap} labels per request."]})
+    bad = [p[:40] for p in parts if codes.normalise_code(p) is None]
+    if bad:
+        raise validation_failed({"codes": [f"Not certificate codes: {', '.join(bad[:20])}"]})
+    return [codes.normalise_code(p) for p in parts]  # type: ignore[misc]
+
+
+def labels_pdf(code_list: Sequence[str], template: str, start_slot: int, actor: Actor,
+               config: Mapping[str, Any]) -> bytes:
+    """A label sheet for valid certificates; unknown codes 422, non-valid ones 409."""
+    pdf.load_template(template)  # 422 unknown_template before any lookup
+    wanted = sorted(set(code_list))
+    found: dict[str, Certificate] = {}
+    for chunk in range(0, len(wanted), 500):
+        part = wanted[chunk:chunk + 500]
+        found.update({c.code: c for c in db.session.scalars(select(Certificate).where(Certificate.code.in_(part)))})
+    missing = [c for c in wanted if c not in found or not actor.can_see_county(found[c].county_code)]
+    if missing:
+        raise validation_failed({"codes": [f"Unknown certificates: {', '.join(missing[:20])}"]})
+    moment = now()
+    not_valid = {c: status_at(found[c], moment) for c in wanted if status_at(found[c], moment) != "valid"}
+    if not_valid:
+        raise conflict("certificate_not_valid", "Labels are printed only for valid certificates.",
+                       certificates=not_valid)
+    labels = [pdf.LabelView(code=c, verify_url=codes.verify_url(config["PUBLIC_BASE_URL"], c),
+                            subject_name=label_name(found[c])) for c in code_list]
+    return pdf.render_labels(labels, template, start_slot)
+
+
+def label_name(cert: Certificate) -> str:
+    snap = snapshot(cert)
+    place = snap.get("place", {})
+    if cert.subject_type == "parcel":
+        return " ".join(p for p in (place.get("village"), cert.subject_code) if p)
+    return snap.get("subject_name") or cert.subject_code
+
+
+# --- public verification ----------------------------------------------------------------------
+
+_BOT = re.compile(r"bot|crawl|spider|slurp|curl|wget|python|http-client|go-http|java/|okhttp|headless|scan",
+                  re.IGNORECASE)
+_MOBILE = re.compile(r"mobile|android|iphone|ipad|ipod|micromessenger|alipay|harmonyos|windows phone",
+                     re.IGNORECASE)
+_DESKTOP = re.compile(r"windows nt|macintosh|x11|linux x86_64|cros", re.IGNORECASE)
+
+
+def client_class(user_agent: str | None) -> str:
+    """A coarse class from the User-Agent; nothing else about the client is kept."""
+    ua = (user_agent or "")[:512]
+    if not ua or _BOT.search(ua):
+        return "bot"
+    if _MOBILE.search(ua):
+        return "mobile"
+    if _DESKTOP.search(ua):
+        return "desktop"
+    return "other"
+
+
+def check_rate(address: str | None, config: Mapping[str, Any], bucket: str = "verify") -> None:
+    """Count this request against its address (hashed with the secret key, never stored raw).
+
+    The same fixed-window table as :mod:`fieldsvc.auth.ratelimit`, counted and read back in one
+    statement (``INSERT ... ON CONFLICT DO UPDATE ... RETURNING``): this runs on every scan.
+    """
+    window = config["VERIFY_RATE_WINDOW_S"]
+    digest = hmac.new(str(config["SECRET_KEY"]).encode(), (address or "unknown").encode(), hashlib.sha256)
+    key = f"{bucket}:addr:{digest.hexdigest()[:32]}"
+    moment = now()
+    table = RateLimitWindow.__table__
+    expired = table.c.window_start <= literal(moment - timedelta(seconds=window), UTCDateTime)
+    stmt = upsert(table).values(key=key, window_start=moment, count=1)
+    stmt = stmt.on_conflict_do_update(index_elements=["key"], set_={
+        "count": case((expired, 1), else_=table.c.count + 1),
+        "window_start": case((expired, literal(moment, UTCDateTime)), else_=table.c.window_start)})
+    count, started = db.session.execute(stmt.returning(table.c.count, table.c.window_start)).one()
+    if count > config["VERIFY_RATE_LIMIT"]:
+        wait = (started + timedelta(seconds=window) - moment).total_seconds()
+        raise rate_limited(max(1, math.ceil(wait)), "Too many verification requests from this address; wait.")
+
+
+def count_scan(certificate_id: int, user_agent: str | None) -> None:
+    table = CertificateScan.__table__
+    stmt = upsert(table).values(certificate_id=certificate_id, day=now().date(),
+                                client_class=client_class(user_agent), count=1)
+    db.session.execute(stmt.on_conflict_do_update(
+        index_elements=["certificate_id", "day", "client_class"], set_={"count": table.c.count + 1}))
+
+
+def verification(cert: Certificate, config: Mapping[str, Any]) -> dict[str, Any]:
+    """``GET /api/v1/verify/<CODE>``: the stored certificate, its status now, and its signed token re-checked."""
+    snap = snapshot(cert)
+    verified = _check_stored_token(cert, config)
+    return {
+        "genuine": verified is not None,
+        "code": cert.code,
+        "status": status_at(cert, now()),
+        "reason": cert.reason,
+        "replaced_by": cert.replaced_by,
+        "replaced_by_url": (codes.verify_url(config["PUBLIC_BASE_URL"], cert.replaced_by)
+                            if cert.replaced_by else None),
+        "valid_until": isoformat(cert.valid_until),
+        "revoked_at": isoformat(cert.revoked_at),
+        "issued_at": isoformat(cert.issued_at),
+        "subject": {"type": cert.subject_type, "code": cert.subject_code, "name": snap.get("subject_name"),
+                    "place": snap.get("place", {})},
+        "grade": _grade_part(snap),
+        "claims": verified.claims.to_dict() if verified else None,
+        "signature": cert.token,
+        "key_id": cert.key_id,
+    }
+
+
+_token_checks: dict[tuple[int, str], VerifiedToken | None] = {}
+
+
+def _check_stored_token(cert: Certificate, config: Mapping[str, Any]) -> VerifiedToken | None:
+    """Re-check the stored signature; a token's answer never changes for one key ring, so it is memoised."""
+    ring = keyring(config)
+    key = (id(ring), cert.token)
+    if key in _token_checks:
+        return _token_checks[key]
+    try:
+        verified: VerifiedToken | None = verify_token(cert.token, ring)
+    except Problem:
+        verified = None
+    if verified is not None and verified.claims.code != cert.code:
+        verified = None
+    if len(_token_checks) > 50_000:
+        _token_checks.clear()
+    _token_checks[key] = verified
+    return verified
+
+
+def verify_offline_token(token: Any, config: Mapping[str, Any]) -> dict[str, Any]:
+    """``POST /api/v1/verify/token``: the signature first (4xx with its reason), then today's status."""
+    verified = verify_token(token, keyring(config))
+    cert = db.session.scalar(select(Certificate).where(Certificate.code == verified.claims.code))
+    status = status_at(cert, now()) if cert is not None else "unknown"
+    return {"genuine": True, "status": status, "claims": verified.claims.to_dict(), "key_id": verified.kid,
+            "key_status": verified.key_status, "reason": cert.reason if cert is not None else None,
+            "replaced_by": cert.replaced_by if cert is not None else None}
+
+
+# --- batches (CLI, demo) ----------------------------------------------------------------------
+
+@dataclass
+class BatchOutcome:
+    issued: list[Certificate]
+    refused: dict[str, list[str]]  # subject code → reasons
+
+
+def issue_many(subjects: Sequence[tuple[str, str]], actor: Actor, config: Mapping[str, Any],
+               valid_days: int | None = None) -> BatchOutcome:
+    """Issue for each subject that qualifies (each in its own savepoint); collect why others did not."""
+    outcome = BatchOutcome([], {})
+    for subject_type, code in subjects:
+        try:
+            with db.session.begin_nested():
+                cert, _ = issue_certificate({"subject_type": subject_type, "code": code, "valid_days": valid_days},
+                                            actor, config)
+            outcome.issued.append(cert)
+        except Problem as problem:
+            outcome.refused[code] = [str(r) for r in problem.details.get("reasons", [problem.message])]
+    return outcome
+
+
+def parcels_of(area_type: str, code: str, actor: Actor) -> list[str]:
+    """Codes of the live parcels of a village or farm park."""
+    from ..places.models import Parcel
+
+    if area_type == "village":
+        get_region_by_code(code, actor)
+        column = Parcel.village_code
+    else:
+        get_farm_park_by_code(code, actor)
+        column = Parcel.farm_park_code
+    stmt = select(Parcel.code).where(column == code, Parcel.deleted_at.is_(None)).order_by(Parcel.code)
+    return list(db.session.scalars(stmt))
+
+
+def issue_demo_certificates(county_code: str, config: Mapping[str, Any], *, max_parcels: int = 12,
+                            actor: Actor | None = None) -> dict[str, Any]:
+    """Demo: certificates for up to ``max_parcels`` qualifying parcels and one farm park, and one revoked."""
+    from ..auth.principal import SYSTEM
+    from ..places.models import Parcel
+
+    actor = actor or SYSTEM
+    issued: list[Certificate] = []
+    parcels = db.session.scalars(select(Parcel.code).where(Parcel.county_code == county_code,
+                                                           Parcel.deleted_at.is_(None)).order_by(Parcel.id))
+    for code in parcels:
+        if len(issued) >= max_parcels:
+            break
+        issued += issue_many([("parcel", code)], actor, config).issued
+    parks = db.session.scalars(select(FarmPark.code).where(FarmPark.county_code == county_code)
+                               .order_by(FarmPark.id))
+    park_cert = None
+    for code in parks:
+        done = issue_many([("farm_park", code)], actor, config).issued
+        if done:
+            park_cert = done[0]
+            break
+    revoked = None
+    if len(issued) > 1:
+        revoked = issued[-1]
+        _revoke(revoked, "演示：复检不合格 Demo: a re-test failed", actor.label)
+    return {"parcel_certificates": [c.code for c in issued], "farm_park_certificate": park_cert.code
+            if park_cert else None, "revoked": revoked.code if revoked else None}

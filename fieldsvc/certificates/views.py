@@ -1,0 +1,93 @@
+"""Certificate endpoints for signed-in users (DESIGN §4.7). Thin: schema → service → JSON or PDF."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, current_app, request
+from sqlalchemy import select
+
+from ..errors import validation_failed
+from ..http import ALL_ROLES, current_actor, json_body, load, paginate, query_args, requires_role
+from ..openapi import doc
+from ..schemas import page_limit
+from . import services
+from .models import Certificate
+from .schemas import CertificateArgs, CertificateIn, LabelArgs, RevokeIn
+
+bp = Blueprint("certificates", __name__, url_prefix="/api/v1")
+
+PDF = "application/pdf"
+
+
+@bp.post("/certificates")
+@requires_role("official")
+@doc(body=CertificateIn, responses={201: "Issued", 200: "A retry with the same Idempotency-Key",
+                                    409: "not_qualified, with details.reasons"})
+def issue():
+    """Issue a certificate for a qualifying parcel, farm park or village (supersedes its valid one)."""
+    data = load(CertificateIn(), json_body())
+    key = request.headers.get("Idempotency-Key", "").strip() or None
+    if key is not None and len(key) > 80:
+        raise validation_failed({"Idempotency-Key": ["At most 80 characters."]})
+    cert, created = services.issue_certificate(data, current_actor(), current_app.config, key)
+    return services.certificate_dict(cert, current_app.config), 201 if created else 200
+
+
+@bp.get("/certificates")
+@requires_role(*ALL_ROLES)
+@doc(query=CertificateArgs)
+def list_certificates():
+    """List certificates, by subject code, subject type or status (status judged now)."""
+    args = query_args(CertificateArgs())
+    stmt = select(Certificate).where(*services.list_filter(args, current_actor()))
+    rows, cursor = paginate(stmt, Certificate.id, page_limit(args), args["cursor"])
+    moment = services.now()
+    return {"items": [services.certificate_dict(c, current_app.config, moment) for c in rows],
+            "next_cursor": cursor}
+
+
+@bp.get("/certificates/<code>")
+@requires_role(*ALL_ROLES)
+def get_certificate(code: str):
+    """One certificate with its status now and its scan counts."""
+    cert = services.get_certificate_by_code(code, current_actor())
+    body = services.certificate_dict(cert, current_app.config)
+    body["scans"]["by_client"] = services.scan_counts(cert)
+    return body
+
+
+@bp.get("/certificates/<code>.pdf")
+@requires_role(*ALL_ROLES)
+@doc(responses={200: "The A4 certificate (watermarked unless valid)"}, content_type=PDF)
+def certificate_pdf(code: str):
+    """The A4 certificate; a revoked, expired or superseded one comes back watermarked."""
+    cert = services.get_certificate_by_code(code, current_actor())
+    return _pdf(services.certificate_pdf(cert, current_app.config), f"certificate-{cert.code}.pdf")
+
+
+@bp.post("/certificates/<code>/revoke")
+@requires_role("official")
+@doc(body=RevokeIn)
+def revoke(code: str):
+    """Revoke a certificate now, with a reason the public page shows."""
+    data = load(RevokeIn(), json_body())
+    cert = services.revoke_certificate(code, data["reason"].strip(), current_actor())
+    return services.certificate_dict(cert, current_app.config)
+
+
+@bp.get("/labels.pdf")
+@requires_role("official")
+@doc(query=LabelArgs, responses={200: "A label sheet PDF"}, content_type=PDF)
+def labels():
+    """A label sheet (``qr_templates/``) for valid certificates, starting at a slot of a part-used sheet."""
+    args = query_args(LabelArgs())
+    config = current_app.config
+    code_list = services.parse_codes(args["codes"], config["LABELS_MAX_CODES"])
+    body = services.labels_pdf(code_list, args["template"], args["start_slot"], current_actor(), config)
+    return _pdf(body, f"labels-{args['template']}.pdf")
+
+
+def _pdf(body: bytes, filename: str) -> Response:
+    response = Response(body, mimetype=PDF)
+    response.headers["Content-Disposition"] = f'inline; filename="{filename}"'
+    response.headers["Cache-Control"] = "no-store"
+    return response

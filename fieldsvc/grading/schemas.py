@@ -1,0 +1,35 @@
+"""marshmallow schemas for grading (the edge only)."""
+
+from __future__ import annotations
+
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+
+from ..schemas import PageArgs
+
+PACK_CODE = validate.Regexp(r"^[a-z][a-z0-9_]{0,31}$", error="a rule pack code such as green_food_soil")
+SCOPE_KEYS = ("county", "village", "farm_park", "parcel")
+
+
+class ScopeIn(Schema):
+    county = fields.String(validate=validate.Length(min=1, max=64))
+    village = fields.String(validate=validate.Length(min=1, max=64))
+    farm_park = fields.String(validate=validate.Length(min=1, max=64))
+    parcel = fields.String(validate=validate.Length(min=1, max=64))
+
+    @validates_schema
+    def _one(self, data: dict, **_kwargs) -> None:
+        if len(data) != 1:
+            raise ValidationError(f"give exactly one of {', '.join(SCOPE_KEYS)}", field_name="scope")
+
+
+class RunIn(Schema):
+    scope = fields.Nested(ScopeIn, required=True)
+    rule_pack = fields.String(load_default=None, allow_none=True, validate=PACK_CODE)
+
+
+class GradeArgs(Schema):
+    rule_pack = fields.String(load_default=None, validate=PACK_CODE)
+
+
+class HistoryArgs(PageArgs):
+    rule_pack = fields.String(load_default=None, validate=PACK_CODE)

@@ -1,0 +1,84 @@
+"""The public scan page in headless Chromium at a phone's size (360 × 740), served by a real server thread."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+from werkzeug.serving import make_server
+
+from tests.api.test_certificates_api import grading as _grading
+from tests.api.test_certificates_api import issued
+
+grading = _grading  # the stand-in for grading's qualification(), see test_certificates_api
+playwright_sync = pytest.importorskip("playwright.sync_api")
+
+CHROMIUM = "/usr/bin/chromium"
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture
+def server(app):
+    srv = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{srv.server_port}"
+    srv.shutdown()
+    thread.join(timeout=5)
+
+
+@pytest.fixture
+def browser():
+    if not Path(CHROMIUM).exists():
+        pytest.skip("no Chromium at /usr/bin/chromium")
+    with playwright_sync.sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                     args=["--no-sandbox", "--disable-background-networking", "--disable-gpu"])
+        yield chromium
+        chromium.close()
+
+
+def _measure(page):
+    return page.evaluate("""() => {
+        const s = document.getElementById('status').getBoundingClientRect();
+        const root = document.documentElement;
+        return {scroll: root.scrollWidth, client: root.clientWidth, statusBottom: s.bottom,
+                statusTop: s.top, height: window.innerHeight,
+                h1Width: document.querySelector('#status h1').getBoundingClientRect().width};
+    }""")
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_page_fits_a_phone_and_renders_chinese(app, client, official, county, grading, server, browser, lang):
+    cert = issued(client, official, county)
+    if lang == "en":  # the English screenshot shows the revoked state with its reason
+        client.post(f"/api/v1/certificates/{cert['code']}/revoke",
+                    json={"reason": "复检不合格 re-test failed: Cd 0.41"}, headers=official.headers)
+    context = browser.new_context(viewport={"width": 360, "height": 740}, device_scale_factor=2,
+                                  locale="zh-CN" if lang == "zh" else "en-US", is_mobile=True,
+                                  extra_http_headers={"Accept-Language": "zh-CN,zh;q=0.9" if lang == "zh"
+                                                      else "en-US,en;q=0.9"})
+    page = context.new_page()
+    requests = []
+    page.on("request", lambda r: requests.append(r.url))
+    resp = page.goto(f"{server}/C/{cert['code']}", wait_until="load")
+    assert resp.status == 200
+    m = _measure(page)
+    assert m["scroll"] <= m["client"], m
+    assert 0 <= m["statusTop"] and m["statusBottom"] <= m["height"], m
+    headline = page.inner_text("#status h1")
+    assert headline == ("真实有效" if lang == "zh" else "Revoked")
+    if lang == "zh":
+        # Chinese glyphs are drawn (not tofu): the 4-character headline is wider than 4 narrow boxes
+        assert m["h1Width"] > 60, m
+    else:
+        assert "re-test failed: Cd 0.41" in page.inner_text("#status")
+    assert all(u.startswith(server) for u in requests), requests  # no external assets
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"public-page-{lang}.png"), full_page=True)
+    page.click("#lang-switch")
+    page.wait_for_load_state("load")
+    assert page.inner_text("#status h1") == ("Genuine and valid" if lang == "zh" else "已撤销")
+    context.close()
