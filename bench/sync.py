@@ -1,16 +1,20 @@
-"""Sync throughput: push records/s and pull changes/s over HTTP, against raw sqlite3 in the same run.
+"""Sync throughput over HTTP: push records/s and pull changes/s, against baselines measured in the same run.
 
-Run: ``.venv/bin/python bench/sync.py [--records 10000] [--large 100000]``
+Run: ``.venv/bin/python bench/sync.py [--records 10000] [--runs 3] [--large 1000000] [--no-pouchdb]``
 
 - one gunicorn worker (one process, sync) on loopback, SQLite in a fresh instance folder under /tmp;
 - push: batches of 500 new samples (one Idempotency-Key each) over one keep-alive connection;
 - pull: the whole store page by page (limit 1000);
-- baseline: the same sample rows inserted with ``sqlite3.executemany`` into the same table;
-- where the time goes: the per-record steps timed in-process (JSON parse, validation, hashing,
-  parcel distance, a marshmallow schema of the same shape for comparison);
-- a larger store: push cost per record again after the store was filled to ``--large`` rows.
+- baselines, same run: the same sample rows inserted with ``sqlite3.executemany`` (raw insert), and the
+  same documents through pouchdb-server 4.2.0's ``_bulk_docs`` (in-memory store, loopback, batches of 500;
+  installed with ``npm install pouchdb-server@4.2.0`` into a cache folder on first use; skipped when npm
+  is missing or the install fails);
+- growth: push cost per record into a store that already holds 10 k samples vs ``--large`` samples (rows,
+  audit events and versions filled with raw SQL inserts of realistic rows, not through HTTP);
+- where a record's time goes, in-process (validation, hashing, marshmallow of the same shape for comparison);
+- wall times plus the server process's CPU time (``/proc``), as the machine may be shared.
 
-Prints figures and ratios, then one JSON line.
+Every figure is the median of ``--runs`` runs. Prints figures and ratios, then one JSON line.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import json
 import os
 import shutil
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -32,6 +37,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 BATCH = 500
+POUCHDB_VERSION = "4.2.0"
+POUCHDB_HOME = Path(os.environ.get("FIELDSVC_BENCH_CACHE", Path(tempfile.gettempdir()) / "fieldsvc-bench-cache"))
 
 
 def setup(instance: Path) -> tuple[str, list[dict]]:
@@ -134,15 +141,18 @@ def pull_all(port: int, token: str) -> tuple[float, int]:
     return elapsed, total
 
 
-def raw_baseline(db_path: Path, records: list[dict]) -> float:
-    """The same rows straight into the samples table with executemany, one transaction."""
+def raw_baseline(db_path: Path, records: list[dict], keep: bool = False) -> float:
+    """The same rows straight into the samples table with executemany, one transaction per batch.
+
+    ``keep``: into the store as it is (growth check); else into a copy emptied of samples."""
     target = Path(tempfile.mkdtemp()) / "raw.db"
     shutil.copyfile(db_path, target)
     conn = sqlite3.connect(target)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")
-    conn.execute("DELETE FROM samples")
-    conn.commit()
+    if not keep:
+        conn.execute("DELETE FROM samples")
+        conn.commit()
     rows = [(r["id"], r["data"]["code"], r["data"]["parcel"], "360000", "complete", "[]",
              r["data"]["collected_at"], "2026-11-20 00:30:00", "2026-11-24 00:00:00", 0.0,
              r["data"]["location"]["lat"], r["data"]["location"]["lon"], 4.5, 0, json.dumps(r["data"]["location"]),
@@ -221,73 +231,262 @@ def breakdown(records: list[dict], parcels: list[dict]) -> dict[str, float]:
     return out
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process and its children (the gunicorn master and its worker)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    pids = [pid]
+    try:
+        pids += [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        pass
+    for p in pids:
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
 def fill(db_path: Path, n: int, parcels: list[dict]) -> None:
-    """Grow the store to ``n`` samples quickly (direct inserts with valid seqs)."""
+    """Grow the store by ``n`` samples quickly: raw inserts of realistic rows with valid seqs, each
+    with the audit event and version row a push would have written (so every index a push touches
+    is as large as in a real store of that size)."""
     conn = sqlite3.connect(db_path)
+    conn.execute("PRAGMA journal_mode=WAL")
     start = conn.execute("SELECT value FROM sequence_counters WHERE name='changes'").fetchone()[0]
-    rows = [(str(uuid.uuid4()), f"FILL-{i:08d}", parcels[i % len(parcels)]["properties"]["code"], "360000",
-             "complete", "[]", "2026-11-20T08:30:00+08:00", "2026-11-20 00:30:00", "2026-11-24 00:00:00", 0.0,
-             28.0, 115.0, 4.5, 0, "{}", 0, 20, "composite", "paddy", None, "[]", "h" * 64, 1, start + i + 1, None,
-             "fill", None, "2026-11-24 00:00:00", "2026-11-24 00:00:00", None) for i in range(n)]
-    conn.executemany("INSERT INTO samples (id, code, parcel_code, county_code, state, flags, collected_at_raw, "
-                     "collected_at, received_at, clock_skew_s, lat, lon, accuracy_m, mock_location, location_raw, "
-                     "depth_top_cm, depth_bottom_cm, sample_type, land_use_observed, note, media, content_hash, "
-                     "version, seq, device_pk, created_by, held_until, created_at, updated_at, deleted_at) VALUES ("
-                     + ",".join("?" * 30) + ")", rows)
+    sample_sql = ("INSERT INTO samples (id, code, parcel_code, county_code, state, flags, collected_at_raw, "
+                  "collected_at, received_at, clock_skew_s, lat, lon, accuracy_m, mock_location, location_raw, "
+                  "depth_top_cm, depth_bottom_cm, sample_type, land_use_observed, note, media, content_hash, "
+                  "version, seq, device_pk, created_by, held_until, created_at, updated_at, deleted_at) VALUES ("
+                  + ",".join("?" * 30) + ")")
+    audit_sql = ("INSERT INTO audit_events (at, actor, action, entity_type, entity_key, before_digest, "
+                 "after_digest, request_id, details) VALUES (?,?,?,?,?,?,?,?,?)")
+    version_sql = ("INSERT INTO entity_versions (entity_type, entity_key, version, deleted, data_json, actor, "
+                   "created_at) VALUES (?,?,?,?,?,?,?)")
+    chunk = 50_000
+    for base in range(0, n, chunk):
+        samples, audits, versions = [], [], []
+        for i in range(base, min(n, base + chunk)):
+            sid, code = str(uuid.uuid4()), f"FILL-{start + i:09d}"
+            parcel = parcels[i % len(parcels)]["properties"]["code"]
+            lat, lon = 28.0 + (i % 997) * 1e-5, 115.0 + (i % 991) * 1e-5
+            location = json.dumps({"lat": lat, "lon": lon, "accuracy_m": 4.5, "mock": False})
+            data = json.dumps({"code": code, "parcel": parcel, "collected_at": "2026-11-20T08:30:00+08:00",
+                               "location": json.loads(location), "depth_top_cm": 0, "depth_bottom_cm": 20,
+                               "sample_type": "composite", "land_use_observed": "paddy", "note": None,
+                               "media": []}, sort_keys=True, separators=(",", ":"))
+            digest = uuid.uuid4().hex * 2
+            samples.append((sid, code, parcel, "360000", "complete", "[]", "2026-11-20T08:30:00+08:00",
+                            "2026-11-20 00:30:00.000000", "2026-11-24 00:00:00.000000", 0.0, lat, lon, 4.5, 0,
+                            location, 0, 20, "composite", "paddy", None, "[]", digest, 1, start + i + 1, None,
+                            "device:fill", None, "2026-11-24 00:00:00.000000", "2026-11-24 00:00:00.000000", None))
+            audits.append(("2026-11-24 00:00:00.000000", "device:fill", "create", "sample", sid, None, digest,
+                           None, "null"))
+            versions.append(("sample", sid, 1, 0, data, "device:fill", "2026-11-24 00:00:00.000000"))
+        conn.executemany(sample_sql, samples)
+        conn.executemany(audit_sql, audits)
+        conn.executemany(version_sql, versions)
+        conn.commit()
     conn.execute("UPDATE sequence_counters SET value = ? WHERE name='changes'", (start + n,))
     conn.commit()
     conn.close()
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--records", type=int, default=10_000)
-    parser.add_argument("--large", type=int, default=100_000, help="store size for the second push (0: skip)")
-    parser.add_argument("--port", type=int, default=18765)
-    args = parser.parse_args()
-    instance = Path(tempfile.mkdtemp(prefix="fieldsvc-bench-sync-"))
+# --- pouchdb-server, the same documents through _bulk_docs -----------------------------------
+
+def pouchdb_binary() -> Path | None:
+    """pouchdb-server from the npm registry, installed once into the cache folder; None if unavailable."""
+    home = POUCHDB_HOME / f"pouchdb-server-{POUCHDB_VERSION}"
+    binary = home / "node_modules" / ".bin" / "pouchdb-server"
+    if binary.exists():
+        return binary
+    if shutil.which("npm") is None or shutil.which("node") is None:
+        return None
+    home.mkdir(parents=True, exist_ok=True)
     try:
-        token, parcels = setup(instance)
-        records = records_for(parcels, args.records, "B")
-        server = start_server(instance, args.port)
+        subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--prefix", str(home),
+                        f"pouchdb-server@{POUCHDB_VERSION}"], check=True, timeout=600,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    except (subprocess.SubprocessError, OSError):
+        return None
+    return binary if binary.exists() else None
+
+
+def pouchdb_push(binary: Path, port: int, records: list[dict]) -> tuple[float, float] | None:
+    """Seconds (wall, server CPU) for pouchdb-server to take the documents in batches of 500; None on failure."""
+    workdir = Path(tempfile.mkdtemp(prefix="fieldsvc-bench-pouch-"))
+    proc = subprocess.Popen([str(binary), "--in-memory", "--host", "127.0.0.1", "--port", str(port)],
+                            cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        conn = None
+        for _ in range(300):
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
+                conn.request("PUT", "/bench")
+                resp = conn.getresponse()
+                resp.read()
+                if resp.status in (201, 412):
+                    break
+            except OSError:
+                time.sleep(0.1)
+        else:
+            return None
+        docs = [{"_id": r["id"], "type": r["type"], **r["data"]} for r in records]
+        bodies = [json.dumps({"docs": docs[i:i + BATCH]}).encode() for i in range(0, len(docs), BATCH)]
+        cpu0, t0 = cpu_seconds(proc.pid), time.perf_counter()
+        for body in bodies:
+            conn.request("POST", "/bench/_bulk_docs", body=body, headers={"Content-Type": "application/json"})
+            resp = conn.getresponse()
+            out = json.loads(resp.read())
+            assert resp.status == 201 and all(d.get("ok") for d in out), out[:3]
+        wall, cpu = time.perf_counter() - t0, cpu_seconds(proc.pid) - cpu0
+        conn.close()
+        return wall, cpu
+    finally:
+        proc.terminate()
         try:
-            push_s, statuses = push_all(args.port, token, records)
-            pull_s, changes = pull_all(args.port, token)
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+# --- runs ------------------------------------------------------------------------------------
+
+def one_run(template: Path, token: str, parcels: list[dict], n: int, port: int, tag: str) -> dict[str, float]:
+    """Push ``n`` new samples into a fresh copy of the template, pull everything, raw-insert the same rows."""
+    instance = Path(tempfile.mkdtemp(prefix="fieldsvc-bench-sync-run-"))
+    try:
+        shutil.copyfile(template, instance / "fieldsvc.db")
+        records = records_for(parcels, n, tag)
+        server = start_server(instance, port)
+        try:
+            cpu0 = cpu_seconds(server.pid)
+            push_s, statuses = push_all(port, token, records)
+            cpu1 = cpu_seconds(server.pid)
+            pull_s, changes = pull_all(port, token)
+            cpu2 = cpu_seconds(server.pid)
         finally:
             server.terminate()
             server.wait(10)
+        assert statuses == {"applied": n}, statuses
         raw_s = raw_baseline(instance / "fieldsvc.db", records)
-        steps = breakdown(records[:2000], parcels)
-        large: dict[str, float] = {}
-        if args.large:
-            fill(instance / "fieldsvc.db", args.large, parcels)
-            server = start_server(instance, args.port)
-            try:
-                more = records_for(parcels, args.records, "L")
-                large_s, _ = push_all(args.port, token, more)
-            finally:
-                server.terminate()
-                server.wait(10)
-            large = {"store_rows": args.large + args.records, "push_records_per_s": round(args.records / large_s),
-                     "push_us_per_record": round(large_s / args.records * 1e6, 1)}
+        return {"push_s": push_s, "push_cpu_s": cpu1 - cpu0, "pull_s": pull_s, "pull_cpu_s": cpu2 - cpu1,
+                "changes": changes, "raw_s": raw_s}
     finally:
         shutil.rmtree(instance, ignore_errors=True)
-    push_rate, pull_rate, raw_rate = args.records / push_s, changes / pull_s, args.records / raw_s
-    print(f"push   {args.records} records in {push_s:.2f} s: {push_rate:,.0f} records/s "
-          f"({push_s / args.records * 1e6:.0f} µs/record, batches of {BATCH}, statuses {statuses})")
-    print(f"pull   {changes} changes in {pull_s:.2f} s: {pull_rate:,.0f} changes/s (pages of 1000)")
-    print(f"raw    sqlite3.executemany of the same rows: {raw_rate:,.0f} rows/s")
-    print(f"ratio  push / raw insert = {push_rate / raw_rate:.3f}  (raw is {raw_rate / push_rate:.1f}x faster)")
-    print("where a record's time goes, in-process (µs/record): "
-          + ", ".join(f"{k} {v}" for k, v in steps.items()))
-    if large:
-        print(f"large  store of {large['store_rows']:,} samples: push {large['push_records_per_s']:,} records/s "
-              f"({large['push_us_per_record']} µs/record vs {push_s / args.records * 1e6:.0f} at 0→{args.records})")
-    print(json.dumps({"bench": "sync", "records": args.records, "push_records_per_s": round(push_rate),
-                      "pull_changes_per_s": round(pull_rate), "raw_insert_rows_per_s": round(raw_rate),
-                      "push_vs_raw": round(push_rate / raw_rate, 4), "steps_us_per_record": steps,
-                      "large_store": large, "targets": {"push_records_per_s": 10_000,
-                                                        "pull_changes_per_s": 20_000}}))
+
+
+def growth_run(template: Path, token: str, parcels: list[dict], stored: int, n: int, port: int,
+               tag: str) -> dict[str, float]:
+    """Push cost per record into a store already holding ``stored`` samples."""
+    instance = Path(tempfile.mkdtemp(prefix="fieldsvc-bench-sync-big-"))
+    try:
+        shutil.copyfile(template, instance / "fieldsvc.db")
+        t0 = time.perf_counter()
+        fill(instance / "fieldsvc.db", stored, parcels)
+        fill_s = time.perf_counter() - t0
+        out = {"fill_s": fill_s}
+        server = start_server(instance, port)
+        try:
+            for i in range(3):  # medians of three pushes of n records each
+                records = records_for(parcels, n, f"{tag}{i}")
+                cpu0 = cpu_seconds(server.pid)
+                push_s, statuses = push_all(port, token, records)
+                assert statuses == {"applied": n}, statuses
+                out.setdefault("us", []).append(push_s / n * 1e6)
+                out.setdefault("cpu_us", []).append((cpu_seconds(server.pid) - cpu0) / n * 1e6)
+        finally:
+            server.terminate()
+            server.wait(10)
+        raw = raw_baseline(instance / "fieldsvc.db", records_for(parcels, n, f"{tag}raw"), keep=True)
+        return {"fill_s": fill_s, "push_us_per_record": statistics.median(out["us"]),
+                "push_cpu_us_per_record": statistics.median(out["cpu_us"]), "raw_us_per_row": raw / n * 1e6}
+    finally:
+        shutil.rmtree(instance, ignore_errors=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--records", type=int, default=10_000)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--large", type=int, default=1_000_000, help="store size for the growth check (0: skip)")
+    parser.add_argument("--growth-records", type=int, default=5_000, help="records per push in the growth check")
+    parser.add_argument("--no-pouchdb", action="store_true")
+    parser.add_argument("--port", type=int, default=18765)
+    args = parser.parse_args()
+    home = Path(tempfile.mkdtemp(prefix="fieldsvc-bench-sync-"))
+    try:
+        token, parcels = setup(home)
+        template = home / "template.db"
+        shutil.copyfile(home / "fieldsvc.db", template)
+        runs = [one_run(template, token, parcels, args.records, args.port, f"R{i}") for i in range(args.runs)]
+        binary = None if args.no_pouchdb else pouchdb_binary()
+        pouch = []
+        if binary is not None:
+            for i in range(args.runs):
+                got = pouchdb_push(binary, args.port + 1, records_for(parcels, args.records, f"D{i}"))
+                if got is not None:
+                    pouch.append(got)
+        steps = breakdown(records_for(parcels, 2000, "S"), parcels)
+        growth: dict[str, dict[str, float]] = {}
+        if args.large:
+            growth["small"] = growth_run(template, token, parcels, 10_000, args.growth_records, args.port, "G")
+            growth["large"] = growth_run(template, token, parcels, args.large, args.growth_records, args.port, "H")
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+    print(report(args, runs, pouch, steps, growth))
+
+
+def report(args: argparse.Namespace, runs: list[dict], pouch: list[tuple[float, float]], steps: dict[str, float],
+           growth: dict[str, dict[str, float]]) -> str:
+    med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+    n = args.records
+    push_rate, pull_rate, raw_rate = n / med["push_s"], med["changes"] / med["pull_s"], n / med["raw_s"]
+    ratios = [(n / r["push_s"]) / (n / r["raw_s"]) for r in runs]
+    lines = [f"runs {len(runs)} (medians); every run: a fresh store, {n} records pushed, then pulled, then the same"
+             " rows raw-inserted",
+             f"push   {push_rate:,.0f} records/s ({med['push_s'] / n * 1e6:.0f} µs/record wall, "
+             f"{med['push_cpu_s'] / n * 1e6:.0f} µs/record server CPU; batches of {BATCH})  target ≥ 10,000",
+             f"pull   {pull_rate:,.0f} changes/s ({med['pull_s'] / med['changes'] * 1e6:.0f} µs/change wall, "
+             f"{med['pull_cpu_s'] / med['changes'] * 1e6:.0f} µs/change server CPU; pages of 1000)  target ≥ 20,000",
+             f"raw    sqlite3.executemany of the same rows: {raw_rate:,.0f} rows/s",
+             f"ratio  push / raw insert = {statistics.median(ratios):.3f} (per run: "
+             + ", ".join(f"{x:.3f}" for x in ratios) + ")"]
+    out = {"bench": "sync", "records": n, "runs": len(runs), "push_records_per_s": round(push_rate),
+           "push_us_per_record": round(med["push_s"] / n * 1e6, 1),
+           "push_server_cpu_us_per_record": round(med["push_cpu_s"] / n * 1e6, 1),
+           "pull_changes_per_s": round(pull_rate), "raw_insert_rows_per_s": round(raw_rate),
+           "push_vs_raw": round(statistics.median(ratios), 4), "steps_us_per_record": steps,
+           "targets": {"push_records_per_s": 10_000, "pull_changes_per_s": 20_000, "push_vs_pouchdb": 1.5,
+                       "growth_1m_vs_10k": 1.5}}
+    if pouch:
+        p_wall = statistics.median(w for w, _ in pouch)
+        p_cpu = statistics.median(c for _, c in pouch)
+        vs = p_wall / med["push_s"]
+        lines.append(f"pouchdb-server {POUCHDB_VERSION} _bulk_docs (in-memory): {n / p_wall:,.0f} docs/s "
+                     f"({p_wall / n * 1e6:.0f} µs/doc wall, {p_cpu / n * 1e6:.0f} µs/doc server CPU); "
+                     f"push / pouchdb = {vs:.2f}x  target ≥ 1.5x")
+        out.update(pouchdb_docs_per_s=round(n / p_wall), push_vs_pouchdb=round(vs, 3))
+    else:
+        lines.append("pouchdb-server: skipped (npm missing, install failed or --no-pouchdb)")
+    lines.append("where a record's time goes, in-process (µs/record): "
+                 + ", ".join(f"{k} {v}" for k, v in steps.items()))
+    if growth:
+        small, large = growth["small"], growth["large"]
+        g = large["push_us_per_record"] / small["push_us_per_record"]
+        gc = large["push_cpu_us_per_record"] / small["push_cpu_us_per_record"]
+        lines.append(f"growth push into 10,000 stored: {small['push_us_per_record']:.0f} µs/record "
+                     f"({small['push_cpu_us_per_record']:.0f} CPU); into {args.large:,} stored: "
+                     f"{large['push_us_per_record']:.0f} µs/record ({large['push_cpu_us_per_record']:.0f} CPU); "
+                     f"growth {g:.2f}x wall, {gc:.2f}x CPU  target ≤ 1.5x  (raw insert {small['raw_us_per_row']:.0f}"
+                     f" → {large['raw_us_per_row']:.0f} µs/row; fill took {large['fill_s']:.0f} s)")
+        out["growth"] = {"stored_small": 10_000, "stored_large": args.large, "small": small, "large": large,
+                         "ratio_wall": round(g, 3), "ratio_cpu": round(gc, 3)}
+    lines.append(json.dumps(out))
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

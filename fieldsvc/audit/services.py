@@ -6,9 +6,9 @@ import hashlib
 import json
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable, Sequence
 
-from sqlalchemy import insert, select
+from sqlalchemy import Table, select
 
 from ..dbtypes import utcnow
 from ..extensions import db
@@ -55,33 +55,83 @@ def record(actor: str, change: Change, details: dict[str, Any] | None = None) ->
 
 
 def record_many(actor: str, changes: Iterable[Change], details: dict[str, Any] | None = None) -> int:
-    """Append one audit event per change, and a version row where the change carries one."""
+    """Append one audit event per change, and a version row where the change carries one.
+
+    Written with the driver's ``executemany`` (``insert_rows``): a sync push or an import
+    records thousands of changes per request, and SQLAlchemy's per-row parameter handling
+    would cost more than the rows themselves.
+    """
     now = utcnow()
     request_id = request_id_var.get()
     events, versions = [], []
     for c in changes:
         after = c.after_text()
-        events.append(
-            {
-                "at": now, "actor": actor, "action": c.action, "entity_type": c.entity_type,
-                "entity_key": c.entity_key, "before_digest": digest(c.before),
-                "after_digest": None if after is None else _sha(after), "request_id": request_id,
-                "details": details,
-            }
-        )
+        events.append((c.action, c.entity_type, c.entity_key, digest(c.before),
+                       None if after is None else _sha(after)))
         if c.version is not None:
-            versions.append(
-                {
-                    "entity_type": c.entity_type, "entity_key": c.entity_key, "version": c.version,
-                    "deleted": c.deleted, "data_json": after if after is not None else canonical_json(c.before),
-                    "actor": actor, "created_at": now,
-                }
-            )
+            versions.append((c.entity_type, c.entity_key, c.version, c.deleted,
+                             after if after is not None else canonical_json(c.before)))
     if events:
-        db.session.execute(insert(AuditEvent.__table__), events)
+        insert_rows(AuditEvent.__table__, ("at", "actor", "request_id", "details"), (now, actor, request_id, details),
+                    ("action", "entity_type", "entity_key", "before_digest", "after_digest"), events)
     if versions:
-        db.session.execute(insert(EntityVersion.__table__), versions)
+        insert_rows(EntityVersion.__table__, ("actor", "created_at"), (actor, now),
+                    ("entity_type", "entity_key", "version", "deleted", "data_json"), versions)
     return len(events)
+
+
+def insert_rows(table: Table, fixed: Sequence[str], fixed_values: Sequence[Any], columns: Sequence[str],
+                rows: Sequence[Sequence[Any]], memo: Sequence[str] = ()) -> None:
+    """``INSERT`` many rows with the driver's ``executemany``, in the session's transaction.
+
+    ``fixed`` columns take one value for every row (bound once); ``rows`` hold the values of
+    ``columns``. Every value goes through its column type's bind processor, so rows are stored
+    exactly as a Core insert would store them; for the ``memo`` columns (few distinct values:
+    timestamps of the request, flag lists, empty manifests) each distinct value is processed
+    once. Database errors surface as SQLAlchemy's ``IntegrityError``/``DataError``/
+    ``OperationalError``, like any statement.
+    """
+    if not rows:
+        return
+    db.session.flush()  # like Session.execute: pending ORM writes go first
+    connection = db.session.connection()
+    dialect = connection.dialect
+    processors = [_processor(table, name, dialect) for name in columns]
+    head = tuple(p(v) if p else v for p, v in zip([_processor(table, n, dialect) for n in fixed], fixed_values,
+                                                   strict=True))
+    if any(processors):
+        todo = [(i, p, {} if columns[i] in memo else None) for i, p in enumerate(processors) if p]
+        bound = []
+        for row in rows:
+            values = list(row)
+            for i, p, cache in todo:
+                value = values[i]
+                if cache is None:
+                    values[i] = p(value)
+                    continue
+                key = repr(value) if type(value) is list or type(value) is dict else value
+                out = cache.get(key, _MISSING)
+                if out is _MISSING:
+                    out = cache[key] = p(value)
+                values[i] = out
+            bound.append(head + tuple(values))
+    else:
+        bound = [head + tuple(row) for row in rows]
+    connection.exec_driver_sql(_insert_sql(table, (*fixed, *columns), dialect), bound)
+
+
+_MISSING = object()
+
+
+def _processor(table: Table, name: str, dialect: Any) -> Callable[[Any], Any] | None:
+    return table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
+
+
+def _insert_sql(table: Table, columns: Sequence[str], dialect: Any) -> str:
+    quote = dialect.identifier_preparer.quote
+    mark = "?" if dialect.paramstyle == "qmark" else "%s"
+    return (f"INSERT INTO {quote(table.name)} ({', '.join(quote(c) for c in columns)}) "
+            f"VALUES ({', '.join([mark] * len(columns))})")
 
 
 def events_for(entity_type: str, entity_key: str) -> list[AuditEvent]:

@@ -52,10 +52,65 @@ def same_content(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
 
 
 def canonical_json(data: Mapping[str, Any]) -> str:
-    """The canonical text a record's content hash is taken over."""
+    """The canonical text a record's content hash is taken over.
+
+    Hot path of every sync push: plain JSON values (what validation hands over) are rewritten
+    into a form whose ``json.dumps(sort_keys=True)`` (the C encoder) is exactly the canonical
+    text; anything else (Decimals, huge or exponent-spelled numbers, mapping subclasses,
+    tuples, odd keys) takes the reference walk below, which defines the form.
+    """
     if not isinstance(data, Mapping):
         raise TypeError("content is a mapping of field names to values")
+    if type(data) is dict:
+        plain = _plain_form(data, True)
+        if plain is not _NO:
+            return _dumps(plain)
     return _mapping(data, ())
+
+
+_NO = object()  # "no plain form": use the reference walk
+_INT_LIMIT = 10**_PLAIN_EXPONENT  # smaller integers print plainly in both spellings
+_dumps = json.JSONEncoder(ensure_ascii=True, sort_keys=True, separators=(",", ":"), allow_nan=False).encode
+
+
+def _plain_form(value: dict, top: bool) -> Any:
+    """``value`` with dropped keys removed, integral floats as ints and ``media`` sorted; or ``_NO``."""
+    dropped = SERVER_MADE if top else DERIVED_NESTED
+    out = {}
+    for key, item in value.items():
+        if type(key) is not str:
+            return _NO
+        if key in dropped:
+            continue
+        kind = type(item)
+        if kind is str or item is None or kind is bool:
+            out[key] = item
+            continue
+        item = _plain_value(item, kind)
+        if item is _NO:
+            return _NO
+        if top and key in UNORDERED_LISTS and type(item) is list:
+            item = sorted(item, key=_dumps)
+        out[key] = item
+    return out
+
+
+def _plain_value(item: Any, kind: type) -> Any:
+    if kind is str or item is None or kind is bool:
+        return item
+    if kind is int:
+        return item if -_INT_LIMIT < item < _INT_LIMIT else _NO
+    if kind is float:
+        text = repr(item)
+        if "e" in text or "n" in text:  # exponent, nan, inf: the reference walk decides
+            return _NO
+        return int(item) if text.endswith(".0") else item
+    if kind is dict:
+        return _plain_form(item, False)
+    if kind is list:
+        items = [_plain_value(v, type(v)) for v in item]
+        return _NO if any(v is _NO for v in items) else items
+    return _NO
 
 
 def canonical_field(name: str, value: Any) -> str:

@@ -115,7 +115,7 @@ class _Invalid(ValueError):
 
 def validate_sample_data(data: Any, rules: SampleRules) -> ValidatedSample:
     """Check and normalise a pushed sample's ``data``. Never raises for any JSON value."""
-    if not isinstance(data, Mapping):
+    if type(data) is not dict and not isinstance(data, Mapping):
         return ValidatedSample({}, {"data": ["Must be an object."]}, [])
     errors: dict[str, list[str]] = {}
     for key in data:
@@ -130,22 +130,21 @@ def validate_sample_data(data: Any, rules: SampleRules) -> ValidatedSample:
     simple = {
         "code": lambda v: _clean_code(v, rules),
         "parcel": _clean_parcel,
-        "collected_at": _clean_collected_at,
         "depth_top_cm": lambda v: _depth(v, rules),
         "depth_bottom_cm": lambda v: _depth(v, rules),
         "sample_type": lambda v: _choice(v, rules.sample_types),
         "land_use_observed": lambda v: _choice(v, rules.land_uses),
         "note": lambda v: _clean_note(v, rules),
     }
+    collected_at_utc = None
     for name, check in simple.items():
         clean[name] = _field(data.get(name), check, name, errors)
+        if name == "parcel":  # keep FIELDS order; parse the time once
+            clean["collected_at"], collected_at_utc = _collected_at(data.get("collected_at"), errors)
     clean["location"] = _clean_location(data.get("location"), errors)
     clean["media"] = _clean_media(data.get("media"), rules, errors)
     _check_depth_order(clean, errors)
 
-    collected_at_utc = None
-    if clean["collected_at"] is not None and "collected_at" not in errors:
-        collected_at_utc = parse_rfc3339(clean["collected_at"])
     ordered = {name: clean[name] for name in FIELDS}
     return ValidatedSample(
         ordered, errors, _location_record_flags(clean["location"], rules), collected_at_utc
@@ -193,11 +192,15 @@ def _text(value: Any, *, form: str = "NFKC", multiline: bool = False) -> str:
     """A stripped, normalised string; refuses what a database or a label printer would choke on."""
     if not isinstance(value, str):
         raise _Invalid("Must be a string.")
+    if value.isascii() and value.isprintable():
+        return value.strip()  # the common case: NFC/NFKC leave printable ASCII as it is, no controls
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
         raise _Invalid("Must be valid Unicode text.") from None
     text = unicodedata.normalize(form, value).strip()
+    if text.isprintable():  # printable text has no control (Cc) characters
+        return text
     allowed = "\n\r\t" if multiline else ""
     if any(unicodedata.category(ch) == "Cc" and ch not in allowed for ch in text):
         raise _Invalid("Must not contain control characters.")
@@ -219,7 +222,7 @@ def _clean_parcel(value: Any) -> str:
     text = _text(value)
     if not text:
         raise _Invalid("Must not be empty.")
-    if len(text) > 64 or any(ch.isspace() for ch in text):
+    if len(text) > 64 or len(text.split(maxsplit=1)) > 1:  # (stripped: more than one word = a space inside)
         raise _Invalid("Must be a parcel code: at most 64 characters, no spaces.")
     return text
 
@@ -236,6 +239,20 @@ def _clean_note(value: Any, rules: SampleRules) -> str | None:
     if len(text) > rules.max_note_chars:
         raise _Invalid(f"Must be at most {rules.max_note_chars} characters.")
     return text or None
+
+
+def _collected_at(value: Any, errors: dict[str, list[str]]) -> tuple[str | None, datetime | None]:
+    """The device's string verbatim and its UTC moment (parsed once)."""
+    if value is None:
+        return None, None
+    if not isinstance(value, str):
+        _add(errors, "collected_at", "Must be an RFC 3339 time string.")
+        return None, None
+    try:
+        return value, parse_rfc3339(value)
+    except ValueError as exc:
+        _add(errors, "collected_at", str(exc))
+        return None, None
 
 
 def _clean_collected_at(value: Any) -> str:
@@ -289,7 +306,30 @@ def _bounded(value: Any, low: float, high: float) -> Decimal:
 
 
 def _depth(value: Any, rules: SampleRules) -> int | float:
+    fast = _fast_bounded(value, rules.depth_min_cm, rules.depth_max_cm)
+    if fast is not None:
+        return int(fast) if type(fast) is float and fast.is_integer() else fast
     return _plain_number(_bounded(value, rules.depth_min_cm, rules.depth_max_cm))
+
+
+def _fast_bounded(value: Any, low: float, high: float) -> int | float | None:
+    """A JSON int or finite float within integral bounds, as itself; None: take the exact Decimal path.
+
+    Same answer as ``_bounded``: the shortest decimal of a float lies in its rounding interval, which
+    holds no other float, so comparing the float with an integral bound orders it like its Decimal.
+    """
+    kind = type(value)
+    if kind is not int and kind is not float:
+        return None
+    if not _integral(low) or not _integral(high):
+        return None
+    if kind is float and not math.isfinite(value):
+        return None
+    return value if low <= value <= high else None
+
+
+def _integral(bound: Any) -> bool:
+    return type(bound) is int or (type(bound) is float and bound.is_integer())
 
 
 # ---------------------------------------------------------------- location
@@ -307,20 +347,34 @@ def _clean_location(value: Any, errors: dict[str, list[str]]) -> dict[str, Any] 
     for key in ("lat", "lon"):
         if value.get(key) is None:
             _add(errors, f"location.{key}", "Is required.")
-    lat = _field(value.get("lat"), lambda v: _bounded(v, -90, 90), "location.lat", errors)
-    lon = _field(value.get("lon"), lambda v: _bounded(v, -180, 180), "location.lon", errors)
+    lat = _coordinate(value.get("lat"), -90, 90, "location.lat", errors)
+    lon = _coordinate(value.get("lon"), -180, 180, "location.lon", errors)
     _hint_swapped(value, errors)
-    accuracy = _field(
-        value.get("accuracy_m"), lambda v: _bounded(v, 0, _MAX_ACCURACY_M), "location.accuracy_m", errors
-    )
-    mock = _field(value.get("mock"), _boolean, "location.mock", errors)
+    accuracy = _fast_bounded(value.get("accuracy_m"), 0, _MAX_ACCURACY_M)
+    if accuracy is not None:
+        accuracy = int(accuracy) if type(accuracy) is float and accuracy.is_integer() else accuracy
+    else:
+        accuracy = _field(value.get("accuracy_m"), lambda v: _bounded(v, 0, _MAX_ACCURACY_M),
+                          "location.accuracy_m", errors)
+        accuracy = None if accuracy is None else _plain_number(accuracy)
+    mock = value.get("mock")
+    if mock is not None and type(mock) is not bool:
+        mock = _field(mock, _boolean, "location.mock", errors)
     return {
-        "lat": None if lat is None else float(lat),
-        "lon": None if lon is None else float(lon),
-        "accuracy_m": None if accuracy is None else _plain_number(accuracy),
+        "lat": lat,
+        "lon": lon,
+        "accuracy_m": accuracy,
         "mock": bool(mock),
-        "raw": {key: _json_safe(value[key]) for key in LOCATION_FIELDS if key in value},
+        "raw": {key: _raw(value[key]) for key in LOCATION_FIELDS if key in value},
     }
+
+
+def _coordinate(value: Any, low: int, high: int, name: str, errors: dict[str, list[str]]) -> float | None:
+    fast = _fast_bounded(value, low, high)
+    if fast is not None:
+        return float(fast)
+    number = _field(value, lambda v: _bounded(v, low, high), name, errors)
+    return None if number is None else float(number)
 
 
 def _hint_swapped(value: Mapping[str, Any], errors: dict[str, list[str]]) -> None:
@@ -339,6 +393,13 @@ def _boolean(value: Any) -> bool:
     if not isinstance(value, bool):
         raise _Invalid("Must be true or false.")
     return value
+
+
+def _raw(value: Any) -> Any:
+    kind = type(value)
+    if kind is bool or kind is int or kind is str or value is None or (kind is float and math.isfinite(value)):
+        return value
+    return _json_safe(value)
 
 
 def _json_safe(value: Any) -> Any:

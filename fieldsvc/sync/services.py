@@ -32,6 +32,7 @@ from ..dbutil import upsert
 from ..devices.models import Device, DeviceAssignment
 from ..errors import Problem, conflict, not_found, validation_failed
 from ..extensions import db
+from ..places.geometry import gc_paused
 from ..places.models import FarmPark, Parcel, Region
 from ..places.services import farm_park_dict, parcel_feature, parcel_scope, region_dict
 from ..samples import services as samples
@@ -118,6 +119,11 @@ class Batch:
 
 def push(body: Mapping[str, Any], actor: Actor, *, hold_ttl_s: int, max_records: int) -> dict[str, Any]:
     """Judge every record of a push body; returns ``{"server_time", "results"}``."""
+    with gc_paused():  # a batch makes tens of thousands of small objects and no cycles
+        return _push(body, actor, hold_ttl_s, max_records)
+
+
+def _push(body: Mapping[str, Any], actor: Actor, hold_ttl_s: int, max_records: int) -> dict[str, Any]:
     records = _envelope(body, max_records)
     now = utcnow()
     batch = Batch(actor, now, estimate_skew(body.get("device_sent_at"), now), hold_ttl_s)
@@ -254,19 +260,17 @@ def _fast_insert(items: list[Item], batch: Batch) -> set[int]:
         d = derived[it.index] = _derive(it, batch)
         rows.append(samples.new_row(it.id, it.clean, it.checked.collected_at_utc, d, seq,  # type: ignore
                                     batch.skew_s, batch.now, batch.actor, it.digest))  # type: ignore[arg-type]
+    # The ids and codes were just looked up under the sequence lock, so a clash here is a race
+    # or bad data: the savepoint drops the whole statement and every record is judged alone.
     try:
         with db.session.begin_nested():
-            stmt = upsert(Sample.__table__).on_conflict_do_nothing().returning(Sample.__table__.c.id)
-            inserted = set(db.session.execute(stmt, rows).scalars()) if len(rows) > 1 else set(
-                db.session.execute(stmt.values(rows[0])).scalars())
+            samples.insert_samples(rows)
     except (IntegrityError, DataError):
-        return slow | {it.index for it in fresh}  # judge each alone in its own savepoint
-    by_index = {it.index: row for it, row in zip(fresh, rows, strict=True)}
-    done = [it for it in fresh if it.id in inserted]
-    samples.set_media_links((it.id, it.clean["media"] or []) for it in done)  # type: ignore[misc]
-    for it in done:
-        _created(it, by_index[it.index], derived[it.index], batch)
-    return slow | {it.index for it in fresh if it.id not in inserted}
+        return slow | {it.index for it in fresh}
+    samples.set_media_links((it.id, it.clean["media"]) for it in fresh if it.clean["media"])  # type: ignore[misc]
+    for it, row in zip(fresh, rows, strict=True):
+        _created(it, row, derived[it.index], batch)
+    return slow
 
 
 def _created(it: Item, row: dict[str, Any], d: samples.Derivation, batch: Batch) -> None:
@@ -673,6 +677,34 @@ def _assignment_change(a: DeviceAssignment) -> dict[str, Any]:
 
 def pull(actor: Actor, cursor_text: str | None, limit: int) -> dict[str, Any]:
     """One page of changes after the cursor, in seq order; see the module docstring."""
+    return json.loads(pull_text(actor, cursor_text, limit))
+
+
+_ROW_COLUMNS = {
+    0: [Region.code, Region.name, Region.name_en, Region.level, Region.parent_code, Region.county_code,
+        Region.version, Region.seq],
+    1: [FarmPark.code, FarmPark.name, FarmPark.name_en, FarmPark.county_code, FarmPark.area_m2,
+        FarmPark.geometry_json, FarmPark.version, FarmPark.seq],
+    2: [Parcel.code, Parcel.village_code, Parcel.county_code, Parcel.farm_park_code, Parcel.land_use, Parcel.crop,
+        Parcel.area_m2, Parcel.area_computed, Parcel.geometry_json, Parcel.version, Parcel.updated_at,
+        Parcel.deleted_at, Parcel.seq],
+    3: [Sample.id, Sample.code, Sample.parcel_code, Sample.collected_at_raw, Sample.lat, Sample.lon,
+        Sample.accuracy_m, Sample.mock_location, Sample.location_raw, Sample.depth_top_cm, Sample.depth_bottom_cm,
+        Sample.sample_type, Sample.land_use_observed, Sample.note, Sample.media, Sample.version, Sample.state,
+        Sample.held_until, Sample.flags, Sample.received_at, Sample.clock_skew_s, Sample.collected_at,
+        Sample.updated_at, Sample.deleted_at, Sample.seq],
+}
+_dump = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode
+
+
+def pull_text(actor: Actor, cursor_text: str | None, limit: int) -> str:
+    """``pull`` as the JSON text sent to the phone.
+
+    Two passes: the seqs of up to ``limit + 1`` candidates per kind (index-only, cheap) pick
+    the page; then only the page's rows are read, as plain Core rows, and written out with
+    each parcel's stored (canonical) geometry text spliced in rather than parsed and
+    re-encoded.
+    """
     latest = current()
     ep = epoch()
     position = decode_cursor(cursor_text, ep, latest)
@@ -682,46 +714,83 @@ def pull(actor: Actor, cursor_text: str | None, limit: int) -> dict[str, Any]:
     rescoped = after > 0 and position.scope_version != scope.scope_version
     now = utcnow()
     fetch = limit + 1
-    candidates: list[tuple[int, int, Any]] = []
-    queries = (
-        (0, select(Region).where(*_region_where(scope), Region.seq > after, Region.seq <= latest)
-         .order_by(Region.seq).limit(fetch)),
-        (1, select(FarmPark).where(*_park_where(scope), FarmPark.seq > after, FarmPark.seq <= latest)
-         .order_by(FarmPark.seq).limit(fetch)),
-        (2, select(Parcel).where(*scope.parcel_where, Parcel.seq > after, Parcel.seq <= latest)
-         .order_by(Parcel.seq).limit(fetch)),
-        (3, select(Sample).where(*_sample_where(scope), Sample.seq > after, Sample.seq <= latest)
-         .order_by(Sample.seq).limit(fetch)),
-    )
-    for order, stmt in queries:
-        candidates += [(row.seq, order, row) for row in db.session.scalars(stmt)]
+    sources = {0: (Region, _region_where(scope)), 1: (FarmPark, _park_where(scope)),
+               2: (Parcel, scope.parcel_where), 3: (Sample, _sample_where(scope))}
+    candidates: list[tuple[int, int]] = []
+    for order, (model, where) in sources.items():
+        stmt = (select(model.seq).where(*where, model.seq > after, model.seq <= latest)
+                .order_by(model.seq).limit(fetch))
+        candidates += [(seq, order) for seq in db.session.scalars(stmt)]
     if actor.device_pk is not None:
-        stmt = (select(DeviceAssignment).where(DeviceAssignment.device_pk == actor.device_pk,
-                                               DeviceAssignment.seq > after, DeviceAssignment.seq <= latest)
+        stmt = (select(DeviceAssignment.seq).where(DeviceAssignment.device_pk == actor.device_pk,
+                                                   DeviceAssignment.seq > after, DeviceAssignment.seq <= latest)
                 .order_by(DeviceAssignment.seq).limit(fetch))
-        candidates += [(a.seq, 4, a) for a in db.session.scalars(stmt)]
-    candidates.sort(key=lambda c: (c[0], c[1]))
+        candidates += [(seq, 4) for seq in db.session.scalars(stmt)]
+    candidates.sort()
     page = candidates[:limit]
     if len(candidates) > limit:  # never split one seq across pages
         last = page[-1][0]
         page += [c for c in candidates[limit:] if c[0] == last]
     has_more = len(candidates) > len(page)
-    changes: list[dict[str, Any]] = []
-    for _seq, order, row in page:
-        if order == 0:
-            changes.append(_region_change(row))
-        elif order == 1:
-            changes.append(_park_change(row))
-        elif order == 2:
-            changes.append(_parcel_change(row))
-        elif order == 3:
-            changes.append(_sample_change(row, now))
+    counts: dict[int, int] = {}
+    for _seq, order in page:
+        counts[order] = counts.get(order, 0) + 1
+    rows: dict[int, Any] = {}
+    for order, n in counts.items():
+        if order == 4:
+            rows[4] = iter(db.session.scalars(
+                select(DeviceAssignment).where(DeviceAssignment.device_pk == actor.device_pk,
+                                               DeviceAssignment.seq > after, DeviceAssignment.seq <= latest)
+                .order_by(DeviceAssignment.seq).limit(n)).all())
         else:
-            changes.append(_assignment_change(row))
+            model, where = sources[order]
+            rows[order] = iter(db.session.execute(
+                select(*_ROW_COLUMNS[order]).where(*where, model.seq > after, model.seq <= latest)
+                .order_by(model.seq).limit(n)).all())
+    parts: list[str] = []
+    for _seq, order in page:
+        row = next(rows[order])
+        if order == 0:
+            parts.append(_dump(_region_change(row)))
+        elif order == 1:
+            parts.append(_dump(_park_change(row)))
+        elif order == 2:
+            parts.append(_parcel_change_text(row))
+        elif order == 3:
+            parts.append(_dump(_sample_change(row, now)))
+        else:
+            parts.append(_dump(_assignment_change(row)))
             if rescoped:
-                changes += _expand_assignment(row, scope, after, now)
+                parts += [_dump(c) for c in _expand_assignment(row, scope, after, now)]
     next_seq = page[-1][0] if has_more else latest
-    return {"changes": changes, "cursor": encode_cursor(next_seq, scope.scope_version, ep), "has_more": has_more}
+    cursor = encode_cursor(next_seq, scope.scope_version, ep)
+    return f'{{"changes":[{",".join(parts)}],"cursor":"{cursor}","has_more":{"true" if has_more else "false"}}}'
+
+
+class _NoGeometry:
+    """A parcel row whose geometry reads as ``0``, so ``parcel_feature`` stays the one definition of a
+    parcel's properties while its stored geometry text is spliced in unparsed."""
+
+    __slots__ = ("_row",)
+    geometry_json = "0"
+
+    def __init__(self, row: Any) -> None:
+        self._row = row
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._row, name)
+
+
+_FEATURE_HEAD = '{"geometry":0,'
+_CHANGE_HEAD = '{"data":null,'
+
+
+def _parcel_change_text(row: Any) -> str:
+    feature = _dump(parcel_feature(_NoGeometry(row)))  # type: ignore[arg-type]
+    change = _dump(_change("parcel", row.code, row.version, row.deleted_at is not None, None, row.seq))
+    assert feature.startswith(_FEATURE_HEAD) and change.startswith(_CHANGE_HEAD)
+    return (f'{{"data":{{"geometry":{row.geometry_json},{feature[len(_FEATURE_HEAD):]},'
+            f'{change[len(_CHANGE_HEAD):]}')
 
 
 def _expand_assignment(a: DeviceAssignment, scope: Scope, after: int, now: datetime) -> list[dict[str, Any]]:

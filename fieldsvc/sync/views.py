@@ -68,7 +68,8 @@ def push():
 def pull():
     """Changes after the cursor, in server order, scoped to the device's assignment."""
     args = query_args(PullArgs())
-    return services.pull(current_actor(), args["cursor"], page_limit(args))
+    return Response(services.pull_text(current_actor(), args["cursor"], page_limit(args)),
+                    mimetype="application/json")
 
 
 @bp.get("/package")
