@@ -202,16 +202,22 @@ class SyncClient:
                   "deleted": bool(row["deleted"]), "data": json.loads(row["data"])}
         return json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
-    def _new_batch(self, encoded: list[tuple[str, bytes]]) -> tuple[str, bytes, list[str]]:
+    @staticmethod
+    def _head() -> bytes:
+        """The batch's opening, stamped with the time of this attempt (the server's skew estimate)."""
         sent_at = datetime.now().astimezone().isoformat(timespec="seconds")
         head = json.dumps({"device_sent_at": sent_at, "schema_version": 1}, separators=(",", ":"))[:-1]
-        body = (head + ',"records":[').encode() + b",".join(e for _, e in encoded) + b"]}"
+        return (head + ',"records":[').encode()
+
+    def _new_batch(self, encoded: list[tuple[str, bytes]]) -> tuple[str, bytes, list[str]]:
+        body = self._head() + b",".join(e for _, e in encoded) + b"]}"
         key, ids = str(uuid.uuid4()), [rid for rid, _ in encoded]
         self.outbox.open_batch(key, body, ids)  # persisted before the first byte goes out
         return key, body, ids
 
     def _send_batch(self, key: str, body: bytes, ids: list[str], report: SyncReport) -> None:
         self.outbox.touch_batch(key)
+        body = self._head() + body.split(b',"records":[', 1)[1]  # same records, this attempt's time
         resp = self.transport.post_json("/api/v1/sync/push", body, {"Idempotency-Key": key})
         if resp.status == 200:
             results = resp.json().get("results") or []

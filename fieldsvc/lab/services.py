@@ -398,28 +398,37 @@ def get_import(import_id: int) -> LabImport:
 # --- held results ----------------------------------------------------------------------------
 
 def link_held_results(sample: Sample, actor_label: str = "system") -> int:
-    """Attach results that were held for this sample's bag code; the sync code calls this on a new sample.
+    """Attach results that were held for this sample's bag code (one sample)."""
+    return link_held_results_for([(sample.id, sample.code)], actor_label)
 
-    Returns how many results were linked. Flushes; the caller's transaction commits.
+
+def link_held_results_for(samples: Sequence[tuple[str, str]], actor_label: str = "system") -> int:
+    """Attach results held for these new samples' bag codes; sync calls this for every stored batch.
+
+    ``samples`` are ``(sample_id, bag_code)`` pairs. One indexed query per chunk when nothing is
+    held, so a push of 500 new samples stays cheap. Returns how many results were linked.
+    Flushes; the caller's transaction commits.
     """
-    key = sample_code_key(sample.code)
-    stmt = select(LabResult.id, LabResult.status).where(LabResult.series == key, LabResult.sample_id.is_(None))
-    held = db.session.execute(stmt).all()
+    by_key = {sample_code_key(code): sample_id for sample_id, code in samples}
+    held = []
+    for chunk in _chunks(list(by_key)):
+        held += db.session.execute(select(LabResult.id, LabResult.series, LabResult.status).where(
+            LabResult.series.in_(chunk), LabResult.sample_id.is_(None))).all()
     if not held:
         return 0
-    ids = [rid for rid, _ in held]
-    for chunk in _chunks(ids):
-        db.session.execute(update(LabResult).where(LabResult.id.in_(chunk)).values(sample_id=sample.id),
+    for rid, series, _ in held:
+        db.session.execute(update(LabResult).where(LabResult.id == rid).values(sample_id=by_key[series]),
                            execution_options={"synchronize_session": False})
     record_many(actor_label, [Change("lab_result", str(rid), "link", before={"sample_id": None},
-                                     after={"sample_id": sample.id}) for rid in ids])
-    linked = set(ids)
+                                     after={"sample_id": by_key[series]}) for rid, series, _ in held])
+    linked = {rid for rid, _, _ in held}
     for obj in list(db.session.identity_map.values()):  # loaded copies would show the old null
         if isinstance(obj, LabResult) and obj.id in linked:
             db.session.expire(obj, ["sample_id"])
-    if any(status == "approved" for _, status in held):
-        on_results_approved([sample.id])
-    return len(ids)
+    approved = {by_key[series] for _, series, status in held if status == "approved"}
+    if approved:
+        on_results_approved(sorted(approved))
+    return len(held)
 
 
 # --- reading results -------------------------------------------------------------------------

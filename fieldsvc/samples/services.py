@@ -265,6 +265,9 @@ def mark_media_complete(sha256: str, actor: Actor) -> int:
     db.session.flush()
     record_many(actor.label, [Change("sample", s.id, "media_complete", after={"state": "complete"})
                               for s in done])
+    from ..grading.services import regrade_for_samples  # a complete sample's results now count
+
+    regrade_for_samples([s.id for s in done], actor)
     return len(done)
 
 

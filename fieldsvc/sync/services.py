@@ -55,6 +55,13 @@ def actor_key(actor: Actor) -> str:
 
 
 def request_hash(body: Any) -> str:
+    """What "the same request" means for an Idempotency-Key: everything but ``device_sent_at``.
+
+    A phone re-sending a stored batch stamps it with the time of *this* attempt, so the skew
+    estimate is not thrown off by a batch that waited hours for a network.
+    """
+    if isinstance(body, Mapping):
+        body = {k: v for k, v in body.items() if k != "device_sent_at"}
     return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
@@ -115,6 +122,7 @@ class Batch:
     media_done: set[str] = field(default_factory=set)
     created: list[Change] = field(default_factory=list)
     links: list[tuple[str, list]] = field(default_factory=list)
+    changed: set[str] = field(default_factory=set)  # existing samples edited or deleted: re-grade them
 
 
 def push(body: Mapping[str, Any], actor: Actor, *, hold_ttl_s: int, max_records: int) -> dict[str, Any]:
@@ -141,9 +149,20 @@ def _push(body: Mapping[str, Any], actor: Actor, hold_ttl_s: int, max_records: i
     for it in live:
         if it.result is None and (it.deleted or it.index in slow):
             _judge_alone(it, batch)
-    if batch.created:
-        record_many(actor.label, batch.created)
+    _after_writes(batch)
     return {"server_time": isoformat(now), "results": [it.result for it in items]}
+
+
+def _after_writes(batch: Batch) -> None:
+    """Audit the new samples, link lab results held for their bag codes, re-grade edited samples."""
+    from ..grading.services import regrade_for_samples  # grading reads samples: import at call time
+    from ..lab.services import link_held_results_for
+
+    if batch.created:
+        record_many(batch.actor.label, batch.created)
+        link_held_results_for([(c.entity_key, c.after["code"]) for c in batch.created], batch.actor.label)
+    if batch.changed:
+        regrade_for_samples(batch.changed, batch.actor)
 
 
 def _envelope(body: Mapping[str, Any], max_records: int) -> list[Any]:
@@ -376,6 +395,7 @@ def _apply(it: Item, sample: Sample, content: dict[str, Any], batch: Batch, acti
     d = samples.derive(content, collected, flags, parcel, batch.skew_s, batch.now, batch.hold_ttl_s, media_done,
                        sample.county_code or batch.actor.county_code)
     samples.apply_edit(sample, content, collected, d, batch.skew_s, batch.now, batch.actor, action)
+    batch.changed.add(sample.id)
     _result(it, status, sample.version, None if status in ("applied", "merged") else "edit_conflict",
             state=sample.state)
     return sample.version
@@ -416,6 +436,7 @@ def _judge_delete(it: Item, sample: Sample | None, batch: Batch) -> None:
                              hard=["deleted"], soft=[], incoming={"deleted": True})
         return _result(it, "conflict", sample.version, "delete_conflict", conflict_id=cid)
     samples.tombstone(sample, batch.actor, batch.now)
+    batch.changed.add(sample.id)
     return _result(it, "applied", sample.version, None, deleted=True)
 
 
@@ -520,8 +541,6 @@ def resolve_conflict(conflict_id: int, resolution: str, values: Mapping[str, Any
 
             it.checked = ValidatedSample(clean, {}, [], parse_rfc3339(clean["collected_at"]))
             _insert_one(it, batch)
-            if batch.created:
-                record_many(actor.label, batch.created)
             version = 1
     else:
         sample = db.session.get(Sample, c.record_id)
@@ -531,6 +550,7 @@ def resolve_conflict(conflict_id: int, resolution: str, values: Mapping[str, Any
         if c.code == "delete_conflict":
             if resolution == "take_incoming":
                 samples.tombstone(sample, actor, now)
+                batch.changed.add(sample.id)
             version = sample.version
         else:
             content = dict(current_data)
@@ -549,6 +569,8 @@ def resolve_conflict(conflict_id: int, resolution: str, values: Mapping[str, Any
     c.status, c.resolution, c.resolved_values = "resolved", resolution, dict(values) or None
     c.resolved_version, c.resolved_by, c.resolved_at = version, actor.label, now
     db.session.flush()
+    batch.changed.add(c.record_id)  # an open hard conflict kept this sample out of grading
+    _after_writes(batch)
     record(actor.label, Change("sync_conflict", str(c.id), "resolve",
                                after={"resolution": resolution, "values": dict(values), "version": version}))
     return c

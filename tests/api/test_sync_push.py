@@ -134,6 +134,16 @@ def test_lost_response_replay_same_key_is_byte_identical(client, phone, app):
     assert count_samples(app) == 5
 
 
+def test_retry_stamped_with_a_new_send_time_is_still_the_same_request(client, phone, app):
+    """A phone re-sends a stored batch with this attempt's ``device_sent_at``: a replay, not a reuse."""
+    records = [record(data_for(phone["parcels"][0], "T-1"))]
+    key = str(uuid.uuid4())
+    first = push(client, phone["headers"], records, key=key, device_sent_at="2026-11-24T01:00:00Z")
+    later = push(client, phone["headers"], records, key=key, device_sent_at="2026-11-24T07:30:00Z")
+    assert later.status_code == 200 and later.data == first.data
+    assert count_samples(app) == 1
+
+
 def test_same_key_with_other_body_is_422(client, phone):
     key = str(uuid.uuid4())
     results(push(client, phone["headers"], [record(data_for(phone["parcels"][0], "X-1"))], key=key))
