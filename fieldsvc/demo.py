@@ -1,28 +1,59 @@
-"""Load the demo county through the same services the API uses, so the demo exercises real rules."""
+"""Load the demo county through the same services the API uses, so the demo exercises real rules.
+
+The whole pipeline shows up in `make run`: places, a sampler's phone with its pushes and photos,
+a lab's results (with censored values and a QC batch), an official's approvals, grades for every
+parcel, village, farm park and the county, and certificates (one of them revoked).
+"""
 
 from __future__ import annotations
 
+import hashlib
+import io
+import uuid
+from dataclasses import dataclass
 from typing import Any, Callable
 
 from flask import current_app
+from PIL import Image, ImageDraw
 from sqlalchemy import func, select
 
-from .auth.principal import SYSTEM
+from .auth.principal import SYSTEM, Actor
 from .auth.services import create_user, get_user_by_username
+from .certificates.services import issue_demo_certificates
+from .dbtypes import isoformat, utcnow
 from .devices.services import register_device
 from .extensions import db
+from .grading.models import Grade
+from .grading.services import DEFAULT_PACK, grade_demo_county
+from .lab.demo import make_demo_results, make_demo_retests
+from .lab.models import LabResult
+from .lab.services import approve_results, import_results
+from .media.services import receive_chunk, storage
 from .places import services as places
 from .places.demo_data import DemoCounty, generate_county
-from .places.models import Region
+from .places.models import Parcel, Region
+from .sync.services import push
 
-# Demo accounts for trying the API locally; README says to remove them for real use.
+# Demo accounts for trying the API locally; the README says to remove them for real use.
 DEMO_PASSWORD = "demo-password"
 DEMO_USERS = (("admin", "admin"), ("official", "official"), ("lab", "lab"), ("sampler", "sampler"))
+SAMPLED_VILLAGES = 6  # the first farm park's villages, then the next villages in code order
+PHOTOS = 24  # the first samples carry a photo
+BATCH = 500
+DEMO_LAB = "青禾县土壤检测实验室 Qinghe soil lab"
+
+
+@dataclass(frozen=True)
+class DemoSample:
+    id: str
+    code: str
+    land_use: str
+    parcel: str
 
 
 def load_demo(*, parcels: int = 20_000, seed: int = 391, if_empty: bool = False,
               echo: Callable[[str], Any] = print) -> dict[str, Any]:
-    """Regions, farm parks, parcels, one account per role and one device; commits once."""
+    """Places, accounts, a device, samples with photos, lab results, approvals, grades, certificates."""
     if if_empty and db.session.scalar(select(func.count()).select_from(Region).where(Region.level == "county")):
         echo("a county is already loaded; skipping the demo")
         return {}
@@ -30,14 +61,27 @@ def load_demo(*, parcels: int = 20_000, seed: int = 391, if_empty: bool = False,
     echo(f"demo county {county.county}: {len(county.regions)} regions, {len(county.parcels)} parcels")
     result = load_places(county)
     _demo_accounts(county.county)
-    villages = [r["code"] for r in county.regions if r["level"] == "village"][:3]
+    villages = sampled_villages(county)
     device = register_device({"name": "Demo phone", "user": "sampler", "villages": villages, "parcels": []},
                              SYSTEM)
+    phone = Actor(device.device.user_id, "sampler", "sampler", county.county, device_pk=device.device.id,
+                  device_id=device.device.device_id)
+    samples = push_demo_samples(county, villages, phone)
+    echo(f"pushed {len(samples)} samples from the demo phone")
+    lab_outcome = import_results(make_demo_results(samples, seed), "demo-lab-results.csv", _actor("lab"),
+                                 lab=DEMO_LAB)
+    approved = approve_demo_results(_actor("official"))
+    echo(f"lab import: {lab_outcome.report.get('rows')} rows; {approved} results approved")
+    grades = grade_demo_county(county.county)
+    retested = retest_park_exceedances(county, samples)
+    echo(f"graded the county; the lab re-tested {retested} results in the first farm park")
+    certificates = issue_demo_certificates(county.county, current_app.config, actor=_actor("official"))
     db.session.commit()
     summary = county.summary()
-    summary.update(imported_parcels=result.count, demo_device=device.device.device_id,
-                   demo_device_token=device.token, accounts=[u for u, _ in DEMO_USERS],
-                   password=DEMO_PASSWORD)
+    summary.update(imported_parcels=result.count, samples=len(samples), approved_results=approved,
+                   grading=grades.get("counts", grades), certificates=certificates,
+                   demo_device=device.device.device_id, demo_device_token=device.token,
+                   accounts=[u for u, _ in DEMO_USERS], password=DEMO_PASSWORD)
     return summary
 
 
@@ -50,6 +94,122 @@ def load_places(county: DemoCounty) -> places.ImportResult:
     for park in county.farm_parks:
         places.create_farm_park(park, SYSTEM)
     return places.import_parcels(county.feature_collection(), SYSTEM, max_features=len(county.parcels))
+
+
+def sampled_villages(county: DemoCounty) -> list[str]:
+    """Every parcel of these villages gets a sample: the first park's villages come first, so it can grade A."""
+    park = county.farm_parks[0]["code"]
+    chosen = sorted({f["properties"]["village"] for f in county.parcels if f["properties"].get("farm_park") == park})
+    for region in county.regions:
+        if len(chosen) >= SAMPLED_VILLAGES:
+            break
+        if region["level"] == "village" and region["code"] not in chosen:
+            chosen.append(region["code"])
+    return chosen
+
+
+def push_demo_samples(county: DemoCounty, villages: list[str], phone: Actor) -> list[DemoSample]:
+    """One sample per parcel of ``villages``, pushed in batches like a phone would, and its photos uploaded.
+
+    The first samples carry a photo; one photo, on a parcel outside the showcase park, never
+    arrives, so that sample stays ``awaiting_media`` and out of grading, as on a real phone.
+    """
+    features = [f for f in county.parcels if f["properties"]["village"] in set(villages)]
+    park = county.farm_parks[0]["code"]
+    missing = max((n for n, f in enumerate(features) if f["properties"].get("farm_park") != park), default=-1)
+    records, photos, made = [], [], []
+    for n, feature in enumerate(features):
+        props = feature["properties"]
+        sample_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"fieldsvc-demo/{county.seed}/{n}"))
+        code = f"QH{n + 1:05d}"
+        data = _sample_data(feature, code, n)
+        if n < PHOTOS or n == missing:
+            photo = _photo(n)
+            data["media"] = [{"name": f"{code}-1.jpg", "sha256": _sha(photo), "bytes": len(photo),
+                              "mime": "image/jpeg"}]
+            if n != missing:
+                photos.append(photo)
+        records.append({"type": "sample", "id": sample_id, "base_version": None, "deleted": False, "data": data})
+        made.append(DemoSample(sample_id, code, props["land_use"], props["code"]))
+    config = current_app.config
+    for start in range(0, len(records), BATCH):
+        body = {"device_sent_at": isoformat(utcnow()), "schema_version": 1, "records": records[start:start + BATCH]}
+        push(body, phone, hold_ttl_s=config["HOLD_TTL_S"], max_records=BATCH)
+    store = storage()
+    for photo in photos:
+        receive_chunk(_sha(photo), 0, len(photo) - 1, len(photo), io.BytesIO(photo), phone, store)
+    return made
+
+
+def approve_demo_results(official: Actor) -> int:
+    """The official approves every linked, reviewable result the lab sent (QC holds stay pending)."""
+    ids = list(db.session.scalars(select(LabResult.id).where(
+        LabResult.status == "pending", LabResult.qc_type.is_(None), LabResult.qc_hold.is_(False),
+        LabResult.sample_id.is_not(None), LabResult.superseded_by.is_(None)).order_by(LabResult.id)))
+    approve_results(ids, official, current_app.config["LAB_APPROVALS_REQUIRED"])
+    return len(ids)
+
+
+def retest_park_exceedances(county: DemoCounty, samples: list[DemoSample], rounds: int = 3) -> int:
+    """The lab re-measures the limiting metals of the first park's failing parcels; re-grading follows."""
+    park = county.farm_parks[0]["code"]
+    by_parcel = {s.parcel: s for s in samples}
+    done = 0
+    for round_no in range(rounds):
+        failing = [(by_parcel[code], limiting) for code, limiting in _failing_parcels(park)]
+        if not failing:
+            break
+        data = make_demo_retests([(s.code, s.land_use, limiting) for s, limiting in failing], seed=392 + round_no)
+        import_results(data, f"demo-retests-{round_no + 1}.csv", _actor("lab"), lab=DEMO_LAB)
+        done += approve_demo_results(_actor("official"))
+    return done
+
+
+def _failing_parcels(park: str) -> list[tuple[str, list[str]]]:
+    stmt = (select(Grade.subject_code, Grade.limiting)
+            .join(Parcel, Parcel.code == Grade.subject_code)
+            .where(Parcel.farm_park_code == park, Grade.subject_type == "parcel", Grade.rule_pack == DEFAULT_PACK,
+                   Grade.superseded_by.is_(None), Grade.qualified.is_(False)))
+    return [(code, list(limiting or [])) for code, limiting in db.session.execute(stmt)]
+
+
+def _sample_data(feature: dict[str, Any], code: str, n: int) -> dict[str, Any]:
+    ring = feature["geometry"]["coordinates"][0][:4]
+    lon = sum(p[0] for p in ring) / 4
+    lat = sum(p[1] for p in ring) / 4
+    accuracy, mock = 4.0 + n % 7, False
+    if n == 5:
+        accuracy = 48.0  # a poor fix: flagged low_accuracy
+    if n == 9:
+        lon += 0.003  # ~300 m off its parcel: flagged location_mismatch
+    if n == 13:
+        mock = True  # a mock location: flagged, kept
+    props = feature["properties"]
+    return {"code": code, "parcel": props["code"], "collected_at": f"2026-10-{12 + n // 200:02d}T"
+            f"{1 + n % 9:02d}:{n % 60:02d}:00Z", "location": {"lat": round(lat, 7), "lon": round(lon, 7),
+                                                               "accuracy_m": accuracy, "mock": mock},
+            "depth_top_cm": 0, "depth_bottom_cm": 20, "sample_type": "composite",
+            "land_use_observed": props["land_use"], "note": "", "media": []}
+
+
+def _photo(n: int) -> bytes:
+    """A small earth-toned JPEG standing in for a field photo."""
+    image = Image.new("RGB", (160, 120), (120 + n % 40, 90 + n % 30, 60))
+    draw = ImageDraw.Draw(image)
+    for y in range(0, 120, 8):
+        draw.line([(0, y), (160, y + n % 20)], fill=(90 + (y * 3) % 60, 70, 40), width=3)
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=70)
+    return buffer.getvalue()
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _actor(username: str) -> Actor:
+    user = get_user_by_username(username)
+    return Actor(user.id, user.username, user.role, user.county_code)
 
 
 def _demo_accounts(county_code: str) -> None:

@@ -528,6 +528,22 @@ def approve_result(result_id: int, actor: Actor, approvals_required: int) -> Lab
         ``not_pending``, ``superseded``, ``qc_sample``.
     """
     result = get_result(result_id, actor, for_update=True)
+    if _approve(result, actor, approvals_required):
+        on_results_approved([result.sample_id])
+    return result
+
+
+def approve_results(result_ids: Sequence[int], actor: Actor, approvals_required: int) -> list[LabResult]:
+    """Approve many results with the same checks, re-grading their samples once at the end."""
+    results = [get_result(rid, actor, for_update=True) for rid in result_ids]
+    approved = {r.sample_id for r in results if _approve(r, actor, approvals_required)}
+    if approved:
+        on_results_approved(sorted(approved))
+    return results
+
+
+def _approve(result: LabResult, actor: Actor, approvals_required: int) -> bool:
+    """One approval; True when it made the result approved."""
     if result.created_by == actor.label:
         raise forbidden("You imported this result; another official must approve it.", code="self_approval")
     mine = select(Approval.id).where(Approval.result_id == result.id, Approval.actor == actor.label)
@@ -548,9 +564,7 @@ def approve_result(result_id: int, actor: Actor, approvals_required: int) -> Lab
     db.session.flush()
     record(actor.label, Change("lab_result", str(result.id), "approve", before=before,
                                after={"status": result.status, "approvals": result.approvals}))
-    if result.status == "approved":
-        on_results_approved([result.sample_id])
-    return result
+    return result.status == "approved"
 
 
 def reject_result(result_id: int, reason: str, actor: Actor) -> LabResult:

@@ -13,20 +13,32 @@ from fieldsvc.places.models import Parcel, Region
 
 def test_demo_loads_a_county_with_accounts_and_device(app, client):
     runner = app.test_cli_runner()
-    result = runner.invoke(args=["demo", "--parcels", "400", "--seed", "3"])
+    result = runner.invoke(args=["demo", "--parcels", "2000", "--seed", "3"])
     assert result.exit_code == 0, result.output
     with app.app_context():
-        assert db.session.scalar(select(func.count()).select_from(Parcel)) == 400
+        assert db.session.scalar(select(func.count()).select_from(Parcel)) == 2000
         levels = dict(db.session.execute(select(Region.level, func.count()).group_by(Region.level)).all())
     assert levels["county"] == 1 and levels["township"] == 12 and levels["village"] >= 300
     token = client.post("/api/v1/auth/token", json={"username": "official", "password": "demo-password"})
     assert token.status_code == 200
     headers = {"Authorization": f"Bearer {token.get_json()['token']}"}
-    assert len(client.get("/api/v1/parcels?limit=500", headers=headers).get_json()["items"]) == 400
+    assert len(client.get("/api/v1/parcels?limit=1000", headers=headers).get_json()["items"]) == 1000
+    samples = client.get("/api/v1/samples?limit=1000", headers=headers).get_json()["items"]
+    assert len(samples) > 10
+    assert {"complete", "awaiting_media"} <= {s["state"] for s in samples}  # the last photo never arrived
+    assert any("low_accuracy" in s["flags"] for s in samples) and any("location_mismatch" in s["flags"]
+                                                                      for s in samples)
+    graded = [s for s in samples if s["state"] == "complete"][0]
+    grade = client.get(f"/api/v1/grades/parcel/{graded['parcel']}", headers=headers).get_json()
+    assert grade["verdict"] in ("qualified", "not_qualified")
+    park = client.get("/api/v1/grades/farm-park/360129-P01", headers=headers).get_json()
+    assert park["grade"] == "A"  # the lab re-tested the park's exceedances
+    certificates = client.get("/api/v1/certificates?limit=100", headers=headers).get_json()["items"]
+    assert {"valid", "revoked"} <= {c["status"] for c in certificates}
     again = runner.invoke(args=["demo", "--parcels", "400", "--if-empty"])
     assert again.exit_code == 0 and "skipping" in again.output
     with app.app_context():
-        assert db.session.scalar(select(func.count()).select_from(Parcel)) == 400
+        assert db.session.scalar(select(func.count()).select_from(Parcel)) == 2000
 
 
 def test_backup_then_restore_brings_back_the_data(app, client, county, tmp_path, database):
