@@ -59,6 +59,7 @@ def _register_blueprints(app: Flask) -> None:
     from .certificates.public import api_bp as verify_bp
     from .certificates.public import bp as certificate_page_bp
     from .certificates.views import bp as certificates_bp
+    from .console.views import bp as console_bp
     from .devices.views import bp as devices_bp
     from .field.views import bp as field_bp
     from .grading.views import bp as grading_bp
@@ -72,7 +73,8 @@ def _register_blueprints(app: Flask) -> None:
     from .sync.views import conflicts_bp
 
     for bp in (ops_bp, auth_bp, devices_bp, places_bp, samples_bp, sync_bp, conflicts_bp, media_bp,
-               openrosa_bp, lab_bp, grading_bp, certificates_bp, certificate_page_bp, verify_bp, field_bp):
+               openrosa_bp, lab_bp, grading_bp, certificates_bp, certificate_page_bp, verify_bp, field_bp,
+               console_bp):
         app.register_blueprint(bp)
 
 

@@ -8,7 +8,7 @@ import json
 import logging
 from typing import Any, Callable, Mapping
 
-from flask import Flask, Response, current_app, g, jsonify, request
+from flask import Flask, Response, current_app, g, jsonify, request, session
 from marshmallow import Schema, ValidationError
 from sqlalchemy import Select
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError
@@ -72,6 +72,11 @@ def current_actor() -> Actor:
     actor = g.get("actor")
     if actor is None:
         header = request.headers.get("Authorization", "")
+        if not header and request.blueprint == "console":
+            # Console pages sign in with the signed Flask session instead of a header. The session
+            # holds an ordinary API token (fieldsvc/console/auth.py), so expiry, logout (revocation)
+            # and disabled accounts are judged exactly as for the API.
+            header = f"Bearer {session.get('token') or ''}"
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise unauthorized()

@@ -27,7 +27,8 @@ def test_public_routes_are_only_the_expected_ones(app):
     public = sorted(r.rule for r in app.url_map.iter_rules()
                     if getattr(app.view_functions[r.endpoint], "fieldsvc_roles", None) == PUBLIC)
     allowed_prefixes = ("/healthz", "/metrics", "/openapi.json", "/docs", "/api/v1/auth/token", "/C/",
-                        "/api/v1/verify", "/.well-known/", "/field")
+                        "/api/v1/verify", "/.well-known/", "/field",
+                        "/console/login")  # the console's sign-in form
     assert all(p.startswith(allowed_prefixes) for p in public), public
 
 

@@ -115,8 +115,8 @@ def test_sample_waiting_for_its_photo_is_graded_once_the_photo_arrives(client, c
     approve_all(client, official, "BAG-0002")
     waiting = client.get(f"/api/v1/grades/parcel/{code}", headers=official.headers).get_json()
     assert waiting["qualified"] is False  # an incomplete sample's results do not count yet
-    resp = client.put(f"/api/v1/media/{sha}", data=photo, headers={**device, "Content-Type": "image/jpeg",
-                                                                    "Content-Range": f"bytes 0-{len(photo) - 1}/{len(photo)}"})
+    upload = {**device, "Content-Type": "image/jpeg", "Content-Range": f"bytes 0-{len(photo) - 1}/{len(photo)}"}
+    resp = client.put(f"/api/v1/media/{sha}", data=photo, headers=upload)
     assert resp.status_code in (200, 201), resp.get_json()
     state = client.get(f"/api/v1/samples/{sample['id']}", headers=official.headers).get_json()["state"]
     assert state == "complete"

@@ -1,0 +1,253 @@
+"""Read-only queries the console needs and the domain services do not offer (counts, queues, lists).
+
+Every query here is scoped with the services' own scope functions (``county_scope``,
+``sample_scope``, ``result_scope``, ``conflict_filter``), so the console never sees more than the
+API would show the same account. Nothing here writes.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import String, cast, func, or_, select
+
+from ..auth.principal import Actor
+from ..certificates.models import Certificate
+from ..devices.models import Device
+from ..extensions import db
+from ..grading.models import Grade, GradingRun
+from ..grading.rules import DEFAULT_PACK
+from ..lab.models import LabResult
+from ..lab.services import result_scope
+from ..places.models import FarmPark, Parcel, Region
+from ..places.services import county_scope
+from ..samples.models import Sample
+from ..samples.services import sample_scope
+from ..sync.models import SyncConflict
+from ..sync.services import conflict_filter
+
+QUEUE_ROWS = 100  # rows listed per queue (the count shows the total)
+FLAGS = ("location_mismatch", "clock_skew", "low_accuracy")
+MAP_MAX_PARCELS = 5000
+
+
+def counties(actor: Actor) -> list[Region]:
+    return list(db.session.scalars(select(Region).where(Region.level == "county",
+                                                        county_scope(Region.county_code, actor))
+                                   .order_by(Region.code)))
+
+
+def villages(county: str) -> list[Region]:
+    return list(db.session.scalars(select(Region).where(Region.level == "village", Region.county_code == county)
+                                   .order_by(Region.code)))
+
+
+def farm_parks(county: str) -> list[FarmPark]:
+    return list(db.session.scalars(select(FarmPark).where(FarmPark.county_code == county).order_by(FarmPark.code)))
+
+
+def _area_column(kind: str) -> Any:
+    return {"county": Parcel.county_code, "village": Parcel.village_code, "farm_park": Parcel.farm_park_code}[kind]
+
+
+def parcels_in(kind: str, code: str, limit: int | None = None) -> list[Any]:
+    stmt = (select(Parcel.code, Parcel.village_code, Parcel.farm_park_code, Parcel.land_use, Parcel.crop,
+                   Parcel.area_m2, Parcel.geometry_json)
+            .where(_area_column(kind) == code, Parcel.deleted_at.is_(None)).order_by(Parcel.code))
+    if limit is not None:
+        stmt = stmt.limit(limit)
+    return list(db.session.execute(stmt))
+
+
+def count_parcels(kind: str, code: str) -> int:
+    return db.session.scalar(select(func.count()).select_from(Parcel)
+                             .where(_area_column(kind) == code, Parcel.deleted_at.is_(None))) or 0
+
+
+def sampling_states(kind: str, code: str) -> dict[str, str]:
+    """parcel code → ``complete`` (every live sample complete), ``held``, ``incomplete``; absent: none."""
+    parcels = select(Parcel.code).where(_area_column(kind) == code, Parcel.deleted_at.is_(None))
+    seen: dict[str, set[str]] = defaultdict(set)
+    for parcel, state in db.session.execute(
+            select(Sample.parcel_code, Sample.state).where(Sample.parcel_code.in_(parcels),
+                                                           Sample.deleted_at.is_(None)).distinct()):
+        seen[parcel].add(state)
+    out = {}
+    for parcel, states in seen.items():
+        if states == {"complete"}:
+            out[parcel] = "complete"
+        elif states & {"held", "needs_review"}:
+            out[parcel] = "held"
+        else:
+            out[parcel] = "incomplete"
+    return out
+
+
+def verdicts(kind: str, code: str, pack: str = DEFAULT_PACK) -> dict[str, str]:
+    """parcel code → its current verdict under ``pack`` (absent: not graded)."""
+    stmt = (select(Grade.subject_code, Grade.verdict).join(Parcel, Parcel.code == Grade.subject_code)
+            .where(_area_column(kind) == code, Grade.subject_type == "parcel", Grade.rule_pack == pack,
+                   Grade.superseded_by.is_(None)))
+    return dict(db.session.execute(stmt).all())
+
+
+@dataclass(frozen=True)
+class Coverage:
+    parcels: int
+    sampled: int
+    complete: int
+    graded: int
+    qualified: int
+
+
+def coverage(parcel_codes: list[str], states: dict[str, str], grades: dict[str, str]) -> Coverage:
+    graded = [c for c in parcel_codes if grades.get(c, "not_graded") != "not_graded"]
+    return Coverage(len(parcel_codes), sum(1 for c in parcel_codes if c in states),
+                    sum(1 for c in parcel_codes if states.get(c) == "complete"), len(graded),
+                    sum(1 for c in graded if grades[c] == "qualified"))
+
+
+def geometry(text: str) -> dict[str, Any]:
+    return json.loads(text)
+
+
+# --- samples and results of a parcel ------------------------------------------------------------
+
+def samples_of_parcel(parcel: str, actor: Actor) -> list[Sample]:
+    return list(db.session.scalars(select(Sample).where(Sample.parcel_code == parcel, *sample_scope(actor))
+                                   .order_by(Sample.received_at)))
+
+
+def results_of_samples(sample_ids: list[str], actor: Actor) -> dict[str, list[LabResult]]:
+    out: dict[str, list[LabResult]] = defaultdict(list)
+    if not sample_ids:
+        return out
+    for r in db.session.scalars(select(LabResult).where(LabResult.sample_id.in_(sample_ids), result_scope(actor))
+                                .order_by(LabResult.analyte, LabResult.version)):
+        out[r.sample_id].append(r)
+    return out
+
+
+def open_conflicts_for(record_ids: list[str], actor: Actor) -> list[SyncConflict]:
+    if not record_ids:
+        return []
+    return list(db.session.scalars(select(SyncConflict).where(
+        SyncConflict.record_id.in_(record_ids), *conflict_filter({"status": "open"}, actor))))
+
+
+# --- queues -------------------------------------------------------------------------------------
+
+def _pending_current() -> list[Any]:
+    return [LabResult.status == "pending", LabResult.superseded_by.is_(None), LabResult.qc_type.is_(None)]
+
+
+def _flag_filter() -> Any:
+    text = cast(Sample.flags, String)
+    return or_(*(text.like(f'%"{flag}"%') for flag in FLAGS))
+
+
+def queue_statements(actor: Actor) -> dict[str, Any]:
+    """Each queue as a select of its rows (scoped), in the order an official works through them."""
+    live = Sample.deleted_at.is_(None)
+    return {
+        "conflicts": select(SyncConflict).where(*conflict_filter({"status": "open"}, actor))
+        .order_by(SyncConflict.id),
+        "held_samples": select(Sample).where(*sample_scope(actor), live,
+                                             Sample.state.in_(("held", "needs_review")))
+        .order_by(Sample.received_at),
+        "held_results": select(LabResult).where(result_scope(actor), *_pending_current(),
+                                                LabResult.sample_id.is_(None)).order_by(LabResult.id),
+        "pending_results": select(LabResult).where(result_scope(actor), *_pending_current(),
+                                                   LabResult.sample_id.is_not(None), LabResult.qc_hold.is_(False))
+        .order_by(LabResult.id),
+        "qc_holds": select(LabResult).where(result_scope(actor), *_pending_current(), LabResult.qc_hold.is_(True))
+        .order_by(LabResult.id),
+        "flagged_samples": select(Sample).where(*sample_scope(actor), live, _flag_filter())
+        .order_by(Sample.received_at),
+    }
+
+
+def queue_counts(actor: Actor) -> dict[str, int]:
+    return {name: db.session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery())) or 0
+            for name, stmt in queue_statements(actor).items()}
+
+
+def queue_rows(actor: Actor, name: str, limit: int = QUEUE_ROWS) -> list[Any]:
+    return list(db.session.scalars(queue_statements(actor)[name].limit(limit)))
+
+
+def samples_by_id(ids: list[str]) -> dict[str, Sample]:
+    if not ids:
+        return {}
+    return {s.id: s for s in db.session.scalars(select(Sample).where(Sample.id.in_(ids)))}
+
+
+def sample_for_series(series: str | None, actor: Actor) -> Sample | None:
+    """A held result's sample, when one with its bag code (match key) has arrived since, in scope."""
+    if not series:
+        return None
+    folded = func.lower(func.replace(func.replace(Sample.code, " ", ""), "\t", ""))
+    return db.session.scalar(select(Sample).where(folded == series, Sample.deleted_at.is_(None),
+                                                  *sample_scope(actor)).limit(1))
+
+
+# --- grading, certificates, devices -----------------------------------------------------------
+
+def runs(actor: Actor, county: str, limit: int = 20) -> list[GradingRun]:
+    if not actor.can_see_county(county):
+        return []
+    return list(db.session.scalars(select(GradingRun).where(GradingRun.county_code == county)
+                                   .order_by(GradingRun.id.desc()).limit(limit)))
+
+
+def previous_run(run: GradingRun) -> GradingRun | None:
+    return db.session.scalar(select(GradingRun).where(
+        GradingRun.scope_type == run.scope_type, GradingRun.scope_code == run.scope_code,
+        GradingRun.rule_pack == run.rule_pack, GradingRun.id < run.id).order_by(GradingRun.id.desc()).limit(1))
+
+
+def qualified_parcels(county: str, limit: int = 100, pack: str = DEFAULT_PACK) -> list[str]:
+    """Parcels whose current grade qualifies and that hold no valid certificate yet (issue candidates)."""
+    certified = select(Certificate.subject_code).where(Certificate.subject_type == "parcel",
+                                                       Certificate.status == "valid")
+    return list(db.session.scalars(
+        select(Grade.subject_code).join(Parcel, Parcel.code == Grade.subject_code)
+        .where(Parcel.county_code == county, Parcel.deleted_at.is_(None), Grade.subject_type == "parcel",
+               Grade.rule_pack == pack, Grade.superseded_by.is_(None), Grade.verdict == "qualified",
+               Grade.subject_code.not_in(certified))
+        .order_by(Grade.subject_code).limit(limit)))
+
+
+def not_qualified_parcels(county: str, limit: int = 30, pack: str = DEFAULT_PACK) -> list[str]:
+    return list(db.session.scalars(
+        select(Grade.subject_code).join(Parcel, Parcel.code == Grade.subject_code)
+        .where(Parcel.county_code == county, Parcel.deleted_at.is_(None), Grade.subject_type == "parcel",
+               Grade.rule_pack == pack, Grade.superseded_by.is_(None),
+               Grade.verdict.in_(("not_qualified", "indeterminate")))
+        .order_by(Grade.subject_code).limit(limit)))
+
+
+def certificates(actor: Actor, county: str, limit: int = 200) -> list[Certificate]:
+    if not actor.can_see_county(county):
+        return []
+    return list(db.session.scalars(select(Certificate).where(Certificate.county_code == county)
+                                   .order_by(Certificate.id.desc()).limit(limit)))
+
+
+def devices(actor: Actor) -> list[Device]:
+    stmt = select(Device).order_by(Device.id.desc())
+    if actor.role != "admin" and actor.county_code:
+        stmt = stmt.where(Device.county_code == actor.county_code)
+    return list(db.session.scalars(stmt.limit(500)))
+
+
+def samplers(actor: Actor) -> list[str]:
+    from ..auth.models import User
+
+    stmt = select(User.username).where(User.role == "sampler", User.disabled_at.is_(None))
+    if actor.role != "admin" and actor.county_code:
+        stmt = stmt.where(or_(User.county_code == actor.county_code, User.county_code.is_(None)))
+    return list(db.session.scalars(stmt.order_by(User.username).limit(500)))

@@ -1,0 +1,670 @@
+"""The county officials' console at ``/console/``: server-rendered pages over the domain services.
+
+Thin like the API views: form → schema → service → template. Every route declares its role with
+``requires_role`` (which is also the transaction boundary) and reads the actor from the signed
+session (``http.current_actor``). Reads are open to officials and admins; the writes are given to the
+same roles as the matching API endpoint (conflicts, approvals, grading runs and certificates:
+``official``; devices: ``official``/``admin``). Lab and sampler accounts are refused (403): the lab
+works through the import API. A service's refusal (a ``Problem``) rolls the request back and renders
+an HTML page with its status, message and named fields (``render_problem``).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from typing import Any, Mapping
+from urllib.parse import urlencode, urlsplit
+
+from flask import (
+    Blueprint,
+    Flask,
+    Response,
+    current_app,
+    flash,
+    g,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from markupsafe import Markup
+
+from ..audit.services import events_for, versions_for
+from ..certificates import codes as cert_codes
+from ..certificates import pdf as cert_pdf
+from ..certificates import services as certs
+from ..certificates.qr import qr_png
+from ..certificates.schemas import CertificateIn, RevokeIn
+from ..dbtypes import isoformat, utcnow
+from ..devices import services as devices
+from ..devices.schemas import DeviceIn, DevicePatch
+from ..errors import Problem, conflict, not_found, validation_failed
+from ..grading import services as grading
+from ..grading.schemas import RunIn
+from ..http import ALL_ROLES, current_actor, public, register_error_renderer, requires_role
+from ..lab import services as lab
+from ..lab.schemas import RejectIn
+from ..places import services as places
+from ..samples import services as samples
+from ..sync import services as sync
+from ..sync.schemas import ConflictResolveIn
+from . import auth, csrf, i18n, queries
+from . import map as parcel_map
+
+bp = Blueprint("console", __name__, url_prefix="/console", template_folder="templates")
+
+READERS = ("official", "admin")  # who may open console pages
+DEVICE_WRITERS = ("official", "admin")  # as POST/PATCH /api/v1/devices
+ACT = ("official",)  # as the API: conflicts, approvals, grading runs, certificates, labels
+HTML_HEADERS = {
+    "Cache-Control": "no-store",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; "
+                               "form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
+}
+AUDIT_TYPES = ("parcel", "sample", "lab_result", "certificate", "device", "sync_conflict", "region", "farm_park",
+               "grading_run")
+
+
+# --- set-up: session cookie, error pages, language, CSRF --------------------------------------------
+
+@bp.record_once
+def _setup(state: Any) -> None:
+    app: Flask = state.app
+    app.config["SESSION_COOKIE_NAME"] = "fieldsvc_console"
+    app.config["SESSION_COOKIE_PATH"] = "/console"  # the API never sees it
+    app.config["SESSION_COOKIE_HTTPONLY"] = True
+    app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
+    app.config["SESSION_COOKIE_SECURE"] = str(app.config["PUBLIC_BASE_URL"]).startswith("https://")
+    app.config["PERMANENT_SESSION_LIFETIME"] = timedelta(seconds=app.config["TOKEN_TTL_S"])
+    register_error_renderer(app, bp.name, render_problem)
+
+
+@bp.before_request
+def _before() -> None:
+    wanted = request.args.get("lang")
+    if wanted in i18n.SUPPORTED:
+        session["lang"] = wanted
+    csrf.check()
+
+
+@bp.after_request
+def _headers(response: Response) -> Response:
+    for name, value in HTML_HEADERS.items():
+        response.headers.setdefault(name, value)
+    response.headers["Vary"] = "Cookie, Accept-Language"
+    return response
+
+
+def lang() -> str:
+    return session.get("lang") or i18n.negotiate(request.headers.get("Accept-Language"))
+
+
+@bp.app_template_filter("console_json")
+def _json_filter(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, indent=1, sort_keys=True, default=str)
+
+
+@bp.context_processor
+def _context() -> dict[str, Any]:
+    language = lang()
+    strings = i18n.STRINGS[language]
+
+    def t(key: str, **values: Any) -> str:
+        text = strings.get(key) or i18n.STRINGS["en"].get(key) or key
+        return text.format(**values) if values else text
+
+    def csrf_field() -> Markup:
+        return Markup('<input type="hidden" name="{}" value="{}">').format(csrf.FIELD, csrf.token())
+
+    def switch_url() -> str:
+        args = request.args.to_dict()
+        args["lang"] = "en" if language == "zh" else "zh"
+        return request.path + "?" + urlencode(args)
+
+    return {"t": t, "lang": language, "csrf_field": csrf_field, "actor": g.get("actor"),
+            "switch_url": switch_url, "grade_label": lambda grade: i18n.grade_label(grade, language),
+            "short": lambda text, n=12: (text or "")[:n], "iso": isoformat}
+
+
+def page(template: str, status: int = 200, **context: Any) -> Response:
+    response = Response(render_template(f"console/{template}", **context), status=status, mimetype="text/html")
+    return response
+
+
+def done(message: str, target: str) -> Response:
+    flash({"kind": "ok", "text": message})
+    return redirect(target, code=303)
+
+
+def render_problem(problem: Problem) -> Response:
+    """Console errors: sign-in needed → the login page; anything else → an HTML page of the same status."""
+    if problem.status == 401:
+        session.pop("token", None)
+        target = request.full_path.rstrip("?") if request.method == "GET" else url_for("console.index")
+        return redirect(url_for("console.login", next=target), code=303)
+    details = problem.details or {}
+    fields = details.get("fields") if isinstance(details.get("fields"), Mapping) else {}
+    reasons = details.get("reasons") if isinstance(details.get("reasons"), list) else []
+    back = request.referrer if _local(request.referrer) else url_for("console.index")
+    response = page("error.html", problem.status, problem=problem, fields=fields, reasons=reasons, back=back)
+    for name, value in problem.headers.items():
+        if name.lower() != "www-authenticate":
+            response.headers[name] = value
+    return response
+
+
+def _local(url: str | None) -> bool:
+    """Only paths of this console are followed after login or for a back link (no open redirect)."""
+    if not url:
+        return False
+    parts = urlsplit(url)
+    if parts.netloc and parts.netloc != request.host:
+        return False
+    return parts.path.startswith("/console/") and "\\" not in url
+
+
+def _form() -> dict[str, Any]:
+    return {k: v for k, v in request.form.items() if k != csrf.FIELD}
+
+
+def _county(code: str | None = None) -> str:
+    """The county a page is about: the account's own, or ``?county=``, or the first one visible."""
+    actor = current_actor()
+    code = code or request.args.get("county") or actor.county_code
+    if not code:
+        visible = queries.counties(actor)
+        if not visible:
+            raise not_found("county", "-")
+        code = visible[0].code
+    region = places.get_region_by_code(code, actor)
+    if region.level != "county":
+        raise not_found("county", code)
+    return region.code
+
+
+# --- session login ---------------------------------------------------------------------------------
+
+@bp.route("/login", methods=["GET", "POST"])
+@public
+def login():
+    """The console's sign-in form (rate-limited like ``POST /api/v1/auth/token``)."""
+    nxt = request.values.get("next") or ""
+    nxt = nxt if _local(nxt) else url_for("console.index")
+    if request.method == "GET":
+        return page("login.html", next=nxt)
+    outcome = auth.sign_in(request.form.get("username", ""), request.form.get("password", ""),
+                           request.remote_addr or "unknown", current_app.config, READERS)
+    if isinstance(outcome, Problem):  # returned, not raised, so the failure count commits
+        response = page("login.html", outcome.status, next=nxt, error=outcome.code,
+                        username=request.form.get("username", ""))
+        if "Retry-After" in outcome.headers:
+            response.headers["Retry-After"] = outcome.headers["Retry-After"]
+        return response
+    return redirect(nxt, code=303)
+
+
+@bp.post("/logout")
+@requires_role(*ALL_ROLES)
+def logout():
+    """Sign out: the session's token is revoked, the cookie cleared."""
+    auth.sign_out()
+    return redirect(url_for("console.login"), code=303)
+
+
+# --- overview: county → village / park → parcel ----------------------------------------------------
+
+@bp.get("/")
+@requires_role(*READERS)
+def index():
+    """The counties this account may see (one county: straight to its overview)."""
+    visible = queries.counties(current_actor())
+    if len(visible) == 1:
+        return redirect(url_for("console.county", code=visible[0].code), code=303)
+    return page("index.html", counties=visible)
+
+
+def _map_for(kind: str, code: str, mode: str) -> tuple[Any, Any, dict[str, str], dict[str, str], int]:
+    if mode not in parcel_map.MODES:
+        raise validation_failed({"color": [f"one of {', '.join(parcel_map.MODES)}"]})
+    rows = queries.parcels_in(kind, code, queries.MAP_MAX_PARCELS)
+    total = queries.count_parcels(kind, code)
+    states = queries.sampling_states(kind, code)
+    verdicts = queries.verdicts(kind, code)
+    if mode == "grade":
+        category = {r.code: verdicts.get(r.code, "not_graded") for r in rows}
+    else:
+        category = {r.code: states.get(r.code, "none") for r in rows}
+    drawn = parcel_map.build(((r.code, queries.geometry(r.geometry_json), category[r.code]) for r in rows), mode)
+    return rows, drawn, states, verdicts, total
+
+
+def _area_rows(kind: str, items: list[Any]) -> list[dict[str, Any]]:
+    pack = grading.resolve_pack(None)
+    out = []
+    for item in items:
+        ag, _ = grading.area_grade(kind, item.code, pack)
+        out.append({"code": item.code, "name": item.name, "name_en": item.name_en, "grade": ag.grade,
+                    "qualified": ag.qualified, "parcels": ag.parcel_count, "graded": ag.graded_count,
+                    "coverage": ag.coverage})
+    return out
+
+
+@bp.get("/county/<code>")
+@requires_role(*READERS)
+def county(code: str):
+    """A county: coverage counts, villages and farm parks by grade, the parcel map."""
+    actor = current_actor()
+    region = places.get_region_by_code(code, actor)
+    if region.level != "county":
+        raise not_found("county", code)
+    mode = request.args.get("color", "grade")
+    rows, drawn, states, verdicts, total = _map_for("county", code, mode)
+    all_codes = [r.code for r in rows]
+    cov = queries.coverage(all_codes, states, verdicts)
+    villages = [v for v in _area_rows("village", queries.villages(code)) if v["parcels"]]
+    parks = _area_rows("farm_park", queries.farm_parks(code))
+    grades: dict[str, int] = {}
+    for row in villages + parks:
+        grades[row["grade"] or "-"] = grades.get(row["grade"] or "-", 0) + 1
+    return page("county.html", region=region, mode=mode, map=drawn, coverage=cov, total=total,
+                villages=villages, parks=parks, grade_counts=grades,
+                queue_counts=queries.queue_counts(actor))
+
+
+def _area_page(kind: str, code: str, subject: Any) -> Response:
+    actor = current_actor()
+    mode = request.args.get("color", "grade")
+    rows, drawn, states, verdicts, total = _map_for(kind, code, mode)
+    pack = grading.resolve_pack(None)
+    grade = grading.grade_dict(grading.get_subject(kind, code, actor), pack)
+    cov = queries.coverage([r.code for r in rows], states, verdicts)
+    cert_rows = queries.certificates(actor, subject.county_code)
+    certificates = [c for c in cert_rows if c.subject_type == kind and c.subject_code == code]
+    return page("area.html", kind=kind, subject=subject, grade=grade, rows=rows, states=states,
+                verdicts=verdicts, map=drawn, mode=mode, coverage=cov, total=total,
+                certificates=certificates, moment=certs.now(), status_at=certs.status_at)
+
+
+@bp.get("/village/<code>")
+@requires_role(*READERS)
+def village(code: str):
+    """A village: its grade and coverage, its parcels and their map."""
+    region = places.get_region_by_code(code, current_actor())
+    if region.level != "village":
+        raise not_found("village", code)
+    return _area_page("village", code, region)
+
+
+@bp.get("/farm-park/<code>")
+@requires_role(*READERS)
+def farm_park(code: str):
+    """A farm park: its grade and coverage, its parcels and their map."""
+    return _area_page("farm_park", code, places.get_farm_park_by_code(code, current_actor()))
+
+
+@bp.get("/parcel/<code>")
+@requires_role(*READERS)
+def parcel(code: str):
+    """A parcel: its grade with the explanation, its samples and their lab results, its certificates."""
+    actor = current_actor()
+    row = places.get_parcel_by_code(code, actor, allow_deleted=True)
+    feature = places.parcel_feature(row)
+    grade = grading.grade_dict(grading.get_subject("parcel", code, actor), grading.resolve_pack(None))
+    sample_rows = queries.samples_of_parcel(code, actor)
+    results = queries.results_of_samples([s.id for s in sample_rows], actor)
+    conflicts = queries.open_conflicts_for([s.id for s in sample_rows], actor)
+    verdict = grade.get("verdict") or "not_graded"
+    drawn = parcel_map.build([(code, feature["geometry"], verdict if verdict in parcel_map.GRADE_COLOURS
+                               else "not_graded")], "grade", width=360)
+    cert_rows = [c for c in queries.certificates(actor, row.county_code)
+                 if c.subject_type == "parcel" and c.subject_code == code]
+    return page("parcel.html", parcel=feature, grade=grade, samples=sample_rows, results=results,
+                conflicts=conflicts, map=drawn, certificates=cert_rows, moment=certs.now(),
+                status_at=certs.status_at, effective_state=samples.effective_state)
+
+
+# --- queues ---------------------------------------------------------------------------------------
+
+@bp.get("/queues")
+@requires_role(*READERS)
+def queues():
+    """What blocks grading: conflicts, held samples and results, pending approvals, QC holds, flags."""
+    actor = current_actor()
+    counts = queries.queue_counts(actor)
+    rows = {name: queries.queue_rows(actor, name) for name in counts}
+    result_samples = queries.samples_by_id([r.sample_id for name in ("pending_results", "qc_holds")
+                                            for r in rows[name] if r.sample_id])
+    return page("queues.html", counts=counts, rows=rows, result_samples=result_samples,
+                approvals_required=current_app.config["LAB_APPROVALS_REQUIRED"],
+                effective_state=samples.effective_state, flags=queries.FLAGS)
+
+
+@bp.get("/conflicts/<int:conflict_id>")
+@requires_role(*READERS)
+def conflict_page(conflict_id: int):
+    """One conflict: the server's and the phone's values side by side, and the resolve form."""
+    c = sync.get_conflict(conflict_id, current_actor())
+    server, incoming = c.server_body or {}, c.incoming_body or {}
+    names = list(dict.fromkeys([*server, *incoming]))
+    differing = [n for n in names if server.get(n) != incoming.get(n)]
+    return page("conflict.html", c=c, server=server, incoming=incoming, names=names, differing=differing)
+
+
+@bp.post("/conflicts/<int:conflict_id>/resolve")
+@requires_role(*ACT)
+def resolve_conflict(conflict_id: int):
+    """Resolve with keep_server / take_incoming / merge (per field, which side wins)."""
+    actor = current_actor()
+    c = sync.get_conflict(conflict_id, actor)
+    form = _form()
+    values: dict[str, Any] = {}
+    if form.get("resolution") == "merge":  # per field, the side that wins
+        sides = {"server": c.server_body or {}, "incoming": c.incoming_body or {}}
+        errors = {}
+        for name in sorted({*sides["server"], *sides["incoming"]}):
+            side = form.get(f"pick.{name}")
+            if side is None:
+                continue
+            if side not in sides:
+                errors[f"pick.{name}"] = ["one of server, incoming"]
+            else:
+                values[name] = sides[side].get(name)
+        if errors:
+            raise validation_failed(errors)
+    if form.get("code", "").strip():
+        values["code"] = form["code"].strip()
+    data = ConflictResolveIn().load({"resolution": form.get("resolution", ""), "values": values})
+    sync.resolve_conflict(conflict_id, data["resolution"], data["values"], actor)
+    return done(_t("resolved_ok", id=conflict_id), url_for("console.conflict_page", conflict_id=conflict_id))
+
+
+@bp.post("/results/<int:result_id>/approve")
+@requires_role(*ACT)
+def approve_result(result_id: int):
+    """Approve a lab result (four-eyes: never one's own import)."""
+    lab.approve_result(result_id, current_actor(), current_app.config["LAB_APPROVALS_REQUIRED"])
+    return done(_t("approved_ok", id=result_id), url_for("console.queues") + "#pending_results")
+
+
+@bp.post("/results/<int:result_id>/reject")
+@requires_role(*ACT)
+def reject_result(result_id: int):
+    """Reject (or, for a held result, dismiss) a lab result with a reason; it is kept, never graded."""
+    data = RejectIn().load(_form())
+    lab.reject_result(result_id, data["reason"], current_actor())
+    return done(_t("rejected_ok", id=result_id), url_for("console.queues"))
+
+
+@bp.post("/results/<int:result_id>/link")
+@requires_role(*ACT)
+def link_result(result_id: int):
+    """Link a held result to its sample once a sample with its bag code has arrived."""
+    actor = current_actor()
+    result = lab.get_result(result_id, actor)
+    if result.sample_id is not None:
+        raise conflict("already_linked", f"Result {result_id} is already linked to its sample.")
+    sample = queries.sample_for_series(result.series, actor)
+    if sample is None:
+        raise conflict("sample_not_arrived", f"No sample with bag code {result.sample_code} has arrived yet; "
+                                             "it links by itself when it does.")
+    count = lab.link_held_results(sample, actor.label)
+    return done(_t("linked_ok", n=count), url_for("console.queues") + "#held_results")
+
+
+@bp.post("/samples/<sample_id>/link")
+@requires_role(*ACT)
+def link_sample(sample_id: str):
+    """Link a held sample to its parcel once the parcel exists (flags and state recomputed)."""
+    actor = current_actor()
+    sample = samples.get_sample_by_id(sample_id, actor)
+    if sample.state not in ("held", "needs_review") or sample.deleted_at is not None:
+        raise conflict("not_held", f"Sample {sample.code} is not held.")
+    if samples.link_held_samples([sample.parcel_code], actor) == 0:
+        raise conflict("unknown_parcel", f"Parcel {sample.parcel_code} does not exist (or is deleted); import it "
+                                         "first, or dismiss the sample.", fields={"parcel": ["unknown"]})
+    return done(_t("linked_ok", n=1), url_for("console.queues") + "#held_samples")
+
+
+@bp.post("/samples/<sample_id>/dismiss")
+@requires_role(*ACT)
+def dismiss_sample(sample_id: str):
+    """Dismiss a held sample: a tombstone (every version is kept; pulls see it as deleted)."""
+    actor = current_actor()
+    sample = samples.get_sample_by_id(sample_id, actor)
+    if sample.state not in ("held", "needs_review") or sample.deleted_at is not None:
+        raise conflict("not_held", f"Sample {sample.code} is not held; only held samples are dismissed here.")
+    samples.tombstone(sample, actor, utcnow())
+    return done(_t("dismissed_ok", code=sample.code), url_for("console.queues") + "#held_samples")
+
+
+# --- grading ----------------------------------------------------------------------------------------
+
+@bp.get("/grading")
+@requires_role(*READERS)
+def grading_page():
+    """Run grading for a scope; the recent runs of the county."""
+    actor = current_actor()
+    code = _county()
+    return page("grading.html", county=code, runs=queries.runs(actor, code), packs=grading.rule_pack_list(),
+                villages=queries.villages(code), parks=queries.farm_parks(code))
+
+
+@bp.post("/grading/runs")
+@requires_role(*ACT)
+def run_grading():
+    """Grade every parcel of a scope and rebuild its roll-ups."""
+    form = _form()
+    scope_type = form.get("scope_type", "")
+    data = RunIn().load({"scope": {scope_type: form.get("code", "").strip()} if scope_type else {},
+                         "rule_pack": form.get("rule_pack") or None})
+    ((kind, code),) = data["scope"].items()
+    run = grading.run_grading(kind, code, data["rule_pack"], current_actor())
+    return done(_t("run_ok", id=run.id), url_for("console.run_page", run_id=run.id))
+
+
+@bp.get("/grading/runs/<int:run_id>")
+@requires_role(*READERS)
+def run_page(run_id: int):
+    """One run: its counts and every subject whose grade changed since the run before it."""
+    run = grading.get_run(run_id, current_actor())
+    return page("run.html", run=grading.run_dict(run), previous=queries.previous_run(run))
+
+
+# --- certificates ------------------------------------------------------------------------------
+
+@bp.get("/certificates")
+@requires_role(*READERS)
+def certificates():
+    """Certificates of the county; candidates with the reasons those that do not qualify fail."""
+    actor = current_actor()
+    code = _county()
+    candidates = []
+    for kind, items in (("village", queries.villages(code)), ("farm_park", queries.farm_parks(code))):
+        for item in items:
+            if kind == "village" and not queries.count_parcels("village", item.code):
+                continue
+            q = grading.qualification(kind, item.code)
+            candidates.append({"type": kind, "code": item.code, "name": item.name, "qualified": q.qualified,
+                               "reasons": q.reasons, "grade": q.grade})
+    for parcel_code in queries.qualified_parcels(code) + queries.not_qualified_parcels(code):
+        q = grading.qualification("parcel", parcel_code)
+        candidates.append({"type": "parcel", "code": parcel_code, "name": parcel_code, "qualified": q.qualified,
+                           "reasons": q.reasons, "grade": q.grade})
+    rows = queries.certificates(actor, code)
+    moment = certs.now()
+    templates = [n for n in cert_pdf.list_templates() if cert_pdf.load_template(n).get("kind") != "certificate"]
+    return page("certificates.html", county=code, candidates=candidates, certificates=rows, moment=moment,
+                status_at=certs.status_at, templates=templates, format_code=cert_codes.format_code)
+
+
+@bp.post("/certificates")
+@requires_role(*ACT)
+def issue_certificate():
+    """Issue for a qualifying subject; a refusal shows grading's reasons (409 not_qualified)."""
+    form = _form()
+    body = {"subject_type": form.get("subject_type", ""), "code": form.get("code", "").strip()}
+    if form.get("valid_days", "").strip():
+        body["valid_days"] = form["valid_days"].strip()
+    data = CertificateIn().load(body)
+    key = form.get("idempotency_key") or None  # the form's own key: a double submit issues once
+    cert, _ = certs.issue_certificate(data, current_actor(), current_app.config, key)
+    return done(_t("issued_ok", code=cert.code), url_for("console.certificate", code=cert.code))
+
+
+@bp.get("/certificates/<code>")
+@requires_role(*READERS)
+def certificate(code: str):
+    """One certificate: status, subject, grade snapshot, scans, revoke and print forms."""
+    cert = certs.get_certificate_by_code(code, current_actor())
+    body = certs.certificate_dict(cert, current_app.config)
+    templates = [n for n in cert_pdf.list_templates() if cert_pdf.load_template(n).get("kind") != "certificate"]
+    return page("certificate.html", cert=body, templates=templates)
+
+
+@bp.get("/certificates/<code>.pdf")
+@requires_role(*READERS)
+def certificate_pdf(code: str):
+    """The A4 certificate (watermarked unless valid)."""
+    cert = certs.get_certificate_by_code(code, current_actor())
+    return _pdf(certs.certificate_pdf(cert, current_app.config), f"certificate-{cert.code}.pdf")
+
+
+@bp.post("/certificates/<code>/revoke")
+@requires_role(*ACT)
+def revoke_certificate(code: str):
+    """Revoke with a reason the public page shows."""
+    data = RevokeIn().load(_form())
+    cert = certs.revoke_certificate(code, data["reason"].strip(), current_actor())
+    return done(_t("revoked_ok", code=cert.code), url_for("console.certificate", code=cert.code))
+
+
+@bp.get("/labels.pdf")
+@requires_role(*ACT)
+def labels():
+    """A label sheet for the chosen valid certificates, from a start slot (a part-used sheet)."""
+    from ..certificates.schemas import LabelArgs
+
+    args = LabelArgs().load({"codes": ",".join(request.args.getlist("codes")),
+                             "template": request.args.get("template") or "a4_3x7",
+                             "start_slot": request.args.get("start_slot") or "0"})
+    config = current_app.config
+    code_list = certs.parse_codes(args["codes"], config["LABELS_MAX_CODES"])
+    body = certs.labels_pdf(code_list, args["template"], args["start_slot"], current_actor(), config)
+    return _pdf(body, f"labels-{args['template']}.pdf", attachment=True)
+
+
+def _pdf(body: bytes, filename: str, attachment: bool = False) -> Response:
+    response = Response(body, mimetype="application/pdf")
+    disposition = "attachment" if attachment else "inline"
+    response.headers["Content-Disposition"] = f'{disposition}; filename="{filename}"'
+    return response
+
+
+# --- devices ---------------------------------------------------------------------------------------
+
+@bp.get("/devices")
+@requires_role(*DEVICE_WRITERS)
+def devices_page():
+    """Devices of the county with their assignment, and the register form."""
+    actor = current_actor()
+    code = _county()
+    return page("devices.html", devices=[devices.device_dict(d) for d in queries.devices(actor)],
+                samplers=queries.samplers(actor), villages=queries.villages(code), county=code)
+
+
+@bp.post("/devices")
+@requires_role(*DEVICE_WRITERS)
+def register_device():
+    """Register a device; its token and provisioning QR are shown on this one response only."""
+    data = DeviceIn().load({"name": request.form.get("name", "").strip(), "user": request.form.get("user", ""),
+                            "villages": request.form.getlist("villages"), "parcels": []})
+    registered = devices.register_device(data, current_actor())
+    text = devices.provisioning_text(current_app.config["PUBLIC_BASE_URL"], registered.device, registered.token)
+    return page("device_registered.html", 201, device=devices.device_dict(registered.device),
+                token=registered.token, link=text, qr=devices.png_data_url(qr_png(text)))
+
+
+@bp.get("/devices/<device_id>")
+@requires_role(*DEVICE_WRITERS)
+def device(device_id: str):
+    """One device: its assignment form and revoke button."""
+    actor = current_actor()
+    row = devices.get_device_by_id(device_id, actor)
+    body = devices.device_dict(row)
+    return page("device.html", device=body, villages=queries.villages(_county(row.county_code or None)))
+
+
+@bp.post("/devices/<device_id>/assign")
+@requires_role(*DEVICE_WRITERS)
+def assign_device(device_id: str):
+    """Replace the device's villages; what it loses comes down as deletes on its next pull."""
+    actor = current_actor()
+    data = DevicePatch().load({"villages": request.form.getlist("villages")})
+    devices.change_assignment(devices.get_device_by_id(device_id, actor), data, actor)
+    return done(_t("assigned_ok"), url_for("console.device", device_id=device_id))
+
+
+@bp.post("/devices/<device_id>/revoke")
+@requires_role(*DEVICE_WRITERS)
+def revoke_device(device_id: str):
+    """Revoke a device: its next request gets 401."""
+    actor = current_actor()
+    devices.revoke_device(devices.get_device_by_id(device_id, actor), actor)
+    return done(_t("device_revoked_ok", id=device_id), url_for("console.device", device_id=device_id))
+
+
+# --- audit ------------------------------------------------------------------------------------------
+
+def _require_visible(entity_type: str, key: str) -> None:
+    """404 unless the account may see this entity through its own service (county scoping)."""
+    actor = current_actor()
+    if entity_type == "parcel":
+        places.get_parcel_by_code(key, actor, allow_deleted=True)
+    elif entity_type == "sample":
+        samples.get_sample_by_id(key, actor)
+    elif entity_type == "lab_result":
+        lab.get_result(_int(key), actor)
+    elif entity_type == "certificate":
+        certs.get_certificate_by_code(key, actor)
+    elif entity_type == "device":
+        devices.get_device_by_id(key, actor)
+    elif entity_type == "sync_conflict":
+        sync.get_conflict(_int(key), actor)
+    elif entity_type == "region":
+        places.get_region_by_code(key, actor)
+    elif entity_type == "farm_park":
+        places.get_farm_park_by_code(key, actor)
+    elif entity_type == "grading_run":
+        grading.get_run(_int(key), actor)
+    else:
+        raise not_found("entity type", entity_type)
+
+
+def _int(text: str) -> int:
+    if not text.isdigit() or len(text) > 18:
+        raise not_found("entity", text)
+    return int(text)
+
+
+@bp.get("/audit/<entity_type>/<key>")
+@requires_role(*READERS)
+def audit(entity_type: str, key: str):
+    """The audit trail and stored versions of one entity."""
+    _require_visible(entity_type, key)
+    keys = [key]
+    if entity_type == "sync_conflict":  # a conflict is logged under its record id, its resolution under its id
+        keys.append(sync.get_conflict(_int(key), current_actor()).record_id)
+    events = [e for k in keys for e in events_for(entity_type, k)]
+    events.sort(key=lambda e: e.id)
+    return page("audit.html", entity_type=entity_type, key=key, events=events,
+                versions=versions_for(entity_type, key))
+
+
+def _t(key: str, **values: Any) -> str:
+    text = i18n.STRINGS[lang()].get(key) or i18n.STRINGS["en"].get(key) or key
+    return text.format(**values)
+

@@ -1,0 +1,146 @@
+"""The officials' console in headless Chromium through a real flow, against a real server thread:
+log in, resolve a conflict, be refused approving one's own import, approve as another official, run
+grading, issue a certificate, print labels (the PDF downloads), revoke it, and see the public page
+say revoked. Also takes the README's screenshots (``docs/screenshots/console-*.png``, SQLite run).
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from pathlib import Path
+
+import pytest
+from werkzeug.serving import make_server
+
+from tests.api.test_console_pages import build_scene
+
+playwright_sync = pytest.importorskip("playwright.sync_api")
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-gpu", "--disable-dev-shm-usage"]
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture
+def server(app):
+    # The server is plain http on loopback; a Secure cookie would not come back over it.
+    app.config["SESSION_COOKIE_SECURE"] = False
+    srv = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{srv.server_port}"
+    srv.shutdown()
+    thread.join(timeout=5)
+
+
+@pytest.fixture
+def browser():
+    if not Path(CHROMIUM).exists():
+        pytest.skip("no Chromium at /usr/bin/chromium")
+    with playwright_sync.sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        yield chromium
+        chromium.close()
+
+
+def _login(context, base: str, username: str, password: str, path: str):
+    page = context.new_page()
+    page.goto(f"{base}{path}")
+    assert "/console/login" in page.url
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", password)
+    page.click("button[type=submit] >> nth=-1")
+    page.wait_for_load_state()
+    assert page.url.endswith(path), page.url
+    return page
+
+
+def test_console_flow(app, client, county, make_account, server, browser, database, tmp_path):
+    importer, reviewer, sampler = make_account("official"), make_account("official"), make_account("sampler")
+    scene = build_scene(client, county, importer.headers, sampler.username)
+    shots = database["engine"] == "sqlite"
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="zh-CN",
+                                  accept_downloads=True)
+    context.set_default_timeout(15_000)
+    requests: list[str] = []
+    context.on("request", lambda r: requests.append(r.url))
+
+    # log in (redirected from the queue page to the form and back)
+    page = _login(context, server, reviewer.username, reviewer.password, "/console/queues")
+    assert page.inner_text("[data-queue=conflicts]") == "1"
+    assert page.inner_text("[data-queue=pending_results]") == "7"
+    if shots:
+        page.screenshot(path=str(SCREENSHOTS / "console-queues.png"), full_page=True)
+
+    # resolve the conflict: both values side by side, take the phone's
+    page.click(f"a[href='/console/conflicts/{scene.conflict_id}']")
+    assert page.locator("tr.diff").count() >= 1
+    page.check("input[name=resolution][value=take_incoming]")
+    page.click("#resolve")
+    assert page.locator(".flash.ok").count() == 1
+    assert client.get(f"/api/v1/conflicts/{scene.conflict_id}", headers=importer.headers).get_json()[
+        "status"] == "resolved"
+
+    # the importer may not approve their own import (four eyes)
+    own_context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="en-US")
+    own = _login(own_context, server, importer.username, importer.password, "/console/queues")
+    own.click(f"#result-{scene.result_ids[0]} button[name=approve]")
+    assert own.get_attribute("#problem", "data-code") == "self_approval"
+    own_context.close()
+
+    # another official approves every result; the parcel grades as it goes
+    page.goto(f"{server}/console/queues")
+    for rid in scene.result_ids:
+        page.click(f"#result-{rid} button[name=approve]")
+        assert page.locator(".flash.ok").count() == 1
+    assert page.inner_text("[data-queue=pending_results]") == "0"
+
+    # run grading for the county and see what changed
+    page.goto(f"{server}/console/grading")
+    page.click("#run-form button[type=submit]")
+    assert re.search(r"/console/grading/runs/\d+$", page.url)
+    assert page.inner_text("[data-count=parcels]") == "60"
+
+    # overview and parcel detail (screenshots), click-through from the map
+    page.goto(f"{server}/console/county/{scene.county}")
+    assert page.get_attribute(f"path[data-code='{scene.clean_parcel}']", "data-category") == "qualified"
+    if shots:
+        page.screenshot(path=str(SCREENSHOTS / "console-overview.png"), full_page=True)
+    page.click(f"path[data-code='{scene.clean_parcel}']")
+    assert page.url.endswith(f"/console/parcel/{scene.clean_parcel}")
+    assert page.locator("#explanation tr").count() > len(("header",))
+    if shots:
+        page.screenshot(path=str(SCREENSHOTS / "console-parcel.png"), full_page=True)
+
+    # issue a certificate for the qualifying parcel
+    page.goto(f"{server}/console/certificates")
+    page.click(f"#candidates tr[data-code='{scene.clean_parcel}'] button")
+    assert "/console/certificates/" in page.url
+    code = page.url.rsplit("/", 1)[1]
+    assert page.get_attribute("#cert-status .badge", "class").endswith("b-valid")
+
+    # print labels from slot 3: the PDF downloads
+    page.fill("#labels-form input[name=start_slot]", "3")
+    with page.expect_download() as info:
+        page.click("#print-labels")
+    saved = tmp_path / "labels.pdf"
+    info.value.save_as(saved)
+    assert saved.read_bytes().startswith(b"%PDF")
+    if shots:
+        page.goto(f"{server}/console/certificates")
+        page.screenshot(path=str(SCREENSHOTS / "console-certificates.png"), full_page=True)
+        page.goto(f"{server}/console/certificates/{code}")
+
+    # revoke it with a reason; the public page says revoked
+    page.fill("#revoke-form input[name=reason]", "复检不合格 re-test failed")
+    page.click("#revoke")
+    assert page.get_attribute("#cert-status .badge", "class").endswith("b-revoked")
+    public = context.new_page()
+    public.goto(f"{server}/C/{code}?lang=en")
+    assert public.inner_text("#status h1") == "Revoked"
+    assert "re-test failed" in public.inner_text("#status")
+    assert all(u.startswith(server) for u in requests), [u for u in requests if not u.startswith(server)]
+    context.close()
