@@ -109,7 +109,7 @@ def insert_rows(table: Table, fixed: Sequence[str], fixed_values: Sequence[Any],
                 if cache is None:
                     values[i] = p(value)
                     continue
-                key = repr(value) if type(value) is list or type(value) is dict else value
+                key = _memo_key(value)
                 out = cache.get(key, _MISSING)
                 if out is _MISSING:
                     out = cache[key] = p(value)
@@ -121,6 +121,18 @@ def insert_rows(table: Table, fixed: Sequence[str], fixed_values: Sequence[Any],
 
 
 _MISSING = object()
+
+
+def _memo_key(value: Any) -> Any:
+    """A hashable key that tells apart every value a column could be bound from (lists of strings,
+    such as flags, by their items; other lists and dicts by their repr, so 1 and 1.0 differ)."""
+    kind = type(value)
+    if kind is list:
+        for item in value:
+            if type(item) is not str:
+                return repr(value)
+        return (list, *value)
+    return repr(value) if kind is dict else value
 
 
 def _processor(table: Table, name: str, dialect: Any) -> Callable[[Any], Any] | None:

@@ -44,6 +44,10 @@ class Sample(db.Model):
     land_use_observed: Mapped[str | None] = mapped_column(String(32))
     note: Mapped[str | None] = mapped_column(Text)
     media: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    # The canonical JSON text of the pushed-data fields (``samples.services.data_text``), written
+    # with every insert and edit so a pull splices it in unparsed; null on rows written before it
+    # existed or by hand (a pull then builds it from the columns).
+    data_json: Mapped[str | None] = mapped_column(Text)
     content_hash: Mapped[str] = mapped_column(String(64))
     version: Mapped[int] = mapped_column(Integer, default=1)
     seq: Mapped[int] = mapped_column(BigInteger, index=True)

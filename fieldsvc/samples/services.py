@@ -9,11 +9,12 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from operator import itemgetter
 from typing import Any, Iterable, Mapping
 
-from sqlalchemy import ColumnElement, delete, insert, select, true
+from sqlalchemy import ColumnElement, and_, case, delete, insert, select, true
 
-from ..audit.services import Change, insert_rows, record_many
+from ..audit.services import Change, canonical_json, insert_rows, record_many
 from ..auth.principal import SYSTEM, Actor
 from ..dbtypes import isoformat, utcnow
 from ..errors import not_found
@@ -32,8 +33,8 @@ RULES = SampleRules()
 
 # --- content <-> row ------------------------------------------------------------------------
 
-def sample_data(sample: Sample) -> dict[str, Any]:
-    """The sample's content in the pushed ``data`` names (DESIGN §3)."""
+def sample_data(sample: Any) -> dict[str, Any]:
+    """The sample's content in the pushed ``data`` names (DESIGN §3), from a Sample or a row."""
     location = None
     if sample.lat is not None or sample.location_raw is not None:
         location = {"lat": sample.lat, "lon": sample.lon, "accuracy_m": sample.accuracy_m,
@@ -42,6 +43,29 @@ def sample_data(sample: Sample) -> dict[str, Any]:
             "location": location, "depth_top_cm": sample.depth_top_cm, "depth_bottom_cm": sample.depth_bottom_cm,
             "sample_type": sample.sample_type, "land_use_observed": sample.land_use_observed,
             "note": sample.note, "media": list(sample.media or [])}
+
+
+def row_data(row: Mapping[str, Any]) -> dict[str, Any]:
+    """``sample_data`` of a ``new_row`` dict, without building a Sample."""
+    location = None
+    if row["lat"] is not None or row["location_raw"] is not None:
+        location = {"lat": row["lat"], "lon": row["lon"], "accuracy_m": row["accuracy_m"],
+                    "mock": bool(row["mock_location"]), "raw": row["location_raw"] or {}}
+    return {"code": row["code"], "parcel": row["parcel_code"], "collected_at": row["collected_at_raw"],
+            "location": location, "depth_top_cm": row["depth_top_cm"], "depth_bottom_cm": row["depth_bottom_cm"],
+            "sample_type": row["sample_type"], "land_use_observed": row["land_use_observed"],
+            "note": row["note"], "media": list(row["media"] or [])}
+
+
+def data_text(sample: Any) -> str:
+    """The stored ``data_json`` of a sample: ``canonical_json(sample_data(sample))``.
+
+    One serialisation per write serves three readers: the audit digest, the version row
+    (``Change.after_json``) and pull, which splices it in unparsed. A row written without it
+    (before the column existed, or by hand) gets it built here from its columns.
+    """
+    text = getattr(sample, "data_json", None)
+    return text if text is not None else canonical_json(sample_data(sample))
 
 
 def effective_state(sample: Sample, now: datetime | None = None) -> str:
@@ -127,8 +151,9 @@ def _in_ring(x: float, y: float, ring: list) -> bool:
 
 def new_row(sample_id: str, clean: Mapping[str, Any], collected_at_utc: datetime | None, d: Derivation,
             seq: int, skew_s: float | None, now: datetime, actor: Actor, digest: str) -> dict[str, Any]:
+    """The samples row for validated ``clean`` content, ``data_json`` included."""
     loc = clean.get("location") or {}
-    return {
+    row = {
         "id": sample_id, "code": clean["code"], "parcel_code": clean["parcel"], "county_code": d.county_code,
         "state": d.state, "flags": d.flags, "collected_at_raw": clean["collected_at"],
         "collected_at": collected_at_utc, "received_at": now, "clock_skew_s": skew_s,
@@ -140,22 +165,24 @@ def new_row(sample_id: str, clean: Mapping[str, Any], collected_at_utc: datetime
         "seq": seq, "device_pk": actor.device_pk, "created_by": actor.label, "held_until": d.held_until,
         "created_at": now, "updated_at": now, "deleted_at": None,
     }
+    row["data_json"] = canonical_json(row_data(row))
+    return row
 
 
 ROW_COLUMNS = ("id", "code", "parcel_code", "county_code", "state", "flags", "collected_at_raw", "collected_at",
                "received_at", "clock_skew_s", "lat", "lon", "accuracy_m", "mock_location", "location_raw",
                "depth_top_cm", "depth_bottom_cm", "sample_type", "land_use_observed", "note", "media",
                "content_hash", "version", "seq", "device_pk", "created_by", "held_until", "created_at",
-               "updated_at", "deleted_at")
+               "updated_at", "deleted_at", "data_json")
 
 
 def insert_samples(rows: list[dict[str, Any]]) -> None:
     """Insert ``new_row`` dicts with one driver ``executemany`` (no ON CONFLICT: a clash raises
     IntegrityError, and the caller judges each record alone)."""
-    insert_rows(Sample.__table__, (), (), ROW_COLUMNS, [tuple(row[c] for c in ROW_COLUMNS) for row in rows],
-                memo=_MEMO_COLUMNS)
+    insert_rows(Sample.__table__, (), (), ROW_COLUMNS, list(map(_ROW_VALUES, rows)), memo=_MEMO_COLUMNS)
 
 
+_ROW_VALUES = itemgetter(*ROW_COLUMNS)
 # columns with few distinct values in one batch: bound once per value
 _MEMO_COLUMNS = ("flags", "received_at", "mock_location", "media", "held_until", "created_at", "updated_at",
                  "deleted_at")
@@ -164,7 +191,7 @@ _MEMO_COLUMNS = ("flags", "received_at", "mock_location", "media", "held_until",
 CONTENT_COLUMNS = ("code", "parcel_code", "county_code", "state", "flags", "collected_at_raw", "collected_at",
                    "lat", "lon", "accuracy_m", "mock_location", "location_raw", "depth_top_cm",
                    "depth_bottom_cm", "sample_type", "land_use_observed", "note", "media", "content_hash",
-                   "held_until", "clock_skew_s")
+                   "held_until", "clock_skew_s", "data_json")
 
 
 def apply_edit(sample: Sample, clean: Mapping[str, Any], collected_at_utc: datetime | None, d: Derivation,
@@ -181,7 +208,7 @@ def apply_edit(sample: Sample, clean: Mapping[str, Any], collected_at_utc: datet
     set_media_links([(sample.id, clean.get("media") or [])], replace=True)
     after = sample_data(sample)
     record_many(actor.label, [Change("sample", sample.id, action, before=before, after=after,
-                                     version=sample.version)])
+                                     version=sample.version, after_json=sample.data_json)])
     return after
 
 
@@ -220,11 +247,11 @@ def parcels_for(codes: Iterable[str], actor: Actor) -> dict[str, ParcelInfo]:
     codes = list(set(codes))
     if not codes:
         return {}
-    visible = set(db.session.scalars(select(Parcel.code).where(Parcel.code.in_(codes), *parcel_scope(actor))))
-    rows = db.session.execute(select(Parcel.code, Parcel.county_code, Parcel.geometry_json, Parcel.deleted_at)
-                              .where(Parcel.code.in_(codes)))
-    return {code: ParcelInfo(code, county, _geometry(geometry), deleted is not None, code in visible)
-            for code, county, geometry, deleted in rows}
+    visible = case((and_(*parcel_scope(actor)), 1), else_=0)  # one statement: visibility is a column
+    rows = db.session.execute(select(Parcel.code, Parcel.county_code, Parcel.geometry_json, Parcel.deleted_at,
+                                     visible).where(Parcel.code.in_(codes)))
+    return {code: ParcelInfo(code, county, _geometry(geometry), deleted is not None, bool(seen))
+            for code, county, geometry, deleted, seen in rows}
 
 
 _GEOMETRIES: dict[str, dict[str, Any]] = {}

@@ -431,6 +431,16 @@ def location_flags(
     """
     if lat is None or lon is None:
         return []
+    if (_finite(lat) and _finite(lon) and (accuracy_m is None or (_finite(accuracy_m) and accuracy_m >= 0))
+            and (distance_to_parcel_m is None or (distance_to_parcel_m == 0 and _finite(distance_to_parcel_m)))
+            and _finite(rules.low_accuracy_m) and _finite(rules.location_buffer_m) and rules.location_buffer_m >= 0):
+        # Plain numbers (every pushed record): Python compares ints and finite floats exactly and in
+        # the same order as their shortest-repr Decimals, and a point inside its parcel (distance 0)
+        # never lies beyond accuracy (>= 0) + buffer (>= 0). Same answer as the Decimal path below.
+        flags = ["null_island"] if lat == 0 and lon == 0 else []
+        if accuracy_m is None or accuracy_m > rules.low_accuracy_m:
+            flags.append("low_accuracy")
+        return flags
     flags = []
     if to_decimal(lat) == 0 and to_decimal(lon) == 0:
         flags.append("null_island")
@@ -441,6 +451,12 @@ def location_flags(
         if to_decimal(distance_to_parcel_m) > allowed:
             flags.append("location_mismatch")
     return flags
+
+
+def _finite(value: Any) -> bool:
+    """An int (not a bool) or a finite float."""
+    kind = type(value)
+    return kind is int or (kind is float and math.isfinite(value))
 
 
 # ---------------------------------------------------------------- media manifest

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Mapping
 
-from sqlalchemy import select
+from sqlalchemy import String, select, type_coerce
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 
 from ..audit.services import Change, record, record_many
@@ -293,8 +293,9 @@ def _fast_insert(items: list[Item], batch: Batch) -> set[int]:
 
 
 def _created(it: Item, row: dict[str, Any], d: samples.Derivation, batch: Batch) -> None:
-    data = dict(it.clean)
-    batch.created.append(Change("sample", it.id, "create", after=data, version=1))  # type: ignore[arg-type]
+    # after_json: the row's data_json, so the audit digest and the version reuse the one serialisation
+    batch.created.append(Change("sample", it.id, "create", after=it.clean, version=1,  # type: ignore[arg-type]
+                                after_json=row["data_json"]))
     if d.state == "held":
         _result(it, "held", 1, "unknown_parcel", state="held", held_until=isoformat(d.held_until))
     else:
@@ -309,12 +310,19 @@ def _judge_alone(it: Item, batch: Batch) -> None:
     except OperationalError:
         raise  # busy/locked: the whole request becomes 503 (fieldsvc.http)
     except IntegrityError as exc:
-        if "code" in str(exc.orig).lower() and it.checked is not None:
+        if _bag_code_clash(exc) and it.checked is not None:
             _code_clash(it, batch)
         else:
             _reject(it, "integrity_error", {"record": ["conflicts with stored data"]})
     except DataError as exc:
         _reject(it, "validation_failed", {"data": [str(exc.orig).splitlines()[0][:200]]})
+
+
+def _bag_code_clash(exc: IntegrityError) -> bool:
+    """The unique bag code refused the row (by constraint name, never by the row's text: a
+    PostgreSQL error's DETAIL quotes the failing row, whose data holds the word "code")."""
+    message = str(exc.orig).splitlines()[0].lower()
+    return "uq_samples_code" in message or "samples.code" in message
 
 
 def _judge(it: Item, batch: Batch) -> None:
@@ -667,7 +675,10 @@ def _park_where(scope: Scope) -> list[Any]:
 
 
 def _sample_where(scope: Scope) -> list[Any]:
-    return [Sample.parcel_code.in_(select(Parcel.code).where(*scope.parcel_where))]
+    # ``parcel_code || ''``: an expression, so SQLite walks the seq index (ORDER BY seq LIMIT n stops
+    # after a page) and tests each row's parcel, instead of reading every in-scope sample through the
+    # parcel index and sorting them all for every page (quadratic over a full pull of a large store).
+    return [Sample.parcel_code.concat("").in_(select(Parcel.code).where(*scope.parcel_where))]
 
 
 def _change(kind: str, key: str, version: int, deleted: bool, data: Any, seq: int) -> dict[str, Any]:
@@ -710,12 +721,14 @@ _ROW_COLUMNS = {
     2: [Parcel.code, Parcel.village_code, Parcel.county_code, Parcel.farm_park_code, Parcel.land_use, Parcel.crop,
         Parcel.area_m2, Parcel.area_computed, Parcel.geometry_json, Parcel.version, Parcel.updated_at,
         Parcel.deleted_at, Parcel.seq],
-    3: [Sample.id, Sample.code, Sample.parcel_code, Sample.collected_at_raw, Sample.lat, Sample.lon,
-        Sample.accuracy_m, Sample.mock_location, Sample.location_raw, Sample.depth_top_cm, Sample.depth_bottom_cm,
-        Sample.sample_type, Sample.land_use_observed, Sample.note, Sample.media, Sample.version, Sample.state,
-        Sample.held_until, Sample.flags, Sample.received_at, Sample.clock_skew_s, Sample.collected_at,
-        Sample.updated_at, Sample.deleted_at, Sample.seq],
 }
+# Samples: the stored data text plus the server-made columns, read as the driver hands them over
+# (times and flags unprocessed; ``_SampleText`` turns each distinct value into JSON text once).
+_SAMPLE_COLUMNS = [Sample.id, Sample.data_json, Sample.version, Sample.state, Sample.clock_skew_s, Sample.seq,
+                   type_coerce(Sample.flags, String).label("flags"),
+                   *(type_coerce(c, String).label(c.key) for c in (Sample.held_until, Sample.received_at,
+                                                                     Sample.collected_at, Sample.updated_at,
+                                                                     Sample.deleted_at))]
 _dump = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode
 
 
@@ -739,7 +752,13 @@ def pull_text(actor: Actor, cursor_text: str | None, limit: int) -> str:
     sources = {0: (Region, _region_where(scope)), 1: (FarmPark, _park_where(scope)),
                2: (Parcel, scope.parcel_where), 3: (Sample, _sample_where(scope))}
     candidates: list[tuple[int, int]] = []
+    sample_rows: list[Any] = []
     for order, (model, where) in sources.items():
+        if order == 3:  # samples are most of a store: read their (small) rows in this one pass
+            sample_rows = db.session.execute(select(*_SAMPLE_COLUMNS).where(
+                *where, Sample.seq > after, Sample.seq <= latest).order_by(Sample.seq).limit(fetch)).all()
+            candidates += [(row.seq, 3) for row in sample_rows]
+            continue
         stmt = (select(model.seq).where(*where, model.seq > after, model.seq <= latest)
                 .order_by(model.seq).limit(fetch))
         candidates += [(seq, order) for seq in db.session.scalars(stmt)]
@@ -758,8 +777,11 @@ def pull_text(actor: Actor, cursor_text: str | None, limit: int) -> str:
     for _seq, order in page:
         counts[order] = counts.get(order, 0) + 1
     rows: dict[int, Any] = {}
+    sample_text = _SampleText(now, [row for row in sample_rows[:counts.get(3, 0)] if row.data_json is None])
     for order, n in counts.items():
-        if order == 4:
+        if order == 3:
+            rows[3] = iter(sample_rows)  # the page's samples are the first of them, in seq order
+        elif order == 4:
             rows[4] = iter(db.session.scalars(
                 select(DeviceAssignment).where(DeviceAssignment.device_pk == actor.device_pk,
                                                DeviceAssignment.seq > after, DeviceAssignment.seq <= latest)
@@ -779,7 +801,7 @@ def pull_text(actor: Actor, cursor_text: str | None, limit: int) -> str:
         elif order == 2:
             parts.append(_parcel_change_text(row))
         elif order == 3:
-            parts.append(_dump(_sample_change(row, now)))
+            parts.append(sample_text.change(row))
         else:
             parts.append(_dump(_assignment_change(row)))
             if rescoped:
@@ -787,6 +809,58 @@ def pull_text(actor: Actor, cursor_text: str | None, limit: int) -> str:
     next_seq = page[-1][0] if has_more else latest
     cursor = encode_cursor(next_seq, scope.scope_version, ep)
     return f'{{"changes":[{",".join(parts)}],"cursor":"{cursor}","has_more":{"true" if has_more else "false"}}}'
+
+
+class _SampleText:
+    """Sample changes as JSON text: the server-made fields, then the stored ``data_json`` spliced in.
+
+    Gives the same object as ``_sample_change`` (keys in another order). Each distinct time or
+    flags value is converted once per page (a batch's rows share their received/updated times);
+    rows without ``data_json`` get it built from their columns (``samples.data_text``).
+    """
+
+    def __init__(self, now: datetime, missing: list[Any]) -> None:
+        self.now = now
+        dialect = db.session.get_bind().dialect
+        self._to_time = Sample.__table__.c.received_at.type.dialect_impl(dialect).result_processor(dialect, None)
+        self._times: dict[Any, tuple[datetime | None, str]] = {None: (None, "null")}
+        self._flags: dict[Any, str] = {}
+        self._data: dict[str, str] = {}
+        if missing:
+            found = db.session.scalars(select(Sample).where(Sample.id.in_([row.id for row in missing])))
+            self._data = {s.id: samples.data_text(s) for s in found}
+
+    def _time(self, raw: Any) -> tuple[datetime | None, str]:
+        got = self._times.get(raw)
+        if got is None:
+            moment = self._to_time(raw) if self._to_time is not None else raw
+            got = self._times[raw] = (moment, f'"{isoformat(moment)}"')
+        return got
+
+    def _flag_text(self, raw: Any) -> str:
+        got = self._flags.get(raw) if isinstance(raw, str | None) else None
+        if got is None:
+            value = json.loads(raw) if isinstance(raw, str) else raw
+            got = _dump(list(value or []))
+            if isinstance(raw, str | None):
+                self._flags[raw] = got
+        return got
+
+    def change(self, row: Any) -> str:
+        held_until, held_text = self._time(row.held_until)
+        state = row.state
+        if state == "held" and held_until is not None and held_until <= self.now:
+            state = "needs_review"  # samples.effective_state
+        skew = row.clock_skew_s
+        data = row.data_json if row.data_json is not None else self._data[row.id]
+        gone = "false" if row.deleted_at is None else "true"
+        server = (f'{{"clock_skew_s":{_dump(skew)},"collected_at_parsed":{self._time(row.collected_at)[1]},'
+                  f'"deleted":{gone},"flags":{self._flag_text(row.flags)},"held_until":{held_text},'
+                  f'"id":{_dump(row.id)},"received_at":{self._time(row.received_at)[1]},"state":{_dump(state)},'
+                  f'"updated_at":{self._time(row.updated_at)[1]},"version":{int(row.version)}')
+        server += f",{data[1:]}" if data != "{}" else "}"
+        return (f'{{"data":{server},"deleted":{gone},"id":{_dump(row.id)},"seq":{int(row.seq)},'
+                f'"type":"sample","version":{int(row.version)}}}')
 
 
 class _NoGeometry:
