@@ -491,6 +491,40 @@ def classify_gb15618(land_use: str, samples: Sequence[SampleInput], pack: RulePa
     return ClassGrade(pack.kind, grade, verdict, tuple(limiting), rows, pack.ref, fp, land_use)
 
 
+def gb15618_class(land_use: str, samples: Sequence[SampleInput], pack: RulePack) -> tuple[str | None, str]:
+    """``(grade, fingerprint)`` of ``classify_gb15618`` without its explanation rows.
+
+    What a grading run needs to know whether a parcel that fails the green-food pack is strict
+    control; the same ranks as ``_gb_observation`` and ``_combine`` (a test holds the two equal).
+    """
+    pack.check_kind("gb15618")
+    table = pack.ph_table(land_use)
+    unit, first = table.unit, table.rows[0]
+    phs = [(s.measurements, _usable_ph(s.measurements)[0]) for s in samples]
+    parcel_lo = parcel_hi = 0
+    for i, analyte in enumerate(table.analytes):
+        top = 1 if first[i][2] is None else 2
+        if not phs:
+            parcel_hi = max(parcel_hi, top)
+        for meas, ph in phs:
+            m = meas.get(analyte)
+            if m is None or ph is None or _problem(m, unit):
+                lo, hi = 0, top
+            else:
+                screen, _, interv, _ = table.row_for(ph)[i]
+                if m.qualifier == "=":
+                    v = m.value
+                    lo = hi = 2 if interv is not None and v > interv else 1 if v > screen else 0
+                else:
+                    dl = m.detection_limit
+                    a = 2 if interv is not None and _ZERO > interv else 1 if _ZERO > screen else 0
+                    b = 2 if interv is not None and dl > interv else 1 if dl > screen else 0
+                    lo, hi = min(a, b), max(a, b)
+            parcel_lo, parcel_hi = max(parcel_lo, lo), max(parcel_hi, hi)
+    grade = pack.classes[parcel_lo] if parcel_lo == parcel_hi else None
+    return grade, fingerprint([(pack.code, pack.version)], land_use, samples, (*table.analytes, "pH"))
+
+
 def _gb_observation(sample: SampleInput, i: int, analyte: str, table) -> tuple:
     m = sample.measurements.get(analyte)
     ph, ph_reason = _usable_ph(sample.measurements)

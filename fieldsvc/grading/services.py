@@ -26,16 +26,16 @@ from datetime import date
 from decimal import Context, Decimal
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, insert, select, update
+from sqlalchemy import func, insert, select
 
-from ..audit.services import Change, canonical_json, record, record_many
+from ..audit.services import Change, canonical_json, insert_rows, record, record_many
 from ..auth.principal import SYSTEM, Actor
 from ..dbtypes import isoformat, utcnow
 from ..errors import Problem, not_found, validation_failed
 from ..extensions import db
 from ..places.models import FarmPark, Parcel, Region
 from ..samples.models import Sample
-from .grade import Measurement, SampleInput, classify_gb15618, evaluate
+from .grade import Measurement, SampleInput, classify_gb15618, evaluate, gb15618_class
 from .models import AREA_TYPES, Grade, GradingRun, RollupMember, RollupSum, RulePackVerification
 from .rollup import HOLDING_BACK_CAP, AreaGrade, ParcelOutcome, RollupSums, rollup
 from .rules import DEFAULT_PACK, RulePack, list_packs, load_pack, to_decimal
@@ -140,58 +140,99 @@ def _dec(text: str | None) -> Decimal | None:
     return None if text is None else Decimal(text)
 
 
-def load_inputs(parcel_codes: Sequence[str]) -> dict[str, ParcelInputs]:
-    """Approved results of each parcel's complete, live samples without open hard conflicts."""
-    from ..lab.models import LabResult
-    from ..sync.models import SyncConflict
+def _in_list(n: int) -> str:
+    """``IN (…)`` placeholders in the driver's own style (driver-level statements skip SQL compilation)."""
+    mark = "?" if db.session.connection().dialect.paramstyle == "qmark" else "%s"
+    return ",".join([mark] * n)
 
-    out: dict[str, ParcelInputs] = {}
-    samples = db.session.connection().execute(
-        select(Sample.id, Sample.code, Sample.parcel_code, Sample.state, Sample.deleted_at)
-        .where(Sample.parcel_code.in_(parcel_codes))).all()
-    if not samples:
-        return out
-    ids = [s.id for s in samples]
+
+def _driver_sql(sql: str) -> str:
+    return sql if db.session.connection().dialect.paramstyle == "qmark" else sql.replace("?", "%s")
+
+
+def _fetch(sql: str, params: Sequence[Any]) -> list[Any]:
+    """Rows of a driver-level SELECT (``?`` marks; no type processing: booleans may be 0/1)."""
+    return db.session.connection().exec_driver_sql(_driver_sql(sql), tuple(params)).fetchall()
+
+
+def _result_processor(column: Any) -> Callable[[Any], Any]:
+    dialect = db.session.connection().dialect
+    proc = column.type.dialect_impl(dialect).result_processor(dialect, None)
+    return proc or (lambda v: v)
+
+
+_MEASUREMENTS: dict[tuple, Measurement] = {}  # one immutable object per distinct stored result
+_MEASUREMENTS_MAX = 200_000
+
+_SAMPLES_SQL = "SELECT id, code, parcel_code, state, deleted_at FROM samples WHERE parcel_code IN ({})"
+_BLOCKED_SQL = ("SELECT c.record_id FROM sync_conflicts c JOIN samples s ON s.id = c.record_id "
+                "WHERE s.parcel_code IN ({}) AND c.status = 'open' AND c.kind IN ('"
+                + "','".join(BLOCKING_CONFLICTS) + "')")
+_RESULTS_SQL = ("SELECT r.sample_id, r.id, r.analyte, r.qualifier, r.value, r.detection_limit, r.unit, r.version, "
+                "r.created_at FROM samples s JOIN lab_results r ON r.sample_id = s.id "
+                "WHERE s.parcel_code IN ({}) AND r.status = 'approved' AND r.qc_type IS NULL")
+
+
+def _measurement(analyte: str, qualifier: str, value: str | None, dl: str | None, unit: str) -> Measurement:
+    key = (analyte, qualifier, value, dl, unit)
+    m = _MEASUREMENTS.get(key)
+    if m is None:
+        if len(_MEASUREMENTS) >= _MEASUREMENTS_MAX:
+            _MEASUREMENTS.clear()
+        m = _MEASUREMENTS[key] = Measurement(analyte, qualifier, None if value is None else Decimal(value),
+                                             None if dl is None else Decimal(dl), unit)
+    return m
+
+
+def load_inputs(parcel_codes: Sequence[str]) -> dict[str, ParcelInputs]:
+    """Approved results of each parcel's complete, live samples without open hard conflicts.
+
+    Three driver-level queries per chunk (samples, their blocking conflicts, their approved
+    results; no ORM objects, no SQL compilation): a county run reads millions of rows.
+    """
+    from ..lab.models import LabResult
+
+    db.session.flush()  # pending ORM writes (a result just approved) must be seen
+    codes = list(parcel_codes)
+    samples: list[Any] = []
     blocked: set[str] = set()
-    for start in range(0, len(ids), CHUNK):
-        blocked.update(db.session.scalars(select(SyncConflict.record_id).where(
-            SyncConflict.record_id.in_(ids[start:start + CHUNK]), SyncConflict.status == "open",
-            SyncConflict.kind.in_(BLOCKING_CONFLICTS))))
-    eligible: dict[str, tuple[str, str]] = {}
-    for s in samples:
-        inputs = out.setdefault(s.parcel_code, ParcelInputs())
-        if s.deleted_at is not None:
-            continue
-        if s.id in blocked:
-            inputs.excluded.append({"sample_id": s.id, "sample_code": s.code, "reason": "unresolved_conflict"})
-        elif s.state != "complete":
-            inputs.excluded.append({"sample_id": s.id, "sample_code": s.code, "reason": f"incomplete:{s.state}"})
-        else:
-            eligible[s.id] = (s.code, s.parcel_code)
-    per_sample: dict[str, dict[str, Any]] = defaultdict(dict)
-    eligible_ids = sorted(eligible)
-    conn = db.session.connection()  # Core rows: no ORM bookkeeping for up to millions of results
-    cols = (LabResult.id, LabResult.sample_id, LabResult.analyte, LabResult.qualifier, LabResult.value,
-            LabResult.detection_limit, LabResult.unit)
+    per_sample: dict[str, dict[str, Any]] = defaultdict(dict)  # id → analyte → the row of the latest version
     tested: dict[str, Any] = {}
-    for start in range(0, len(eligible_ids), CHUNK):
-        chunk = eligible_ids[start:start + CHUNK]
-        where = (LabResult.sample_id.in_(chunk), LabResult.status == "approved", LabResult.qc_type.is_(None))
-        for r in conn.execute(select(*cols).where(*where).order_by(LabResult.version, LabResult.id)).all():
-            per_sample[r[1]][r[2]] = r  # the highest approved version wins
-        tested.update(conn.execute(select(LabResult.sample_id, func.max(LabResult.created_at)).where(*where)
-                                   .group_by(LabResult.sample_id)).all())
-    for sid in eligible_ids:
-        rows = per_sample.get(sid)
-        if not rows:
+    for start in range(0, len(codes), CHUNK):
+        chunk = codes[start:start + CHUNK]
+        marks = _in_list(len(chunk))
+        samples.extend(_fetch(_SAMPLES_SQL.format(marks), chunk))
+        blocked.update(r[0] for r in _fetch(_BLOCKED_SQL.format(marks), chunk))
+        for r in _fetch(_RESULTS_SQL.format(marks), chunk):
+            sid = r[0]
+            by_analyte = per_sample[sid]
+            held = by_analyte.get(r[2])
+            if held is None or (r[7], r[1]) > (held[7], held[1]):  # the highest approved version wins
+                by_analyte[r[2]] = r
+            last = tested.get(sid)
+            if last is None or r[8] > last:  # stored timestamps order as text (SQLite) or as values
+                tested[sid] = r[8]
+    out: dict[str, ParcelInputs] = {}
+    to_datetime = _result_processor(LabResult.__table__.c.created_at)
+    for sid, code, parcel_code, state, deleted_at in sorted(samples):
+        inputs = out.get(parcel_code)
+        if inputs is None:
+            inputs = out[parcel_code] = ParcelInputs()
+        if deleted_at is not None:
             continue
-        code, parcel_code = eligible[sid]
-        inputs = out[parcel_code]
+        if sid in blocked:
+            inputs.excluded.append({"sample_id": sid, "sample_code": code, "reason": "unresolved_conflict"})
+            continue
+        if state != "complete":
+            inputs.excluded.append({"sample_id": sid, "sample_code": code, "reason": f"incomplete:{state}"})
+            continue
+        by_analyte = per_sample.get(sid)
+        if not by_analyte:
+            continue
         inputs.samples.append(SampleInput(sid, code, {
-            a: Measurement(a, r[3], None if r[4] is None else Decimal(r[4]),
-                           None if r[5] is None else Decimal(r[5]), r[6]) for a, r in rows.items()}))
-        inputs.result_ids.extend(r[0] for r in rows.values())
-        day = tested[sid].date()
+            a: _measurement(a, r[3], r[4], r[5], r[6]) for a, r in by_analyte.items()}))
+        inputs.result_ids.extend(r[1] for r in by_analyte.values())
+        day = to_datetime(tested[sid]).date()
         inputs.tested_on = day if inputs.tested_on is None else max(inputs.tested_on, day)
     return out
 
@@ -242,10 +283,10 @@ def evaluate_parcel(pack: RulePack, land_use: str, inputs: ParcelInputs | None, 
     if pack.kind == "gb15618":
         strict = res.strict_control  # type: ignore[union-attr]
     elif not res.qualified:
-        gb = classify_gb15618(land_use, samples, gb_pack or load_pack(GB_PACK))
-        strict = gb.strict_control
-        explanation["gb15618_class"] = gb.grade
-        fp = hashlib.sha256(f"{fp}|{gb.fingerprint}".encode()).hexdigest()
+        gb_grade, gb_fp = gb15618_class(land_use, samples, gb_pack or load_pack(GB_PACK))
+        strict = gb_grade == "strict_control"  # ClassGrade.strict_control: certain strict control only
+        explanation["gb15618_class"] = gb_grade
+        fp = hashlib.sha256(f"{fp}|{gb_fp}".encode()).hexdigest()
     explanation["strict_control"] = strict
     explanation["excluded_samples"] = inputs.excluded
     used = {"samples": sorted(s.sample_id for s in samples), "results": sorted(str(i) for i in inputs.result_ids),
@@ -297,14 +338,6 @@ def explain(g: Grade) -> dict[str, Any]:
 Member = tuple  # (village, park, county, area float, verdict|None, qualified, strict)
 
 
-def _member_of(parcel: Any, ev: Evaluated) -> Member | None:
-    if parcel.deleted_at is not None:
-        return None
-    verdict = ev.verdict if ev.graded else None
-    return (parcel.village_code, parcel.farm_park_code, parcel.county_code, float(parcel.area_m2), verdict,
-            ev.qualified, ev.strict_control)
-
-
 def _outcome(code: str, m: Member) -> ParcelOutcome:
     return ParcelOutcome(code, m[3], m[4], m[6])
 
@@ -354,8 +387,8 @@ class _Acc:
         self.total = self.graded = self.qualified = _ZERO
         self.n = self.ng = self.nq = self.ns = 0
 
-    def add(self, m: Member) -> None:
-        area = to_decimal(m[3])
+    def add(self, m: Member, area: Decimal | None = None) -> None:
+        area = to_decimal(m[3]) if area is None else area
         self.total = _EXACT.add(self.total, area)
         self.n += 1
         if m[4] is not None:
@@ -428,57 +461,87 @@ class _Pass:
     deltas: list[tuple[str, Member | None, Member | None]] = field(default_factory=list)
     state: dict[str, bool] = field(default_factory=dict)  # county → has maintained state
     gb_pack: RulePack | None = None
+    notify_only: list[GradeChange] = field(default_factory=list)  # a run's changes past CHANGED_CAP, for _notify
+    accs: dict[tuple[str, str], _Acc] = field(default_factory=lambda: defaultdict(_Acc))  # rebuilt counties' sums
+    accumulated: dict[str, int] = field(default_factory=lambda: defaultdict(int))  # members counted in ``accs``
+
+
+def _keep(p: _Pass, c: GradeChange) -> None:
+    """Keep a change: all of them when incremental; a run keeps the first CHANGED_CAP (its list is capped)
+    and, past that, only those the certificates hook must hear about."""
+    if p.run_id is None or len(p.changes) < CHANGED_CAP:
+        p.changes.append(c)
+    elif c.previous is not None and (c.previous.get("qualified"), c.previous.get("grade")) != (c.qualified, c.grade):
+        p.notify_only.append(c)
+
+
+_PARCELS_SQL = ("SELECT code, village_code, farm_park_code, county_code, land_use, area_m2, deleted_at "
+                "FROM parcels WHERE code IN ({})")
+_CURRENT_SQL = ("SELECT id, subject_code, fingerprint, verdict, grade, qualified, strict_control FROM grades "
+                "WHERE subject_type = 'parcel' AND rule_pack = ? AND superseded_by IS NULL AND subject_code IN ({})")
+_MEMBERS_SQL = ("SELECT parcel_code, village_code, farm_park_code, county_code, area_m2, verdict, qualified, "
+                "strict_control FROM rollup_members WHERE rule_pack = ? AND parcel_code IN ({})")
 
 
 def _grade_chunk(p: _Pass, codes: Sequence[str]) -> None:
-    """Evaluate a chunk of parcels; write new grade rows and member changes; collect sums deltas."""
+    """Evaluate a chunk of parcels; write new grade rows and member changes; collect sums deltas.
+
+    Reads are driver-level statements (one per table per chunk), so a run pays for rows, not for
+    SQL compilation or ORM objects.
+    """
     pack, now = p.pack, utcnow()
-    parcels = {r.code: r for r in db.session.execute(
-        select(Parcel.code, Parcel.village_code, Parcel.farm_park_code, Parcel.county_code, Parcel.land_use,
-               Parcel.area_m2, Parcel.deleted_at).where(Parcel.code.in_(codes)))}
+    db.session.flush()
+    marks = _in_list(len(codes))
+    parcels = {r[0]: r for r in _fetch(_PARCELS_SQL.format(marks), codes)}
     inputs = load_inputs(list(parcels))
-    current = {g.subject_code: g for g in db.session.execute(
-        select(Grade.id, Grade.subject_code, Grade.fingerprint, Grade.verdict, Grade.grade, Grade.qualified,
-               Grade.strict_control)
-        .where(Grade.subject_type == "parcel", Grade.rule_pack == pack.code, Grade.superseded_by.is_(None),
-               Grade.subject_code.in_(list(parcels))))}
-    members = {m.parcel_code: (m.village_code, m.farm_park_code, m.county_code, m.area_m2, m.verdict, m.qualified,
-                               m.strict_control)
-               for m in db.session.scalars(select(RollupMember).where(
-                   RollupMember.rule_pack == pack.code, RollupMember.parcel_code.in_(list(parcels))))}
+    current = {r[1]: r for r in _fetch(_CURRENT_SQL.format(marks), [pack.code, *codes])}
+    members = {r[0]: (r[1], r[2], r[3], r[4], r[5], bool(r[6]), bool(r[7]))
+               for r in _fetch(_MEMBERS_SQL.format(marks), [pack.code, *codes])}
     new_rows, superseded, previous = [], [], []
     member_upserts: dict[str, Member] = {}
     member_deletes: list[str] = []
+    rebuild = p.rebuild_counties
     for code in sorted(parcels):
-        parcel = parcels[code]
-        ev = evaluate_parcel(pack, parcel.land_use, inputs.get(code), parcel.deleted_at is not None, p.gb_pack)
+        _, village, park, county, land_use, area, deleted_at = parcels[code]
+        deleted = deleted_at is not None
+        ev = evaluate_parcel(pack, land_use, inputs.get(code), deleted, p.gb_pack)
         p.counts["parcels"] += 1
         p.counts[ev.verdict] += 1
         cur = current.get(code)
-        same = cur is not None and (cur.fingerprint, cur.verdict, cur.grade, cur.strict_control) == (
+        same = cur is not None and (cur[2], cur[3], cur[4], bool(cur[6])) == (
             ev.fingerprint, ev.verdict, ev.grade, ev.strict_control)
         if not same and (cur is not None or ev.graded):
-            new_rows.append({
-                "subject_type": "parcel", "subject_code": code, "county_code": parcel.county_code,
-                "rule_pack": pack.code, "rule_pack_version": pack.version, "grade": ev.grade, "verdict": ev.verdict,
-                "qualified": ev.qualified, "strict_control": ev.strict_control, "limiting": ev.limiting,
-                "explanation": ev.explanation, "fingerprint": ev.fingerprint, "inputs": ev.inputs,
-                "tested_on": ev.tested_on, "computed_at": now, "computed_by": p.actor.label, "run_id": p.run_id,
-                "superseded_by": None, "village": parcel.village_code, "farm_park": parcel.farm_park_code})
-            superseded.append(cur.id if cur is not None else None)
-            previous.append(None if cur is None else {"grade": cur.grade, "verdict": cur.verdict,
-                                                      "qualified": cur.qualified})
-        county_state = parcel.county_code in p.rebuild_counties or _has_state(p, parcel.county_code)
-        new_m = _member_of(parcel, ev) if county_state else None
+            new_rows.append((code, county, ev, village, park))
+            superseded.append(cur[0] if cur is not None else None)
+            previous.append(None if cur is None else {"grade": cur[4], "verdict": cur[3], "qualified": bool(cur[5])})
+        in_rebuild = county in rebuild
+        new_m = None
+        if not deleted and (in_rebuild or _has_state(p, county)):
+            new_m = (village, park, county, float(area), ev.verdict if ev.graded else None, ev.qualified,
+                     ev.strict_control)
+            if in_rebuild:
+                _accumulate(p, new_m)
         old_m = members.get(code)
         if old_m != new_m:
             if new_m is None:
                 member_deletes.append(code)
             else:
                 member_upserts[code] = new_m
-            p.deltas.append((code, old_m, new_m))
-    _write_grades(p, new_rows, superseded, previous)
+            if not ((old_m is None or old_m[2] in rebuild) and (new_m is None or new_m[2] in rebuild)):
+                p.deltas.append((code, old_m, new_m))  # a rebuilt county counts its members itself
+    _write_grades(p, new_rows, superseded, previous, now)
     _write_members(p, member_upserts, member_deletes)
+
+
+def _accumulate(p: _Pass, m: Member) -> None:
+    """Count a member of a county being rebuilt into its village, park and county sums."""
+    area = to_decimal(m[3])
+    accs = p.accs
+    accs[("village", m[0])].add(m, area)
+    accs[("county", m[2])].add(m, area)
+    if m[1]:
+        accs[("farm_park", m[1])].add(m, area)
+    p.accumulated[m[2]] += 1
 
 
 def _has_state(p: _Pass, county: str) -> bool:
@@ -488,43 +551,67 @@ def _has_state(p: _Pass, county: str) -> bool:
     return p.state[county]
 
 
-def _write_grades(p: _Pass, rows: list[dict], superseded: list[int | None], previous: list) -> None:
+_GRADE_FIXED = ("subject_type", "rule_pack", "rule_pack_version", "computed_at", "computed_by", "run_id",
+                "superseded_by")
+_GRADE_COLUMNS = ("subject_code", "county_code", "grade", "verdict", "qualified", "strict_control", "limiting",
+                  "explanation", "fingerprint", "inputs", "tested_on")
+_GRADE_MEMO = ("qualified", "strict_control", "limiting", "explanation", "tested_on")
+
+
+def _write_grades(p: _Pass, rows: list[tuple], superseded: list[int | None], previous: list, now: Any) -> None:
+    """Insert the new parcel grade rows, supersede the old ones, and note the changes."""
     if not rows:
         return
-    extra = ("village", "farm_park")
     t = Grade.__table__
-    values = [{k: v for k, v in r.items() if k not in extra} for r in rows]
+    values = [(code, county, ev.grade, ev.verdict, ev.qualified, ev.strict_control, ev.limiting, ev.explanation,
+               ev.fingerprint, ev.inputs, ev.tested_on) for code, county, ev, _, _ in rows]
     if p.run_id is None:  # a few rows: ids straight back
-        ids = [r[0] for r in db.session.execute(insert(t).returning(t.c.id, sort_by_parameter_order=True), values)]
-    else:  # a run: one executemany (RETURNING in order costs one statement per row on SQLite), then the ids
-        db.session.execute(insert(t), values)
-        made = dict(db.session.connection().execute(select(t.c.subject_code, t.c.id).where(
-            t.c.subject_type == "parcel", t.c.rule_pack == p.pack.code, t.c.superseded_by.is_(None),
-            t.c.run_id == p.run_id, t.c.subject_code.in_([r["subject_code"] for r in rows]))).all())
-        ids = [made[r["subject_code"]] for r in rows]
-    pairs = [{"old": old, "new": new} for old, new in zip(superseded, ids, strict=True) if old is not None]
+        dicts = [dict(zip(_GRADE_COLUMNS, v, strict=True)) | {
+            "subject_type": "parcel", "rule_pack": p.pack.code, "rule_pack_version": p.pack.version,
+            "computed_at": now, "computed_by": p.actor.label, "run_id": None, "superseded_by": None} for v in values]
+        ids: list[int | None] = [r[0] for r in db.session.execute(
+            insert(t).returning(t.c.id, sort_by_parameter_order=True), dicts)]
+    else:  # a run: one driver executemany, then the ids of the rows that supersede one or are listed
+        insert_rows(t, _GRADE_FIXED, ("parcel", p.pack.code, p.pack.version, now, p.actor.label, p.run_id, None),
+                    _GRADE_COLUMNS, values, memo=_GRADE_MEMO)
+        room = max(0, CHANGED_CAP - len(p.changes))
+        wanted = [row[0] for k, (row, old) in enumerate(zip(rows, superseded, strict=True))
+                  if old is not None or k < room]
+        made: dict[str, int] = {}
+        for start in range(0, len(wanted), CHUNK):
+            chunk = wanted[start:start + CHUNK]
+            made.update((r[0], r[1]) for r in _fetch(
+                "SELECT subject_code, id FROM grades WHERE subject_type = 'parcel' AND rule_pack = ? "
+                f"AND run_id = ? AND superseded_by IS NULL AND subject_code IN ({_in_list(len(chunk))})",
+                [p.pack.code, p.run_id, *chunk]))
+        ids = [made.get(row[0]) for row in rows]
+    pairs = [(new, old) for old, new in zip(superseded, ids, strict=True) if old is not None]
     if pairs:
-        db.session.execute(update(t).where(t.c.id == bindparam("old")).values(superseded_by=bindparam("new")),
-                           pairs, execution_options={"synchronize_session": False})
-    for row, gid, prev in zip(rows, ids, previous, strict=True):
-        p.counts["changed"] += 1
-        live = () if row["county_code"] in p.rebuild_counties or _has_state(p, row["county_code"]) else \
-            tuple(a for a in (("village", row["village"]), ("farm_park", row["farm_park"])) if a[1])
-        p.changes.append(GradeChange("parcel", row["subject_code"], gid, row["grade"], row["verdict"],
-                                     row["qualified"], prev, live))
+        db.session.connection().exec_driver_sql(_driver_sql("UPDATE grades SET superseded_by = ? WHERE id = ?"),
+                                                pairs)
+    p.counts["changed"] += len(rows)
+    for (code, county, ev, village, park), gid, prev in zip(rows, ids, previous, strict=True):
+        if gid is None:
+            continue  # past the run's listed changes and a first grade: nothing to note
+        live = () if county in p.rebuild_counties or _has_state(p, county) else \
+            tuple(a for a in (("village", village), ("farm_park", park)) if a[1])
+        _keep(p, GradeChange("parcel", code, gid, ev.grade, ev.verdict, ev.qualified, prev, live))
+
+
+_MEMBER_COLUMNS = ("parcel_code", "village_code", "farm_park_code", "county_code", "area_m2", "verdict", "qualified",
+                   "strict_control")
 
 
 def _write_members(p: _Pass, upserts: Mapping[str, Member], deletes: list[str]) -> None:
-    t = RollupMember.__table__
     gone = deletes + list(upserts)
+    conn = db.session.connection()
     for start in range(0, len(gone), CHUNK):
         chunk = gone[start:start + CHUNK]
-        db.session.execute(delete(t).where(t.c.rule_pack == p.pack.code, t.c.parcel_code.in_(chunk)))
+        conn.exec_driver_sql(_driver_sql(f"DELETE FROM rollup_members WHERE rule_pack = ? AND parcel_code IN "
+                                         f"({_in_list(len(chunk))})"), (p.pack.code, *chunk))
     if upserts:
-        db.session.execute(insert(t), [
-            {"rule_pack": p.pack.code, "parcel_code": code, "village_code": m[0], "farm_park_code": m[1],
-             "county_code": m[2], "area_m2": m[3], "verdict": m[4], "qualified": m[5], "strict_control": m[6]}
-            for code, m in upserts.items()])
+        insert_rows(RollupMember.__table__, ("rule_pack",), (p.pack.code,), _MEMBER_COLUMNS,
+                    [(code, *m) for code, m in upserts.items()], memo=("qualified", "strict_control"))
 
 
 def _apply_deltas(p: _Pass) -> set[tuple[str, str]]:
@@ -560,15 +647,21 @@ def _apply_deltas(p: _Pass) -> set[tuple[str, str]]:
 
 def _rebuild_county(p: _Pass, county: str) -> set[tuple[str, str]]:
     """Sums of the county, its villages and its parks from its members (the full recompute)."""
-    accs: dict[tuple[str, str], _Acc] = defaultdict(_Acc)
+    stored = db.session.scalar(select(func.count()).select_from(RollupMember).where(
+        RollupMember.rule_pack == p.pack.code, RollupMember.county_code == county))
+    if stored == p.accumulated.get(county, 0):  # every member was counted while grading: the same set
+        accs = p.accs  # a pass rebuilds one county: every accumulated member is of this county
+    else:  # members this pass did not see (a parcel moved out of the county since): count them all
+        accs = defaultdict(_Acc)
+        for m in db.session.execute(select(RollupMember.village_code, RollupMember.farm_park_code,
+                                           RollupMember.county_code, RollupMember.area_m2, RollupMember.verdict,
+                                           RollupMember.qualified, RollupMember.strict_control)
+                                    .where(RollupMember.rule_pack == p.pack.code,
+                                           RollupMember.county_code == county)):
+            m = tuple(m)
+            for area in _areas_of(m):
+                accs[area].add(m)
     accs[("county", county)]  # noqa: B018  (a county with no parcels still gets its row)
-    for m in db.session.execute(select(RollupMember.village_code, RollupMember.farm_park_code,
-                                       RollupMember.county_code, RollupMember.area_m2, RollupMember.verdict,
-                                       RollupMember.qualified, RollupMember.strict_control)
-                                .where(RollupMember.rule_pack == p.pack.code, RollupMember.county_code == county)):
-        m = tuple(m)
-        for area in _areas_of(m):
-            accs[area].add(m)
     for code in db.session.scalars(select(Region.code).where(Region.county_code == county, Region.level == "village")):
         accs[("village", code)]  # noqa: B018
     for code in db.session.scalars(select(FarmPark.code).where(FarmPark.county_code == county)):
@@ -652,7 +745,7 @@ def _notify(p: _Pass) -> None:
     if hook is None:
         return
     live: set[tuple[str, str]] = set()
-    for c in p.changes:
+    for c in [*p.changes, *p.notify_only]:
         if c.previous is None:
             continue  # a first grade: no certificate can exist yet
         if (c.previous.get("qualified"), c.previous.get("grade")) == (c.qualified, c.grade):
@@ -775,7 +868,7 @@ def run_grading(scope_type: str, code: str, pack: str | RulePack | None = None, 
     rebuild = {county} if scope_type == "county" else set()
     p = _Pass(rp, actor, run.id, rebuild, gb_pack=load_pack(GB_PACK))
     _lock_sums(rp.code, [("county", county)])
-    codes = list(db.session.scalars(_scope_parcels(scope_type, code)))
+    codes = [r[0] for r in db.session.connection().execute(_scope_parcels(scope_type, code))]
     for start in range(0, len(codes), CHUNK):
         chunk = codes[start:start + CHUNK]
         _grade_chunk(p, chunk)
