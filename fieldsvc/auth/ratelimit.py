@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import math
 from datetime import datetime, timedelta
+from functools import lru_cache
+from typing import Any
 
-from sqlalchemy import case, delete, literal, select
+from sqlalchemy import bindparam, case, delete, select
+from sqlalchemy.dialects import postgresql, sqlite
 
 from ..dbtypes import UTCDateTime, utcnow
-from ..dbutil import upsert
+from ..dbutil import dialect_name
 from ..extensions import db
 from .models import RateLimitWindow
 
@@ -25,20 +28,31 @@ def retry_after(key: str, limit: int, window_s: int, now: datetime | None = None
     return max(1, math.ceil((ends - now).total_seconds()))
 
 
-def hit(key: str, window_s: int, now: datetime | None = None) -> None:
-    """Count one event; a window that has ended starts again at 1."""
+def hit(key: str, window_s: int, now: datetime | None = None) -> tuple[int, datetime]:
+    """Count one event; a window that has ended starts again at 1. Returns (count, window start).
+
+    One ``INSERT ... ON CONFLICT DO UPDATE ... RETURNING``, built once per engine: the public
+    verify page runs this on every scan.
+    """
     now = now or utcnow()
+    params = {"key": key, "now": now, "now_again": now, "cutoff": now - timedelta(seconds=window_s)}
+    count, started = db.session.execute(_hit_statement(dialect_name()), params).one()
+    return int(count), started
+
+
+@lru_cache(maxsize=4)
+def _hit_statement(dialect: str) -> Any:
     table = RateLimitWindow.__table__
-    expired = table.c.window_start <= literal(now - timedelta(seconds=window_s), UTCDateTime)
-    stmt = upsert(table).values(key=key, window_start=now, count=1)
-    stmt = stmt.on_conflict_do_update(
+    expired = table.c.window_start <= bindparam("cutoff", type_=UTCDateTime)
+    insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+    stmt = insert.values(key=bindparam("key"), window_start=bindparam("now", type_=UTCDateTime), count=1)
+    return stmt.on_conflict_do_update(
         index_elements=["key"],
         set_={
             "count": case((expired, 1), else_=table.c.count + 1),
-            "window_start": case((expired, literal(now, UTCDateTime)), else_=table.c.window_start),
+            "window_start": case((expired, bindparam("now_again", type_=UTCDateTime)), else_=table.c.window_start),
         },
-    )
-    db.session.execute(stmt)
+    ).returning(table.c.count, table.c.window_start)
 
 
 def reset(key: str) -> None:

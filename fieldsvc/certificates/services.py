@@ -15,16 +15,18 @@ import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import case, func, literal, select
+from sqlalchemy import bindparam, func, select
+from sqlalchemy.dialects import postgresql, sqlite
 
 from ..audit.services import Change, record, record_many
-from ..auth.models import RateLimitWindow
+from ..auth import ratelimit
 from ..auth.principal import Actor
-from ..dbtypes import UTCDateTime, isoformat, utcnow
-from ..dbutil import upsert
+from ..dbtypes import isoformat, utcnow
+from ..dbutil import dialect_name
 from ..errors import Problem, conflict, not_found, rate_limited, validation_failed
 from ..extensions import db
 from ..places.models import FarmPark, Region
@@ -486,24 +488,27 @@ def check_rate(address: str | None, config: Mapping[str, Any], bucket: str = "ve
     digest = hmac.new(str(config["SECRET_KEY"]).encode(), (address or "unknown").encode(), hashlib.sha256)
     key = f"{bucket}:addr:{digest.hexdigest()[:32]}"
     moment = now()
-    table = RateLimitWindow.__table__
-    expired = table.c.window_start <= literal(moment - timedelta(seconds=window), UTCDateTime)
-    stmt = upsert(table).values(key=key, window_start=moment, count=1)
-    stmt = stmt.on_conflict_do_update(index_elements=["key"], set_={
-        "count": case((expired, 1), else_=table.c.count + 1),
-        "window_start": case((expired, literal(moment, UTCDateTime)), else_=table.c.window_start)})
-    count, started = db.session.execute(stmt.returning(table.c.count, table.c.window_start)).one()
+    count, started = ratelimit.hit(key, window, moment)
     if count > config["VERIFY_RATE_LIMIT"]:
         wait = (started + timedelta(seconds=window) - moment).total_seconds()
         raise rate_limited(max(1, math.ceil(wait)), "Too many verification requests from this address; wait.")
 
 
 def count_scan(certificate_id: int, user_agent: str | None) -> None:
+    """One upsert per scan: (certificate, day, coarse client class) → count. No personal data."""
+    params = {"certificate_id": certificate_id, "day": now().date(), "client_class": client_class(user_agent)}
+    db.session.execute(_scan_statement(dialect_name()), params)
+
+
+@lru_cache(maxsize=4)
+def _scan_statement(dialect: str) -> Any:
+    """Built once per engine: constructing the statement cost more than running it."""
     table = CertificateScan.__table__
-    stmt = upsert(table).values(certificate_id=certificate_id, day=now().date(),
-                                client_class=client_class(user_agent), count=1)
-    db.session.execute(stmt.on_conflict_do_update(
-        index_elements=["certificate_id", "day", "client_class"], set_={"count": table.c.count + 1}))
+    insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+    stmt = insert.values(certificate_id=bindparam("certificate_id"), day=bindparam("day"),
+                         client_class=bindparam("client_class"), count=1)
+    return stmt.on_conflict_do_update(index_elements=["certificate_id", "day", "client_class"],
+                                      set_={"count": table.c.count + 1})
 
 
 def verification(cert: Certificate, config: Mapping[str, Any]) -> dict[str, Any]:
