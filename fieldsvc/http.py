@@ -189,10 +189,19 @@ def register_error_renderer(app: Flask, blueprint: str, renderer: Callable[[Prob
     app.extensions.setdefault("fieldsvc_error_renderers", {})[blueprint] = renderer
 
 
+def _blueprint_by_prefix(app: Flask, names: Any) -> str | None:
+    """When routing failed (404/405) Flask knows no blueprint: fall back on the URL prefix."""
+    for name in names:
+        prefix = getattr(app.blueprints.get(name), "url_prefix", None)
+        if prefix and (request.path == prefix or request.path.startswith(prefix.rstrip("/") + "/")):
+            return name
+    return None
+
+
 def register_error_handlers(app: Flask) -> None:
     def render(problem: Problem) -> Response:
         renderers = app.extensions.get("fieldsvc_error_renderers", {})
-        renderer = renderers.get(getattr(request, "blueprint", None))
+        renderer = renderers.get(getattr(request, "blueprint", None) or _blueprint_by_prefix(app, renderers))
         return renderer(problem) if renderer is not None else problem_response(problem)
 
     @app.errorhandler(Problem)

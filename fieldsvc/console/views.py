@@ -131,6 +131,8 @@ def _context() -> dict[str, Any]:
 
 
 def page(template: str, status: int = 200, **context: Any) -> Response:
+    if request.blueprint != bp.name:  # an unknown /console/ URL: routing failed, so add the console's context
+        context = {**_context(), **context}
     response = Response(render_template(f"console/{template}", **context), status=status, mimetype="text/html")
     return response
 

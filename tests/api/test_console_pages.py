@@ -501,3 +501,9 @@ def test_names_and_reasons_are_escaped(app, client, county, admin, reviewer):
     assert "&lt;script&gt;alert(1)&lt;/script&gt;园" in page and "<script>" not in page
     error = text_of(console.get("/console/parcel/%3Cimg%20src=x%20onerror=alert(1)%3E"))
     assert "<img src=x" not in error and "&lt;img src=x onerror=alert(1)&gt;" in error
+
+
+def test_unknown_console_url_answers_with_the_console_page_not_json(client):
+    resp = client.get("/console/no-such-page")
+    assert resp.status_code in (302, 303, 404)
+    assert not resp.content_type.startswith("application/json")
