@@ -87,7 +87,7 @@ def page(code: str):
         "lang": lang, "t": i18n.STRINGS[lang], "state": state, "cert": body,
         "code": codes.format_code(cert.code),
         "subject_kind": i18n.STRINGS[lang].get(cert.subject_type, cert.subject_type),
-        "place": " · ".join(p for p in (body["subject"]["place"].get(k) for k in
+        "place": " · ".join(p for p in (body["subject"]["place_en" if lang == "en" else "place"].get(k) for k in
                                         ("county", "township", "village", "farm_park")) if p),
         "grade": i18n.grade_label(snap["grade"], lang),
         "pack": snap["rule_pack"] or {},

@@ -205,6 +205,7 @@ class Subject:
     name: str
     county_code: str
     place: dict[str, str]
+    place_en: dict[str, str]
 
 
 def resolve_subject(subject_type: str, code: str, actor: Actor) -> Subject:
@@ -212,34 +213,38 @@ def resolve_subject(subject_type: str, code: str, actor: Actor) -> Subject:
     if subject_type == "parcel":
         parcel = get_parcel_by_code(code, actor)
         village = db.session.scalar(select(Region).where(Region.code == parcel.village_code))
-        place = _region_chain(village)
+        place, place_en = _region_chain(village)
         if parcel.farm_park_code:
             park = db.session.scalar(select(FarmPark).where(FarmPark.code == parcel.farm_park_code))
             if park is not None:
-                place["farm_park"] = park.name
-        return Subject("parcel", parcel.code, parcel.code, parcel.county_code, place)
+                place["farm_park"], place_en["farm_park"] = park.name, park.name_en or park.name
+        return Subject("parcel", parcel.code, parcel.code, parcel.county_code, place, place_en)
     if subject_type == "village":
         village = get_region_by_code(code, actor)
         if village.level != "village":
             raise validation_failed({"code": [f"{code} is a {village.level}, not a village."]})
-        return Subject("village", village.code, village.name, village.county_code, _region_chain(village))
+        return Subject("village", village.code, village.name, village.county_code, *_region_chain(village))
     if subject_type == "farm_park":
         park = get_farm_park_by_code(code, actor)
         county = db.session.scalar(select(Region).where(Region.code == park.county_code))
         place = {"county": county.name if county else park.county_code, "farm_park": park.name}
-        return Subject("farm_park", park.code, park.name, park.county_code, place)
+        place_en = {"county": (county.name_en or county.name) if county else park.county_code,
+                    "farm_park": park.name_en or park.name}
+        return Subject("farm_park", park.code, park.name, park.county_code, place, place_en)
     raise validation_failed({"subject_type": [f"Must be one of: {', '.join(SUBJECT_TYPES)}."]})
 
 
-def _region_chain(region: Region | None) -> dict[str, str]:
+def _region_chain(region: Region | None) -> tuple[dict[str, str], dict[str, str]]:
+    """County, township and village names, in Chinese and in English (falling back to Chinese)."""
     place: dict[str, str] = {}
+    place_en: dict[str, str] = {}
     seen = 0
     while region is not None and seen < 4:
-        place[region.level] = region.name
+        place[region.level], place_en[region.level] = region.name, region.name_en or region.name
         region = (db.session.scalar(select(Region).where(Region.code == region.parent_code))
                   if region.parent_code else None)
         seen += 1
-    return place
+    return place, place_en
 
 
 def qualification(subject_type: str, code: str, rule_pack: str | None = None) -> Any:
@@ -303,7 +308,8 @@ def issue_certificate(data: Mapping[str, Any], actor: Actor, config: Mapping[str
     valid_until = moment + timedelta(days=valid_days)
     code = codes.new_code()
     snap = {
-        "subject_name": subject.name, "place": subject.place, "grade": str(getattr(q, "grade", "") or ""),
+        "subject_name": subject.name, "place": subject.place, "place_en": subject.place_en,
+        "grade": str(getattr(q, "grade", "") or ""),
         "verdict": getattr(q, "verdict", None) or "qualified", "rule_pack": {k: pack[k] for k in
                                                                              ("code", "version", "verified")},
         "standard": pack["standard"], "tested_on": tested_on.isoformat(),
@@ -527,7 +533,7 @@ def verification(cert: Certificate, config: Mapping[str, Any]) -> dict[str, Any]
         "revoked_at": isoformat(cert.revoked_at),
         "issued_at": isoformat(cert.issued_at),
         "subject": {"type": cert.subject_type, "code": cert.subject_code, "name": snap.get("subject_name"),
-                    "place": snap.get("place", {})},
+                    "place": snap.get("place", {}), "place_en": snap.get("place_en") or snap.get("place", {})},
         "grade": _grade_part(snap),
         "claims": verified.claims.to_dict() if verified else None,
         "signature": cert.token,

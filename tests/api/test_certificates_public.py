@@ -65,6 +65,8 @@ def test_valid_page_in_chinese_then_english(client, official, county, grading):
     assert '<html lang="en">' in english and "Genuine and valid" in english
     assert "not yet been verified against the official text" in english
     assert 'href="?lang=zh"' in english  # the visible switch back
+    village = next(r for r in county.regions if r["name"] == cert["place"]["village"])
+    assert village["name_en"] in english and village["name"] not in english  # place names in English too
 
 
 @pytest.mark.parametrize("spelling", ["lower", "hyphens", "lowercase_path"])
