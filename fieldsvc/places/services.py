@@ -29,10 +29,35 @@ CHUNK = 5000
 # --- regions --------------------------------------------------------------------------------
 
 def get_region_by_code(code: str, actor: Actor | None = None) -> Region:
-    region = db.session.scalar(select(Region).where(Region.code == code))
+    region = db.session.scalar(select(Region).where(Region.code == code, *device_region_scope(actor)))
     if region is None or (actor and not actor.can_see_county(region.county_code)):
         raise not_found("region", code)
     return region
+
+
+def device_region_scope(actor: Actor | None) -> list[ColumnElement[bool]]:
+    """A device reads only the regions on the way to its villages and its parcels' villages."""
+    if actor is None or actor.device_pk is None:
+        return []
+    villages = set(_assigned(actor, "village"))
+    for chunk in _chunks(_assigned(actor, "parcel")):
+        villages.update(db.session.scalars(select(Parcel.village_code).where(Parcel.code.in_(chunk))))
+    codes = {prefix for v in villages for prefix in (v, v[:9], v[:6])}
+    return [Region.code.in_(sorted(codes))]
+
+
+def device_park_scope(actor: Actor) -> list[ColumnElement[bool]]:
+    """A device reads only the farm parks its visible parcels belong to."""
+    if actor.device_pk is None:
+        return []
+    parks = select(Parcel.farm_park_code).where(Parcel.farm_park_code.is_not(None), *parcel_scope(actor))
+    return [FarmPark.code.in_(parks)]
+
+
+def _assigned(actor: Actor, kind: str) -> list[str]:
+    return list(db.session.scalars(select(DeviceAssignment.code).where(
+        DeviceAssignment.device_pk == actor.device_pk, DeviceAssignment.kind == kind,
+        DeviceAssignment.active.is_(True))))
 
 
 def create_region(data: Mapping[str, Any], actor: Actor) -> Region:
@@ -75,7 +100,7 @@ def region_dict(region: Region) -> dict[str, Any]:
 
 
 def region_filter(args: Mapping[str, Any], actor: Actor) -> list[ColumnElement[bool]]:
-    where: list[ColumnElement[bool]] = [county_scope(Region.county_code, actor)]
+    where: list[ColumnElement[bool]] = [county_scope(Region.county_code, actor), *device_region_scope(actor)]
     if args.get("level"):
         where.append(Region.level == args["level"])
     if args.get("parent"):
@@ -88,7 +113,8 @@ def region_filter(args: Mapping[str, Any], actor: Actor) -> list[ColumnElement[b
 # --- farm parks -----------------------------------------------------------------------------
 
 def get_farm_park_by_code(code: str, actor: Actor | None = None) -> FarmPark:
-    park = db.session.scalar(select(FarmPark).where(FarmPark.code == code))
+    park = db.session.scalar(select(FarmPark).where(FarmPark.code == code,
+                                                    *(device_park_scope(actor) if actor else [])))
     if park is None or (actor and not actor.can_see_county(park.county_code)):
         raise not_found("farm_park", code)
     return park

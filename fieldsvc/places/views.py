@@ -57,7 +57,8 @@ def list_farm_parks():
     """List farm parks."""
     args = query_args(FarmParkArgs())
     actor = current_actor()
-    stmt = select(FarmPark).where(services.county_scope(FarmPark.county_code, actor))
+    stmt = select(FarmPark).where(services.county_scope(FarmPark.county_code, actor),
+                                  *services.device_park_scope(actor))
     if args.get("county"):
         stmt = stmt.where(FarmPark.county_code == args["county"])
     rows, cursor = paginate(stmt, FarmPark.id, page_limit(args), args["cursor"])

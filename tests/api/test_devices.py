@@ -106,3 +106,17 @@ def test_only_officials_manage_devices(client, county, make_account):
 def test_unknown_device_is_404(client, official):
     assert_problem(client.get("/api/v1/devices/dev_nope", headers=official.headers), 404, "not_found")
     assert_problem(client.post("/api/v1/devices/dev_nope/revoke", headers=official.headers), 404, "not_found")
+
+
+def test_device_reads_only_regions_and_parks_on_its_way(client, official, county, make_account):
+    village = villages(county, 1)[0]
+    body = register(client, official, county, make_account, villages=[village]).get_json()
+    device = {"Authorization": f"Bearer {body['token']}"}
+    regions = client.get("/api/v1/regions", query_string={"limit": 1000}, headers=device).get_json()["items"]
+    assert {r["code"] for r in regions} == {village, village[:9], village[:6]}
+    other = next(r["code"] for r in county.regions if r["level"] == "village" and r["code"] != village)
+    assert_problem(client.get(f"/api/v1/regions/{other}", headers=device), 404, "not_found")
+    parks = client.get("/api/v1/farm-parks", headers=device).get_json()["items"]
+    expected = {f["properties"].get("farm_park") for f in county.parcels
+                if f["properties"]["village"] == village} - {None}
+    assert {p["code"] for p in parks} == expected
