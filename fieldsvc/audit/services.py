@@ -6,6 +6,7 @@ import hashlib
 import json
 from contextvars import ContextVar
 from dataclasses import dataclass
+from itertools import repeat
 from typing import Any, Callable, Iterable, Sequence
 
 from sqlalchemy import Table, select
@@ -19,7 +20,12 @@ request_id_var: ContextVar[str | None] = ContextVar("fieldsvc_request_id", defau
 
 def canonical_json(value: Any) -> str:
     """The one serialisation that audit digests and stored versions share."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return _canonical(value)
+
+
+# == json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str), without
+# building an encoder per call (a sync push serialises every record it stores)
+_canonical = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str).encode
 
 
 def digest(value: Any) -> str | None:
@@ -96,28 +102,32 @@ def insert_rows(table: Table, fixed: Sequence[str], fixed_values: Sequence[Any],
     db.session.flush()  # like Session.execute: pending ORM writes go first
     connection = db.session.connection()
     dialect = connection.dialect
-    processors = [_processor(table, name, dialect) for name in columns]
-    head = tuple(p(v) if p else v for p, v in zip([_processor(table, n, dialect) for n in fixed], fixed_values,
-                                                   strict=True))
-    if any(processors):
-        todo = [(i, p, {} if columns[i] in memo else None) for i, p in enumerate(processors) if p]
-        bound = []
-        for row in rows:
-            values = list(row)
-            for i, p, cache in todo:
-                value = values[i]
-                if cache is None:
-                    values[i] = p(value)
-                    continue
-                key = _memo_key(value)
-                out = cache.get(key, _MISSING)
-                if out is _MISSING:
-                    out = cache[key] = p(value)
-                values[i] = out
-            bound.append(head + tuple(values))
-    else:
-        bound = [head + tuple(row) for row in rows]
+    head = [p(v) if p else v for p, v in zip([_processor(table, n, dialect) for n in fixed], fixed_values,
+                                              strict=True)]
+    # column by column: each processor is mapped over its column (a C loop), not called cell by cell
+    values: list[Sequence[Any]] = list(zip(*rows, strict=True))
+    for i, name in enumerate(columns):
+        p = _processor(table, name, dialect)
+        if p is not None:
+            values[i] = _memo_map(p, values[i]) if name in memo else list(map(p, values[i]))
+    bound = list(zip(*map(repeat, head), *values, strict=False))  # (the fixed values repeat; columns end it)
     connection.exec_driver_sql(_insert_sql(table, (*fixed, *columns), dialect), bound)
+
+
+def _memo_map(p: Callable[[Any], Any], column: Sequence[Any]) -> list[Any]:
+    """``p`` over a column with few distinct values, each distinct value processed once."""
+    first = column[0]
+    if len(set(map(id, column))) == 1:  # one object in every row (the request's timestamp): one call
+        return [p(first)] * len(column)
+    cache: dict[Any, Any] = {}
+    out = []
+    for value in column:
+        key = _memo_key(value)
+        got = cache.get(key, _MISSING)
+        if got is _MISSING:
+            got = cache[key] = p(value)
+        out.append(got)
+    return out
 
 
 _MISSING = object()

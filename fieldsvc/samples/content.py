@@ -62,6 +62,10 @@ def canonical_json(data: Mapping[str, Any]) -> str:
     if not isinstance(data, Mapping):
         raise TypeError("content is a mapping of field names to values")
     if type(data) is dict:
+        if data.keys() == _SAMPLE_KEYS:
+            text = _sample_text(data)
+            if text is not None:
+                return text
         plain = _plain_form(data, True)
         if plain is not _NO:
             return _dumps(plain)
@@ -93,6 +97,69 @@ def _plain_form(value: dict, top: bool) -> Any:
             item = sorted(item, key=_dumps)
         out[key] = item
     return out
+
+
+# A validated sample (``samples.validation``), the shape of every pushed record: its canonical
+# text is written field by field in sorted key order, exactly what ``_dumps`` makes of its plain
+# form (the same C string escaper, ``int``/``float`` reprs). Anything unusual in it (a media
+# manifest, a value of another type, a float without a plain spelling) answers None and takes
+# the general path.
+_SAMPLE_KEYS = frozenset({"code", "parcel", "collected_at", "location", "depth_top_cm", "depth_bottom_cm",
+                          "sample_type", "land_use_observed", "note", "media"})
+_LOCATION_KEYS = frozenset({"lat", "lon", "accuracy_m", "mock", "raw"})
+_LOCATION_NEEDED = _LOCATION_KEYS - {"raw"}
+_escape = json.encoder.encode_basestring_ascii
+_LITERALS = {None: "null", True: "true", False: "false"}
+
+
+def _sample_text(data: dict) -> str | None:
+    media = data["media"]
+    if media is None:
+        media_text = "null"
+    elif type(media) is list and not media:
+        media_text = "[]"
+    else:
+        return None
+    texts = []
+    for name in ("code", "collected_at", "land_use_observed", "note", "parcel", "sample_type"):
+        value = data[name]
+        if type(value) is str:
+            texts.append(_escape(value))
+        elif value is None:
+            texts.append("null")
+        else:
+            return None
+    bottom, top = _number_text(data["depth_bottom_cm"]), _number_text(data["depth_top_cm"])
+    if bottom is None or top is None:
+        return None
+    loc = data["location"]
+    if loc is None:
+        loc_text = "null"
+    else:
+        if type(loc) is not dict or loc.keys() - _LOCATION_KEYS or not _LOCATION_NEEDED <= loc.keys():
+            return None
+        accuracy, lat, lon = _number_text(loc["accuracy_m"]), _number_text(loc["lat"]), _number_text(loc["lon"])
+        mock = loc["mock"]
+        if accuracy is None or lat is None or lon is None or (mock is not None and type(mock) is not bool):
+            return None
+        loc_text = f'{{"accuracy_m":{accuracy},"lat":{lat},"lon":{lon},"mock":{_LITERALS[mock]}}}'
+    code, collected_at, land_use, note, parcel, sample_type = texts
+    return (f'{{"code":{code},"collected_at":{collected_at},"depth_bottom_cm":{bottom},"depth_top_cm":{top},'
+            f'"land_use_observed":{land_use},"location":{loc_text},"media":{media_text},"note":{note},'
+            f'"parcel":{parcel},"sample_type":{sample_type}}}')
+
+
+def _number_text(value: Any) -> str | None:
+    """The canonical text of a number or null; None for anything else (or a number without a plain form)."""
+    if value is None:
+        return "null"
+    kind = type(value)
+    if kind is not int and kind is not float:
+        return None
+    plain = _plain_value(value, kind)
+    if plain is _NO:
+        return None
+    return int.__repr__(plain) if type(plain) is int else float.__repr__(plain)
 
 
 def _plain_value(item: Any, kind: type) -> Any:

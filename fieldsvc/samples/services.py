@@ -165,8 +165,51 @@ def new_row(sample_id: str, clean: Mapping[str, Any], collected_at_utc: datetime
         "seq": seq, "device_pk": actor.device_pk, "created_by": actor.label, "held_until": d.held_until,
         "created_at": now, "updated_at": now, "deleted_at": None,
     }
-    row["data_json"] = canonical_json(row_data(row))
+    row["data_json"] = _row_text(row)
     return row
+
+
+_escape = json.encoder.encode_basestring  # what ``canonical_json`` (ensure_ascii=False) writes strings with
+_LITERALS = {None: "null", True: "true", False: "false"}
+
+
+def _row_text(row: Mapping[str, Any]) -> str:
+    """``canonical_json(row_data(row))``, written field by field in sorted key order for the usual
+    row (strings, plain finite numbers); anything else takes ``canonical_json`` itself."""
+    texts = []
+    for name in ("code", "collected_at_raw", "land_use_observed", "note", "parcel_code", "sample_type"):
+        value = row[name]
+        if type(value) is str:
+            texts.append(_escape(value))
+        elif value is None:
+            texts.append("null")
+        else:
+            return canonical_json(row_data(row))
+    numbers = [_number_text(row[name]) for name in ("depth_bottom_cm", "depth_top_cm", "accuracy_m", "lat", "lon")]
+    if None in numbers:
+        return canonical_json(row_data(row))
+    bottom, top, accuracy, lat, lon = numbers
+    if row["lat"] is not None or row["location_raw"] is not None:
+        raw = canonical_json(row["location_raw"] or {})
+        location = (f'{{"accuracy_m":{accuracy},"lat":{lat},"lon":{lon},'
+                    f'"mock":{_LITERALS[bool(row["mock_location"])]},"raw":{raw}}}')
+    else:
+        location = "null"
+    code, collected_at, land_use, note, parcel, sample_type = texts
+    return (f'{{"code":{code},"collected_at":{collected_at},"depth_bottom_cm":{bottom},"depth_top_cm":{top},'
+            f'"land_use_observed":{land_use},"location":{location},"media":{canonical_json(list(row["media"] or []))},'
+            f'"note":{note},"parcel":{parcel},"sample_type":{sample_type}}}')
+
+
+def _number_text(value: Any) -> str | None:
+    if value is None:
+        return "null"
+    kind = type(value)
+    if kind is int:
+        return int.__repr__(value)
+    if kind is float and value - value == 0:  # finite
+        return float.__repr__(value)
+    return None
 
 
 ROW_COLUMNS = ("id", "code", "parcel_code", "county_code", "state", "flags", "collected_at_raw", "collected_at",

@@ -127,17 +127,8 @@ def validate_sample_data(data: Any, rules: SampleRules) -> ValidatedSample:
             _add(errors, name, "Is required.")
 
     clean: dict[str, Any] = {}
-    simple = {
-        "code": lambda v: _clean_code(v, rules),
-        "parcel": _clean_parcel,
-        "depth_top_cm": lambda v: _depth(v, rules),
-        "depth_bottom_cm": lambda v: _depth(v, rules),
-        "sample_type": lambda v: _choice(v, rules.sample_types),
-        "land_use_observed": lambda v: _choice(v, rules.land_uses),
-        "note": lambda v: _clean_note(v, rules),
-    }
     collected_at_utc = None
-    for name, check in simple.items():
+    for name, check in _simple_checks(rules):
         clean[name] = _field(data.get(name), check, name, errors)
         if name == "parcel":  # keep FIELDS order; parse the time once
             clean["collected_at"], collected_at_utc = _collected_at(data.get("collected_at"), errors)
@@ -149,6 +140,29 @@ def validate_sample_data(data: Any, rules: SampleRules) -> ValidatedSample:
     return ValidatedSample(
         ordered, errors, _location_record_flags(clean["location"], rules), collected_at_utc
     )
+
+
+_CHECKS: dict[int, tuple[SampleRules, tuple[tuple[str, Any], ...]]] = {}
+
+
+def _simple_checks(rules: SampleRules) -> tuple[tuple[str, Any], ...]:
+    """The per-field checks for ``rules``, made once per rules object (not once per record)."""
+    got = _CHECKS.get(id(rules))
+    if got is not None and got[0] is rules:
+        return got[1]
+    checks = (
+        ("code", lambda v: _clean_code(v, rules)),
+        ("parcel", _clean_parcel),
+        ("depth_top_cm", lambda v: _depth(v, rules)),
+        ("depth_bottom_cm", lambda v: _depth(v, rules)),
+        ("sample_type", lambda v: _choice(v, rules.sample_types)),
+        ("land_use_observed", lambda v: _choice(v, rules.land_uses)),
+        ("note", lambda v: _clean_note(v, rules)),
+    )
+    if len(_CHECKS) >= 64:  # rules objects made on the fly (tests): keep the memo small
+        _CHECKS.clear()
+    _CHECKS[id(rules)] = (rules, checks)  # (the rules object is kept, so its id is not reused)
+    return checks
 
 
 def _field(value: Any, check: Any, name: str, errors: dict[str, list[str]]) -> Any:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Mapping
 
-from sqlalchemy import String, select, type_coerce
+from sqlalchemy import String, select, type_coerce, update
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 
 from ..audit.services import Change, record, record_many
@@ -62,7 +62,10 @@ def request_hash(body: Any) -> str:
     """
     if isinstance(body, Mapping):
         body = {k: v for k, v in body.items() if k != "device_sent_at"}
-    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    return hashlib.sha256(_request_text(body).encode()).hexdigest()
+
+
+_request_text = json.JSONEncoder(sort_keys=True, separators=(",", ":")).encode
 
 
 def claim_idempotency_key(actor: Actor, key: str, digest: str) -> IdempotentPush | None:
@@ -89,9 +92,10 @@ def claim_idempotency_key(actor: Actor, key: str, digest: str) -> IdempotentPush
 
 
 def store_idempotent_response(actor: Actor, key: str, text: str, status: int = 200) -> None:
-    row = db.session.get(IdempotentPush, (actor_key(actor), key))
-    row.response, row.status_code = text, status
-    db.session.flush()
+    """Keep the answer on the claimed row (one UPDATE; the claim inserted it in this transaction)."""
+    table = IdempotentPush.__table__
+    db.session.execute(update(table).where(table.c.actor_key == actor_key(actor), table.c.key == key)
+                       .values(response=text, status_code=status))
 
 
 # --- push -----------------------------------------------------------------------------------
