@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable
 
 from flask import current_app
@@ -21,7 +23,7 @@ from .auth.principal import SYSTEM, Actor
 from .auth.services import create_user, get_user_by_username
 from .certificates.services import issue_demo_certificates
 from .dbtypes import isoformat, utcnow
-from .devices.services import register_device
+from .devices.services import provisioning_text, register_device
 from .extensions import db
 from .grading.models import Grade
 from .grading.services import DEFAULT_PACK, grade_demo_county
@@ -80,9 +82,19 @@ def load_demo(*, parcels: int = 20_000, seed: int = 391, if_empty: bool = False,
     summary = county.summary()
     summary.update(imported_parcels=result.count, samples=len(samples), approved_results=approved,
                    grading=grades.get("counts", grades), certificates=certificates,
-                   demo_device=device.device.device_id, demo_device_token=device.token,
+                   demo_device=device.device.device_id, demo_device_link=str(_save_device_link(device)),
                    accounts=[u for u, _ in DEMO_USERS], password=DEMO_PASSWORD)
     return summary
+
+
+def _save_device_link(device: Any) -> Path:
+    """The demo phone's provisioning link goes into a 0600 file, never to stdout or a log."""
+    path = Path(current_app.instance_path) / "demo-device-link.txt"
+    text = provisioning_text(current_app.config["PUBLIC_BASE_URL"], device.device, device.token)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text + "\n")
+    return path
 
 
 def load_places(county: DemoCounty) -> places.ImportResult:

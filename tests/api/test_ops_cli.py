@@ -83,3 +83,17 @@ def test_postgres_backup_uses_pg_dump(app, tmp_path, database):
     result = app.test_cli_runner().invoke(args=["backup", str(target)])
     assert result.exit_code == 0, result.output
     assert target.read_bytes()[:5] == b"PGDMP"
+
+
+def test_demo_never_prints_the_device_token_and_keeps_its_link_private(app):
+    import os
+    import stat
+    from pathlib import Path
+
+    result = app.test_cli_runner().invoke(args=["demo", "--parcels", "400", "--seed", "5"])
+    assert result.exit_code == 0, result.output
+    link = Path(app.instance_path) / "demo-device-link.txt"
+    text = link.read_text()
+    token = text.split("token=")[1].strip()
+    assert token.startswith("fsd_") and token not in result.output
+    assert stat.S_IMODE(os.stat(link).st_mode) == 0o600
