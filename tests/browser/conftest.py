@@ -156,6 +156,18 @@ def browser():
 
 
 @pytest.fixture
+def server(app):
+    """The test's app on a real loopback server thread (plain http, so no Secure cookies)."""
+    app.config["SESSION_COOKIE_SECURE"] = False
+    srv = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{srv.server_port}"
+    srv.shutdown()
+    thread.join(timeout=5)
+
+
+@pytest.fixture
 def context(browser, field):
     """A fresh phone: 360 × 740, Chinese, location allowed (positions are set by each test)."""
     ctx = browser.new_context(viewport=VIEWPORT, device_scale_factor=1, locale="zh-CN", timezone_id="Asia/Shanghai",
