@@ -7,13 +7,11 @@ say revoked. Also takes the README's screenshots (``docs/screenshots/console-*.p
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 
 from tests.api.test_console_pages import build_scene
 
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 pytestmark = pytest.mark.browser
 
 
@@ -29,11 +27,10 @@ def _login(context, base: str, username: str, password: str, path: str):
     return page
 
 
-def test_console_flow(app, client, county, make_account, server, browser, database, tmp_path):
+def test_console_flow(app, client, county, make_account, server, browser, database, screenshots, tmp_path):
     importer, reviewer, sampler = make_account("official"), make_account("official"), make_account("sampler")
     scene = build_scene(client, county, importer.headers, sampler.username)
     shots = database["engine"] == "sqlite"
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="zh-CN",
                                   accept_downloads=True)
     context.set_default_timeout(15_000)
@@ -45,7 +42,7 @@ def test_console_flow(app, client, county, make_account, server, browser, databa
     assert page.inner_text("[data-queue=conflicts]") == "1"
     assert page.inner_text("[data-queue=pending_results]") == "7"
     if shots:
-        page.screenshot(path=str(SCREENSHOTS / "console-queues.png"), full_page=True)
+        page.screenshot(path=str(screenshots / "console-queues.png"), full_page=True)
 
     # resolve the conflict: both values side by side, take the phone's
     page.click(f"a[href='/console/conflicts/{scene.conflict_id}']")
@@ -80,12 +77,12 @@ def test_console_flow(app, client, county, make_account, server, browser, databa
     page.goto(f"{server}/console/county/{scene.county}")
     assert page.get_attribute(f"path[data-code='{scene.clean_parcel}']", "data-category") == "qualified"
     if shots:
-        page.screenshot(path=str(SCREENSHOTS / "console-overview.png"), full_page=True)
+        page.screenshot(path=str(screenshots / "console-overview.png"), full_page=True)
     page.click(f"path[data-code='{scene.clean_parcel}']")
     assert page.url.endswith(f"/console/parcel/{scene.clean_parcel}")
     assert page.locator("#explanation tr").count() > len(("header",))
     if shots:
-        page.screenshot(path=str(SCREENSHOTS / "console-parcel.png"), full_page=True)
+        page.screenshot(path=str(screenshots / "console-parcel.png"), full_page=True)
 
     # issue a certificate for the qualifying parcel
     page.goto(f"{server}/console/certificates")
@@ -103,7 +100,7 @@ def test_console_flow(app, client, county, make_account, server, browser, databa
     assert saved.read_bytes().startswith(b"%PDF")
     if shots:
         page.goto(f"{server}/console/certificates")
-        page.screenshot(path=str(SCREENSHOTS / "console-certificates.png"), full_page=True)
+        page.screenshot(path=str(screenshots / "console-certificates.png"), full_page=True)
         page.goto(f"{server}/console/certificates/{code}")
 
     # revoke it with a reason; the public page says revoked

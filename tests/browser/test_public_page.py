@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from tests.api.test_certificates_api import grading as _grading
@@ -11,7 +9,6 @@ from tests.api.test_certificates_api import issued
 
 grading = _grading  # the stand-in for grading's qualification(), see test_certificates_api
 
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 pytestmark = pytest.mark.browser
 
 
@@ -26,7 +23,8 @@ def _measure(page):
 
 
 @pytest.mark.parametrize("lang", ["zh", "en"])
-def test_page_fits_a_phone_and_renders_chinese(app, client, official, county, grading, server, browser, lang):
+def test_page_fits_a_phone_and_renders_chinese(app, client, official, county, grading, server, browser, screenshots,
+                                               lang):
     cert = issued(client, official, county)
     if lang == "en":  # the English screenshot shows the revoked state with its reason
         client.post(f"/api/v1/certificates/{cert['code']}/revoke",
@@ -51,8 +49,7 @@ def test_page_fits_a_phone_and_renders_chinese(app, client, official, county, gr
     else:
         assert "re-test failed: Cd 0.41" in page.inner_text("#status")
     assert all(u.startswith(server) for u in requests), requests  # no external assets
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"public-page-{lang}.png"), full_page=True)
+    page.screenshot(path=str(screenshots / f"public-page-{lang}.png"), full_page=True)
     page.click("#lang-switch")
     page.wait_for_load_state("load")
     assert page.inner_text("#status h1") == ("Genuine and valid" if lang == "zh" else "已撤销")
