@@ -621,29 +621,26 @@ def revoke_device(device_id: str):
 
 # --- audit ------------------------------------------------------------------------------------------
 
+# Each entity type's own lookup, so the audit page inherits its county scoping and 404s.
+_VISIBLE = {
+    "parcel": lambda key, actor: places.get_parcel_by_code(key, actor, allow_deleted=True),
+    "sample": lambda key, actor: samples.get_sample_by_id(key, actor),
+    "lab_result": lambda key, actor: lab.get_result(_int(key), actor),
+    "certificate": lambda key, actor: certs.get_certificate_by_code(key, actor),
+    "device": lambda key, actor: devices.get_device_by_id(key, actor),
+    "sync_conflict": lambda key, actor: sync.get_conflict(_int(key), actor),
+    "region": lambda key, actor: places.get_region_by_code(key, actor),
+    "farm_park": lambda key, actor: places.get_farm_park_by_code(key, actor),
+    "grading_run": lambda key, actor: grading.get_run(_int(key), actor),
+}
+
+
 def _require_visible(entity_type: str, key: str) -> None:
     """404 unless the account may see this entity through its own service (county scoping)."""
-    actor = current_actor()
-    if entity_type == "parcel":
-        places.get_parcel_by_code(key, actor, allow_deleted=True)
-    elif entity_type == "sample":
-        samples.get_sample_by_id(key, actor)
-    elif entity_type == "lab_result":
-        lab.get_result(_int(key), actor)
-    elif entity_type == "certificate":
-        certs.get_certificate_by_code(key, actor)
-    elif entity_type == "device":
-        devices.get_device_by_id(key, actor)
-    elif entity_type == "sync_conflict":
-        sync.get_conflict(_int(key), actor)
-    elif entity_type == "region":
-        places.get_region_by_code(key, actor)
-    elif entity_type == "farm_park":
-        places.get_farm_park_by_code(key, actor)
-    elif entity_type == "grading_run":
-        grading.get_run(_int(key), actor)
-    else:
+    lookup = _VISIBLE.get(entity_type)
+    if lookup is None:
         raise not_found("entity type", entity_type)
+    lookup(key, current_actor())
 
 
 def _int(text: str) -> int:
