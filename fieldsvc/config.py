@@ -33,6 +33,7 @@ DEFAULTS: dict[str, Any] = {
     "MAX_IMPORT_BYTES": 128 * 1024 * 1024,
     "HOLD_TTL_S": 5 * 24 * 3600,
     "SQLITE_BUSY_TIMEOUT_MS": 10_000,
+    "SQLITE_WAL_AUTOCHECKPOINT_PAGES": 10_000,
     "SIGNING_KEY_PATH": "",  # certificates: private Ed25519 PEM to sign with; empty: <instance>/keys/ (made once)
     "CERTIFICATE_VALID_DAYS": 365,  # certificates: validity when POST /api/v1/certificates gives no valid_days
     "LABELS_MAX_CODES": 1000,  # certificates: most labels in one GET /api/v1/labels.pdf

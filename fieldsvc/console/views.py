@@ -635,12 +635,12 @@ _VISIBLE = {
 }
 
 
-def _require_visible(entity_type: str, key: str) -> None:
-    """404 unless the account may see this entity through its own service (county scoping)."""
+def _require_visible(entity_type: str, key: str) -> Any:
+    """The entity, or 404 unless the account may see it through its own service (county scoping)."""
     lookup = _VISIBLE.get(entity_type)
     if lookup is None:
         raise not_found("entity type", entity_type)
-    lookup(key, current_actor())
+    return lookup(key, current_actor())
 
 
 def _int(text: str) -> int:
@@ -653,14 +653,14 @@ def _int(text: str) -> int:
 @requires_role(*READERS)
 def audit(entity_type: str, key: str):
     """The audit trail and stored versions of one entity."""
-    _require_visible(entity_type, key)
+    entity = _require_visible(entity_type, key)
     keys = [key]
     if entity_type == "sync_conflict":  # a conflict is logged under its record id, its resolution under its id
         keys.append(sync.get_conflict(_int(key), current_actor()).record_id)
     events = [e for k in keys for e in events_for(entity_type, k)]
     events.sort(key=lambda e: e.id)
     return page("audit.html", entity_type=entity_type, key=key, events=events,
-                versions=versions_for(entity_type, key))
+                versions=samples.versions(entity) if entity_type == "sample" else versions_for(entity_type, key))
 
 
 def _t(key: str, **values: Any) -> str:

@@ -14,9 +14,11 @@ from typing import Any, Iterable, Mapping
 
 from sqlalchemy import ColumnElement, and_, case, delete, insert, select, true
 
-from ..audit.services import Change, canonical_json, insert_rows, record_many
+from ..audit.models import EntityVersion
+from ..audit.services import Change, canonical_json, insert_rows, record_many, versions_for
 from ..auth.principal import SYSTEM, Actor
 from ..dbtypes import isoformat, utcnow
+from ..dbutil import upsert
 from ..errors import not_found
 from ..extensions import db
 from ..media.models import MediaBlob, SampleMedia
@@ -237,9 +239,37 @@ CONTENT_COLUMNS = ("code", "parcel_code", "county_code", "state", "flags", "coll
                    "held_until", "clock_skew_s", "data_json")
 
 
+# --- versions -------------------------------------------------------------------------------
+# A sample's first version lives only on its row until something supersedes it: a sync push
+# stores hundreds of new samples per request, and a version row each would write every body a
+# second time and add an index entry under a random key (the write that grows with the store).
+# Every later version is stored when it is made, so only an unedited sample's one version is
+# on its row alone; ``keep_first_version`` copies it out before the row changes.
+
+def keep_first_version(sample: Sample) -> None:
+    """Store version 1 of ``sample`` before its row changes (a no-op when it is stored already)."""
+    if sample.version != 1:
+        return
+    db.session.execute(upsert(EntityVersion.__table__).values(
+        entity_type="sample", entity_key=sample.id, version=1, deleted=False, data_json=data_text(sample),
+        actor=sample.created_by, created_at=sample.created_at).on_conflict_do_nothing())
+
+
+def versions(sample: Sample) -> list[EntityVersion]:
+    """Every version of ``sample``, oldest first; an unedited sample's first one is read off its row
+    (an EntityVersion that is never added to the session)."""
+    stored = versions_for("sample", sample.id)
+    if not stored and sample.version == 1:
+        stored.append(EntityVersion(entity_type="sample", entity_key=sample.id, version=1,
+                                    deleted=sample.deleted_at is not None, data_json=data_text(sample),
+                                    actor=sample.created_by, created_at=sample.created_at))
+    return stored
+
+
 def apply_edit(sample: Sample, clean: Mapping[str, Any], collected_at_utc: datetime | None, d: Derivation,
                skew_s: float | None, now: datetime, actor: Actor, action: str) -> dict[str, Any]:
     """A new version of ``sample`` with ``clean`` content; flushes (a code clash raises IntegrityError)."""
+    keep_first_version(sample)
     before = sample_data(sample)
     row = new_row(sample.id, clean, collected_at_utc, d, 0, skew_s, now, actor, content_hash(clean))
     for column in CONTENT_COLUMNS:
@@ -256,6 +286,7 @@ def apply_edit(sample: Sample, clean: Mapping[str, Any], collected_at_utc: datet
 
 
 def tombstone(sample: Sample, actor: Actor, now: datetime) -> None:
+    keep_first_version(sample)
     before = sample_data(sample)
     sample.deleted_at = now
     sample.version += 1

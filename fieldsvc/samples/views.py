@@ -5,7 +5,6 @@ from __future__ import annotations
 from flask import Blueprint
 from sqlalchemy import select
 
-from ..audit.services import versions_for
 from ..dbtypes import isoformat, utcnow
 from ..http import ALL_ROLES, current_actor, paginate, query_args, requires_role
 from ..openapi import doc
@@ -43,4 +42,4 @@ def sample_versions(sample_id: str):
     sample = services.get_sample_by_id(sample_id, current_actor())
     return {"items": [{"version": v.version, "deleted": v.deleted, "actor": v.actor,
                        "created_at": isoformat(v.created_at), "data": v.data}
-                      for v in versions_for("sample", sample.id)], "next_cursor": None}
+                      for v in services.versions(sample)], "next_cursor": None}

@@ -297,8 +297,9 @@ def _fast_insert(items: list[Item], batch: Batch) -> set[int]:
 
 
 def _created(it: Item, row: dict[str, Any], d: samples.Derivation, batch: Batch) -> None:
-    # after_json: the row's data_json, so the audit digest and the version reuse the one serialisation
-    batch.created.append(Change("sample", it.id, "create", after=it.clean, version=1,  # type: ignore[arg-type]
+    # after_json: the row's data_json, so the audit digest reuses the one serialisation; no version
+    # row: version 1 lives on the sample's row until an edit stores it (samples.keep_first_version)
+    batch.created.append(Change("sample", it.id, "create", after=it.clean,  # type: ignore[arg-type]
                                 after_json=row["data_json"]))
     if d.state == "held":
         _result(it, "held", 1, "unknown_parcel", state="held", held_until=isoformat(d.held_until))

@@ -11,6 +11,7 @@ from sqlalchemy import select, update
 
 from fieldsvc.audit.models import AuditEvent, EntityVersion
 from fieldsvc.extensions import db
+from fieldsvc.samples import services as samples_services
 from fieldsvc.samples.models import Sample
 from tests.api.test_sync_pull import by_type, pull_all
 from tests.api.test_sync_push import (
@@ -76,9 +77,7 @@ def test_stored_text_is_the_audited_version(client, phone, app):
     with app.app_context():
         for sample_id in ids:
             sample = db.session.get(Sample, sample_id)
-            versions = db.session.execute(select(EntityVersion.version, EntityVersion.data_json).where(
-                EntityVersion.entity_type == "sample", EntityVersion.entity_key == sample_id)
-                .order_by(EntityVersion.version)).all()
+            versions = [(v.version, v.data_json) for v in samples_services.versions(sample)]
             assert [v for v, _ in versions] == list(range(1, sample.version + 1))
             created = db.session.scalar(select(AuditEvent.after_digest).where(
                 AuditEvent.entity_key == sample_id, AuditEvent.action == "create"))
@@ -86,6 +85,26 @@ def test_stored_text_is_the_audited_version(client, phone, app):
             assert sample.data_json is not None
             if sample.deleted_at is None:  # the edit wrote the new text; a tombstone keeps the data
                 assert sample.data_json == versions[-1][1]
+
+
+def test_first_version_is_stored_when_superseded(client, phone, app):
+    """A new sample's version 1 lives on its row; an edit or a delete stores it first, unchanged."""
+    ids = _push_three(client, phone)  # [0] edited, [1] completed by its media only, [2] deleted
+    with app.app_context():
+        stored = {k: [(v.version, v.actor) for v in db.session.scalars(select(EntityVersion).where(
+            EntityVersion.entity_type == "sample", EntityVersion.entity_key == k).order_by(EntityVersion.version))]
+            for k in ids}
+        created = {k: db.session.scalar(select(AuditEvent.after_digest).where(
+            AuditEvent.entity_key == k, AuditEvent.action == "create")) for k in ids}
+        first = {k: db.session.scalar(select(EntityVersion.data_json).where(
+            EntityVersion.entity_key == k, EntityVersion.version == 1)) for k in ids}
+    assert stored[ids[1]] == []  # never superseded: no copy of its body
+    assert [v for v, _ in stored[ids[0]]] == [1, 2] and [v for v, _ in stored[ids[2]]] == [1, 2]
+    for k in (ids[0], ids[2]):  # the copy is the body the create audited, by the account that pushed it
+        assert hashlib.sha256(first[k].encode()).hexdigest() == created[k]
+        assert stored[k][0][1] == stored[k][1][1]
+    listed = client.get(f"/api/v1/samples/{ids[1]}/versions", headers=phone["headers"])
+    assert [v["version"] for v in listed.get_json()["items"]] == [1]
 
 
 def test_sample_without_stored_text_is_built_from_its_columns(client, phone, app):

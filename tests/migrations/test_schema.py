@@ -60,3 +60,4 @@ def test_sqlite_database_runs_in_wal_with_foreign_keys(app):
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
         assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == app.config["SQLITE_BUSY_TIMEOUT_MS"]
+        assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 10_000
