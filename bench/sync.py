@@ -10,7 +10,7 @@ Run: ``.venv/bin/python bench/sync.py [--records 10000] [--runs 3] [--large 1000
   installed with ``npm install pouchdb-server@4.2.0`` into a cache folder on first use; skipped when npm
   is missing or the install fails);
 - growth: push cost per record into a store that already holds 10 k samples vs ``--large`` samples (rows,
-  audit events and versions filled with raw SQL inserts of realistic rows, not through HTTP);
+  their audit events filled with raw SQL inserts of realistic rows, not through HTTP);
 - where a record's time goes, in-process (validation, hashing, marshmallow of the same shape for comparison);
 - wall times plus the server process's CPU time (``/proc``), as the machine may be shared.
 
@@ -250,24 +250,22 @@ def cpu_seconds(pid: int) -> float:
 
 
 def fill(db_path: Path, n: int, parcels: list[dict]) -> None:
-    """Grow the store by ``n`` samples quickly: raw inserts of realistic rows with valid seqs, each
-    with the audit event and version row a push would have written (so every index a push touches
-    is as large as in a real store of that size)."""
+    """Grow the store by ``n`` samples quickly: raw inserts of realistic rows (stored text included)
+    with valid seqs, each with the audit event a push would have written (so every index a push
+    touches is as large as in a real store of that size; an unedited sample has no version row)."""
     conn = sqlite3.connect(db_path)
     conn.execute("PRAGMA journal_mode=WAL")
     start = conn.execute("SELECT value FROM sequence_counters WHERE name='changes'").fetchone()[0]
     sample_sql = ("INSERT INTO samples (id, code, parcel_code, county_code, state, flags, collected_at_raw, "
                   "collected_at, received_at, clock_skew_s, lat, lon, accuracy_m, mock_location, location_raw, "
                   "depth_top_cm, depth_bottom_cm, sample_type, land_use_observed, note, media, content_hash, "
-                  "version, seq, device_pk, created_by, held_until, created_at, updated_at, deleted_at) VALUES ("
-                  + ",".join("?" * 30) + ")")
+                  "version, seq, device_pk, created_by, held_until, created_at, updated_at, deleted_at, data_json) "
+                  "VALUES (" + ",".join("?" * 31) + ")")
     audit_sql = ("INSERT INTO audit_events (at, actor, action, entity_type, entity_key, before_digest, "
                  "after_digest, request_id, details) VALUES (?,?,?,?,?,?,?,?,?)")
-    version_sql = ("INSERT INTO entity_versions (entity_type, entity_key, version, deleted, data_json, actor, "
-                   "created_at) VALUES (?,?,?,?,?,?,?)")
     chunk = 50_000
     for base in range(0, n, chunk):
-        samples, audits, versions = [], [], []
+        samples, audits = [], []
         for i in range(base, min(n, base + chunk)):
             sid, code = str(uuid.uuid4()), f"FILL-{start + i:09d}"
             parcel = parcels[i % len(parcels)]["properties"]["code"]
@@ -281,13 +279,12 @@ def fill(db_path: Path, n: int, parcels: list[dict]) -> None:
             samples.append((sid, code, parcel, "360000", "complete", "[]", "2026-11-20T08:30:00+08:00",
                             "2026-11-20 00:30:00.000000", "2026-11-24 00:00:00.000000", 0.0, lat, lon, 4.5, 0,
                             location, 0, 20, "composite", "paddy", None, "[]", digest, 1, start + i + 1, None,
-                            "device:fill", None, "2026-11-24 00:00:00.000000", "2026-11-24 00:00:00.000000", None))
+                            "device:fill", None, "2026-11-24 00:00:00.000000", "2026-11-24 00:00:00.000000", None,
+                            data))
             audits.append(("2026-11-24 00:00:00.000000", "device:fill", "create", "sample", sid, None, digest,
                            None, "null"))
-            versions.append(("sample", sid, 1, 0, data, "device:fill", "2026-11-24 00:00:00.000000"))
         conn.executemany(sample_sql, samples)
         conn.executemany(audit_sql, audits)
-        conn.executemany(version_sql, versions)
         conn.commit()
     conn.execute("UPDATE sequence_counters SET value = ? WHERE name='changes'", (start + n,))
     conn.commit()

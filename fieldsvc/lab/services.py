@@ -20,6 +20,7 @@ from sqlalchemy import ColumnElement, func, insert, or_, select, true, update
 from ..audit.services import Change, record, record_many
 from ..auth.principal import Actor
 from ..dbtypes import isoformat, utcnow
+from ..dbutil import core_execute
 from ..errors import Problem, conflict, forbidden, not_found, validation_failed
 from ..extensions import db
 from ..samples.models import Sample
@@ -412,7 +413,7 @@ def link_held_results_for(samples: Sequence[tuple[str, str]], actor_label: str =
     by_key = {sample_code_key(code): sample_id for sample_id, code in samples}
     held = []
     for chunk in _chunks(list(by_key)):
-        held += db.session.execute(select(LabResult.id, LabResult.series, LabResult.status).where(
+        held += core_execute(select(LabResult.id, LabResult.series, LabResult.status).where(
             LabResult.series.in_(chunk), LabResult.sample_id.is_(None))).all()
     if not held:
         return 0

@@ -18,7 +18,7 @@ from ..audit.models import EntityVersion
 from ..audit.services import Change, canonical_json, insert_rows, record_many, versions_for
 from ..auth.principal import SYSTEM, Actor
 from ..dbtypes import isoformat, utcnow
-from ..dbutil import upsert
+from ..dbutil import core_execute, upsert
 from ..errors import not_found
 from ..extensions import db
 from ..media.models import MediaBlob, SampleMedia
@@ -192,14 +192,15 @@ def _row_text(row: Mapping[str, Any]) -> str:
         return canonical_json(row_data(row))
     bottom, top, accuracy, lat, lon = numbers
     if row["lat"] is not None or row["location_raw"] is not None:
-        raw = canonical_json(row["location_raw"] or {})
+        raw = canonical_json(row["location_raw"]) if row["location_raw"] else "{}"
         location = (f'{{"accuracy_m":{accuracy},"lat":{lat},"lon":{lon},'
                     f'"mock":{_LITERALS[bool(row["mock_location"])]},"raw":{raw}}}')
     else:
         location = "null"
     code, collected_at, land_use, note, parcel, sample_type = texts
+    media = canonical_json(list(row["media"])) if row["media"] else "[]"
     return (f'{{"code":{code},"collected_at":{collected_at},"depth_bottom_cm":{bottom},"depth_top_cm":{top},'
-            f'"land_use_observed":{land_use},"location":{location},"media":{canonical_json(list(row["media"] or []))},'
+            f'"land_use_observed":{land_use},"location":{location},"media":{media},'
             f'"note":{note},"parcel":{parcel},"sample_type":{sample_type}}}')
 
 
@@ -312,8 +313,8 @@ def complete_media(shas: Iterable[str]) -> set[str]:
     shas = list(set(shas))
     if not shas:
         return set()
-    return set(db.session.scalars(select(MediaBlob.sha256).where(MediaBlob.sha256.in_(shas),
-                                                                 MediaBlob.complete.is_(True))))
+    return set(core_execute(select(MediaBlob.sha256).where(MediaBlob.sha256.in_(shas),
+                                                           MediaBlob.complete.is_(True))).scalars())
 
 
 def parcels_for(codes: Iterable[str], actor: Actor) -> dict[str, ParcelInfo]:
@@ -322,8 +323,8 @@ def parcels_for(codes: Iterable[str], actor: Actor) -> dict[str, ParcelInfo]:
     if not codes:
         return {}
     visible = case((and_(*parcel_scope(actor)), 1), else_=0)  # one statement: visibility is a column
-    rows = db.session.execute(select(Parcel.code, Parcel.county_code, Parcel.geometry_json, Parcel.deleted_at,
-                                     visible).where(Parcel.code.in_(codes)))
+    rows = core_execute(select(Parcel.code, Parcel.county_code, Parcel.geometry_json, Parcel.deleted_at,
+                               visible).where(Parcel.code.in_(codes)))
     return {code: ParcelInfo(code, county, _geometry(geometry), deleted is not None, bool(seen))
             for code, county, geometry, deleted, seen in rows}
 

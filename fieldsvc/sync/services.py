@@ -28,7 +28,7 @@ from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from ..audit.services import Change, record, record_many
 from ..auth.principal import Actor
 from ..dbtypes import isoformat, utcnow
-from ..dbutil import upsert
+from ..dbutil import core_execute, upsert
 from ..devices.models import Device, DeviceAssignment
 from ..errors import Problem, conflict, not_found, validation_failed
 from ..extensions import db
@@ -262,8 +262,8 @@ def _fast_insert(items: list[Item], batch: Batch) -> set[int]:
         return set()
     ids = [it.id for it in items]
     codes = [it.clean["code"] for it in items]
-    existing_ids = set(db.session.scalars(select(Sample.id).where(Sample.id.in_(ids))))
-    existing_codes = set(db.session.scalars(select(Sample.code).where(Sample.code.in_(codes))))
+    existing_ids = set(core_execute(select(Sample.id).where(Sample.id.in_(ids))).scalars())
+    existing_codes = set(core_execute(select(Sample.code).where(Sample.code.in_(codes))).scalars())
     seen_ids: set[str] = set()
     seen_codes: set[str] = set()
     slow: set[int] = set()
