@@ -20,7 +20,7 @@ import secrets
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from sqlalchemy import String, select, type_coerce, update
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError
@@ -54,18 +54,26 @@ def actor_key(actor: Actor) -> str:
     return actor.label
 
 
-def request_hash(body: Any) -> str:
-    """What "the same request" means for an Idempotency-Key: everything but ``device_sent_at``.
+def request_digest(body: Mapping[str, Any], items: Sequence[Item]) -> str:
+    """What "the same request" means for an Idempotency-Key: the same records, judged by content.
 
-    A phone re-sending a stored batch stamps it with the time of *this* attempt, so the skew
-    estimate is not thrown off by a batch that waited hours for a network.
+    Built from the records as checked (a valid record by its id, envelope and ``content_hash``,
+    a rejected one by its canonical JSON), so a retry is recognised by meaning rather than bytes:
+    key order, spacing or ``28,1`` for ``28.1`` do not make it another request, and hashing costs
+    about 1 µs per record instead of re-encoding the whole body (~10 µs). ``device_sent_at`` is
+    left out: a phone re-sending a stored batch stamps it with the time of *this* attempt, so the
+    skew estimate is not thrown off by a batch that waited hours for a network.
     """
-    if isinstance(body, Mapping):
-        body = {k: v for k, v in body.items() if k != "device_sent_at"}
-    return hashlib.sha256(_request_text(body).encode()).hexdigest()
+    lines = [f"schema_version={body.get('schema_version', 1)!r}"]
+    for it, raw in zip(items, body["records"], strict=True):
+        if it.result is not None:  # rejected while checking: its body as sent
+            lines.append("raw\t" + _request_text(raw))
+        else:
+            lines.append(f"{it.id}\t{it.base_version}\t{it.deleted}\t{it.digest}")
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()
 
 
-_request_text = json.JSONEncoder(sort_keys=True, separators=(",", ":")).encode
+_request_text = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=repr).encode
 
 
 def claim_idempotency_key(actor: Actor, key: str, digest: str) -> IdempotentPush | None:
@@ -129,17 +137,32 @@ class Batch:
     changed: set[str] = field(default_factory=set)  # existing samples edited or deleted: re-grade them
 
 
-def push(body: Mapping[str, Any], actor: Actor, *, hold_ttl_s: int, max_records: int) -> dict[str, Any]:
-    """Judge every record of a push body; returns ``{"server_time", "results"}``."""
+@dataclass(frozen=True)
+class Replay:
+    """The stored answer to an Idempotency-Key already used for this request."""
+
+    text: str
+    status: int
+
+
+def push(body: Mapping[str, Any], actor: Actor, *, hold_ttl_s: int, max_records: int,
+         idempotency_key: str | None = None) -> dict[str, Any] | Replay:
+    """Judge every record of a push body; returns ``{"server_time", "results"}``, or the stored
+    ``Replay`` when ``idempotency_key`` already answered this request (nothing is written then)."""
     with gc_paused():  # a batch makes tens of thousands of small objects and no cycles
-        return _push(body, actor, hold_ttl_s, max_records)
+        return _push(body, actor, hold_ttl_s, max_records, idempotency_key)
 
 
-def _push(body: Mapping[str, Any], actor: Actor, hold_ttl_s: int, max_records: int) -> dict[str, Any]:
+def _push(body: Mapping[str, Any], actor: Actor, hold_ttl_s: int, max_records: int,
+          key: str | None) -> dict[str, Any] | Replay:
     records = _envelope(body, max_records)
     now = utcnow()
     batch = Batch(actor, now, estimate_skew(body.get("device_sent_at"), now), hold_ttl_s)
     items = [_check_record(i, r) for i, r in enumerate(records)]
+    if key is not None:  # checks read nothing stored: the claim comes before the first write
+        stored = claim_idempotency_key(actor, key, request_digest(body, items))
+        if stored is not None and stored.response is not None:
+            return Replay(stored.response, stored.status_code)
     live = [it for it in items if it.result is None]
     allocate(1)  # take the change-sequence lock first: media completion and pushes then serialise
     batch.parcels = samples.parcels_for((it.clean["parcel"] for it in live if not it.deleted), actor)

@@ -57,13 +57,11 @@ def _push(key: str | None) -> Response:
     if not isinstance(body, Mapping):
         raise validation_failed({"_body": ["must be a JSON object"]})
     actor = current_actor()
-    if key is not None:
-        stored = services.claim_idempotency_key(actor, key, services.request_hash(body))
-        if stored is not None and stored.response is not None:
-            return Response(stored.response, status=stored.status_code, mimetype="application/json",
-                            headers={"Idempotent-Replay": "true"})
     result = services.push(body, actor, hold_ttl_s=current_app.config["HOLD_TTL_S"],
-                           max_records=current_app.config["MAX_BATCH_RECORDS"])
+                           max_records=current_app.config["MAX_BATCH_RECORDS"], idempotency_key=key)
+    if isinstance(result, services.Replay):
+        return Response(result.text, status=result.status, mimetype="application/json",
+                        headers={"Idempotent-Replay": "true"})
     text = _encode(result)
     if key is not None:
         services.store_idempotent_response(actor, key, text)

@@ -6,6 +6,7 @@ The helpers at the top are shared by the other ``test_sync_*``, ``test_samples_*
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -141,6 +142,27 @@ def test_retry_stamped_with_a_new_send_time_is_still_the_same_request(client, ph
     first = push(client, phone["headers"], records, key=key, device_sent_at="2026-11-24T01:00:00Z")
     later = push(client, phone["headers"], records, key=key, device_sent_at="2026-11-24T07:30:00Z")
     assert later.status_code == 200 and later.data == first.data
+    assert count_samples(app) == 1
+
+
+def test_retry_is_recognised_by_content_not_bytes(client, phone, app):
+    """Re-serialised with other key order and spacing, ``28,1``-style decimals: still the same request;
+    a rejected record that changed is another request."""
+    rec = record(data_for(phone["parcels"][0], "B-1"))
+    bad = record(data_for(phone["parcels"][1], "B-2"))
+    bad["data"]["depth_top_cm"] = "deep"
+    key = str(uuid.uuid4())
+    first = push(client, phone["headers"], [rec, bad], key=key)
+    again = dict(rec, data={k: rec["data"][k] for k in reversed(list(rec["data"]))})
+    again["data"]["location"] = dict(rec["data"]["location"], lat=str(rec["data"]["location"]["lat"]).replace(".", ","))
+    text = json.dumps({"records": [again, bad], "schema_version": 1}, indent=2)
+    replay = client.post("/api/v1/sync/push", data=text, content_type="application/json",
+                         headers={**phone["headers"], "Idempotency-Key": key})
+    assert replay.status_code == 200 and replay.data == first.data
+    assert replay.headers.get("Idempotent-Replay") == "true"
+    other_bad = dict(bad, data=dict(bad["data"], depth_top_cm="deeper"))
+    assert_problem(push(client, phone["headers"], [rec, other_bad], key=key), 422, "idempotency_key_reused",
+                   field="Idempotency-Key")
     assert count_samples(app) == 1
 
 
