@@ -8,6 +8,7 @@ import json
 import logging
 from typing import Any, Callable, Mapping
 
+import orjson
 from flask import Flask, Response, current_app, g, jsonify, request, session
 from marshmallow import Schema, ValidationError
 from sqlalchemy import Select
@@ -102,9 +103,19 @@ def json_body(max_bytes: int | None = None) -> Any:
     if b"\\u0000" in raw:  # PostgreSQL text cannot hold NUL, and no field of ours needs it
         raise validation_failed({"_body": ["text must not contain NUL (\\u0000) characters"]})
     try:
-        return json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+        return orjson.loads(raw)  # 2-3x faster; it refuses a few things the standard parser takes
+    except orjson.JSONDecodeError:
+        pass  # (integers past 64 bits, lone surrogates, 1e400): the standard parser decides, as before
+    try:
+        body = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
     except (UnicodeDecodeError, ValueError) as exc:
         raise Problem(400, "malformed_json", f"The body is not valid JSON: {exc}") from None
+    try:  # (only here, on the rare bodies orjson refused) a lone surrogate escape cannot be stored
+        json.dumps(body, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise validation_failed({"_body": ["text must be valid Unicode (a lone surrogate escape such as "
+                                           "\\ud800 is not)"]}) from None
+    return body
 
 
 def _reject_constant(name: str) -> None:

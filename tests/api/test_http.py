@@ -72,6 +72,23 @@ def test_malformed_json_is_400(client, admin, payload):
     assert_problem(resp, 400, "malformed_json")
 
 
+@pytest.mark.parametrize("value", [b"1" * 40, b"1e400"])
+def test_json_the_fast_parser_refuses_is_still_parsed_as_before(client, admin, value):
+    """orjson refuses integers past 64 bits and 1e400; the standard parser took them, so they still
+    reach validation and get a 422 naming the field, not a 400."""
+    body = b'{"code": "360999", "name": ' + value + b', "level": "county"}'
+    resp = client.post("/api/v1/regions", data=body, content_type="application/json", headers=admin.headers)
+    assert_problem(resp, 422, "validation_failed", field="name")
+
+
+def test_lone_surrogate_escape_is_422_not_500(client, admin, app):
+    """Parsed by the standard library but not storable as UTF-8: refused naming the body; nothing stored."""
+    body = b'{"code": "360998", "name": "\\ud800x", "level": "county"}'
+    resp = client.post("/api/v1/regions", data=body, content_type="application/json", headers=admin.headers)
+    assert_problem(resp, 422, "validation_failed", field="_body")
+    assert client.get("/api/v1/regions/360998", headers=admin.headers).status_code == 404
+
+
 def test_wrong_media_type_is_415(client, admin):
     resp = client.post("/api/v1/regions", data="code=1", content_type="text/plain", headers=admin.headers)
     assert_problem(resp, 415, "unsupported_media_type")
