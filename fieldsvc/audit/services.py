@@ -87,7 +87,8 @@ def record_many(actor: str, changes: Iterable[Change], details: dict[str, Any] |
 
 
 def insert_rows(table: Table, fixed: Sequence[str], fixed_values: Sequence[Any], columns: Sequence[str],
-                rows: Sequence[Sequence[Any]], memo: Sequence[str] = ()) -> None:
+                rows: Sequence[Sequence[Any]], memo: Sequence[str] = (), skip_conflicts: bool = False,
+                prebound: Sequence[str] = ()) -> None:
     """``INSERT`` many rows with the driver's ``executemany``, in the session's transaction.
 
     ``fixed`` columns take one value for every row (bound once); ``rows`` hold the values of
@@ -95,7 +96,10 @@ def insert_rows(table: Table, fixed: Sequence[str], fixed_values: Sequence[Any],
     exactly as a Core insert would store them; for the ``memo`` columns (few distinct values:
     timestamps of the request, flag lists, empty manifests) each distinct value is processed
     once. Database errors surface as SQLAlchemy's ``IntegrityError``/``DataError``/
-    ``OperationalError``, like any statement.
+    ``OperationalError``, like any statement. ``skip_conflicts``: a row that would break a unique
+    constraint is left out (``ON CONFLICT DO NOTHING``, on both engines). ``prebound`` columns already
+    hold what their bind processor returns (the caller applied it, e.g. in a worker process) and
+    are passed as they are.
     """
     if not rows:
         return
@@ -107,11 +111,12 @@ def insert_rows(table: Table, fixed: Sequence[str], fixed_values: Sequence[Any],
     # column by column: each processor is mapped over its column (a C loop), not called cell by cell
     values: list[Sequence[Any]] = list(zip(*rows, strict=True))
     for i, name in enumerate(columns):
-        p = _processor(table, name, dialect)
+        p = None if name in prebound else _processor(table, name, dialect)
         if p is not None:
             values[i] = _memo_map(p, values[i]) if name in memo else list(map(p, values[i]))
     bound = list(zip(*map(repeat, head), *values, strict=False))  # (the fixed values repeat; columns end it)
-    connection.exec_driver_sql(_insert_sql(table, (*fixed, *columns), dialect), bound)
+    sql = _insert_sql(table, (*fixed, *columns), dialect)
+    connection.exec_driver_sql(sql + " ON CONFLICT DO NOTHING" if skip_conflicts else sql, bound)
 
 
 def _memo_map(p: Callable[[Any], Any], column: Sequence[Any]) -> list[Any]:
@@ -120,12 +125,16 @@ def _memo_map(p: Callable[[Any], Any], column: Sequence[Any]) -> list[Any]:
     if len(set(map(id, column))) == 1:  # one object in every row (the request's timestamp): one call
         return [p(first)] * len(column)
     cache: dict[Any, Any] = {}
+    seen: dict[int, Any] = {}  # id → bound value: one object in many rows is keyed once (ids stay live here)
     out = []
     for value in column:
-        key = _memo_key(value)
-        got = cache.get(key, _MISSING)
+        got = seen.get(id(value), _MISSING)
         if got is _MISSING:
-            got = cache[key] = p(value)
+            key = _memo_key(value)
+            got = cache.get(key, _MISSING)
+            if got is _MISSING:
+                got = cache[key] = p(value)
+            seen[id(value)] = got
         out.append(got)
     return out
 

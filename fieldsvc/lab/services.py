@@ -410,6 +410,8 @@ def link_held_results_for(samples: Sequence[tuple[str, str]], actor_label: str =
     held, so a push of 500 new samples stays cheap. Returns how many results were linked.
     Flushes; the caller's transaction commits.
     """
+    if core_execute(select(LabResult.id).where(LabResult.sample_id.is_(None)).limit(1)).first() is None:
+        return 0  # nothing is held (the usual case): one index probe instead of a lookup per chunk
     by_key = {sample_code_key(code): sample_id for sample_id, code in samples}
     held = []
     for chunk in _chunks(list(by_key)):

@@ -222,10 +222,21 @@ ROW_COLUMNS = ("id", "code", "parcel_code", "county_code", "state", "flags", "co
                "updated_at", "deleted_at", "data_json")
 
 
-def insert_samples(rows: list[dict[str, Any]]) -> None:
-    """Insert ``new_row`` dicts with one driver ``executemany`` (no ON CONFLICT: a clash raises
-    IntegrityError, and the caller judges each record alone)."""
-    insert_rows(Sample.__table__, (), (), ROW_COLUMNS, list(map(_ROW_VALUES, rows)), memo=_MEMO_COLUMNS)
+def insert_new_samples(rows: list[dict[str, Any]]) -> set[str]:
+    """Insert ``new_row`` dicts with one driver ``executemany``, leaving out any whose id or bag code
+    is taken; returns the ids that went in.
+
+    Those are read back by the rows' fresh change numbers (a range of the ``seq`` index), so a
+    batch of new samples costs no lookup of each id and code first; the caller judges the rest alone.
+    """
+    if not rows:
+        return set()
+    insert_rows(Sample.__table__, (), (), ROW_COLUMNS, list(map(_ROW_VALUES, rows)), memo=_MEMO_COLUMNS,
+                skip_conflicts=True)
+    seqs = [row["seq"] for row in rows]
+    mine = {(sid, seq) for sid, seq in core_execute(select(Sample.id, Sample.seq).where(
+        Sample.seq.between(min(seqs), max(seqs))))}
+    return {row["id"] for row in rows if (row["id"], row["seq"]) in mine}
 
 
 _ROW_VALUES = itemgetter(*ROW_COLUMNS)

@@ -28,7 +28,7 @@ from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from ..audit.services import Change, record, record_many
 from ..auth.principal import Actor
 from ..dbtypes import isoformat, utcnow
-from ..dbutil import core_execute, upsert
+from ..dbutil import upsert
 from ..devices.models import Device, DeviceAssignment
 from ..errors import Problem, conflict, not_found, validation_failed
 from ..extensions import db
@@ -280,41 +280,41 @@ def _derive(it: Item, batch: Batch) -> samples.Derivation:
 
 
 def _fast_insert(items: list[Item], batch: Batch) -> set[int]:
-    """Insert every plainly new record at once; returns the indexes that need judging alone."""
+    """Insert every plainly new record at once; returns the indexes that need judging alone.
+
+    One ``INSERT … ON CONFLICT DO NOTHING`` for the batch (a record repeated within it goes in
+    once); whatever did not go in (a resend, an edit, a taken bag code) is judged alone.
+    """
     if not items:
         return set()
-    ids = [it.id for it in items]
-    codes = [it.clean["code"] for it in items]
-    existing_ids = set(core_execute(select(Sample.id).where(Sample.id.in_(ids))).scalars())
-    existing_codes = set(core_execute(select(Sample.code).where(Sample.code.in_(codes))).scalars())
     seen_ids: set[str] = set()
     seen_codes: set[str] = set()
     slow: set[int] = set()
     fresh: list[Item] = []
     for it in items:
         code = it.clean["code"]
-        if it.id in existing_ids or code in existing_codes or it.id in seen_ids or code in seen_codes:
+        if it.id in seen_ids or code in seen_codes:
             slow.add(it.index)
         else:
             fresh.append(it)
         seen_ids.add(it.id)  # type: ignore[arg-type]
         seen_codes.add(code)
-    if not fresh:
-        return slow
     rows, derived = [], {}
     for it, seq in zip(fresh, allocate(len(fresh)), strict=True):
         d = derived[it.index] = _derive(it, batch)
         rows.append(samples.new_row(it.id, it.clean, it.checked.collected_at_utc, d, seq,  # type: ignore
                                     batch.skew_s, batch.now, batch.actor, it.digest))  # type: ignore[arg-type]
-    # The ids and codes were just looked up under the sequence lock, so a clash here is a race
-    # or bad data: the savepoint drops the whole statement and every record is judged alone.
+    # Unique clashes are skipped by the statement; anything else (bad data the checks missed) drops
+    # the whole statement in its savepoint and every record is judged alone.
     try:
         with db.session.begin_nested():
-            samples.insert_samples(rows)
+            inserted = samples.insert_new_samples(rows)
     except (IntegrityError, DataError):
         return slow | {it.index for it in fresh}
-    samples.set_media_links((it.id, it.clean["media"]) for it in fresh if it.clean["media"])  # type: ignore[misc]
-    for it, row in zip(fresh, rows, strict=True):
+    kept = [(it, row) for it, row in zip(fresh, rows, strict=True) if it.id in inserted]
+    slow |= {it.index for it in fresh if it.id not in inserted}
+    samples.set_media_links((it.id, it.clean["media"]) for it, _ in kept if it.clean["media"])  # type: ignore
+    for it, row in kept:
         _created(it, row, derived[it.index], batch)
     return slow
 
