@@ -1,8 +1,10 @@
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from fieldsvc.samples.validation import (
     SampleRules,
@@ -152,3 +154,19 @@ def test_validation_keeps_the_device_time_verbatim_however_wrong(raw):
     assert result.clean["collected_at"] == raw
     assert "collected_at_corrected" not in result.clean
     assert result.collected_at_utc == parse_rfc3339(raw)
+
+
+@given(moment=st.datetimes(min_value=datetime(1900, 1, 1), max_value=datetime(2100, 12, 31)),
+       offset_min=st.integers(-23 * 60 - 59, 23 * 60 + 59), digits=st.integers(0, 9),
+       sep=st.sampled_from("Tt "), zulu=st.sampled_from(["", "Z", "z"]))
+def test_rfc3339_fast_path_agrees_with_the_components(moment, offset_min, digits, sep, zulu):
+    """The C parser takes the usual stamps; the moment must be the one the components name."""
+    sign, mag = ("-" if offset_min < 0 else "+"), abs(offset_min)
+    zone = zulu or f"{sign}{mag // 60:02d}:{mag % 60:02d}"
+    frac = f"{moment.microsecond:06d}{'789'}"[:digits]
+    text = f"{moment:%Y-%m-%d}{sep}{moment:%H:%M:%S}{'.' + frac if digits else ''}{zone}"
+    micro = int(frac[:6].ljust(6, "0")) if digits else 0
+    offset = timedelta(0) if zulu else timedelta(minutes=offset_min)
+    expected = moment.replace(microsecond=micro, tzinfo=timezone(offset)).astimezone(UTC)
+    parsed = parse_rfc3339(text)
+    assert parsed == expected and parsed.tzinfo is UTC and parsed.isoformat() == expected.isoformat()
