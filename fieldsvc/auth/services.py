@@ -10,6 +10,7 @@ from sqlalchemy import select, update
 
 from ..audit.services import Change, record
 from ..dbtypes import utcnow
+from ..dbutil import core_execute
 from ..errors import Problem, rate_limited, unauthorized, validation_failed
 from ..extensions import db
 from . import ratelimit
@@ -101,35 +102,42 @@ def issue_user_token(user: User, ttl_s: int) -> IssuedToken:
 
 
 def authenticate_bearer(token: str) -> Actor:
-    """Resolve a bearer token, or raise 401 with a code saying why."""
+    """Resolve a bearer token, or raise 401 with a code saying why.
+
+    One Core statement for the token, its account and its device (every API request pays for it;
+    loading the three as ORM objects cost ~1 ms).
+    """
     from ..devices.models import Device  # devices import auth; keep the cycle one-way at import time
 
-    row = db.session.execute(
-        select(ApiToken, User).join(User, User.id == ApiToken.user_id).where(
-            ApiToken.token_hash == token_digest(token)
-        )
+    row = core_execute(
+        select(ApiToken.revoked_at, ApiToken.expires_at, ApiToken.device_pk, User.id, User.username, User.role,
+               User.county_code, User.disabled_at, Device.revoked_at, Device.county_code, Device.device_id,
+               Device.last_seen_at)
+        .join(User, User.id == ApiToken.user_id)
+        .outerjoin(Device, Device.id == ApiToken.device_pk)
+        .where(ApiToken.token_hash == token_digest(token))
     ).first()
     if row is None:
         raise unauthorized("The token is not valid.", code="invalid_token")
-    api_token, user = row
+    (revoked_at, expires_at, device_pk, user_id, username, role, county_code, disabled_at,
+     device_revoked_at, device_county, device_id, last_seen_at) = row
     now = utcnow()
-    if api_token.revoked_at is not None or user.disabled_at is not None:
+    if revoked_at is not None or disabled_at is not None:
         raise unauthorized("The token has been revoked.", code="token_revoked")
-    if api_token.expires_at is not None and api_token.expires_at <= now:
+    if expires_at is not None and expires_at <= now:
         raise unauthorized("The token has expired; log in again.", code="token_expired")
-    if api_token.device_pk is None:
-        return Actor(user.id, user.username, user.role, user.county_code)
-    device = db.session.get(Device, api_token.device_pk)
-    if device is None or device.revoked_at is not None:
+    if device_pk is None:
+        return Actor(user_id, username, role, county_code)
+    if device_id is None or device_revoked_at is not None:
         raise unauthorized("This device has been revoked.", code="device_revoked")
-    _touch_device(device, now)
-    return Actor(user.id, user.username, "sampler", device.county_code or user.county_code,
-                 device_pk=device.id, device_id=device.device_id)
+    _touch_device(device_pk, last_seen_at, now)
+    return Actor(user_id, username, "sampler", device_county or county_code, device_pk=device_pk,
+                 device_id=device_id)
 
 
-def _touch_device(device: Any, now: datetime) -> None:
+def _touch_device(device_pk: int, last_seen_at: datetime | None, now: datetime) -> None:
     """Keep ``last_seen_at`` to the minute without a write on every request."""
-    if device.last_seen_at is None or now - device.last_seen_at >= LAST_SEEN_RESOLUTION:
+    if last_seen_at is None or now - last_seen_at >= LAST_SEEN_RESOLUTION:
         from ..devices.models import Device
 
-        db.session.execute(update(Device).where(Device.id == device.id).values(last_seen_at=now))
+        db.session.execute(update(Device).where(Device.id == device_pk).values(last_seen_at=now))
