@@ -120,23 +120,24 @@ def insert_rows(table: Table, fixed: Sequence[str], fixed_values: Sequence[Any],
 
 
 def _memo_map(p: Callable[[Any], Any], column: Sequence[Any]) -> list[Any]:
-    """``p`` over a column with few distinct values, each distinct value processed once."""
-    first = column[0]
-    if len(set(map(id, column))) == 1:  # one object in every row (the request's timestamp): one call
-        return [p(first)] * len(column)
+    """``p`` over a column with few distinct values, each distinct value processed once.
+
+    Rows are matched to values by object first (C-level ``map``/``zip``; the column keeps every
+    object alive, so ids are not reused), then equal objects share one ``p`` call by ``_memo_key``.
+    """
+    ids = list(map(id, column))
+    objects = dict(zip(ids, column, strict=True))  # one entry per distinct object
+    if len(objects) == 1:  # one object in every row (the request's timestamp): one call
+        return [p(column[0])] * len(column)
     cache: dict[Any, Any] = {}
-    seen: dict[int, Any] = {}  # id → bound value: one object in many rows is keyed once (ids stay live here)
-    out = []
-    for value in column:
-        got = seen.get(id(value), _MISSING)
+    bound: dict[int, Any] = {}
+    for i, value in objects.items():
+        key = _memo_key(value)
+        got = cache.get(key, _MISSING)
         if got is _MISSING:
-            key = _memo_key(value)
-            got = cache.get(key, _MISSING)
-            if got is _MISSING:
-                got = cache[key] = p(value)
-            seen[id(value)] = got
-        out.append(got)
-    return out
+            got = cache[key] = p(value)
+        bound[i] = got
+    return list(map(bound.__getitem__, ids))
 
 
 _MISSING = object()

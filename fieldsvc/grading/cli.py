@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import click
 from flask.cli import with_appcontext
 from sqlalchemy import func, select
@@ -9,6 +11,8 @@ from sqlalchemy import func, select
 from ..auth.principal import SYSTEM, Actor
 from ..errors import Problem
 from ..extensions import db
+
+DEFAULT_WORKERS = 2 if (os.cpu_count() or 1) > 1 else 0  # readers ahead of the one writing process
 
 
 def _fail(problem: Problem) -> None:
@@ -20,8 +24,11 @@ def _fail(problem: Problem) -> None:
 @click.command("grade")
 @click.option("--county", required=True, help="County division code to grade (all its parcels).")
 @click.option("--rule-pack", default=None, help="Rule pack code (default: the green-food soil pack).")
+@click.option("--workers", type=click.IntRange(min=0), default=DEFAULT_WORKERS, show_default=True,
+              help="Worker processes that read and evaluate ahead while this one writes (SQLite in WAL mode "
+                   "only; 0: serial).")
 @with_appcontext
-def grade(county: str, rule_pack: str | None) -> None:
+def grade(county: str, rule_pack: str | None, workers: int) -> None:
     """Grade every parcel of a county and rebuild its village, farm-park and county roll-ups."""
     from ..places.models import Parcel
     from . import services
@@ -29,8 +36,9 @@ def grade(county: str, rule_pack: str | None) -> None:
     actor = Actor(SYSTEM.user_id, "cli", "admin")
     try:
         total = db.session.scalar(select(func.count()).select_from(Parcel).where(Parcel.county_code == county))
+        db.session.rollback()  # the run starts its own transaction (workers need one that begins with it)
         with click.progressbar(length=total or 0, label=f"grading county {county}") as bar:
-            run = services.run_grading("county", county, rule_pack, actor, progress=bar.update)
+            run = services.run_grading("county", county, rule_pack, actor, progress=bar.update, workers=workers)
         body = services.run_dict(run, include_changed=False)
         db.session.commit()
     except Problem as problem:

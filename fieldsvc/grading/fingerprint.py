@@ -69,31 +69,101 @@ def _fragment(a: str, m: Any) -> str:
             f'{"null" if dl is None else chr(34) + str(dl) + chr(34)},{_word(m.unit)}]')
 
 
+_FROZEN: set[type] = set()  # measurement classes whose instances never change (``immutable``)
+_FRAGMENTS: dict[int, tuple[Any, str, str]] = {}  # id(measurement) → (measurement, analyte, fragment)
+_FRAGMENTS_MAX = 200_000
+
+
+def immutable(cls: type) -> type:
+    """Class decorator: instances never change, so each one's JSON fragment is written once and kept.
+
+    A county run interns one measurement object per distinct stored result, so most fragments of a
+    run are looked up, not written. The cache holds the object itself, so its id is not reused.
+    """
+    _FROZEN.add(cls)
+    return cls
+
+
+def _fragment_of(a: str, m: Any) -> str:
+    got = _FRAGMENTS.get(id(m))
+    if got is not None and got[0] is m and got[1] == a:
+        return got[2]
+    text = _fragment(a, m)
+    if type(m) in _FROZEN and type(a) is str:
+        if len(_FRAGMENTS) >= _FRAGMENTS_MAX:
+            _FRAGMENTS.clear()
+        _FRAGMENTS[id(m)] = (m, a, text)
+    return text
+
+
+_PACKS: dict[tuple, str] = {}  # the packs' JSON text per packs tuple
+_WANTED: dict[tuple, frozenset[str]] = {}  # analyte tuples as sets
+
+
+def _pack_text(packs: list) -> str:
+    key = tuple(map(tuple, packs))
+    text = _PACKS.get(key)
+    if text is None:
+        items = ["[" + ",".join(_json(x) for x in p) + "]" for p in sorted(list(p) for p in packs)]
+        text = "[" + ",".join(items) + "]"
+        if len(_PACKS) < 1_000:
+            _PACKS[key] = text
+    return text
+
+
+def _sample_key(s: Any) -> tuple[Any, Any]:
+    return s.sample_id, s.sample_code
+
+
+def _sample_text(s: Any, wanted: frozenset[str] | set[str]) -> str | None:
+    sid, code, meas = s.sample_id, s.sample_code, s.measurements
+    if type(sid) is not str or type(code) is not str:
+        return None
+    parts = []
+    for a in sorted(meas):
+        if a in wanted:
+            m = meas[a]
+            got = _FRAGMENTS.get(id(m))  # _fragment_of, inlined: a run asks this 7 million times
+            parts.append(got[2] if got is not None and got[0] is m and got[1] == a else _fragment_of(a, m))
+    inner = ",".join(parts)
+    return f"[{_encode(sid)},{_encode(code)},[{inner}]]"
+
+
 def _fast_canonical(packs: Iterable[tuple[str, str]], land_use: str, samples: Sequence[Any],
                     wanted: frozenset[str] | set[str]) -> str | None:
     """The same text as ``canonical_inputs`` for the usual inputs; None when only the reference will do."""
-    keyed = sorted(((s.sample_id, s.sample_code), s) for s in samples) if len(samples) > 1 else \
-        [((s.sample_id, s.sample_code), s) for s in samples]
-    if len(samples) > 1 and len({k for k, _ in keyed}) != len(keyed):
-        return None  # two samples with one id and code: the reference breaks the tie on their results
-    parts = []
-    for (sid, code), s in keyed:
-        if type(sid) is not str or type(code) is not str:
+    if len(samples) == 1:
+        body = _sample_text(samples[0], wanted)
+        if body is None:
             return None
-        meas = s.measurements
-        names = sorted(a for a in meas if a in wanted)
-        inner = ",".join(_fragment(a, meas[a]) for a in names)
-        parts.append(f"[{_encode(sid)},{_encode(code)},[{inner}]]")
-    pack_list = sorted(list(p) for p in packs)
-    pack_text = ",".join(f"[{','.join(_json(x) for x in p)}]" for p in pack_list)
-    return f'{{"land_use":{_json(land_use)},"packs":[{pack_text}],"samples":[{",".join(parts)}]}}'
+    else:
+        ordered = sorted(samples, key=_sample_key)
+        if len(set(map(_sample_key, ordered))) != len(ordered):
+            return None  # two samples with one id and code: the reference breaks the tie on their results
+        parts = []
+        for s in ordered:
+            text = _sample_text(s, wanted)
+            if text is None:
+                return None
+            parts.append(text)
+        body = ",".join(parts)
+    return f'{{"land_use":{_word(land_use)},"packs":{_pack_text(packs)},"samples":[{body}]}}'
 
 
 def fingerprint(packs: Iterable[tuple[str, str]], land_use: str, samples: Sequence[Any],
                 analytes: Iterable[str]) -> str:
     """sha256 hex of the canonical inputs plus every (pack code, version) involved."""
     packs = list(packs)
-    wanted = analytes if isinstance(analytes, (set, frozenset)) else set(analytes)
+    if isinstance(analytes, (set, frozenset)):
+        wanted = analytes
+    elif type(analytes) is tuple:
+        wanted = _WANTED.get(analytes)
+        if wanted is None:
+            wanted = frozenset(analytes)
+            if len(_WANTED) < 1_000:
+                _WANTED[analytes] = wanted
+    else:
+        wanted = set(analytes)
     text = _fast_canonical(packs, land_use, samples, wanted)
     body = text.encode() if text is not None else canonical_inputs(packs, land_use, samples, wanted)
     return hashlib.sha256(body).hexdigest()

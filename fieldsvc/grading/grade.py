@@ -30,7 +30,7 @@ from decimal import Context, Decimal, InvalidOperation
 from typing import Any
 
 from fieldsvc.errors import Problem
-from fieldsvc.grading.fingerprint import fingerprint
+from fieldsvc.grading.fingerprint import fingerprint, immutable
 from fieldsvc.grading.rules import PhTable, RulePack, load_pack, lookup, lookup_below, parse_band, to_decimal
 
 PASS, INDETERMINATE, EXCEEDS = "pass", "indeterminate", "exceeds"
@@ -43,6 +43,7 @@ _PH_MAX = Decimal(14)
 _NONE_INDEX = Decimal(-1)
 
 
+@immutable
 @dataclass(frozen=True, slots=True)
 class Measurement:
     """One approved lab result in its canonical unit; ``value`` is None when censored (``<``)."""

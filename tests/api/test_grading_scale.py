@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import pytest
 from sqlalchemy import func, select
 
 from fieldsvc.extensions import db
@@ -63,3 +64,95 @@ def test_county_run_counts_members_it_did_not_grade(app, client, official, count
     assert after.parcel_count == before.parcel_count + 1 == members
     assert after.total_area - before.total_area == Decimal("1234.5")
     assert after.qualified_area - before.qualified_area == Decimal("1234.5")
+
+
+def _stored_run(app, run) -> dict:
+    """What a run stored, without ids and clocks: grade rows, members, sums, counts, listed changes."""
+    rows = db.session.execute(db.text(
+        "SELECT subject_type, subject_code, county_code, rule_pack_version, grade, verdict, qualified, "
+        "strict_control, limiting, explanation, fingerprint, inputs, tested_on, run_id IS NULL, "
+        "superseded_by IS NULL FROM grades ORDER BY subject_type, subject_code, id")).all()
+    members = db.session.execute(db.text("SELECT * FROM rollup_members ORDER BY rule_pack, parcel_code")).all()
+    sums = db.session.execute(db.text(
+        "SELECT subject_type, subject_code, rule_pack, total_area, graded_area, qualified_area, parcel_count, "
+        "graded_count, qualified_count, strict_count FROM rollup_sums ORDER BY 1, 2, 3")).all()
+    changed = [{k: v for k, v in c.items() if k != "grade_id"} for c in run.changed]
+    return {"grades": [tuple(r) for r in rows], "members": [tuple(m) for m in members],
+            "sums": [tuple(s) for s in sums], "counts": run.counts, "changed": changed}
+
+
+def test_parallel_run_stores_what_a_serial_run_stores(app, client, official, county, monkeypatch):
+    """Workers read and evaluate ahead (SQLite in WAL mode); the run must write exactly what a serial one does."""
+    from fieldsvc.grading import services
+
+    codes = [p["code"] for p in parcels_by(county)]
+    for i, code in enumerate(codes[:8]):
+        put_results(app, put_sample(app, code), FAIL_CD if i % 3 == 0 else CLEAN)
+    run_county(client, official, county)  # a previous run: current grades and members to compare against
+    for i, code in enumerate(codes[:12]):  # changed results, new samples, an incomplete one
+        if i < 4:
+            put_results(app, put_sample(app, code), CLEAN if i % 2 else FAIL_CD)
+        elif i >= 8:
+            put_sample(app, code, state="collected" if i == 11 else "complete")
+    parallel_calls = []
+    real = services._parallel_chunks
+    monkeypatch.setattr(services, "_parallel_chunks", lambda *a: parallel_calls.append(a) or real(*a))
+    monkeypatch.setattr(services, "CHUNK", 3)  # several chunks, two workers
+    stored = []
+    for workers in (0, 2):
+        with app.app_context():
+            db.session.remove()  # outside any transaction, as the CLI calls it
+            run = services.run_grading("county", county.county, None, workers=workers)
+            db.session.flush()
+            stored.append(_stored_run(app, run))
+            engine = db.engine.dialect.name
+            db.session.rollback()
+    assert len(parallel_calls) == (1 if engine == "sqlite" else 0)  # PostgreSQL runs stay serial
+    serial, parallel = stored
+    assert serial["counts"]["changed"] > 0 and serial["counts"]["not_qualified"] > 0
+    assert parallel == serial
+
+
+def test_parallel_run_is_serial_inside_a_transaction(app, county, monkeypatch):
+    """A caller's uncommitted changes are invisible to worker processes: inside a transaction the run is serial."""
+    from fieldsvc.grading import services
+
+    monkeypatch.setattr(services, "CHUNK", 2)
+    calls = []
+    monkeypatch.setattr(services, "_parallel_chunks", lambda *a: calls.append(a) or iter(()))
+    with app.app_context():
+        db.session.remove()
+        db.session.execute(db.text("SELECT 1"))  # the caller's transaction is open
+        run = services.run_grading("county", county.county, None, workers=2)
+        assert run.counts["parcels"] == len(county.parcels)
+        db.session.rollback()
+    assert calls == []
+
+
+def test_a_failing_worker_fails_the_run(tmp_path):
+    from fieldsvc.grading import services
+    from fieldsvc.grading.rules import load_pack
+
+    pack = load_pack("green_food_soil")
+    chunks = services._parallel_chunks(str(tmp_path / "missing" / "x.db"), pack, None, [["P1"], ["P2"]], 2)
+    with pytest.raises(RuntimeError, match="grading worker 0 failed"):
+        list(chunks)
+
+
+def test_cli_grade_uses_workers_on_sqlite(app, client, official, county, monkeypatch):
+    from fieldsvc.grading import services
+
+    put_results(app, put_sample(app, parcels_by(county)[0]["code"]), CLEAN)
+    monkeypatch.setattr(services, "CHUNK", 2)
+    calls = []
+    real = services._parallel_chunks
+    monkeypatch.setattr(services, "_parallel_chunks", lambda *a: calls.append(a[-1]) or real(*a))
+    result = app.test_cli_runner().invoke(args=["grade", "--county", county.county, "--workers", "2"])
+    assert result.exit_code == 0, result.output
+    assert f"parcels={len(county.parcels)}" in result.output and "qualified=1" in result.output
+    with app.app_context():
+        engine = db.engine.dialect.name
+    assert calls == ([2] if engine == "sqlite" else [])
+    assert_maintained_equals_full_recompute(app, county)
+    serial = app.test_cli_runner().invoke(args=["grade", "--county", county.county, "--workers", "0"])
+    assert serial.exit_code == 0 and "changed=0" in serial.output and len(calls) <= 1

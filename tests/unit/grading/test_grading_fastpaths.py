@@ -90,3 +90,64 @@ def gb_samples(draw) -> list[SampleInput]:
 def test_gb15618_class_equals_the_full_classification(land_use, ss):
     full = classify_gb15618(land_use, ss, GB)
     assert gb15618_class(land_use, ss, GB) == (full.grade, full.fingerprint)
+
+
+def test_insert_rows_memo_binds_every_row_as_its_own_value():
+    """A county run binds one shared explanation object for many rows; equal values share one call,
+    values that only look alike (1 and 1.0, 1 and True) do not."""
+    import json
+
+    from fieldsvc.audit.services import _memo_map
+
+    shared = {"land_use": "paddy", "strict_control": False, "excluded_samples": []}
+    column = [shared, dict(shared), shared, {"a": 1}, {"a": 1.0}, [1], [True], ["x"], ["x"], shared]
+    calls = []
+    out = _memo_map(lambda v: calls.append(v) or json.dumps(v), column)
+    assert out == [json.dumps(v) for v in column]
+    assert len(calls) == 6  # shared (and its copy), {"a": 1}, {"a": 1.0}, [1], [True], ["x"]
+
+
+def test_fragments_of_one_measurement_follow_the_analyte_it_is_filed_under():
+    """The fragment cache is keyed by the measurement object; the analyte is the mapping's key."""
+    m = Measurement("Cd", "=", Decimal("0.30"), None, "mg/kg")
+    a = SampleInput("a", "A", {"Cd": m, "Pb": m})
+    for analytes in (("Cd", "Pb"), ("Pb",), ("Cd",)):
+        for _ in range(2):  # the second time from the cache
+            reference = hashlib.sha256(canonical_inputs([("p", "1")], "paddy", [a], analytes)).hexdigest()
+            assert fingerprint([("p", "1")], "paddy", [a], analytes) == reference
+
+
+@FAST
+@given(st.lists(text, max_size=3), st.lists(st.one_of(text, st.integers()), max_size=8),
+       st.lists(st.fixed_dictionaries({"sample_id": text, "reason": text}), max_size=1))
+def test_inputs_json_writes_what_json_dumps_writes(samples, results, excluded):
+    """A worker process writes each parcel's ``inputs`` JSON itself: the bytes json.dumps (the column) writes."""
+    import json
+
+    from fieldsvc.grading.services import _inputs_json
+
+    used = {"samples": samples, "results": results, "excluded": excluded}
+    got = _inputs_json(used)
+    assert got == json.dumps(used) or (got is None and (excluded or not all(type(r) is str for r in results)))
+
+
+def test_gc_pause_nests_and_restores_the_collector():
+    import gc
+
+    from fieldsvc.grading.services import _gc_paused
+
+    was = gc.isenabled()
+    try:
+        gc.enable()
+        with _gc_paused():
+            assert not gc.isenabled()
+            with _gc_paused():  # a second run in another thread
+                assert not gc.isenabled()
+            assert not gc.isenabled()  # the first is still running
+        assert gc.isenabled()
+        gc.disable()
+        with _gc_paused():
+            pass
+        assert not gc.isenabled()  # left as the caller had it
+    finally:
+        (gc.enable if was else gc.disable)()
