@@ -18,24 +18,15 @@ calls ``fieldsvc.certificates.services.on_grade_changed`` when that function exi
 
 from __future__ import annotations
 
-import gc
 import hashlib
 import importlib
 import importlib.util
-import json
-import multiprocessing
-import os
-import sqlite3
-import threading
 import time
-import traceback
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Context, Decimal
-from multiprocessing import forkserver
 from typing import Any, NamedTuple
 
 from sqlalchemy import func, insert, select
@@ -45,8 +36,10 @@ from ..auth.principal import SYSTEM, Actor
 from ..dbtypes import isoformat, utcnow
 from ..errors import Problem, not_found, validation_failed
 from ..extensions import db
+from ..gcpause import gc_paused
 from ..places.models import FarmPark, Parcel, Region
 from ..samples.models import Sample
+from . import parallel
 from .grade import Measurement, SampleInput, classify_gb15618, evaluate, gb15618_class
 from .models import AREA_TYPES, Grade, GradingRun, RollupMember, RollupSum, RulePackVerification
 from .rollup import HOLDING_BACK_CAP, AreaGrade, ParcelOutcome, RollupSums, rollup
@@ -180,7 +173,7 @@ class _Reader:
     """Driver-level SELECTs on one DB-API connection: ``?`` marks in, plain tuples out.
 
     The session's connection (``_session_reader``), or a worker process's own SQLite connection
-    (``_parallel_chunks``); the pure read-and-evaluate half of a run takes one of these.
+    (``parallel.read_ahead``); the pure read-and-evaluate half of a run takes one of these.
     """
 
     __slots__ = ("raw", "qmark", "to_datetime")
@@ -305,7 +298,7 @@ class Evaluated(NamedTuple):
     """One parcel's evaluation (a named tuple: a county run moves a million of them between processes).
 
     ``explanation`` and ``limiting`` may be shared with other parcels: read only. ``inputs`` is the
-    dict, or, from a worker process (``_chunk_worker``), its JSON text as the column binds it.
+    dict, or, from a worker process (``parallel._chunk_worker``), its JSON text as the column binds it.
     """
 
     verdict: str  # qualified | not_qualified | indeterminate | ... | not_graded
@@ -982,13 +975,13 @@ def run_grading(scope_type: str, code: str, pack: str | RulePack | None = None, 
     counting a difference as ``repaired``.
 
     ``workers`` > 0 lets that many worker processes read and evaluate chunks ahead while this
-    process writes (see ``_parallel_chunks``); it is only used where that is safe (SQLite in WAL
+    process writes (see ``parallel.read_ahead``); it is only used where that is safe (SQLite in WAL
     mode, called outside any transaction) and the run is otherwise serial, with the same result.
     """
     if scope_type not in SCOPE_TYPES:
         raise validation_failed({"scope": [f"one of {', '.join(SCOPE_TYPES)}"]})
     session = db.session()
-    fresh = not (session.in_transaction() or session.new or session.dirty or session.deleted)  # _parallel_path
+    fresh = not (session.in_transaction() or session.new or session.dirty or session.deleted)  # parallel.path_for
     rp = pack if isinstance(pack, RulePack) else resolve_pack(pack)
     county = scope_county(scope_type, code, actor)
     started = time.perf_counter()
@@ -1000,23 +993,23 @@ def run_grading(scope_type: str, code: str, pack: str | RulePack | None = None, 
     rebuild = {county} if scope_type == "county" else set()
     p = _Pass(rp, actor, run.id, rebuild, gb_pack=load_pack(GB_PACK))
     _lock_sums(rp.code, [("county", county)])
-    path = _parallel_path(workers, fresh)
+    path = parallel.path_for(workers, fresh)
     if path is not None:
-        _warm_workers()  # the fork server imports while this process lists the parcels
+        parallel.warm()  # the fork server imports while this process lists the parcels
     codes = [r[0] for r in _fetch(_SCOPE_SQL.format(_SCOPE_COLUMNS[scope_type]), [code])]
     chunks = [codes[start:start + CHUNK] for start in range(0, len(codes), CHUNK)]
     if len(chunks) < 2:
         path = None  # nothing to overlap
     restore = _large_cache()
     try:
-        with _gc_paused():
+        with gc_paused():
             if path is None:
                 for chunk in chunks:
                     _grade_chunk(p, chunk)
                     if progress is not None:
                         progress(len(chunk))
             else:
-                for chunk, state in zip(chunks, _parallel_chunks(path, rp, p.gb_pack, chunks, workers), strict=True):
+                for chunk, state in zip(chunks, parallel.read_ahead(path, rp, p.gb_pack, chunks, workers), strict=True):
                     db.session.flush()
                     _apply_chunk(p, *state)
                     if progress is not None:
@@ -1039,182 +1032,7 @@ def run_grading(scope_type: str, code: str, pack: str | RulePack | None = None, 
     return run
 
 
-_GC_LOCK = threading.Lock()
-_GC_HOLDS = [0, False]  # runs pausing the collector now; whether it was enabled before the first
-
-
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector for a run's chunks (the collector is per process).
-
-    A run allocates millions of short-lived rows and tuples; every few hundred allocations the
-    collector would walk the young objects, and every so often the whole heap (the run's caches
-    included): about a third of a run's CPU time. The run makes no reference cycles of its own, and
-    whatever other threads make meanwhile is collected when the last concurrent run ends.
-    """
-    with _GC_LOCK:
-        if _GC_HOLDS[0] == 0:
-            _GC_HOLDS[1] = gc.isenabled()
-            gc.disable()
-        _GC_HOLDS[0] += 1
-    try:
-        yield
-    finally:
-        with _GC_LOCK:
-            _GC_HOLDS[0] -= 1
-            if _GC_HOLDS[0] == 0 and _GC_HOLDS[1]:
-                gc.enable()
-
-
-def _parallel_path(workers: int, fresh: bool) -> str | None:
-    """The SQLite database file worker processes may read, or None when the run must be serial.
-
-    Workers read the last committed state in their own connections, so they must see exactly what
-    this transaction sees: SQLite in WAL mode (readers are not blocked by the writer), and a
-    transaction that started inside ``run_grading`` (nothing of the caller's is uncommitted; the
-    connection's ``BEGIN IMMEDIATE`` holds the write lock, so no one else commits until this run
-    does). PostgreSQL runs and calls inside a transaction are serial (and runs of one chunk).
-    """
-    if workers <= 0 or not fresh or _START not in multiprocessing.get_all_start_methods():
-        return None
-    connection = db.session.connection()
-    if connection.dialect.name != "sqlite":
-        return None
-    path = connection.engine.url.database
-    if not path or path == ":memory:" or path.startswith("file:"):
-        return None
-    if connection.dialect._json_serializer is not None:
-        return None  # workers bind JSON with json.dumps, as the default SQLite dialect does
-    mode = connection.exec_driver_sql("PRAGMA journal_mode").scalar()
-    return os.path.abspath(path) if str(mode).lower() == "wal" else None
-
-
-_START = "forkserver"  # how worker processes start (see _parallel_chunks)
-
-
-def _warm_workers() -> None:
-    """Start the fork server now (it imports this module once; workers fork from it)."""
-    multiprocessing.get_context(_START).set_forkserver_preload([__name__])
-    forkserver.ensure_running()
-
-
-def _parallel_chunks(path: str, pack: RulePack, gb_pack: RulePack | None, chunks: list[list[str]],
-                     workers: int) -> Iterator[ChunkState]:
-    """``_read_and_evaluate`` of each chunk, in order, done ahead by worker processes.
-
-    Why: about three quarters of a run's CPU time is reading rows and evaluating parcels, the rest
-    writing; the writes must stay in this process (its transaction), but reading and evaluating
-    chunk N+1 need not wait for chunk N to be written, and a machine has more than one core.
-    Worker k takes chunks k, k+W, k+2W… and sends each result through its own pipe (a worker stays
-    at most a chunk ahead: a pipe holds little), so results arrive in chunk order and the run
-    writes exactly what a serial run writes (a test holds the two runs' stored rows equal).
-
-    Workers are forked from multiprocessing's fork server, a fresh process that has imported this
-    module once (so a worker starts in milliseconds): a child forked from *this* process would
-    inherit its open SQLite connection and lock state, which SQLite forbids using. A worker that
-    fails sends its traceback; one that dies ends the pipe; either way the run raises, and every
-    worker is ended.
-    """
-    _warm_workers()
-    ctx = multiprocessing.get_context(_START)
-    workers = min(workers, len(chunks))
-    pipes, procs = [], []
-    try:
-        for k in range(workers):
-            receive, send = ctx.Pipe(duplex=False)
-            proc = ctx.Process(target=_chunk_worker, name=f"fieldsvc-grading-{k}", daemon=True,
-                               args=(send, path, (pack.code, pack.version),
-                                     (gb_pack.code, gb_pack.version) if gb_pack else None, chunks[k::workers]))
-            proc.start()
-            send.close()
-            pipes.append(receive)
-            procs.append(proc)
-        for n in range(len(chunks)):
-            try:
-                kind, body = pipes[n % workers].recv()
-            except EOFError:
-                raise RuntimeError(f"grading worker {n % workers} ended without its result") from None
-            if kind != "ok":
-                raise RuntimeError(f"grading worker {n % workers} failed:\n{body}")
-            yield (*body, True)
-    finally:
-        for proc in procs:
-            if proc.is_alive():
-                proc.terminate()
-            proc.join()
-        for pipe in pipes:
-            pipe.close()
-
-
-def _chunk_worker(send: Any, path: str, pack_key: tuple[str, str], gb_key: tuple[str, str] | None,
-                  chunks: list[list[str]]) -> None:
-    """A worker process of ``_parallel_chunks``: its own read-only connection, one read transaction."""
-    from ..lab.models import LabResult
-
-    gc.disable()  # short-lived process: nothing to collect
-    try:
-        pack = load_pack(*pack_key)
-        gb_pack = load_pack(*gb_key) if gb_key else None
-        dialect = _sqlite_dialect()
-        proc = LabResult.__table__.c.created_at.type.dialect_impl(dialect).result_processor(dialect, None)
-        raw = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
-        try:
-            raw.execute("PRAGMA query_only = ON")
-            raw.execute(f"PRAGMA cache_size = -{READ_CACHE_KIB}")
-            raw.execute(f"PRAGMA mmap_size = {RUN_MMAP_BYTES}")
-            raw.execute("BEGIN")  # one snapshot for every chunk
-            reader = _Reader(raw, True, proc or _same)
-            bind = _inputs_binder(Grade.__table__.c.inputs.type.dialect_impl(dialect).bind_processor(dialect))
-            for chunk in chunks:
-                parcels, current, members, evaluated = _read_and_evaluate(reader, pack, gb_pack, chunk)
-                evaluated = [Evaluated(*e[:7], bind(e[7]), e[8]) for e in evaluated]  # the JSON text, made here
-                send.send(("ok", (parcels, current, members, evaluated)))
-            raw.execute("COMMIT")
-        finally:
-            raw.close()
-    except BaseException:  # noqa: BLE001  (the run raises it, with this traceback)
-        send.send(("error", traceback.format_exc()))
-    finally:
-        send.close()
-
-
-_ENCODE = json.encoder.encode_basestring_ascii  # what json.dumps writes for a str (ensure_ascii)
-_INPUT_KEYS = ("samples", "results", "excluded")  # a parcel's ``inputs``, in evaluate_parcel's order
-
-
-def _inputs_json(used: Mapping[str, Any]) -> str | None:
-    """``json.dumps(used)`` for a parcel's usual ``inputs`` (ids as strings, nothing excluded), written
-    directly; None for anything else. A unit test holds the two equal."""
-    if tuple(used) != _INPUT_KEYS or used["excluded"]:
-        return None
-    samples, results = used["samples"], used["results"]
-    if not all(type(x) is str for x in (*samples, *results)):
-        return None
-    return (f'{{"samples": [{", ".join(map(_ENCODE, samples))}], "results": [{", ".join(map(_ENCODE, results))}], '
-            f'"excluded": []}}')
-
-
-def _inputs_binder(bind: Callable[[Any], Any]) -> Callable[[Any], Any]:
-    """The column's bind processor for ``inputs``, through ``_inputs_json`` when it gives the same text."""
-    probe = {"samples": ['a"\\é'], "results": ["1", "22"], "excluded": []}
-    if bind(probe) != _inputs_json(probe):
-        return bind
-
-    def fast(used: Any) -> Any:
-        text = _inputs_json(used)
-        return bind(used) if text is None else text
-
-    return fast
-
-
-def _sqlite_dialect() -> Any:
-    from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
-
-    return SQLiteDialect_pysqlite()
-
-
 RUN_CACHE_KIB = 262_144  # SQLite page cache of a run's connection (256 MiB), restored afterwards
-READ_CACHE_KIB = 262_144  # a worker's (it only reads; the OS caches the file too)
 RUN_MMAP_BYTES = 0x7FFF0000  # SQLite's default ceiling (2 GiB): reads come straight from the OS cache
 
 

@@ -8,11 +8,11 @@ from sqlalchemy import select
 from ..audit.services import versions_for
 from ..dbtypes import isoformat
 from ..errors import validation_failed
+from ..gcpause import gc_paused
 from ..http import ALL_ROLES, OFFICIALS, current_actor, json_body, load, paginate, query_args, requires_role
 from ..openapi import doc
 from ..schemas import page_limit
 from . import services
-from .geometry import gc_paused
 from .models import FarmPark, Parcel, Region
 from .schemas import FarmParkArgs, FarmParkIn, ParcelArgs, ParcelPatch, RegionArgs, RegionIn
 

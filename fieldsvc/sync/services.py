@@ -32,7 +32,7 @@ from ..dbutil import upsert
 from ..devices.models import Device, DeviceAssignment
 from ..errors import Problem, conflict, not_found, validation_failed
 from ..extensions import db
-from ..places.geometry import gc_paused
+from ..gcpause import gc_paused
 from ..places.models import FarmPark, Parcel, Region
 from ..places.services import farm_park_dict, parcel_feature, parcel_scope, region_dict
 from ..samples import services as samples

@@ -11,9 +11,9 @@ from sqlalchemy import select
 
 from ..dbtypes import isoformat, utcnow
 from ..errors import validation_failed
+from ..gcpause import gc_paused
 from ..http import OFFICIALS, current_actor, json_body, load, paginate, query_args, requires_role
 from ..openapi import doc
-from ..places.geometry import gc_paused
 from ..schemas import page_limit
 from . import services
 from .models import SyncConflict

@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import func, select
 
 from fieldsvc.extensions import db
+from fieldsvc.grading import parallel
 from tests.api.test_grading_api import CLEAN, FAIL_CD, grade, parcels_by, put_results, put_sample
 from tests.api.test_grading_rollup import assert_maintained_equals_full_recompute, run_county
 
@@ -95,8 +96,8 @@ def test_parallel_run_stores_what_a_serial_run_stores(app, client, official, cou
         elif i >= 8:
             put_sample(app, code, state="collected" if i == 11 else "complete")
     parallel_calls = []
-    real = services._parallel_chunks
-    monkeypatch.setattr(services, "_parallel_chunks", lambda *a: parallel_calls.append(a) or real(*a))
+    real = parallel.read_ahead
+    monkeypatch.setattr(parallel, "read_ahead", lambda *a: parallel_calls.append(a) or real(*a))
     monkeypatch.setattr(services, "CHUNK", 3)  # several chunks, two workers
     stored = []
     for workers in (0, 2):
@@ -108,9 +109,9 @@ def test_parallel_run_stores_what_a_serial_run_stores(app, client, official, cou
             engine = db.engine.dialect.name
             db.session.rollback()
     assert len(parallel_calls) == (1 if engine == "sqlite" else 0)  # PostgreSQL runs stay serial
-    serial, parallel = stored
+    serial, in_parallel = stored
     assert serial["counts"]["changed"] > 0 and serial["counts"]["not_qualified"] > 0
-    assert parallel == serial
+    assert in_parallel == serial
 
 
 def test_parallel_run_is_serial_inside_a_transaction(app, county, monkeypatch):
@@ -119,7 +120,7 @@ def test_parallel_run_is_serial_inside_a_transaction(app, county, monkeypatch):
 
     monkeypatch.setattr(services, "CHUNK", 2)
     calls = []
-    monkeypatch.setattr(services, "_parallel_chunks", lambda *a: calls.append(a) or iter(()))
+    monkeypatch.setattr(parallel, "read_ahead", lambda *a: calls.append(a) or iter(()))
     with app.app_context():
         db.session.remove()
         db.session.execute(db.text("SELECT 1"))  # the caller's transaction is open
@@ -130,11 +131,10 @@ def test_parallel_run_is_serial_inside_a_transaction(app, county, monkeypatch):
 
 
 def test_a_failing_worker_fails_the_run(tmp_path):
-    from fieldsvc.grading import services
     from fieldsvc.grading.rules import load_pack
 
     pack = load_pack("green_food_soil")
-    chunks = services._parallel_chunks(str(tmp_path / "missing" / "x.db"), pack, None, [["P1"], ["P2"]], 2)
+    chunks = parallel.read_ahead(str(tmp_path / "missing" / "x.db"), pack, None, [["P1"], ["P2"]], 2)
     with pytest.raises(RuntimeError, match="grading worker 0 failed"):
         list(chunks)
 
@@ -145,8 +145,8 @@ def test_cli_grade_uses_workers_on_sqlite(app, client, official, county, monkeyp
     put_results(app, put_sample(app, parcels_by(county)[0]["code"]), CLEAN)
     monkeypatch.setattr(services, "CHUNK", 2)
     calls = []
-    real = services._parallel_chunks
-    monkeypatch.setattr(services, "_parallel_chunks", lambda *a: calls.append(a[-1]) or real(*a))
+    real = parallel.read_ahead
+    monkeypatch.setattr(parallel, "read_ahead", lambda *a: calls.append(a[-1]) or real(*a))
     result = app.test_cli_runner().invoke(args=["grade", "--county", county.county, "--workers", "2"])
     assert result.exit_code == 0, result.output
     assert f"parcels={len(county.parcels)}" in result.output and "qualified=1" in result.output

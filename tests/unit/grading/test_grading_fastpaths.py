@@ -124,7 +124,7 @@ def test_inputs_json_writes_what_json_dumps_writes(samples, results, excluded):
     """A worker process writes each parcel's ``inputs`` JSON itself: the bytes json.dumps (the column) writes."""
     import json
 
-    from fieldsvc.grading.services import _inputs_json
+    from fieldsvc.grading.parallel import _inputs_json
 
     used = {"samples": samples, "results": results, "excluded": excluded}
     got = _inputs_json(used)
@@ -134,7 +134,7 @@ def test_inputs_json_writes_what_json_dumps_writes(samples, results, excluded):
 def test_gc_pause_nests_and_restores_the_collector():
     import gc
 
-    from fieldsvc.grading.services import _gc_paused
+    from fieldsvc.gcpause import gc_paused as _gc_paused
 
     was = gc.isenabled()
     try:

@@ -1,0 +1,174 @@
+"""Worker processes that read and evaluate a county run's chunks ahead of the writing process.
+
+Used by ``services.run_grading(..., workers=N)`` (the CLI and the benchmark) where it is safe
+(SQLite in WAL mode, a run that starts its own transaction); every other run is serial and
+stores the same rows. ``services`` is imported as a module (it imports this one), so names are
+looked up when a run needs them.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import sqlite3
+import traceback
+from collections.abc import Callable, Iterator, Mapping
+from multiprocessing import forkserver
+from typing import Any
+
+from ..extensions import db
+from ..lab.models import LabResult
+from . import services
+from .models import Grade
+from .rules import RulePack, load_pack
+
+READ_CACHE_KIB = 262_144  # a worker's SQLite page cache (it only reads; the OS caches the file too)
+
+
+def path_for(workers: int, fresh: bool) -> str | None:
+    """The SQLite database file worker processes may read, or None when the run must be serial.
+
+    Workers read the last committed state in their own connections, so they must see exactly what
+    this transaction sees: SQLite in WAL mode (readers are not blocked by the writer), and a
+    transaction that started inside ``run_grading`` (nothing of the caller's is uncommitted; the
+    connection's ``BEGIN IMMEDIATE`` holds the write lock, so no one else commits until this run
+    does). PostgreSQL runs and calls inside a transaction are serial (and runs of one chunk).
+    """
+    if workers <= 0 or not fresh or _START not in multiprocessing.get_all_start_methods():
+        return None
+    connection = db.session.connection()
+    if connection.dialect.name != "sqlite":
+        return None
+    path = connection.engine.url.database
+    if not path or path == ":memory:" or path.startswith("file:"):
+        return None
+    if connection.dialect._json_serializer is not None:
+        return None  # workers bind JSON with json.dumps, as the default SQLite dialect does
+    mode = connection.exec_driver_sql("PRAGMA journal_mode").scalar()
+    return os.path.abspath(path) if str(mode).lower() == "wal" else None
+
+
+_START = "forkserver"  # how worker processes start (see _parallel_chunks)
+
+
+def warm() -> None:
+    """Start the fork server now (it imports this module once; workers fork from it)."""
+    multiprocessing.get_context(_START).set_forkserver_preload([__name__])  # (imports services too)
+    forkserver.ensure_running()
+
+
+def read_ahead(path: str, pack: RulePack, gb_pack: RulePack | None, chunks: list[list[str]],
+                     workers: int) -> Iterator[services.ChunkState]:
+    """``_read_and_evaluate`` of each chunk, in order, done ahead by worker processes.
+
+    Why: about three quarters of a run's CPU time is reading rows and evaluating parcels, the rest
+    writing; the writes must stay in this process (its transaction), but reading and evaluating
+    chunk N+1 need not wait for chunk N to be written, and a machine has more than one core.
+    Worker k takes chunks k, k+W, k+2W… and sends each result through its own pipe (a worker stays
+    at most a chunk ahead: a pipe holds little), so results arrive in chunk order and the run
+    writes exactly what a serial run writes (a test holds the two runs' stored rows equal).
+
+    Workers are forked from multiprocessing's fork server, a fresh process that has imported this
+    module once (so a worker starts in milliseconds): a child forked from *this* process would
+    inherit its open SQLite connection and lock state, which SQLite forbids using. A worker that
+    fails sends its traceback; one that dies ends the pipe; either way the run raises, and every
+    worker is ended.
+    """
+    warm()
+    ctx = multiprocessing.get_context(_START)
+    workers = min(workers, len(chunks))
+    pipes, procs = [], []
+    try:
+        for k in range(workers):
+            receive, send = ctx.Pipe(duplex=False)
+            proc = ctx.Process(target=_chunk_worker, name=f"fieldsvc-grading-{k}", daemon=True,
+                               args=(send, path, (pack.code, pack.version),
+                                     (gb_pack.code, gb_pack.version) if gb_pack else None, chunks[k::workers]))
+            proc.start()
+            send.close()
+            pipes.append(receive)
+            procs.append(proc)
+        for n in range(len(chunks)):
+            try:
+                kind, body = pipes[n % workers].recv()
+            except EOFError:
+                raise RuntimeError(f"grading worker {n % workers} ended without its result") from None
+            if kind != "ok":
+                raise RuntimeError(f"grading worker {n % workers} failed:\n{body}")
+            yield (*body, True)
+    finally:
+        for proc in procs:
+            if proc.is_alive():
+                proc.terminate()
+            proc.join()
+        for pipe in pipes:
+            pipe.close()
+
+
+def _chunk_worker(send: Any, path: str, pack_key: tuple[str, str], gb_key: tuple[str, str] | None,
+                  chunks: list[list[str]]) -> None:
+    """A worker process of ``read_ahead``: its own read-only connection, one read transaction."""
+    import gc
+
+    gc.disable()  # short-lived process: nothing to collect
+    try:
+        pack = load_pack(*pack_key)
+        gb_pack = load_pack(*gb_key) if gb_key else None
+        dialect = _sqlite_dialect()
+        proc = LabResult.__table__.c.created_at.type.dialect_impl(dialect).result_processor(dialect, None)
+        raw = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
+        try:
+            raw.execute("PRAGMA query_only = ON")
+            raw.execute(f"PRAGMA cache_size = -{READ_CACHE_KIB}")
+            raw.execute(f"PRAGMA mmap_size = {services.RUN_MMAP_BYTES}")
+            raw.execute("BEGIN")  # one snapshot for every chunk
+            reader = services._Reader(raw, True, proc or services._same)
+            bind = _inputs_binder(Grade.__table__.c.inputs.type.dialect_impl(dialect).bind_processor(dialect))
+            for chunk in chunks:
+                parcels, current, members, evaluated = services._read_and_evaluate(reader, pack, gb_pack, chunk)
+                # the inputs' JSON text is made here, in the worker
+                evaluated = [services.Evaluated(*e[:7], bind(e[7]), e[8]) for e in evaluated]
+                send.send(("ok", (parcels, current, members, evaluated)))
+            raw.execute("COMMIT")
+        finally:
+            raw.close()
+    except BaseException:  # noqa: BLE001  (the run raises it, with this traceback)
+        send.send(("error", traceback.format_exc()))
+    finally:
+        send.close()
+
+
+_ENCODE = json.encoder.encode_basestring_ascii  # what json.dumps writes for a str (ensure_ascii)
+_INPUT_KEYS = ("samples", "results", "excluded")  # a parcel's ``inputs``, in evaluate_parcel's order
+
+
+def _inputs_json(used: Mapping[str, Any]) -> str | None:
+    """``json.dumps(used)`` for a parcel's usual ``inputs`` (ids as strings, nothing excluded), written
+    directly; None for anything else. A unit test holds the two equal."""
+    if tuple(used) != _INPUT_KEYS or used["excluded"]:
+        return None
+    samples, results = used["samples"], used["results"]
+    if not all(type(x) is str for x in (*samples, *results)):
+        return None
+    return (f'{{"samples": [{", ".join(map(_ENCODE, samples))}], "results": [{", ".join(map(_ENCODE, results))}], '
+            f'"excluded": []}}')
+
+
+def _inputs_binder(bind: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """The column's bind processor for ``inputs``, through ``_inputs_json`` when it gives the same text."""
+    probe = {"samples": ['a"\\é'], "results": ["1", "22"], "excluded": []}
+    if bind(probe) != _inputs_json(probe):
+        return bind
+
+    def fast(used: Any) -> Any:
+        text = _inputs_json(used)
+        return bind(used) if text is None else text
+
+    return fast
+
+
+def _sqlite_dialect() -> Any:
+    from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
+
+    return SQLiteDialect_pysqlite()
