@@ -192,7 +192,7 @@ def _row_text(row: Mapping[str, Any]) -> str:
         return canonical_json(row_data(row))
     bottom, top, accuracy, lat, lon = numbers
     if row["lat"] is not None or row["location_raw"] is not None:
-        raw = canonical_json(row["location_raw"]) if row["location_raw"] else "{}"
+        raw = _raw_text(row["location_raw"])
         location = (f'{{"accuracy_m":{accuracy},"lat":{lat},"lon":{lon},'
                     f'"mock":{_LITERALS[bool(row["mock_location"])]},"raw":{raw}}}')
     else:
@@ -202,6 +202,31 @@ def _row_text(row: Mapping[str, Any]) -> str:
     return (f'{{"code":{code},"collected_at":{collected_at},"depth_bottom_cm":{bottom},"depth_top_cm":{top},'
             f'"land_use_observed":{land_use},"location":{location},"media":{media},'
             f'"note":{note},"parcel":{parcel},"sample_type":{sample_type}}}')
+
+
+def _raw_text(raw: Any) -> str:
+    """``canonical_json`` of a fix's raw values (sorted keys), written directly when every key is a
+    string and every value a string, boolean, null or plain number, as pushed fixes have."""
+    if not raw:
+        return "{}"
+    if type(raw) is not dict or any(type(key) is not str for key in raw):
+        return canonical_json(raw)
+    parts = []
+    for key in sorted(raw):
+        text = _plain_text(raw[key])
+        if text is None:
+            return canonical_json(raw)
+        parts.append(f"{_escape(key)}:{text}")
+    return "{" + ",".join(parts) + "}"
+
+
+def _plain_text(value: Any) -> str | None:
+    kind = type(value)
+    if kind is str:
+        return _escape(value)
+    if value is None or kind is bool:
+        return _LITERALS[value]
+    return _number_text(value)
 
 
 def _number_text(value: Any) -> str | None:

@@ -190,7 +190,13 @@ def _location_record_flags(location: dict[str, Any] | None, rules: SampleRules) 
 
 def order_flags(flags: list[str]) -> list[str]:
     """Flags without repeats in one fixed order, so equal records store equal flag lists."""
-    return sorted(set(flags), key=lambda f: (FLAG_ORDER.index(f) if f in FLAG_ORDER else len(FLAG_ORDER), f))
+    if len(flags) < 2:  # most records: nothing to order (a new list all the same)
+        return list(flags)
+    return sorted(set(flags), key=_flag_rank)
+
+
+def _flag_rank(flag: str) -> tuple[int, str]:
+    return (FLAG_ORDER.index(flag) if flag in FLAG_ORDER else len(FLAG_ORDER), flag)
 
 
 def _check_depth_order(clean: dict[str, Any], errors: dict[str, list[str]]) -> None:
