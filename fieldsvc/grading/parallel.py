@@ -49,7 +49,7 @@ def path_for(workers: int, fresh: bool) -> str | None:
     return os.path.abspath(path) if str(mode).lower() == "wal" else None
 
 
-_START = "forkserver"  # how worker processes start (see _parallel_chunks)
+_START = "forkserver"  # how worker processes start (see read_ahead)
 
 
 def warm() -> None:
