@@ -145,14 +145,18 @@ def _dec(text: str | None) -> Decimal | None:
     return None if text is None else Decimal(text)
 
 
+def _qmark() -> bool:
+    """Whether the session's driver takes ``?`` marks (SQLite) rather than ``%s`` (psycopg)."""
+    return db.session.connection().dialect.paramstyle == "qmark"
+
+
 def _in_list(n: int) -> str:
     """``IN (…)`` placeholders in the driver's own style (driver-level statements skip SQL compilation)."""
-    mark = "?" if db.session.connection().dialect.paramstyle == "qmark" else "%s"
-    return ",".join([mark] * n)
+    return _Reader.marks_for(_qmark(), n)
 
 
 def _driver_sql(sql: str) -> str:
-    return sql if db.session.connection().dialect.paramstyle == "qmark" else sql.replace("?", "%s")
+    return _Reader.translate(_qmark(), sql)
 
 
 def _fetch(sql: str, params: Sequence[Any]) -> list[Any]:
@@ -161,8 +165,7 @@ def _fetch(sql: str, params: Sequence[Any]) -> list[Any]:
     The DB-API cursor of the session's connection (same transaction), without SQLAlchemy's Row
     wrapping: a county run reads millions of rows.
     """
-    connection = db.session.connection()
-    return _Reader(connection.connection, connection.dialect.paramstyle == "qmark", _same).fetch(sql, params)
+    return _Reader(db.session.connection().connection, _qmark(), _same).fetch(sql, params)
 
 
 def _same(value: Any) -> Any:
@@ -181,13 +184,22 @@ class _Reader:
     def __init__(self, raw: Any, qmark: bool, to_datetime: Callable[[Any], Any]) -> None:
         self.raw, self.qmark, self.to_datetime = raw, qmark, to_datetime
 
+    @staticmethod
+    def marks_for(qmark: bool, n: int) -> str:
+        return ",".join(["?" if qmark else "%s"] * n)
+
+    @staticmethod
+    def translate(qmark: bool, sql: str) -> str:
+        """A statement written with ``?`` marks, in the driver's style."""
+        return sql if qmark else sql.replace("?", "%s")
+
     def marks(self, n: int) -> str:
-        return ",".join(["?" if self.qmark else "%s"] * n)
+        return self.marks_for(self.qmark, n)
 
     def fetch(self, sql: str, params: Sequence[Any]) -> list[Any]:
         cursor = self.raw.cursor()
         try:
-            cursor.execute(sql if self.qmark else sql.replace("?", "%s"), tuple(params))
+            cursor.execute(self.translate(self.qmark, sql), tuple(params))
             return cursor.fetchall()
         finally:
             cursor.close()
@@ -196,9 +208,7 @@ class _Reader:
 def _session_reader() -> _Reader:
     from ..lab.models import LabResult
 
-    connection = db.session.connection()
-    return _Reader(connection.connection, connection.dialect.paramstyle == "qmark",
-                   _result_processor(LabResult.__table__.c.created_at))
+    return _Reader(db.session.connection().connection, _qmark(), _result_processor(LabResult.__table__.c.created_at))
 
 
 def _result_processor(column: Any) -> Callable[[Any], Any]:
