@@ -1,6 +1,6 @@
 """Sync throughput over HTTP: push records/s and pull changes/s, against baselines measured in the same run.
 
-Run: ``.venv/bin/python bench/sync.py [--records 10000] [--runs 3] [--large 1000000] [--no-pouchdb]``
+Run: ``.venv/bin/python bench/sync.py [--records 10000] [--runs 3] [--large 1000000] [--no-pouchdb] [--ids v7|v4]``
 
 - one gunicorn worker (one process, sync) on loopback, SQLite in a fresh instance folder under /tmp;
 - push: batches of 500 new samples (one Idempotency-Key each) over one keep-alive connection;
@@ -13,6 +13,8 @@ Run: ``.venv/bin/python bench/sync.py [--records 10000] [--runs 3] [--large 1000
   skipped when npm is missing or the install fails;
 - growth: push cost per record into a store that already holds 10 k samples vs ``--large`` samples (rows,
   their audit events filled with raw SQL inserts of realistic rows, not through HTTP);
+- sample ids are made as our clients make them (``offline_sync.ids``: time-ordered UUIDv7); ``--ids v4``
+  makes them random, as third-party clients (ODK Collect) do, in the fill and the pushes alike;
 - where a record's time goes, in-process (validation, hashing, marshmallow of the same shape for comparison);
 - wall times plus the server process's CPU time (``/proc``), as the machine may be shared.
 
@@ -33,10 +35,13 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from offline_sync.ids import new_sample_id  # noqa: E402
 
 BATCH = 500
 POUCHDB_VERSION = "4.2.0"
@@ -70,14 +75,15 @@ def setup(instance: Path) -> tuple[str, list[dict]]:
     return device.token, county.parcels
 
 
-def records_for(parcels: list[dict], n: int, prefix: str) -> list[dict]:
+def records_for(parcels: list[dict], n: int, prefix: str, new_id: Callable[[], str] = new_sample_id) -> list[dict]:
+    """``n`` new samples round the parcels, with ids as our clients make them (time-ordered UUIDv7)."""
     out = []
     for i in range(n):
         f = parcels[i % len(parcels)]
         ring = f["geometry"]["coordinates"][0][:-1]
         lat = sum(p[1] for p in ring) / len(ring)
         lon = sum(p[0] for p in ring) / len(ring)
-        out.append({"type": "sample", "id": str(uuid.uuid4()), "base_version": None, "deleted": False, "data": {
+        out.append({"type": "sample", "id": new_id(), "base_version": None, "deleted": False, "data": {
             "code": f"{prefix}-{i:07d}", "parcel": f["properties"]["code"],
             "collected_at": "2026-11-20T08:30:00+08:00",
             "location": {"lat": round(lat, 7), "lon": round(lon, 7), "accuracy_m": 4.5, "mock": False},
@@ -251,7 +257,7 @@ def cpu_seconds(pid: int) -> float:
     return total
 
 
-def fill(db_path: Path, n: int, parcels: list[dict]) -> None:
+def fill(db_path: Path, n: int, parcels: list[dict], new_id: Callable[[], str] = new_sample_id) -> None:
     """Grow the store by ``n`` samples quickly: raw inserts of realistic rows (stored text included)
     with valid seqs, each with the audit event a push would have written (so every index a push
     touches is as large as in a real store of that size; an unedited sample has no version row)."""
@@ -269,7 +275,7 @@ def fill(db_path: Path, n: int, parcels: list[dict]) -> None:
     for base in range(0, n, chunk):
         samples, audits = [], []
         for i in range(base, min(n, base + chunk)):
-            sid, code = str(uuid.uuid4()), f"FILL-{start + i:09d}"
+            sid, code = new_id(), f"FILL-{start + i:09d}"
             parcel = parcels[i % len(parcels)]["properties"]["code"]
             lat, lon = 28.0 + (i % 997) * 1e-5, 115.0 + (i % 991) * 1e-5
             location = json.dumps({"lat": lat, "lon": lon, "accuracy_m": 4.5, "mock": False})
@@ -357,12 +363,13 @@ def pouchdb_push(binary: Path, port: int, records: list[dict], in_memory: bool) 
 
 # --- runs ------------------------------------------------------------------------------------
 
-def one_run(template: Path, token: str, parcels: list[dict], n: int, port: int, tag: str) -> dict[str, float]:
+def one_run(template: Path, token: str, parcels: list[dict], n: int, port: int, tag: str,
+            new_id: Callable[[], str]) -> dict[str, float]:
     """Push ``n`` new samples into a fresh copy of the template, pull everything, raw-insert the same rows."""
     instance = Path(tempfile.mkdtemp(prefix="fieldsvc-bench-sync-run-"))
     try:
         shutil.copyfile(template, instance / "fieldsvc.db")
-        records = records_for(parcels, n, tag)
+        records = records_for(parcels, n, tag, new_id)
         server = start_server(instance, port)
         try:
             cpu0 = cpu_seconds(server.pid)
@@ -382,19 +389,19 @@ def one_run(template: Path, token: str, parcels: list[dict], n: int, port: int, 
 
 
 def growth_run(template: Path, token: str, parcels: list[dict], stored: int, n: int, port: int,
-               tag: str) -> dict[str, float]:
+               tag: str, new_id: Callable[[], str]) -> dict[str, float]:
     """Push cost per record into a store already holding ``stored`` samples."""
     instance = Path(tempfile.mkdtemp(prefix="fieldsvc-bench-sync-big-"))
     try:
         shutil.copyfile(template, instance / "fieldsvc.db")
         t0 = time.perf_counter()
-        fill(instance / "fieldsvc.db", stored, parcels)
+        fill(instance / "fieldsvc.db", stored, parcels, new_id)
         fill_s = time.perf_counter() - t0
         out = {"fill_s": fill_s}
         server = start_server(instance, port)
         try:
             for i in range(3):  # medians of three pushes of n records each
-                records = records_for(parcels, n, f"{tag}{i}")
+                records = records_for(parcels, n, f"{tag}{i}", new_id)
                 cpu0 = cpu_seconds(server.pid)
                 push_s, statuses = push_all(port, token, records)
                 assert statuses == {"applied": n}, statuses
@@ -403,7 +410,7 @@ def growth_run(template: Path, token: str, parcels: list[dict], stored: int, n: 
         finally:
             server.terminate()
             server.wait(10)
-        raw = raw_baseline(instance / "fieldsvc.db", records_for(parcels, n, f"{tag}raw"), keep=True)
+        raw = raw_baseline(instance / "fieldsvc.db", records_for(parcels, n, f"{tag}raw", new_id), keep=True)
         return {"fill_s": fill_s, "push_us_per_record": statistics.median(out["us"]),
                 "push_cpu_us_per_record": statistics.median(out["cpu_us"]), "raw_us_per_row": raw / n * 1e6}
     finally:
@@ -417,6 +424,8 @@ def main() -> None:
     parser.add_argument("--large", type=int, default=1_000_000, help="store size for the growth check (0: skip)")
     parser.add_argument("--growth-records", type=int, default=5_000, help="records per push in the growth check")
     parser.add_argument("--no-pouchdb", action="store_true")
+    parser.add_argument("--ids", choices=("v7", "v4"), default="v7",
+                        help="sample ids as our clients make them (v7, time-ordered) or random (v4, as ODK Collect)")
     parser.add_argument("--port", type=int, default=18765)
     args = parser.parse_args()
     home = Path(tempfile.mkdtemp(prefix="fieldsvc-bench-sync-"))
@@ -424,21 +433,23 @@ def main() -> None:
         token, parcels = setup(home)
         template = home / "template.db"
         shutil.copyfile(home / "fieldsvc.db", template)
-        runs = [one_run(template, token, parcels, args.records, args.port, f"R{i}") for i in range(args.runs)]
+        new_id = new_sample_id if args.ids == "v7" else (lambda: str(uuid.uuid4()))
+        runs = [one_run(template, token, parcels, args.records, args.port, f"R{i}", new_id) for i in range(args.runs)]
         binary = None if args.no_pouchdb else pouchdb_binary()
         pouch: dict[str, list[tuple[float, float]]] = {"disk": [], "memory": []}
         if binary is not None:
             for i in range(args.runs):
                 for store in pouch:
-                    got = pouchdb_push(binary, args.port + 1, records_for(parcels, args.records, f"D{store}{i}"),
-                                       in_memory=store == "memory")
+                    docs = records_for(parcels, args.records, f"D{store}{i}", new_id)
+                    got = pouchdb_push(binary, args.port + 1, docs, in_memory=store == "memory")
                     if got is not None:
                         pouch[store].append(got)
         steps = breakdown(records_for(parcels, 2000, "S"), parcels)
         growth: dict[str, dict[str, float]] = {}
         if args.large:
-            growth["small"] = growth_run(template, token, parcels, 10_000, args.growth_records, args.port, "G")
-            growth["large"] = growth_run(template, token, parcels, args.large, args.growth_records, args.port, "H")
+            growth["small"] = growth_run(template, token, parcels, 10_000, args.growth_records, args.port, "G", new_id)
+            growth["large"] = growth_run(template, token, parcels, args.large, args.growth_records, args.port, "H",
+                                         new_id)
     finally:
         shutil.rmtree(home, ignore_errors=True)
     print(report(args, runs, pouch, steps, growth))
@@ -452,7 +463,7 @@ def report(args: argparse.Namespace, runs: list[dict], pouch: dict[str, list[tup
     push_rate, pull_rate, raw_rate = n / med["push_s"], med["changes"] / med["pull_s"], n / med["raw_s"]
     ratios = [(n / r["push_s"]) / (n / r["raw_s"]) for r in runs]
     lines = [f"runs {len(runs)} (medians); every run: a fresh store, {n} records pushed, then pulled, then the same"
-             " rows raw-inserted",
+             f" rows raw-inserted; sample ids {args.ids}",
              f"push   {push_rate:,.0f} records/s ({med['push_s'] / n * 1e6:.0f} µs/record wall, "
              f"{med['push_cpu_s'] / n * 1e6:.0f} µs/record server CPU; batches of {BATCH})  target ≥ 10,000",
              f"pull   {pull_rate:,.0f} changes/s ({med['pull_s'] / med['changes'] * 1e6:.0f} µs/change wall, "
@@ -460,7 +471,7 @@ def report(args: argparse.Namespace, runs: list[dict], pouch: dict[str, list[tup
              f"raw    sqlite3.executemany of the same rows: {raw_rate:,.0f} rows/s",
              f"ratio  push / raw insert = {statistics.median(ratios):.3f} (per run: "
              + ", ".join(f"{x:.3f}" for x in ratios) + ")"]
-    out = {"bench": "sync", "records": n, "runs": len(runs), "push_records_per_s": round(push_rate),
+    out = {"bench": "sync", "records": n, "runs": len(runs), "ids": args.ids, "push_records_per_s": round(push_rate),
            "push_us_per_record": round(med["push_s"] / n * 1e6, 1),
            "push_server_cpu_us_per_record": round(med["push_cpu_s"] / n * 1e6, 1),
            "pull_changes_per_s": round(pull_rate), "raw_insert_rows_per_s": round(raw_rate),

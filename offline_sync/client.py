@@ -1,7 +1,7 @@
 """The sync client: create samples offline, push them in batches, upload media, pull changes.
 
 Push rules (DESIGN §4.2, ANCHORS part 1 lessons 2, 5, 6):
-- every sample gets a UUID4 at creation; it never changes;
+- every sample gets a time-ordered UUID (v7, ``ids.py``) at creation; it never changes;
 - batches follow the server's advertised ``max_batch_records`` and ``max_request_bytes``;
 - each batch is stored (key, exact body, records) *before* it is sent, and re-sent verbatim
   with the same ``Idempotency-Key`` until an answer arrives, so a lost response never
@@ -25,6 +25,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from .http import AuthError, HttpError, RetryPolicy, SyncError, TransientError, Transport
+from .ids import new_sample_id
 from .media import MediaRejected, store_file, upload
 from .outbox import Outbox, dumps
 from .pull import PullResult, pull
@@ -141,7 +142,7 @@ class SyncClient:
                    sample_type: str = "composite", land_use_observed: str | None = None, note: str | None = None,
                    mock: bool = False, collected_at: str | None = None, sample_id: str | None = None) -> str:
         """Store a new sample offline: a UUID4 now, photos copied in and hashed now. Returns the id."""
-        rid = sample_id or str(uuid.uuid4())
+        rid = sample_id or new_sample_id()
         stored = [store_file(p, self.outbox.dir / "media") for p in photos]
         data = {
             "code": code, "parcel": parcel,

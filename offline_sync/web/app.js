@@ -3,6 +3,7 @@
 
 import { bbox, centroid, contains, haversine, polygons, projection, rankParcels } from './geo.js';
 import { codeName, defaultLang, getLang, setLang, t, translate } from './i18n.js';
+import { uuid7 } from './ids.js';
 import { compressPhoto } from './photo.js';
 import { clearPlaces, done, getAll, getMeta, setMeta, tx } from './store.js';
 import { DATA_FIELDS, SyncError, Syncer, localIsoTime } from './sync.js';
@@ -759,7 +760,7 @@ async function saveSample(event) {
     depth_top_cm: form.top, depth_bottom_cm: form.bottom, sample_type: $('#f-type').value,
     land_use_observed: $('#f-landuse').value || null, note: $('#f-note').value.trim() || null, media,
   };
-  const id = editing ? editing.id : crypto.randomUUID();
+  const id = editing ? editing.id : uuid7();
   // The record and its photos go into the outbox in one transaction: all of it or nothing.
   await tx(['outbox', 'photos'], 'readwrite', async (s) => {
     const before = await done(s.outbox.get(id));

@@ -12,6 +12,7 @@ import hashlib
 import io
 import json
 import re
+import time
 import uuid
 
 import pytest
@@ -221,6 +222,8 @@ def test_provision_work_offline_and_sync_three_samples_with_photos(field, contex
 
     items = device_samples(field, device)
     assert sorted(s["code"] for s in items) == sorted(made)
+    ids = [s["id"] for s in sorted(items, key=lambda s: s["code"])]  # in the order they were made
+    assert ids == sorted(ids) and all(uuid.UUID(i).version == 7 for i in ids)
     for sample in items:
         feature, (lat, lon) = made[sample["code"]]
         assert sample["parcel"] == feature["properties"]["code"]
@@ -339,3 +342,24 @@ def test_nearest_parcel_and_provisioning_link_parsing(field, context):
     assert outcome["fragment"] == outcome["link"]
     assert outcome["bare"] == {"token": "fsd_abcdefghijklmnopqrstuvwxyz", "server": None, "device": None}
     assert outcome["junk"] is None
+
+
+@browser_test
+def test_new_sample_ids_are_time_ordered_uuid7_and_never_decrease(field, context):
+    """The app's ids (``ids.js``) as the browser makes them: RFC 9562 v7, increasing in a burst and
+    when the phone's clock stands still or steps back; the same rules as the Python client's."""
+    page = context.new_page()
+    page.goto(f"{field.base_url}/field/")
+    made = page.evaluate("""async () => {
+        const ids = await import('/field/ids.js');
+        const burst = Array.from({length: 2000}, () => ids.uuid7());
+        const clock = [5000, 5000, 4000, 5001, 1].map((ms) => ids.uuid7(ms + 2e12));
+        return {burst, clock};
+    }""")
+    for group in (made["burst"], made["clock"]):
+        values = [uuid.UUID(text) for text in group]
+        assert [str(v) for v in values] == group  # canonical text, as the server stores it
+        assert all(v.version == 7 and v.variant == uuid.RFC_4122 for v in values)
+        assert all(a.int < b.int for a, b in zip(values, values[1:], strict=False))
+    now_ms = uuid.UUID(made["burst"][0]).int >> 80
+    assert abs(now_ms - time.time() * 1000) < 60_000
