@@ -88,7 +88,7 @@ def record_many(actor: str, changes: Iterable[Change], details: dict[str, Any] |
 
 def insert_rows(table: Table, fixed: Sequence[str], fixed_values: Sequence[Any], columns: Sequence[str],
                 rows: Sequence[Sequence[Any]], memo: Sequence[str] = (), skip_conflicts: bool = False,
-                prebound: Sequence[str] = ()) -> None:
+                prebound: Sequence[str] = ()) -> int:
     """``INSERT`` many rows with the driver's ``executemany``, in the session's transaction.
 
     ``fixed`` columns take one value for every row (bound once); ``rows`` hold the values of
@@ -99,10 +99,10 @@ def insert_rows(table: Table, fixed: Sequence[str], fixed_values: Sequence[Any],
     ``OperationalError``, like any statement. ``skip_conflicts``: a row that would break a unique
     constraint is left out (``ON CONFLICT DO NOTHING``, on both engines). ``prebound`` columns already
     hold what their bind processor returns (the caller applied it, e.g. in a worker process) and
-    are passed as they are.
+    are passed as they are. Returns the driver's count of rows inserted, or -1 where it has none.
     """
     if not rows:
-        return
+        return 0
     db.session.flush()  # like Session.execute: pending ORM writes go first
     connection = db.session.connection()
     dialect = connection.dialect
@@ -116,7 +116,7 @@ def insert_rows(table: Table, fixed: Sequence[str], fixed_values: Sequence[Any],
             values[i] = _memo_map(p, values[i]) if name in memo else list(map(p, values[i]))
     bound = list(zip(*map(repeat, head), *values, strict=False))  # (the fixed values repeat; columns end it)
     sql = _insert_sql(table, (*fixed, *columns), dialect)
-    connection.exec_driver_sql(sql + " ON CONFLICT DO NOTHING" if skip_conflicts else sql, bound)
+    return connection.exec_driver_sql(sql + " ON CONFLICT DO NOTHING" if skip_conflicts else sql, bound).rowcount
 
 
 def _memo_map(p: Callable[[Any], Any], column: Sequence[Any]) -> list[Any]:

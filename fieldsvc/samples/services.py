@@ -251,13 +251,16 @@ def insert_new_samples(rows: list[dict[str, Any]]) -> set[str]:
     """Insert ``new_row`` dicts with one driver ``executemany``, leaving out any whose id or bag code
     is taken; returns the ids that went in.
 
-    Those are read back by the rows' fresh change numbers (a range of the ``seq`` index), so a
+    When the driver counts every row in, they all went in (a skipped row counts 0); otherwise they
+    are read back by the rows' fresh change numbers (a range of the ``seq`` index). Either way a
     batch of new samples costs no lookup of each id and code first; the caller judges the rest alone.
     """
     if not rows:
         return set()
-    insert_rows(Sample.__table__, (), (), ROW_COLUMNS, list(map(_ROW_VALUES, rows)), memo=_MEMO_COLUMNS,
-                skip_conflicts=True)
+    count = insert_rows(Sample.__table__, (), (), ROW_COLUMNS, list(map(_ROW_VALUES, rows)), memo=_MEMO_COLUMNS,
+                        skip_conflicts=True)
+    if count == len(rows):
+        return {row["id"] for row in rows}
     seqs = [row["seq"] for row in rows]
     mine = {(sid, seq) for sid, seq in core_execute(select(Sample.id, Sample.seq).where(
         Sample.seq.between(min(seqs), max(seqs))))}

@@ -341,6 +341,23 @@ def test_same_bag_code_on_another_id_is_conflict_never_merged(client, phone, off
     assert client.get(f"/api/v1/samples/{second['id']}", headers=official.headers).get_json()["code"] == "SAME-2"
 
 
+def test_batch_mixing_new_records_with_a_stored_id_and_a_stored_code_judges_each(client, phone, app):
+    """The bulk insert leaves out the resend and the code clash; only the new ones count as in."""
+    parcels = phone["parcels"]
+    stored = record(data_for(parcels[0], "MIX-0"))
+    assert results(push(client, phone["headers"], [stored]))[0]["status"] == "applied"
+    fresh = [record(data_for(parcels[i], f"MIX-{i}")) for i in (1, 2)]
+    clash = record(data_for(parcels[3], "MIX-0"))
+    out = results(push(client, phone["headers"], [fresh[0], stored, clash, fresh[1]]))
+    assert [r["status"] for r in out] == ["applied", "duplicate", "conflict", "applied"]
+    assert out[2]["code"] == "duplicate_sample_code"
+    assert count_samples(app) == 3
+    # a batch that goes in whole answers every record applied, at version 1
+    more = [record(data_for(parcels[i], f"MIX-{i}")) for i in (4, 5, 6)]
+    assert [(r["status"], r["version"]) for r in results(push(client, phone["headers"], more))] == [("applied", 1)] * 3
+    assert count_samples(app) == 6
+
+
 def test_deleted_sample_resent_by_old_device_stays_deleted(client, phone, official):
     rec = record(data_for(phone["parcels"][0], "D-1"))
     results(push(client, phone["headers"], [rec]))
