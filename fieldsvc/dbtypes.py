@@ -39,3 +39,14 @@ def isoformat(value: datetime | None) -> str | None:
     if value is None:
         return None
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def sqlite_datetime_text(value: datetime | None) -> str | None:
+    """What a ``UTCDateTime`` column stores on SQLite, without SQLAlchemy's two processors (the
+    type's, then the dialect's ``%``-format): ~1 µs instead of ~2.5 µs per value, for bulk inserts.
+    The same text to the byte (``YYYY-MM-DD HH:MM:SS.ffffff``, UTC): SQLite compares it as text."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise ValueError("naive datetime refused; use an aware UTC datetime")
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")

@@ -11,7 +11,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 from sqlalchemy import Table, select
 
-from ..dbtypes import utcnow
+from ..dbtypes import UTCDateTime, sqlite_datetime_text, utcnow
 from ..extensions import db
 from .models import AuditEvent, EntityVersion
 
@@ -156,7 +156,10 @@ def _memo_key(value: Any) -> Any:
 
 
 def _processor(table: Table, name: str, dialect: Any) -> Callable[[Any], Any] | None:
-    return table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
+    kind = table.c[name].type
+    if dialect.name == "sqlite" and isinstance(kind, UTCDateTime):
+        return sqlite_datetime_text
+    return kind.dialect_impl(dialect).bind_processor(dialect)
 
 
 def _insert_sql(table: Table, columns: Sequence[str], dialect: Any) -> str:
