@@ -444,7 +444,7 @@ def _insert_one(it: Item, batch: Batch) -> None:
     clash = db.session.scalar(select(Sample.id).where(Sample.code == it.clean["code"]))
     if clash is not None:
         return _code_clash(it, batch)
-    db.session.execute(upsert(Sample.__table__).values(row))  # a racing twin raises IntegrityError → savepoint
+    samples.insert_sample(row)  # a racing twin raises IntegrityError → savepoint
     samples.set_media_links([(it.id, it.clean["media"] or [])])  # type: ignore[list-item]
     _created(it, row, d, batch)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -53,3 +55,27 @@ def test_row_text_equals_canonical_json_of_row_data(code, raw_time, land_use, no
            "accuracy_m": accuracy, "lat": lat, "lon": lon, "mock_location": mock, "location_raw": raw,
            "media": manifest}
     assert samples._row_text(row) == audit_json(samples.row_data(row))
+
+
+finite = st.none() | st.booleans() | st.integers(min_value=-(10**20), max_value=10**20) | st.floats(
+    allow_nan=False, allow_infinity=False) | st.text(max_size=4)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.none() | st.fixed_dictionaries({"lat": st.floats(-90, 90), "lon": st.floats(-180, 180),
+                                          "accuracy_m": st.none() | st.floats(0, 1000), "mock": st.booleans(),
+                                          "raw": st.dictionaries(st.text(max_size=3), finite, max_size=4)}))
+def test_new_row_writes_the_stored_raw_fix_and_data_text_once_for_both(location):
+    from datetime import UTC, datetime
+
+    from fieldsvc.auth.principal import SYSTEM
+
+    clean = {"code": "B-1", "parcel": "P-1", "collected_at": "2026-11-20T08:30:00+08:00", "location": location,
+             "depth_top_cm": 0, "depth_bottom_cm": 20, "sample_type": "composite", "land_use_observed": None,
+             "note": "n", "media": []}
+    now = datetime(2026, 11, 24, tzinfo=UTC)
+    row = samples.new_row("id-1", clean, now, samples.Derivation([], "complete", "360000", None), 1, None, now,
+                          SYSTEM, "h")
+    assert row["data_json"] == audit_json(samples.row_data(row))
+    stored = json.loads(row["location_raw_json"])  # what the location_raw column holds on SQLite
+    assert stored == (None if location is None else location["raw"])
