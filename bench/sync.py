@@ -12,7 +12,8 @@ Run: ``.venv/bin/python bench/sync.py [--records 10000] [--runs 3] [--large 1000
   default store. Installed with ``npm install pouchdb-server@4.2.0`` into a cache folder on first use;
   skipped when npm is missing or the install fails;
 - growth: push cost per record into a store that already holds 10 k samples vs ``--large`` samples (rows,
-  their audit events filled with raw SQL inserts of realistic rows, not through HTTP);
+  their audit events filled with raw SQL inserts of realistic rows, not through HTTP); both servers run
+  at once and the pushes alternate between them, medians of ``--growth-rounds``;
 - sample ids are made as our clients make them (``offline_sync.ids``: time-ordered UUIDv7); ``--ids v4``
   makes them random, as third-party clients (ODK Collect) do, in the fill and the pushes alike;
 - where a record's time goes, in-process (validation, hashing, marshmallow of the same shape for comparison);
@@ -37,6 +38,7 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -388,33 +390,46 @@ def one_run(template: Path, token: str, parcels: list[dict], n: int, port: int, 
         shutil.rmtree(instance, ignore_errors=True)
 
 
-def growth_run(template: Path, token: str, parcels: list[dict], stored: int, n: int, port: int,
-               tag: str, new_id: Callable[[], str]) -> dict[str, float]:
-    """Push cost per record into a store already holding ``stored`` samples."""
-    instance = Path(tempfile.mkdtemp(prefix="fieldsvc-bench-sync-big-"))
+def growth_check(template: Path, token: str, parcels: list[dict], sizes: dict[str, int], n: int, rounds: int,
+                 port: int, new_id: Callable[[], str]) -> dict[str, dict[str, float]]:
+    """Push cost per record into stores already holding each of ``sizes`` samples.
+
+    Both servers run at once and the pushes alternate between them (``rounds`` of ``n`` records
+    each), so a slow spell of a shared machine hits both sides of the ratio alike."""
+    instances = {name: Path(tempfile.mkdtemp(prefix=f"fieldsvc-bench-sync-{name}-")) for name in sizes}
+    servers: dict[str, subprocess.Popen] = {}
     try:
-        shutil.copyfile(template, instance / "fieldsvc.db")
-        t0 = time.perf_counter()
-        fill(instance / "fieldsvc.db", stored, parcels, new_id)
-        fill_s = time.perf_counter() - t0
-        out = {"fill_s": fill_s}
-        server = start_server(instance, port)
-        try:
-            for i in range(3):  # medians of three pushes of n records each
-                records = records_for(parcels, n, f"{tag}{i}", new_id)
-                cpu0 = cpu_seconds(server.pid)
-                push_s, statuses = push_all(port, token, records)
+        out: dict[str, dict[str, Any]] = {}
+        for i, (name, stored) in enumerate(sizes.items()):
+            shutil.copyfile(template, instances[name] / "fieldsvc.db")
+            t0 = time.perf_counter()
+            fill(instances[name] / "fieldsvc.db", stored, parcels, new_id)
+            out[name] = {"fill_s": time.perf_counter() - t0, "us": [], "cpu_us": []}
+            servers[name] = start_server(instances[name], port + 2 * i)
+        for r in range(rounds):
+            for i, name in enumerate(sizes):
+                records = records_for(parcels, n, f"G{name}{r}", new_id)
+                cpu0 = cpu_seconds(servers[name].pid)
+                push_s, statuses = push_all(port + 2 * i, token, records)
                 assert statuses == {"applied": n}, statuses
-                out.setdefault("us", []).append(push_s / n * 1e6)
-                out.setdefault("cpu_us", []).append((cpu_seconds(server.pid) - cpu0) / n * 1e6)
-        finally:
+                out[name]["us"].append(push_s / n * 1e6)
+                out[name]["cpu_us"].append((cpu_seconds(servers[name].pid) - cpu0) / n * 1e6)
+        for server in servers.values():
             server.terminate()
             server.wait(10)
-        raw = raw_baseline(instance / "fieldsvc.db", records_for(parcels, n, f"{tag}raw", new_id), keep=True)
-        return {"fill_s": fill_s, "push_us_per_record": statistics.median(out["us"]),
-                "push_cpu_us_per_record": statistics.median(out["cpu_us"]), "raw_us_per_row": raw / n * 1e6}
+        return {name: {"fill_s": got["fill_s"], "push_us_per_record": statistics.median(got["us"]),
+                       "push_cpu_us_per_record": statistics.median(got["cpu_us"]),
+                       "push_us_per_round": [round(x, 1) for x in got["us"]],
+                       "raw_us_per_row": raw_baseline(instances[name] / "fieldsvc.db",
+                                                      records_for(parcels, n, f"{name}raw", new_id), keep=True)
+                       / n * 1e6}
+                for name, got in out.items()}
     finally:
-        shutil.rmtree(instance, ignore_errors=True)
+        for server in servers.values():
+            if server.poll() is None:
+                server.kill()
+        for folder in instances.values():
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def main() -> None:
@@ -423,6 +438,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--large", type=int, default=1_000_000, help="store size for the growth check (0: skip)")
     parser.add_argument("--growth-records", type=int, default=5_000, help="records per push in the growth check")
+    parser.add_argument("--growth-rounds", type=int, default=5, help="alternating pushes into each store")
     parser.add_argument("--no-pouchdb", action="store_true")
     parser.add_argument("--ids", choices=("v7", "v4"), default="v7",
                         help="sample ids as our clients make them (v7, time-ordered) or random (v4, as ODK Collect)")
@@ -447,9 +463,8 @@ def main() -> None:
         steps = breakdown(records_for(parcels, 2000, "S"), parcels)
         growth: dict[str, dict[str, float]] = {}
         if args.large:
-            growth["small"] = growth_run(template, token, parcels, 10_000, args.growth_records, args.port, "G", new_id)
-            growth["large"] = growth_run(template, token, parcels, args.large, args.growth_records, args.port, "H",
-                                         new_id)
+            growth = growth_check(template, token, parcels, {"small": 10_000, "large": args.large},
+                                  args.growth_records, args.growth_rounds, args.port, new_id)
     finally:
         shutil.rmtree(home, ignore_errors=True)
     print(report(args, runs, pouch, steps, growth))
@@ -501,7 +516,8 @@ def report(args: argparse.Namespace, runs: list[dict], pouch: dict[str, list[tup
                      f"({small['push_cpu_us_per_record']:.0f} CPU); into {args.large:,} stored: "
                      f"{large['push_us_per_record']:.0f} µs/record ({large['push_cpu_us_per_record']:.0f} CPU); "
                      f"growth {g:.2f}x wall, {gc:.2f}x CPU  target ≤ 1.5x  (raw insert {small['raw_us_per_row']:.0f}"
-                     f" → {large['raw_us_per_row']:.0f} µs/row; fill took {large['fill_s']:.0f} s)")
+                     f" → {large['raw_us_per_row']:.0f} µs/row; fill took {large['fill_s']:.0f} s; pushes alternate,"
+                     f" {args.growth_rounds} rounds of {args.growth_records:,})")
         out["growth"] = {"stored_small": 10_000, "stored_large": args.large, "small": small, "large": large,
                          "ratio_wall": round(g, 3), "ratio_cpu": round(gc, 3)}
     lines.append(json.dumps(out))
