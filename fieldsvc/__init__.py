@@ -10,6 +10,7 @@ from typing import Any, Mapping
 from flask import Flask, has_request_context, request
 from sqlalchemy import event
 
+from . import sqlite_checkpoint
 from .config import engine_name, load_config, normalise_database_url
 from .extensions import db, migrate
 
@@ -40,6 +41,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     with app.app_context():
         if db.engine.dialect.name == "sqlite":
             _tune_sqlite(db.engine, cfg["SQLITE_BUSY_TIMEOUT_MS"], cfg["SQLITE_WAL_AUTOCHECKPOINT_PAGES"])
+            _checkpoint_in_background(db.engine, cfg["SQLITE_CHECKPOINT_INTERVAL_S"])
 
     _register_blueprints(app)
     from .http import register_error_handlers
@@ -112,6 +114,19 @@ def _tune_sqlite(engine: Any, busy_timeout_ms: int, checkpoint_pages: int) -> No
     def _begin(connection):
         reading = has_request_context() and request.method in READ_METHODS
         connection.exec_driver_sql("BEGIN" if reading else "BEGIN IMMEDIATE")
+
+
+def _checkpoint_in_background(engine: Any, interval_s: float) -> None:
+    """After each commit, wake this process's checkpoint thread for the database file
+    (``fieldsvc.sqlite_checkpoint``); ``interval_s`` 0 leaves checkpoints to SQLite alone."""
+    path = engine.url.database
+    if not interval_s or not path or path == ":memory:" or path.startswith("file:"):
+        return
+    path = os.path.abspath(path)
+
+    @event.listens_for(engine, "commit")
+    def _commit(_connection):
+        sqlite_checkpoint.notify(path, interval_s)
 
 
 def _instance_secret(instance: Path) -> str:

@@ -8,6 +8,7 @@ an int.
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import Any, Mapping
@@ -34,6 +35,7 @@ DEFAULTS: dict[str, Any] = {
     "HOLD_TTL_S": 5 * 24 * 3600,
     "SQLITE_BUSY_TIMEOUT_MS": 10_000,
     "SQLITE_WAL_AUTOCHECKPOINT_PAGES": 10_000,
+    "SQLITE_CHECKPOINT_INTERVAL_S": 0.25,  # SQLite: WAL checkpoints in a thread after commits, at most this often
     "SIGNING_KEY_PATH": "",  # certificates: private Ed25519 PEM to sign with; empty: <instance>/keys/ (made once)
     "CERTIFICATE_VALID_DAYS": 365,  # certificates: validity when POST /api/v1/certificates gives no valid_days
     "LABELS_MAX_CODES": 1000,  # certificates: most labels in one GET /api/v1/labels.pdf
@@ -64,6 +66,14 @@ def _coerce(key: str, raw: str, default: Any) -> Any:
             return int(raw)
         except ValueError:
             raise ValueError(f"{ENV_PREFIX}{key} must be an integer, got {raw!r}") from None
+    if isinstance(default, float):
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ValueError(f"{ENV_PREFIX}{key} must be a number, got {raw!r}") from None
+        if not math.isfinite(value) or value < 0:
+            raise ValueError(f"{ENV_PREFIX}{key} must be a finite number >= 0, got {raw!r}")
+        return value
     return raw
 
 

@@ -61,3 +61,31 @@ def test_sqlite_database_runs_in_wal_with_foreign_keys(app):
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
         assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == app.config["SQLITE_BUSY_TIMEOUT_MS"]
         assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 10_000
+
+
+def test_sqlite_commits_wake_a_background_checkpoint_unless_turned_off(app_config, tmp_path):
+    """``SQLITE_CHECKPOINT_INTERVAL_S``: a write request's commit starts this process's checkpoint
+    thread for the database file, which then copies the WAL into it; 0 leaves it to SQLite."""
+    import os
+    import time
+
+    from fieldsvc import create_app, sqlite_checkpoint
+
+    if not app_config["DATABASE_URL"].startswith("sqlite"):
+        pytest.skip("SQLite checkpoints")
+    path = os.path.abspath(app_config["DATABASE_URL"].removeprefix("sqlite:///"))
+    key = (os.getpid(), path)
+    for interval, expect_thread in ((0, False), (0.01, True)):
+        app = create_app({**app_config, "SQLITE_CHECKPOINT_INTERVAL_S": interval})
+        with app.app_context():
+            db.session.execute(text("UPDATE sequence_counters SET value = value + 1"))
+            db.session.commit()
+            worker = sqlite_checkpoint._running.get(key)
+            assert (worker is not None) is expect_thread
+            if worker is not None:
+                deadline = time.monotonic() + 5
+                while worker.checkpoints == 0 and time.monotonic() < deadline:
+                    time.sleep(0.01)
+                assert worker.checkpoints >= 1
+            db.session.remove()
+            db.engine.dispose()

@@ -21,9 +21,13 @@ def test_environment_overrides_defaults_and_mapping_overrides_environment(tmp_pa
     assert cfg["PUBLIC_BASE_URL"] == "https://x.cn"
     cfg = load_config({"MAX_BATCH_RECORDS": 7}, environ=env)
     assert cfg["MAX_BATCH_RECORDS"] == 7
+    cfg = load_config(None, environ={**env, "FIELDSVC_SQLITE_CHECKPOINT_INTERVAL_S": "0.5"})
+    assert cfg["SQLITE_CHECKPOINT_INTERVAL_S"] == 0.5
 
 
-@pytest.mark.parametrize("key, raw", [("MAX_BATCH_RECORDS", "many"), ("DEMO", "maybe")])
+@pytest.mark.parametrize("key, raw", [("MAX_BATCH_RECORDS", "many"), ("DEMO", "maybe"),
+                                     ("SQLITE_CHECKPOINT_INTERVAL_S", "soon"), ("SQLITE_CHECKPOINT_INTERVAL_S", "-1"),
+                                     ("SQLITE_CHECKPOINT_INTERVAL_S", "nan")])
 def test_bad_environment_values_name_the_variable(key, raw):
     with pytest.raises(ValueError, match=f"FIELDSVC_{key}"):
         load_config(None, environ={f"FIELDSVC_{key}": raw})

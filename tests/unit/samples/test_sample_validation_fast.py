@@ -18,8 +18,8 @@ texts = st.sampled_from(["bag-001", " BAG.2/x ", "", " ", "a b", "ｂａｇ", "�
                          " Paddy ", "TEA", "orchard", "a" * 65, "\x00", "ok note", "no"]) | st.text(max_size=6)
 numbers = st.sampled_from([0, 20, 20.0, 0.5, -1, 300, 300.5, 1e308, float("nan"), float("inf"), True, "20",
                            "28,1", None, 90, 90.0000001, -180, 180.5, 4.5, 0.0, -0.0]) | st.floats() | st.integers()
-stamps = st.sampled_from(["2026-11-20T08:30:00+08:00", "2026-11-20T08:30:00Z", "2026-11-20 08:30", "1980-01-01T00:00:00Z",
-                          "2026-02-30T00:00:00Z", "2026-11-20T08:30:60Z", "x", 5, None])
+stamps = st.sampled_from(["2026-11-20T08:30:00+08:00", "2026-11-20T08:30:00Z", "2026-11-20 08:30",
+                          "1980-01-01T00:00:00Z", "2026-02-30T00:00:00Z", "2026-11-20T08:30:60Z", "x", 5, None])
 media_items = st.fixed_dictionaries({"name": texts, "sha256": st.sampled_from(["ab" * 32, "AB" * 32, "x"]),
                                      "bytes": numbers, "mime": st.sampled_from(["image/jpeg", "IMAGE/PNG", "bad"])})
 locations = st.none() | st.sampled_from([[], "28,115", {}]) | st.fixed_dictionaries(
@@ -36,7 +36,8 @@ valid_values = {"code": st.sampled_from(["bag-001", " x1 ", "A/B.C-1", "b" * 9])
                 "location": st.fixed_dictionaries({"lat": plausible, "lon": plausible}, optional={
                     "accuracy_m": st.none() | st.floats(0, 100) | st.integers(0, 100),
                     "mock": st.none() | st.booleans()}),
-                "depth_top_cm": st.sampled_from([0, 0.0, 5, 10.5]), "depth_bottom_cm": st.sampled_from([20, 20.0, 10.5]),
+                "depth_top_cm": st.sampled_from([0, 0.0, 5, 10.5]),
+                "depth_bottom_cm": st.sampled_from([20, 20.0, 10.5]),
                 "sample_type": st.sampled_from(["composite", " Topsoil "]),
                 "land_use_observed": st.sampled_from([None, "paddy", " TEA "]),
                 "note": st.sampled_from([None, "", " a note ", "abcd"]), "media": st.lists(media_items, max_size=1)}

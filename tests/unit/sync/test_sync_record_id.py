@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from fieldsvc.sync.services import _record_id
 
 
-@given(st.uuids(), st.sampled_from([str, lambda u: str(u).upper(), lambda u: "{%s}" % u, lambda u: u.urn,
+@given(st.uuids(), st.sampled_from([str, lambda u: str(u).upper(), lambda u: f"{{{u}}}", lambda u: u.urn,
                                     lambda u: u.hex]))
 def test_any_spelling_uuid_accepts_comes_out_canonical(value, spell):
     assert _record_id(spell(value)) == str(value)
