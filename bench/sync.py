@@ -3,7 +3,8 @@
 Run: ``.venv/bin/python bench/sync.py [--records 10000] [--runs 3] [--large 1000000] [--no-pouchdb] [--ids v7|v4]``
 
 - one gunicorn worker (one process, sync) on loopback, SQLite in a fresh instance folder under /tmp;
-- push: batches of 500 new samples (one Idempotency-Key each) over one keep-alive connection;
+- push: batches of 500 new samples (one Idempotency-Key each) over one keep-alive connection, after one
+  untimed warm-up batch and pull page (pouchdb-server gets the same warm-up batch);
 - pull: the whole store page by page (limit 1000);
 - baselines, same run: the same sample rows inserted with ``sqlite3.executemany`` (raw insert), and the
   same documents through pouchdb-server 4.2.0's ``_bulk_docs`` on loopback in batches of 500, with its
@@ -130,6 +131,16 @@ def push_all(port: int, token: str, records: list[dict]) -> tuple[float, dict]:
     elapsed = time.perf_counter() - t0
     conn.close()
     return elapsed, statuses
+
+
+def warm_up(port: int, token: str, records: list[dict]) -> None:
+    """One untimed push and one pull page, so the timed runs measure a running server, not its
+    first requests (imports, statement compilation); pouchdb-server gets the same untimed batch."""
+    push_all(port, token, records)
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
+    conn.request("GET", "/api/v1/sync/pull?limit=1", headers={"Authorization": f"Bearer {token}"})
+    conn.getresponse().read()
+    conn.close()
 
 
 def pull_all(port: int, token: str) -> tuple[float, int]:
@@ -345,6 +356,10 @@ def pouchdb_push(binary: Path, port: int, records: list[dict], in_memory: bool) 
             return None
         docs = [{"_id": r["id"], "type": r["type"], **r["data"]} for r in records]
         bodies = [json.dumps({"docs": docs[i:i + BATCH]}).encode() for i in range(0, len(docs), BATCH)]
+        warm = [{"_id": f"warm-{i}", "type": "sample", **records[0]["data"]} for i in range(BATCH)]
+        conn.request("POST", "/bench/_bulk_docs", body=json.dumps({"docs": warm}).encode(),
+                     headers={"Content-Type": "application/json"})  # warm-up, as for fieldsvc
+        conn.getresponse().read()
         cpu0, t0 = cpu_seconds(proc.pid), time.perf_counter()
         for body in bodies:
             conn.request("POST", "/bench/_bulk_docs", body=body, headers={"Content-Type": "application/json"})
@@ -374,6 +389,7 @@ def one_run(template: Path, token: str, parcels: list[dict], n: int, port: int, 
         records = records_for(parcels, n, tag, new_id)
         server = start_server(instance, port)
         try:
+            warm_up(port, token, records_for(parcels, BATCH, f"W{tag}", new_id))
             cpu0 = cpu_seconds(server.pid)
             push_s, statuses = push_all(port, token, records)
             cpu1 = cpu_seconds(server.pid)
@@ -406,6 +422,7 @@ def growth_check(template: Path, token: str, parcels: list[dict], sizes: dict[st
             fill(instances[name] / "fieldsvc.db", stored, parcels, new_id)
             out[name] = {"fill_s": time.perf_counter() - t0, "us": [], "cpu_us": []}
             servers[name] = start_server(instances[name], port + 2 * i)
+            warm_up(port + 2 * i, token, records_for(parcels, BATCH, f"W{name}", new_id))
         for r in range(rounds):
             for i, name in enumerate(sizes):
                 records = records_for(parcels, n, f"G{name}{r}", new_id)
