@@ -47,6 +47,8 @@ def sqlite_datetime_text(value: datetime | None) -> str | None:
     The same text to the byte (``YYYY-MM-DD HH:MM:SS.ffffff``, UTC): SQLite compares it as text."""
     if value is None:
         return None
+    if value.tzinfo is UTC:  # (what utcnow and the RFC 3339 parser make) no conversion; cut the "+00:00"
+        return value.isoformat(" ", "microseconds")[:-6]
     if value.tzinfo is None:
         raise ValueError("naive datetime refused; use an aware UTC datetime")
     return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")

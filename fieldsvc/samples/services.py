@@ -168,10 +168,8 @@ def new_row(sample_id: str, clean: Mapping[str, Any], collected_at_utc: datetime
         "seq": seq, "device_pk": actor.device_pk, "created_by": actor.label, "held_until": d.held_until,
         "created_at": now, "updated_at": now, "deleted_at": None,
     }
-    raw = row["location_raw"]
-    raw_text = _raw_text(raw)
-    row["data_json"] = _row_text(row, raw_text)
-    row["location_raw_json"] = "null" if raw is None else raw_text  # (a JSON column keeps None as null)
+    row["data_json"], raw_text = _row_texts(row)
+    row["location_raw_json"] = "null" if row["location_raw"] is None else raw_text  # (a JSON column: None is null)
     return row
 
 
@@ -179,10 +177,16 @@ _escape = json.encoder.encode_basestring  # what ``canonical_json`` (ensure_asci
 _LITERALS = {None: "null", True: "true", False: "false"}
 
 
-def _row_text(row: Mapping[str, Any], raw_text: str | None = None) -> str:
-    """``canonical_json(row_data(row))``, written field by field in sorted key order for the usual
-    row (strings, plain finite numbers); anything else takes ``canonical_json`` itself.
-    ``raw_text``: ``_raw_text(row["location_raw"])`` when the caller has it."""
+def _row_text(row: Mapping[str, Any]) -> str:
+    """``canonical_json(row_data(row))``."""
+    return _row_texts(row)[0]
+
+
+def _row_texts(row: Mapping[str, Any]) -> tuple[str, str]:
+    """``canonical_json(row_data(row))`` and ``_raw_text(row["location_raw"])``, written field by
+    field in sorted key order for the usual row (strings, plain finite numbers); anything else
+    takes ``canonical_json`` itself. A raw fix holding the very values the row keeps (as phones
+    send them) reuses their texts."""
     texts = []
     for name in ("code", "collected_at_raw", "land_use_observed", "note", "parcel_code", "sample_type"):
         value = row[name]
@@ -191,22 +195,26 @@ def _row_text(row: Mapping[str, Any], raw_text: str | None = None) -> str:
         elif value is None:
             texts.append("null")
         else:
-            return canonical_json(row_data(row))
+            return canonical_json(row_data(row)), _raw_text(row["location_raw"])
     numbers = [_number_text(row[name]) for name in ("depth_bottom_cm", "depth_top_cm", "accuracy_m", "lat", "lon")]
     if None in numbers:
-        return canonical_json(row_data(row))
+        return canonical_json(row_data(row)), _raw_text(row["location_raw"])
     bottom, top, accuracy, lat, lon = numbers
-    if row["lat"] is not None or row["location_raw"] is not None:
-        raw = _raw_text(row["location_raw"]) if raw_text is None else raw_text
-        location = (f'{{"accuracy_m":{accuracy},"lat":{lat},"lon":{lon},'
-                    f'"mock":{_LITERALS[bool(row["mock_location"])]},"raw":{raw}}}')
+    raw, mock = row["location_raw"], _LITERALS[bool(row["mock_location"])]
+    if (type(raw) is dict and len(raw) == 4 and raw.get("lat") is row["lat"] and raw.get("lon") is row["lon"]
+            and raw.get("accuracy_m") is row["accuracy_m"] and raw.get("mock") is row["mock_location"]):
+        raw_text = f'{{"accuracy_m":{accuracy},"lat":{lat},"lon":{lon},"mock":{mock}}}'
+    else:
+        raw_text = _raw_text(raw)
+    if row["lat"] is not None or raw is not None:
+        location = f'{{"accuracy_m":{accuracy},"lat":{lat},"lon":{lon},"mock":{mock},"raw":{raw_text}}}'
     else:
         location = "null"
     code, collected_at, land_use, note, parcel, sample_type = texts
     media = canonical_json(list(row["media"])) if row["media"] else "[]"
     return (f'{{"code":{code},"collected_at":{collected_at},"depth_bottom_cm":{bottom},"depth_top_cm":{top},'
             f'"land_use_observed":{land_use},"location":{location},"media":{media},'
-            f'"note":{note},"parcel":{parcel},"sample_type":{sample_type}}}')
+            f'"note":{note},"parcel":{parcel},"sample_type":{sample_type}}}'), raw_text
 
 
 def _raw_text(raw: Any) -> str:

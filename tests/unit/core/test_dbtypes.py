@@ -14,7 +14,8 @@ _REFERENCE = UTCDateTime().dialect_impl(_DIALECT).bind_processor(_DIALECT)
 _ZONES = st.integers(min_value=-14 * 60, max_value=14 * 60).map(lambda m: timezone(timedelta(minutes=m)))
 
 
-@given(st.datetimes(min_value=datetime(2, 1, 1), max_value=datetime(9998, 12, 31), timezones=_ZONES))
+@given(st.datetimes(min_value=datetime(2, 1, 1), max_value=datetime(9998, 12, 31),
+                    timezones=_ZONES | st.just(UTC)))
 def test_same_text_as_the_type_and_dialect_processors(value):
     assert sqlite_datetime_text(value) == _REFERENCE(value)
 
