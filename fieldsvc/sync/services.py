@@ -29,7 +29,7 @@ from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from ..audit.services import Change, record, record_many
 from ..auth.principal import Actor
 from ..dbtypes import isoformat, utcnow
-from ..dbutil import upsert
+from ..dbutil import core_execute, upsert
 from ..devices.models import Device, DeviceAssignment
 from ..errors import Problem, conflict, not_found, validation_failed
 from ..extensions import db
@@ -686,8 +686,8 @@ def scope_for(actor: Actor) -> Scope:
     parcels = [c for k, c in assigned if k == "parcel"]
     if parcels:
         villages |= set(db.session.scalars(select(Parcel.village_code).where(Parcel.code.in_(parcels))))
-    parks = set(db.session.scalars(select(Parcel.farm_park_code).where(*parcel_where,
-                                                                        Parcel.farm_park_code.is_not(None))))
+    parks = set(db.session.scalars(select(Parcel.farm_park_code).distinct().where(
+        *parcel_where, Parcel.farm_park_code.is_not(None))))
     return Scope(actor, device, parcel_where, _with_parents(villages), parks)
 
 
@@ -773,6 +773,7 @@ _SAMPLE_COLUMNS = [Sample.id, Sample.data_json, Sample.version, Sample.state, Sa
                                                                      Sample.collected_at, Sample.updated_at,
                                                                      Sample.deleted_at))]
 _dump = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode
+_escape = json.encoder.encode_basestring  # == _dump of a str
 
 
 def pull_text(actor: Actor, cursor_text: str | None, limit: int) -> str:
@@ -798,7 +799,7 @@ def pull_text(actor: Actor, cursor_text: str | None, limit: int) -> str:
     sample_rows: list[Any] = []
     for order, (model, where) in sources.items():
         if order == 3:  # samples are most of a store: read their (small) rows in this one pass
-            sample_rows = db.session.execute(select(*_SAMPLE_COLUMNS).where(
+            sample_rows = core_execute(select(*_SAMPLE_COLUMNS).where(  # (Core rows: no ORM row handling)
                 *where, Sample.seq > after, Sample.seq <= latest).order_by(Sample.seq).limit(fetch)).all()
             candidates += [(row.seq, 3) for row in sample_rows]
             continue
@@ -897,12 +898,14 @@ class _SampleText:
         skew = row.clock_skew_s
         data = row.data_json if row.data_json is not None else self._data[row.id]
         gone = "false" if row.deleted_at is None else "true"
-        server = (f'{{"clock_skew_s":{_dump(skew)},"collected_at_parsed":{self._time(row.collected_at)[1]},'
+        sid = _escape(row.id)  # (a string: the C escaper ``_dump`` itself uses, without its call overhead)
+        server = (f'{{"clock_skew_s":{"null" if skew is None else _dump(skew)},'
+                  f'"collected_at_parsed":{self._time(row.collected_at)[1]},'
                   f'"deleted":{gone},"flags":{self._flag_text(row.flags)},"held_until":{held_text},'
-                  f'"id":{_dump(row.id)},"received_at":{self._time(row.received_at)[1]},"state":{_dump(state)},'
+                  f'"id":{sid},"received_at":{self._time(row.received_at)[1]},"state":{_escape(state)},'
                   f'"updated_at":{self._time(row.updated_at)[1]},"version":{int(row.version)}')
         server += f",{data[1:]}" if data != "{}" else "}"
-        return (f'{{"data":{server},"deleted":{gone},"id":{_dump(row.id)},"seq":{int(row.seq)},'
+        return (f'{{"data":{server},"deleted":{gone},"id":{sid},"seq":{int(row.seq)},'
                 f'"type":"sample","version":{int(row.version)}}}')
 
 
