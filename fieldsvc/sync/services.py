@@ -23,14 +23,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Mapping, Sequence
 
-from sqlalchemy import String, select, type_coerce, update
+from sqlalchemy import String, select, text, type_coerce, update
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 
 from ..audit.services import Change, record, record_many
 from ..auth.principal import Actor
 from ..dbtypes import isoformat, utcnow
 from ..dbutil import core_execute, upsert
-from ..devices.models import Device, DeviceAssignment
+from ..devices.models import DeviceAssignment
 from ..errors import Problem, conflict, not_found, validation_failed
 from ..extensions import db
 from ..gcpause import gc_paused
@@ -643,7 +643,7 @@ def _must_revalidate(content: Mapping[str, Any]) -> dict[str, Any]:
 
 # --- pull -----------------------------------------------------------------------------------
 
-EPOCH = "epoch"
+EPOCH = "epoch"  # (the name _SCOPE_MARKS reads)
 
 
 def epoch() -> str:
@@ -665,21 +665,45 @@ class Scope:
     """What one caller may pull: parcels via ``parcel_scope``, and the regions and parks around them."""
 
     actor: Actor
-    device: Device | None
+    scope_version: int  # the device's assignment version; 0 for an account
     parcel_where: list[Any]
     region_codes: set[str] | None  # None: every region in the county scope
     park_codes: set[str] | None
 
-    @property
-    def scope_version(self) -> int:
-        return self.device.version if self.device is not None else 0
+
+# What a device's regions and parks depend on: which database (its cursor epoch, random per
+# database), the device's assignment (version and rows) and the places themselves; every write to
+# those allocates a change seq, so these marks move with any of them.
+_SCOPE_MARKS = text(
+    "SELECT d.version, (SELECT value FROM sync_meta WHERE name = 'epoch'),"
+    " (SELECT max(seq) FROM device_assignments WHERE device_pk = d.id),"
+    " (SELECT max(seq) FROM parcels), (SELECT max(seq) FROM regions) FROM devices d WHERE d.id = :pk")
+_DEVICE_PLACES: dict[tuple[Any, ...], tuple[frozenset[str], frozenset[str]]] = {}
 
 
 def scope_for(actor: Actor) -> Scope:
+    """The caller's pull scope. A device's regions and parks are worked out once per state of its
+    assignment and of the places (a pull asks on every page; working them out was ~15 % of a page)
+    and kept in this process under the marks read from the database, so a cached answer is only
+    ever used for the state it was computed from."""
     parcel_where = parcel_scope(actor)
     if actor.device_pk is None:
-        return Scope(actor, None, parcel_where, None, None)
-    device = db.session.get(Device, actor.device_pk)
+        return Scope(actor, 0, parcel_where, None, None)
+    version, database, *marks = db.session.execute(_SCOPE_MARKS, {"pk": actor.device_pk}).one()
+    key = (database, actor.device_pk, actor.county_code, version, *marks)
+    places = _DEVICE_PLACES.get(key) if database is not None else None
+    if places is None:
+        places = _device_places(actor, parcel_where)
+        if database is not None:
+            if len(_DEVICE_PLACES) >= 1024:
+                _DEVICE_PLACES.clear()
+            _DEVICE_PLACES[key] = places
+    regions, parks = places
+    return Scope(actor, version, parcel_where, set(regions), set(parks))
+
+
+def _device_places(actor: Actor, parcel_where: list[Any]) -> tuple[frozenset[str], frozenset[str]]:
+    """The regions (assigned villages and their parents) and farm parks around a device's parcels."""
     assigned = db.session.execute(select(DeviceAssignment.kind, DeviceAssignment.code).where(
         DeviceAssignment.device_pk == actor.device_pk, DeviceAssignment.active.is_(True))).all()
     villages = {c for k, c in assigned if k == "village"}
@@ -688,7 +712,7 @@ def scope_for(actor: Actor) -> Scope:
         villages |= set(db.session.scalars(select(Parcel.village_code).where(Parcel.code.in_(parcels))))
     parks = set(db.session.scalars(select(Parcel.farm_park_code).distinct().where(
         *parcel_where, Parcel.farm_park_code.is_not(None))))
-    return Scope(actor, device, parcel_where, _with_parents(villages), parks)
+    return frozenset(_with_parents(villages)), frozenset(parks)
 
 
 def _with_parents(codes: set[str]) -> set[str]:
@@ -805,12 +829,12 @@ def pull_text(actor: Actor, cursor_text: str | None, limit: int) -> str:
             continue
         stmt = (select(model.seq).where(*where, model.seq > after, model.seq <= latest)
                 .order_by(model.seq).limit(fetch))
-        candidates += [(seq, order) for seq in db.session.scalars(stmt)]
+        candidates += [(seq, order) for seq in core_execute(stmt).scalars()]
     if actor.device_pk is not None:
         stmt = (select(DeviceAssignment.seq).where(DeviceAssignment.device_pk == actor.device_pk,
                                                    DeviceAssignment.seq > after, DeviceAssignment.seq <= latest)
                 .order_by(DeviceAssignment.seq).limit(fetch))
-        candidates += [(seq, 4) for seq in db.session.scalars(stmt)]
+        candidates += [(seq, 4) for seq in core_execute(stmt).scalars()]
     candidates.sort()
     page = candidates[:limit]
     if len(candidates) > limit:  # never split one seq across pages
@@ -832,7 +856,7 @@ def pull_text(actor: Actor, cursor_text: str | None, limit: int) -> str:
                 .order_by(DeviceAssignment.seq).limit(n)).all())
         else:
             model, where = sources[order]
-            rows[order] = iter(db.session.execute(
+            rows[order] = iter(core_execute(
                 select(*_ROW_COLUMNS[order]).where(*where, model.seq > after, model.seq <= latest)
                 .order_by(model.seq).limit(n)).all())
     parts: list[str] = []

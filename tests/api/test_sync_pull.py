@@ -107,6 +107,28 @@ def test_unassigned_village_comes_down_as_deletes_and_new_one_as_upserts(client,
     assert res["code"] == "not_assigned"
 
 
+def test_a_farm_park_that_appears_in_an_assigned_village_comes_down_on_the_next_pull(client, official, county,
+                                                                                    make_account):
+    """The device's regions and parks are kept between pulls only for the state of the places they
+    were worked out from: a new park and its parcel reach the next page from the old cursor."""
+    [village] = village_codes(county, 1)
+    headers, _ = register_device(client, official, make_account, villages=[village])
+    first, cursor, _ = pull_all(client, headers)
+    assert "FP-NEW" not in by_type(first).get("farm_park", {})
+    resp = client.post("/api/v1/farm-parks", json={"code": "FP-NEW", "name": "新园区", "county": county.county},
+                       headers=official.headers)
+    assert resp.status_code == 201, resp.get_json()
+    ring = [[115.60, 28.10], [115.601, 28.10], [115.601, 28.101], [115.60, 28.101], [115.60, 28.10]]
+    parcel = {"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [ring]},
+              "properties": {"code": "P-IN-NEW-PARK", "village": village, "land_use": "paddy",
+                             "farm_park": "FP-NEW"}}
+    resp = client.post("/api/v1/parcels", json={"type": "FeatureCollection", "features": [parcel]},
+                       headers=official.headers)
+    assert resp.status_code == 201, resp.get_json()
+    got = by_type(pull_all(client, headers, cursor)[0])
+    assert set(got["farm_park"]) == {"FP-NEW"} and set(got["parcel"]) == {"P-IN-NEW-PARK"}
+
+
 def test_change_committed_late_by_a_concurrent_writer_is_not_skipped(client, official, county, make_account,
                                                                      app):
     villages = village_codes(county, 1)
