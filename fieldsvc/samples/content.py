@@ -154,12 +154,14 @@ def _number_text(value: Any) -> str | None:
     if value is None:
         return "null"
     kind = type(value)
-    if kind is not int and kind is not float:
+    if kind is float:  # _plain_value's rule, spelled once: the repr is made a single time
+        text = float.__repr__(value)
+        if "e" in text or "n" in text:
+            return None
+        return int.__repr__(int(value)) if text.endswith(".0") else text
+    if kind is not int:
         return None
-    plain = _plain_value(value, kind)
-    if plain is _NO:
-        return None
-    return int.__repr__(plain) if type(plain) is int else float.__repr__(plain)
+    return int.__repr__(value) if -_INT_LIMIT < value < _INT_LIMIT else None
 
 
 def _plain_value(item: Any, kind: type) -> Any:

@@ -111,14 +111,19 @@ class Derivation:
 
 def derive(clean: Mapping[str, Any], collected_at_utc: datetime | None, record_flags: list[str],
            parcel: ParcelInfo | None, skew_s: float | None, now: datetime, hold_ttl_s: int,
-           complete_media: set[str], fallback_county: str | None, rules: SampleRules = RULES) -> Derivation:
+           complete_media: set[str], fallback_county: str | None, rules: SampleRules = RULES,
+           fix_flagged: bool = False) -> Derivation:
     """Flags (location vs parcel, clock) and the state: held, awaiting_media or complete."""
     flags = list(record_flags)
     loc = clean.get("location")
     if parcel is not None and parcel.geometry is not None and loc and loc.get("lat") is not None:
         inside = _inside(loc["lon"], loc["lat"], parcel.geometry)
-        distance = 0.0 if inside else geo.distance_to_geometry_m(loc["lon"], loc["lat"], parcel.geometry)
-        flags += location_flags(loc["lat"], loc["lon"], loc["accuracy_m"], distance, rules)
+        # A point inside its parcel is never a mismatch (accuracy >= 0 plus a buffer >= 0): when
+        # record_flags hold this fix's own flags already (``fix_flagged``), only a point outside
+        # needs the check.
+        if not (inside and fix_flagged and rules.location_buffer_m >= 0):
+            distance = 0.0 if inside else geo.distance_to_geometry_m(loc["lon"], loc["lat"], parcel.geometry)
+            flags += location_flags(loc["lat"], loc["lon"], loc["accuracy_m"], distance, rules)
     flags += time_flags(collected_at_utc, skew_s, now, rules)
     if parcel is None:
         return Derivation(order_flags(flags), "held", fallback_county, now + timedelta(seconds=hold_ttl_s))

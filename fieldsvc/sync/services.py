@@ -291,7 +291,7 @@ def _check_parcel(it: Item, batch: Batch) -> None:
 def _derive(it: Item, batch: Batch) -> samples.Derivation:
     return samples.derive(it.clean, it.checked.collected_at_utc, it.checked.flags,  # type: ignore[union-attr]
                           batch.parcels.get(it.clean["parcel"]), batch.skew_s, batch.now, batch.hold_ttl_s,
-                          batch.media_done, batch.actor.county_code)
+                          batch.media_done, batch.actor.county_code, fix_flagged=True)
 
 
 def _fast_insert(items: list[Item], batch: Batch) -> set[int]:
