@@ -249,6 +249,8 @@ _PAIRS: dict[str, tuple[str, str]] = {
     "rejected_ok": ("结果 #{id} 已驳回。", "Result #{id} rejected."),
     "linked_ok": ("已关联 {n} 条。", "Linked {n}."),
     "dismissed_ok": ("样品 {code} 已作废。", "Sample {code} dismissed."),
+    "moved_ok": ("样品 {code} 已改到地块 {parcel}。", "Sample {code} moved to parcel {parcel}."),
+    "move_to": ("改到地块", "Move to parcel"),
     "run_ok": ("评价运行 #{id} 已完成。", "Grading run #{id} finished."),
     "issued_ok": ("证书 {code} 已签发。", "Certificate {code} issued."),
     "revoked_ok": ("证书 {code} 已撤销。", "Certificate {code} revoked."),

@@ -48,6 +48,7 @@ from ..lab import services as lab
 from ..lab.schemas import RejectIn
 from ..places import services as places
 from ..samples import services as samples
+from ..samples.schemas import MoveToParcelIn
 from ..sync import services as sync
 from ..sync.schemas import ConflictResolveIn
 from . import auth, csrf, i18n, queries
@@ -429,6 +430,16 @@ def link_sample(sample_id: str):
         raise conflict("unknown_parcel", f"Parcel {sample.parcel_code} does not exist (or is deleted); import it "
                                          "first, or dismiss the sample.", fields={"parcel": ["unknown"]})
     return done(_t("linked_ok", n=1), url_for("console.queues") + "#held_samples")
+
+
+@bp.post("/samples/<sample_id>/parcel")
+@requires_role(*ACT)
+def move_sample(sample_id: str):
+    """Put a held sample on the parcel it was really taken on (the sampler mistyped the code)."""
+    actor = current_actor()
+    parcel = MoveToParcelIn().load({"parcel": _form().get("parcel", "").strip()})["parcel"]
+    sample = samples.move_to_parcel(samples.get_sample_by_id(sample_id, actor), parcel, actor)
+    return done(_t("moved_ok", code=sample.code, parcel=parcel), url_for("console.queues") + "#held_samples")
 
 
 @bp.post("/samples/<sample_id>/dismiss")

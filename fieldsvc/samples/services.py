@@ -19,7 +19,7 @@ from ..audit.services import Change, canonical_json, insert_rows, record_many, v
 from ..auth.principal import SYSTEM, Actor
 from ..dbtypes import isoformat, utcnow
 from ..dbutil import core_execute, dialect_name, upsert
-from ..errors import not_found
+from ..errors import conflict, not_found, validation_failed
 from ..extensions import db
 from ..media.models import MediaBlob, SampleMedia
 from ..places import geometry as geo
@@ -475,6 +475,31 @@ def link_held_samples(parcel_codes: Iterable[str], actor: Actor = SYSTEM) -> int
     db.session.flush()
     record_many(actor.label, changes)
     return len(changes)
+
+
+def move_to_parcel(sample: Sample, parcel_code: str, actor: Actor) -> Sample:
+    """An official puts a held sample on the parcel it was really taken on (the sampler typed a
+    code that does not exist): a new version with that parcel, its fix checked against the
+    parcel's shape, flags and state recomputed; version 1 keeps the code as the phone sent it.
+
+    :raise 409 not_held: the sample is not held (or is deleted); edits of other samples come
+        from their device.
+    :raise 422 validation_failed (``parcel``): no such parcel in the caller's county, or deleted.
+    """
+    if sample.deleted_at is not None or sample.state not in ("held", "needs_review"):
+        raise conflict("not_held", f"Sample {sample.code} is not held; only held samples move to another parcel.")
+    parcel = parcels_for([parcel_code], actor).get(parcel_code)
+    if parcel is None or parcel.deleted or not parcel.visible:
+        raise validation_failed({"parcel": [f"no parcel {parcel_code} in your county (or it was deleted)"]})
+    content = {**sample_data(sample), "parcel": parcel.code}
+    flags = [f for f in sample.flags or [] if f != "location_mismatch"]
+    d = derive(content, sample.collected_at, flags, parcel, sample.clock_skew_s, sample.received_at, 0,
+               complete_media(m["sha256"] for m in content["media"]), parcel.county_code)
+    apply_edit(sample, content, sample.collected_at, d, sample.clock_skew_s, utcnow(), actor, "move_parcel")
+    from ..grading.services import regrade_for_samples  # grading reads samples: import at call time
+
+    regrade_for_samples([sample.id], actor)
+    return sample
 
 
 def expire_holds(now: datetime, actor: Actor = SYSTEM) -> int:

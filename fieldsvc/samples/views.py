@@ -6,12 +6,12 @@ from flask import Blueprint
 from sqlalchemy import select
 
 from ..dbtypes import isoformat, utcnow
-from ..http import ALL_ROLES, current_actor, paginate, query_args, requires_role
+from ..http import ALL_ROLES, current_actor, json_body, load, paginate, query_args, requires_role
 from ..openapi import doc
 from ..schemas import page_limit
 from . import services
 from .models import Sample
-from .schemas import SampleArgs
+from .schemas import MoveToParcelIn, SampleArgs
 
 bp = Blueprint("samples", __name__, url_prefix="/api/v1/samples")
 
@@ -43,3 +43,15 @@ def sample_versions(sample_id: str):
     return {"items": [{"version": v.version, "deleted": v.deleted, "actor": v.actor,
                        "created_at": isoformat(v.created_at), "data": v.data}
                       for v in services.versions(sample)], "next_cursor": None}
+
+
+@bp.post("/<sample_id>/parcel")
+@requires_role("official")
+@doc(body=MoveToParcelIn, responses={200: "The sample, new version", 409: "not_held",
+                                     422: "validation_failed: no such parcel"})
+def move_to_parcel(sample_id: str):
+    """Put a held sample on the parcel it was really taken on (a mistyped code); a new version."""
+    actor = current_actor()
+    body = load(MoveToParcelIn(), json_body())
+    sample = services.move_to_parcel(services.get_sample_by_id(sample_id, actor), body["parcel"].strip(), actor)
+    return services.sample_dict(sample)

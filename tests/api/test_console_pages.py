@@ -438,6 +438,22 @@ def test_held_sample_link_and_dismiss_and_held_result(app, client, scene, review
     assert counts["held_samples"] == "0" and counts["held_results"] == "0"
 
 
+def test_held_sample_moved_to_the_parcel_it_was_taken_on(app, client, county, scene, reviewer, importer):
+    _, console = reviewer
+    page = text_of(console.get("/console/queues"))
+    sample_id = re.search(r'/console/samples/([0-9a-f-]{36})/parcel', page).group(1)
+    assert console.post(f"/console/samples/{sample_id}/parcel", {"parcel": " "}).status_code == 422
+    unknown = console.post(f"/console/samples/{sample_id}/parcel", {"parcel": "NO-SUCH"})
+    assert unknown.status_code == 422 and "NO-SUCH" in text_of(unknown)
+    parcel = county.parcels[0]["properties"]["code"]
+    moved = console.post(f"/console/samples/{sample_id}/parcel", {"parcel": parcel})
+    assert moved.status_code == 303
+    body = client.get(f"/api/v1/samples/{sample_id}", headers=importer.headers).get_json()
+    assert body["parcel"] == parcel and body["state"] != "held" and body["version"] == 2
+    counts = dict(re.findall(r'data-queue="([a-z_]+)">(\d+)<', text_of(console.get("/console/queues"))))
+    assert counts["held_samples"] == "0"
+
+
 def test_device_register_assign_revoke(app, client, scene, reviewer, importer, make_account):
     _, console = reviewer
     sampler = make_account("sampler")

@@ -389,6 +389,44 @@ def test_unknown_parcel_is_held_then_linked_when_parcel_arrives(client, phone, o
     assert body["state"] == "complete" and body["held_until"] is None and body["flags"] == []
 
 
+def test_official_moves_a_held_sample_to_the_parcel_it_was_taken_on(client, phone, official, make_account, app):
+    """A mistyped parcel code: the sample waits held; an official re-files it on the real parcel
+    (a new version, the location checked against that parcel); the phone's version 1 is kept."""
+    real, far = phone["parcels"][0], phone["parcels"][-1]
+    rec = record(data_for(real, "MV-1", parcel=real["properties"]["code"] + "X"))  # the typo
+    assert results(push(client, phone["headers"], [rec]))[0]["status"] == "held"
+    url = f"/api/v1/samples/{rec['id']}/parcel"
+    assert_problem(client.post(url, json={"parcel": "NO-SUCH-PARCEL"}, headers=official.headers), 422,
+                   "validation_failed", field="parcel")
+    assert_problem(client.post(url, json={}, headers=official.headers), 422, "validation_failed", field="parcel")
+    assert_problem(client.post(url, json={"parcel": real["properties"]["code"]}, headers=phone["headers"]), 403,
+                   "forbidden")
+    assert client.get(f"/api/v1/samples/{rec['id']}", headers=official.headers).get_json()["state"] == "held"
+    moved = client.post(url, json={"parcel": real["properties"]["code"]}, headers=official.headers)
+    assert moved.status_code == 200, moved.get_json()
+    body = moved.get_json()
+    assert body["parcel"] == real["properties"]["code"] and body["state"] == "complete"
+    assert body["version"] == 2 and body["flags"] == [] and body["held_until"] is None
+    versions = client.get(f"/api/v1/samples/{rec['id']}/versions", headers=official.headers).get_json()["items"]
+    assert [v["data"]["parcel"] for v in versions] == [rec["data"]["parcel"], real["properties"]["code"]]
+    with app.app_context():
+        actions = [e.action for e in db.session.scalars(select(AuditEvent).where(
+            AuditEvent.entity_key == rec["id"]).order_by(AuditEvent.id))]
+    assert actions == ["create", "move_parcel"]
+    # no longer held: a second move is refused, and the phone sees version 2 on its next pull
+    assert_problem(client.post(url, json={"parcel": far["properties"]["code"]}, headers=official.headers), 409,
+                   "not_held")
+    pulled = client.get("/api/v1/sync/pull", headers=phone["headers"]).get_json()["changes"]
+    [mine] = [c for c in pulled if c["id"] == rec["id"]]
+    assert mine["version"] == 2 and mine["data"]["parcel"] == real["properties"]["code"]
+    # a sample re-filed on a parcel its fix lies far from is flagged, as a push would be
+    other = record(data_for(real, "MV-2", parcel="TYPO-2"))
+    results(push(client, phone["headers"], [other]))
+    body = client.post(f"/api/v1/samples/{other['id']}/parcel", json={"parcel": far["properties"]["code"]},
+                       headers=official.headers).get_json()
+    assert "location_mismatch" in body["flags"] and body["parcel"] == far["properties"]["code"]
+
+
 def test_held_sample_past_ttl_reads_needs_review_and_housekeeping_stores_it(client, phone, official, app):
     rec = record(data_for("NOWHERE-1", "T-1"))
     results(push(client, phone["headers"], [rec]))
