@@ -14,6 +14,7 @@ export class SyncError extends Error {
 
 const DEFAULT_CONFIG = { max_batch_records: 100, preferred_chunk_bytes: 1024 * 1024, max_request_bytes: 25 << 20 };
 const PULL_PAGE = 500;
+const STORED_ON_SERVER = new Set(['sent', 'held']); // outbox states whose sample the server stored: it names its photos
 
 export function localIsoTime(date = new Date()) {
   // The device's clock with its offset (RFC 3339): the server keeps it raw and judges the skew.
@@ -249,13 +250,24 @@ export class Syncer {
     return this.#photoProgress(photo, total, true);
   }
 
+  /**
+   * Keep the upload's progress. Once the server holds the whole photo and a sample it stored
+   * names it, the phone's copy of the bytes is dropped (a season of photos would fill the
+   * phone); the record of it (hash, size, done) stays. A photo of a record the server kept only
+   * as a conflict keeps its bytes until that is settled.
+   */
   async #photoProgress(photo, offset, complete, error = null) {
-    await tx(['photos'], 'readwrite', async (s) => {
+    await tx(['photos', 'outbox'], 'readwrite', async (s) => {
       const p = await done(s.photos.get(photo.sha256));
       if (!p) return;
       p.uploaded = offset;
       p.done = complete;
       p.error = error;
+      const record = complete ? await done(s.outbox.get(p.sample_id)) : null;
+      if (record && STORED_ON_SERVER.has(record.status)) {
+        delete p.data;
+        p.freed = true;
+      }
       s.photos.put(p);
     });
     return complete;
