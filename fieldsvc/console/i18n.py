@@ -38,6 +38,8 @@ _PAIRS: dict[str, tuple[str, str]] = {
     "reasons": ("原因", "Reasons"),
     "back": ("返回", "Back"),
     "nothing": ("暂无", "Nothing here."),
+    "older": ("更早的 →", "Older →"),
+    "newest": ("← 最新", "← Newest"),
     "none": ("无", "None"),
     "yes": ("是", "yes"),
     "no": ("否", "no"),

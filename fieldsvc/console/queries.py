@@ -230,18 +230,32 @@ def not_qualified_parcels(county: str, limit: int = 30, pack: str = DEFAULT_PACK
         .order_by(Grade.subject_code).limit(limit)))
 
 
-def certificates(actor: Actor, county: str, limit: int = 200) -> list[Certificate]:
+def certificates(actor: Actor, county: str, limit: int, before: int | None = None) -> list[Certificate]:
+    """A page of the county's certificates, newest first; ``before``: only those older than that id."""
     if not actor.can_see_county(county):
         return []
-    return list(db.session.scalars(select(Certificate).where(Certificate.county_code == county)
-                                   .order_by(Certificate.id.desc()).limit(limit)))
+    stmt = select(Certificate).where(Certificate.county_code == county)
+    if before is not None:
+        stmt = stmt.where(Certificate.id < before)
+    return list(db.session.scalars(stmt.order_by(Certificate.id.desc()).limit(limit)))
 
 
-def devices(actor: Actor) -> list[Device]:
+def certificates_of(actor: Actor, subject_type: str, code: str) -> list[Certificate]:
+    """Every certificate of one subject, newest first (however many the county has)."""
+    rows = db.session.scalars(select(Certificate).where(Certificate.subject_type == subject_type,
+                                                        Certificate.subject_code == code)
+                              .order_by(Certificate.id.desc()))
+    return [c for c in rows if actor.can_see_county(c.county_code)]
+
+
+def devices(actor: Actor, limit: int, before: int | None = None) -> list[Device]:
+    """A page of devices, newest first; ``before``: only those older than that id."""
     stmt = select(Device).order_by(Device.id.desc())
     if actor.role != "admin" and actor.county_code:
         stmt = stmt.where(Device.county_code == actor.county_code)
-    return list(db.session.scalars(stmt.limit(500)))
+    if before is not None:
+        stmt = stmt.where(Device.id < before)
+    return list(db.session.scalars(stmt.limit(limit)))
 
 
 def samplers(actor: Actor) -> list[str]:

@@ -174,6 +174,23 @@ def _form() -> dict[str, Any]:
     return {k: v for k, v in request.form.items() if k != csrf.FIELD}
 
 
+CERTIFICATES_PAGE = 200  # rows per page of the certificate and device lists (newest first)
+DEVICES_PAGE = 200
+
+
+def _page_of(fetch: Any, size: int) -> tuple[list[Any], int | None]:
+    """One page of a newest-first list after ``?before=<id>``; and the id to ask for the next (older)
+    page, or None when this is the last. One row more than the page is read to know."""
+    raw = request.args.get("before")
+    before = None
+    if raw is not None:
+        if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) < 2**63:
+            raise validation_failed({"before": ["must be a positive whole number (an id from the older link)"]})
+        before = int(raw)
+    rows = fetch(before, size + 1)
+    return rows[:size], (rows[size - 1].id if len(rows) > size else None)
+
+
 def _county(code: str | None = None) -> str:
     """The county a page is about: the account's own, or ``?county=``, or the first one visible."""
     actor = current_actor()
@@ -285,8 +302,7 @@ def _area_page(kind: str, code: str, subject: Any) -> Response:
     pack = grading.resolve_pack(None)
     grade = grading.grade_dict(grading.get_subject(kind, code, actor), pack)
     cov = queries.coverage([r.code for r in rows], states, verdicts)
-    cert_rows = queries.certificates(actor, subject.county_code)
-    certificates = [c for c in cert_rows if c.subject_type == kind and c.subject_code == code]
+    certificates = queries.certificates_of(actor, kind, code)
     return page("area.html", kind=kind, subject=subject, grade=grade, rows=rows, states=states,
                 verdicts=verdicts, map=drawn, mode=mode, coverage=cov, total=total,
                 certificates=certificates, moment=certs.now(), status_at=certs.status_at)
@@ -323,8 +339,7 @@ def parcel(code: str):
     verdict = grade.get("verdict") or "not_graded"
     drawn = parcel_map.build([(code, feature["geometry"], verdict if verdict in parcel_map.GRADE_COLOURS
                                else "not_graded")], "grade", width=360)
-    cert_rows = [c for c in queries.certificates(actor, row.county_code)
-                 if c.subject_type == "parcel" and c.subject_code == code]
+    cert_rows = queries.certificates_of(actor, "parcel", code)
     return page("parcel.html", parcel=feature, grade=grade, samples=sample_rows, results=results,
                 conflicts=conflicts, map=drawn, certificates=cert_rows, moment=certs.now(),
                 status_at=certs.status_at, effective_state=samples.effective_state)
@@ -507,10 +522,11 @@ def certificates():
         q = grading.qualification("parcel", parcel_code)
         candidates.append({"type": "parcel", "code": parcel_code, "name": parcel_code, "qualified": q.qualified,
                            "reasons": q.reasons, "grade": q.grade})
-    rows = queries.certificates(actor, code)
+    rows, older = _page_of(lambda before, limit: queries.certificates(actor, code, limit, before), CERTIFICATES_PAGE)
     moment = certs.now()
     templates = [n for n in cert_pdf.list_templates() if cert_pdf.load_template(n).get("kind") != "certificate"]
-    return page("certificates.html", county=code, candidates=candidates, certificates=rows, moment=moment,
+    return page("certificates.html", county=code, candidates=candidates, certificates=rows, older=older,
+                moment=moment,
                 status_at=certs.status_at, templates=templates, format_code=cert_codes.format_code)
 
 
@@ -585,7 +601,8 @@ def devices_page():
     """Devices of the county with their assignment, and the register form."""
     actor = current_actor()
     code = _county()
-    return page("devices.html", devices=[devices.device_dict(d) for d in queries.devices(actor)],
+    rows, older = _page_of(lambda before, limit: queries.devices(actor, limit, before), DEVICES_PAGE)
+    return page("devices.html", devices=[devices.device_dict(d) for d in rows], older=older,
                 samplers=queries.samplers(actor), villages=queries.villages(code), county=code)
 
 

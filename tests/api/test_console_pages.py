@@ -420,6 +420,37 @@ def test_grading_run_certificate_issue_labels_revoke(app, client, scene, reviewe
     assert console.get("/console/labels.pdf", query_string={"codes": code}).status_code == 409
 
 
+def test_certificate_list_pages_back_and_a_parcel_shows_all_its_certificates(app, client, scene, reviewer,
+                                                                           importer, monkeypatch):
+    from fieldsvc.console import views as console_views
+
+    _, console = reviewer
+    approve_all(console, scene)
+    assert console.post("/console/grading/runs", {"scope_type": "county", "code": scene.county,
+                                                 "rule_pack": "green_food_soil"}).status_code == 303
+    codes = []
+    for _ in range(2):  # the second supersedes the first: two certificates of one parcel
+        issued = console.post("/console/certificates", {"subject_type": "parcel", "code": scene.clean_parcel})
+        assert issued.status_code == 303
+        codes.append(issued.headers["Location"].rsplit("/", 1)[1])
+    monkeypatch.setattr(console_views, "CERTIFICATES_PAGE", 1)
+
+    def listed(page):
+        return re.findall(r'href="/console/certificates/([0-9A-Z]+)"', page)
+
+    first = text_of(console.get("/console/certificates"))
+    assert listed(first) == [codes[1]]
+    older = re.search(r'id="older" href="([^"]+)"', first).group(1).replace("&amp;", "&")
+    second = text_of(console.get(older))
+    assert listed(second) == [codes[0]]
+    assert 'id="older"' not in second and 'id="newest"' in second
+    parcel_page = text_of(console.get(f"/console/parcel/{scene.clean_parcel}"))
+    assert listed(parcel_page) == codes[::-1]  # all of them, not only those on the list's first page
+    for bad in ("0", "x", "²", "9" * 30):
+        resp = console.get("/console/certificates", query_string={"before": bad})
+        assert resp.status_code == 422 and "before" in text_of(resp)
+
+
 def test_held_sample_link_and_dismiss_and_held_result(app, client, scene, reviewer, importer):
     _, console = reviewer
     page = text_of(console.get("/console/queues"))
@@ -452,6 +483,25 @@ def test_held_sample_moved_to_the_parcel_it_was_taken_on(app, client, county, sc
     assert body["parcel"] == parcel and body["state"] != "held" and body["version"] == 2
     counts = dict(re.findall(r'data-queue="([a-z_]+)">(\d+)<', text_of(console.get("/console/queues"))))
     assert counts["held_samples"] == "0"
+
+
+def test_device_list_pages_back(app, client, scene, reviewer, make_account, monkeypatch):
+    from fieldsvc.console import views as console_views
+
+    account, console = reviewer
+    sampler = make_account("sampler")
+    made = [client.post("/api/v1/devices", json={"name": f"P{i}", "user": sampler.username,
+                                                 "villages": [scene.village]}, headers=account.headers)
+            for i in range(3)]
+    assert all(r.status_code == 201 for r in made)
+    monkeypatch.setattr(console_views, "DEVICES_PAGE", 2)
+    seen, url = [], "/console/devices"
+    while url:
+        page = text_of(console.get(url))
+        seen += re.findall(r'href="/console/devices/([^"]+)"', page)
+        found = re.search(r'id="older" href="([^"]+)"', page)
+        url = found.group(1) if found else None
+    assert set(r.get_json()["device_id"] for r in made) <= set(seen) and len(seen) == len(set(seen))
 
 
 def test_device_register_assign_revoke(app, client, scene, reviewer, importer, make_account):

@@ -222,7 +222,8 @@ def test_provision_work_offline_and_sync_three_samples_with_photos(field, contex
 
     kept = page.evaluate("""() => new Promise((ok) => { const r = indexedDB.open('fieldsvc-field');
         r.onsuccess = () => { const g = r.result.transaction('photos').objectStore('photos').getAll();
-        g.onsuccess = () => ok(g.result.map((p) => [p.done, p.freed === true, p.data === undefined, p.bytes])); }; })""")
+        g.onsuccess = () => ok(g.result.map((p) => [p.done, p.freed === true, p.data === undefined,
+                                                    p.bytes])); }; })""")
     assert len(kept) == 3 and all(done and freed and gone and size > 0 for done, freed, gone, size in kept)
     items = device_samples(field, device)
     assert sorted(s["code"] for s in items) == sorted(made)
