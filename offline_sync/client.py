@@ -141,7 +141,7 @@ class SyncClient:
                    depth_top_cm: float, depth_bottom_cm: float, photos: Iterable[str | os.PathLike[str]] = (),
                    sample_type: str = "composite", land_use_observed: str | None = None, note: str | None = None,
                    mock: bool = False, collected_at: str | None = None, sample_id: str | None = None) -> str:
-        """Store a new sample offline: a UUID4 now, photos copied in and hashed now. Returns the id."""
+        """Store a new sample offline: a time-ordered UUID now, photos copied in and hashed now. Returns the id."""
         rid = sample_id or new_sample_id()
         stored = [store_file(p, self.outbox.dir / "media") for p in photos]
         data = {
@@ -263,7 +263,19 @@ class SyncClient:
             report.media_bytes_sent += sent
             report.media_uploaded += 1
             self.outbox.set_media(m["sha256"], "done", m["bytes"])
+        self.release_media()
         return report
+
+    def release_media(self) -> int:
+        """Delete local copies of photos the server holds for samples it stored (a season of photos
+        would fill a phone); the outbox keeps their hash, size and ``done``. Returns files removed."""
+        removed = 0
+        for m in self.outbox.releasable_media():
+            path = Path(m["path"])
+            if path.is_file() and path.resolve().parent == (self.outbox.dir / "media").resolve():
+                path.unlink()
+                removed += 1
+        return removed
 
     def pull(self) -> PullResult:
         limit = self.pull_limit or min(500, int(self.config.get("max_page_size") or 500))

@@ -216,6 +216,17 @@ class Outbox:
             "JOIN records r ON r.id = rm.record_id WHERE rm.sha256 = m.sha256 AND r.status != 'rejected') "
             "ORDER BY m.rowid").fetchall()
 
+    def releasable_media(self) -> list[sqlite3.Row]:
+        """Blobs the server holds whole and a sample it stored names (``applied | duplicate |
+        merged | held``), with no record naming them still waiting or in conflict: their local
+        copies are no longer needed."""
+        return self.db.execute(
+            "SELECT m.* FROM media m WHERE m.status = 'done' AND EXISTS (SELECT 1 FROM record_media rm "
+            "JOIN records r ON r.id = rm.record_id WHERE rm.sha256 = m.sha256 "
+            "AND r.status IN ('applied', 'duplicate', 'merged', 'held')) AND NOT EXISTS (SELECT 1 "
+            "FROM record_media rm JOIN records r ON r.id = rm.record_id WHERE rm.sha256 = m.sha256 "
+            "AND r.status IN ('pending', 'sent', 'conflict')) ORDER BY m.rowid").fetchall()
+
     def set_media(self, sha256: str, status: str, uploaded: int, error: str | None = None) -> None:
         self.db.execute("UPDATE media SET status = ?, uploaded = ?, error = ?, updated_at = ? WHERE sha256 = ?",
                         (status, uploaded, error, now_iso(), sha256))

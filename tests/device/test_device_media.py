@@ -92,3 +92,33 @@ def test_corrupt_local_copy_is_marked_failed_and_does_not_block(make_server, tmp
         status = {m["sha256"]: (m["status"], m["error"]) for m in client.outbox.media()}
     assert status[bad_row["sha256"]] == ("failed", "local_file_corrupt")
     assert sorted(s for s, _ in status.values()) == ["done", "failed"]
+
+
+def test_photos_leave_the_device_once_the_server_stored_their_sample(make_server, tmp_path):
+    """A photo the server holds whole, named by a sample it stored, is deleted from the device's
+    data folder (the outbox keeps its hash and ``done``); one named only by a conflict stays."""
+    server = make_server()
+    kept, freed = tmp_path / "kept.jpg", tmp_path / "freed.jpg"
+    kept.write_bytes(os.urandom(50_000))
+    freed.write_bytes(os.urandom(50_000))
+    with SyncClient(tmp_path / "one", sleep=FastSleep()) as one, SyncClient(tmp_path / "two") as two:
+        one.init(server.url, server.token)
+        two.init(server.url, server.token)
+        [clash] = add_samples(two, server, 1, prefix="TWO")
+        assert two.sync(do_pull=False).error is None
+        add_samples(one, server, 1, photos=[freed], prefix="ONE")
+        add_samples(one, server, 1, photos=[kept], prefix="CLASH", sample_id=clash)  # same id, other body
+        report = one.sync(do_pull=False)
+        assert report.error is None and report.media_uploaded == 2
+        statuses = sorted(r["status"] for r in one.outbox.records())
+        media = {m["sha256"]: m for m in one.outbox.media()}
+    assert statuses == ["applied", "conflict"]
+    assert all(m["status"] == "done" for m in media.values())
+    freed_row = media[hashlib.sha256(freed.read_bytes()).hexdigest()]
+    kept_row = media[hashlib.sha256(kept.read_bytes()).hexdigest()]
+    assert not os.path.exists(freed_row["path"]) and os.path.exists(kept_row["path"])
+
+    from fieldsvc.media.models import MediaBlob
+
+    blobs = server.query(lambda s: {b.sha256 for b in s.scalars(select(MediaBlob)) if b.complete})
+    assert blobs == {freed_row["sha256"], kept_row["sha256"]}
