@@ -260,9 +260,34 @@ _PAIRS: dict[str, tuple[str, str]] = {
     "device_revoked_ok": ("设备 {id} 已撤销。", "Device {id} revoked."),
 }
 
+# Why a subject cannot be certified (``grading.Qualification.reasons``: a stable code, then any
+# detail after ": "), in words; {detail} is what followed the code.
+_REASONS: dict[str, tuple[str, str]] = {
+    "not_graded": ("尚未评价", "Not graded yet"),
+    "not_qualified": ("不合格：{detail}", "Not qualified: {detail}"),
+    "indeterminate": ("无法判定{detail}", "Indeterminate{detail}"),
+    "unresolved_conflicts": ("有未解决的同步冲突", "Unresolved sync conflicts"),
+    "incomplete_samples": ("有未完成的样品（暂挂或等待照片）", "Samples not complete (held or awaiting photos)"),
+    "grade_below_A": ("等级低于 A（{detail} 级）", "Grade below A ({detail})"),
+    "parcel_deleted": ("地块已删除", "Parcel deleted"),
+}
+
+
+def reason_text(reason: str, language: str) -> str:
+    """A qualification reason in words; an unknown code is shown as it is."""
+    code, _, detail = reason.partition(": ")
+    pair = _REASONS.get(code)
+    if pair is None:
+        return reason
+    text = pair[0] if language == "zh" else pair[1]
+    if code == "indeterminate":
+        detail = f"：{detail}" if detail and language == "zh" else (f": {detail}" if detail else "")
+    return text.format(detail=detail)
+
+
 STRINGS: dict[str, dict[str, str]] = {
     "zh": {k: zh for k, (zh, _) in _PAIRS.items()},
     "en": {k: en for k, (_, en) in _PAIRS.items()},
 }
 
-__all__ = ["STRINGS", "SUPPORTED", "grade_label", "negotiate"]
+__all__ = ["STRINGS", "SUPPORTED", "grade_label", "negotiate", "reason_text"]

@@ -128,6 +128,7 @@ def _context() -> dict[str, Any]:
 
     return {"t": t, "lang": language, "csrf_field": csrf_field, "actor": g.get("actor"),
             "switch_url": switch_url, "grade_label": lambda grade: i18n.grade_label(grade, language),
+            "reason": lambda text: i18n.reason_text(text, language),
             "short": lambda text, n=12: (text or "")[:n], "iso": isoformat}
 
 

@@ -395,6 +395,8 @@ def test_grading_run_certificate_issue_labels_revoke(app, client, scene, reviewe
     assert f'data-code="{scene.clean_parcel}"' in candidates
     refused = console.post("/console/certificates", {"subject_type": "parcel", "code": scene.other_parcel})
     assert refused.status_code == 409 and 'id="problem-reasons"' in text_of(refused)
+    assert '<li data-code="unresolved_conflicts">有未解决的同步冲突</li>' in text_of(refused)  # in words
+    assert re.search(r'data-code="grade_below_A">等级低于 A（[B-D] 级）<', candidates)
     assert console.post("/console/certificates", {"subject_type": "moon", "code": "x"}).status_code == 422
     issued = console.post("/console/certificates", {"subject_type": "parcel", "code": scene.clean_parcel})
     assert issued.status_code == 303
