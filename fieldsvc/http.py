@@ -139,7 +139,7 @@ def encode_cursor(values: Mapping[str, Any]) -> str:
     return base64.urlsafe_b64encode(json.dumps(values, separators=(",", ":")).encode()).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str | None) -> dict[str, Any] | None:
+def decode_cursor(cursor: str | None, param: str = "cursor") -> dict[str, Any] | None:
     if not cursor:
         return None
     try:
@@ -148,17 +148,21 @@ def decode_cursor(cursor: str | None) -> dict[str, Any] | None:
             raise ValueError
         return data
     except (ValueError, TypeError):
-        raise validation_failed({"cursor": ["is not a cursor this server issued"]}) from None
+        raise validation_failed({param: ["is not a cursor this server issued"]}) from None
 
 
-def paginate(stmt: Select, key_column: Any, limit: int, cursor: str | None) -> tuple[list[Any], str | None]:
-    """Keyset pagination of ORM rows on one unique, increasing column."""
-    after = decode_cursor(cursor)
+def paginate(stmt: Select, key_column: Any, limit: int, cursor: str | None, *, newest_first: bool = False,
+             param: str = "cursor") -> tuple[list[Any], str | None]:
+    """Keyset pagination of ORM rows on one unique, increasing column; ``newest_first`` walks it
+    from the top down. ``param`` names the query parameter the cursor came in (for the 422)."""
+    after = decode_cursor(cursor, param)
     if after is not None:
-        if not isinstance(after.get("k"), int):
-            raise validation_failed({"cursor": ["is not a cursor this server issued"]})
-        stmt = stmt.where(key_column > after["k"])
-    rows = list(db.session.scalars(stmt.order_by(key_column).limit(limit + 1)))
+        key = after.get("k")
+        if type(key) is not int or not -(2**63) <= key < 2**63:  # (a bigger one would overflow the column)
+            raise validation_failed({param: ["is not a cursor this server issued"]})
+        stmt = stmt.where(key_column < key if newest_first else key_column > key)
+    order = key_column.desc() if newest_first else key_column
+    rows = list(db.session.scalars(stmt.order_by(order).limit(limit + 1)))
     more = len(rows) > limit
     rows = rows[:limit]
     next_cursor = encode_cursor({"k": getattr(rows[-1], key_column.key)}) if more and rows else None

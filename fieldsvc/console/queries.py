@@ -12,7 +12,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import String, cast, func, or_, select
+from sqlalchemy import Select, String, cast, false, func, or_, select, true
 
 from ..auth.principal import Actor
 from ..certificates.models import Certificate
@@ -230,14 +230,10 @@ def not_qualified_parcels(county: str, limit: int = 30, pack: str = DEFAULT_PACK
         .order_by(Grade.subject_code).limit(limit)))
 
 
-def certificates(actor: Actor, county: str, limit: int, before: int | None = None) -> list[Certificate]:
-    """A page of the county's certificates, newest first; ``before``: only those older than that id."""
-    if not actor.can_see_county(county):
-        return []
-    stmt = select(Certificate).where(Certificate.county_code == county)
-    if before is not None:
-        stmt = stmt.where(Certificate.id < before)
-    return list(db.session.scalars(stmt.order_by(Certificate.id.desc()).limit(limit)))
+def certificates(actor: Actor, county: str) -> Select:
+    """The county's certificates (a statement: the page pages it, newest first)."""
+    return select(Certificate).where(Certificate.county_code == county,
+                                     true() if actor.can_see_county(county) else false())
 
 
 def certificates_of(actor: Actor, subject_type: str, code: str) -> list[Certificate]:
@@ -248,14 +244,12 @@ def certificates_of(actor: Actor, subject_type: str, code: str) -> list[Certific
     return [c for c in rows if actor.can_see_county(c.county_code)]
 
 
-def devices(actor: Actor, limit: int, before: int | None = None) -> list[Device]:
-    """A page of devices, newest first; ``before``: only those older than that id."""
-    stmt = select(Device).order_by(Device.id.desc())
+def devices(actor: Actor) -> Select:
+    """The devices this account may see (a statement: the page pages it, newest first)."""
+    stmt = select(Device)
     if actor.role != "admin" and actor.county_code:
         stmt = stmt.where(Device.county_code == actor.county_code)
-    if before is not None:
-        stmt = stmt.where(Device.id < before)
-    return list(db.session.scalars(stmt.limit(limit)))
+    return stmt
 
 
 def samplers(actor: Actor) -> list[str]:

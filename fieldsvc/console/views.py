@@ -35,15 +35,17 @@ from ..audit.services import events_for, versions_for
 from ..certificates import codes as cert_codes
 from ..certificates import pdf as cert_pdf
 from ..certificates import services as certs
+from ..certificates.models import Certificate
 from ..certificates.qr import qr_png
 from ..certificates.schemas import CertificateIn, RevokeIn
 from ..dbtypes import isoformat, utcnow
 from ..devices import services as devices
+from ..devices.models import Device
 from ..devices.schemas import DeviceIn, DevicePatch
 from ..errors import Problem, conflict, not_found, validation_failed
 from ..grading import services as grading
 from ..grading.schemas import RunIn
-from ..http import ALL_ROLES, current_actor, public, register_error_renderer, requires_role
+from ..http import ALL_ROLES, current_actor, paginate, public, register_error_renderer, requires_role
 from ..lab import services as lab
 from ..lab.schemas import RejectIn
 from ..places import services as places
@@ -175,21 +177,13 @@ def _form() -> dict[str, Any]:
     return {k: v for k, v in request.form.items() if k != csrf.FIELD}
 
 
-CERTIFICATES_PAGE = 200  # rows per page of the certificate and device lists (newest first)
+CERTIFICATES_PAGE = 200  # rows per page of the certificate and device lists (newest first, ?before=)
 DEVICES_PAGE = 200
 
 
-def _page_of(fetch: Any, size: int) -> tuple[list[Any], int | None]:
-    """One page of a newest-first list after ``?before=<id>``; and the id to ask for the next (older)
-    page, or None when this is the last. One row more than the page is read to know."""
-    raw = request.args.get("before")
-    before = None
-    if raw is not None:
-        if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) < 2**63:
-            raise validation_failed({"before": ["must be a positive whole number (an id from the older link)"]})
-        before = int(raw)
-    rows = fetch(before, size + 1)
-    return rows[:size], (rows[size - 1].id if len(rows) > size else None)
+def _newest_first(stmt: Any, key: Any, size: int) -> tuple[list[Any], str | None]:
+    """One page of a list, newest first, after ``?before=<cursor>`` (the older link's)."""
+    return paginate(stmt, key, size, request.args.get("before"), newest_first=True, param="before")
 
 
 def _county(code: str | None = None) -> str:
@@ -523,7 +517,7 @@ def certificates():
         q = grading.qualification("parcel", parcel_code)
         candidates.append({"type": "parcel", "code": parcel_code, "name": parcel_code, "qualified": q.qualified,
                            "reasons": q.reasons, "grade": q.grade})
-    rows, older = _page_of(lambda before, limit: queries.certificates(actor, code, limit, before), CERTIFICATES_PAGE)
+    rows, older = _newest_first(queries.certificates(actor, code), Certificate.id, CERTIFICATES_PAGE)
     moment = certs.now()
     templates = [n for n in cert_pdf.list_templates() if cert_pdf.load_template(n).get("kind") != "certificate"]
     return page("certificates.html", county=code, candidates=candidates, certificates=rows, older=older,
@@ -602,7 +596,7 @@ def devices_page():
     """Devices of the county with their assignment, and the register form."""
     actor = current_actor()
     code = _county()
-    rows, older = _page_of(lambda before, limit: queries.devices(actor, limit, before), DEVICES_PAGE)
+    rows, older = _newest_first(queries.devices(actor), Device.id, DEVICES_PAGE)
     return page("devices.html", devices=[devices.device_dict(d) for d in rows], older=older,
                 samplers=queries.samplers(actor), villages=queries.villages(code), county=code)
 

@@ -153,3 +153,13 @@ def test_nul_characters_are_refused_not_500(client, admin):
     assert_problem(resp, 422, "validation_failed", field="_body")
     assert_problem(client.get("/api/v1/parcels/%00", headers=admin.headers), 400, "invalid_characters")
     assert_problem(client.get("/api/v1/parcels?village=%00", headers=admin.headers), 400, "invalid_characters")
+
+
+@pytest.mark.parametrize("key", [10**30, -(10**30), "1", 1.5, None])
+def test_a_forged_list_cursor_is_422_naming_it_never_a_database_error(client, admin, key):
+    """A cursor is opaque but only base64 JSON: one whose key the id column cannot hold (it
+    overflowed PostgreSQL's bigint) or is not an integer is refused before it reaches SQL."""
+    from fieldsvc.http import encode_cursor
+
+    resp = client.get("/api/v1/parcels", query_string={"cursor": encode_cursor({"k": key})}, headers=admin.headers)
+    assert_problem(resp, 422, "validation_failed", field="cursor")
