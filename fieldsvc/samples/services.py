@@ -463,10 +463,7 @@ def link_held_samples(parcel_codes: Iterable[str], actor: Actor = SYSTEM) -> int
         parcel = parcels.get(sample.parcel_code)
         if parcel is None or parcel.deleted:
             continue
-        data = sample_data(sample)
-        base_flags = [f for f in sample.flags or [] if f not in ("location_mismatch",)]
-        d = derive(data, sample.collected_at, base_flags, parcel, sample.clock_skew_s, sample.received_at, 0,
-                   media_done, parcel.county_code)
+        d = _derive_stored(sample, sample_data(sample), parcel, media_done)
         before_state = sample.state
         sample.state, sample.flags, sample.county_code = d.state, d.flags, parcel.county_code
         sample.held_until, sample.seq, sample.updated_at = None, seq, now
@@ -492,14 +489,20 @@ def move_to_parcel(sample: Sample, parcel_code: str, actor: Actor) -> Sample:
     if parcel is None or parcel.deleted or not parcel.visible:
         raise validation_failed({"parcel": [f"no parcel {parcel_code} in your county (or it was deleted)"]})
     content = {**sample_data(sample), "parcel": parcel.code}
-    flags = [f for f in sample.flags or [] if f != "location_mismatch"]
-    d = derive(content, sample.collected_at, flags, parcel, sample.clock_skew_s, sample.received_at, 0,
-               complete_media(m["sha256"] for m in content["media"]), parcel.county_code)
+    d = _derive_stored(sample, content, parcel, complete_media(m["sha256"] for m in content["media"]))
     apply_edit(sample, content, sample.collected_at, d, sample.clock_skew_s, utcnow(), actor, "move_parcel")
     from ..grading.services import regrade_for_samples  # grading reads samples: import at call time
 
     regrade_for_samples([sample.id], actor)
     return sample
+
+
+def _derive_stored(sample: Sample, content: Mapping[str, Any], parcel: ParcelInfo, media_done: set[str]) -> Derivation:
+    """A stored sample's flags and state against ``parcel``, as of its arrival: the location is
+    checked anew, the clock judged at ``received_at`` with the skew noted then."""
+    flags = [f for f in sample.flags or [] if f != "location_mismatch"]
+    return derive(content, sample.collected_at, flags, parcel, sample.clock_skew_s, sample.received_at, 0,
+                  media_done, parcel.county_code)
 
 
 def expire_holds(now: datetime, actor: Actor = SYSTEM) -> int:
