@@ -447,9 +447,10 @@ def link_sample(sample_id: str):
 def move_sample(sample_id: str):
     """Put a held sample on the parcel it was really taken on (the sampler mistyped the code)."""
     actor = current_actor()
-    parcel = MoveToParcelIn().load({"parcel": _form().get("parcel", "").strip()})["parcel"]
+    parcel = MoveToParcelIn().load({"parcel": _form().get("parcel", "")})["parcel"]
     sample = samples.move_to_parcel(samples.get_sample_by_id(sample_id, actor), parcel, actor)
-    return done(_t("moved_ok", code=sample.code, parcel=parcel), url_for("console.queues") + "#held_samples")
+    return done(_t("moved_ok", code=sample.code, parcel=sample.parcel_code),
+                url_for("console.queues") + "#held_samples")
 
 
 @bp.post("/samples/<sample_id>/dismiss")

@@ -483,6 +483,7 @@ def move_to_parcel(sample: Sample, parcel_code: str, actor: Actor) -> Sample:
         from their device.
     :raise 422 validation_failed (``parcel``): no such parcel in the caller's county, or deleted.
     """
+    parcel_code = parcel_code.strip()
     if sample.deleted_at is not None or sample.state not in ("held", "needs_review"):
         raise conflict("not_held", f"Sample {sample.code} is not held; only held samples move to another parcel.")
     parcel = parcels_for([parcel_code], actor).get(parcel_code)

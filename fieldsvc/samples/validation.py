@@ -154,7 +154,7 @@ _LOCATION_SET = frozenset(LOCATION_FIELDS)
 def _fast_sample(data: Any, rules: SampleRules) -> ValidatedSample | None:
     """The usual valid record in one pass, or None: then ``_checked_sample`` decides.
 
-    Every pushed record goes through here (~6 µs instead of ~13 µs), so it takes only the shape
+    Every pushed record goes through here (~7 µs instead of ~12 µs, measured), so it takes only the shape
     phones send: printable ASCII text, plain JSON numbers within bounds, a location object, no
     media or a valid manifest. Anything else, and anything invalid, falls back, so errors are
     only ever found and worded by the general path. A property test holds the two to the same result.
