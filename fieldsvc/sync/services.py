@@ -643,7 +643,7 @@ def _must_revalidate(content: Mapping[str, Any]) -> dict[str, Any]:
 
 # --- pull -----------------------------------------------------------------------------------
 
-EPOCH = "epoch"  # (the name _SCOPE_MARKS reads)
+EPOCH = "epoch"
 
 
 def epoch() -> str:
@@ -675,7 +675,7 @@ class Scope:
 # database), the device's assignment (version and rows) and the places themselves; every write to
 # those allocates a change seq, so these marks move with any of them.
 _SCOPE_MARKS = text(
-    "SELECT d.version, (SELECT value FROM sync_meta WHERE name = 'epoch'),"
+    "SELECT d.version, (SELECT value FROM sync_meta WHERE name = :epoch),"
     " (SELECT max(seq) FROM device_assignments WHERE device_pk = d.id),"
     " (SELECT max(seq) FROM parcels), (SELECT max(seq) FROM regions) FROM devices d WHERE d.id = :pk")
 _DEVICE_PLACES: dict[tuple[Any, ...], tuple[frozenset[str], frozenset[str]]] = {}
@@ -689,7 +689,7 @@ def scope_for(actor: Actor) -> Scope:
     parcel_where = parcel_scope(actor)
     if actor.device_pk is None:
         return Scope(actor, 0, parcel_where, None, None)
-    version, database, *marks = db.session.execute(_SCOPE_MARKS, {"pk": actor.device_pk}).one()
+    version, database, *marks = db.session.execute(_SCOPE_MARKS, {"pk": actor.device_pk, "epoch": EPOCH}).one()
     key = (database, actor.device_pk, actor.county_code, version, *marks)
     places = _DEVICE_PLACES.get(key) if database is not None else None
     if places is None:
