@@ -7,8 +7,8 @@ threshold; in a store of a million samples that is a copy of ~10,000 pages scatt
 ``interval_s``) and runs a PASSIVE checkpoint, which never blocks a writer or a reader, while
 the next request is still being parsed and checked: sqlite3 releases the GIL while it runs.
 SQLite's own automatic checkpoint stays on as a backstop (``SQLITE_WAL_AUTOCHECKPOINT_PAGES``),
-should the thread fall behind. Idle threads close their connection and end; the next commit
-starts one again. No Flask import: the app wires ``notify`` to its engine's commits.
+should the thread fall behind. The thread opens a connection only for a checkpoint; an idle one
+ends, and the next commit starts another. No Flask import: the app wires ``notify`` to its engine's commits.
 """
 
 from __future__ import annotations
@@ -61,11 +61,11 @@ class Checkpointer:
         self.checkpoints += 1
         log.debug("checkpoint of %s: %s of %s WAL frames copied (busy=%s)", self.path, copied, frames, busy)
 
-    def _retire(self, force: bool = False) -> bool:
+    def _retire(self) -> bool:
         """Idle: leave the registry (so the next commit starts a new thread) unless a commit just
         woke this one; decided under the registry lock, so no wake-up is lost."""
         with _lock:
-            if self._wake.is_set() and not force:
+            if self._wake.is_set():
                 return False
             if _running.get((os.getpid(), self.path)) is self:
                 del _running[(os.getpid(), self.path)]
