@@ -114,158 +114,57 @@ class _Invalid(ValueError):
 
 
 def validate_sample_data(data: Any, rules: SampleRules) -> ValidatedSample:
-    """Check and normalise a pushed sample's ``data``. Never raises for any JSON value."""
-    return _fast_sample(data, rules) or _checked_sample(data, rules)
+    """Check and normalise a pushed sample's ``data``. Never raises for any JSON value.
 
-
-def _checked_sample(data: Any, rules: SampleRules) -> ValidatedSample:
-    """The general path: every field checked on its own, every error collected and worded."""
-    if type(data) is not dict and not isinstance(data, Mapping):
+    One pass, every field checked on its own and every error collected and worded. It is on the
+    push path of every record (``bench/sync.py``), so the field checks call each other directly and
+    each takes the usual input (printable ASCII, a plain JSON number) first; there is no second,
+    faster copy of these rules.
+    """
+    if not isinstance(data, Mapping):
         return ValidatedSample({}, {"data": ["Must be an object."]}, [])
     errors: dict[str, list[str]] = {}
-    for key in data:
-        if key not in FIELDS:
-            _add(errors, str(key), "Unknown field.")
-    required = REQUIRED if rules.require_location else tuple(f for f in REQUIRED if f != "location")
-    for name in required:
-        if data.get(name) is None:
-            _add(errors, name, "Is required.")
+    get = data.get
+    if not data.keys() <= _FIELD_SET:
+        for key in data:
+            if key not in _FIELD_SET:
+                _add(errors, str(key), "Unknown field.")
+    raw_code, raw_parcel, raw_time, raw_location = get("code"), get("parcel"), get("collected_at"), get("location")
+    raw_top, raw_bottom, raw_type = get("depth_top_cm"), get("depth_bottom_cm"), get("sample_type")
+    if None in (raw_code, raw_parcel, raw_time, raw_location, raw_top, raw_bottom, raw_type):
+        for name in REQUIRED if rules.require_location else _REQUIRED_WITHOUT_LOCATION:
+            if get(name) is None:
+                _add(errors, name, "Is required.")
 
-    clean: dict[str, Any] = {}
-    collected_at_utc = None
-    for name, check in _simple_checks(rules):
-        clean[name] = _field(data.get(name), check, name, errors)
-        if name == "parcel":  # keep FIELDS order; parse the time once
-            clean["collected_at"], collected_at_utc = _collected_at(data.get("collected_at"), errors)
-    clean["location"] = _clean_location(data.get("location"), errors)
-    clean["media"] = _clean_media(data.get("media"), rules, errors)
-    _check_depth_order(clean, errors)
+    code = _field(raw_code, _clean_code, "code", errors, rules)
+    parcel = _field(raw_parcel, _clean_parcel, "parcel", errors)
+    collected_at, collected_at_utc = _collected_at(raw_time, errors)
+    top = _field(raw_top, _depth, "depth_top_cm", errors, rules)
+    bottom = _field(raw_bottom, _depth, "depth_bottom_cm", errors, rules)
+    sample_type = _field(raw_type, _choice, "sample_type", errors, rules.sample_types)
+    land_use = _field(get("land_use_observed"), _choice, "land_use_observed", errors, rules.land_uses)
+    note = _field(get("note"), _clean_note, "note", errors, rules)
+    location = _clean_location(raw_location, errors)
+    media = _clean_media(get("media"), rules, errors)
+    if top is not None and bottom is not None and not top < bottom:
+        _add(errors, "depth_bottom_cm", "Must be greater than depth_top_cm.")
 
-    ordered = {name: clean[name] for name in FIELDS}
-    return ValidatedSample(
-        ordered, errors, _location_record_flags(clean["location"], rules), collected_at_utc
-    )
+    clean = {"code": code, "parcel": parcel, "collected_at": collected_at, "location": location,
+             "depth_top_cm": top, "depth_bottom_cm": bottom, "sample_type": sample_type,
+             "land_use_observed": land_use, "note": note, "media": media}
+    return ValidatedSample(clean, errors, _location_record_flags(location, rules), collected_at_utc)
 
 
 _FIELD_SET = frozenset(FIELDS)
-_LOCATION_SET = frozenset(LOCATION_FIELDS)
+_REQUIRED_WITHOUT_LOCATION = tuple(f for f in REQUIRED if f != "location")
 
 
-def _fast_sample(data: Any, rules: SampleRules) -> ValidatedSample | None:
-    """The usual valid record in one pass, or None: then ``_checked_sample`` decides.
-
-    Every pushed record goes through here (~7 µs instead of ~12 µs, measured), so it takes only the shape
-    phones send: printable ASCII text, plain JSON numbers within bounds, a location object, no
-    media or a valid manifest. Anything else, and anything invalid, falls back, so errors are
-    only ever found and worded by the general path. A property test holds the two to the same result.
-    """
-    if type(data) is not dict or not data.keys() <= _FIELD_SET:
-        return None
-    code, parcel, sample_type = _ascii(data.get("code")), _ascii(data.get("parcel")), _ascii(data.get("sample_type"))
-    collected_at, location, media = data.get("collected_at"), data.get("location"), data.get("media")
-    land_use, note = data.get("land_use_observed"), data.get("note")
-    if code is None or parcel is None or sample_type is None or type(collected_at) is not str:
-        return None
-    code = code.upper()
-    if not code or len(code) > rules.max_code_chars or not _CODE.fullmatch(code):
-        return None
-    if not parcel or len(parcel) > 64 or " " in parcel:  # (printable ASCII: a space is the only blank)
-        return None
-    sample_type = sample_type.lower()
-    if sample_type not in rules.sample_types:
-        return None
-    if land_use is not None:
-        land_use = _ascii(land_use)
-        if land_use is None or land_use.lower() not in rules.land_uses:
-            return None
-        land_use = land_use.lower()
-    if note is not None:
-        note = _ascii(note)
-        if note is None or len(note) > rules.max_note_chars:
-            return None
-        note = note or None
-    top = _fast_depth(data.get("depth_top_cm"), rules)
-    bottom = _fast_depth(data.get("depth_bottom_cm"), rules)
-    if top is None or bottom is None or not top < bottom:
-        return None
-    clean_location = _fast_location(location)
-    if clean_location is None:
-        return None
-    if media is None or (type(media) is list and not media):
-        media = []
-    else:
-        errors: dict[str, list[str]] = {}
-        media = _clean_media(media, rules, errors)
-        if errors:
-            return None
-    try:
-        collected_at_utc = parse_rfc3339(collected_at)
-    except ValueError:
-        return None
-    clean = {"code": code, "parcel": parcel, "collected_at": collected_at, "location": clean_location,
-             "depth_top_cm": top, "depth_bottom_cm": bottom, "sample_type": sample_type,
-             "land_use_observed": land_use, "note": note, "media": media}
-    return ValidatedSample(clean, {}, _location_record_flags(clean_location, rules), collected_at_utc)
-
-
-def _ascii(value: Any) -> str | None:
-    """Stripped printable-ASCII text (which NFC and NFKC leave as it is), or None."""
-    if type(value) is str and value.isascii() and value.isprintable():
-        return value.strip()
-    return None
-
-
-def _fast_depth(value: Any, rules: SampleRules) -> int | float | None:
-    fast = _fast_bounded(value, rules.depth_min_cm, rules.depth_max_cm)
-    if fast is None:
-        return None
-    return int(fast) if type(fast) is float and fast.is_integer() else fast
-
-
-def _fast_location(value: Any) -> dict[str, Any] | None:
-    if type(value) is not dict or not value.keys() <= _LOCATION_SET:
-        return None
-    lat, lon = _fast_bounded(value.get("lat"), -90, 90), _fast_bounded(value.get("lon"), -180, 180)
-    accuracy, mock = value.get("accuracy_m"), value.get("mock")
-    if lat is None or lon is None or (mock is not None and type(mock) is not bool):
-        return None
-    if accuracy is not None:
-        accuracy = _fast_bounded(accuracy, 0, _MAX_ACCURACY_M)
-        if accuracy is None:
-            return None
-        accuracy = int(accuracy) if type(accuracy) is float and accuracy.is_integer() else accuracy
-    return {"lat": float(lat), "lon": float(lon), "accuracy_m": accuracy, "mock": bool(mock),
-            "raw": {key: value[key] for key in LOCATION_FIELDS if key in value}}
-
-
-_CHECKS: dict[int, tuple[SampleRules, tuple[tuple[str, Any], ...]]] = {}
-
-
-def _simple_checks(rules: SampleRules) -> tuple[tuple[str, Any], ...]:
-    """The per-field checks for ``rules``, made once per rules object (not once per record)."""
-    got = _CHECKS.get(id(rules))
-    if got is not None and got[0] is rules:
-        return got[1]
-    checks = (
-        ("code", lambda v: _clean_code(v, rules)),
-        ("parcel", _clean_parcel),
-        ("depth_top_cm", lambda v: _depth(v, rules)),
-        ("depth_bottom_cm", lambda v: _depth(v, rules)),
-        ("sample_type", lambda v: _choice(v, rules.sample_types)),
-        ("land_use_observed", lambda v: _choice(v, rules.land_uses)),
-        ("note", lambda v: _clean_note(v, rules)),
-    )
-    if len(_CHECKS) >= 64:  # rules objects made on the fly (tests): keep the memo small
-        _CHECKS.clear()
-    _CHECKS[id(rules)] = (rules, checks)  # (the rules object is kept, so its id is not reused)
-    return checks
-
-
-def _field(value: Any, check: Any, name: str, errors: dict[str, list[str]]) -> Any:
+def _field(value: Any, check: Any, name: str, errors: dict[str, list[str]], *args: Any) -> Any:
+    """``check(value, *args)``, or None with the check's message recorded under ``name``."""
     if value is None:
         return None
     try:
-        return check(value)
+        return check(value, *args)
     except _Invalid as exc:
         _add(errors, name, str(exc))
         return None
@@ -293,12 +192,6 @@ def order_flags(flags: list[str]) -> list[str]:
 
 def _flag_rank(flag: str) -> tuple[int, str]:
     return (FLAG_ORDER.index(flag) if flag in FLAG_ORDER else len(FLAG_ORDER), flag)
-
-
-def _check_depth_order(clean: dict[str, Any], errors: dict[str, list[str]]) -> None:
-    top, bottom = clean["depth_top_cm"], clean["depth_bottom_cm"]
-    if top is not None and bottom is not None and not top < bottom:
-        _add(errors, "depth_bottom_cm", "Must be greater than depth_top_cm.")
 
 
 # ---------------------------------------------------------------- text fields
@@ -422,26 +315,24 @@ def _bounded(value: Any, low: float, high: float) -> Decimal:
 
 
 def _depth(value: Any, rules: SampleRules) -> int | float:
-    fast = _fast_bounded(value, rules.depth_min_cm, rules.depth_max_cm)
+    low, high = rules.depth_min_cm, rules.depth_max_cm
+    fast = _fast_bounded(value, low, high) if _integral(low) and _integral(high) else None
     if fast is not None:
         return int(fast) if type(fast) is float and fast.is_integer() else fast
-    return _plain_number(_bounded(value, rules.depth_min_cm, rules.depth_max_cm))
+    return _plain_number(_bounded(value, low, high))
 
 
-def _fast_bounded(value: Any, low: float, high: float) -> int | float | None:
-    """A JSON int or finite float within integral bounds, as itself; None: take the exact Decimal path.
+def _fast_bounded(value: Any, low: int | float, high: int | float) -> int | float | None:
+    """A JSON int or finite float within ``low``..``high``, as itself; None: take the exact Decimal path.
 
-    Same answer as ``_bounded``: the shortest decimal of a float lies in its rounding interval, which
-    holds no other float, so comparing the float with an integral bound orders it like its Decimal.
+    The bounds must be integral (the callers check what is not a constant). Same answer as ``_bounded``:
+    the shortest decimal of a float lies in its rounding interval, which holds no other float, so
+    comparing the float with an integral bound orders it like its Decimal.
     """
     kind = type(value)
-    if kind is not int and kind is not float:
-        return None
-    if not _integral(low) or not _integral(high):
-        return None
-    if kind is float and not math.isfinite(value):
-        return None
-    return value if low <= value <= high else None
+    if kind is int or (kind is float and math.isfinite(value)):
+        return value if low <= value <= high else None
+    return None
 
 
 def _integral(bound: Any) -> bool:
@@ -457,23 +348,26 @@ def _clean_location(value: Any, errors: dict[str, list[str]]) -> dict[str, Any] 
     if not isinstance(value, Mapping):
         _add(errors, "location", "Must be an object with lat and lon.")
         return None
-    for key in value:
-        if key not in LOCATION_FIELDS:
-            _add(errors, f"location.{key}", "Unknown field.")
-    for key in ("lat", "lon"):
-        if value.get(key) is None:
-            _add(errors, f"location.{key}", "Is required.")
-    lat = _coordinate(value.get("lat"), -90, 90, "location.lat", errors)
-    lon = _coordinate(value.get("lon"), -180, 180, "location.lon", errors)
-    _hint_swapped(value, errors)
-    accuracy = _fast_bounded(value.get("accuracy_m"), 0, _MAX_ACCURACY_M)
+    if not value.keys() <= _LOCATION_SET:
+        for key in value:
+            if key not in _LOCATION_SET:
+                _add(errors, f"location.{key}", "Unknown field.")
+    get = value.get
+    raw_lat, raw_lon, raw_accuracy, mock = get("lat"), get("lon"), get("accuracy_m"), get("mock")
+    if raw_lat is None:
+        _add(errors, "location.lat", "Is required.")
+    if raw_lon is None:
+        _add(errors, "location.lon", "Is required.")
+    lat = _coordinate(raw_lat, -90, 90, "location.lat", errors)
+    lon = _coordinate(raw_lon, -180, 180, "location.lon", errors)
+    if lat is None and lon is not None:
+        _hint_swapped(value, errors)
+    accuracy = _fast_bounded(raw_accuracy, 0, _MAX_ACCURACY_M)
     if accuracy is not None:
         accuracy = int(accuracy) if type(accuracy) is float and accuracy.is_integer() else accuracy
     else:
-        accuracy = _field(value.get("accuracy_m"), lambda v: _bounded(v, 0, _MAX_ACCURACY_M),
-                          "location.accuracy_m", errors)
+        accuracy = _field(raw_accuracy, _bounded, "location.accuracy_m", errors, 0, _MAX_ACCURACY_M)
         accuracy = None if accuracy is None else _plain_number(accuracy)
-    mock = value.get("mock")
     if mock is not None and type(mock) is not bool:
         mock = _field(mock, _boolean, "location.mock", errors)
     return {
@@ -485,11 +379,14 @@ def _clean_location(value: Any, errors: dict[str, list[str]]) -> dict[str, Any] 
     }
 
 
+_LOCATION_SET = frozenset(LOCATION_FIELDS)
+
+
 def _coordinate(value: Any, low: int, high: int, name: str, errors: dict[str, list[str]]) -> float | None:
     fast = _fast_bounded(value, low, high)
     if fast is not None:
         return float(fast)
-    number = _field(value, lambda v: _bounded(v, low, high), name, errors)
+    number = _field(value, _bounded, name, errors, low, high)
     return None if number is None else float(number)
 
 
@@ -613,13 +510,17 @@ def _media_item(
     for key in MEDIA_FIELDS:
         if item.get(key) is None:
             _add(errors, f"{prefix}.{key}", "Is required.")
-    checks = {
-        "name": lambda v: _media_name(v, rules),
-        "sha256": lambda v: _pattern(v, _SHA256, "Must be 64 hex digits (SHA-256)."),
-        "bytes": lambda v: _size(v, rules),
-        "mime": lambda v: _pattern(v, _MIME, "Must be a media type like image/jpeg."),
+    get = item.get
+    return {
+        "name": _field(get("name"), _media_name, f"{prefix}.name", errors, rules),
+        "sha256": _field(get("sha256"), _pattern, f"{prefix}.sha256", errors, _SHA256, _SHA256_MESSAGE),
+        "bytes": _field(get("bytes"), _size, f"{prefix}.bytes", errors, rules),
+        "mime": _field(get("mime"), _pattern, f"{prefix}.mime", errors, _MIME, _MIME_MESSAGE),
     }
-    return {key: _field(item.get(key), check, f"{prefix}.{key}", errors) for key, check in checks.items()}
+
+
+_SHA256_MESSAGE = "Must be 64 hex digits (SHA-256)."
+_MIME_MESSAGE = "Must be a media type like image/jpeg."
 
 
 def _media_name(value: Any, rules: SampleRules) -> str:
