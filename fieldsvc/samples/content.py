@@ -54,168 +54,79 @@ def same_content(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
 def canonical_json(data: Mapping[str, Any]) -> str:
     """The canonical text a record's content hash is taken over.
 
-    Hot path of every sync push: plain JSON values (what validation hands over) are rewritten
-    into a form whose ``json.dumps(sort_keys=True)`` (the C encoder) is exactly the canonical
-    text; anything else (Decimals, huge or exponent-spelled numbers, mapping subclasses,
-    tuples, odd keys) takes the reference walk below, which defines the form.
+    On the path of every pushed record (``bench/sync.py``), so it is written directly, once: strings
+    by the standard library's C escaper, numbers by their repr where that is already the canonical
+    spelling, and ``canonical_number`` for the rest.
     """
     if not isinstance(data, Mapping):
         raise TypeError("content is a mapping of field names to values")
-    if type(data) is dict:
-        if data.keys() == _SAMPLE_KEYS:
-            text = _sample_text(data)
-            if text is not None:
-                return text
-        plain = _plain_form(data, True)
-        if plain is not _NO:
-            return _dumps(plain)
-    return _mapping(data, ())
-
-
-_NO = object()  # "no plain form": use the reference walk
-_INT_LIMIT = 10**_PLAIN_EXPONENT  # smaller integers print plainly in both spellings
-_dumps = json.JSONEncoder(ensure_ascii=True, sort_keys=True, separators=(",", ":"), allow_nan=False).encode
-
-
-def _plain_form(value: dict, top: bool) -> Any:
-    """``value`` with dropped keys removed, integral floats as ints and ``media`` sorted; or ``_NO``."""
-    dropped = SERVER_MADE if top else DERIVED_NESTED
-    out = {}
-    for key, item in value.items():
-        if type(key) is not str:
-            return _NO
-        if key in dropped:
-            continue
-        kind = type(item)
-        if kind is str or item is None or kind is bool:
-            out[key] = item
-            continue
-        item = _plain_value(item, kind)
-        if item is _NO:
-            return _NO
-        if top and key in UNORDERED_LISTS and type(item) is list:
-            item = sorted(item, key=_dumps)
-        out[key] = item
-    return out
-
-
-# A validated sample (``samples.validation``), the shape of every pushed record: its canonical
-# text is written field by field in sorted key order, exactly what ``_dumps`` makes of its plain
-# form (the same C string escaper, ``int``/``float`` reprs). Anything unusual in it (a media
-# manifest, a value of another type, a float without a plain spelling) answers None and takes
-# the general path.
-_SAMPLE_KEYS = frozenset({"code", "parcel", "collected_at", "location", "depth_top_cm", "depth_bottom_cm",
-                          "sample_type", "land_use_observed", "note", "media"})
-_LOCATION_KEYS = frozenset({"lat", "lon", "accuracy_m", "mock", "raw"})
-_LOCATION_NEEDED = _LOCATION_KEYS - {"raw"}
-_escape = json.encoder.encode_basestring_ascii
-_LITERALS = {None: "null", True: "true", False: "false"}
-
-
-def _sample_text(data: dict) -> str | None:
-    media = data["media"]
-    if media is None:
-        media_text = "null"
-    elif type(media) is list and not media:
-        media_text = "[]"
-    else:
-        return None
-    texts = []
-    for name in ("code", "collected_at", "land_use_observed", "note", "parcel", "sample_type"):
-        value = data[name]
-        if type(value) is str:
-            texts.append(_escape(value))
-        elif value is None:
-            texts.append("null")
-        else:
-            return None
-    bottom, top = _number_text(data["depth_bottom_cm"]), _number_text(data["depth_top_cm"])
-    if bottom is None or top is None:
-        return None
-    loc = data["location"]
-    if loc is None:
-        loc_text = "null"
-    else:
-        if type(loc) is not dict or loc.keys() - _LOCATION_KEYS or not _LOCATION_NEEDED <= loc.keys():
-            return None
-        accuracy, lat, lon = _number_text(loc["accuracy_m"]), _number_text(loc["lat"]), _number_text(loc["lon"])
-        mock = loc["mock"]
-        if accuracy is None or lat is None or lon is None or (mock is not None and type(mock) is not bool):
-            return None
-        loc_text = f'{{"accuracy_m":{accuracy},"lat":{lat},"lon":{lon},"mock":{_LITERALS[mock]}}}'
-    code, collected_at, land_use, note, parcel, sample_type = texts
-    return (f'{{"code":{code},"collected_at":{collected_at},"depth_bottom_cm":{bottom},"depth_top_cm":{top},'
-            f'"land_use_observed":{land_use},"location":{loc_text},"media":{media_text},"note":{note},'
-            f'"parcel":{parcel},"sample_type":{sample_type}}}')
-
-
-def _number_text(value: Any) -> str | None:
-    """The canonical text of a number or null; None for anything else (or a number without a plain form)."""
-    if value is None:
-        return "null"
-    kind = type(value)
-    if kind is float:  # _plain_value's rule, spelled once: the repr is made a single time
-        text = float.__repr__(value)
-        if "e" in text or "n" in text:
-            return None
-        return int.__repr__(int(value)) if text.endswith(".0") else text
-    if kind is not int:
-        return None
-    return int.__repr__(value) if -_INT_LIMIT < value < _INT_LIMIT else None
-
-
-def _plain_value(item: Any, kind: type) -> Any:
-    if kind is str or item is None or kind is bool:
-        return item
-    if kind is int:
-        return item if -_INT_LIMIT < item < _INT_LIMIT else _NO
-    if kind is float:
-        text = repr(item)
-        if "e" in text or "n" in text:  # exponent, nan, inf: the reference walk decides
-            return _NO
-        return int(item) if text.endswith(".0") else item
-    if kind is dict:
-        return _plain_form(item, False)
-    if kind is list:
-        items = [_plain_value(v, type(v)) for v in item]
-        return _NO if any(v is _NO for v in items) else items
-    return _NO
+    return _object(data, SERVER_MADE, True)
 
 
 def canonical_field(name: str, value: Any) -> str:
     """Canonical text of one top-level field, so merge compares fields the way the hash does."""
-    return _encode(value, (name,))
+    if name in UNORDERED_LISTS and type(value) in (list, tuple):
+        return _set_text(value)
+    return _text(value)
 
 
-def _encode(value: Any, path: tuple[str, ...]) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float | Decimal):
-        return canonical_number(value)
-    if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=True)
+_INT_LIMIT = 10**_PLAIN_EXPONENT  # smaller integers print plainly in both spellings
+_escape = json.encoder.encode_basestring_ascii
+_LITERALS = {None: "null", True: "true", False: "false"}
+
+
+def _text(value: Any) -> str:
+    kind = type(value)
+    if kind is str:
+        return _escape(value)
+    if value is None or kind is bool:
+        return _LITERALS[value]
+    if kind is int or kind is float or kind is Decimal:
+        return _number_text(value)
     if isinstance(value, Mapping):
-        return _mapping(value, path)
-    if isinstance(value, list | tuple):
-        items = [_encode(item, (*path, "[]")) for item in value]
-        if path in {(name,) for name in UNORDERED_LISTS}:
-            items.sort()
-        return "[" + ",".join(items) + "]"
+        return _object(value, DERIVED_NESTED, False)
+    if kind is list or kind is tuple:
+        return "[" + ",".join([_text(item) for item in value]) + "]"
+    if isinstance(value, str):  # subclasses of the plain types
+        return _escape(value)
+    if isinstance(value, bool):
+        return _LITERALS[bool(value)]
+    if isinstance(value, int | float):
+        return _number_text(value)
     raise TypeError(f"cannot fingerprint a {type(value).__name__}")
 
 
-def _mapping(value: Mapping[Any, Any], path: tuple[str, ...]) -> str:
-    dropped = SERVER_MADE if not path else DERIVED_NESTED
-    parts = []
+def _object(value: Mapping[Any, Any], dropped: frozenset[str], top: bool) -> str:
     for key in value:
-        if not isinstance(key, str):
+        if type(key) is not str and not isinstance(key, str):
             raise TypeError("object keys must be strings")
+    parts = []
     for key in sorted(value):
-        if key not in dropped:
-            parts.append(json.dumps(key, ensure_ascii=True) + ":" + _encode(value[key], (*path, key)))
+        if key in dropped:
+            continue
+        item = value[key]
+        if top and key in UNORDERED_LISTS and type(item) in (list, tuple):
+            parts.append(f"{_escape(key)}:{_set_text(item)}")
+        else:
+            parts.append(f"{_escape(key)}:{_text(item)}")
     return "{" + ",".join(parts) + "}"
+
+
+def _set_text(items: list[Any] | tuple[Any, ...]) -> str:
+    """A list whose order does not count (the media manifest): its items' texts, sorted."""
+    return "[" + ",".join(sorted([_text(item) for item in items])) + "]"
+
+
+def _number_text(value: int | float | Decimal) -> str:
+    """``canonical_number``, taking the repr directly where it already is the canonical spelling."""
+    kind = type(value)
+    if kind is float:
+        text = float.__repr__(value)
+        if "e" not in text and "n" not in text:
+            return int.__repr__(int(value)) if text.endswith(".0") else text
+    elif kind is int and -_INT_LIMIT < value < _INT_LIMIT:
+        return int.__repr__(value)
+    return canonical_number(value)
 
 
 def canonical_number(value: int | float | Decimal) -> str:
