@@ -30,7 +30,7 @@ from decimal import Context, Decimal, InvalidOperation
 from typing import Any
 
 from fieldsvc.errors import Problem
-from fieldsvc.grading.fingerprint import fingerprint, immutable
+from fieldsvc.grading.fingerprint import fingerprint, measurement_text
 from fieldsvc.grading.rules import PhTable, RulePack, load_pack, lookup, lookup_below, parse_band, to_decimal
 
 PASS, INDETERMINATE, EXCEEDS = "pass", "indeterminate", "exceeds"
@@ -43,16 +43,24 @@ _PH_MAX = Decimal(14)
 _NONE_INDEX = Decimal(-1)
 
 
-@immutable
 @dataclass(frozen=True, slots=True)
 class Measurement:
-    """One approved lab result in its canonical unit; ``value`` is None when censored (``<``)."""
+    """One approved lab result in its canonical unit; ``value`` is None when censored (``<``).
+
+    ``text`` is its fragment of the inputs fingerprint, written once here (a county run
+    fingerprints each stored result many times over).
+    """
 
     analyte: str
     qualifier: str
     value: Decimal | None
     detection_limit: Decimal | None
     unit: str
+    text: str = field(default="", compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "text", measurement_text(self.analyte, self.qualifier, self.value,
+                                                          self.detection_limit, self.unit))
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,13 +119,27 @@ def _row(analyte: str, verdict: str, reason: str | None, sample: SampleInput | N
     }
 
 
-# --- green food (NY/T 391 + NY/T 1054): the fast path ---------------------------------------
+# --- green food (NY/T 391 + NY/T 1054) -----------------------------------------------------
 # The loop keeps, per analyte, only the worst state (0 pass, 1 indeterminate, 2 exceeds), its
-# index and the sample; the explanation row is rebuilt from that sample by ``_observe``, the one
-# full statement of the rules. The loop inlines ``_observe``'s state and index (a test holds the two
-# equal on random inputs) so that grading stays cheap.
+# index and the sample; the explanation row is rebuilt from that sample by ``_observe``. Both ask
+# ``_judge``, the one statement of how a result compares with its limit.
 
 _REASONS = ("within_limit", None, "above_limit")
+
+
+def _judge(m: Measurement, limit: Decimal, unit: str) -> tuple[int, Decimal | None, str]:
+    """(state, index, reason) of one usable-or-not result against its limit."""
+    reason = _problem(m, unit)
+    if reason:
+        return (1, None, reason)
+    if m.qualifier == "=":
+        state = 2 if m.value > limit else 0
+        return (state, m.value / limit, _REASONS[state])
+    dl = m.detection_limit  # censored: half the detection limit, never an exceedance
+    index = dl * _HALF / limit
+    if dl > limit:
+        return (1, index, "detection_limit_above_limit")
+    return (0, index, "below_detection_limit")
 
 
 def _observe(table: PhTable, sample: SampleInput, i: int) -> tuple:
@@ -130,17 +152,7 @@ def _observe(table: PhTable, sample: SampleInput, i: int) -> tuple:
     if ph is None:
         return (1, None, ph_reason, m, None, None)
     limit, band = table.row_for(ph)[i]
-    reason = _problem(m, table.unit)
-    if reason:
-        return (1, None, reason, m, limit, band)
-    if m.qualifier == "=":
-        state = 2 if m.value > limit else 0
-        return (state, m.value / limit, _REASONS[state], m, limit, band)
-    dl = m.detection_limit
-    index = dl * _HALF / limit
-    if dl > limit:
-        return (1, index, "detection_limit_above_limit", m, limit, band)
-    return (0, index, "below_detection_limit", m, limit, band)
+    return (*_judge(m, limit, table.unit), m, limit, band)
 
 
 def _fast_table(pack: RulePack, land_use: str) -> tuple:
@@ -199,20 +211,10 @@ def _grade_green(land_use: str, samples: Sequence[SampleInput], pack: RulePack) 
         best_st, best_idx, best_s, best_id = -1, None, None, None
         for s, meas, limits, sid in prepared:
             m = meas.get(analyte)
-            st, idx = 1, None  # no pH, not measured, or an unusable result (see _observe)
-            if limits is not None and m is not None and m.unit == unit:
-                if m.qualifier == "=":
-                    v = m.value
-                    if v is not None and v >= _ZERO:
-                        limit = limits[i]
-                        st = 2 if v > limit else 0
-                        idx = v / limit
-                elif m.qualifier == "<":
-                    dl = m.detection_limit
-                    if dl is not None and dl > _ZERO:
-                        limit = limits[i]
-                        st = 1 if dl > limit else 0
-                        idx = dl * _HALF / limit
+            if limits is None or m is None:
+                st, idx = 1, None  # no usable pH, or not measured
+            else:
+                st, idx, _ = _judge(m, limits[i], unit)
             if st > best_st or (st == best_st and (
                     (st != 1 and idx > best_idx) or ((st == 1 or idx == best_idx) and sid < best_id))):
                 best_st, best_idx, best_s, best_id = st, idx, s, sid

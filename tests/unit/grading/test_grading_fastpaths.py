@@ -1,8 +1,9 @@
-"""The fast paths a county run takes give exactly what the reference code gives (random inputs)."""
+"""What a county run writes equals its definition, written here the slow, obvious way (random inputs)."""
 
 from __future__ import annotations
 
 import hashlib
+import json
 from decimal import Decimal
 
 from hypothesis import given, settings
@@ -40,19 +41,30 @@ def samples(draw) -> list[SampleInput]:
     return out
 
 
+def reference_inputs(packs, land_use, samples, analytes) -> bytes:
+    """The fingerprint's canonical text by its definition: json.dumps with sorted keys of sorted lists."""
+    wanted = set(analytes)
+    rows = sorted([s.sample_id, s.sample_code,
+                   sorted([a, m.qualifier, None if m.value is None else str(m.value),
+                           None if m.detection_limit is None else str(m.detection_limit), m.unit]
+                          for a, m in s.measurements.items() if a in wanted)] for s in samples)
+    body = {"packs": sorted(list(p) for p in packs), "land_use": land_use, "samples": rows}
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode()
+
+
 @FAST
 @given(samples(), st.sampled_from(LAND_USES + ('é"\\',)), st.lists(st.tuples(text, text), min_size=1, max_size=2),
        st.sets(st.sampled_from(ANALYTES)))
-def test_fast_fingerprint_hashes_the_reference_bytes(ss, land_use, packs, analytes):
+def test_fingerprint_hashes_the_defined_bytes(ss, land_use, packs, analytes):
     try:
-        reference = hashlib.sha256(canonical_inputs(packs, land_use, ss, analytes)).hexdigest()
+        reference = hashlib.sha256(reference_inputs(packs, land_use, ss, analytes)).hexdigest()
     except TypeError:  # the reference cannot order these inputs at all; nothing to agree with
         return
     assert fingerprint(packs, land_use, ss, analytes) == reference
     assert fingerprint(packs, land_use, list(reversed(ss)), tuple(analytes)) == reference
 
 
-def test_fast_fingerprint_on_a_known_input():
+def test_fingerprint_on_a_known_input():
     s = SampleInput("a", 'B"1', {"Cd": Measurement("Cd", "=", Decimal("0.30"), None, "mg/kg"),
                                  "pH": Measurement("pH", "=", Decimal("6.5"), None, ""),
                                  "Zn": Measurement("Zn", "<", None, Decimal("1E+1"), "mg/kg")})

@@ -107,7 +107,7 @@ def test_results_and_fingerprint_do_not_depend_on_sample_order(lu_samples, rnd):
 
 @FAST
 @given(parcel())
-def test_fast_loop_agrees_with_the_explanation_rules(lu_samples):
+def test_verdict_agrees_with_the_explanation_rules(lu_samples):
     land_use, samples = lu_samples
     result = grade_parcel(land_use, samples, GREEN)
     table = GREEN.ph_table(land_use)
