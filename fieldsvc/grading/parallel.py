@@ -8,12 +8,11 @@ looked up when a run needs them.
 
 from __future__ import annotations
 
-import json
 import multiprocessing
 import os
 import sqlite3
 import traceback
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator
 from multiprocessing import forkserver
 from typing import Any
 
@@ -124,7 +123,7 @@ def _chunk_worker(send: Any, path: str, pack_key: tuple[str, str], gb_key: tuple
             raw.execute(f"PRAGMA mmap_size = {services.RUN_MMAP_BYTES}")
             raw.execute("BEGIN")  # one snapshot for every chunk
             reader = services._Reader(raw, True, proc or services._same)
-            bind = _inputs_binder(Grade.__table__.c.inputs.type.dialect_impl(dialect).bind_processor(dialect))
+            bind = Grade.__table__.c.inputs.type.dialect_impl(dialect).bind_processor(dialect)
             for chunk in chunks:
                 parcels, current, members, evaluated = services._read_and_evaluate(reader, pack, gb_pack, chunk)
                 # the inputs' JSON text is made here, in the worker
@@ -137,35 +136,6 @@ def _chunk_worker(send: Any, path: str, pack_key: tuple[str, str], gb_key: tuple
         send.send(("error", traceback.format_exc()))
     finally:
         send.close()
-
-
-_ENCODE = json.encoder.encode_basestring_ascii  # what json.dumps writes for a str (ensure_ascii)
-_INPUT_KEYS = ("samples", "results", "excluded")  # a parcel's ``inputs``, in evaluate_parcel's order
-
-
-def _inputs_json(used: Mapping[str, Any]) -> str | None:
-    """``json.dumps(used)`` for a parcel's usual ``inputs`` (ids as strings, nothing excluded), written
-    directly; None for anything else. A unit test holds the two equal."""
-    if tuple(used) != _INPUT_KEYS or used["excluded"]:
-        return None
-    samples, results = used["samples"], used["results"]
-    if not all(type(x) is str for x in (*samples, *results)):
-        return None
-    return (f'{{"samples": [{", ".join(map(_ENCODE, samples))}], "results": [{", ".join(map(_ENCODE, results))}], '
-            f'"excluded": []}}')
-
-
-def _inputs_binder(bind: Callable[[Any], Any]) -> Callable[[Any], Any]:
-    """The column's bind processor for ``inputs``, through ``_inputs_json`` when it gives the same text."""
-    probe = {"samples": ['a"\\é'], "results": ["1", "22"], "excluded": []}
-    if bind(probe) != _inputs_json(probe):
-        return bind
-
-    def fast(used: Any) -> Any:
-        text = _inputs_json(used)
-        return bind(used) if text is None else text
-
-    return fast
 
 
 def _sqlite_dialect() -> Any:
