@@ -33,9 +33,12 @@ from flask_migrate import upgrade  # noqa: E402
 
 from fieldsvc import create_app  # noqa: E402
 from fieldsvc.extensions import db  # noqa: E402
-from fieldsvc.grading import services  # noqa: E402
 from fieldsvc.grading.grade import grade_parcel  # noqa: E402
+from fieldsvc.grading.inputs import load_inputs  # noqa: E402
+from fieldsvc.grading.queries import live_area_grade, maintained_sums  # noqa: E402
+from fieldsvc.grading.regrade import regrade_for_samples  # noqa: E402
 from fieldsvc.grading.rules import load_pack  # noqa: E402
+from fieldsvc.grading.runs import run_grading  # noqa: E402
 
 COUNTY = "360129"
 PER_VILLAGE = 1000
@@ -143,7 +146,7 @@ def engine_figures(app, n_engine: int) -> tuple[float, float]:
                                        {"c": f"P{n_engine:07d}"}).all())
         inputs = {}
         for start in range(0, len(codes), 2000):
-            inputs.update(services.load_inputs(codes[start:start + 2000]))
+            inputs.update(load_inputs(codes[start:start + 2000]))
     work = [(land[c], inputs[c].samples) for c in codes]
     t = time.perf_counter()
     for lu, samples in work:
@@ -182,7 +185,7 @@ def incremental(app, path: Path, rng: random.Random, n: int, rounds: int) -> tup
                                      approvals=1, version=2 + r, created_by="bench"))
             db.session.commit()
             t = time.perf_counter()
-            services.regrade_for_samples([sid])
+            regrade_for_samples([sid])
             db.session.commit()
             times.append((time.perf_counter() - t) * 1000)
             t = time.perf_counter()
@@ -232,7 +235,7 @@ def main() -> None:
         read_times.append(raw_read_baseline(path))
         with app.app_context():
             t = time.perf_counter()
-            run = services.run_grading("county", COUNTY, None, workers=args.workers)
+            run = run_grading("county", COUNTY, None, workers=args.workers)
             db.session.commit()
             run_times.append(time.perf_counter() - t)
             counts = run.counts
@@ -250,8 +253,8 @@ def main() -> None:
     with app.app_context():
         from fieldsvc.grading.rules import load_pack as lp
 
-        maintained = services.maintained_sums("county", COUNTY, "green_food_soil")
-        live = services.live_area_grade("county", COUNTY, lp("green_food_soil"))
+        maintained = maintained_sums("county", COUNTY, "green_food_soil")
+        live = live_area_grade("county", COUNTY, lp("green_food_soil"))
         exact = (maintained.qualified_area == live.qualified_area_m2 and maintained.total_area == live.total_area_m2)
     print(f"maintained county sums equal a full recompute after the re-grades: {exact}")
     print(json.dumps({

@@ -26,7 +26,8 @@ from .dbtypes import isoformat, utcnow
 from .devices.services import provisioning_text, register_device
 from .extensions import db
 from .grading.models import Grade
-from .grading.services import DEFAULT_PACK, grade_demo_county
+from .grading.rules import DEFAULT_PACK
+from .grading.runs import grade_demo_county
 from .lab.demo import make_demo_results, make_demo_retests
 from .lab.models import LabResult
 from .lab.services import approve_results, import_results

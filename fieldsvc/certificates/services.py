@@ -249,7 +249,7 @@ def _region_chain(region: Region | None) -> tuple[dict[str, str], dict[str, str]
 
 def qualification(subject_type: str, code: str, rule_pack: str | None = None) -> Any:
     """The grading service's answer (imported late: grading calls back into this module)."""
-    from ..grading import services as grading
+    from ..grading import qualification as grading
 
     return grading.qualification(subject_type, code, rule_pack)
 

@@ -43,7 +43,10 @@ from ..devices import services as devices
 from ..devices.models import Device
 from ..devices.schemas import DeviceIn, DevicePatch
 from ..errors import Problem, conflict, not_found, validation_failed
-from ..grading import services as grading
+from ..grading import runs as grading_runs
+from ..grading.pack_admin import resolve_pack, rule_pack_list
+from ..grading.qualification import qualification
+from ..grading.queries import area_grade, get_subject, grade_dict
 from ..grading.schemas import RunIn
 from ..http import ALL_ROLES, current_actor, paginate, public, register_error_renderer, requires_role
 from ..lab import services as lab
@@ -258,10 +261,10 @@ def _map_for(kind: str, code: str, mode: str) -> tuple[Any, Any, dict[str, str],
 
 
 def _area_rows(kind: str, items: list[Any]) -> list[dict[str, Any]]:
-    pack = grading.resolve_pack(None)
+    pack = resolve_pack(None)
     out = []
     for item in items:
-        ag, _ = grading.area_grade(kind, item.code, pack)
+        ag, _ = area_grade(kind, item.code, pack)
         out.append({"code": item.code, "name": item.name, "name_en": item.name_en, "grade": ag.grade,
                     "qualified": ag.qualified, "parcels": ag.parcel_count, "graded": ag.graded_count,
                     "coverage": ag.coverage})
@@ -294,8 +297,8 @@ def _area_page(kind: str, code: str, subject: Any) -> Response:
     actor = current_actor()
     mode = request.args.get("color", "grade")
     rows, drawn, states, verdicts, total = _map_for(kind, code, mode)
-    pack = grading.resolve_pack(None)
-    grade = grading.grade_dict(grading.get_subject(kind, code, actor), pack)
+    pack = resolve_pack(None)
+    grade = grade_dict(get_subject(kind, code, actor), pack)
     cov = queries.coverage([r.code for r in rows], states, verdicts)
     certificates = queries.certificates_of(actor, kind, code)
     return page("area.html", kind=kind, subject=subject, grade=grade, rows=rows, states=states,
@@ -327,7 +330,7 @@ def parcel(code: str):
     actor = current_actor()
     row = places.get_parcel_by_code(code, actor, allow_deleted=True)
     feature = places.parcel_feature(row)
-    grade = grading.grade_dict(grading.get_subject("parcel", code, actor), grading.resolve_pack(None))
+    grade = grade_dict(get_subject("parcel", code, actor), resolve_pack(None))
     sample_rows = queries.samples_of_parcel(code, actor)
     results = queries.results_of_samples([s.id for s in sample_rows], actor)
     conflicts = queries.open_conflicts_for([s.id for s in sample_rows], actor)
@@ -473,7 +476,7 @@ def grading_page():
     """Run grading for a scope; the recent runs of the county."""
     actor = current_actor()
     code = _county()
-    return page("grading.html", county=code, runs=queries.runs(actor, code), packs=grading.rule_pack_list(),
+    return page("grading.html", county=code, runs=queries.runs(actor, code), packs=rule_pack_list(),
                 villages=queries.villages(code), parks=queries.farm_parks(code))
 
 
@@ -486,7 +489,7 @@ def run_grading():
     data = RunIn().load({"scope": {scope_type: form.get("code", "").strip()} if scope_type else {},
                          "rule_pack": form.get("rule_pack") or None})
     ((kind, code),) = data["scope"].items()
-    run = grading.run_grading(kind, code, data["rule_pack"], current_actor())
+    run = grading_runs.run_grading(kind, code, data["rule_pack"], current_actor())
     return done(_t("run_ok", id=run.id), url_for("console.run_page", run_id=run.id))
 
 
@@ -494,8 +497,8 @@ def run_grading():
 @requires_role(*READERS)
 def run_page(run_id: int):
     """One run: its counts and every subject whose grade changed since the run before it."""
-    run = grading.get_run(run_id, current_actor())
-    return page("run.html", run=grading.run_dict(run), previous=queries.previous_run(run))
+    run = grading_runs.get_run(run_id, current_actor())
+    return page("run.html", run=grading_runs.run_dict(run), previous=queries.previous_run(run))
 
 
 # --- certificates ------------------------------------------------------------------------------
@@ -511,11 +514,11 @@ def certificates():
         for item in items:
             if kind == "village" and not queries.count_parcels("village", item.code):
                 continue
-            q = grading.qualification(kind, item.code)
+            q = qualification(kind, item.code)
             candidates.append({"type": kind, "code": item.code, "name": item.name, "qualified": q.qualified,
                                "reasons": q.reasons, "grade": q.grade})
     for parcel_code in queries.qualified_parcels(code) + queries.not_qualified_parcels(code):
-        q = grading.qualification("parcel", parcel_code)
+        q = qualification("parcel", parcel_code)
         candidates.append({"type": "parcel", "code": parcel_code, "name": parcel_code, "qualified": q.qualified,
                            "reasons": q.reasons, "grade": q.grade})
     rows, older = _newest_first(queries.certificates(actor, code), Certificate.id, CERTIFICATES_PAGE)
@@ -655,7 +658,7 @@ _VISIBLE = {
     "sync_conflict": lambda key, actor: sync.get_conflict(_int(key), actor),
     "region": lambda key, actor: places.get_region_by_code(key, actor),
     "farm_park": lambda key, actor: places.get_farm_park_by_code(key, actor),
-    "grading_run": lambda key, actor: grading.get_run(_int(key), actor),
+    "grading_run": lambda key, actor: grading_runs.get_run(_int(key), actor),
 }
 
 

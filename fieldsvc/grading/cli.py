@@ -31,15 +31,15 @@ def _fail(problem: Problem) -> None:
 def grade(county: str, rule_pack: str | None, workers: int) -> None:
     """Grade every parcel of a county and rebuild its village, farm-park and county roll-ups."""
     from ..places.models import Parcel
-    from . import services
+    from . import runs
 
     actor = Actor(SYSTEM.user_id, "cli", "admin")
     try:
         total = db.session.scalar(select(func.count()).select_from(Parcel).where(Parcel.county_code == county))
         db.session.rollback()  # the run starts its own transaction (workers need one that begins with it)
         with click.progressbar(length=total or 0, label=f"grading county {county}") as bar:
-            run = services.run_grading("county", county, rule_pack, actor, progress=bar.update, workers=workers)
-        body = services.run_dict(run, include_changed=False)
+            run = runs.run_grading("county", county, rule_pack, actor, progress=bar.update, workers=workers)
+        body = runs.run_dict(run, include_changed=False)
         db.session.commit()
     except Problem as problem:
         _fail(problem)
@@ -58,9 +58,9 @@ def rule_packs() -> None:
 @with_appcontext
 def list_command() -> None:
     """Every pack version with its standard and verification."""
-    from . import services
+    from . import pack_admin
 
-    for item in services.rule_pack_list():
+    for item in pack_admin.rule_pack_list():
         flag = f"verified by {item['verified_by']}" if item.get("verified_by") else (
             "verified" if item["verified"] else "NOT verified")
         default = " (default)" if item["default"] else ""
@@ -75,10 +75,10 @@ def list_command() -> None:
 @with_appcontext
 def verify_command(code: str, by: str, version: str | None, note: str | None) -> None:
     """Mark a pack version verified: its values were checked against the official standard text."""
-    from . import services
+    from . import pack_admin
 
     try:
-        row = services.verify_rule_pack(code, by, version, note, Actor(SYSTEM.user_id, f"cli:{by}", "admin"))
+        row = pack_admin.verify_rule_pack(code, by, version, note, Actor(SYSTEM.user_id, f"cli:{by}", "admin"))
         db.session.commit()
     except Problem as problem:
         _fail(problem)

@@ -1,8 +1,8 @@
 """Worker processes that read and evaluate a county run's chunks ahead of the writing process.
 
-Used by ``services.run_grading(..., workers=N)`` (the CLI and the benchmark) where it is safe
+Used by ``runs.run_grading(..., workers=N)`` (the CLI and the benchmark) where it is safe
 (SQLite in WAL mode, a run that starts its own transaction); every other run is serial and
-stores the same rows. ``services`` is imported as a module (it imports this one), so names are
+stores the same rows. ``runs`` is imported as a module (it imports this one), so its names are
 looked up when a run needs them.
 """
 
@@ -18,7 +18,10 @@ from typing import Any
 
 from ..extensions import db
 from ..lab.models import LabResult
-from . import services
+from . import runs
+from .evaluation import Evaluated
+from .gradepass import ChunkState, _read_and_evaluate
+from .inputs import _Reader, _same
 from .models import Grade
 from .rules import RulePack, load_pack
 
@@ -53,12 +56,12 @@ _START = "forkserver"  # how worker processes start (see read_ahead)
 
 def warm() -> None:
     """Start the fork server now (it imports this module once; workers fork from it)."""
-    multiprocessing.get_context(_START).set_forkserver_preload([__name__])  # (imports services too)
+    multiprocessing.get_context(_START).set_forkserver_preload([__name__])  # (imports runs too)
     forkserver.ensure_running()
 
 
 def read_ahead(path: str, pack: RulePack, gb_pack: RulePack | None, chunks: list[list[str]],
-                     workers: int) -> Iterator[services.ChunkState]:
+                     workers: int) -> Iterator[ChunkState]:
     """``_read_and_evaluate`` of each chunk, in order, done ahead by worker processes.
 
     Why: about three quarters of a run's CPU time is reading rows and evaluating parcels, the rest
@@ -120,14 +123,14 @@ def _chunk_worker(send: Any, path: str, pack_key: tuple[str, str], gb_key: tuple
         try:
             raw.execute("PRAGMA query_only = ON")
             raw.execute(f"PRAGMA cache_size = -{READ_CACHE_KIB}")
-            raw.execute(f"PRAGMA mmap_size = {services.RUN_MMAP_BYTES}")
+            raw.execute(f"PRAGMA mmap_size = {runs.RUN_MMAP_BYTES}")
             raw.execute("BEGIN")  # one snapshot for every chunk
-            reader = services._Reader(raw, True, proc or services._same)
+            reader = _Reader(raw, True, proc or _same)
             bind = Grade.__table__.c.inputs.type.dialect_impl(dialect).bind_processor(dialect)
             for chunk in chunks:
-                parcels, current, members, evaluated = services._read_and_evaluate(reader, pack, gb_pack, chunk)
+                parcels, current, members, evaluated = _read_and_evaluate(reader, pack, gb_pack, chunk)
                 # the inputs' JSON text is made here, in the worker
-                evaluated = [services.Evaluated(*e[:7], bind(e[7]), e[8]) for e in evaluated]
+                evaluated = [Evaluated(*e[:7], bind(e[7]), e[8]) for e in evaluated]
                 send.send(("ok", (parcels, current, members, evaluated)))
             raw.execute("COMMIT")
         finally:

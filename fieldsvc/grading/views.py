@@ -9,7 +9,7 @@ from ..errors import not_found
 from ..http import ALL_ROLES, current_actor, json_body, load, paginate, query_args, requires_role
 from ..openapi import doc
 from ..schemas import page_limit
-from . import reports, services
+from . import pack_admin, queries, report_rows, reports, runs
 from .models import Grade
 from .schemas import GradeArgs, HistoryArgs, RunIn
 
@@ -20,7 +20,7 @@ REPORT_FORMATS = {"pdf": "application/pdf", "csv": "text/csv; charset=utf-8",
                   "geojson": "application/geo+json"}
 
 
-def _subject_type(url_type: str, allowed: dict[str, str] = services.URL_TYPES) -> str:
+def _subject_type(url_type: str, allowed: dict[str, str] = queries.URL_TYPES) -> str:
     if url_type not in allowed:
         raise not_found("subject type", url_type)
     return allowed[url_type]
@@ -33,15 +33,15 @@ def create_run():
     """Grade everything in a scope (county, village, farm park or parcel) and rebuild its sums."""
     data = load(RunIn(), json_body())
     ((scope_type, code),) = data["scope"].items()
-    run = services.run_grading(scope_type, code, data["rule_pack"], current_actor())
-    return services.run_dict(run), 201
+    run = runs.run_grading(scope_type, code, data["rule_pack"], current_actor())
+    return runs.run_dict(run), 201
 
 
 @bp.get("/grading/runs/<int:run_id>")
 @requires_role(*ALL_ROLES)
 def get_run(run_id: int):
     """One grading run."""
-    return services.run_dict(services.get_run(run_id, current_actor()))
+    return runs.run_dict(runs.get_run(run_id, current_actor()))
 
 
 @bp.get("/grades/<subject>/<code>")
@@ -51,8 +51,8 @@ def get_grade(subject: str, code: str):
     """The current grade of a parcel, village, farm park or county (default pack: green-food soil)."""
     kind = _subject_type(subject)
     args = query_args(GradeArgs())
-    pack = services.resolve_pack(args["rule_pack"])
-    return services.grade_dict(services.get_subject(kind, code, current_actor()), pack)
+    pack = pack_admin.resolve_pack(args["rule_pack"])
+    return queries.grade_dict(queries.get_subject(kind, code, current_actor()), pack)
 
 
 @bp.get("/grades/<subject>/<code>/history")
@@ -62,19 +62,19 @@ def grade_history(subject: str, code: str):
     """Every grade this subject has had under a pack, oldest first."""
     kind = _subject_type(subject)
     args = query_args(HistoryArgs())
-    pack = services.resolve_pack(args["rule_pack"])
-    services.get_subject(kind, code, current_actor())
+    pack = pack_admin.resolve_pack(args["rule_pack"])
+    queries.get_subject(kind, code, current_actor())
     stmt = select(Grade).where(Grade.subject_type == kind, Grade.subject_code == code, Grade.rule_pack == pack.code)
     rows, cursor = paginate(stmt, Grade.id, page_limit(args), args["cursor"])
-    verifications = services._verifications()
-    return {"items": [services.history_item(g, verifications) for g in rows], "next_cursor": cursor}
+    verifications = pack_admin._verifications()
+    return {"items": [queries.history_item(g, verifications) for g in rows], "next_cursor": cursor}
 
 
 @bp.get("/rule-packs")
 @requires_role(*ALL_ROLES)
 def list_rule_packs():
     """Rule packs with versions, source standards and whether their values are verified."""
-    items = services.rule_pack_list()
+    items = pack_admin.rule_pack_list()
     return {"items": items, "next_cursor": None}
 
 
@@ -87,10 +87,10 @@ def get_report(subject: str, code: str, fmt: str):
     if fmt not in REPORT_FORMATS:
         raise not_found("report format", fmt)
     args = query_args(GradeArgs())
-    pack = services.resolve_pack(args["rule_pack"])
-    subject_obj = services.get_subject(kind, code, current_actor())
-    summary = services.grade_dict(subject_obj, pack)
-    rows = services.report_rows(kind, code, pack)
+    pack = pack_admin.resolve_pack(args["rule_pack"])
+    subject_obj = queries.get_subject(kind, code, current_actor())
+    summary = queries.grade_dict(subject_obj, pack)
+    rows = report_rows.report_rows(kind, code, pack)
     render = {"pdf": reports.render_pdf, "csv": reports.render_csv, "geojson": reports.render_geojson}[fmt]
     body = render(summary, rows)
     filename = f"{kind}-{code}-{pack.code}.{fmt}"

@@ -506,7 +506,7 @@ def on_results_approved(sample_ids: Sequence[str]) -> None:
     Runs inside the approving request's transaction, so a grade is never stale and a
     certificate whose subject stops qualifying is revoked in the same commit.
     """
-    from ..grading.services import regrade_for_samples  # grading reads lab results: import at call time
+    from ..grading.regrade import regrade_for_samples  # grading reads lab results: import at call time
 
     regrade_for_samples(sample_ids)
 

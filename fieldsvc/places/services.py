@@ -314,7 +314,7 @@ def _insert_parcels(rows: list[dict], actor: Actor) -> None:
 
 def _regrade(codes: Sequence[str], actor: Actor) -> None:
     """A parcel's area, village, park or existence feeds the roll-up: re-grade in this transaction (DESIGN §5)."""
-    from ..grading.services import regrade_parcels  # grading reads places: import at call time
+    from ..grading.regrade import regrade_parcels  # grading reads places: import at call time
 
     regrade_parcels(codes, actor=actor)
 
@@ -325,7 +325,8 @@ def _regrade_new(codes: Sequence[str], counties: set[str], actor: Actor) -> None
     Where a county has no maintained sums its area grades are computed when read, so new
     parcels without samples need no work here: that keeps a 100,000-parcel import fast.
     """
-    from ..grading.services import DEFAULT_PACK, county_has_state
+    from ..grading.rules import DEFAULT_PACK
+    from ..grading.sums import county_has_state
     from ..samples.models import Sample
 
     if any(county_has_state(county, DEFAULT_PACK) for county in counties):

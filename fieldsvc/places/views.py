@@ -146,7 +146,7 @@ def parcel_versions(code: str):
 
 def _with_grades(features: list[dict]) -> list[dict]:
     """Grading: each feature's current default-pack grade as ``properties.grade`` (one query per page)."""
-    from ..grading.services import grade_summaries
+    from ..grading.queries import grade_summaries
 
     grades = grade_summaries([f["id"] for f in features])
     for f in features:

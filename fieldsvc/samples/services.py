@@ -433,7 +433,7 @@ def mark_media_complete(sha256: str, actor: Actor) -> int:
     db.session.flush()
     record_many(actor.label, [Change("sample", s.id, "media_complete", after={"state": "complete"})
                               for s in done])
-    from ..grading.services import regrade_for_samples  # a complete sample's results now count
+    from ..grading.regrade import regrade_for_samples  # a complete sample's results now count
 
     regrade_for_samples([s.id for s in done], actor)
     return len(done)
@@ -492,7 +492,7 @@ def move_to_parcel(sample: Sample, parcel_code: str, actor: Actor) -> Sample:
     content = {**sample_data(sample), "parcel": parcel.code}
     d = _derive_stored(sample, content, parcel, complete_media(m["sha256"] for m in content["media"]))
     apply_edit(sample, content, sample.collected_at, d, sample.clock_skew_s, utcnow(), actor, "move_parcel")
-    from ..grading.services import regrade_for_samples  # grading reads samples: import at call time
+    from ..grading.regrade import regrade_for_samples  # grading reads samples: import at call time
 
     regrade_for_samples([sample.id], actor)
     return sample

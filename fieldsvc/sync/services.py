@@ -183,7 +183,7 @@ def _push(body: Mapping[str, Any], actor: Actor, hold_ttl_s: int, max_records: i
 
 def _after_writes(batch: Batch) -> None:
     """Audit the new samples, link lab results held for their bag codes, re-grade edited samples."""
-    from ..grading.services import regrade_for_samples  # grading reads samples: import at call time
+    from ..grading.regrade import regrade_for_samples  # grading reads samples: import at call time
     from ..lab.services import link_held_results_for
 
     if batch.created:

@@ -1,16 +1,13 @@
 """Certificates for signed-in users: issue, 409 not_qualified, supersede, revoke, re-test revocation, expiry.
 
-Grading is built concurrently by another helper. Until ``fieldsvc.grading.services.qualification``
-exists these tests stand it in with ``monkeypatch`` (the ``grading`` fixture): a table of
-answers per subject, qualified by default. The shape is the one agreed with grading:
-``qualified, reasons, grade, verdict, rule_pack {code, version, verified}, tested_on, grade_id,
-explanation``.
+These tests stand ``fieldsvc.grading.qualification.qualification`` in with ``monkeypatch``
+(the ``grading`` fixture): a table of answers per subject, qualified by default. The shape is
+the one agreed with grading: ``qualified, reasons, grade, verdict, rule_pack {code, version,
+verified}, tested_on, grade_id, explanation``.
 """
 
 from __future__ import annotations
 
-import sys
-import types
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
@@ -42,14 +39,8 @@ class FakeQualification:
 @pytest.fixture
 def grading(monkeypatch) -> dict[tuple[str, str], FakeQualification]:
     """Answers of the stand-in ``qualification()``, keyed by (subject_type, code); qualified otherwise."""
-    try:
-        import fieldsvc.grading.services as module
-    except ImportError:  # grading services not landed yet
-        import fieldsvc.grading as package
+    import fieldsvc.grading.qualification as module
 
-        module = types.ModuleType("fieldsvc.grading.services")
-        monkeypatch.setitem(sys.modules, "fieldsvc.grading.services", module)
-        monkeypatch.setattr(package, "services", module, raising=False)
     answers: dict[tuple[str, str], FakeQualification] = {}
 
     def qualification(subject_type: str, code: str, rule_pack: str | None = None) -> FakeQualification:

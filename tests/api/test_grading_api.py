@@ -59,7 +59,7 @@ def put_results(app, sid: str, values: dict[str, str], *, status: str = "approve
 
 def regrade(app, *sample_ids: str) -> list[dict]:
     """What the lead wires into lab approval, sample edits and conflict resolution."""
-    from fieldsvc.grading.services import regrade_for_samples
+    from fieldsvc.grading.regrade import regrade_for_samples
 
     with app.app_context():
         changes = regrade_for_samples(sample_ids)
@@ -154,7 +154,7 @@ def test_pending_and_rejected_results_are_ignored(app, client, official, county)
 
 
 def test_incomplete_samples_and_open_conflicts_keep_their_results_out(app, client, official, county):
-    from fieldsvc.grading.services import qualification
+    from fieldsvc.grading.qualification import qualification
     from fieldsvc.sync.models import SyncConflict
 
     parcel = paddy(county)["code"]
@@ -321,7 +321,7 @@ def test_cli_grade_county(app, client, official, county):
 
 
 def test_grade_demo_county_builds_maintained_grades(app, client, official, county):
-    from fieldsvc.grading.services import grade_demo_county
+    from fieldsvc.grading.runs import grade_demo_county
 
     put_results(app, put_sample(app, paddy(county)["code"]), CLEAN)
     with app.app_context():

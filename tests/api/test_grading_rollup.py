@@ -35,21 +35,22 @@ def areas_of(county) -> list[tuple[str, str]]:
 
 
 def assert_maintained_equals_full_recompute(app, county, pack_code: str = "green_food_soil") -> None:
-    from fieldsvc.grading import services
+    from fieldsvc.grading import queries
     from fieldsvc.grading.rollup import AreaGrade
+    from fieldsvc.grading.sums import _sums_values, area_dict
 
     pack = load_pack(pack_code)
     with app.app_context():
         for kind, code in areas_of(county):
-            sums = services.maintained_sums(kind, code, pack.code)
+            sums = queries.maintained_sums(kind, code, pack.code)
             assert sums is not None, (kind, code)
-            live = services.live_area_grade(kind, code, pack)
-            holding, _ = services._holding_back(kind, code, pack.code)
+            live = queries.live_area_grade(kind, code, pack)
+            holding, _ = queries._holding_back(kind, code, pack.code)
             maintained = AreaGrade.from_sums(sums, pack, holding)
-            assert services.area_dict(maintained) == services.area_dict(live), (kind, code)
-            current = services.current_grade(kind, code, pack.code)  # the stored area grade row is current too
+            assert area_dict(maintained) == area_dict(live), (kind, code)
+            current = queries.current_grade(kind, code, pack.code)  # the stored area grade row is current too
             assert current is not None and current.grade == live.grade, (kind, code)
-            assert current.inputs == services._sums_values(sums)
+            assert current.inputs == _sums_values(sums)
 
 
 def test_green_food_limits_sit_below_gb15618_intervention_values():
@@ -105,7 +106,7 @@ def test_retest_that_fails_a_parcel_moves_village_park_and_county_incrementally(
 
 def test_village_qualification_and_certificate_hook(app, client, official, county, monkeypatch):
     from fieldsvc.certificates import services as certificates
-    from fieldsvc.grading.services import qualification
+    from fieldsvc.grading.qualification import qualification
 
     calls = []
     monkeypatch.setattr(certificates, "on_grade_changed", lambda *a: calls.append(a) or [])
@@ -166,7 +167,7 @@ def test_strict_control_parcel_caps_its_village_at_c(app, client, official, coun
 def test_maintained_sums_equal_full_recompute_after_random_changes(app, client, official, county, seed):
     """A property: whatever sequence of approvals, re-tests, deletions and parcel edits, sums stay exact."""
     from fieldsvc.dbtypes import utcnow
-    from fieldsvc.grading.services import regrade_parcels
+    from fieldsvc.grading.regrade import regrade_parcels
     from fieldsvc.samples.models import Sample
 
     rng = random.Random(seed)

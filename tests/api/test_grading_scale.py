@@ -15,7 +15,7 @@ from tests.api.test_grading_rollup import assert_maintained_equals_full_recomput
 
 def test_run_past_its_listed_changes_still_tells_certificates(app, client, official, county, monkeypatch):
     from fieldsvc.certificates import services as certificates
-    from fieldsvc.grading import services
+    from fieldsvc.grading import gradepass, runs
 
     village = county.regions[-1]["code"]
     in_village = parcels_by(county, village=village)[:3]
@@ -23,7 +23,8 @@ def test_run_past_its_listed_changes_still_tells_certificates(app, client, offic
     sids = [put_sample(app, p["code"]) for p in in_village]
     for sid in sids:
         put_results(app, sid, CLEAN)
-    monkeypatch.setattr(services, "CHANGED_CAP", 1)
+    monkeypatch.setattr(gradepass, "CHANGED_CAP", 1)  # the pass keeps the changes, the run lists them
+    monkeypatch.setattr(runs, "CHANGED_CAP", 1)
     first = run_county(client, official, county)
     assert len(first["changed"]) == 1 and first["counts"]["changed"] == 3  # listed: capped; counted: all
     calls = []
@@ -45,21 +46,21 @@ def test_run_past_its_listed_changes_still_tells_certificates(app, client, offic
 
 def test_county_run_counts_members_it_did_not_grade(app, client, official, county):
     """A member row of the county whose parcel the run did not see still counts (the sums are of members)."""
-    from fieldsvc.grading import services
+    from fieldsvc.grading import queries
     from fieldsvc.grading.models import RollupMember
 
     p = parcels_by(county, village=county.regions[-1]["code"])[0]
     put_results(app, put_sample(app, p["code"]), CLEAN)
     run_county(client, official, county)
     with app.app_context():
-        before = services.maintained_sums("county", county.county, "green_food_soil")
+        before = queries.maintained_sums("county", county.county, "green_food_soil")
         db.session.add(RollupMember(rule_pack="green_food_soil", parcel_code="GHOST-1", village_code=p["village"],
                                     farm_park_code=None, county_code=county.county, area_m2=1234.5,
                                     verdict="qualified", qualified=True, strict_control=False))
         db.session.commit()
     run_county(client, official, county)
     with app.app_context():
-        after = services.maintained_sums("county", county.county, "green_food_soil")
+        after = queries.maintained_sums("county", county.county, "green_food_soil")
         members = db.session.scalar(select(func.count()).select_from(RollupMember).where(
             RollupMember.county_code == county.county))
     assert after.parcel_count == before.parcel_count + 1 == members
@@ -84,7 +85,7 @@ def _stored_run(app, run) -> dict:
 
 def test_parallel_run_stores_what_a_serial_run_stores(app, client, official, county, monkeypatch):
     """Workers read and evaluate ahead (SQLite in WAL mode); the run must write exactly what a serial one does."""
-    from fieldsvc.grading import services
+    from fieldsvc.grading import runs
 
     codes = [p["code"] for p in parcels_by(county)]
     for i, code in enumerate(codes[:8]):
@@ -98,12 +99,12 @@ def test_parallel_run_stores_what_a_serial_run_stores(app, client, official, cou
     parallel_calls = []
     real = parallel.read_ahead
     monkeypatch.setattr(parallel, "read_ahead", lambda *a: parallel_calls.append(a) or real(*a))
-    monkeypatch.setattr(services, "CHUNK", 3)  # several chunks, two workers
+    monkeypatch.setattr(runs, "CHUNK", 3)  # several chunks, two workers
     stored = []
     for workers in (0, 2):
         with app.app_context():
             db.session.remove()  # outside any transaction, as the CLI calls it
-            run = services.run_grading("county", county.county, None, workers=workers)
+            run = runs.run_grading("county", county.county, None, workers=workers)
             db.session.flush()
             stored.append(_stored_run(app, run))
             engine = db.engine.dialect.name
@@ -116,15 +117,15 @@ def test_parallel_run_stores_what_a_serial_run_stores(app, client, official, cou
 
 def test_parallel_run_is_serial_inside_a_transaction(app, county, monkeypatch):
     """A caller's uncommitted changes are invisible to worker processes: inside a transaction the run is serial."""
-    from fieldsvc.grading import services
+    from fieldsvc.grading import runs
 
-    monkeypatch.setattr(services, "CHUNK", 2)
+    monkeypatch.setattr(runs, "CHUNK", 2)
     calls = []
     monkeypatch.setattr(parallel, "read_ahead", lambda *a: calls.append(a) or iter(()))
     with app.app_context():
         db.session.remove()
         db.session.execute(db.text("SELECT 1"))  # the caller's transaction is open
-        run = services.run_grading("county", county.county, None, workers=2)
+        run = runs.run_grading("county", county.county, None, workers=2)
         assert run.counts["parcels"] == len(county.parcels)
         db.session.rollback()
     assert calls == []
@@ -140,10 +141,10 @@ def test_a_failing_worker_fails_the_run(tmp_path):
 
 
 def test_cli_grade_uses_workers_on_sqlite(app, client, official, county, monkeypatch):
-    from fieldsvc.grading import services
+    from fieldsvc.grading import runs
 
     put_results(app, put_sample(app, parcels_by(county)[0]["code"]), CLEAN)
-    monkeypatch.setattr(services, "CHUNK", 2)
+    monkeypatch.setattr(runs, "CHUNK", 2)
     calls = []
     real = parallel.read_ahead
     monkeypatch.setattr(parallel, "read_ahead", lambda *a: calls.append(a[-1]) or real(*a))

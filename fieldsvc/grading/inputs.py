@@ -1,0 +1,186 @@
+"""What a parcel is graded from: the approved results of its complete, live samples without
+open hard conflicts, read with driver-level statements (a county run reads millions of rows)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from ..extensions import db
+from .grade import Measurement, SampleInput
+
+CHUNK = 2000  # parcels per step of a run (and per IN (...) list)
+
+BLOCKING_CONFLICTS = ("hard", "id_conflict")  # open conflicts of these kinds keep a sample out
+
+
+@dataclass
+class ParcelInputs:
+    samples: list[SampleInput] = field(default_factory=list)
+    result_ids: list[int] = field(default_factory=list)
+    tested_on: date | None = None
+    excluded: list[dict[str, str]] = field(default_factory=list)
+
+
+def _dec(text: str | None) -> Decimal | None:
+    return None if text is None else Decimal(text)
+
+
+def _qmark() -> bool:
+    """Whether the session's driver takes ``?`` marks (SQLite) rather than ``%s`` (psycopg)."""
+    return db.session.connection().dialect.paramstyle == "qmark"
+
+
+def _in_list(n: int) -> str:
+    """``IN (…)`` placeholders in the driver's own style (driver-level statements skip SQL compilation)."""
+    return _Reader.marks_for(_qmark(), n)
+
+
+def _driver_sql(sql: str) -> str:
+    return _Reader.translate(_qmark(), sql)
+
+
+def _fetch(sql: str, params: Sequence[Any]) -> list[Any]:
+    """Plain tuples of a driver-level SELECT (``?`` marks; no type processing: booleans may be 0/1).
+
+    The DB-API cursor of the session's connection (same transaction), without SQLAlchemy's Row
+    wrapping: a county run reads millions of rows.
+    """
+    return _Reader(db.session.connection().connection, _qmark(), _same).fetch(sql, params)
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+class _Reader:
+    """Driver-level SELECTs on one DB-API connection: ``?`` marks in, plain tuples out.
+
+    The session's connection (``_session_reader``), or a worker process's own SQLite connection
+    (``parallel.read_ahead``); the pure read-and-evaluate half of a run takes one of these.
+    """
+
+    __slots__ = ("raw", "qmark", "to_datetime")
+
+    def __init__(self, raw: Any, qmark: bool, to_datetime: Callable[[Any], Any]) -> None:
+        self.raw, self.qmark, self.to_datetime = raw, qmark, to_datetime
+
+    @staticmethod
+    def marks_for(qmark: bool, n: int) -> str:
+        return ",".join(["?" if qmark else "%s"] * n)
+
+    @staticmethod
+    def translate(qmark: bool, sql: str) -> str:
+        """A statement written with ``?`` marks, in the driver's style."""
+        return sql if qmark else sql.replace("?", "%s")
+
+    def marks(self, n: int) -> str:
+        return self.marks_for(self.qmark, n)
+
+    def fetch(self, sql: str, params: Sequence[Any]) -> list[Any]:
+        cursor = self.raw.cursor()
+        try:
+            cursor.execute(self.translate(self.qmark, sql), tuple(params))
+            return cursor.fetchall()
+        finally:
+            cursor.close()
+
+
+def _session_reader() -> _Reader:
+    from ..lab.models import LabResult
+
+    return _Reader(db.session.connection().connection, _qmark(), _result_processor(LabResult.__table__.c.created_at))
+
+
+def _result_processor(column: Any) -> Callable[[Any], Any]:
+    dialect = db.session.connection().dialect
+    proc = column.type.dialect_impl(dialect).result_processor(dialect, None)
+    return proc or _same
+
+
+_MEASUREMENTS: dict[tuple, Measurement] = {}  # one immutable object per distinct stored result
+_MEASUREMENTS_MAX = 200_000
+
+_SAMPLES_SQL = "SELECT id, code, parcel_code, state, deleted_at FROM samples WHERE parcel_code IN ({})"
+_BLOCKED_SQL = ("SELECT c.record_id FROM sync_conflicts c JOIN samples s ON s.id = c.record_id "
+                "WHERE s.parcel_code IN ({}) AND c.status = 'open' AND c.kind IN ('"
+                + "','".join(BLOCKING_CONFLICTS) + "')")
+_RESULTS_SQL = ("SELECT r.sample_id, r.id, r.created_at, r.analyte, r.qualifier, r.value, "
+                "r.detection_limit, r.unit FROM samples s JOIN lab_results r ON r.sample_id = s.id "
+                "WHERE s.parcel_code IN ({}) AND r.status = 'approved' AND r.qc_type IS NULL "
+                "ORDER BY r.sample_id, r.analyte, r.version, r.id")  # a sample's rows together, latest version last
+_KEY = slice(3, 8)  # (analyte, qualifier, value, detection_limit, unit) of a results row: the measurement
+
+
+def _measurement(analyte: str, qualifier: str, value: str | None, dl: str | None, unit: str) -> Measurement:
+    key = (analyte, qualifier, value, dl, unit)
+    m = _MEASUREMENTS.get(key)
+    if m is None:
+        if len(_MEASUREMENTS) >= _MEASUREMENTS_MAX:
+            _MEASUREMENTS.clear()
+        m = _MEASUREMENTS[key] = Measurement(analyte, qualifier, None if value is None else Decimal(value),
+                                             None if dl is None else Decimal(dl), unit)
+    return m
+
+
+def load_inputs(parcel_codes: Sequence[str]) -> dict[str, ParcelInputs]:
+    """Approved results of each parcel's complete, live samples without open hard conflicts.
+
+    Three driver-level queries per chunk (samples, their blocking conflicts, their approved
+    results; no ORM objects, no SQL compilation): a county run reads millions of rows.
+    """
+    db.session.flush()  # pending ORM writes (a result just approved) must be seen
+    return _load_inputs(_session_reader(), parcel_codes)
+
+
+def _load_inputs(reader: _Reader, parcel_codes: Sequence[str]) -> dict[str, ParcelInputs]:
+    codes = list(parcel_codes)
+    samples: list[Any] = []
+    blocked: set[str] = set()
+    per_sample: dict[str, list] = {}  # id → [analyte → measurement, analyte → result id, latest created_at]
+    known = _MEASUREMENTS
+    for start in range(0, len(codes), CHUNK):
+        chunk = codes[start:start + CHUNK]
+        marks = reader.marks(len(chunk))
+        samples.extend(reader.fetch(_SAMPLES_SQL.format(marks), chunk))
+        blocked.update(r[0] for r in reader.fetch(_BLOCKED_SQL.format(marks), chunk))
+        last = entry = measurements = result_ids = None
+        for r in reader.fetch(_RESULTS_SQL.format(marks), chunk):
+            if r[0] != last:
+                last = r[0]
+                measurements, result_ids = {}, {}
+                entry = per_sample[last] = [measurements, result_ids, r[2]]
+            elif r[2] > entry[2]:  # stored timestamps order as text (SQLite) or as values
+                entry[2] = r[2]
+            key = r[_KEY]  # rows come by version: the highest approved version of an analyte wins
+            measurements[r[3]] = known.get(key) or _measurement(*key)
+            result_ids[r[3]] = r[1]
+    out: dict[str, ParcelInputs] = {}
+    to_datetime = reader.to_datetime
+    days: dict[Any, date] = {}  # stored timestamp → its day (a lab's batch shares one)
+    for sid, code, parcel_code, state, deleted_at in sorted(samples):
+        inputs = out.get(parcel_code)
+        if inputs is None:
+            inputs = out[parcel_code] = ParcelInputs()
+        if deleted_at is not None:
+            continue
+        if sid in blocked:
+            inputs.excluded.append({"sample_id": sid, "sample_code": code, "reason": "unresolved_conflict"})
+            continue
+        if state != "complete":
+            inputs.excluded.append({"sample_id": sid, "sample_code": code, "reason": f"incomplete:{state}"})
+            continue
+        entry = per_sample.get(sid)
+        if entry is None:
+            continue
+        measurements, result_ids, stamp = entry
+        inputs.samples.append(SampleInput(sid, code, measurements))
+        inputs.result_ids.extend(result_ids.values())
+        day = days.get(stamp)
+        if day is None:
+            day = days[stamp] = to_datetime(stamp).date()
+        inputs.tested_on = day if inputs.tested_on is None or day > inputs.tested_on else inputs.tested_on
+    return out

@@ -1,0 +1,102 @@
+"""The contract for certificates: may a parcel, village or farm park be certified now, and why not.
+
+Certificates call ``qualification``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from sqlalchemy import select
+
+from ..errors import validation_failed
+from ..extensions import db
+from ..places.models import Parcel
+from ..samples.models import Sample
+from .evaluation import explain
+from .inputs import BLOCKING_CONFLICTS
+from .models import Grade
+from .pack_admin import pack_ref, resolve_pack
+from .queries import _area_column, area_grade, current_grade, get_subject
+from .sums import area_dict
+
+
+@dataclass(frozen=True)
+class Qualification:
+    """Whether a subject may be certified now, and why not.
+
+    ``reasons`` are strings whose part before any ``:`` is a stable code: ``not_graded``,
+    ``not_qualified`` (``not_qualified: Cd exceeds``), ``indeterminate`` (``indeterminate: Hg
+    no_ph``), ``unresolved_conflicts``, ``incomplete_samples``, ``grade_below_A`` (``grade_below_A: B``),
+    ``parcel_deleted``.
+    """
+
+    qualified: bool
+    reasons: list[str]
+    grade: str | None
+    verdict: str
+    rule_pack: dict[str, Any]
+    tested_on: date | None
+    grade_id: int | None
+    explanation: dict[str, Any]
+
+
+def _blocking_samples(kind: str, code: str) -> list[str]:
+    """``unresolved_conflicts`` / ``incomplete_samples`` reasons for the samples of a subject's parcels."""
+    from ..sync.models import SyncConflict
+
+    parcels = select(Parcel.code).where(_area_column(kind) == code, Parcel.deleted_at.is_(None)) \
+        if kind != "parcel" else select(Parcel.code).where(Parcel.code == code)
+    live = (Sample.parcel_code.in_(parcels), Sample.deleted_at.is_(None))
+    reasons = []
+    conflicts = db.session.scalar(select(SyncConflict.id).join(Sample, Sample.id == SyncConflict.record_id).where(
+        *live, SyncConflict.status == "open", SyncConflict.kind.in_(BLOCKING_CONFLICTS)).limit(1))
+    if conflicts is not None:
+        reasons.append("unresolved_conflicts")
+    incomplete = db.session.scalar(select(Sample.id).where(*live, Sample.state != "complete").limit(1))
+    if incomplete is not None:
+        reasons.append("incomplete_samples")
+    return reasons
+
+
+def qualification(subject_type: str, code: str, rule_pack: str | None = None) -> Qualification:
+    """May this parcel, village or farm park be certified now? (Certificates call this.)
+
+    :raise Problem: 404 for an unknown subject, 422 for an unknown rule pack.
+    """
+    pack = resolve_pack(rule_pack)
+    if subject_type not in ("parcel", "village", "farm_park", "county"):
+        raise validation_failed({"subject_type": ["one of parcel, village, farm_park"]})
+    subject = get_subject(subject_type, code)
+    reasons: list[str] = []
+    if subject_type == "parcel":
+        g = current_grade("parcel", code, pack.code)
+        if subject.info["deleted"]:
+            reasons.append("parcel_deleted")
+        if g is None or g.verdict == "not_graded":
+            reasons.append("not_graded")
+        elif g.verdict != "qualified":
+            rows = explain(g).get("analytes", [])
+            if g.verdict == "not_qualified":
+                bad = [r["analyte"] for r in rows if r.get("verdict") == "exceeds"] or list(g.limiting)
+                reasons.extend(f"not_qualified: {a} exceeds" for a in bad)
+            else:
+                reasons.append("indeterminate")
+                reasons.extend(f"indeterminate: {r['analyte']} {r.get('reason')}" for r in rows
+                               if r.get("verdict") == "indeterminate")
+        reasons.extend(_blocking_samples("parcel", code))
+        ref = pack_ref(pack.code, g.rule_pack_version if g else pack.version)
+        return Qualification(not reasons, reasons, g.grade if g else None, g.verdict if g else "not_graded", ref,
+                             g.tested_on if g else None, g.id if g else None,
+                             explain(g) if g else {"reason": "no_approved_results"})
+    ag, g = area_grade(subject_type, code, pack)
+    if ag.grade != "A":
+        reasons.append(f"grade_below_A: {ag.grade}")
+    reasons.extend(_blocking_samples(subject_type, code))
+    tested_on = db.session.scalar(select(Grade.tested_on).join(Parcel, Parcel.code == Grade.subject_code).where(
+        _area_column(subject_type) == code, Parcel.deleted_at.is_(None), Grade.subject_type == "parcel",
+        Grade.rule_pack == pack.code, Grade.superseded_by.is_(None)).order_by(Grade.tested_on.desc()).limit(1))
+    return Qualification(not reasons, reasons, ag.grade, "qualified" if ag.qualified else "not_qualified",
+                         pack_ref(pack.code, g.rule_pack_version if g else pack.version), tested_on,
+                         g.id if g else None, area_dict(ag))

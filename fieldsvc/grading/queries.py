@@ -1,0 +1,187 @@
+"""The read side of grading: subjects, current parcel and area grades, history items and the
+small grade summaries of parcel lists."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+
+from ..auth.principal import Actor
+from ..dbtypes import isoformat, utcnow
+from ..errors import not_found
+from ..extensions import db
+from ..places.models import FarmPark, Parcel, Region
+from .evaluation import explain
+from .inputs import CHUNK
+from .models import Grade, RollupMember, RollupSum
+from .pack_admin import pack_ref
+from .rollup import HOLDING_BACK_CAP, AreaGrade, ParcelOutcome, RollupSums, rollup
+from .rules import DEFAULT_PACK, RulePack
+from .sums import _sums_from_row, area_dict
+
+URL_TYPES = {"parcel": "parcel", "village": "village", "farm-park": "farm_park", "county": "county"}
+
+
+@dataclass(frozen=True)
+class Subject:
+    type: str
+    code: str
+    county: str
+    info: dict[str, Any]
+
+
+def get_subject(subject_type: str, code: str, actor: Actor | None = None) -> Subject:
+    """The subject of a grade; 404 when unknown, outside the actor's county or a device's assignment."""
+    if subject_type == "parcel":
+        stmt = select(Parcel).where(Parcel.code == code)
+        if actor is not None:
+            from ..places.services import parcel_scope
+
+            stmt = stmt.where(*parcel_scope(actor))
+        parcel = db.session.scalar(stmt)
+        if parcel is None:
+            raise not_found("parcel", code)
+        return Subject("parcel", code, parcel.county_code, {
+            "village": parcel.village_code, "farm_park": parcel.farm_park_code, "county": parcel.county_code,
+            "land_use": parcel.land_use, "crop": parcel.crop, "area_m2": parcel.area_m2,
+            "deleted": parcel.deleted_at is not None})
+    if subject_type in ("village", "county"):
+        region = db.session.scalar(select(Region).where(Region.code == code, Region.level == subject_type))
+        if region is None or (actor is not None and not _may_see_area(actor, subject_type, code, region.county_code)):
+            raise not_found(subject_type, code)
+        return Subject(subject_type, code, region.county_code, {"name": region.name, "name_en": region.name_en,
+                                                                "county": region.county_code})
+    if subject_type == "farm_park":
+        park = db.session.scalar(select(FarmPark).where(FarmPark.code == code))
+        if park is None or (actor is not None and not _may_see_area(actor, subject_type, code, park.county_code)):
+            raise not_found("farm_park", code)
+        return Subject("farm_park", code, park.county_code, {"name": park.name, "name_en": park.name_en,
+                                                             "county": park.county_code, "area_m2": park.area_m2})
+    raise not_found("subject type", subject_type)
+
+
+def _may_see_area(actor: Actor, kind: str, code: str, county: str) -> bool:
+    if not actor.can_see_county(county):
+        return False
+    if actor.device_pk is None:
+        return True
+    from ..devices.models import DeviceAssignment
+
+    return kind == "village" and db.session.scalar(select(DeviceAssignment.id).where(
+        DeviceAssignment.device_pk == actor.device_pk, DeviceAssignment.active.is_(True),
+        DeviceAssignment.kind == "village", DeviceAssignment.code == code)) is not None
+
+
+def current_grade(subject_type: str, code: str, pack_code: str) -> Grade | None:
+    return db.session.scalar(select(Grade).where(
+        Grade.subject_type == subject_type, Grade.subject_code == code, Grade.rule_pack == pack_code,
+        Grade.superseded_by.is_(None)).order_by(Grade.id.desc()).limit(1))
+
+
+def _area_column(kind: str) -> Any:
+    return {"village": Parcel.village_code, "farm_park": Parcel.farm_park_code, "county": Parcel.county_code}[kind]
+
+
+def live_area_grade(kind: str, code: str, pack: RulePack) -> AreaGrade:
+    """The full recompute: the area's live parcels and their current grades, rolled up from scratch."""
+    grades = {g.subject_code: g for g in db.session.execute(
+        select(Grade.subject_code, Grade.verdict, Grade.strict_control)
+        .join(Parcel, Parcel.code == Grade.subject_code)
+        .where(_area_column(kind) == code, Grade.subject_type == "parcel", Grade.rule_pack == pack.code,
+               Grade.superseded_by.is_(None)))}
+    outcomes = []
+    for parcel_code, area in db.session.execute(select(Parcel.code, Parcel.area_m2).where(
+            _area_column(kind) == code, Parcel.deleted_at.is_(None))):
+        g = grades.get(parcel_code)
+        verdict = g.verdict if g is not None and g.verdict != "not_graded" else None
+        outcomes.append(ParcelOutcome(parcel_code, area, verdict, bool(g.strict_control) if g else False))
+    return rollup(outcomes, pack)
+
+
+def maintained_sums(kind: str, code: str, pack_code: str) -> RollupSums | None:
+    row = db.session.scalar(select(RollupSum).where(RollupSum.subject_type == kind, RollupSum.subject_code == code,
+                                                    RollupSum.rule_pack == pack_code))
+    return None if row is None else _sums_from_row(row)
+
+
+def _holding_back(kind: str, code: str, pack_code: str) -> tuple[tuple[str, ...], int]:
+    column = {"village": RollupMember.village_code, "farm_park": RollupMember.farm_park_code,
+              "county": RollupMember.county_code}[kind]
+    where = (RollupMember.rule_pack == pack_code, column == code, RollupMember.qualified.is_(False))
+    codes = tuple(db.session.scalars(select(RollupMember.parcel_code).where(*where)
+                                     .order_by(RollupMember.area_m2.desc(), RollupMember.parcel_code)
+                                     .limit(HOLDING_BACK_CAP)))
+    return codes, len(codes)
+
+
+def area_grade(kind: str, code: str, pack: RulePack) -> tuple[AreaGrade, Grade | None]:
+    """From maintained sums when the county has state, otherwise computed live."""
+    sums = maintained_sums(kind, code, pack.code)
+    if sums is None:
+        return live_area_grade(kind, code, pack), None
+    holding, _ = _holding_back(kind, code, pack.code)
+    ag = AreaGrade.from_sums(sums, pack, holding)
+    return ag, current_grade(kind, code, pack.code)
+
+
+def grade_dict(subject: Subject, pack: RulePack) -> dict[str, Any]:
+    """The body of ``GET /api/v1/grades/<type>/<code>``."""
+    subject_body = {"type": subject.type, "code": subject.code, **subject.info}
+    if subject.type == "parcel":
+        g = current_grade("parcel", subject.code, pack.code)
+        if g is None:
+            return {"subject": subject_body, "rule_pack": pack_ref(pack.code, pack.version), "grade": None,
+                    "qualified": False, "verdict": "not_graded", "limiting": [],
+                    "explanation": {"reason": "no_approved_results"}, "computed_at": None,
+                    "inputs": {"samples": [], "results": []}, "id": None, "fingerprint": None, "tested_on": None,
+                    "strict_control": False}
+        return parcel_grade_dict(g, subject_body)
+    ag, g = area_grade(subject.type, subject.code, pack)
+    explanation = area_dict(ag)
+    return {"subject": subject_body,
+            "rule_pack": pack_ref(pack.code, g.rule_pack_version if g else pack.version),
+            "grade": ag.grade, "qualified": ag.qualified, "verdict": "qualified" if ag.qualified else "not_qualified",
+            "limiting": list(ag.holding_back), "explanation": explanation,
+            "computed_at": isoformat(g.computed_at) if g else isoformat(utcnow()),
+            "inputs": {"parcel_count": ag.parcel_count, "graded_count": ag.graded_count,
+                       "maintained": g is not None},
+            "id": str(g.id) if g else None, "fingerprint": g.fingerprint if g else None,
+            "strict_control": ag.strict_control_count > 0}
+
+
+def parcel_grade_dict(g: Grade, subject_body: dict[str, Any] | None = None) -> dict[str, Any]:
+    body = {"subject": subject_body or {"type": g.subject_type, "code": g.subject_code},
+            "rule_pack": pack_ref(g.rule_pack, g.rule_pack_version), "grade": g.grade, "qualified": g.qualified,
+            "verdict": g.verdict, "limiting": g.limiting, "explanation": explain(g),
+            "computed_at": isoformat(g.computed_at), "inputs": g.inputs, "id": str(g.id),
+            "fingerprint": g.fingerprint, "tested_on": g.tested_on.isoformat() if g.tested_on else None,
+            "strict_control": g.strict_control}
+    return body
+
+
+def history_item(g: Grade, verifications: Mapping) -> dict[str, Any]:
+    return {"id": str(g.id), "rule_pack": pack_ref(g.rule_pack, g.rule_pack_version, verifications),
+            "grade": g.grade, "verdict": g.verdict, "qualified": g.qualified, "limiting": g.limiting,
+            "fingerprint": g.fingerprint, "computed_at": isoformat(g.computed_at), "computed_by": g.computed_by,
+            "run_id": str(g.run_id) if g.run_id else None, "current": g.superseded_by is None,
+            "superseded_by": str(g.superseded_by) if g.superseded_by else None, "explanation": explain(g),
+            "inputs": g.inputs}
+
+
+def grade_summaries(parcel_codes: Sequence[str], pack_code: str = DEFAULT_PACK) -> dict[str, dict[str, Any]]:
+    """The small ``grade`` property of parcels in GET /parcels (one query for a page)."""
+    out: dict[str, dict[str, Any]] = {}
+    codes = list(parcel_codes)
+    for start in range(0, len(codes), CHUNK):
+        for g in db.session.execute(select(Grade.id, Grade.subject_code, Grade.rule_pack, Grade.rule_pack_version,
+                                           Grade.grade, Grade.verdict, Grade.qualified, Grade.computed_at)
+                                    .where(Grade.subject_type == "parcel", Grade.rule_pack == pack_code,
+                                           Grade.superseded_by.is_(None),
+                                           Grade.subject_code.in_(codes[start:start + CHUNK]))):
+            out[g.subject_code] = {"id": str(g.id), "rule_pack": g.rule_pack, "rule_pack_version": g.rule_pack_version,
+                                   "grade": g.grade, "verdict": g.verdict, "qualified": g.qualified,
+                                   "computed_at": isoformat(g.computed_at)}
+    return out
