@@ -8,9 +8,9 @@ from .grading.models import Grade, GradingRun, RollupMember, RollupSum, RulePack
 from .lab.models import Approval, LabImport, LabResult, LabSampleAlias, ReferenceMaterial
 from .media.models import MediaBlob, SampleMedia
 from .places.models import FarmPark, Parcel, Region
-from .samples.models import Sample
+from .samples.models import Sample, SyncConflict
 from .sequence import SequenceCounter
-from .sync.models import IdempotentPush, SyncConflict, SyncMeta
+from .sync.models import IdempotentPush, SyncMeta
 
 __all__ = [
     "ApiToken", "Approval", "AuditEvent", "Certificate", "CertificateScan", "Device", "DeviceAssignment",

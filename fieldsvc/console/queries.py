@@ -24,10 +24,9 @@ from ..lab.models import LabResult
 from ..lab.services import result_scope
 from ..places.models import FarmPark, Parcel, Region
 from ..places.services import county_scope
-from ..samples.models import Sample
+from ..samples.conflicts import conflict_filter
+from ..samples.models import Sample, SyncConflict
 from ..samples.services import sample_scope
-from ..sync.models import SyncConflict
-from ..sync.services import conflict_filter
 
 QUEUE_ROWS = 100  # rows listed per queue (the count shows the total)
 FLAGS = ("location_mismatch", "clock_skew", "low_accuracy")

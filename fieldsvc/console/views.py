@@ -53,6 +53,7 @@ from ..lab import services as lab
 from ..lab.schemas import RejectIn
 from ..places import services as places
 from ..samples import services as samples
+from ..samples.conflicts import get_conflict
 from ..samples.schemas import MoveToParcelIn
 from ..sync import services as sync
 from ..sync.schemas import ConflictResolveIn
@@ -363,7 +364,7 @@ def queues():
 @requires_role(*READERS)
 def conflict_page(conflict_id: int):
     """One conflict: the server's and the phone's values side by side, and the resolve form."""
-    c = sync.get_conflict(conflict_id, current_actor())
+    c = get_conflict(conflict_id, current_actor())
     server, incoming = c.server_body or {}, c.incoming_body or {}
     names = list(dict.fromkeys([*server, *incoming]))
     differing = [n for n in names if server.get(n) != incoming.get(n)]
@@ -375,7 +376,7 @@ def conflict_page(conflict_id: int):
 def resolve_conflict(conflict_id: int):
     """Resolve with keep_server / take_incoming / merge (per field, which side wins)."""
     actor = current_actor()
-    c = sync.get_conflict(conflict_id, actor)
+    c = get_conflict(conflict_id, actor)
     form = _form()
     values: dict[str, Any] = {}
     if form.get("resolution") == "merge":  # per field, the side that wins
@@ -655,7 +656,7 @@ _VISIBLE = {
     "lab_result": lambda key, actor: lab.get_result(_int(key), actor),
     "certificate": lambda key, actor: certs.get_certificate_by_code(key, actor),
     "device": lambda key, actor: devices.get_device_by_id(key, actor),
-    "sync_conflict": lambda key, actor: sync.get_conflict(_int(key), actor),
+    "sync_conflict": lambda key, actor: get_conflict(_int(key), actor),
     "region": lambda key, actor: places.get_region_by_code(key, actor),
     "farm_park": lambda key, actor: places.get_farm_park_by_code(key, actor),
     "grading_run": lambda key, actor: grading_runs.get_run(_int(key), actor),
@@ -683,7 +684,7 @@ def audit(entity_type: str, key: str):
     entity = _require_visible(entity_type, key)
     keys = [key]
     if entity_type == "sync_conflict":  # a conflict is logged under its record id, its resolution under its id
-        keys.append(sync.get_conflict(_int(key), current_actor()).record_id)
+        keys.append(get_conflict(_int(key), current_actor()).record_id)
     events = [e for k in keys for e in events_for(entity_type, k)]
     events.sort(key=lambda e: e.id)
     return page("audit.html", entity_type=entity_type, key=key, events=events,

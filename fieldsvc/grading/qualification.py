@@ -44,7 +44,7 @@ class Qualification:
 
 def _blocking_samples(kind: str, code: str) -> list[str]:
     """``unresolved_conflicts`` / ``incomplete_samples`` reasons for the samples of a subject's parcels."""
-    from ..sync.models import SyncConflict
+    from ..samples.models import SyncConflict
 
     parcels = select(Parcel.code).where(_area_column(kind) == code, Parcel.deleted_at.is_(None)) \
         if kind != "parcel" else select(Parcel.code).where(Parcel.code == code)

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
+from ..samples.models import CONFLICT_KINDS, CONFLICT_STATUSES
 from ..schemas import PageArgs
-from .models import CONFLICT_KINDS, CONFLICT_STATUSES
 
 RESOLUTIONS = ("keep_server", "take_incoming", "merge")
 

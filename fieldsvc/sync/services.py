@@ -37,14 +37,15 @@ from ..gcpause import gc_paused
 from ..places.models import FarmPark, Parcel, Region
 from ..places.services import farm_park_dict, parcel_feature, parcel_scope, region_dict
 from ..samples import services as samples
+from ..samples.conflicts import get_conflict
 from ..samples.content import content_hash
-from ..samples.models import Sample
+from ..samples.models import Sample, SyncConflict
 from ..samples.validation import ValidatedSample, estimate_skew, validate_sample_data
 from ..sequence import allocate, current
 from .cursor import decode_cursor as _decode_cursor
 from .cursor import encode_cursor
 from .merge import merge_fields
-from .models import IdempotentPush, SyncConflict, SyncMeta
+from .models import IdempotentPush, SyncMeta
 
 RETRYABLE = False  # every per-record outcome is final; transient trouble is a 503 for the whole request
 
@@ -528,39 +529,7 @@ def _keep_conflict(it: Item, batch: Batch, kind: str, code: str, sample: Sample 
                                                            SyncConflict.incoming_hash == it.digest))
 
 
-# --- conflicts ------------------------------------------------------------------------------
-
-def conflict_dict(c: SyncConflict) -> dict[str, Any]:
-    return {"id": c.id, "record_type": c.record_type, "record_id": c.record_id, "kind": c.kind, "code": c.code,
-            "base_version": c.base_version, "server_version": c.server_version,
-            "server_record_id": c.server_record_id, "server_body": c.server_body, "incoming_body": c.incoming_body,
-            "hard_fields": c.hard_fields, "soft_fields": c.soft_fields, "provisional": c.provisional,
-            "status": c.status, "resolution": c.resolution, "resolved_values": c.resolved_values,
-            "resolved_version": c.resolved_version, "resolved_by": c.resolved_by,
-            "resolved_at": isoformat(c.resolved_at), "created_by": c.created_by,
-            "created_at": isoformat(c.created_at)}
-
-
-def conflict_filter(args: Mapping[str, Any], actor: Actor) -> list[Any]:
-    from ..places.services import county_scope
-
-    where = [county_scope(SyncConflict.county_code, actor)]
-    if args.get("record"):
-        where.append(SyncConflict.record_id == args["record"].lower())
-    if args.get("status"):
-        where.append(SyncConflict.status == args["status"])
-    if args.get("kind"):
-        where.append(SyncConflict.kind == args["kind"])
-    return where
-
-
-def get_conflict(conflict_id: int, actor: Actor) -> SyncConflict:
-    row = db.session.scalar(select(SyncConflict).where(SyncConflict.id == conflict_id,
-                                                       *conflict_filter({}, actor)))
-    if row is None:
-        raise not_found("conflict", conflict_id)
-    return row
-
+# --- resolving conflicts --------------------------------------------------------------------
 
 def resolve_conflict(conflict_id: int, resolution: str, values: Mapping[str, Any], actor: Actor) -> SyncConflict:
     """An official decides: keep the server's values, take the phone's, or give merged values.

@@ -14,9 +14,10 @@ from ..errors import validation_failed
 from ..gcpause import gc_paused
 from ..http import OFFICIALS, current_actor, json_body, load, paginate, query_args, requires_role
 from ..openapi import doc
+from ..samples import conflicts
+from ..samples.models import SyncConflict
 from ..schemas import page_limit
 from . import services
-from .models import SyncConflict
 from .package import build_package
 from .schemas import PUSH_BODY, ConflictArgs, ConflictResolveIn, PullArgs
 
@@ -98,16 +99,16 @@ def package():
 def list_conflicts():
     """Conflicts kept for an official, by record and status."""
     args = query_args(ConflictArgs())
-    stmt = select(SyncConflict).where(*services.conflict_filter(args, current_actor()))
+    stmt = select(SyncConflict).where(*conflicts.conflict_filter(args, current_actor()))
     rows, cursor = paginate(stmt, SyncConflict.id, page_limit(args), args["cursor"])
-    return {"items": [services.conflict_dict(c) for c in rows], "next_cursor": cursor}
+    return {"items": [conflicts.conflict_dict(c) for c in rows], "next_cursor": cursor}
 
 
 @conflicts_bp.get("/<int:conflict_id>")
 @requires_role(*OFFICIALS)
 def get_conflict(conflict_id: int):
     """One conflict with both bodies."""
-    return services.conflict_dict(services.get_conflict(conflict_id, current_actor()))
+    return conflicts.conflict_dict(conflicts.get_conflict(conflict_id, current_actor()))
 
 
 @conflicts_bp.post("/<int:conflict_id>/resolve")
@@ -117,4 +118,4 @@ def resolve(conflict_id: int):
     """Resolve: keep_server, take_incoming, or merge with ``values``; makes a new sample version."""
     data = load(ConflictResolveIn(), json_body())
     c = services.resolve_conflict(conflict_id, data["resolution"], data["values"], current_actor())
-    return services.conflict_dict(c)
+    return conflicts.conflict_dict(c)

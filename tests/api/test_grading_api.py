@@ -155,7 +155,7 @@ def test_pending_and_rejected_results_are_ignored(app, client, official, county)
 
 def test_incomplete_samples_and_open_conflicts_keep_their_results_out(app, client, official, county):
     from fieldsvc.grading.qualification import qualification
-    from fieldsvc.sync.models import SyncConflict
+    from fieldsvc.samples.models import SyncConflict
 
     parcel = paddy(county)["code"]
     good = put_sample(app, parcel)
