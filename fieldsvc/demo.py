@@ -35,7 +35,7 @@ from .media.services import receive_chunk, storage
 from .places import services as places
 from .places.demo_data import DemoCounty, generate_county
 from .places.models import Parcel, Region
-from .sync.services import push
+from .sync.push import push
 
 # Demo accounts for trying the API locally; the README says to remove them for real use.
 DEMO_PASSWORD = "demo-password"

@@ -55,7 +55,7 @@ from ..places import services as places
 from ..samples import services as samples
 from ..samples.conflicts import get_conflict
 from ..samples.schemas import MoveToParcelIn
-from ..sync import services as sync
+from ..sync import resolve
 from ..sync.schemas import ConflictResolveIn
 from . import auth, csrf, i18n, queries
 from . import map as parcel_map
@@ -395,7 +395,7 @@ def resolve_conflict(conflict_id: int):
     if form.get("code", "").strip():
         values["code"] = form["code"].strip()
     data = ConflictResolveIn().load({"resolution": form.get("resolution", ""), "values": values})
-    sync.resolve_conflict(conflict_id, data["resolution"], data["values"], actor)
+    resolve.resolve_conflict(conflict_id, data["resolution"], data["values"], actor)
     return done(_t("resolved_ok", id=conflict_id), url_for("console.conflict_page", conflict_id=conflict_id))
 
 

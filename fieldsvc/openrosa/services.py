@@ -1,7 +1,7 @@
 """OpenRosa submissions become sync pushes; their files become content-addressed media blobs.
 
 Flush, never commit: the request commits. Nothing here judges a sample: the record built from
-the XML goes through ``fieldsvc.sync.services.push`` exactly like a phone's push, and the
+the XML goes through ``fieldsvc.sync.push.push`` exactly like a phone's push, and the
 files through ``fieldsvc.media.services.receive_chunk`` exactly like a resumable upload
 (push first, then the files: the sample turns ``complete`` when its last named file lands).
 
@@ -39,7 +39,7 @@ from ..samples.content import content_hash
 from ..samples.models import Sample
 from ..samples.validation import validate_sample_data
 from ..sequence import allocate
-from ..sync import services as sync
+from ..sync import push
 from . import xform
 from .submission import PHOTO_FIELDS, Submission
 
@@ -177,7 +177,7 @@ def submit(sub: Submission, parts: Mapping[str, Part], actor: Actor, *, sent_at:
     base_version = live.version if live is not None and _fills_pending(live, data) else None
     body = {"device_sent_at": sent_at, "schema_version": 1,
             "records": [{"type": "sample", "id": sub.id, "base_version": base_version, "data": data}]}
-    result = sync.push(body, actor, hold_ttl_s=hold_ttl_s, max_records=1)["results"][0]
+    result = push.push(body, actor, hold_ttl_s=hold_ttl_s, max_records=1)["results"][0]
     status = HTTP_STATUS.get(result["status"], 400)
     if status in (201, 202):
         named = {m["name"] for m in manifest}

@@ -1,6 +1,6 @@
 """Samples: build rows from validated data, edit and tombstone them, link held ones, read them.
 
-Flush, never commit: the request (or the CLI) commits. Sync push (``fieldsvc.sync.services``)
+Flush, never commit: the request (or the CLI) commits. Sync push (``fieldsvc.sync.push``)
 decides *what* happens to each pushed record; this module knows what a sample row is.
 """
 

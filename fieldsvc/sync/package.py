@@ -19,7 +19,7 @@ from ..samples import services as samples
 from ..samples.models import Sample
 from ..samples.validation import FLAG_ORDER, SAMPLE_TYPES
 from ..sequence import current
-from . import services
+from . import pull
 from .cursor import encode_cursor
 
 PACKAGE_FORMAT = 1
@@ -39,14 +39,14 @@ def build_package(actor: Actor) -> bytes:
 
 def _write(out: sqlite_utils.Database, actor: Actor) -> None:
     latest = current()
-    epoch = services.epoch()
-    scope = services.scope_for(actor)
+    epoch = pull.epoch()
+    scope = pull.scope_for(actor)
     now = utcnow()
-    regions = db.session.scalars(select(Region).where(*services._region_where(scope), Region.seq <= latest))
+    regions = db.session.scalars(select(Region).where(*pull._region_where(scope), Region.seq <= latest))
     out["regions"].insert_all(({"code": r.code, "name": r.name, "name_en": r.name_en, "level": r.level,
                                 "parent": r.parent_code, "county": r.county_code, "version": r.version}
                                for r in regions), pk="code", columns=_REGION_COLUMNS)
-    parks = db.session.scalars(select(FarmPark).where(*services._park_where(scope), FarmPark.seq <= latest))
+    parks = db.session.scalars(select(FarmPark).where(*pull._park_where(scope), FarmPark.seq <= latest))
     out["farm_parks"].insert_all(({"code": p.code, "name": p.name, "name_en": p.name_en, "county": p.county_code,
                                    "area_m2": p.area_m2, "geometry": p.geometry_json, "version": p.version}
                                   for p in parks), pk="code", columns=_PARK_COLUMNS)
@@ -63,7 +63,7 @@ def _write(out: sqlite_utils.Database, actor: Actor) -> None:
             select(DeviceAssignment).where(DeviceAssignment.device_pk == actor.device_pk,
                                            DeviceAssignment.active.is_(True), DeviceAssignment.seq <= latest))]
     out["assignments"].insert_all(assignments, pk="id", columns={"id": str, "kind": str, "code": str})
-    rows = db.session.scalars(select(Sample).where(*services._sample_where(scope), Sample.seq <= latest,
+    rows = db.session.scalars(select(Sample).where(*pull._sample_where(scope), Sample.seq <= latest,
                                                    Sample.deleted_at.is_(None)))
     out["samples"].insert_all(({"id": s.id, "code": s.code, "parcel": s.parcel_code, "version": s.version,
                                 "state": samples.effective_state(s, now),

@@ -1,4 +1,4 @@
-"""marshmallow at the sync edge. The push body is checked by ``services`` per record (no marshmallow on
+"""marshmallow at the sync edge. The push body is checked by ``push`` per record (no marshmallow on
 the per-record hot path: it cost more than the rest of the push; see bench/sync.py)."""
 
 from __future__ import annotations

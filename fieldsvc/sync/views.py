@@ -17,8 +17,12 @@ from ..openapi import doc
 from ..samples import conflicts
 from ..samples.models import SyncConflict
 from ..schemas import page_limit
-from . import services
+from .idempotency import store_idempotent_response
 from .package import build_package
+from .pull import pull_text
+from .push import Replay
+from .push import push as push_records
+from .resolve import resolve_conflict
 from .schemas import PUSH_BODY, ConflictArgs, ConflictResolveIn, PullArgs
 
 
@@ -62,14 +66,14 @@ def _push(key: str | None) -> Response:
     if not isinstance(body, Mapping):
         raise validation_failed({"_body": ["must be a JSON object"]})
     actor = current_actor()
-    result = services.push(body, actor, hold_ttl_s=current_app.config["HOLD_TTL_S"],
-                           max_records=current_app.config["MAX_BATCH_RECORDS"], idempotency_key=key)
-    if isinstance(result, services.Replay):
+    result = push_records(body, actor, hold_ttl_s=current_app.config["HOLD_TTL_S"],
+                          max_records=current_app.config["MAX_BATCH_RECORDS"], idempotency_key=key)
+    if isinstance(result, Replay):
         return Response(result.text, status=result.status, mimetype="application/json",
                         headers={"Idempotent-Replay": "true"})
     text = _encode(result)
     if key is not None:
-        services.store_idempotent_response(actor, key, text)
+        store_idempotent_response(actor, key, text)
     return Response(text, status=200, mimetype="application/json")
 
 
@@ -79,7 +83,7 @@ def _push(key: str | None) -> Response:
 def pull():
     """Changes after the cursor, in server order, scoped to the device's assignment."""
     args = query_args(PullArgs())
-    return Response(services.pull_text(current_actor(), args["cursor"], page_limit(args)),
+    return Response(pull_text(current_actor(), args["cursor"], page_limit(args)),
                     mimetype="application/json")
 
 
@@ -117,5 +121,5 @@ def get_conflict(conflict_id: int):
 def resolve(conflict_id: int):
     """Resolve: keep_server, take_incoming, or merge with ``values``; makes a new sample version."""
     data = load(ConflictResolveIn(), json_body())
-    c = services.resolve_conflict(conflict_id, data["resolution"], data["values"], current_actor())
+    c = resolve_conflict(conflict_id, data["resolution"], data["values"], current_actor())
     return conflicts.conflict_dict(c)

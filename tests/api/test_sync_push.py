@@ -213,10 +213,10 @@ def test_database_error_in_one_record_rolls_back_only_that_record(client, phone,
 def test_busy_database_is_503_and_nothing_half_applied(client, phone, app, monkeypatch):
     from sqlalchemy.exc import OperationalError
 
-    from fieldsvc.sync import services
+    from fieldsvc.sync import push as push_module
 
     calls = {"n": 0}
-    real = services._judge
+    real = push_module._judge
 
     def busy(it, batch):
         calls["n"] += 1
@@ -224,12 +224,12 @@ def test_busy_database_is_503_and_nothing_half_applied(client, phone, app, monke
 
     existing = record(data_for(phone["parcels"][0], "E-1"))
     results(push(client, phone["headers"], [existing]))
-    monkeypatch.setattr(services, "_judge", busy)
+    monkeypatch.setattr(push_module, "_judge", busy)
     edit = dict(existing, base_version=1, data=dict(existing["data"], note="edited"))
     resp = push(client, phone["headers"], [record(data_for(phone["parcels"][1], "NEW-1")), edit])
     assert_problem(resp, 503, "unavailable")
     assert resp.headers["Retry-After"] and calls["n"] == 1
-    monkeypatch.setattr(services, "_judge", real)
+    monkeypatch.setattr(push_module, "_judge", real)
     assert count_samples(app) == 1  # the new record of the failed request was rolled back too
 
 

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fieldsvc.sync.services import _record_id
+from fieldsvc.sync.push import _record_id
 
 
 @given(st.uuids(), st.sampled_from([str, lambda u: str(u).upper(), lambda u: f"{{{u}}}", lambda u: u.urn,
