@@ -67,7 +67,7 @@ def _write(out: sqlite_utils.Database, actor: Actor) -> None:
                                                    Sample.deleted_at.is_(None)))
     out["samples"].insert_all(({"id": s.id, "code": s.code, "parcel": s.parcel_code, "version": s.version,
                                 "state": samples.effective_state(s, now),
-                                "data": json.dumps(samples.sample_dict(s, now), ensure_ascii=False)}
+                                "data": samples.sample_json(s, now)}
                                for s in rows), pk="id", columns=_SAMPLE_COLUMNS)
     out["land_uses"].insert_all([{"code": c} for c in LAND_USES], pk="code")
     out["sample_types"].insert_all([{"code": c} for c in SAMPLE_TYPES], pk="code")

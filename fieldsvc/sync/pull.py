@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import String, select, text, type_coerce
 
 from ..auth.principal import Actor
-from ..dbtypes import isoformat, utcnow
+from ..dbtypes import utcnow
 from ..dbutil import core_execute, upsert
 from ..devices.models import DeviceAssignment
 from ..extensions import db
@@ -134,31 +134,38 @@ def _sample_where(scope: Scope) -> list[Any]:
     return [Sample.parcel_code.concat("").in_(select(Parcel.code).where(*scope.parcel_where))]
 
 
-def _change(kind: str, key: str, version: int, deleted: bool, data: Any, seq: int) -> dict[str, Any]:
-    return {"type": kind, "id": key, "version": version, "deleted": deleted, "data": data, "seq": seq}
+def _change(kind: str, key: str, version: int, deleted: bool, data: str, seq: int) -> str:
+    """One change as JSON text, around its data's JSON text (the one writer of a change)."""
+    return (f'{{"data":{data},"deleted":{"true" if deleted else "false"},"id":{_escape(key)},"seq":{int(seq)},'
+            f'"type":"{kind}","version":{int(version)}}}')
 
 
-def _region_change(r: Region, seq: int | None = None, deleted: bool = False) -> dict[str, Any]:
-    return _change("region", r.code, r.version, deleted, region_dict(r), seq or r.seq)
+def _region_change(r: Any, seq: int | None = None, deleted: bool = False) -> str:
+    return _change("region", r.code, r.version, deleted, _dump(region_dict(r)), seq or r.seq)
 
 
-def _park_change(p: FarmPark, seq: int | None = None, deleted: bool = False) -> dict[str, Any]:
-    return _change("farm_park", p.code, p.version, deleted, farm_park_dict(p), seq or p.seq)
+def _park_change(p: Any, seq: int | None = None, deleted: bool = False) -> str:
+    return _change("farm_park", p.code, p.version, deleted, _dump(farm_park_dict(p)), seq or p.seq)
 
 
-def _parcel_change(p: Parcel, seq: int | None = None, deleted: bool | None = None) -> dict[str, Any]:
+def _parcel_change(p: Any, seq: int | None = None, deleted: bool | None = None) -> str:
+    """A parcel's feature (``parcel_feature``, the one definition of its properties) with its stored
+    geometry text spliced in, not parsed and encoded again."""
     gone = p.deleted_at is not None if deleted is None else deleted
-    return _change("parcel", p.code, p.version, gone, parcel_feature(p), seq or p.seq)
+    feature = _dump(parcel_feature(_NoGeometry(p)))  # type: ignore[arg-type]
+    assert feature.startswith(_FEATURE_HEAD)
+    data = f'{{"geometry":{p.geometry_json or "null"},{feature[len(_FEATURE_HEAD):]}'
+    return _change("parcel", p.code, p.version, gone, data, seq or p.seq)
 
 
-def _sample_change(s: Sample, now: datetime, seq: int | None = None, deleted: bool | None = None) -> dict:
+def _sample_change(s: Sample, now: datetime, seq: int | None = None, deleted: bool | None = None) -> str:
     gone = s.deleted_at is not None if deleted is None else deleted
-    return _change("sample", s.id, s.version, gone, samples.sample_dict(s, now), seq or s.seq)
+    return _change("sample", s.id, s.version, gone, samples.sample_json(s, now), seq or s.seq)
 
 
-def _assignment_change(a: DeviceAssignment) -> dict[str, Any]:
+def _assignment_change(a: DeviceAssignment) -> str:
     return _change("assignment", f"{a.kind}:{a.code}", a.seq, not a.active,
-                   {"kind": a.kind, "code": a.code, "active": a.active}, a.seq)
+                   _dump({"kind": a.kind, "code": a.code, "active": a.active}), a.seq)
 
 
 def pull(actor: Actor, cursor_text: str | None, limit: int) -> dict[str, Any]:
@@ -249,28 +256,28 @@ def pull_text(actor: Actor, cursor_text: str | None, limit: int) -> str:
     for _seq, order in page:
         row = next(rows[order])
         if order == 0:
-            parts.append(_dump(_region_change(row)))
+            parts.append(_region_change(row))
         elif order == 1:
-            parts.append(_dump(_park_change(row)))
+            parts.append(_park_change(row))
         elif order == 2:
-            parts.append(_parcel_change_text(row))
+            parts.append(_parcel_change(row))
         elif order == 3:
             parts.append(sample_text.change(row))
         else:
-            parts.append(_dump(_assignment_change(row)))
+            parts.append(_assignment_change(row))
             if rescoped:
-                parts += [_dump(c) for c in _expand_assignment(row, scope, after, now)]
+                parts += _expand_assignment(row, scope, after, now)
     next_seq = page[-1][0] if has_more else latest
     cursor = encode_cursor(next_seq, scope.scope_version, ep)
     return f'{{"changes":[{",".join(parts)}],"cursor":"{cursor}","has_more":{"true" if has_more else "false"}}}'
 
 
 class _SampleText:
-    """Sample changes as JSON text: the server-made fields, then the stored ``data_json`` spliced in.
+    """Sample changes of a page from plain rows, through ``samples.sample_text``.
 
-    Gives the same object as ``_sample_change`` (keys in another order). Each distinct time or
-    flags value is converted once per page (a batch's rows share their received/updated times);
-    rows without ``data_json`` get it built from their columns (``samples.data_text``).
+    Each distinct time or flags value is converted once per page (a batch's rows share their
+    received/updated times); rows without ``data_json`` get it built from their columns
+    (``samples.data_text``).
     """
 
     def __init__(self, now: datetime, missing: list[Any]) -> None:
@@ -288,7 +295,7 @@ class _SampleText:
         got = self._times.get(raw)
         if got is None:
             moment = self._to_time(raw) if self._to_time is not None else raw
-            got = self._times[raw] = (moment, f'"{isoformat(moment)}"')
+            got = self._times[raw] = (moment, samples.time_text(moment))
         return got
 
     def _flag_text(self, raw: Any) -> str:
@@ -305,18 +312,12 @@ class _SampleText:
         state = row.state
         if state == "held" and held_until is not None and held_until <= self.now:
             state = "needs_review"  # samples.effective_state
-        skew = row.clock_skew_s
         data = row.data_json if row.data_json is not None else self._data[row.id]
-        gone = "false" if row.deleted_at is None else "true"
-        sid = _escape(row.id)  # (a string: the C escaper ``_dump`` itself uses, without its call overhead)
-        server = (f'{{"clock_skew_s":{"null" if skew is None else _dump(skew)},'
-                  f'"collected_at_parsed":{self._time(row.collected_at)[1]},'
-                  f'"deleted":{gone},"flags":{self._flag_text(row.flags)},"held_until":{held_text},'
-                  f'"id":{sid},"received_at":{self._time(row.received_at)[1]},"state":{_escape(state)},'
-                  f'"updated_at":{self._time(row.updated_at)[1]},"version":{int(row.version)}')
-        server += f",{data[1:]}" if data != "{}" else "}"
-        return (f'{{"data":{server},"deleted":{gone},"id":{sid},"seq":{int(row.seq)},'
-                f'"type":"sample","version":{int(row.version)}}}')
+        gone = row.deleted_at is not None
+        text = samples.sample_text(row.id, data, row.version, state, self._flag_text(row.flags), row.clock_skew_s,
+                                   self._time(row.received_at)[1], self._time(row.collected_at)[1], held_text,
+                                   self._time(row.updated_at)[1], gone)
+        return _change("sample", row.id, row.version, gone, text, row.seq)
 
 
 class _NoGeometry:
@@ -334,25 +335,16 @@ class _NoGeometry:
 
 
 _FEATURE_HEAD = '{"geometry":0,'
-_CHANGE_HEAD = '{"data":null,'
 
 
-def _parcel_change_text(row: Any) -> str:
-    feature = _dump(parcel_feature(_NoGeometry(row)))  # type: ignore[arg-type]
-    change = _dump(_change("parcel", row.code, row.version, row.deleted_at is not None, None, row.seq))
-    assert feature.startswith(_FEATURE_HEAD) and change.startswith(_CHANGE_HEAD)
-    return (f'{{"data":{{"geometry":{row.geometry_json},{feature[len(_FEATURE_HEAD):]},'
-            f'{change[len(_CHANGE_HEAD):]}')
-
-
-def _expand_assignment(a: DeviceAssignment, scope: Scope, after: int, now: datetime) -> list[dict[str, Any]]:
+def _expand_assignment(a: DeviceAssignment, scope: Scope, after: int, now: datetime) -> list[str]:
     """What an assignment change means for the device, sent at the assignment's seq.
 
     Gained: the places and samples it did not have yet (rows at or before the cursor; newer
     rows come in the normal stream). Lost: deletes for whatever is no longer in scope.
     """
     where_parcels = [Parcel.village_code == a.code] if a.kind == "village" else [Parcel.code == a.code]
-    out: list[dict[str, Any]] = []
+    out: list[str] = []
     if a.active:
         parcels = list(db.session.scalars(select(Parcel).where(*where_parcels, *scope.parcel_where)))
         codes = [p.code for p in parcels]
