@@ -48,6 +48,7 @@ DEFAULTS: dict[str, Any] = {
     "FIELD_PHOTO_MAX_PX": 1600,  # field app: photos are scaled on the phone so the longer side is at most this
     "FIELD_PHOTO_QUALITY_PCT": 80,  # field app: JPEG quality (percent) of those photos
     "FIELD_SYNC_INTERVAL_S": 60,  # field app: automatic sync period while records wait and the network is up
+    "GC_YOUNG_THRESHOLD": 50_000,  # container allocations between young collections of the cyclic GC; 0: Python's
 }
 
 ENV_PREFIX = "FIELDSVC_"

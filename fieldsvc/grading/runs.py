@@ -18,7 +18,6 @@ from ..auth.principal import SYSTEM, Actor
 from ..dbtypes import isoformat, utcnow
 from ..errors import not_found, validation_failed
 from ..extensions import db
-from ..gcpause import gc_paused
 from ..places.models import FarmPark, Parcel, Region
 from . import parallel
 from .evaluation import GB_PACK
@@ -103,18 +102,17 @@ def run_grading(scope_type: str, code: str, pack: str | RulePack | None = None, 
         path = None  # nothing to overlap
     restore = _large_cache()
     try:
-        with gc_paused():
-            if path is None:
-                for chunk in chunks:
-                    _grade_chunk(p, chunk)
-                    if progress is not None:
-                        progress(len(chunk))
-            else:
-                for chunk, state in zip(chunks, parallel.read_ahead(path, rp, p.gb_pack, chunks, workers), strict=True):
-                    db.session.flush()
-                    _apply_chunk(p, *state)
-                    if progress is not None:
-                        progress(len(chunk))
+        if path is None:
+            for chunk in chunks:
+                _grade_chunk(p, chunk)
+                if progress is not None:
+                    progress(len(chunk))
+        else:
+            for chunk, state in zip(chunks, parallel.read_ahead(path, rp, p.gb_pack, chunks, workers), strict=True):
+                db.session.flush()
+                _apply_chunk(p, *state)
+                if progress is not None:
+                    progress(len(chunk))
     finally:
         restore()
     if scope_type == "county":

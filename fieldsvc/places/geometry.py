@@ -24,7 +24,6 @@ from shapely import GeometryType
 from shapely.geometry import MultiPolygon, Point, Polygon
 
 from fieldsvc.errors import validation_failed
-from fieldsvc.gcpause import gc_paused
 
 WGS84 = Geod(ellps="WGS84")
 MAX_ERRORS = 10
@@ -222,11 +221,6 @@ def check_geometry(geometry: Any) -> tuple[dict | None, list[str]]:
 
 def check_geometries(geoms: Sequence[Any]) -> list[tuple[dict | None, list[str]]]:
     """check_geometry for many at once: one GEOS validity pass for the whole batch."""
-    with gc_paused():
-        return _check_geometries(geoms)
-
-
-def _check_geometries(geoms: Sequence[Any]) -> list[tuple[dict | None, list[str]]]:
     results: list[tuple[dict | None, list[str]]] = []
     pending: list[int] = []
     shapes: list[list] = []
@@ -276,12 +270,11 @@ def area_m2(geometry: Any) -> float:
 
 def areas_m2(geoms: Sequence[Any]) -> list[float]:
     """area_m2 for many geometries; one 422 naming every malformed item."""
-    with gc_paused():
-        parsed = [_parse(g) for g in geoms]
-        bad = [f"item {i}: {e}" for i, (_, _, errors) in enumerate(parsed) for e in errors]
-        if bad:
-            raise validation_failed({"geometry": bad[:100]}, "Geometry is invalid.")
-        return [_area(polygons) for _, polygons, _ in parsed]
+    parsed = [_parse(g) for g in geoms]
+    bad = [f"item {i}: {e}" for i, (_, _, errors) in enumerate(parsed) for e in errors]
+    if bad:
+        raise validation_failed({"geometry": bad[:100]}, "Geometry is invalid.")
+    return [_area(polygons) for _, polygons, _ in parsed]
 
 
 def to_shape(geometry: Any) -> Polygon | MultiPolygon:

@@ -26,7 +26,6 @@ from ..dbtypes import isoformat, utcnow
 from ..dbutil import upsert
 from ..errors import validation_failed
 from ..extensions import db
-from ..gcpause import gc_paused
 from ..samples import services as samples
 from ..samples.content import content_hash
 from ..samples.models import Sample, SyncConflict
@@ -79,8 +78,7 @@ def push(body: Mapping[str, Any], actor: Actor, *, hold_ttl_s: int, max_records:
          idempotency_key: str | None = None) -> dict[str, Any] | Replay:
     """Judge every record of a push body; returns ``{"server_time", "results"}``, or the stored
     ``Replay`` when ``idempotency_key`` already answered this request (nothing is written then)."""
-    with gc_paused():  # a batch makes tens of thousands of small objects and no cycles
-        return _push(body, actor, hold_ttl_s, max_records, idempotency_key)
+    return _push(body, actor, hold_ttl_s, max_records, idempotency_key)
 
 
 def _push(body: Mapping[str, Any], actor: Actor, hold_ttl_s: int, max_records: int,

@@ -126,25 +126,3 @@ def test_fragments_of_one_measurement_follow_the_analyte_it_is_filed_under():
     for analytes in (("Cd", "Pb"), ("Pb",), ("Cd",)):
         reference = hashlib.sha256(reference_inputs([("p", "1")], "paddy", [a], analytes)).hexdigest()
         assert fingerprint([("p", "1")], "paddy", [a], analytes) == reference
-
-
-def test_gc_pause_nests_and_restores_the_collector():
-    import gc
-
-    from fieldsvc.gcpause import gc_paused as _gc_paused
-
-    was = gc.isenabled()
-    try:
-        gc.enable()
-        with _gc_paused():
-            assert not gc.isenabled()
-            with _gc_paused():  # a second run in another thread
-                assert not gc.isenabled()
-            assert not gc.isenabled()  # the first is still running
-        assert gc.isenabled()
-        gc.disable()
-        with _gc_paused():
-            pass
-        assert not gc.isenabled()  # left as the caller had it
-    finally:
-        (gc.enable if was else gc.disable)()
