@@ -30,7 +30,7 @@ from .grading.rules import DEFAULT_PACK
 from .grading.runs import grade_demo_county
 from .lab.demo import make_demo_results, make_demo_retests
 from .lab.models import LabResult
-from .lab.services import approve_results, import_results
+from .lab.services import import_results, review_results
 from .media.services import receive_chunk, storage
 from .places import services as places
 from .places.demo_data import DemoCounty, generate_county
@@ -159,8 +159,9 @@ def approve_demo_results(official: Actor) -> int:
     ids = list(db.session.scalars(select(LabResult.id).where(
         LabResult.status == "pending", LabResult.qc_type.is_(None), LabResult.qc_hold.is_(False),
         LabResult.sample_id.is_not(None), LabResult.superseded_by.is_(None)).order_by(LabResult.id)))
-    approve_results(ids, official, current_app.config["LAB_APPROVALS_REQUIRED"])
-    return len(ids)
+    outcome = review_results("approve", [str(i) for i in ids], official,
+                             approvals_required=current_app.config["LAB_APPROVALS_REQUIRED"])
+    return outcome.done
 
 
 def retest_park_exceedances(county: DemoCounty, samples: list[DemoSample], rounds: int = 3) -> int:

@@ -31,6 +31,34 @@ class RejectIn(Schema):
     reason = fields.String(required=True, validate=validate.Length(min=1, max=2000))
 
 
+class ResultId(fields.Field):
+    """A result id as the API writes it (a string of digits); a JSON integer is taken too."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, bool) or not isinstance(value, (str, int)):
+            raise self.make_error("invalid")
+        text = str(value).strip()
+        if not text or len(text) > 32:
+            raise self.make_error("invalid")
+        return text
+
+    default_error_messages = {"invalid": "an id is a string (or integer) of at most 32 characters"}
+
+
+BULK_IDS = validate.Length(min=1, max=10_000, error="between 1 and 10,000 ids")
+
+
+class BulkApproveIn(Schema):
+    ids = fields.List(ResultId(), required=True, validate=BULK_IDS)
+    reason = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=2000),
+                           metadata={"description": "kept in the audit trail"})
+
+
+class BulkRejectIn(Schema):
+    ids = fields.List(ResultId(), required=True, validate=BULK_IDS)
+    reason = fields.String(required=True, validate=validate.Length(min=1, max=2000))
+
+
 class CertifiedValueIn(Schema):
     analyte = fields.String(required=True, validate=validate.Length(min=1, max=64))
     value = fields.Decimal(required=True, allow_nan=False, validate=validate.Range(min=0, max=10**9))

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, insert, or_, select, true, update
+from sqlalchemy import ColumnElement, case, func, insert, or_, select, true, update
 
-from ..audit.services import Change, record, record_many
+from ..audit.services import Change, insert_rows, record, record_many
 from ..auth.principal import Actor
 from ..dbtypes import isoformat, utcnow
 from ..dbutil import core_execute
@@ -512,16 +512,45 @@ def on_results_approved(sample_ids: Sequence[str]) -> None:
 
 
 # --- review ----------------------------------------------------------------------------------
+#
+# One set of rules judges a review, whether it comes one result at a time or as a bulk request:
+# ``_approval_refusal`` / ``_review_refusal`` return the Problem that refuses it (or None). The
+# single endpoints raise it; the bulk ones report its code per id and go on.
 
-def _reviewable(result: LabResult) -> None:
+BULK_MAX_IDS = 10_000
+_REVIEW_COLUMNS = (LabResult.id, LabResult.created_by, LabResult.sample_id, LabResult.qc_type,
+                   LabResult.superseded_by, LabResult.status, LabResult.qc_hold, LabResult.qc_flags,
+                   LabResult.approvals)
+
+
+def _review_refusal(result: Any) -> Problem | None:
+    """Why this result cannot be reviewed at all (approve or reject), or None."""
     if result.qc_type is not None:
-        raise conflict("qc_sample", "QC rows are judged per batch, never reviewed or graded.")
+        return conflict("qc_sample", "QC rows are judged per batch, never reviewed or graded.")
     if result.superseded_by is not None:
-        raise conflict("superseded", f"Result {result.id} was superseded by re-test {result.superseded_by}.",
-                       superseded_by=str(result.superseded_by))
+        return conflict("superseded", f"Result {result.id} was superseded by re-test {result.superseded_by}.",
+                        superseded_by=str(result.superseded_by))
     if result.status != "pending":
-        raise conflict("not_pending", f"Result {result.id} is already {result.status}.",
-                       result_status=result.status)
+        return conflict("not_pending", f"Result {result.id} is already {result.status}.",
+                        result_status=result.status)
+    return None
+
+
+def _approval_refusal(result: Any, actor: Actor, approved_by_actor: bool) -> Problem | None:
+    """Four-eyes, one approval per official, QC hold, a held result: why this approval is refused."""
+    if result.created_by == actor.label:
+        return forbidden("You imported this result; another official must approve it.", code="self_approval")
+    if approved_by_actor:
+        return conflict("already_approved", "You have already approved this result.")
+    refusal = _review_refusal(result)
+    if refusal is not None:
+        return refusal
+    if result.qc_hold:
+        return conflict("qc_hold", "A failing QC item holds this analyte in its batch; it cannot be approved.",
+                        qc_flags=result.qc_flags)
+    if result.sample_id is None:
+        return conflict("held_result", "The sample has not arrived yet; approve once the result is linked.")
+    return None
 
 
 def approve_result(result_id: int, actor: Actor, approvals_required: int) -> LabResult:
@@ -531,33 +560,10 @@ def approve_result(result_id: int, actor: Actor, approvals_required: int) -> Lab
         ``not_pending``, ``superseded``, ``qc_sample``.
     """
     result = get_result(result_id, actor, for_update=True)
-    if _approve(result, actor, approvals_required):
-        on_results_approved([result.sample_id])
-    return result
-
-
-def approve_results(result_ids: Sequence[int], actor: Actor, approvals_required: int) -> list[LabResult]:
-    """Approve many results with the same checks, re-grading their samples once at the end."""
-    results = [get_result(rid, actor, for_update=True) for rid in result_ids]
-    approved = {r.sample_id for r in results if _approve(r, actor, approvals_required)}
-    if approved:
-        on_results_approved(sorted(approved))
-    return results
-
-
-def _approve(result: LabResult, actor: Actor, approvals_required: int) -> bool:
-    """One approval; True when it made the result approved."""
-    if result.created_by == actor.label:
-        raise forbidden("You imported this result; another official must approve it.", code="self_approval")
     mine = select(Approval.id).where(Approval.result_id == result.id, Approval.actor == actor.label)
-    if db.session.scalar(mine) is not None:
-        raise conflict("already_approved", "You have already approved this result.")
-    _reviewable(result)
-    if result.qc_hold:
-        raise conflict("qc_hold", "A failing QC item holds this analyte in its batch; it cannot be approved.",
-                       qc_flags=result.qc_flags)
-    if result.sample_id is None:
-        raise conflict("held_result", "The sample has not arrived yet; approve once the result is linked.")
+    refusal = _approval_refusal(result, actor, db.session.scalar(mine) is not None)
+    if refusal is not None:
+        raise refusal
     before = {"status": result.status, "approvals": result.approvals}
     db.session.add(Approval(result_id=result.id, actor=actor.label))
     result.approvals += 1
@@ -567,13 +573,17 @@ def _approve(result: LabResult, actor: Actor, approvals_required: int) -> bool:
     db.session.flush()
     record(actor.label, Change("lab_result", str(result.id), "approve", before=before,
                                after={"status": result.status, "approvals": result.approvals}))
-    return result.status == "approved"
+    if result.status == "approved":
+        on_results_approved([result.sample_id])
+    return result
 
 
 def reject_result(result_id: int, reason: str, actor: Actor) -> LabResult:
     """A rejected result is kept (with the reason) and never graded; the lab re-tests."""
     result = get_result(result_id, actor, for_update=True)
-    _reviewable(result)
+    refusal = _review_refusal(result)
+    if refusal is not None:
+        raise refusal
     before = {"status": result.status}
     result.status = "rejected"
     result.rejected_reason = reason
@@ -582,6 +592,101 @@ def reject_result(result_id: int, reason: str, actor: Actor) -> LabResult:
     record(actor.label, Change("lab_result", str(result.id), "reject", before=before,
                                after={"status": "rejected", "reason": reason}))
     return result
+
+
+@dataclass(frozen=True)
+class BulkOutcome:
+    items: list[dict[str, Any]]  # per id, in request order: {id, status} or {id, code, message}
+    done: int  # results changed
+    refused: int
+
+
+def review_results(action: str, ids: Sequence[str], actor: Actor, *, reason: str | None = None,
+                   approvals_required: int = 1) -> BulkOutcome:
+    """Approve or reject many results in the caller's one transaction; each id is judged alone.
+
+    The same rules as one at a time (four-eyes, one approval per official, QC hold, held, already
+    decided, superseded, QC rows); a refused id is reported with its code and never blocks the
+    others. The reads, writes and audit events go by chunks of ids (a 5,000-result batch is a
+    handful of statements), and the parcels of every result this request approved are re-graded
+    once, at the end. An id twice in one request is judged once (``duplicate_id`` the second time).
+    """
+    if action not in ("approve", "reject"):
+        raise ValueError(action)
+    wanted = sorted({int(i) for i in ids if i.isdigit() and len(i) <= 18})
+    rows: dict[int, Any] = {}
+    mine: set[int] = set()
+    for chunk in _chunks(wanted):
+        stmt = select(*_REVIEW_COLUMNS).where(LabResult.id.in_(chunk), result_scope(actor)).with_for_update()
+        rows.update({r.id: r for r in core_execute(stmt)})
+        if action == "approve":
+            mine.update(core_execute(select(Approval.result_id).where(
+                Approval.result_id.in_(chunk), Approval.actor == actor.label)).scalars())
+    items: list[dict[str, Any]] = []
+    accepted: list[Any] = []
+    seen: set[str] = set()
+    needed = max(1, approvals_required)
+    for key in ids:
+        row = rows.get(int(key)) if key.isdigit() and len(key) <= 18 else None
+        if key in seen:
+            items.append({"id": key, "code": "duplicate_id", "message": "This id came earlier in the list."})
+            continue
+        seen.add(key)
+        if row is None:
+            items.append({"id": key, "code": "not_found", "message": f"lab_result {key} was not found."})
+            continue
+        refusal = (_approval_refusal(row, actor, row.id in mine) if action == "approve"
+                   else _review_refusal(row))
+        if refusal is not None:
+            items.append({"id": key, "code": refusal.code, "message": refusal.message})
+            continue
+        accepted.append(row)
+        if action == "reject":
+            status = "rejected"
+        else:
+            status = "approved" if row.approvals + 1 >= needed else "pending"
+        items.append({"id": key, "status": status})
+    now = utcnow()
+    accepted_ids = [r.id for r in accepted]
+    if action == "approve":
+        _write_approvals(accepted_ids, actor, needed, now)
+        changes = [Change("lab_result", str(r.id), "approve",
+                          before={"status": r.status, "approvals": r.approvals},
+                          after={"status": "approved" if r.approvals + 1 >= needed else "pending",
+                                 "approvals": r.approvals + 1}) for r in accepted]
+    else:
+        for chunk in _chunks(accepted_ids):
+            core_execute(update(LabResult).where(LabResult.id.in_(chunk)).values(
+                status="rejected", rejected_reason=reason, reviewed_at=now))
+        changes = [Change("lab_result", str(r.id), "reject", before={"status": r.status},
+                          after={"status": "rejected", "reason": reason}) for r in accepted]
+    if changes:
+        record_many(actor.label, changes, {"bulk": len(changes), **({"reason": reason} if reason else {})})
+        _expire_results(set(accepted_ids))
+    approved_samples = sorted({r.sample_id for r in accepted if action == "approve" and r.approvals + 1 >= needed})
+    if approved_samples:
+        on_results_approved(approved_samples)
+    return BulkOutcome(items, len(accepted), len(items) - len(accepted))
+
+
+def _write_approvals(result_ids: Sequence[int], actor: Actor, needed: int, now: Any) -> None:
+    """One approval row per result and its count (and status, when it reaches ``needed``), by chunk."""
+    if not result_ids:
+        return
+    insert_rows(Approval.__table__, ("actor", "at"), (actor.label, now), ("result_id",), [(r,) for r in result_ids])
+    reached = LabResult.approvals + 1 >= needed
+    for chunk in _chunks(result_ids):
+        core_execute(update(LabResult).where(LabResult.id.in_(chunk)).values(
+            approvals=LabResult.approvals + 1,
+            status=case((reached, "approved"), else_=LabResult.status),
+            reviewed_at=case((reached, now), else_=LabResult.reviewed_at)))
+
+
+def _expire_results(ids: set[int]) -> None:
+    """Loaded copies of results changed with Core statements would show their old values."""
+    for obj in list(db.session.identity_map.values()):
+        if isinstance(obj, LabResult) and obj.id in ids:
+            db.session.expire(obj)
 
 
 # --- reference materials ---------------------------------------------------------------------

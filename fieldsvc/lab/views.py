@@ -12,7 +12,7 @@ from ..schemas import page_limit
 from . import services
 from .importing import OLE_MAGIC, ZIP_MAGIC
 from .models import LabImport, LabResult
-from .schemas import ImportArgs, ImportListArgs, ReferenceMaterialIn, RejectIn, ResultArgs
+from .schemas import BulkApproveIn, BulkRejectIn, ImportArgs, ImportListArgs, ReferenceMaterialIn, RejectIn, ResultArgs
 
 bp = Blueprint("lab", __name__, url_prefix="/api/v1/lab")
 
@@ -117,6 +117,35 @@ def reject(result_id: int):
     """Reject a result with a reason; it is kept and never graded."""
     data = load(RejectIn(), json_body())
     return services.result_dict(services.reject_result(result_id, data["reason"], current_actor()))
+
+
+BULK_RESPONSES = {200: "Each id judged alone: {items: [{id, status} | {id, code, message}], done, refused}",
+                  422: "ids missing, empty, over 10,000, or not strings"}
+
+
+@bp.post("/results/approve")
+@requires_role("official")
+@doc(body=BulkApproveIn, responses=BULK_RESPONSES)
+def approve_many():
+    """Approve up to 10,000 results in one transaction; a refused id (four-eyes, QC hold, decided) is
+    reported with its code and never blocks the others; parcels are re-graded once for the batch."""
+    data = load(BulkApproveIn(), json_body())
+    outcome = services.review_results("approve", data["ids"], current_actor(), reason=data["reason"],
+                                      approvals_required=current_app.config["LAB_APPROVALS_REQUIRED"])
+    return _bulk_body(outcome)
+
+
+@bp.post("/results/reject")
+@requires_role("official")
+@doc(body=BulkRejectIn, responses=BULK_RESPONSES)
+def reject_many():
+    """Reject up to 10,000 results with one reason, each id judged alone, in one transaction."""
+    data = load(BulkRejectIn(), json_body())
+    return _bulk_body(services.review_results("reject", data["ids"], current_actor(), reason=data["reason"]))
+
+
+def _bulk_body(outcome: services.BulkOutcome) -> dict:
+    return {"items": outcome.items, "done": outcome.done, "refused": outcome.refused}
 
 
 @bp.post("/reference-materials")
