@@ -39,7 +39,7 @@ def sign_in(username: str, password: str, address: str, config: Mapping[str, Any
         return result
     if result.role not in roles:
         _revoke(result.token)
-        return forbidden("The console is for officials and admins.", code="console_role")
+        return forbidden("The console is for officials, admins and lab staff.", code="console_role")
     lang = session.get("lang")
     session.clear()  # a new session: nothing from before the login carries over (fixation)
     session.permanent = True

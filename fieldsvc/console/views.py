@@ -4,9 +4,10 @@ Thin like the API views: form → schema → service → template. Every route d
 ``requires_role`` (which is also the transaction boundary) and reads the actor from the signed
 session (``http.current_actor``). Reads are open to officials and admins; the writes are given to the
 same roles as the matching API endpoint (conflicts, approvals, grading runs and certificates:
-``official``; devices: ``official``/``admin``). Lab and sampler accounts are refused (403): the lab
-works through the import API. A service's refusal (a ``Problem``) rolls the request back and renders
-an HTML page with its status, message and named fields (``render_problem``).
+``official``; devices: ``official``/``admin``). Lab accounts sign in to their workspace only
+(``console/lab.py``: upload, dry run, commit, imports); sampler accounts are refused (403). A
+service's refusal (a ``Problem``) rolls the request back and renders an HTML page with its status,
+message and named fields (``render_problem``).
 """
 
 from __future__ import annotations
@@ -63,6 +64,7 @@ from . import map as parcel_map
 bp = Blueprint("console", __name__, url_prefix="/console", template_folder="templates")
 
 READERS = ("official", "admin")  # who may open console pages
+SIGN_IN = (*READERS, "lab")  # lab accounts sign in to their workspace only (console/lab.py)
 DEVICE_WRITERS = ("official", "admin")  # as POST/PATCH /api/v1/devices
 ACT = ("official",)  # as the API: conflicts, approvals, grading runs, certificates, labels
 HTML_HEADERS = {
@@ -216,7 +218,7 @@ def login():
     if request.method == "GET":
         return page("login.html", next=nxt)
     outcome = auth.sign_in(request.form.get("username", ""), request.form.get("password", ""),
-                           request.remote_addr or "unknown", current_app.config, READERS)
+                           request.remote_addr or "unknown", current_app.config, SIGN_IN)
     if isinstance(outcome, Problem):  # returned, not raised, so the failure count commits
         response = page("login.html", outcome.status, next=nxt, error=outcome.code,
                         username=request.form.get("username", ""))
@@ -237,9 +239,11 @@ def logout():
 # --- overview: county → village / park → parcel ----------------------------------------------------
 
 @bp.get("/")
-@requires_role(*READERS)
+@requires_role(*SIGN_IN)
 def index():
-    """The counties this account may see (one county: straight to its overview)."""
+    """The counties this account may see (one county: straight to its overview); a lab: its workspace."""
+    if current_actor().role == "lab":
+        return redirect(url_for("console.lab_home"), code=303)
     visible = queries.counties(current_actor())
     if len(visible) == 1:
         return redirect(url_for("console.county", code=visible[0].code), code=303)
@@ -695,3 +699,5 @@ def _t(key: str, **values: Any) -> str:
     text = i18n.STRINGS[lang()].get(key) or i18n.STRINGS["en"].get(key) or key
     return text.format(**values)
 
+
+from . import lab as _lab_pages  # noqa: E402,F401  (the lab workspace and review pages hang on this blueprint)

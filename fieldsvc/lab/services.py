@@ -245,7 +245,8 @@ def import_results(data: bytes, filename: str, actor: Actor, *, lab: str | None 
         report = {"dry_run": True, "filename": filename, "sha256": sha, "layout": parsed.layout, **plan.counts(),
                   "warnings": plan.warnings, "errors": [e.to_dict() for e in plan.errors[:MAX_REPORTED_ROWS]],
                   "error_count": len(plan.errors), "qc": [_json_safe(i.to_dict()) for i in plan.qc.items],
-                  "already_imported": str(first.id) if first is not None else None}
+                  "already_imported": str(first.id) if first is not None else None,
+                  **_dry_run_details(plan)}
         return ImportOutcome(None, False, report)
     if plan.errors:
         raise Problem(422, "validation_failed",
@@ -255,6 +256,25 @@ def import_results(data: bytes, filename: str, actor: Actor, *, lab: str | None 
         raise validation_failed({"file": ["has a header but no results"]})
     lab_import = _write(plan, sha, filename, lab, parsed.layout or "long", table, actor, progress)
     return ImportOutcome(lab_import, True, import_dict(lab_import))
+
+
+def _converted(row: ResultRow) -> bool:
+    raw = row.raw_unit.strip().replace("µ", "u").replace("μ", "u").lower()
+    return bool(raw) and raw != row.unit.replace("µ", "u").lower()
+
+
+def _dry_run_details(plan: _Plan) -> dict[str, Any]:
+    """What a person checks before committing: unit conversions, censored values, held bag codes."""
+    converted = [r for r in plan.rows if _converted(r)]
+    censored = [r for r in plan.rows if r.censored]
+
+    def shown(rows: Sequence[ResultRow]) -> list[dict[str, Any]]:
+        return [{"line": r.line, "sample_code": r.sample_code, "analyte": r.analyte, "raw_value": r.raw_value,
+                 "raw_unit": r.raw_unit, "value": _dec(r.value), "detection_limit": _dec(r.detection_limit),
+                 "unit": r.unit, "qualifier": r.qualifier} for r in rows[:MAX_REPORTED_ROWS]]
+
+    return {"converted": len(converted), "converted_rows": shown(converted), "censored": len(censored),
+            "censored_rows": shown(censored), "held_sample_codes": plan.held_codes[:MAX_REPORTED_ROWS]}
 
 
 # Insert order of a result row: the per-import constants first, then the per-row values.
