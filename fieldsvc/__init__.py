@@ -65,6 +65,7 @@ def _register_blueprints(app: Flask) -> None:
     from .certificates.views import bp as certificates_bp
     from .console.views import bp as console_bp
     from .devices.views import bp as devices_bp
+    from .exports.views import bp as exports_bp
     from .field.views import bp as field_bp
     from .grading.views import bp as grading_bp
     from .lab.views import bp as lab_bp
@@ -78,7 +79,7 @@ def _register_blueprints(app: Flask) -> None:
 
     for bp in (ops_bp, auth_bp, devices_bp, places_bp, samples_bp, sync_bp, conflicts_bp, media_bp,
                openrosa_bp, lab_bp, grading_bp, certificates_bp, certificate_page_bp, verify_bp, field_bp,
-               console_bp):
+               console_bp, exports_bp):
         app.register_blueprint(bp)
 
 
