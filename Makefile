@@ -3,6 +3,15 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 5000
+HOST ?= 127.0.0.1
+# QR codes, device links and labels point at the public base URL: by default the address
+# `make run` serves on, so `PORT=5077 make run` prints :5077 links. Give FIELDSVC_PUBLIC_BASE_URL
+# (e.g. the HTTPS address of a reverse proxy) to override it.
+ifeq ($(origin FIELDSVC_PUBLIC_BASE_URL),undefined)
+RUN_BASE_URL := http://127.0.0.1:$(PORT)
+else
+RUN_BASE_URL := $(FIELDSVC_PUBLIC_BASE_URL)
+endif
 FIELDSVC_DEMO ?= 1
 export FIELDSVC_DEMO
 
@@ -30,8 +39,9 @@ system-deps:
 
 run: install
 	$(BIN)/flask --app app db upgrade
-	@if [ "$(FIELDSVC_DEMO)" != "0" ]; then $(BIN)/flask --app app demo --if-empty; fi
-	$(BIN)/gunicorn --bind 127.0.0.1:$(PORT) --workers 2 --threads 4 --access-logfile - app:app
+	@if [ "$(FIELDSVC_DEMO)" != "0" ]; then FIELDSVC_PUBLIC_BASE_URL='$(RUN_BASE_URL)' $(BIN)/flask --app app demo --if-empty; fi
+	@echo "fieldsvc: open $(RUN_BASE_URL)/console/ and sign in (demo: official / demo-password; lab / demo-password)"
+	FIELDSVC_PUBLIC_BASE_URL='$(RUN_BASE_URL)' $(BIN)/gunicorn --bind $(HOST):$(PORT) --workers 2 --threads 4 --access-logfile - app:app
 
 test: install system-deps
 	$(BIN)/ruff check .

@@ -51,6 +51,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     register_error_handlers(app)
     init_observability(app)
+    from .compression import init_compression
+
+    init_compression(app)
     from .cli import register_cli
 
     register_cli(app)

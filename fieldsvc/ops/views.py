@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import swagger_ui_bundle
-from flask import Blueprint, Response, current_app, send_from_directory
+from flask import Blueprint, Response, current_app, redirect, send_from_directory
 from sqlalchemy import text
 
 from .. import __version__
@@ -24,6 +24,25 @@ DOCS_PAGE = """<!doctype html>
 <script src="/docs/static/swagger-ui-bundle.js"></script>
 <script>window.ui = SwaggerUIBundle({url: "/openapi.json", dom_id: "#ui"});</script>
 </body></html>"""
+
+
+FAVICON = (Path(__file__).parent / "static" / "favicon.ico").read_bytes()  # 1.3 KB, read once
+
+
+@bp.get("/")
+@public
+def root():
+    """The service's front door is the console (officials sign in there; lab staff too)."""
+    return redirect("/console/", code=302)
+
+
+@bp.get("/favicon.ico")
+@public
+def favicon():
+    """The icon browsers ask for (served with a day's caching)."""
+    response = Response(FAVICON, mimetype="image/vnd.microsoft.icon")
+    response.headers["Cache-Control"] = "public, max-age=86400"
+    return response
 
 
 @bp.get("/healthz")
