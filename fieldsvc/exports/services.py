@@ -7,7 +7,6 @@ changes) — and filtered with the same names as the resource's list endpoint.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Mapping
 from decimal import Decimal
 from typing import Any
@@ -39,7 +38,7 @@ FILTERS: dict[str, tuple[str, ...]] = {
     "certificates": ("county", "status", "subject_type"),
 }
 
-Row = tuple[dict[str, Any], Any]  # (properties, GeoJSON geometry dict | None)
+Row = tuple[dict[str, Any], str | None]  # (properties, the geometry as GeoJSON text | None)
 
 
 def _scope(resource: str, actor: Actor) -> list[ColumnElement[bool]]:
@@ -87,8 +86,11 @@ def _read(stmt: Select, key: Any, convert: Any) -> Iterator[Row]:
         after = getattr(found[-1], key.key)
 
 
-def _geometry(text: str | None) -> Any:
-    return json.loads(text) if text else None
+def _point(lat: float | None, lon: float | None) -> str | None:
+    """A GeoJSON point as text (longitude first); stored parcel shapes are GeoJSON text already."""
+    if lat is None or lon is None:
+        return None
+    return '{"type":"Point","coordinates":[' + repr(float(lon)) + "," + repr(float(lat)) + "]}"
 
 
 def _number(text: str | None) -> Decimal | None:
@@ -111,8 +113,7 @@ def _samples(args: Mapping[str, Any]) -> tuple[Select, Any, Any]:
                  "collected_at": r.collected_at, "received_at": r.received_at, "lat": r.lat, "lon": r.lon,
                  "accuracy_m": r.accuracy_m, "depth_top_cm": r.depth_top_cm, "depth_bottom_cm": r.depth_bottom_cm,
                  "sample_type": r.sample_type, "land_use_observed": r.land_use_observed, "version": r.version}
-        point = {"type": "Point", "coordinates": [r.lon, r.lat]} if r.lat is not None and r.lon is not None else None
-        return props, point
+        return props, _point(r.lat, r.lon)
 
     return stmt, Sample.id, convert
 
@@ -143,8 +144,7 @@ def _results(args: Mapping[str, Any]) -> tuple[Select, Any, Any]:
                  "detection_limit": _number(r.detection_limit), "unit": r.unit, "raw_value": r.raw_value,
                  "raw_unit": r.raw_unit, "method": r.method, "status": r.status, "version": r.version,
                  "import_id": r.import_id, "created_at": r.created_at}
-        point = {"type": "Point", "coordinates": [r.lon, r.lat]} if r.lat is not None and r.lon is not None else None
-        return props, point
+        return props, _point(r.lat, r.lon)
 
     return stmt, LabResult.id, convert
 
@@ -170,7 +170,7 @@ def _grades(args: Mapping[str, Any]) -> tuple[Select, Any, Any]:
                  "county": r.county_code, "land_use": r.land_use, "area_m2": r.area_m2, "rule_pack": pack,
                  "verdict": r.verdict or "not_graded", "grade": r.grade, "limiting": r.limiting or [],
                  "computed_at": r.computed_at}
-        return props, _geometry(r.geometry_json)
+        return props, r.geometry_json or None
 
     return stmt, Parcel.id, convert
 
@@ -201,7 +201,7 @@ def _certificates(args: Mapping[str, Any]) -> tuple[Select, Any, Any]:
                  "county": c.county_code, "status": status_at(c, moment), "reason": c.reason,
                  "issued_at": c.issued_at, "valid_until": c.valid_until, "issued_by": c.issued_by,
                  "replaced_by": c.replaced_by}
-        return props, _geometry(c.parcel_geometry or c.park_geometry)
+        return props, c.parcel_geometry or c.park_geometry or None
 
     return stmt, Certificate.id, convert
 

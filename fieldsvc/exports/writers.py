@@ -33,7 +33,8 @@ from .columns import COLUMNS, GEOMETRY, ZONE_NAME, Column
 
 ZONE = ZoneInfo(ZONE_NAME)
 CHUNK = 5000
-Row = tuple[dict[str, Any], Any]
+GPKG_CHUNK = 50_000  # rows per GDAL write: each opens the file and a transaction (bench/exports.py)
+Row = tuple[dict[str, Any], str | None]  # (properties, the geometry as GeoJSON text)
 
 
 def _chunks(rows: Iterable[Row], size: int = CHUNK) -> Iterator[list[Row]]:
@@ -89,7 +90,7 @@ def geojson_chunks(resource: str, rows: Iterable[Row]) -> Iterator[bytes]:
     for chunk in _chunks(rows):
         parts = []
         for props, geometry in chunk:
-            feature = {"type": "Feature", "geometry": geometry,
+            feature = {"type": "Feature", "geometry": orjson.Fragment(geometry) if geometry else None,
                        "properties": {c.key: _json_value(props.get(c.key), c) for c in columns}}
             parts.append(orjson.dumps(feature))
         body = b",".join(parts)
@@ -142,7 +143,7 @@ def write_gpkg(path: str, resource: str, rows: Iterable[Row]) -> int:
 
     columns = COLUMNS[resource]
     total = 0
-    for chunk in _chunks(rows):
+    for chunk in _chunks(rows, GPKG_CHUNK):
         fields, data = [], []
         for c in columns:
             values = [props.get(c.key) for props, _ in chunk]
@@ -154,8 +155,8 @@ def write_gpkg(path: str, resource: str, rows: Iterable[Row]) -> int:
                 array = np.array([None if v is None else _text(v, c) for v in values], dtype=object)
             fields.append(c.key)
             data.append(array)
-        shapes = [shapely.geometry.shape(g) if g else None for _, g in chunk]
-        wkb = np.array([None if s is None else shapely.to_wkb(s) for s in shapes], dtype=object)
+        # GEOS reads the GeoJSON texts and writes WKB in two vectorised calls; a missing one stays None
+        wkb = shapely.to_wkb(shapely.from_geojson(np.array([g for _, g in chunk], dtype=object)))
         pyogrio.raw.write(path, wkb, data, fields, layer=resource, driver="GPKG", crs="EPSG:4326",
                           geometry_type=GEOMETRY[resource], promote_to_multi=GEOMETRY[resource].startswith("Multi"),
                           append=total > 0, encoding="UTF-8")

@@ -34,7 +34,9 @@ def _login(context, base: str, username: str, password: str, path: str):
 
 
 def _check_screen(page, name: str, shots, keep: bool) -> None:
-    """No horizontal scroll, no raw code, no ISO timestamp or long float; a screenshot."""
+    """Under 300 KB of HTML, no horizontal scroll, no raw code, no ISO timestamp or long float; a screenshot."""
+    size = len(page.content().encode())
+    assert size < 300_000, (name, size)  # the issue's bound on a page's HTML
     width = page.evaluate("document.documentElement.scrollWidth")
     assert width <= page.viewport_size["width"], (name, width)
     text = page.inner_text("body")
