@@ -376,6 +376,14 @@ _LAB_PAIRS: dict[str, tuple[str, str]] = {
     "refusal_qc_sample": ("质控样", "QC row"),
     "refusal_not_found": ("找不到", "not found"),
     "refusal_duplicate_id": ("重复", "listed twice"),
+    "downloads": ("导出", "Downloads"),
+    "downloads_hint": ("表头用当前界面语言；GeoJSON 和 GeoPackage（WGS 84）可直接在 GIS 软件中打开。",
+                       "Headers in this page's language; GeoJSON and GeoPackage (WGS 84) open in GIS software."),
+    "download_import": ("下载这批结果", "Download this import's results"),
+    "res_samples": ("样品", "Samples"),
+    "res_results": ("检测结果", "Lab results"),
+    "res_grades": ("地块评价", "Parcel grades"),
+    "res_certificates": ("证书", "Certificates"),
 }
 
 # Why a subject cannot be certified (``grading.Qualification.reasons``: a stable code, then any

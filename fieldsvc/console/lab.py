@@ -23,6 +23,8 @@ from zoneinfo import ZoneInfo
 from flask import current_app, request, url_for
 
 from ..errors import Problem, validation_failed
+from ..exports.schemas import ExportArgs
+from ..exports.views import export_response
 from ..http import current_actor, requires_role
 from ..lab import services as lab
 from ..lab.analytes import ANALYTES
@@ -209,6 +211,16 @@ def review_apply():
     if refused:
         message += " " + words("bulk_refused", n=f"{outcome.refused:,}", why=why)
     return done(message, url_for("console.review", import_id=None, **{"import": import_id}))
+
+
+# --- downloads (the exports API, with the console's session) ------------------------------------
+
+@bp.get("/exports/<any(samples,results,grades,certificates):resource>.<any(xlsx,csv,geojson,gpkg):fmt>")
+@requires_role(*LAB_DESK)
+def export_file(resource: str, fmt: str):
+    """The same files as ``GET /api/v1/exports/...`` (same filters, roles and scoping), for a signed-in page."""
+    args = ExportArgs().load(request.args.to_dict(flat=True) | {"lang": lang()})
+    return export_response(resource, fmt, args, _actor())
 
 
 def _actor() -> Any:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from flask import Blueprint, Response, current_app, stream_with_context
 
+from ..auth.principal import Actor
 from ..http import STAFF, current_actor, query_args, requires_role
 from ..openapi import doc
 from . import services, writers
@@ -32,8 +33,13 @@ READ_BYTES = 256 * 1024
 def export(resource: str, fmt: str):
     """Samples, lab results, parcel grades or certificates for a filter, as XLSX, CSV, GeoJSON or GeoPackage."""
     args = query_args(ExportArgs())
-    lang = args.pop("lang")
-    rows = services.rows(resource, args, current_actor())
+    return export_response(resource, fmt, args, current_actor())
+
+
+def export_response(resource: str, fmt: str, args: dict, actor: Actor) -> Response:
+    """The file as a streamed response (the console's download links call this too)."""
+    lang = args.pop("lang", "en")
+    rows = services.rows(resource, args, actor)
     name = f"{resource}.{fmt}"
     if fmt == "csv":
         body = stream_with_context(writers.csv_chunks(resource, rows, lang))

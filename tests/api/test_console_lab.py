@@ -158,3 +158,22 @@ def test_bulk_ticked_rows_and_four_eyes_counted(app, client, field, make_account
     item = client.get(f"/api/v1/lab/results/{rid}", headers=importer.headers).get_json()
     assert item["status"] == "pending"
 
+
+
+def test_console_downloads_use_the_session_and_the_page_language(app, client, field, lab_console, official):
+    _, console = lab_console
+    page = text_of(console.get("/console/lab"))
+    assert "/console/exports/results.xlsx" in page and "/console/exports/certificates" not in page  # lab: no certs
+    sha = re.search(r'name="sha256" value="([0-9a-f]{64})"',
+                    text_of(upload(console, HEADER + f"{field[0]},Cd,0.2,mg/kg,,\n"))).group(1)
+    committed = console.post("/console/lab/commit", {"sha256": sha})
+    import_id = re.search(r"/imports/(\d+)", committed.headers["Location"])[1]
+    resp = console.get(f"/console/exports/results.csv?import_id={import_id}")
+    assert resp.status_code == 200 and resp.headers["Content-Disposition"] == 'attachment; filename="results.csv"'
+    lines = resp.data.decode("utf-8-sig").splitlines()
+    assert lines[0].startswith("结果ID,样品ID,样品袋编号") and len(lines) == 2  # zh: the console's language
+    english = console.get(f"/console/exports/results.csv?import_id={import_id}&lang=en").data.decode("utf-8-sig")
+    assert english.startswith("Result id,")
+    assert console.get("/console/exports/certificates.csv").status_code == 403
+    assert console.get("/console/exports/results.csv?state=held").status_code == 422
+    assert Console(app).get("/console/exports/results.csv").status_code == 303  # signed out: to the login
