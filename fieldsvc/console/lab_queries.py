@@ -17,7 +17,7 @@ from sqlalchemy import ColumnElement, func, select
 from ..auth.principal import Actor
 from ..errors import Problem
 from ..extensions import db
-from ..grading import services as grading
+from ..grading.pack_admin import resolve_pack
 from ..lab.models import LabImport, LabResult
 from ..lab.services import result_scope
 from ..places.models import Parcel
@@ -113,7 +113,7 @@ def review_rows(actor: Actor, import_id: int, after: int | None, size: int = REV
     more = len(found) > size
     found = found[:size]
     phs = _ph_of([r.sample_id for r, _, _ in found if r.sample_id])
-    pack = grading.resolve_pack(None)
+    pack = resolve_pack(None)
     rows = []
     for result, parcel, land_use in found:
         ph = phs.get(result.sample_id) if result.sample_id else None
