@@ -74,6 +74,7 @@ def _register_blueprints(app: Flask) -> None:
     from .lab.views import bp as lab_bp
     from .media.views import bp as media_bp
     from .openrosa.views import bp as openrosa_bp
+    from .openrosa.views import forms_bp
     from .ops.views import bp as ops_bp
     from .places.views import bp as places_bp
     from .samples.views import bp as samples_bp
@@ -81,8 +82,8 @@ def _register_blueprints(app: Flask) -> None:
     from .sync.views import conflicts_bp
 
     for bp in (ops_bp, auth_bp, devices_bp, places_bp, samples_bp, sync_bp, conflicts_bp, media_bp,
-               openrosa_bp, lab_bp, grading_bp, certificates_bp, certificate_page_bp, verify_bp, field_bp,
-               console_bp, exports_bp):
+               openrosa_bp, forms_bp, lab_bp, grading_bp, certificates_bp, certificate_page_bp, verify_bp,
+               field_bp, console_bp, exports_bp):
         app.register_blueprint(bp)
 
 

@@ -7,6 +7,7 @@ from .devices.models import Device, DeviceAssignment
 from .grading.models import Grade, GradingRun, RollupMember, RollupSum, RulePackVerification
 from .lab.models import Approval, LabImport, LabResult, LabSampleAlias, ReferenceMaterial
 from .media.models import MediaBlob, SampleMedia
+from .openrosa.models import FormExtension, OpenRosaSubmission
 from .places.models import FarmPark, Parcel, Region
 from .samples.models import Sample, SyncConflict
 from .sequence import SequenceCounter
@@ -14,8 +15,9 @@ from .sync.models import IdempotentPush, SyncMeta
 
 __all__ = [
     "ApiToken", "Approval", "AuditEvent", "Certificate", "CertificateScan", "Device", "DeviceAssignment",
-    "EntityVersion", "FarmPark", "Grade", "GradingRun", "IdempotentPush", "LabImport", "LabResult",
-    "LabSampleAlias", "MediaBlob", "Parcel", "RateLimitWindow", "ReferenceMaterial", "Region", "RollupMember",
-    "RollupSum", "RulePackVerification", "Sample", "SampleMedia", "SequenceCounter", "SyncConflict", "SyncMeta",
+    "EntityVersion", "FarmPark", "FormExtension", "Grade", "GradingRun", "IdempotentPush", "LabImport",
+    "LabResult", "LabSampleAlias", "MediaBlob", "OpenRosaSubmission", "Parcel", "RateLimitWindow",
+    "ReferenceMaterial", "Region", "RollupMember", "RollupSum", "RulePackVerification", "Sample", "SampleMedia",
+    "SequenceCounter", "SyncConflict", "SyncMeta",
     "User",
 ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import BigInteger, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..dbtypes import UTCDateTime, utcnow
@@ -24,6 +24,10 @@ class Device(db.Model):
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     version: Mapped[int] = mapped_column(Integer, default=1)
+    # The device token, encrypted with a key derived from SECRET_KEY, so that the device API and the
+    # console can show ODK Collect's settings QR again (``fieldsvc.openrosa.collect``); null for
+    # devices registered before it existed.
+    collect_key: Mapped[str | None] = mapped_column(Text)
 
 
 class DeviceAssignment(db.Model):

@@ -16,6 +16,7 @@ from ..auth.tokens import new_token, token_digest
 from ..dbtypes import isoformat, utcnow
 from ..errors import Problem, not_found, validation_failed
 from ..extensions import db
+from ..openrosa import collect
 from ..places.models import Parcel, Region
 from ..sequence import allocate
 from .models import Device, DeviceAssignment
@@ -34,8 +35,12 @@ def get_device_by_id(device_id: str, actor: Actor) -> Device:
     return device
 
 
-def register_device(data: Mapping[str, Any], actor: Actor) -> Registered:
-    """A device acts as a sampler account; its token is returned here once and stored hashed."""
+def register_device(data: Mapping[str, Any], actor: Actor, *, secret_key: str | None = None) -> Registered:
+    """A device acts as a sampler account; its token is returned here once and stored hashed.
+
+    With ``secret_key`` a copy of the token is also kept encrypted for ODK Collect's settings QR
+    (``fieldsvc.openrosa.collect``), which the device API and console can show again.
+    """
     owner = db.session.scalar(select(User).where(User.username == data["user"]))
     errors: dict[str, list[str]] = {}
     if owner is None or not actor.can_see_county(owner.county_code):
@@ -51,6 +56,8 @@ def register_device(data: Mapping[str, Any], actor: Actor) -> Registered:
     db.session.add(device)
     db.session.flush()
     token = new_token("fsd")
+    if secret_key:
+        device.collect_key = collect.seal(token, secret_key)
     db.session.add(ApiToken(token_hash=token_digest(token), user_id=owner.id, device_pk=device.id))
     _set_assignment(device, data.get("villages", []), data.get("parcels", []))
     record(actor.label, Change("device", device.device_id, "register", after=device_dict(device)))
@@ -141,3 +148,13 @@ def provisioning_text(public_base_url: str, device: Device, token: str) -> str:
 
 def png_data_url(png: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(png).decode()
+
+
+def collect_settings(device: Device, public_base_url: str, secret_key: str, language: str = "zh"
+                     ) -> dict[str, Any] | None:
+    """ODK Collect's settings for ``device`` (server URL with its key), or None when the key cannot
+    be recovered (registered before Collect keys were kept, a changed SECRET_KEY) or it is revoked."""
+    token = collect.unseal(device.collect_key, secret_key)
+    if token is None or device.revoked_at is not None:
+        return None
+    return collect.settings(public_base_url, token, device.name, language)

@@ -8,6 +8,7 @@ from sqlalchemy import select
 from ..errors import validation_failed
 from ..http import OFFICIALS, current_actor, json_body, load, paginate, query_args, requires_role
 from ..openapi import doc
+from ..openrosa import collect
 from ..schemas import page_limit
 from . import services
 from .models import Device
@@ -23,11 +24,24 @@ def register():
     """Register a device for a sampler with its assignment; returns its token once."""
     from ..certificates.qr import qr_png
 
-    registered = services.register_device(load(DeviceIn(), json_body()), current_actor())
-    text = services.provisioning_text(current_app.config["PUBLIC_BASE_URL"], registered.device, registered.token)
+    config = current_app.config
+    registered = services.register_device(load(DeviceIn(), json_body()), current_actor(),
+                                          secret_key=config["SECRET_KEY"])
+    text = services.provisioning_text(config["PUBLIC_BASE_URL"], registered.device, registered.token)
     body = services.device_dict(registered.device)
     body.update(token=registered.token, provisioning_qr_url=services.png_data_url(qr_png(text)))
+    body.update(_collect(registered.device))
     return body, 201
+
+
+def _collect(device: Device) -> dict[str, object]:
+    """``collect_settings`` and ``collect_settings_qr_url`` (DESIGN §4.3); null when not recoverable."""
+    from ..certificates.qr import qr_png
+
+    config = current_app.config
+    settings = services.collect_settings(device, config["PUBLIC_BASE_URL"], config["SECRET_KEY"])
+    qr_url = services.png_data_url(qr_png(collect.qr_payload(settings), box_size=4)) if settings else None
+    return {"collect_settings": settings, "collect_settings_qr_url": qr_url}
 
 
 @bp.get("")
@@ -49,8 +63,9 @@ def list_devices():
 @bp.get("/<device_id>")
 @requires_role(*OFFICIALS)
 def get_device(device_id: str):
-    """One device with its assignment and last_seen_at."""
-    return services.device_dict(services.get_device_by_id(device_id, current_actor()))
+    """One device with its assignment, last_seen_at and ODK Collect's settings (and their QR)."""
+    device = services.get_device_by_id(device_id, current_actor())
+    return {**services.device_dict(device), **_collect(device)}
 
 
 @bp.patch("/<device_id>")

@@ -28,7 +28,9 @@ MAX_DEPTH = 32
 TEXT_FIELDS = ("code", "parcel", "collected_at", "depth_top_cm", "depth_bottom_cm", "sample_type",
                "land_use_observed", "note")
 PHOTO_FIELDS = ("photo1", "photo2", "photo3")
-FORM_FIELDS = (*TEXT_FIELDS[:2], "location", *TEXT_FIELDS[2:], *PHOTO_FIELDS, "meta")
+PARCEL_INPUTS = ("parcel_pick", "parcel_other")  # the select-from-file question and its free-text fallback
+EXTRA_GROUP = "extra"
+FORM_FIELDS = (*TEXT_FIELDS[:2], *PARCEL_INPUTS, "location", *TEXT_FIELDS[2:], *PHOTO_FIELDS, EXTRA_GROUP, "meta")
 _NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)")
 _INSTANCE_ID = re.compile(r"uuid:(.+)", re.IGNORECASE)
 
@@ -46,6 +48,8 @@ class Submission:
     form_version: str | None
     data: dict[str, Any]
     photos: dict[str, str] = field(default_factory=dict)  # photo1 → "1700000000123.jpg"
+    deprecated_id: str | None = None  # an edit (Collect ≥ v2025.2): the instance it replaces
+    extra: dict[str, str] = field(default_factory=dict)  # the ``extra`` group's answers, as text
 
     @property
     def record(self) -> dict[str, Any]:
@@ -168,8 +172,19 @@ def parse_submission(raw: bytes, form_id: str | None = None) -> Submission:
     for child in root:
         if child.tag not in FORM_FIELDS:
             errors.setdefault(child.tag, []).append("Unknown field (not in this form).")
-    instance_id = _instance_id(root.find("meta"), errors)
+    meta = root.find("meta")
+    instance_id = _instance_id(meta, errors)
+    deprecated_id = _deprecated_id(meta, errors)
     data: dict[str, Any] = {name: _text(children.get(name)) for name in TEXT_FIELDS}
+    if data["parcel"] is None:  # a form without the calculate: the picked parcel, else the typed one
+        data["parcel"] = _text(children.get("parcel_pick")) or _text(children.get("parcel_other"))
+    extra = {}
+    group = children.get(EXTRA_GROUP)
+    for child in group if group is not None else ():
+        if len(child):
+            errors.setdefault(f"{EXTRA_GROUP}/{child.tag}", []).append("Must be a single value.")
+        elif (value := _text(child)) is not None:
+            extra[child.tag] = value.strip()
     try:
         data["location"] = parse_geopoint(_text(children.get("location")))
     except ValueError as exc:
@@ -183,7 +198,8 @@ def parse_submission(raw: bytes, form_id: str | None = None) -> Submission:
         raise invalid(errors)
     ordered = {k: data[k] for k in ("code", "parcel", "collected_at", "location", "depth_top_cm",
                                     "depth_bottom_cm", "sample_type", "land_use_observed", "note")}
-    return Submission(instance_id, found_id, root.get("version"), ordered, photos)  # type: ignore[arg-type]
+    return Submission(instance_id, found_id, root.get("version"), ordered, photos,  # type: ignore[arg-type]
+                      deprecated_id, extra)
 
 
 def _instance_id(meta: Element | None, errors: dict[str, list[str]]) -> str | None:
@@ -196,6 +212,20 @@ def _instance_id(meta: Element | None, errors: dict[str, list[str]]) -> str | No
         return str(uuid.UUID(match.group(1))) if match and len(text) <= 64 else _bad_id(errors)
     except ValueError:
         return _bad_id(errors)
+
+
+def _deprecated_id(meta: Element | None, errors: dict[str, list[str]]) -> str | None:
+    text = _text(meta.find("deprecatedID")) if meta is not None else None
+    if text is None:
+        return None
+    match = _INSTANCE_ID.fullmatch(text.strip())
+    try:
+        if match and len(text) <= 64:
+            return str(uuid.UUID(match.group(1)))
+    except ValueError:
+        pass
+    errors["meta/deprecatedID"] = ["Must be uuid:<UUID>."]
+    return None
 
 
 def _bad_id(errors: dict[str, list[str]]) -> None:

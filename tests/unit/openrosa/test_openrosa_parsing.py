@@ -15,8 +15,8 @@ from fieldsvc.samples.validation import LAND_USES, SAMPLE_TYPES
 
 XF = "{http://www.w3.org/2002/xforms}"
 UUID = "0b6d5f0e-6a3c-4f7e-9a51-2f1f0d6c9e11"
-FIELDS = ("code", "parcel", "location", "depth_top_cm", "depth_bottom_cm", "sample_type", "land_use_observed",
-          "note", "photo1", "photo2", "photo3", "collected_at")
+FIELDS = ("code", "parcel_pick", "parcel_other", "parcel", "location", "depth_top_cm", "depth_bottom_cm",
+          "sample_type", "land_use_observed", "note", "photo1", "photo2", "photo3", "collected_at")
 
 
 def instance(**values) -> bytes:
@@ -50,14 +50,15 @@ def test_xform_is_well_formed_and_binds_every_field(form):
     assert binds["/data/meta/instanceID"].get(f"{jr}preload") == "uid"
     # every question has a control in the body, the photos as image uploads
     refs = {el.get("ref") for el in root.iter() if el.get("ref", "").startswith("/data/")}
-    assert {f"/data/{f}" for f in FIELDS if f != "collected_at"} <= refs
+    assert {f"/data/{f}" for f in FIELDS if f not in ("collected_at", "parcel")} <= refs
 
 
 def test_xform_choices_are_the_server_code_lists_with_both_languages(form):
     root = ET.fromstring(form.xml.encode())
     selects = {s.get("ref"): [i.findtext(f"{XF}value") for i in s.iter(f"{XF}item")]
                for s in root.iter(f"{XF}select1")}
-    assert selects == {"/data/sample_type": list(SAMPLE_TYPES), "/data/land_use_observed": list(LAND_USES)}
+    assert selects == {"/data/sample_type": list(SAMPLE_TYPES), "/data/land_use_observed": list(LAND_USES),
+                       "/data/parcel_pick": []}
     langs = [t.get("lang") for t in root.iter(f"{XF}translation")]
     assert langs == ["English", "中文"] and "水田" in form.xml
 
