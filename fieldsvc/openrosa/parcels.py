@@ -56,11 +56,12 @@ def parcel_csv(actor: Actor) -> Attachment:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(COLUMNS)
     if villages or codes:
-        names = dict(db.session.execute(select(Region.code, Region.name)))
         parcels = db.session.execute(
             select(Parcel.code, Parcel.village_code, Parcel.geometry_json)
             .where(or_(Parcel.village_code.in_(villages), Parcel.code.in_(codes)), Parcel.deleted_at.is_(None))
-            .order_by(Parcel.code))
+            .order_by(Parcel.code)).all()
+        names = dict(db.session.execute(select(Region.code, Region.name).where(
+            Region.code.in_({village for _, village, _ in parcels}))).all())
         for code, village, geometry in parcels:
             lon, lat = centroid(json.loads(geometry))
             village_name = names.get(village) or village
