@@ -25,12 +25,14 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 	touch $@
 
 # System packages the PDFs and browser tests need: poppler (pdftoppm, pdffonts),
-# a CJK font to embed in PDFs and for Chromium, and Chromium itself.
+# a CJK font to embed in PDFs and for Chromium, and Chromium itself; a headless Java
+# for ODK Validate (shipped in pyxform), which checks the served XForms in the tests.
 system-deps:
 	@missing=""; \
 	command -v pdftoppm >/dev/null || missing="$$missing poppler-utils"; \
 	test -f /usr/share/fonts/truetype/wqy/wqy-microhei.ttc || missing="$$missing fonts-wqy-microhei"; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	command -v java >/dev/null || missing="$$missing default-jre-headless"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
