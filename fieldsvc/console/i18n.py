@@ -238,6 +238,13 @@ _PAIRS: dict[str, tuple[str, str]] = {
     "token_once": ("令牌只显示这一次：请现在用手机扫描二维码。",
                    "The token is shown only this once: scan the QR with the phone now."),
     "provisioning_qr": ("设备配置二维码", "Provisioning QR code"),
+    "field_app_qr": ("采样网页应用", "Field app"),
+    "collect_qr": ("ODK Collect 配置二维码", "ODK Collect settings QR"),
+    "collect_qr_hint": ("在 ODK Collect 中：添加项目 → 扫描二维码；无需用户名和密码。",
+                        "In ODK Collect: Add project → Scan QR code; no username or password needed."),
+    "collect_qr_none": ("此设备没有可显示的 ODK Collect 配置（登记于此功能之前）：请重新登记设备。",
+                        "No ODK Collect settings to show for this device (registered before they were kept): "
+                        "register it again."),
     "token": ("令牌", "Token"),
     "continue": ("继续", "Continue"),
     # audit

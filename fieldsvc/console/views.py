@@ -52,6 +52,7 @@ from ..grading.schemas import RunIn
 from ..http import ALL_ROLES, current_actor, paginate, public, register_error_renderer, requires_role
 from ..lab import services as lab
 from ..lab.schemas import RejectIn
+from ..openrosa import collect
 from ..places import services as places
 from ..samples import services as samples
 from ..samples.conflicts import get_conflict
@@ -616,10 +617,18 @@ def register_device():
     """Register a device; its token and provisioning QR are shown on this one response only."""
     data = DeviceIn().load({"name": request.form.get("name", "").strip(), "user": request.form.get("user", ""),
                             "villages": request.form.getlist("villages"), "parcels": []})
-    registered = devices.register_device(data, current_actor())
+    registered = devices.register_device(data, current_actor(), secret_key=current_app.config["SECRET_KEY"])
     text = devices.provisioning_text(current_app.config["PUBLIC_BASE_URL"], registered.device, registered.token)
     return page("device_registered.html", 201, device=devices.device_dict(registered.device),
-                token=registered.token, link=text, qr=devices.png_data_url(qr_png(text)))
+                token=registered.token, link=text, qr=devices.png_data_url(qr_png(text)),
+                collect_qr=_collect_qr(registered.device))
+
+
+def _collect_qr(device: Device) -> str | None:
+    """ODK Collect's settings QR for ``device`` (a PNG data URL), in the console's language."""
+    config = current_app.config
+    settings = devices.collect_settings(device, config["PUBLIC_BASE_URL"], config["SECRET_KEY"], lang())
+    return devices.png_data_url(qr_png(collect.qr_payload(settings), box_size=4)) if settings else None
 
 
 @bp.get("/devices/<device_id>")
@@ -629,7 +638,8 @@ def device(device_id: str):
     actor = current_actor()
     row = devices.get_device_by_id(device_id, actor)
     body = devices.device_dict(row)
-    return page("device.html", device=body, villages=queries.villages(_county(row.county_code or None)))
+    return page("device.html", device=body, villages=queries.villages(_county(row.county_code or None)),
+                collect_qr=_collect_qr(row))
 
 
 @bp.post("/devices/<device_id>/assign")

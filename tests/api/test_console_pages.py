@@ -584,3 +584,30 @@ def test_unknown_console_url_answers_with_the_console_page_not_json(client):
     resp = client.get("/console/no-such-page")
     assert resp.status_code in (302, 303, 404)
     assert not resp.content_type.startswith("application/json")
+
+
+def test_console_shows_the_collect_settings_qr_beside_the_provisioning_qr(app, client, scene, reviewer,
+                                                                         make_account):
+    from fieldsvc.openrosa.collect import decode_payload
+    from tests.api.test_openrosa_collect import decode_qr
+
+    _, console = reviewer
+    sampler = make_account("sampler")
+    console.get("/console/devices")
+    resp = console.client.post("/console/devices", data={"csrf_token": console.token, "name": "Collect 1",
+                                                          "user": sampler.username, "villages": [scene.village]})
+    page = text_of(resp)
+    assert resp.status_code == 201 and 'id="provisioning-qr"' in page
+    token = re.search(r'id="device-token">([^<]+)<', page).group(1)
+    device_id = re.search(r"(dev_[0-9a-f]{16})", page).group(1)
+    shown = re.search(r'id="collect-qr" src="([^"]+)"', page) or re.search(r'src="([^"]+)" alt="[^"]*" id="collect-qr"',
+                                                                          page)
+    settings = decode_payload(decode_qr(shown.group(1)))
+    url = settings["general"]["server_url"]
+    assert url == f"https://fieldsvc.example/key/{token}"
+    assert client.get(url.removeprefix("https://fieldsvc.example") + "/formList").status_code == 200
+    again = text_of(console.get(f"/console/devices/{device_id}"))
+    src = re.search(r'src="([^"]+)" alt="[^"]*" id="collect-qr"', again).group(1)
+    assert decode_payload(decode_qr(src))["general"]["server_url"] == url
+    console.post(f"/console/devices/{device_id}/revoke")
+    assert 'id="collect-qr"' not in text_of(console.get(f"/console/devices/{device_id}"))
