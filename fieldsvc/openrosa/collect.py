@@ -48,13 +48,14 @@ def server_url(public_base_url: str, token: str) -> str:
 
 def settings(public_base_url: str, token: str, device_name: str, language: str = "zh") -> dict[str, Any]:
     """The settings JSON Collect imports: server URL with the key, project, language, auto-send."""
+    # Kept small: every key makes the QR denser. ``match_exactly`` has Collect follow the server's
+    # form list (and the manifest's parcels.csv) on its own; ``admin`` must be present, even empty.
     return {
-        "general": {"server_url": server_url(public_base_url, token), "username": "", "password": "",
+        "general": {"server_url": server_url(public_base_url, token),
                     "app_language": language if language in LANGUAGES else "zh",
-                    "form_update_mode": "match_exactly", "periodic_form_updates_check": "every_one_hour",
-                    "autosend": "wifi_and_cellular", "delete_send": False},
-        "admin": {"edit_saved": True, "change_server": False},
-        "project": {"name": f"{PROJECT_NAME} · {device_name}"[:80], "icon": "土", "color": "#3e7d3e"},
+                    "form_update_mode": "match_exactly", "autosend": "wifi_and_cellular"},
+        "admin": {},
+        "project": {"name": f"{PROJECT_NAME} · {device_name}"[:80]},
     }
 
 
