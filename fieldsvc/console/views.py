@@ -53,6 +53,8 @@ from ..http import ALL_ROLES, current_actor, paginate, public, register_error_re
 from ..lab import services as lab
 from ..lab.schemas import RejectIn
 from ..openrosa import collect
+from ..openrosa import extensions as form_extensions
+from ..openrosa import services as openrosa
 from ..places import services as places
 from ..samples import services as samples
 from ..samples.conflicts import get_conflict
@@ -702,7 +704,16 @@ def audit(entity_type: str, key: str):
     events = [e for k in keys for e in events_for(entity_type, k)]
     events.sort(key=lambda e: e.id)
     return page("audit.html", entity_type=entity_type, key=key, events=events,
-                versions=samples.versions(entity) if entity_type == "sample" else versions_for(entity_type, key))
+                versions=samples.versions(entity) if entity_type == "sample" else versions_for(entity_type, key),
+                instances=_collect_instances(key) if entity_type == "sample" else [])
+
+
+def _collect_instances(sample_id: str) -> list[dict[str, Any]]:
+    """The ODK Collect instances that made a sample's versions: device id, app, extra answers."""
+    return [{"version": row.sample_version, "instance_id": row.instance_id, "edit": row.deprecated_id is not None,
+             "at": row.received_at, "device": row.collect_device_id, "agent": row.user_agent,
+             "answers": form_extensions.describe_answers(row.extra, row.extension_version, lang())}
+            for row in openrosa.instances_of(sample_id)]
 
 
 def _t(key: str, **values: Any) -> str:

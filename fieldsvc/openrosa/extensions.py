@@ -309,3 +309,29 @@ def image_answers(questions: Sequence[Mapping[str, Any]], clean: Mapping[str, An
     """File names the ``image`` answers name (their files join the sample's media)."""
     kinds = {q["name"]: q["type"] for q in questions}
     return [value for name, value in clean.items() if kinds.get(name) == "image"]
+
+
+def describe_answers(answers: Mapping[str, Any] | None, version: int | None, language: str) -> list[tuple[str, str]]:
+    """``(question label, answer text)`` in ``language`` ("zh" or "en") for showing kept answers."""
+    if not answers:
+        return []
+    questions = {q["name"]: q for q in questions_of(version)} if version else {}
+    index = 1 if language == "zh" else 0
+    out = []
+    for name, value in answers.items():
+        question = questions.get(name)
+        if question is None:
+            out.append((name, str(value)))
+            continue
+        label = (question["label_en"], question["label_zh"])[index]
+        choices = {c["name"]: (c["label_en"], c["label_zh"])[index] for c in question.get("choices") or ()}
+        if isinstance(value, list):
+            text = "、".join(choices.get(v, v) for v in value) if index else ", ".join(choices.get(v, v) for v in value)
+        elif isinstance(value, dict):
+            text = f"{value.get('lat')}, {value.get('lon')}"
+            if value.get("accuracy_m") is not None:
+                text += f" (± {value['accuracy_m']} m)"
+        else:
+            text = choices.get(value, str(value)) if isinstance(value, str) else str(value)
+        out.append((label, text))
+    return out

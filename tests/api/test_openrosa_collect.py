@@ -23,6 +23,7 @@ from fieldsvc.openrosa import collect
 from fieldsvc.openrosa.models import OpenRosaSubmission
 from fieldsvc.openrosa.xform import FORM_ID
 from fieldsvc.samples.models import Sample
+from tests.api.test_console_pages import Console
 from tests.api.test_openrosa_api import get_sample, instance_xml, openrosa
 from tests.api.test_sync_push import parcels_in, village_codes
 
@@ -357,6 +358,11 @@ def test_extension_questions_join_the_form_validate_and_their_answers_are_kept(c
                              "field_photo": "f.jpg", "farmer": "王"}
         assert row.extension_version == 1
     assert [m["name"] for m in get_sample(client, official.headers, iid)["media"]] == ["f.jpg"]
+    console = Console(app)  # the console's sample page shows the answers by their labels
+    assert console.login(official.username, official.password).status_code == 303
+    page = console.get(f"/console/audit/sample/{iid}?lang=en").get_data(as_text=True)
+    assert 'id="collect-instances"' in page and "<b>Crop</b>: Rice" in page
+    assert "<b>Past crops</b>: Rice, Rapeseed" in page
     bad = xml.replace("<plants>12</plants>", "<plants>twelve</plants>").replace(iid, str(uuid.uuid4()))
     resp = client.post(f"{device['key']}/submission", data={
         "xml_submission_file": (io.BytesIO(bad.encode()), "s.xml", "text/xml")}, content_type="multipart/form-data")
