@@ -270,6 +270,14 @@ def instances_of(sample_id: str) -> list[OpenRosaSubmission]:
                                    .order_by(OpenRosaSubmission.received_at, OpenRosaSubmission.instance_id)))
 
 
+def sample_extra(sample_id: str) -> dict[str, Any]:
+    """The sample's ``extra`` object: the extension answers of the newest instance that carried any."""
+    row = db.session.scalar(select(OpenRosaSubmission).where(
+        OpenRosaSubmission.sample_id == sample_id, OpenRosaSubmission.extra.is_not(None))
+        .order_by(OpenRosaSubmission.sample_version.desc(), OpenRosaSubmission.received_at.desc()).limit(1))
+    return dict(row.extra or {}) if row is not None else {}
+
+
 def _fills_pending(sample: Sample, data: Mapping[str, Any]) -> bool:
     """Same content as stored, except that stand-in photo entries now have their real file."""
     old = list(sample.media or [])

@@ -8,6 +8,7 @@ from sqlalchemy import select
 from ..dbtypes import isoformat, utcnow
 from ..http import ALL_ROLES, current_actor, json_body, load, paginate, query_args, requires_role
 from ..openapi import doc
+from ..openrosa.services import sample_extra
 from ..schemas import page_limit
 from . import services
 from .models import Sample
@@ -31,8 +32,9 @@ def list_samples():
 @bp.get("/<sample_id>")
 @requires_role(*ALL_ROLES)
 def get_sample(sample_id: str):
-    """One sample."""
-    return services.sample_dict(services.get_sample_by_id(sample_id, current_actor()))
+    """One sample, with ``extra``: its answers to the form's custom questions (ODK Collect, DESIGN §4.3)."""
+    sample = services.get_sample_by_id(sample_id, current_actor())
+    return {**services.sample_dict(sample), "extra": sample_extra(sample.id)}
 
 
 @bp.get("/<sample_id>/versions")

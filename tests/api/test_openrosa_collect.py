@@ -357,7 +357,8 @@ def test_extension_questions_join_the_form_validate_and_their_answers_are_kept(c
                              "tilled_on": "2026-10-01", "well": {"lat": 28.1, "lon": 115.6, "accuracy_m": 5},
                              "field_photo": "f.jpg", "farmer": "王"}
         assert row.extension_version == 1
-    assert [m["name"] for m in get_sample(client, official.headers, iid)["media"]] == ["f.jpg"]
+    got = get_sample(client, official.headers, iid)
+    assert [m["name"] for m in got["media"]] == ["f.jpg"] and got["extra"]["past_crops"] == ["rice", "rape"]
     console = Console(app)  # the console's sample page shows the answers by their labels
     assert console.login(official.username, official.password).status_code == 303
     page = console.get(f"/console/audit/sample/{iid}?lang=en").get_data(as_text=True)
