@@ -72,7 +72,8 @@ def demo(parcels: int, seed: int, if_empty: bool) -> None:
     """Load the demo county (townships, villages, farm parks, parcels, accounts, a device)."""
     from .demo import load_demo
 
-    summary = load_demo(parcels=parcels, seed=seed, if_empty=if_empty, echo=click.echo)
+    summary = load_demo(parcels=parcels, seed=seed, if_empty=if_empty, echo=click.echo,
+                        secret_key=current_app.config["SECRET_KEY"])
     click.echo(summary)
 
 

@@ -55,8 +55,10 @@ class DemoSample:
 
 
 def load_demo(*, parcels: int = 20_000, seed: int = 391, if_empty: bool = False,
-              echo: Callable[[str], Any] = print) -> dict[str, Any]:
-    """Places, accounts, a device, samples with photos, lab results, approvals, grades, certificates."""
+              echo: Callable[[str], Any] = print, secret_key: str | None = None) -> dict[str, Any]:
+    """Places, accounts, a device, samples with photos, lab results, approvals, grades, certificates.
+
+    With ``secret_key`` the demo device also gets ODK Collect's settings QR (its key kept sealed)."""
     if if_empty and db.session.scalar(select(func.count()).select_from(Region).where(Region.level == "county")):
         echo("a county is already loaded; skipping the demo")
         return {}
@@ -66,7 +68,7 @@ def load_demo(*, parcels: int = 20_000, seed: int = 391, if_empty: bool = False,
     _demo_accounts(county.county)
     villages = sampled_villages(county)
     device = register_device({"name": "Demo phone", "user": "sampler", "villages": villages, "parcels": []},
-                             SYSTEM)
+                             SYSTEM, secret_key=secret_key)
     phone = Actor(device.device.user_id, "sampler", "sampler", county.county, device_pk=device.device.id,
                   device_id=device.device.device_id)
     samples = push_demo_samples(county, villages, phone)
