@@ -398,3 +398,36 @@ def test_extension_upload_needs_an_official_and_an_xlsx(client, device, official
     resp = client.post("/api/v1/forms/extensions", headers=official.headers, data={},
                        content_type="multipart/form-data")
     assert resp.status_code == 422 and "file" in resp.get_json()["details"]["fields"]
+
+
+def test_a_new_upload_is_a_new_form_version_and_old_forms_answers_still_count(client, device, official, app):
+    first = upload(client, official, xlsform(EXTRA_ROWS[:2], CROPS))
+    assert first.status_code == 201 and first.get_json()["version"] == 1
+    v1 = client.get("/api/v1/forms/extensions", headers=official.headers).get_json()["form_version"]
+    second = upload(client, official, xlsform([("text", "weather", "Weather", "天气", "", "")]))
+    assert second.status_code == 201 and second.get_json()["version"] == 2
+    v2 = client.get("/api/v1/forms/extensions", headers=official.headers).get_json()["form_version"]
+    assert ".x1." in v1 and ".x2." in v2
+    form = client.get(f"{device['key']}/forms/{FORM_ID}.xml").data.decode()
+    assert "<weather/>" in form and "<crop/>" not in form and f'version="{v2}"' in form
+    iid = str(uuid.uuid4())  # a phone still on version 1 answers version 1's questions
+    xml = instance_xml(iid, device["parcels"][0], "EXT-0200").decode().replace('version="1"', f'version="{v1}"')
+    xml = xml.replace("<meta>", "<extra><crop>rape</crop><plants>4</plants></extra><meta>")
+    openrosa(post_key(client, device, xml.encode()), 201)
+    assert get_sample(client, official.headers, iid)["extra"] == {"crop": "rape", "plants": 4}
+
+
+def test_a_password_user_gets_the_parcels_of_their_devices(client, official, county, make_account):
+    import base64 as b64
+
+    sampler = make_account("sampler")
+    village = village_codes(county, 2)[1]
+    resp = client.post("/api/v1/devices", json={"name": "P", "user": sampler.username, "villages": [village]},
+                       headers=official.headers)
+    assert resp.status_code == 201
+    basic = {"Authorization": "Basic " + b64.b64encode(f"{sampler.username}:{sampler.password}".encode()).decode()}
+    root = xml_of(client.get(f"/forms/{FORM_ID}/manifest", headers=basic))
+    url = root.findtext(f"{MANIFEST}mediaFile/{MANIFEST}downloadUrl")
+    assert url == f"{BASE}/forms/{FORM_ID}/media/parcels.csv"  # no key prefix without a key
+    rows = list(csv.DictReader(io.StringIO(client.get(url.removeprefix(BASE), headers=basic).data.decode())))
+    assert {r["name"] for r in rows} == {p["properties"]["code"] for p in parcels_in(county, [village])}
