@@ -247,8 +247,11 @@ def submit(sub: Submission, parts: Mapping[str, Part], actor: Actor, *, sent_at:
 def _record_instance(sub: Submission, sample_id: str, result: Mapping[str, Any], actor: Actor, client: Client,
                      extra: dict[str, Any], extension_version: int | None) -> None:
     """Keep the instance → sample version, with Collect's device id and User-Agent (a resend of
-    the same instance updates its row: the version it last made)."""
+    the same instance updates its row: the version it last made). A conflicting XML under a
+    known instanceID leaves the row as it was: the conflict keeps both bodies."""
     row = db.session.get(OpenRosaSubmission, sub.id)
+    if row is not None and result["status"] == "conflict":
+        return
     if row is None:
         row = OpenRosaSubmission(instance_id=sub.id, sample_id=sample_id, deprecated_id=sub.deprecated_id)
         db.session.add(row)
@@ -271,9 +274,10 @@ def instances_of(sample_id: str) -> list[OpenRosaSubmission]:
 
 
 def sample_extra(sample_id: str) -> dict[str, Any]:
-    """The sample's ``extra`` object: the extension answers of the newest instance that carried any."""
+    """The sample's ``extra`` object: the extension answers of the newest instance it took (an
+    edit replaces them all, as Collect sends the whole form again; a kept conflict does not)."""
     row = db.session.scalar(select(OpenRosaSubmission).where(
-        OpenRosaSubmission.sample_id == sample_id, OpenRosaSubmission.extra.is_not(None))
+        OpenRosaSubmission.sample_id == sample_id, OpenRosaSubmission.status != "conflict")
         .order_by(OpenRosaSubmission.sample_version.desc(), OpenRosaSubmission.received_at.desc()).limit(1))
     return dict(row.extra or {}) if row is not None else {}
 
