@@ -13,7 +13,7 @@ message and named fields (``render_problem``).
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import timedelta, timezone
 from typing import Any, Mapping
 from urllib.parse import urlencode, urlsplit
 
@@ -710,8 +710,10 @@ def audit(entity_type: str, key: str):
 
 def _collect_instances(sample_id: str) -> list[dict[str, Any]]:
     """The ODK Collect instances that made a sample's versions: device id, app, extra answers."""
+    china = timezone(timedelta(hours=8))  # the service's counties are all on China Standard Time
     return [{"version": row.sample_version, "instance_id": row.instance_id, "edit": row.deprecated_id is not None,
-             "at": row.received_at, "device": row.collect_device_id, "agent": row.user_agent,
+             "at": row.received_at.astimezone(china).strftime("%Y-%m-%d %H:%M"), "device": row.collect_device_id,
+             "agent": row.user_agent,
              "answers": form_extensions.describe_answers(row.extra, row.extension_version, lang())}
             for row in openrosa.instances_of(sample_id)]
 
