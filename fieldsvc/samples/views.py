@@ -32,9 +32,13 @@ def list_samples():
 @bp.get("/<sample_id>")
 @requires_role(*ALL_ROLES)
 def get_sample(sample_id: str):
-    """One sample, with ``extra``: its answers to the form's custom questions (ODK Collect, DESIGN §4.3)."""
+    """One sample; with ``extra`` when it has answers to the form's custom questions (ODK Collect,
+    DESIGN §4.3). A sync pull does not carry ``extra`` yet, so a sample without answers reads as pulled."""
     sample = services.get_sample_by_id(sample_id, current_actor())
-    return {**services.sample_dict(sample), "extra": sample_extra(sample.id)}
+    body = services.sample_dict(sample)
+    if extra := sample_extra(sample.id):
+        body["extra"] = extra
+    return body
 
 
 @bp.get("/<sample_id>/versions")
