@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import functools
 import json
 import logging
@@ -11,13 +10,13 @@ from typing import Any, Callable, Mapping
 import orjson
 from flask import Flask, Response, current_app, g, jsonify, request, session
 from marshmallow import Schema, ValidationError
-from sqlalchemy import Select
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 from .auth.principal import Actor
 from .errors import Problem, forbidden, unauthorized, unavailable, validation_failed
 from .extensions import db
+from .paging import Page, decode_cursor, encode_cursor, paginate  # noqa: F401 (re-exported)
 
 log = logging.getLogger("fieldsvc.http")
 
@@ -133,41 +132,7 @@ def query_args(schema: Schema) -> dict[str, Any]:
     return schema.load(request.args.to_dict(flat=True))
 
 
-# --- pagination -----------------------------------------------------------------------------
-
-def encode_cursor(values: Mapping[str, Any]) -> str:
-    return base64.urlsafe_b64encode(json.dumps(values, separators=(",", ":")).encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str | None, param: str = "cursor") -> dict[str, Any] | None:
-    if not cursor:
-        return None
-    try:
-        data = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        if not isinstance(data, dict):
-            raise ValueError
-        return data
-    except (ValueError, TypeError):
-        raise validation_failed({param: ["is not a cursor this server issued"]}) from None
-
-
-def paginate(stmt: Select, key_column: Any, limit: int, cursor: str | None, *, newest_first: bool = False,
-             param: str = "cursor") -> tuple[list[Any], str | None]:
-    """Keyset pagination of ORM rows on one unique, increasing column; ``newest_first`` walks it
-    from the top down. ``param`` names the query parameter the cursor came in (for the 422)."""
-    after = decode_cursor(cursor, param)
-    if after is not None:
-        key = after.get("k")
-        if type(key) is not int or not -(2**63) <= key < 2**63:  # (a bigger one would overflow the column)
-            raise validation_failed({param: ["is not a cursor this server issued"]})
-        stmt = stmt.where(key_column < key if newest_first else key_column > key)
-    order = key_column.desc() if newest_first else key_column
-    rows = list(db.session.scalars(stmt.order_by(order).limit(limit + 1)))
-    more = len(rows) > limit
-    rows = rows[:limit]
-    next_cursor = encode_cursor({"k": getattr(rows[-1], key_column.key)}) if more and rows else None
-    return rows, next_cursor
-
+# --- pagination: ``paging`` (core, no Flask), re-exported for the views ----------------------
 
 # --- one error shape ------------------------------------------------------------------------
 

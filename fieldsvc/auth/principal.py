@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..errors import forbidden, not_found
+from ..access import may_see_county, require_county
+from ..errors import forbidden
 
 
 @dataclass(frozen=True)
@@ -24,12 +25,12 @@ class Actor:
         return f"user:{self.username}"
 
     def can_see_county(self, county_code: str | None) -> bool:
-        return self.role == "admin" or self.county_code is None or self.county_code == county_code
+        """``access.may_see_county`` (the one spelling of the rule)."""
+        return may_see_county(self, county_code)
 
     def require_county(self, county_code: str | None, entity: str, key: str) -> None:
-        """A county-scoped account sees other counties' entities as absent."""
-        if not self.can_see_county(county_code):
-            raise not_found(entity, key)
+        """``access.require_county``: another county's entity is absent (404)."""
+        require_county(self, county_code, entity, key)
 
     def require_role(self, *roles: str) -> None:
         if self.role not in roles:

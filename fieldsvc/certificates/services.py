@@ -22,6 +22,7 @@ from typing import Any
 from sqlalchemy import bindparam, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 
+from .. import access
 from ..audit.services import Change, record, record_many
 from ..auth import ratelimit
 from ..auth.principal import Actor
@@ -29,6 +30,7 @@ from ..dbtypes import isoformat, utcnow
 from ..dbutil import dialect_name
 from ..errors import Problem, conflict, not_found, rate_limited, validation_failed
 from ..extensions import db
+from ..paging import Page, paginate
 from ..places.models import FarmPark, Region
 from ..places.services import get_farm_park_by_code, get_parcel_by_code, get_region_by_code
 from . import codes, pdf
@@ -108,7 +110,7 @@ def get_certificate_by_code(code: str, actor: Actor | None = None) -> Certificat
     if cert is None or normal is None:
         raise not_found("certificate", str(code)[:64])
     if actor is not None:
-        actor.require_county(cert.county_code, "certificate", cert.code)
+        access.require_county(actor, cert.county_code, "certificate", cert.code)
     return cert
 
 
@@ -178,9 +180,7 @@ def scan_counts(cert: Certificate) -> dict[str, int]:
 
 
 def list_filter(args: Mapping[str, Any], actor: Actor) -> list[Any]:
-    where = []
-    if actor.role != "admin" and actor.county_code:
-        where.append(Certificate.county_code == actor.county_code)
+    where = [access.county_filter(actor, Certificate.county_code)]
     if args.get("subject"):
         where.append(Certificate.subject_code == args["subject"])
     if args.get("subject_type"):
@@ -194,6 +194,14 @@ def list_filter(args: Mapping[str, Any], actor: Actor) -> list[Any]:
     elif status:
         where.append(Certificate.status == status)
     return where
+
+
+def list_certificates(args: Mapping[str, Any], actor: Actor, limit: int, config: Mapping[str, Any]) -> Page:
+    """Certificates the caller may see, filtered (status judged now), one page."""
+    rows, cursor = paginate(select(Certificate).where(*list_filter(args, actor)), Certificate.id, limit,
+                            args.get("cursor"))
+    moment = now()
+    return Page([certificate_dict(c, config, moment) for c in rows], cursor)
 
 
 # --- issuing ----------------------------------------------------------------------------------
@@ -288,7 +296,7 @@ def issue_certificate(data: Mapping[str, Any], actor: Actor, config: Mapping[str
     if idempotency_key:
         earlier = db.session.scalar(select(Certificate).where(Certificate.idempotency_key == idempotency_key))
         if earlier is not None:
-            actor.require_county(earlier.county_code, "certificate", earlier.code)
+            access.require_county(actor, earlier.county_code, "certificate", earlier.code)
             if (earlier.subject_type, earlier.subject_code) != (data["subject_type"], data["code"]):
                 raise conflict("idempotency_key_reused", "This Idempotency-Key was used for another subject.",
                                certificate=earlier.code)
@@ -442,7 +450,7 @@ def labels_pdf(code_list: Sequence[str], template: str, start_slot: int, actor: 
     for chunk in range(0, len(wanted), 500):
         part = wanted[chunk:chunk + 500]
         found.update({c.code: c for c in db.session.scalars(select(Certificate).where(Certificate.code.in_(part)))})
-    missing = [c for c in wanted if c not in found or not actor.can_see_county(found[c].county_code)]
+    missing = [c for c in wanted if c not in found or not access.may_see_county(actor, found[c].county_code)]
     if missing:
         raise validation_failed({"codes": [f"Unknown certificates: {', '.join(missing[:20])}"]})
     moment = now()

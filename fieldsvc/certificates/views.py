@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 from flask import Blueprint, Response, current_app, request
-from sqlalchemy import select
 
 from ..errors import validation_failed
-from ..http import ALL_ROLES, current_actor, json_body, load, paginate, query_args, requires_role
+from ..http import ALL_ROLES, current_actor, json_body, load, query_args, requires_role
 from ..openapi import doc
 from ..schemas import page_limit
 from . import services
-from .models import Certificate
 from .schemas import CertificateArgs, CertificateIn, LabelArgs, RevokeIn
 
 bp = Blueprint("certificates", __name__, url_prefix="/api/v1")
@@ -38,11 +36,7 @@ def issue():
 def list_certificates():
     """List certificates, by subject code, subject type or status (status judged now)."""
     args = query_args(CertificateArgs())
-    stmt = select(Certificate).where(*services.list_filter(args, current_actor()))
-    rows, cursor = paginate(stmt, Certificate.id, page_limit(args), args["cursor"])
-    moment = services.now()
-    return {"items": [services.certificate_dict(c, current_app.config, moment) for c in rows],
-            "next_cursor": cursor}
+    return services.list_certificates(args, current_actor(), page_limit(args), current_app.config).to_dict()
 
 
 @bp.get("/certificates/<code>")

@@ -1,6 +1,6 @@
 """Read-only queries the console needs and the domain services do not offer (counts, queues, lists).
 
-Every query here is scoped with the services' own scope functions (``county_scope``,
+Every query here is scoped through ``fieldsvc.access`` (directly, or through the services' own
 ``sample_scope``, ``result_scope``, ``conflict_filter``), so the console never sees more than the
 API would show the same account. Nothing here writes.
 """
@@ -12,8 +12,9 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, String, cast, false, func, or_, select, true
+from sqlalchemy import Select, String, cast, func, or_, select
 
+from .. import access
 from ..auth.principal import Actor
 from ..certificates.models import Certificate
 from ..devices.models import Device
@@ -23,7 +24,6 @@ from ..grading.rules import DEFAULT_PACK
 from ..lab.models import LabResult
 from ..lab.services import result_scope
 from ..places.models import FarmPark, Parcel, Region
-from ..places.services import county_scope
 from ..samples.conflicts import conflict_filter
 from ..samples.models import Sample, SyncConflict
 from ..samples.services import sample_scope
@@ -35,7 +35,7 @@ MAP_MAX_PARCELS = 5000
 
 def counties(actor: Actor) -> list[Region]:
     return list(db.session.scalars(select(Region).where(Region.level == "county",
-                                                        county_scope(Region.county_code, actor))
+                                                        access.county_filter(actor, Region.county_code))
                                    .order_by(Region.code)))
 
 
@@ -124,7 +124,7 @@ def results_of_samples(sample_ids: list[str], actor: Actor) -> dict[str, list[La
     out: dict[str, list[LabResult]] = defaultdict(list)
     if not sample_ids:
         return out
-    for r in db.session.scalars(select(LabResult).where(LabResult.sample_id.in_(sample_ids), result_scope(actor))
+    for r in db.session.scalars(select(LabResult).where(LabResult.sample_id.in_(sample_ids), *result_scope(actor))
                                 .order_by(LabResult.analyte, LabResult.version)):
         out[r.sample_id].append(r)
     return out
@@ -157,12 +157,12 @@ def queue_statements(actor: Actor) -> dict[str, Any]:
         "held_samples": select(Sample).where(*sample_scope(actor), live,
                                              Sample.state.in_(("held", "needs_review")))
         .order_by(Sample.received_at),
-        "held_results": select(LabResult).where(result_scope(actor), *_pending_current(),
+        "held_results": select(LabResult).where(*result_scope(actor), *_pending_current(),
                                                 LabResult.sample_id.is_(None)).order_by(LabResult.id),
-        "pending_results": select(LabResult).where(result_scope(actor), *_pending_current(),
+        "pending_results": select(LabResult).where(*result_scope(actor), *_pending_current(),
                                                    LabResult.sample_id.is_not(None), LabResult.qc_hold.is_(False))
         .order_by(LabResult.id),
-        "qc_holds": select(LabResult).where(result_scope(actor), *_pending_current(), LabResult.qc_hold.is_(True))
+        "qc_holds": select(LabResult).where(*result_scope(actor), *_pending_current(), LabResult.qc_hold.is_(True))
         .order_by(LabResult.id),
         "flagged_samples": select(Sample).where(*sample_scope(actor), live, _flag_filter())
         .order_by(Sample.received_at),
@@ -196,7 +196,7 @@ def sample_for_series(series: str | None, actor: Actor) -> Sample | None:
 # --- grading, certificates, devices -----------------------------------------------------------
 
 def runs(actor: Actor, county: str, limit: int = 20) -> list[GradingRun]:
-    if not actor.can_see_county(county):
+    if not access.may_see_county(actor, county):
         return []
     return list(db.session.scalars(select(GradingRun).where(GradingRun.county_code == county)
                                    .order_by(GradingRun.id.desc()).limit(limit)))
@@ -232,29 +232,24 @@ def not_qualified_parcels(county: str, limit: int = 30, pack: str = DEFAULT_PACK
 def certificates(actor: Actor, county: str) -> Select:
     """The county's certificates (a statement: the page pages it, newest first)."""
     return select(Certificate).where(Certificate.county_code == county,
-                                     true() if actor.can_see_county(county) else false())
+                                     access.county_filter(actor, Certificate.county_code))
 
 
 def certificates_of(actor: Actor, subject_type: str, code: str) -> list[Certificate]:
     """Every certificate of one subject, newest first (however many the county has)."""
-    rows = db.session.scalars(select(Certificate).where(Certificate.subject_type == subject_type,
-                                                        Certificate.subject_code == code)
-                              .order_by(Certificate.id.desc()))
-    return [c for c in rows if actor.can_see_county(c.county_code)]
+    return list(db.session.scalars(select(Certificate).where(
+        Certificate.subject_type == subject_type, Certificate.subject_code == code,
+        access.county_filter(actor, Certificate.county_code)).order_by(Certificate.id.desc())))
 
 
 def devices(actor: Actor) -> Select:
     """The devices this account may see (a statement: the page pages it, newest first)."""
-    stmt = select(Device)
-    if actor.role != "admin" and actor.county_code:
-        stmt = stmt.where(Device.county_code == actor.county_code)
-    return stmt
+    return select(Device).where(*access.device_filter(actor, Device.county_code, Device.user_id, Device.id))
 
 
 def samplers(actor: Actor) -> list[str]:
     from ..auth.models import User
 
-    stmt = select(User.username).where(User.role == "sampler", User.disabled_at.is_(None))
-    if actor.role != "admin" and actor.county_code:
-        stmt = stmt.where(or_(User.county_code == actor.county_code, User.county_code.is_(None)))
+    stmt = select(User.username).where(User.role == "sampler", User.disabled_at.is_(None),
+                                       access.county_filter(actor, User.county_code))
     return list(db.session.scalars(stmt.order_by(User.username).limit(500)))

@@ -9,6 +9,7 @@ from typing import Any, Iterable, Mapping
 
 from sqlalchemy import select, update
 
+from .. import access
 from ..audit.services import Change, record
 from ..auth.models import ApiToken, User
 from ..auth.principal import Actor
@@ -17,6 +18,7 @@ from ..dbtypes import isoformat, utcnow
 from ..errors import Problem, not_found, validation_failed
 from ..extensions import db
 from ..openrosa import collect
+from ..paging import Page, paginate
 from ..places.models import Parcel, Region
 from ..sequence import allocate
 from .models import Device, DeviceAssignment
@@ -28,11 +30,25 @@ class Registered:
     token: str
 
 
+def device_scope(actor: Actor) -> list[Any]:
+    """``access.device_filter``: the county's devices; a sampler only its own."""
+    return access.device_filter(actor, Device.county_code, Device.user_id, Device.id)
+
+
 def get_device_by_id(device_id: str, actor: Actor) -> Device:
-    device = db.session.scalar(select(Device).where(Device.device_id == device_id))
-    if device is None or not actor.can_see_county(device.county_code):
+    device = db.session.scalar(select(Device).where(Device.device_id == device_id, *device_scope(actor)))
+    if device is None:
         raise not_found("device", device_id)
     return device
+
+
+def list_devices(args: Mapping[str, Any], actor: Actor, limit: int) -> Page:
+    """Devices the caller may see (live ones unless ``include_revoked``), one page."""
+    stmt = select(Device).where(*device_scope(actor))
+    if not args.get("include_revoked"):
+        stmt = stmt.where(Device.revoked_at.is_(None))
+    rows, cursor = paginate(stmt, Device.id, limit, args.get("cursor"))
+    return Page([device_dict(r) for r in rows], cursor)
 
 
 def register_device(data: Mapping[str, Any], actor: Actor, *, secret_key: str | None = None) -> Registered:
@@ -43,7 +59,7 @@ def register_device(data: Mapping[str, Any], actor: Actor, *, secret_key: str | 
     """
     owner = db.session.scalar(select(User).where(User.username == data["user"]))
     errors: dict[str, list[str]] = {}
-    if owner is None or not actor.can_see_county(owner.county_code):
+    if owner is None or not access.may_see_county(actor, owner.county_code):
         errors["user"] = [f"unknown user {data['user']}"]
     elif owner.role != "sampler":
         errors["user"] = [f"{owner.username} is a {owner.role}; devices act for sampler accounts"]
@@ -99,12 +115,12 @@ def _check_assignment(villages: Iterable[str], parcels: Iterable[str], actor: Ac
     errors: dict[str, list[str]] = {}
     found_v = {c for c, county in db.session.execute(
         select(Region.code, Region.county_code).where(Region.code.in_(villages), Region.level == "village"))
-        if actor.can_see_county(county)}
+        if access.may_see_county(actor, county)}
     if missing := sorted(set(villages) - found_v):
         errors["villages"] = [f"unknown village {c}" for c in missing[:20]]
     found_p = {c for c, county in db.session.execute(
         select(Parcel.code, Parcel.county_code).where(Parcel.code.in_(parcels), Parcel.deleted_at.is_(None)))
-        if actor.can_see_county(county)}
+        if access.may_see_county(actor, county)}
     if missing := sorted(set(parcels) - found_p):
         errors["parcels"] = [f"unknown parcel {c}" for c in missing[:20]]
     return errors

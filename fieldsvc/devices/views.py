@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from flask import Blueprint, current_app
-from sqlalchemy import select
 
 from ..errors import validation_failed
-from ..http import OFFICIALS, current_actor, json_body, load, paginate, query_args, requires_role
+from ..http import OFFICIALS, current_actor, json_body, load, query_args, requires_role
 from ..openapi import doc
 from ..openrosa import collect
 from ..schemas import page_limit
@@ -50,14 +49,7 @@ def _collect(device: Device) -> dict[str, object]:
 def list_devices():
     """List devices."""
     args = query_args(DeviceArgs())
-    actor = current_actor()
-    stmt = select(Device)
-    if actor.county_code and actor.role != "admin":
-        stmt = stmt.where(Device.county_code == actor.county_code)
-    if not args["include_revoked"]:
-        stmt = stmt.where(Device.revoked_at.is_(None))
-    rows, cursor = paginate(stmt, Device.id, page_limit(args), args["cursor"])
-    return {"items": [services.device_dict(r) for r in rows], "next_cursor": cursor}
+    return services.list_devices(args, current_actor(), page_limit(args)).to_dict()
 
 
 @bp.get("/<device_id>")

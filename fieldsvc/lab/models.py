@@ -31,6 +31,7 @@ class LabImport(db.Model):
     filename: Mapped[str] = mapped_column(String(255))
     lab: Mapped[str] = mapped_column(String(120))
     created_by: Mapped[str] = mapped_column(String(80))
+    county_code: Mapped[str | None] = mapped_column(String(12), index=True)  # the importer's; NULL: province-wide
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     layout: Mapped[str] = mapped_column(String(8))
     file_kind: Mapped[str] = mapped_column(String(8))

@@ -15,14 +15,16 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, case, func, insert, or_, select, true, update
+from sqlalchemy import ColumnElement, and_, case, func, insert, or_, select, update
 
+from .. import access
 from ..audit.services import Change, insert_rows, record, record_many
 from ..auth.principal import Actor
 from ..dbtypes import isoformat, utcnow
 from ..dbutil import core_execute
 from ..errors import Problem, conflict, forbidden, not_found, validation_failed
 from ..extensions import db
+from ..paging import Page, paginate
 from ..samples.models import Sample
 from .analytes import resolve_analyte
 from .importing import ResultRow, RowError, parse_results, read_table, sample_code_key, sha256_of
@@ -82,10 +84,15 @@ def _chunks(items: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]:
         yield items[start:start + size]
 
 
-def _samples_by_key(codes: Mapping[str, str]) -> dict[str, tuple[str, str]]:
-    """Sample (id, code) for each code key; exact codes first (indexed), then case/space-tolerant."""
+def _samples_by_key(codes: Mapping[str, str], actor: Actor) -> dict[str, tuple[str, str]]:
+    """Sample (id, code) for each code key; exact codes first (indexed), then case/space-tolerant.
+
+    Only samples the importer may see: another county's bag code is, for this import, a sample
+    not yet synced (its result is held and never links to that county's sample).
+    """
     found: dict[str, tuple[str, str]] = {}
-    live = Sample.deleted_at.is_(None)
+    live = and_(Sample.deleted_at.is_(None), *access.sample_filter(
+        actor, Sample.county_code, Sample.parcel_code, Sample.device_pk, Sample.created_by))
     raw = sorted(set(codes.values()))
     for chunk in _chunks(raw):
         for sid, code in db.session.execute(select(Sample.id, Sample.code).where(Sample.code.in_(chunk), live)):
@@ -143,12 +150,13 @@ def _aliases(rows: Sequence[ResultRow], lab: str, errors: dict[int, dict[str, st
     return mapping, new
 
 
-def _current_versions(series: Iterable[str]) -> dict[tuple[str, str], tuple[int, int]]:
-    """(series, analyte) → (id, version) of the result not yet superseded."""
+def _current_versions(series: Iterable[str], actor: Actor) -> dict[tuple[str, str], tuple[int, int]]:
+    """(series, analyte) → (id, version) of the result not yet superseded, among those the importer
+    may see: a re-test supersedes only a result of a sample its lab may test."""
     found: dict[tuple[str, str], tuple[int, int]] = {}
     for chunk in _chunks(sorted(set(series))):
         stmt = select(LabResult.series, LabResult.analyte, LabResult.id, LabResult.version).where(
-            LabResult.series.in_(chunk), LabResult.superseded_by.is_(None))
+            LabResult.series.in_(chunk), LabResult.superseded_by.is_(None), *result_scope(actor))
         for s, analyte, rid, version in db.session.execute(stmt):
             found[(s, analyte)] = (rid, version)
     return found
@@ -169,7 +177,7 @@ def _crm_key(code: str) -> str:
 
 
 def plan_import(rows: Sequence[ResultRow], parse_errors: Sequence[RowError], parse_warnings: Sequence[str],
-                lab: str) -> _Plan:
+                lab: str, actor: Actor) -> _Plan:
     """Match samples (codes, then lab-ID aliases), judge QC, find the versions re-tests supersede."""
     errors: dict[int, dict[str, str]] = defaultdict(dict)
     for e in parse_errors:
@@ -177,11 +185,11 @@ def plan_import(rows: Sequence[ResultRow], parse_errors: Sequence[RowError], par
     _check_lengths(rows, errors)
     alias_of, new_aliases = _aliases(rows, lab, errors)
     regular = [r for r in rows if r.qc_type is None]
-    samples = _samples_by_key({r.sample_code_key: r.sample_code for r in regular})
+    samples = _samples_by_key({r.sample_code_key: r.sample_code for r in regular}, actor)
     # A code that is no sample but a lab ID we know stands for that lab ID's bag code.
     via_alias = {r.sample_code_key: alias_of[r.sample_code_key] for r in regular
                  if r.sample_code_key not in samples and r.sample_code_key in alias_of}
-    samples.update(_samples_by_key({sample_code_key(c): c for c in via_alias.values()}))
+    samples.update(_samples_by_key({sample_code_key(c): c for c in via_alias.values()}, actor))
     alias_keys = {k: sample_code_key(c) for k, c in via_alias.items()}
     sample_ids: list[str | None] = []
     codes: list[str] = []
@@ -195,7 +203,7 @@ def plan_import(rows: Sequence[ResultRow], parse_errors: Sequence[RowError], par
         sample_ids.append(match[0] if match else None)
         codes.append(match[1] if match else code)
         keys.append(key)
-    current = _current_versions(k for r, k in zip(rows, keys, strict=True) if r.qc_type is None)
+    current = _current_versions((k for r, k in zip(rows, keys, strict=True) if r.qc_type is None), actor)
     previous = [current.get((k, r.analyte)) if r.qc_type is None else None for r, k in zip(rows, keys, strict=True)]
     qc = judge_qc(rows, _crms(rows))
     plan = _Plan(list(rows), sample_ids, codes, keys, previous, qc, new_aliases,
@@ -234,13 +242,16 @@ def import_results(data: bytes, filename: str, actor: Actor, *, lab: str | None 
     sha = sha256_of(data)
     lab = (lab or actor.username).strip()[:120] or actor.username
     first = db.session.scalar(select(LabImport).where(LabImport.sha256 == sha))
+    if first is not None and not access.may_see_county(actor, first.county_code):
+        # the same bytes came from another county: its import is not this caller's to see
+        raise conflict("already_imported", "This file was already imported by an account of another county.")
     if first is not None and not dry_run:
         return ImportOutcome(first, False, import_dict(first) | {"duplicate": True})
     table = read_table(data, filename)
     if not table.rows:
         raise validation_failed({"file": ["has no rows"]})
     parsed = parse_results(table)
-    plan = plan_import(parsed.rows, parsed.errors, parsed.warnings, lab)
+    plan = plan_import(parsed.rows, parsed.errors, parsed.warnings, lab, actor)
     if dry_run:
         report = {"dry_run": True, "filename": filename, "sha256": sha, "layout": parsed.layout, **plan.counts(),
                   "warnings": plan.warnings, "errors": [e.to_dict() for e in plan.errors[:MAX_REPORTED_ROWS]],
@@ -329,6 +340,7 @@ def _write(plan: _Plan, sha: str, filename: str, lab: str, layout: str, table: A
     counts = plan.counts()
     lab_import = LabImport(
         sha256=sha, filename=filename[:255], lab=lab, created_by=actor.label, created_at=now, layout=layout,
+        county_code=None if access.province_wide(actor) else actor.county_code,
         file_kind=table.kind, encoding=table.encoding, rows=counts["rows"], accepted=counts["accepted"],
         held=counts["held"], qc_rows=counts["qc_rows"], qc_held=counts["qc_held"],
         superseded=counts["superseded"],
@@ -409,8 +421,26 @@ def import_dict(lab_import: LabImport) -> dict[str, Any]:
             "created_at": isoformat(lab_import.created_at)}
 
 
-def get_import(import_id: int) -> LabImport:
-    lab_import = db.session.get(LabImport, import_id)
+def import_scope(actor: Actor) -> list[ColumnElement[bool]]:
+    """``access.lab_import_filter``: an import belongs to its importer's county."""
+    return access.lab_import_filter(actor, LabImport.county_code)
+
+
+def list_imports(actor: Actor, limit: int, cursor: str | None) -> Page:
+    """Imports the caller may see, oldest first, one page."""
+    rows, after = paginate(select(LabImport).where(*import_scope(actor)), LabImport.id, limit, cursor)
+    return Page([import_dict(r) for r in rows], after)
+
+
+def list_results(args: Mapping[str, Any], actor: Actor, limit: int) -> Page:
+    """Results (every version) the caller may see, filtered, one page."""
+    rows, after = paginate(select(LabResult).where(*result_filter(args, actor)), LabResult.id, limit,
+                           args.get("cursor"))
+    return Page([result_dict(r) for r in rows], after)
+
+
+def get_import(import_id: int, actor: Actor) -> LabImport:
+    lab_import = db.session.scalar(select(LabImport).where(LabImport.id == import_id, *import_scope(actor)))
     if lab_import is None:
         raise not_found("lab_import", import_id)
     return lab_import
@@ -427,16 +457,25 @@ def link_held_results_for(samples: Sequence[tuple[str, str]], actor_label: str =
     """Attach results held for these new samples' bag codes; sync calls this for every stored batch.
 
     ``samples`` are ``(sample_id, bag_code)`` pairs. One indexed query per chunk when nothing is
-    held, so a push of 500 new samples stays cheap. Returns how many results were linked.
+    held, so a push of 500 new samples stays cheap. A held result links only to a sample its
+    importer may see (``access.may_see_county``): another county's lab cannot attach results to
+    this county's samples by naming their bag codes early. Returns how many results were linked.
     Flushes; the caller's transaction commits.
     """
     if core_execute(select(LabResult.id).where(LabResult.sample_id.is_(None)).limit(1)).first() is None:
         return 0  # nothing is held (the usual case): one index probe instead of a lookup per chunk
     by_key = {sample_code_key(code): sample_id for sample_id, code in samples}
-    held = []
+    found = []
     for chunk in _chunks(list(by_key)):
-        held += core_execute(select(LabResult.id, LabResult.series, LabResult.status).where(
-            LabResult.series.in_(chunk), LabResult.sample_id.is_(None))).all()
+        found += core_execute(select(LabResult.id, LabResult.series, LabResult.status, LabImport.county_code)
+                              .join(LabImport, LabImport.id == LabResult.import_id)
+                              .where(LabResult.series.in_(chunk), LabResult.sample_id.is_(None))).all()
+    if not found:
+        return 0
+    counties = dict(core_execute(select(Sample.id, Sample.county_code).where(
+        Sample.id.in_(sorted({by_key[series] for _, series, _, _ in found})))).all())
+    held = [(rid, series, status) for rid, series, status, county in found
+            if access.covers(county, counties.get(by_key[series]))]
     if not held:
         return 0
     for rid, series, _ in held:
@@ -456,15 +495,13 @@ def link_held_results_for(samples: Sequence[tuple[str, str]], actor_label: str =
 
 # --- reading results -------------------------------------------------------------------------
 
-def result_scope(actor: Actor) -> ColumnElement[bool]:
-    """County-scoped accounts see results of samples in their county only (never held ones)."""
-    if actor.role == "admin" or actor.county_code is None:
-        return true()
-    return LabResult.sample_id.in_(select(Sample.id).where(Sample.county_code == actor.county_code))
+def result_scope(actor: Actor) -> list[ColumnElement[bool]]:
+    """``access.result_filter``: results of samples the caller may see, and held ones of its imports."""
+    return access.result_filter(actor, LabResult.sample_id, LabResult.import_id)
 
 
 def result_filter(args: Mapping[str, Any], actor: Actor) -> list[ColumnElement[bool]]:
-    where = [result_scope(actor)]
+    where = result_scope(actor)
     if args.get("sample"):
         value = args["sample"]
         ids = select(Sample.id).where(or_(Sample.id == value, Sample.code == value))
@@ -480,7 +517,7 @@ def result_filter(args: Mapping[str, Any], actor: Actor) -> list[ColumnElement[b
 
 
 def get_result(result_id: int, actor: Actor, *, for_update: bool = False) -> LabResult:
-    stmt = select(LabResult).where(LabResult.id == result_id, result_scope(actor))
+    stmt = select(LabResult).where(LabResult.id == result_id, *result_scope(actor))
     result = db.session.scalar(stmt.with_for_update() if for_update else stmt)
     if result is None:
         raise not_found("lab_result", result_id)

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 from flask import Blueprint, current_app, request
-from sqlalchemy import select
 
 from ..errors import Problem, validation_failed
-from ..http import current_actor, json_body, load, paginate, query_args, requires_role
+from ..http import current_actor, json_body, load, query_args, requires_role
 from ..openapi import doc
 from ..schemas import page_limit
 from . import services
 from .importing import OLE_MAGIC, ZIP_MAGIC
-from .models import LabImport, LabResult
 from .schemas import BulkApproveIn, BulkRejectIn, ImportArgs, ImportListArgs, ReferenceMaterialIn, RejectIn, ResultArgs
 
 bp = Blueprint("lab", __name__, url_prefix="/api/v1/lab")
@@ -69,15 +67,14 @@ def _uploaded_file() -> tuple[bytes, str]:
 def list_imports():
     """Imports, oldest first."""
     args = query_args(ImportListArgs())
-    rows, cursor = paginate(select(LabImport), LabImport.id, page_limit(args), args["cursor"])
-    return {"items": [services.import_dict(r) for r in rows], "next_cursor": cursor}
+    return services.list_imports(current_actor(), page_limit(args), args["cursor"]).to_dict()
 
 
 @bp.get("/imports/<int:import_id>")
 @requires_role(*READERS)
 def get_import(import_id: int):
     """One import with its outcomes (warnings, QC items, held sample codes)."""
-    lab_import = services.get_import(import_id)
+    lab_import = services.get_import(import_id, current_actor())
     return services.import_dict(lab_import) | {"outcomes": lab_import.outcomes}
 
 
@@ -87,9 +84,7 @@ def get_import(import_id: int):
 def list_results():
     """Results (every version), filtered by sample id or bag code, status, analyte, import."""
     args = query_args(ResultArgs())
-    stmt = select(LabResult).where(*services.result_filter(args, current_actor()))
-    rows, cursor = paginate(stmt, LabResult.id, page_limit(args), args["cursor"])
-    return {"items": [services.result_dict(r) for r in rows], "next_cursor": cursor}
+    return services.list_results(args, current_actor(), page_limit(args)).to_dict()
 
 
 @bp.get("/results/<int:result_id>")

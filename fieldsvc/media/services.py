@@ -17,6 +17,7 @@ from typing import BinaryIO, Iterator
 from flask import current_app
 from sqlalchemy import delete, exists, select
 
+from .. import access
 from ..audit.services import Change, record
 from ..auth.principal import Actor
 from ..dbtypes import utcnow
@@ -158,14 +159,11 @@ def receive_chunk(sha256: str, start: int, end: int, total: int, stream: BinaryI
 
 
 def may_read(sha256: str, actor: Actor) -> None:
-    """A device reads blobs its scope's samples name; officials and admins read any in their county."""
-    if actor.device_pk is None:
-        return
-    from ..samples.models import Sample
-
-    seen = db.session.scalar(select(exists().where(SampleMedia.sha256 == sha256,
-                                                   SampleMedia.sample_id == Sample.id,
-                                                   *samples.sample_scope(actor))))
+    """``access.media_filter``: a blob named by a sample the caller may see, or one it uploaded.
+    Any other blob is absent (404), whether or not it exists."""
+    seen = db.session.scalar(select(exists().where(MediaBlob.sha256 == sha256,
+                                                   *access.media_filter(actor, MediaBlob.sha256,
+                                                                        MediaBlob.created_by))))
     if not seen:
         raise not_found("media", sha256)
 

@@ -29,9 +29,8 @@ def get_media(sha256: str):
     """HEAD: how much of a blob arrived (200 complete, 308 + Upload-Offset, 404); GET: the finished file."""
     sha = services.check_sha(sha256)
     actor = current_actor()
-    upload = services.blob_status(sha)
-    if request.method == "GET":
-        services.may_read(sha, actor)
+    upload = services.blob_status(sha)  # 404 when unknown
+    services.may_read(sha, actor)  # 404 when not the caller's to see (HEAD too: it tells the size)
     if request.method == "HEAD" or not upload.complete:
         if request.method == "GET":
             raise Problem(409, "upload_incomplete", "This file has not fully arrived yet.",

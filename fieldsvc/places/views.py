@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 from flask import Blueprint, current_app, request
-from sqlalchemy import select
 
 from ..audit.services import versions_for
 from ..dbtypes import isoformat
 from ..errors import validation_failed
-from ..http import ALL_ROLES, OFFICIALS, current_actor, json_body, load, paginate, query_args, requires_role
+from ..http import ALL_ROLES, OFFICIALS, current_actor, json_body, load, query_args, requires_role
 from ..openapi import doc
 from ..schemas import page_limit
 from . import services
-from .models import FarmPark, Parcel, Region
 from .schemas import FarmParkArgs, FarmParkIn, ParcelArgs, ParcelPatch, RegionArgs, RegionIn
 
 bp = Blueprint("places", __name__, url_prefix="/api/v1")
@@ -28,9 +26,7 @@ FEATURE_COLLECTION = {"type": "object", "required": ["type", "features"],
 def list_regions():
     """List regions (county, township, village), filtered by level, parent or county."""
     args = query_args(RegionArgs())
-    stmt = select(Region).where(*services.region_filter(args, current_actor()))
-    rows, cursor = paginate(stmt, Region.id, page_limit(args), args["cursor"])
-    return {"items": [services.region_dict(r) for r in rows], "next_cursor": cursor}
+    return services.list_regions(args, current_actor(), page_limit(args)).to_dict()
 
 
 @bp.post("/regions")
@@ -55,13 +51,7 @@ def get_region(code: str):
 def list_farm_parks():
     """List farm parks."""
     args = query_args(FarmParkArgs())
-    actor = current_actor()
-    stmt = select(FarmPark).where(services.county_scope(FarmPark.county_code, actor),
-                                  *services.device_park_scope(actor))
-    if args.get("county"):
-        stmt = stmt.where(FarmPark.county_code == args["county"])
-    rows, cursor = paginate(stmt, FarmPark.id, page_limit(args), args["cursor"])
-    return {"items": [services.farm_park_dict(r) for r in rows], "next_cursor": cursor}
+    return services.list_farm_parks(args, current_actor(), page_limit(args)).to_dict()
 
 
 @bp.post("/farm-parks")
@@ -86,9 +76,8 @@ def get_farm_park(code: str):
 def list_parcels():
     """List parcels as GeoJSON Features, filtered by village, farm park, land use."""
     args = query_args(ParcelArgs())
-    stmt = select(Parcel).where(*services.parcel_filter(args, current_actor()))
-    rows, cursor = paginate(stmt, Parcel.id, page_limit(args), args["cursor"])
-    return {"items": _with_grades([services.parcel_feature(r) for r in rows]), "next_cursor": cursor}
+    found = services.list_parcels(args, current_actor(), page_limit(args))
+    return {"items": _with_grades(found.items), "next_cursor": found.next_cursor}
 
 
 @bp.post("/parcels")

@@ -14,6 +14,7 @@ from typing import Any, Iterable, Mapping, NamedTuple
 
 from sqlalchemy import ColumnElement, and_, case, delete, insert, select, true
 
+from .. import access
 from ..audit.models import EntityVersion
 from ..audit.services import Change, canonical_json, insert_rows, record_many, versions_for
 from ..auth.principal import SYSTEM, Actor
@@ -22,9 +23,10 @@ from ..dbutil import core_execute, dialect_name, upsert
 from ..errors import conflict, not_found, validation_failed
 from ..extensions import db
 from ..media.models import MediaBlob, SampleMedia
+from ..paging import Page, paginate
 from ..places import geometry as geo
 from ..places.models import Parcel
-from ..places.services import county_scope, parcel_scope
+from ..places.services import parcel_scope
 from ..sequence import allocate
 from .content import content_hash
 from .models import Sample
@@ -547,13 +549,16 @@ def expire_holds(now: datetime, actor: Actor = SYSTEM) -> int:
 # --- reading --------------------------------------------------------------------------------
 
 def sample_scope(actor: Actor) -> list[ColumnElement[bool]]:
-    """A device sees samples on its assigned parcels (and the ones it pushed); others their county."""
-    if actor.device_pk is not None:
-        from sqlalchemy import or_
+    """``access.sample_filter``: a sampler sees samples on its assigned parcels and its own pushes;
+    others their county."""
+    return access.sample_filter(actor, Sample.county_code, Sample.parcel_code, Sample.device_pk, Sample.created_by)
 
-        return [or_(Sample.parcel_code.in_(select(Parcel.code).where(*parcel_scope(actor))),
-                    Sample.device_pk == actor.device_pk)]
-    return [county_scope(Sample.county_code, actor)]
+
+def list_samples(args: Mapping[str, Any], actor: Actor, limit: int, now: datetime) -> Page:
+    """Samples the caller may see, by parcel and state, in change order, one page."""
+    rows, cursor = paginate(select(Sample).where(*sample_filter(args, actor, now)), Sample.seq, limit,
+                            args.get("cursor"))
+    return Page([sample_dict(s, now) for s in rows], cursor)
 
 
 def get_sample_by_id(sample_id: str, actor: Actor) -> Sample:

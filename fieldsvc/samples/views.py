@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 from flask import Blueprint
-from sqlalchemy import select
 
 from ..dbtypes import isoformat, utcnow
-from ..http import ALL_ROLES, current_actor, json_body, load, paginate, query_args, requires_role
+from ..http import ALL_ROLES, current_actor, json_body, load, query_args, requires_role
 from ..openapi import doc
 from ..openrosa.services import sample_extra
 from ..schemas import page_limit
 from . import services
-from .models import Sample
 from .schemas import MoveToParcelIn, SampleArgs
 
 bp = Blueprint("samples", __name__, url_prefix="/api/v1/samples")
@@ -23,10 +21,7 @@ bp = Blueprint("samples", __name__, url_prefix="/api/v1/samples")
 def list_samples():
     """Samples by parcel and state (a held sample past its TTL reads as needs_review)."""
     args = query_args(SampleArgs())
-    now = utcnow()
-    stmt = select(Sample).where(*services.sample_filter(args, current_actor(), now))
-    rows, cursor = paginate(stmt, Sample.seq, page_limit(args), args["cursor"])
-    return {"items": [services.sample_dict(s, now) for s in rows], "next_cursor": cursor}
+    return services.list_samples(args, current_actor(), page_limit(args), utcnow()).to_dict()
 
 
 @bp.get("/<sample_id>")
