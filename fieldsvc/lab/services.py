@@ -51,6 +51,7 @@ class _Plan:
     codes: list[str]  # per row: the bag code the result belongs to (after lab-ID aliases)
     keys: list[str]  # per row: that code's match key
     previous: list[tuple[int, int] | None]  # per row: (id, version) of the result it supersedes
+    versions: list[int]  # per row: its version (after every stored one of its series, seen or not)
     qc: QcOutcome
     new_aliases: dict[str, tuple[str, str]]  # lab_id_key → (lab_id, sample_code)
     errors: list[RowError]
@@ -162,6 +163,17 @@ def _current_versions(series: Iterable[str], actor: Actor) -> dict[tuple[str, st
     return found
 
 
+def _top_versions(series: Iterable[str]) -> dict[tuple[str, str], int]:
+    """(series, analyte) → the highest stored version, whoever may see it: a bag code's series is
+    shared by every county's results for that code, and a version is unique within it."""
+    found: dict[tuple[str, str], int] = {}
+    for chunk in _chunks(sorted(set(series))):
+        stmt = (select(LabResult.series, LabResult.analyte, func.max(LabResult.version))
+                .where(LabResult.series.in_(chunk)).group_by(LabResult.series, LabResult.analyte))
+        found.update({(s, analyte): top for s, analyte, top in db.session.execute(stmt)})
+    return found
+
+
 def _crms(rows: Sequence[ResultRow]) -> dict[str, dict[str, CertifiedValue]]:
     codes = {_crm_key(r.crm) for r in rows if r.qc_type == "crm" and r.crm}
     found: dict[str, dict[str, CertifiedValue]] = {}
@@ -203,10 +215,13 @@ def plan_import(rows: Sequence[ResultRow], parse_errors: Sequence[RowError], par
         sample_ids.append(match[0] if match else None)
         codes.append(match[1] if match else code)
         keys.append(key)
-    current = _current_versions((k for r, k in zip(rows, keys, strict=True) if r.qc_type is None), actor)
+    regular_keys = [k for r, k in zip(rows, keys, strict=True) if r.qc_type is None]
+    current = _current_versions(regular_keys, actor)
+    top = _top_versions(regular_keys)
     previous = [current.get((k, r.analyte)) if r.qc_type is None else None for r, k in zip(rows, keys, strict=True)]
+    versions = [top.get((k, r.analyte), 0) + 1 if r.qc_type is None else 1 for r, k in zip(rows, keys, strict=True)]
     qc = judge_qc(rows, _crms(rows))
-    plan = _Plan(list(rows), sample_ids, codes, keys, previous, qc, new_aliases,
+    plan = _Plan(list(rows), sample_ids, codes, keys, previous, versions, qc, new_aliases,
                  [RowError(line, errors[line]) for line in sorted(errors) if errors[line]], list(parse_warnings))
     held = sorted({c for r, c, s in zip(rows, codes, sample_ids, strict=True) if r.qc_type is None and s is None})
     plan.held_codes = held
@@ -362,8 +377,8 @@ def _write(plan: _Plan, sha: str, filename: str, lab: str, layout: str, table: A
     hold_of = writer.processor("qc_hold")
     flag_text: dict[int, Any] = {}  # one JSON text per distinct flag list (most rows share [])
     batch: list[tuple[Any, ...]] = []
-    rows = zip(plan.rows, plan.sample_ids, plan.codes, plan.keys, plan.previous, strict=True)
-    for row, sample_id, code, key, prev in rows:
+    rows = zip(plan.rows, plan.sample_ids, plan.codes, plan.keys, plan.previous, plan.versions, strict=True)
+    for row, sample_id, code, key, prev, version in rows:
         regular = row.qc_type is None
         if regular:
             flags = held_flags.get(row.analyte, no_flags)
@@ -376,7 +391,7 @@ def _write(plan: _Plan, sha: str, filename: str, lab: str, layout: str, table: A
         batch.append((*constant, row.line, sample_id, code, key, key if regular else None, row.lab_id, row.analyte,
                       row.qualifier, _dec(row.value), _dec(row.detection_limit), row.unit, row.raw_value,
                       row.raw_unit, row.method, row.qc_type, row.duplicate_of, row.crm, text,
-                      hold_of(bool(regular and flags)), prev[1] + 1 if prev else 1, prev[0] if prev else None))
+                      hold_of(bool(regular and flags)), version, prev[0] if prev else None))
         if len(batch) == INSERT_CHUNK:
             writer.insert(batch)
             if progress:

@@ -273,7 +273,15 @@ def test_basic_auth_with_sampler_credentials(client, make_account, county, offic
     headers = basic(sampler.username, sampler.password)
     assert client.get("/formList", headers=headers).status_code == 200
     assert client.head("/submission", headers=headers).status_code == 204
+    # a sampler's password reaches what its live devices are assigned, nothing more (README, Security)
+    parcel = county.parcels[0]["properties"]
     iid = str(uuid.uuid4())
+    refused = submit(client, headers, instance_xml(iid, county.parcels[0], "OR-0700", [photos[0][0]]), photos[:1])
+    assert "not_assigned" in openrosa(refused, 400, "error")
+    resp = client.post("/api/v1/devices", json={"name": "Phone", "user": sampler.username,
+                                                "villages": [parcel["village"]], "parcels": []},
+                       headers=official.headers)
+    assert resp.status_code == 201, resp.get_json()
     openrosa(submit(client, headers, instance_xml(iid, county.parcels[0], "OR-0700", [photos[0][0]]),
                     photos[:1]), 201)
     got = get_sample(client, official.headers, iid)
