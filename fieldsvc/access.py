@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Boolean, ColumnElement, and_, column, false, func, or_, select, table, true
 
 from .errors import not_found
+from .extensions import db
 
 if TYPE_CHECKING:
     from .auth.principal import Actor
@@ -70,6 +71,35 @@ def require_county(actor: Actor, county_code: str | None, entity: str, key: Any)
     """Another county's entity is absent (404) for this actor."""
     if not may_see_county(actor, county_code):
         raise not_found(entity, key)
+
+
+# --- county records: seen by county, never through a sampler's assignment -----------------------------
+
+def may_see_record(actor: Actor, county_code: str | None) -> bool:
+    """Certificates, grading runs, conflicts, lab imports: a county's records, which no sampler reads."""
+    return not assignment_bound(actor) and may_see_county(actor, county_code)
+
+
+def record_filter(actor: Actor, county: Any) -> ColumnElement[bool]:
+    """The query form of ``may_see_record``."""
+    return false() if assignment_bound(actor) else county_filter(actor, county)
+
+
+def require_record(actor: Actor, county_code: str | None, entity: str, key: Any) -> None:
+    if not may_see_record(actor, county_code):
+        raise not_found(entity, key)
+
+
+def may_see_area(actor: Actor, kind: str, code: str, county_code: str | None) -> bool:
+    """An area's grade and report (village, farm park, county): by county; a sampler only its
+    assigned villages'."""
+    if not may_see_county(actor, county_code):
+        return False
+    if not assignment_bound(actor):
+        return True
+    return kind == "village" and db.session.scalar(
+        select(func.count()).select_from(assigned_codes(actor, "village").where(
+            _assignments.c.code == code).subquery())) > 0
 
 
 # --- a sampler's assignment -------------------------------------------------------------------------
@@ -155,9 +185,7 @@ def visible_sample_ids(actor: Actor) -> Any:
 
 def lab_import_filter(actor: Actor, county: Any) -> list[ColumnElement[bool]]:
     """Lab imports belong to the importer's county; a province-wide importer's to province-wide readers."""
-    if assignment_bound(actor):
-        return [false()]
-    return [county_filter(actor, county)]
+    return [record_filter(actor, county)]
 
 
 def result_filter(actor: Actor, sample_id: Any, import_id: Any) -> list[ColumnElement[bool]]:

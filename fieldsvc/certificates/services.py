@@ -110,7 +110,7 @@ def get_certificate_by_code(code: str, actor: Actor | None = None) -> Certificat
     if cert is None or normal is None:
         raise not_found("certificate", str(code)[:64])
     if actor is not None:
-        access.require_county(actor, cert.county_code, "certificate", cert.code)
+        access.require_record(actor, cert.county_code, "certificate", cert.code)
     return cert
 
 
@@ -180,7 +180,7 @@ def scan_counts(cert: Certificate) -> dict[str, int]:
 
 
 def list_filter(args: Mapping[str, Any], actor: Actor) -> list[Any]:
-    where = [access.county_filter(actor, Certificate.county_code)]
+    where = [access.record_filter(actor, Certificate.county_code)]
     if args.get("subject"):
         where.append(Certificate.subject_code == args["subject"])
     if args.get("subject_type"):
@@ -296,7 +296,7 @@ def issue_certificate(data: Mapping[str, Any], actor: Actor, config: Mapping[str
     if idempotency_key:
         earlier = db.session.scalar(select(Certificate).where(Certificate.idempotency_key == idempotency_key))
         if earlier is not None:
-            access.require_county(actor, earlier.county_code, "certificate", earlier.code)
+            access.require_record(actor, earlier.county_code, "certificate", earlier.code)
             if (earlier.subject_type, earlier.subject_code) != (data["subject_type"], data["code"]):
                 raise conflict("idempotency_key_reused", "This Idempotency-Key was used for another subject.",
                                certificate=earlier.code)
@@ -450,7 +450,7 @@ def labels_pdf(code_list: Sequence[str], template: str, start_slot: int, actor: 
     for chunk in range(0, len(wanted), 500):
         part = wanted[chunk:chunk + 500]
         found.update({c.code: c for c in db.session.scalars(select(Certificate).where(Certificate.code.in_(part)))})
-    missing = [c for c in wanted if c not in found or not access.may_see_county(actor, found[c].county_code)]
+    missing = [c for c in wanted if c not in found or not access.may_see_record(actor, found[c].county_code)]
     if missing:
         raise validation_failed({"codes": [f"Unknown certificates: {', '.join(missing[:20])}"]})
     moment = now()

@@ -196,7 +196,7 @@ def sample_for_series(series: str | None, actor: Actor) -> Sample | None:
 # --- grading, certificates, devices -----------------------------------------------------------
 
 def runs(actor: Actor, county: str, limit: int = 20) -> list[GradingRun]:
-    if not access.may_see_county(actor, county):
+    if not access.may_see_record(actor, county):
         return []
     return list(db.session.scalars(select(GradingRun).where(GradingRun.county_code == county)
                                    .order_by(GradingRun.id.desc()).limit(limit)))
@@ -232,14 +232,14 @@ def not_qualified_parcels(county: str, limit: int = 30, pack: str = DEFAULT_PACK
 def certificates(actor: Actor, county: str) -> Select:
     """The county's certificates (a statement: the page pages it, newest first)."""
     return select(Certificate).where(Certificate.county_code == county,
-                                     access.county_filter(actor, Certificate.county_code))
+                                     access.record_filter(actor, Certificate.county_code))
 
 
 def certificates_of(actor: Actor, subject_type: str, code: str) -> list[Certificate]:
     """Every certificate of one subject, newest first (however many the county has)."""
     return list(db.session.scalars(select(Certificate).where(
         Certificate.subject_type == subject_type, Certificate.subject_code == code,
-        access.county_filter(actor, Certificate.county_code)).order_by(Certificate.id.desc())))
+        access.record_filter(actor, Certificate.county_code)).order_by(Certificate.id.desc())))
 
 
 def devices(actor: Actor) -> Select:
