@@ -184,15 +184,6 @@ def samples_by_id(ids: list[str]) -> dict[str, Sample]:
     return {s.id: s for s in db.session.scalars(select(Sample).where(Sample.id.in_(ids)))}
 
 
-def sample_for_series(series: str | None, actor: Actor) -> Sample | None:
-    """A held result's sample, when one with its bag code (match key) has arrived since, in scope."""
-    if not series:
-        return None
-    folded = func.lower(func.replace(func.replace(Sample.code, " ", ""), "\t", ""))
-    return db.session.scalar(select(Sample).where(folded == series, Sample.deleted_at.is_(None),
-                                                  *sample_scope(actor)).limit(1))
-
-
 # --- grading, certificates, devices -----------------------------------------------------------
 
 def runs(actor: Actor, county: str, limit: int = 20) -> list[GradingRun]:

@@ -43,7 +43,7 @@ from ..dbtypes import isoformat, utcnow
 from ..devices import services as devices
 from ..devices.models import Device
 from ..devices.schemas import DeviceIn, DevicePatch
-from ..errors import Problem, conflict, not_found, validation_failed
+from ..errors import Problem, not_found, validation_failed
 from ..grading import runs as grading_runs
 from ..grading.pack_admin import resolve_pack, rule_pack_list
 from ..grading.qualification import qualification
@@ -427,15 +427,7 @@ def reject_result(result_id: int):
 @requires_role(*ACT)
 def link_result(result_id: int):
     """Link a held result to its sample once a sample with its bag code has arrived."""
-    actor = current_actor()
-    result = lab.get_result(result_id, actor)
-    if result.sample_id is not None:
-        raise conflict("already_linked", f"Result {result_id} is already linked to its sample.")
-    sample = queries.sample_for_series(result.series, actor)
-    if sample is None:
-        raise conflict("sample_not_arrived", f"No sample with bag code {result.sample_code} has arrived yet; "
-                                             "it links by itself when it does.")
-    count = lab.link_held_results(sample, actor.label)
+    count = lab.link_held_result(result_id, current_actor())
     return done(_t("linked_ok", n=count), url_for("console.queues") + "#held_results")
 
 
@@ -443,13 +435,7 @@ def link_result(result_id: int):
 @requires_role(*ACT)
 def link_sample(sample_id: str):
     """Link a held sample to its parcel once the parcel exists (flags and state recomputed)."""
-    actor = current_actor()
-    sample = samples.get_sample_by_id(sample_id, actor)
-    if sample.state not in ("held", "needs_review") or sample.deleted_at is not None:
-        raise conflict("not_held", f"Sample {sample.code} is not held.")
-    if samples.link_held_samples([sample.parcel_code], actor) == 0:
-        raise conflict("unknown_parcel", f"Parcel {sample.parcel_code} does not exist (or is deleted); import it "
-                                         "first, or dismiss the sample.", fields={"parcel": ["unknown"]})
+    samples.link_held_sample(sample_id, current_actor())
     return done(_t("linked_ok", n=1), url_for("console.queues") + "#held_samples")
 
 
@@ -468,11 +454,7 @@ def move_sample(sample_id: str):
 @requires_role(*ACT)
 def dismiss_sample(sample_id: str):
     """Dismiss a held sample: a tombstone (every version is kept; pulls see it as deleted)."""
-    actor = current_actor()
-    sample = samples.get_sample_by_id(sample_id, actor)
-    if sample.state not in ("held", "needs_review") or sample.deleted_at is not None:
-        raise conflict("not_held", f"Sample {sample.code} is not held; only held samples are dismissed here.")
-    samples.tombstone(sample, actor, utcnow())
+    sample = samples.dismiss_held_sample(sample_id, current_actor(), utcnow())
     return done(_t("dismissed_ok", code=sample.code), url_for("console.queues") + "#held_samples")
 
 

@@ -85,6 +85,11 @@ def _chunks(items: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]:
         yield items[start:start + size]
 
 
+def _folded_code() -> Any:
+    """A sample's bag code as its match key in SQL (``sample_code_key``: no spaces or tabs, lower case)."""
+    return func.lower(func.replace(func.replace(Sample.code, " ", ""), "\t", ""))
+
+
 def _samples_by_key(codes: Mapping[str, str], actor: Actor) -> dict[str, tuple[str, str]]:
     """Sample (id, code) for each code key; exact codes first (indexed), then case/space-tolerant.
 
@@ -99,7 +104,7 @@ def _samples_by_key(codes: Mapping[str, str], actor: Actor) -> dict[str, tuple[s
         for sid, code in db.session.execute(select(Sample.id, Sample.code).where(Sample.code.in_(chunk), live)):
             found.setdefault(sample_code_key(code), (sid, code))
     missing = sorted(k for k in codes if k not in found)
-    folded = func.lower(func.replace(func.replace(Sample.code, " ", ""), "\t", ""))
+    folded = _folded_code()
     for chunk in _chunks(missing):
         for sid, code in db.session.execute(select(Sample.id, Sample.code).where(folded.in_(chunk), live)):
             if sample_code_key(code) in codes:
@@ -506,6 +511,31 @@ def link_held_results_for(samples: Sequence[tuple[str, str]], actor_label: str =
     if approved:
         on_results_approved(sorted(approved))
     return len(held)
+
+
+def link_held_result(result_id: int, actor: Actor) -> int:
+    """Link a held result (and any other held for the same bag code) to its sample once a sample
+    with that code has arrived within the reach of both the caller and the result's importer.
+
+    :raise 404: not a result the caller may see. :raise 409 already_linked, sample_not_arrived.
+    """
+    result = get_result(result_id, actor)
+    if result.sample_id is not None:
+        raise conflict("already_linked", f"Result {result_id} is already linked to its sample.")
+    sample = _arrived_sample(result, actor)
+    if sample is None:
+        raise conflict("sample_not_arrived", f"No sample with bag code {result.sample_code} has arrived yet; "
+                                             "it links by itself when it does.")
+    return link_held_results(sample, actor.label)
+
+
+def _arrived_sample(result: LabResult, actor: Actor) -> Sample | None:
+    importer = db.session.scalar(select(LabImport.county_code).where(LabImport.id == result.import_id))
+    folded = _folded_code()
+    candidates = db.session.scalars(select(Sample).where(
+        folded == result.series, Sample.deleted_at.is_(None),
+        *access.sample_filter(actor, Sample.county_code, Sample.parcel_code, Sample.device_pk, Sample.created_by)))
+    return next((s for s in candidates if access.covers(importer, s.county_code)), None)
 
 
 # --- reading results -------------------------------------------------------------------------

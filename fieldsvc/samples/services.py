@@ -378,6 +378,41 @@ def apply_edit(sample: Sample, clean: Mapping[str, Any], collected_at_utc: datet
     return after
 
 
+HELD_STATES = ("held", "needs_review")  # waiting for its parcel (needs_review: past the hold's TTL)
+
+
+def is_held(sample: Sample) -> bool:
+    """A live sample still waiting for its parcel: the one spelling of "is it held"."""
+    return sample.deleted_at is None and sample.state in HELD_STATES
+
+
+def require_held(sample: Sample, what: str) -> None:
+    """:raise 409 not_held: naming what only held samples may do."""
+    if not is_held(sample):
+        raise conflict("not_held", f"Sample {sample.code} is not held; only held samples {what}.")
+
+
+def link_held_sample(sample_id: str, actor: Actor) -> Sample:
+    """Link a held sample (and any other held on the same parcel code) once its parcel exists.
+
+    :raise 404: not a sample the caller may see. :raise 409 not_held, unknown_parcel.
+    """
+    sample = get_sample_by_id(sample_id, actor)
+    require_held(sample, "are linked to their parcel")
+    if link_held_samples([sample.parcel_code], actor) == 0:
+        raise conflict("unknown_parcel", f"Parcel {sample.parcel_code} does not exist (or is deleted); import it "
+                                         "first, or dismiss the sample.", fields={"parcel": ["unknown"]})
+    return sample
+
+
+def dismiss_held_sample(sample_id: str, actor: Actor, now: datetime) -> Sample:
+    """Dismiss a held sample: a tombstone (every version is kept; pulls see it as deleted)."""
+    sample = get_sample_by_id(sample_id, actor)
+    require_held(sample, "are dismissed here")
+    tombstone(sample, actor, now)
+    return sample
+
+
 def tombstone(sample: Sample, actor: Actor, now: datetime) -> None:
     keep_first_version(sample)
     before = sample_data(sample)
@@ -477,7 +512,7 @@ def link_held_samples(parcel_codes: Iterable[str], actor: Actor = SYSTEM) -> int
     held: list[Sample] = []
     for start in range(0, len(codes), 5000):
         held += db.session.scalars(select(Sample).where(Sample.parcel_code.in_(codes[start:start + 5000]),
-                                                        Sample.state.in_(("held", "needs_review")),
+                                                        Sample.state.in_(HELD_STATES),
                                                         Sample.deleted_at.is_(None)))
     if not held:
         return 0
@@ -510,8 +545,7 @@ def move_to_parcel(sample: Sample, parcel_code: str, actor: Actor) -> Sample:
     :raise 422 validation_failed (``parcel``): no such parcel in the caller's county, or deleted.
     """
     parcel_code = parcel_code.strip()
-    if sample.deleted_at is not None or sample.state not in ("held", "needs_review"):
-        raise conflict("not_held", f"Sample {sample.code} is not held; only held samples move to another parcel.")
+    require_held(sample, "move to another parcel")
     parcel = parcels_for([parcel_code], actor).get(parcel_code)
     if parcel is None or parcel.deleted or not parcel.visible:
         raise validation_failed({"parcel": [f"no parcel {parcel_code} in your county (or it was deleted)"]})
