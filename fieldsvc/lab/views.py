@@ -26,6 +26,7 @@ UPLOAD = {"type": "object", "required": ["file"],
 @requires_role(*IMPORTERS)
 @doc(query=ImportArgs, body=UPLOAD, content_type="multipart/form-data",
      responses={200: "Dry-run report, or the earlier import of the same file", 201: "Imported",
+                409: "already_imported: the same file came from another county's account",
                 413: "File too large", 415: "Not multipart, or not CSV/XLSX", 422: "Row errors; nothing written"})
 def create_import():
     """Import a lab CSV/XLSX: dry run, all or nothing, idempotent by SHA-256."""
