@@ -189,11 +189,17 @@ def lab_import_filter(actor: Actor, county: Any) -> list[ColumnElement[bool]]:
 
 
 def result_filter(actor: Actor, sample_id: Any, import_id: Any) -> list[ColumnElement[bool]]:
-    """Lab results: of a visible sample; a held one (no sample yet) when its import is visible."""
-    if province_wide(actor) and not assignment_bound(actor):
+    """Lab results (county records): of a sample in the caller's county; a held one (no sample yet)
+    when its import is the caller's county's. Correlated on the keys, so a large import's re-test
+    lookup probes the primary keys instead of reading the whole county."""
+    if assignment_bound(actor):
+        return [false()]
+    if province_wide(actor):
         return [true()]
-    imports = select(_imports.c.id).where(*lab_import_filter(actor, _imports.c.county_code))
-    return [or_(sample_id.in_(visible_sample_ids(actor)), and_(sample_id.is_(None), import_id.in_(imports)))]
+    s, i = _samples.c, _imports.c
+    of_sample = select(s.id).where(s.id == sample_id, county_filter(actor, s.county_code)).exists()
+    of_import = select(i.id).where(i.id == import_id, county_filter(actor, i.county_code)).exists()
+    return [or_(of_sample, and_(sample_id.is_(None), of_import))]
 
 
 def media_filter(actor: Actor, sha256: Any, created_by: Any) -> list[ColumnElement[bool]]:
