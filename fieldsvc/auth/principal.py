@@ -1,10 +1,11 @@
-"""Who is calling: a user, or a device acting as its sampler. No Flask import."""
+"""Who is calling: a user, or a device acting as its sampler. No Flask import.
+
+What the caller may see is ``fieldsvc.access``, the one place that rule is written."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..access import may_see_county, require_county
 from ..errors import forbidden
 
 
@@ -23,14 +24,6 @@ class Actor:
         if self.device_id:
             return f"device:{self.device_id}"
         return f"user:{self.username}"
-
-    def can_see_county(self, county_code: str | None) -> bool:
-        """``access.may_see_county`` (the one spelling of the rule)."""
-        return may_see_county(self, county_code)
-
-    def require_county(self, county_code: str | None, entity: str, key: str) -> None:
-        """``access.require_county``: another county's entity is absent (404)."""
-        require_county(self, county_code, entity, key)
 
     def require_role(self, *roles: str) -> None:
         if self.role not in roles:

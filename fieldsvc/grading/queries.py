@@ -9,10 +9,12 @@ from typing import Any
 
 from sqlalchemy import select
 
+from .. import access
 from ..auth.principal import Actor
 from ..dbtypes import isoformat, utcnow
 from ..errors import not_found
 from ..extensions import db
+from ..paging import Page, paginate
 from ..places.models import FarmPark, Parcel, Region
 from .evaluation import explain
 from .inputs import CHUNK
@@ -64,15 +66,7 @@ def get_subject(subject_type: str, code: str, actor: Actor | None = None) -> Sub
 
 
 def _may_see_area(actor: Actor, kind: str, code: str, county: str) -> bool:
-    if not actor.can_see_county(county):
-        return False
-    if actor.device_pk is None:
-        return True
-    from ..devices.models import DeviceAssignment
-
-    return kind == "village" and db.session.scalar(select(DeviceAssignment.id).where(
-        DeviceAssignment.device_pk == actor.device_pk, DeviceAssignment.active.is_(True),
-        DeviceAssignment.kind == "village", DeviceAssignment.code == code)) is not None
+    return access.may_see_area(actor, kind, code, county)
 
 
 def current_grade(subject_type: str, code: str, pack_code: str) -> Grade | None:
@@ -160,6 +154,15 @@ def parcel_grade_dict(g: Grade, subject_body: dict[str, Any] | None = None) -> d
             "fingerprint": g.fingerprint, "tested_on": g.tested_on.isoformat() if g.tested_on else None,
             "strict_control": g.strict_control}
     return body
+
+
+def grade_history(kind: str, code: str, pack: RulePack, actor: Actor, limit: int, cursor: str | None,
+                  verifications: Mapping) -> Page:
+    """Every grade a subject the caller may see has had under a pack, oldest first, one page."""
+    get_subject(kind, code, actor)
+    stmt = select(Grade).where(Grade.subject_type == kind, Grade.subject_code == code, Grade.rule_pack == pack.code)
+    rows, after = paginate(stmt, Grade.id, limit, cursor)
+    return Page([history_item(g, verifications) for g in rows], after)
 
 
 def history_item(g: Grade, verifications: Mapping) -> dict[str, Any]:

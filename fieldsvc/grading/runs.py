@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from .. import access
 from ..audit.services import Change, record
 from ..auth.principal import SYSTEM, Actor
 from ..dbtypes import isoformat, utcnow
@@ -61,7 +62,7 @@ def scope_county(scope_type: str, code: str, actor: Actor) -> str:
     else:
         parcel = db.session.scalar(select(Parcel).where(Parcel.code == code))
         county = parcel.county_code if parcel else None
-    if county is None or not actor.can_see_county(county):
+    if county is None or not access.may_see_county(actor, county):
         raise not_found(scope_type, code)
     return county
 
@@ -194,7 +195,7 @@ def run_dict(run: GradingRun, include_changed: bool = True) -> dict[str, Any]:
 
 def get_run(run_id: int, actor: Actor) -> GradingRun:
     run = db.session.get(GradingRun, run_id) if 0 < run_id < 2 ** 63 else None
-    if run is None or not actor.can_see_county(run.county_code):
+    if run is None or not access.may_see_record(actor, run.county_code):
         raise not_found("grading_run", run_id)
     return run
 

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 from flask import Blueprint, Response
-from sqlalchemy import select
 
 from ..errors import not_found
-from ..http import ALL_ROLES, current_actor, json_body, load, paginate, query_args, requires_role
+from ..http import ALL_ROLES, current_actor, json_body, load, query_args, requires_role
 from ..openapi import doc
 from ..schemas import page_limit
 from . import pack_admin, queries, report_rows, reports, runs
-from .models import Grade
 from .schemas import GradeArgs, HistoryArgs, RunIn
 
 bp = Blueprint("grading", __name__, url_prefix="/api/v1")
@@ -63,11 +61,8 @@ def grade_history(subject: str, code: str):
     kind = _subject_type(subject)
     args = query_args(HistoryArgs())
     pack = pack_admin.resolve_pack(args["rule_pack"])
-    queries.get_subject(kind, code, current_actor())
-    stmt = select(Grade).where(Grade.subject_type == kind, Grade.subject_code == code, Grade.rule_pack == pack.code)
-    rows, cursor = paginate(stmt, Grade.id, page_limit(args), args["cursor"])
-    verifications = pack_admin._verifications()
-    return {"items": [queries.history_item(g, verifications) for g in rows], "next_cursor": cursor}
+    return queries.grade_history(kind, code, pack, current_actor(), page_limit(args), args["cursor"],
+                                 pack_admin._verifications()).to_dict()
 
 
 @bp.get("/rule-packs")

@@ -474,8 +474,3 @@ def _dump(value: Any) -> str:
 def _chunks(items: list, size: int = CHUNK) -> Iterable[list]:
     for start in range(0, len(items), size):
         yield items[start:start + size]
-
-
-def county_scope(column: Any, actor: Actor) -> ColumnElement[bool]:
-    """``access.county_filter`` under its old name, until sync's pull reads it from ``access``."""
-    return access.county_filter(actor, column)

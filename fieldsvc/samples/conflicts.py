@@ -11,11 +11,12 @@ from typing import Any
 
 from sqlalchemy import select
 
+from .. import access
 from ..auth.principal import Actor
 from ..dbtypes import isoformat
 from ..errors import not_found
 from ..extensions import db
-from ..places.services import county_scope
+from ..paging import Page, paginate
 from .models import SyncConflict
 
 
@@ -31,7 +32,7 @@ def conflict_dict(c: SyncConflict) -> dict[str, Any]:
 
 
 def conflict_filter(args: Mapping[str, Any], actor: Actor) -> list[Any]:
-    where = [county_scope(SyncConflict.county_code, actor)]
+    where = [access.record_filter(actor, SyncConflict.county_code)]
     if args.get("record"):
         where.append(SyncConflict.record_id == args["record"].lower())
     if args.get("status"):
@@ -39,6 +40,13 @@ def conflict_filter(args: Mapping[str, Any], actor: Actor) -> list[Any]:
     if args.get("kind"):
         where.append(SyncConflict.kind == args["kind"])
     return where
+
+
+def list_conflicts(args: Mapping[str, Any], actor: Actor, limit: int) -> Page:
+    """Conflicts the caller may see, by record, status and kind, one page."""
+    rows, cursor = paginate(select(SyncConflict).where(*conflict_filter(args, actor)), SyncConflict.id, limit,
+                            args.get("cursor"))
+    return Page([conflict_dict(c) for c in rows], cursor)
 
 
 def get_conflict(conflict_id: int, actor: Actor) -> SyncConflict:

@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import String, select, text, type_coerce
 
+from .. import access
 from ..auth.principal import Actor
 from ..dbtypes import utcnow
 from ..dbutil import core_execute, upsert
@@ -112,18 +113,14 @@ def _with_parents(codes: set[str]) -> set[str]:
 
 
 def _region_where(scope: Scope) -> list[Any]:
-    from ..places.services import county_scope
-
-    if scope.region_codes is None:
-        return [county_scope(Region.county_code, scope.actor)]
+    if scope.region_codes is None:  # an account: its county; a sampler's password only its assignment's
+        return access.region_filter(scope.actor, Region.code, Region.county_code)
     return [Region.code.in_(scope.region_codes)] if scope.region_codes else [Region.id < 0]
 
 
 def _park_where(scope: Scope) -> list[Any]:
-    from ..places.services import county_scope
-
     if scope.park_codes is None:
-        return [county_scope(FarmPark.county_code, scope.actor)]
+        return access.farm_park_filter(scope.actor, FarmPark.code, FarmPark.county_code)
     return [FarmPark.code.in_(scope.park_codes)] if scope.park_codes else [FarmPark.id < 0]
 
 

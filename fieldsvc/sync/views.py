@@ -7,14 +7,12 @@ from collections.abc import Mapping
 
 import orjson
 from flask import Blueprint, Response, current_app, request
-from sqlalchemy import select
 
 from ..dbtypes import isoformat, utcnow
 from ..errors import validation_failed
-from ..http import OFFICIALS, current_actor, json_body, load, paginate, query_args, requires_role
+from ..http import OFFICIALS, current_actor, json_body, load, query_args, requires_role
 from ..openapi import doc
 from ..samples import conflicts
-from ..samples.models import SyncConflict
 from ..schemas import page_limit
 from .idempotency import store_idempotent_response
 from .package import build_package
@@ -101,9 +99,7 @@ def package():
 def list_conflicts():
     """Conflicts kept for an official, by record and status."""
     args = query_args(ConflictArgs())
-    stmt = select(SyncConflict).where(*conflicts.conflict_filter(args, current_actor()))
-    rows, cursor = paginate(stmt, SyncConflict.id, page_limit(args), args["cursor"])
-    return {"items": [conflicts.conflict_dict(c) for c in rows], "next_cursor": cursor}
+    return conflicts.list_conflicts(args, current_actor(), page_limit(args)).to_dict()
 
 
 @conflicts_bp.get("/<int:conflict_id>")

@@ -26,7 +26,8 @@ def test_county_b_lab_naming_county_a_bag_codes_changes_nothing_of_county_a(app,
     lab_a, off_a = make_account("lab", county=A), make_account("official", county=A)
     lab_b, off_b = make_account("lab", county=B), make_account("official", county=B)
     # county A: an approved Cd result on A-001 and a pending Pb result on A-002
-    assert upload(client, lab_a, (LONG_HEADER + "A-001,Cd,0.21,mg/kg,,\nA-002,Pb,20,mg/kg,,\n").encode()).status_code == 201
+    first = (LONG_HEADER + "A-001,Cd,0.21,mg/kg,,\nA-002,Pb,20,mg/kg,,\n").encode()
+    assert upload(client, lab_a, first).status_code == 201
     cd = results(client, off_a, sample=ids["A-001"])[0]
     assert client.post(f"/api/v1/lab/results/{cd['id']}/approve", headers=off_a.headers).status_code == 200
     before = {code: result_rows(app, sid) for code, sid in ids.items()}
@@ -69,7 +70,8 @@ def test_held_results_link_only_to_a_sample_their_importer_may_see(app, client, 
     from fieldsvc.lab.services import link_held_results
     from fieldsvc.samples.models import Sample
 
-    lab_a, lab_b, off_a = make_account("lab", county=A), make_account("lab", county=B), make_account("official", county=A)
+    lab_a, lab_b = make_account("lab", county=A), make_account("lab", county=B)
+    off_a = make_account("official", county=A)
     assert upload(client, lab_b, (LONG_HEADER + "NEW-1,Cd,9.9,mg/kg,,\n").encode()).get_json()["held"] == 1
     assert upload(client, lab_a, (LONG_HEADER + "NEW-1,Pb,20,mg/kg,,\n").encode()).get_json()["held"] == 1
     ids = make_samples(app, "NEW-1", county=A)  # the sample arrives in county A

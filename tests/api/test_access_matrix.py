@@ -274,7 +274,7 @@ def build_world(app, client, make_account, county, monkeypatch) -> World:
                        headers=official_a.headers)
     assert cert.status_code == 201, cert.get_json()
     # an open conflict on the sample
-    from fieldsvc.sync.models import SyncConflict
+    from fieldsvc.samples.models import SyncConflict
 
     with app.app_context():
         conflict = SyncConflict(record_id=sid, kind="edit", code=code, base_version=1, server_version=1,
