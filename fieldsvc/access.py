@@ -67,12 +67,6 @@ def county_filter(actor: Actor, county: Any) -> ColumnElement[bool]:
     return true() if province_wide(actor) else and_(county == actor.county_code)
 
 
-def require_county(actor: Actor, county_code: str | None, entity: str, key: Any) -> None:
-    """Another county's entity is absent (404) for this actor."""
-    if not may_see_county(actor, county_code):
-        raise not_found(entity, key)
-
-
 # --- county records: seen by county, never through a sampler's assignment -----------------------------
 
 def may_see_record(actor: Actor, county_code: str | None) -> bool:
@@ -86,6 +80,7 @@ def record_filter(actor: Actor, county: Any) -> ColumnElement[bool]:
 
 
 def require_record(actor: Actor, county_code: str | None, entity: str, key: Any) -> None:
+    """Another county's record is absent (404) for this actor."""
     if not may_see_record(actor, county_code):
         raise not_found(entity, key)
 

@@ -52,21 +52,18 @@ def get_subject(subject_type: str, code: str, actor: Actor | None = None) -> Sub
             "deleted": parcel.deleted_at is not None})
     if subject_type in ("village", "county"):
         region = db.session.scalar(select(Region).where(Region.code == code, Region.level == subject_type))
-        if region is None or (actor is not None and not _may_see_area(actor, subject_type, code, region.county_code)):
+        if region is None or (actor is not None
+                              and not access.may_see_area(actor, subject_type, code, region.county_code)):
             raise not_found(subject_type, code)
         return Subject(subject_type, code, region.county_code, {"name": region.name, "name_en": region.name_en,
                                                                 "county": region.county_code})
     if subject_type == "farm_park":
         park = db.session.scalar(select(FarmPark).where(FarmPark.code == code))
-        if park is None or (actor is not None and not _may_see_area(actor, subject_type, code, park.county_code)):
+        if park is None or (actor is not None and not access.may_see_area(actor, subject_type, code, park.county_code)):
             raise not_found("farm_park", code)
         return Subject("farm_park", code, park.county_code, {"name": park.name, "name_en": park.name_en,
                                                              "county": park.county_code, "area_m2": park.area_m2})
     raise not_found("subject type", subject_type)
-
-
-def _may_see_area(actor: Actor, kind: str, code: str, county: str) -> bool:
-    return access.may_see_area(actor, kind, code, county)
 
 
 def current_grade(subject_type: str, code: str, pack_code: str) -> Grade | None:
