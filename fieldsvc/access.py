@@ -42,6 +42,7 @@ _parcels = table("parcels", column("code"), column("village_code"), column("coun
 _samples = table("samples", column("id"), column("code"), column("parcel_code"), column("county_code"),
                  column("device_pk"), column("created_by"))
 _imports = table("lab_imports", column("id"), column("county_code"))
+_results = table("lab_results", column("id"), column("import_id"), column("sample_id"))
 _sample_media = table("sample_media", column("sample_id"), column("sha256"))
 
 
@@ -178,9 +179,15 @@ def visible_sample_ids(actor: Actor) -> Any:
     return select(s.id).where(*sample_filter(actor, s.county_code, s.parcel_code, s.device_pk, s.created_by))
 
 
-def lab_import_filter(actor: Actor, county: Any) -> list[ColumnElement[bool]]:
-    """Lab imports belong to the importer's county; a province-wide importer's to province-wide readers."""
-    return [record_filter(actor, county)]
+def lab_import_filter(actor: Actor, county: Any, import_id: Any) -> list[ColumnElement[bool]]:
+    """Lab imports belong to the importer's county; a province-wide importer's file is also read by
+    the counties whose samples it has results for (their officials review it)."""
+    if assignment_bound(actor) or province_wide(actor):
+        return [record_filter(actor, county)]
+    r, s = _results.c, _samples.c
+    touches = select(r.id).where(r.import_id == import_id, r.sample_id.in_(
+        select(s.id).where(county_filter(actor, s.county_code)))).exists()
+    return [or_(county_filter(actor, county), and_(county.is_(None), touches))]
 
 
 def result_filter(actor: Actor, sample_id: Any, import_id: Any) -> list[ColumnElement[bool]]:

@@ -87,7 +87,7 @@ def lab_home():
     """Upload a results file (checked first), and the imports with their QC state, newest first."""
     before = request.args.get("before")
     before_id = int(before) if before and before.isdigit() and len(before) < 18 else None
-    imports, older = q.imports_page(before_id, IMPORTS_PAGE)
+    imports, older = q.imports_page(_actor(), before_id, IMPORTS_PAGE)
     return page("lab.html", nav="lab", imports=imports, older=older, qc_state=q.qc_state,
                 counts=q.status_counts(_actor(), [i.id for i in imports]), **_helpers())
 
@@ -133,7 +133,7 @@ def lab_commit():
 @requires_role(*LAB_DESK)
 def lab_import(import_id: int):
     """One import: counts, QC items (pass or fail), warnings, held bag codes, review progress."""
-    lab_import = lab.get_import(import_id)
+    lab_import = lab.get_import(import_id, _actor())
     counts = q.status_counts(_actor(), [import_id])[import_id]
     return page("lab_import.html", nav="lab", imp=lab_import, outcomes=lab_import.outcomes or {},
                 qc_state=q.qc_state(lab_import), counts=counts, **_helpers())
@@ -154,7 +154,7 @@ def review():
     rows, more = ([], None)
     current = None
     if import_id is not None:
-        current = lab.get_import(import_id)
+        current = lab.get_import(import_id, actor)
         rows, more = q.review_rows(actor, import_id, int(after) if after and after.isdigit() else None)
     total = dict((i.id, n) for i, n in pending).get(import_id or -1, 0)
     return page("review.html", nav="review", pending=pending, current=current, rows=rows, more=more,
@@ -189,7 +189,7 @@ def _bulk_request() -> tuple[str, list[str], int | None, str | None]:
 def review_confirm():
     """Say what the bulk action will do, and ask once more (no script: a page with two buttons)."""
     action, ids, import_id, reason = _bulk_request()
-    return page("review_confirm.html", nav="review", action=action, ids=ids, imp=lab.get_import(import_id),
+    return page("review_confirm.html", nav="review", action=action, ids=ids, imp=lab.get_import(import_id, _actor()),
                 reason=reason, scope=request.form.get("scope"), count=len(ids), **_helpers())
 
 

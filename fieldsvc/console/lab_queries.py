@@ -1,9 +1,8 @@
 """Read-only queries for the console's lab workspace and review pages (nothing here writes).
 
 Every read of results goes through ``scoped_results`` — the one place these pages apply county
-scoping (today ``lab.services.result_scope``; when the access-policy module lands, only this
-function changes). Imports themselves are not county data (a lab file may span counties), so
-their list is what ``GET /api/v1/lab/imports`` shows; their result counts are scoped.
+scoping (``lab.services.result_scope``, that is ``fieldsvc.access``). Imports are listed as
+``GET /api/v1/lab/imports`` lists them (``lab.services.import_scope``); their result counts are scoped.
 """
 
 from __future__ import annotations
@@ -12,14 +11,14 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any, Sequence
 
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import ColumnElement, and_, func, select
 
 from ..auth.principal import Actor
 from ..errors import Problem
 from ..extensions import db
 from ..grading.pack_admin import resolve_pack
 from ..lab.models import LabImport, LabResult
-from ..lab.services import result_scope
+from ..lab.services import import_scope, result_scope
 from ..places.models import Parcel
 from ..samples.models import Sample
 
@@ -28,7 +27,7 @@ REVIEW_PAGE = 300  # result rows on one review page (the bulk action may cover t
 
 def scoped_results(actor: Actor) -> ColumnElement[bool]:
     """The results this account may see (the console's single scoping call for lab data)."""
-    return result_scope(actor)
+    return and_(*result_scope(actor))
 
 
 def _reviewable() -> tuple[ColumnElement[bool], ...]:
@@ -62,9 +61,9 @@ def qc_state(lab_import: LabImport) -> str:
     return "pass" if lab_import.qc_rows else "none"
 
 
-def imports_page(before: int | None, size: int) -> tuple[list[LabImport], int | None]:
-    """Imports newest first; the id to pass as ``before`` for the next (older) page."""
-    stmt = select(LabImport).order_by(LabImport.id.desc()).limit(size + 1)
+def imports_page(actor: Actor, before: int | None, size: int) -> tuple[list[LabImport], int | None]:
+    """Imports this account may see, newest first; the id to pass as ``before`` for the next (older) page."""
+    stmt = select(LabImport).where(*import_scope(actor)).order_by(LabImport.id.desc()).limit(size + 1)
     if before is not None:
         stmt = stmt.where(LabImport.id < before)
     rows = list(db.session.scalars(stmt))
@@ -76,7 +75,8 @@ def imports_with_pending(actor: Actor, limit: int = 100) -> list[tuple[LabImport
     stmt = (select(LabResult.import_id, func.count()).where(*_reviewable(), scoped_results(actor))
             .group_by(LabResult.import_id).order_by(LabResult.import_id).limit(limit))
     pending = dict(db.session.execute(stmt).all())
-    imports = db.session.scalars(select(LabImport).where(LabImport.id.in_(list(pending)))).all()
+    imports = db.session.scalars(select(LabImport).where(LabImport.id.in_(list(pending)),
+                                                         *import_scope(actor))).all()
     return sorted(((i, pending[i.id]) for i in imports), key=lambda p: p[0].id)
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Select, select
 
+from .. import access
 from ..auth.principal import Actor
 from ..certificates.models import Certificate
 from ..certificates.services import now as cert_now
@@ -24,7 +25,7 @@ from ..grading.rules import DEFAULT_PACK
 from ..lab.models import LabResult
 from ..lab.services import result_scope
 from ..places.models import FarmPark, Parcel
-from ..places.services import county_scope, parcel_scope
+from ..places.services import parcel_scope
 from ..samples.models import Sample
 from ..samples.services import sample_scope
 
@@ -46,12 +47,12 @@ def _scope(resource: str, actor: Actor) -> list[ColumnElement[bool]]:
     if resource == "samples":
         return [*sample_scope(actor), Sample.deleted_at.is_(None)]
     if resource == "results":
-        return [result_scope(actor)]
+        return result_scope(actor)
     if resource == "grades":
         return parcel_scope(actor)
     if actor.role not in ("official", "admin"):
         raise forbidden("Certificates are exported by officials and admins.")
-    return [county_scope(Certificate.county_code, actor)]
+    return [access.record_filter(actor, Certificate.county_code)]
 
 
 def check_filters(resource: str, args: Mapping[str, Any]) -> None:

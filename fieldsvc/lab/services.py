@@ -443,7 +443,7 @@ def import_dict(lab_import: LabImport) -> dict[str, Any]:
 
 def import_scope(actor: Actor) -> list[ColumnElement[bool]]:
     """``access.lab_import_filter``: an import belongs to its importer's county."""
-    return access.lab_import_filter(actor, LabImport.county_code)
+    return access.lab_import_filter(actor, LabImport.county_code, LabImport.id)
 
 
 def list_imports(actor: Actor, limit: int, cursor: str | None) -> Page:
@@ -719,7 +719,7 @@ def review_results(action: str, ids: Sequence[str], actor: Actor, *, reason: str
     rows: dict[int, Any] = {}
     mine: set[int] = set()
     for chunk in _chunks(wanted):
-        stmt = select(*_REVIEW_COLUMNS).where(LabResult.id.in_(chunk), result_scope(actor)).with_for_update()
+        stmt = select(*_REVIEW_COLUMNS).where(LabResult.id.in_(chunk), *result_scope(actor)).with_for_update()
         rows.update({r.id: r for r in core_execute(stmt)})
         if action == "approve":
             mine.update(core_execute(select(Approval.result_id).where(

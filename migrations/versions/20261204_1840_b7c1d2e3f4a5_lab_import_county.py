@@ -5,7 +5,7 @@ imports of their county only, and a result held for a bag code not yet synced li
 sample the importer may see. NULL: the importer was province-wide.
 
 Revision ID: b7c1d2e3f4a5
-Revises: 15e891601ec0
+Revises: 7c2e4b9d1a05
 Create Date: 2026-12-04 18:40:00
 
 """
@@ -14,7 +14,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = 'b7c1d2e3f4a5'
-down_revision = '15e891601ec0'
+down_revision = '7c2e4b9d1a05'
 branch_labels = None
 depends_on = None
 

@@ -26,6 +26,7 @@ from typing import Any
 
 from fieldsvc.extensions import db
 from fieldsvc.http import PUBLIC
+from fieldsvc.openrosa.xform import FORM_ID
 from tests.api.test_certificates_api import FakeQualification
 from tests.api.test_lab_imports import LONG_HEADER, upload
 from tests.api.test_sync_push import data_for, push, record, results
@@ -87,8 +88,18 @@ ROUTES: dict[str, dict[str, Any]] = {
     "lab.approve": {"kind": "write", "method": "POST", "url": "/api/v1/lab/results/{result}/approve"},
     "lab.reject": {"kind": "write", "method": "POST", "url": "/api/v1/lab/results/{result}/reject",
                    "json": {"reason": "matrix test"}},
+    "lab.approve_many": {"kind": "bulk", "method": "POST", "url": "/api/v1/lab/results/approve",
+                         "json": {"ids": ["{result}"]}},
+    "lab.reject_many": {"kind": "bulk", "method": "POST", "url": "/api/v1/lab/results/reject",
+                        "json": {"ids": ["{result}"], "reason": "matrix test"}},
     "lab.create_reference_material": {"kind": "global"},
     "lab.list_reference_materials": {"kind": "global"},
+    # exports (streamed files of the same rows as the lists)
+    "exports.export": {"kind": "list", "url": "/api/v1/exports/samples.csv", "needle": ["sample_code"]},
+    "console.export_file": {"kind": "list", "url": "/console/exports/samples.csv", "needle": ["sample_code"]},
+    # ODK form extensions: the province's form definition, no county data
+    "forms.current_extension": {"kind": "global"},
+    "forms.upload_extension": {"kind": "global"},
     # media: reads are scoped; a PUT must carry the very bytes of the hash (content-addressed)
     "media.get_media": {"kind": "read", "url": "/api/v1/media/{media}"},
     "media.put_chunk": {"kind": "global"},
@@ -97,8 +108,12 @@ ROUTES: dict[str, dict[str, Any]] = {
     "openrosa.form_xml": {"kind": "global"},
     "openrosa.submission_head": {"kind": "global"},
     "openrosa.submit": {"kind": "push"},
+    "openrosa.form_manifest": {"kind": "global"},  # names parcels.csv; its content is form_media's, checked
+    "openrosa.form_media": {"kind": "list", "url": "/forms/{form_id}/media/parcels.csv", "needle": ["parcel"]},
     # ops, field app, static
     "ops.docs": {"kind": "public"},
+    "ops.root": {"kind": "public"},
+    "ops.favicon": {"kind": "public"},
     "ops.docs_static": {"kind": "public"},
     "ops.healthz": {"kind": "public"},
     "ops.metrics": {"kind": "public"},
@@ -156,6 +171,17 @@ ROUTES: dict[str, dict[str, Any]] = {
     "console.labels": {"kind": "read", "url": "/console/labels.pdf?codes={certificate}", "body": "codes"},
     "console.devices_page": {"kind": "read", "url": "/console/devices?county={county}"},
     "console.device": {"kind": "read", "url": "/console/devices/{device}"},
+    "console.lab_home": {"kind": "list", "url": "/console/lab", "needle": ["lab_file"]},
+    "console.lab_import": {"kind": "read", "url": "/console/lab/imports/{lab_import}"},
+    "console.lab_check": {"kind": "import"},
+    "console.lab_commit": {"kind": "import"},
+    "console.review": {"kind": "read", "url": "/console/review?import={lab_import}"},
+    "console.review_confirm": {"kind": "write", "method": "POST", "url": "/console/review/confirm",
+                               "form": {"action": "reject", "import_id": "{lab_import}", "ids": "{result}",
+                                        "reason": "matrix test"}},
+    "console.review_apply": {"kind": "bulk", "method": "POST", "url": "/console/review/apply",
+                             "form": {"action": "reject", "import_id": "{lab_import}", "ids": "{result}",
+                                      "reason": "matrix test", "confirmed": "1"}},
     "console.approve_result": {"kind": "write", "method": "POST", "url": "/console/results/{result}/approve"},
     "console.reject_result": {"kind": "write", "method": "POST", "url": "/console/results/{result}/reject",
                               "form": {"reason": "matrix test"}},
@@ -292,6 +318,7 @@ def build_world(app, client, make_account, county, monkeypatch) -> World:
         "result_code": code,
         "run": run.get_json()["id"], "certificate": cert.get_json()["code"], "device": device_id,
         "device_owner": owner_in.username, "conflict": conflict_id, "conflict_record": sid,
+        "form_id": FORM_ID,
         "new_parcels": {"type": "FeatureCollection", "features": [new_parcel]},
     }
     return World(ids, headers, roles=roles)
@@ -344,6 +371,14 @@ def needles(world: World, spec: dict[str, Any]) -> list[str]:
     return [str(world.ids[k]) for k in spec["needle"]]
 
 
+def world_unchanged(app, world: World) -> bool:
+    from fieldsvc.lab.models import LabResult
+
+    with app.app_context():
+        result = db.session.get(LabResult, int(world.ids["result"]))
+        return (result.status, result.approvals) == ("approved", 1)
+
+
 def check_outside(app, client, world, endpoint, spec, name) -> str | None:
     role = world.roles[name]
     resp = call(app, client, world, name, spec)
@@ -360,6 +395,13 @@ def check_outside(app, client, world, endpoint, spec, name) -> str | None:
     if kind == "write":
         fine = {403, 404} | ({422} if spec.get("body") else set())
         return None if status in fine else f"write answered {status}: {text(resp)[:300]}"
+    if kind == "bulk":  # answers per id: another county's id is refused as not_found, nothing changes
+        if status in (403, 404):
+            return None
+        if console:
+            return None if status in (302, 303) and world_unchanged(app, world) else f"bulk answered {status}"
+        codes = [i.get("code") for i in (resp.get_json() or {}).get("items", [])]
+        return None if status == 200 and codes == ["not_found"] else f"bulk answered {status} {codes}"
     if kind == "list":
         if status in (403, 404):
             return None
@@ -408,7 +450,7 @@ def test_no_route_leaks_another_countys_things(app, client, make_account, county
             if problem:
                 failures.append(f"{endpoint} as {name}: {problem}")
     for endpoint, spec in order:
-        if spec["kind"] not in ("read", "list", "write"):
+        if spec["kind"] not in ("read", "list", "write", "bulk"):
             continue
         for name in OUTSIDE:
             checked += 1
