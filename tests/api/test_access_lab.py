@@ -103,3 +103,13 @@ def test_lab_imports_are_read_within_the_importers_county(app, client, make_acco
     assert "import_id" not in str(body) and "a-results" not in str(body) and "details" not in body
     dry = upload(client, off_b, (LONG_HEADER + "A-001,Cd,0.21,mg/kg,,\n").encode(), dry_run=1)
     assert_problem(dry, 409, "already_imported")
+
+
+def test_a_province_wide_labs_import_is_read_by_the_counties_it_has_results_for(app, client, make_account):
+    make_samples(app, "A-001", county=A)
+    lab_p, off_a, off_b = make_account("lab"), make_account("official", county=A), make_account("official", county=B)
+    import_id = upload(client, lab_p, (LONG_HEADER + "A-001,Cd,0.21,mg/kg,,\n").encode()).get_json()["import_id"]
+    assert client.get(f"/api/v1/lab/imports/{import_id}", headers=off_a.headers).status_code == 200
+    assert_problem(client.get(f"/api/v1/lab/imports/{import_id}", headers=off_b.headers), 404, "not_found")
+    listed = client.get("/api/v1/lab/imports", headers=off_b.headers).get_json()["items"]
+    assert listed == []
