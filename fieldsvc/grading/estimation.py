@@ -120,7 +120,8 @@ class EstimationParams:
         }
 
 
-def _number(data: Mapping, key: str, problems: list[str], lo: float, hi: float, integer: bool = False) -> None:
+def _number(data: Mapping, key: str, problems: list[str], lo: float, hi: float, integer: bool = False,
+            where: str = "estimation") -> None:
     if key not in data:
         return
     v = data[key]
@@ -130,7 +131,7 @@ def _number(data: Mapping, key: str, problems: list[str], lo: float, hi: float, 
         ok = math.isfinite(fv) and lo <= fv <= hi and (not integer or fv == int(fv))
     if not ok:
         kind = "an integer" if integer else "a number"
-        problems.append(f"estimation.{key}: must be {kind} in [{lo:g}, {hi:g}]")
+        problems.append(f"{where}.{key}: must be {kind} in [{lo:g}, {hi:g}]")
 
 
 def validate_params(data: Any) -> list[str]:
@@ -178,7 +179,7 @@ def validate_params(data: Any) -> list[str]:
         if not isinstance(dens, Mapping) or "samples_per_ha" not in dens:
             problems.append("estimation.sample_density: needs samples_per_ha")
         else:
-            _number(dens, "samples_per_ha", problems, 1e-6, 1000)
+            _number(dens, "samples_per_ha", problems, 1e-6, 1000, where="estimation.sample_density")
             if not isinstance(dens.get("verified"), bool):
                 problems.append("estimation.sample_density.verified: true or false (NY/T 1054 density "
                                 "is UNCONFIRMED: false until checked)")
