@@ -406,6 +406,53 @@ def _neighbours(sxy: np.ndarray, txy: np.ndarray, params: EstimationParams) -> t
     return idx, d
 
 
+@dataclass(frozen=True)
+class Surface:
+    """Estimates at many points as arrays (for grids and whole counties): the interpolation-scale
+    estimate ``y`` and variance ``var`` (NaN where not assessed), neighbour ``count``, and the
+    value, σ and bounds on the analyte's own scale."""
+
+    y: np.ndarray
+    var: np.ndarray
+    count: np.ndarray
+    idx: np.ndarray
+    dist: np.ndarray
+    value: np.ndarray
+    sigma: np.ndarray
+    lower: np.ndarray
+    upper: np.ndarray
+
+
+def estimate_points(model: Model, sxy: np.ndarray, raw: np.ndarray, txy: np.ndarray,
+                    params: EstimationParams) -> Surface:
+    """Vectorised estimation at ``txy`` from samples ``sxy``/``raw`` of one land-use group
+    (samples in code order; the caller groups by land use)."""
+    n_t = len(txy)
+    if len(sxy) == 0:
+        nan = np.full(n_t, np.nan)
+        return Surface(nan, nan, np.zeros(n_t, int), np.full((n_t, 0), -1), np.full((n_t, 0), np.inf),
+                       nan, nan, nan, nan)
+    vals = _transform(raw, model.log)
+    idx, dist = _neighbours(sxy, txy, params)
+    counts = (idx >= 0).sum(axis=1)
+    est = np.full(n_t, np.nan)
+    var = np.full(n_t, np.nan)
+    ok_rows = np.nonzero(counts >= params.min_neighbours)[0]
+    if model.method == KRIGING:
+        _krige_rows(model, sxy, vals, txy, idx, counts, ok_rows, params, est, var)
+    else:
+        _idw_rows(vals, idx, dist, counts, ok_rows, model.variance, est, var)
+    var = np.maximum(var, 0.0)
+    s = np.sqrt(var)
+    if model.log:
+        value = np.exp(est + var / 2)
+        sigma = value * np.sqrt(np.expm1(var))
+        lower, upper = np.exp(est - params.z * s), np.exp(est + params.z * s)
+    else:
+        value, sigma, lower, upper = est, s, est - params.z * s, est + params.z * s
+    return Surface(est, var, counts, idx, dist, value, sigma, lower, upper)
+
+
 def _estimate_group(model: Model, obs: list[Obs], targets: list[Target], params: EstimationParams,
                     ) -> dict[str, Estimate]:
     out: dict[str, Estimate] = {}
@@ -414,38 +461,17 @@ def _estimate_group(model: Model, obs: list[Obs], targets: list[Target], params:
         return {t.code: Estimate(t.code, NOT_ASSESSED, reason="too_few_neighbours") for t in targets}
     sxy = np.array([[o.x, o.y] for o in obs], dtype=float)
     raw = np.array([o.value for o in obs], dtype=float)
-    vals = _transform(raw, model.log)
-    idx, dist = _neighbours(sxy, txy, params)
-    counts = (idx >= 0).sum(axis=1)
-    est = np.full(len(targets), np.nan)
-    var = np.full(len(targets), np.nan)
-    ok_rows = np.nonzero(counts >= params.min_neighbours)[0]
-    if model.method == KRIGING:
-        _krige_rows(model, sxy, vals, txy, idx, counts, ok_rows, params, est, var)
-    else:
-        _idw_rows(vals, idx, dist, counts, ok_rows, model.variance, est, var)
+    surf = estimate_points(model, sxy, raw, txy, params)
     for i, t in enumerate(targets):
-        n = int(counts[i])
-        nbs = tuple(Neighbour(obs[j].code, float(dist[i, c]), float(raw[j]), obs[j].exceeds)
-                    for c, j in enumerate(idx[i, :n]))
-        if n < params.min_neighbours or not math.isfinite(est[i]):
+        n = int(surf.count[i])
+        nbs = tuple(Neighbour(obs[j].code, float(surf.dist[i, c]), float(raw[j]), obs[j].exceeds)
+                    for c, j in enumerate(surf.idx[i, :n]))
+        if n < params.min_neighbours or not math.isfinite(surf.y[i]):
             out[t.code] = Estimate(t.code, NOT_ASSESSED, neighbours=nbs, reason="too_few_neighbours")
             continue
-        out[t.code] = _finish(t.code, model, float(est[i]), max(float(var[i]), 0.0), nbs, params)
+        out[t.code] = Estimate(t.code, ESTIMATED, model.method, float(surf.value[i]), float(surf.sigma[i]),
+                               float(surf.lower[i]), float(surf.upper[i]), nbs)
     return out
-
-
-def _finish(code: str, model: Model, y: float, var: float, nbs: tuple[Neighbour, ...],
-            params: EstimationParams) -> Estimate:
-    s = math.sqrt(var)
-    if model.log:
-        value = math.exp(y + var / 2)
-        sigma = value * math.sqrt(math.expm1(var))
-        lower, upper = math.exp(y - params.z * s), math.exp(y + params.z * s)
-    else:
-        value, sigma = y, s
-        lower, upper = y - params.z * s, y + params.z * s
-    return Estimate(code, ESTIMATED, model.method, value, sigma, lower, upper, nbs)
 
 
 def _krige_rows(model: Model, sxy: np.ndarray, vals: np.ndarray, txy: np.ndarray, idx: np.ndarray,
@@ -499,14 +525,14 @@ def _correct_negative_weights(model: Model, sxy: np.ndarray, vals: np.ndarray, t
     gamma = OrdinaryKriging.variogram_dict[model.variogram["model"]]
     vp = _function_params(model)
     nb = idx[rows, :n]
-    pts = sxy[nb]  # (m, n, 2)
-    d = np.linalg.norm(pts[:, :, None, :] - pts[:, None, :, :], axis=-1)
+    px, py = sxy[nb, 0], sxy[nb, 1]  # (m, n)
+    d = np.hypot(px[:, :, None] - px[:, None, :], py[:, :, None] - py[:, None, :])
     a = np.ones((len(rows), n + 1, n + 1))
     a[:, :n, :n] = -gamma(vp, d)
     idx_diag = np.arange(n)
     a[:, idx_diag, idx_diag] = 0.0
     a[:, n, n] = 0.0
-    d0 = np.linalg.norm(pts - txy[rows][:, None, :], axis=-1)
+    d0 = np.hypot(px - txy[rows, 0][:, None], py - txy[rows, 1][:, None])
     b = np.ones((len(rows), n + 1))
     b[:, :n] = -gamma(vp, d0)
     b[:, :n][d0 <= 1e-10] = 0.0
