@@ -54,7 +54,7 @@ def load_county(county: str, pack: RulePack) -> CountyInputs | None:
     None when the county has no parcel."""
     from ..places.models import Parcel
     from ..samples.models import Sample
-    from .services import load_inputs
+    from .inputs import load_inputs
 
     rows = db.session.execute(
         select(Parcel.code, Parcel.village_code, Parcel.farm_park_code, Parcel.land_use, Parcel.area_m2,
