@@ -18,7 +18,7 @@ from .evaluation import explain
 from .inputs import CHUNK
 from .models import Grade, RollupMember, RollupSum
 from .pack_admin import pack_ref
-from .rollup import HOLDING_BACK_CAP, AreaGrade, ParcelOutcome, RollupSums, rollup
+from .rollup import ASSESSED, HOLDING_BACK_CAP, AreaGrade, ParcelOutcome, RollupSums, rollup
 from .rules import DEFAULT_PACK, RulePack
 from .sums import _sums_from_row, area_dict
 
@@ -110,7 +110,8 @@ def maintained_sums(kind: str, code: str, pack_code: str) -> RollupSums | None:
 def _holding_back(kind: str, code: str, pack_code: str) -> tuple[tuple[str, ...], int]:
     column = {"village": RollupMember.village_code, "farm_park": RollupMember.farm_park_code,
               "county": RollupMember.county_code}[kind]
-    where = (RollupMember.rule_pack == pack_code, column == code, RollupMember.qualified.is_(False))
+    where = (RollupMember.rule_pack == pack_code, column == code, RollupMember.qualified.is_(False),
+             RollupMember.verdict.in_(ASSESSED))  # unassessed parcels hold nothing back
     codes = tuple(db.session.scalars(select(RollupMember.parcel_code).where(*where)
                                      .order_by(RollupMember.area_m2.desc(), RollupMember.parcel_code)
                                      .limit(HOLDING_BACK_CAP)))

@@ -116,7 +116,8 @@ def test_village_qualification_and_certificate_hook(app, client, official, count
     for sid in sids:
         put_results(app, sid, CLEAN)
     with app.app_context():
-        assert qualification("village", village).reasons == ["grade_below_A: C"]  # not graded yet: live, all C
+        # not graded yet: live, nothing assessed: not assessed (never C)
+        assert qualification("village", village).reasons == ["not_assessed: coverage 0.0% below 60%"]
     run_county(client, official, county)
     with app.app_context():
         q = qualification("village", village)
@@ -156,6 +157,9 @@ def test_strict_control_parcel_caps_its_village_at_c(app, client, official, coun
     p = paddy(county)
     sid = put_sample(app, p["code"])
     put_results(app, sid, {**CLEAN, "Cd": "5.0"})  # above the GB 15618 intervention value (2.0 at pH 6.0)
+    for other in parcels_by(county, village=p["village"]):  # the rest clean: the village is fully assessed
+        if other["code"] != p["code"]:
+            put_results(app, put_sample(app, other["code"]), CLEAN)
     run_county(client, official, county)
     parcel = grade(client, official, "parcel", p["code"]).get_json()
     assert parcel["strict_control"] is True and parcel["explanation"]["gb15618_class"] == "strict_control"
