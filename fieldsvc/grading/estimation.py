@@ -257,9 +257,15 @@ class Model:
     variogram: Mapping[str, Any] | None = None  # {model, nugget, sill, range_m} (log units when log)
     variance: float = 0.0  # the county's sample variance (interpolation scale): IDW's σ
 
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Model:
+        """A model as a run recorded it (``to_dict``)."""
+        return cls(d["analyte"], d["method"], bool(d["log"]), int(d["n_samples"]), d.get("reason"),
+                   dict(d["variogram"]) if d.get("variogram") else None, float(d.get("variance") or 0.0))
+
     def to_dict(self) -> dict[str, Any]:
         return {"analyte": self.analyte, "method": self.method, "log": self.log,
-                "n_samples": self.n_samples, "reason": self.reason, "variance": _sig(self.variance),
+                "n_samples": self.n_samples, "reason": self.reason, "variance": self.variance,
                 "variogram": dict(self.variogram) if self.variogram else None}
 
 

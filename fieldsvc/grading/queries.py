@@ -138,7 +138,7 @@ def grade_dict(subject: Subject, pack: RulePack) -> dict[str, Any]:
                     "qualified": False, "verdict": "not_graded", "limiting": [],
                     "explanation": {"reason": "no_approved_results"}, "computed_at": None,
                     "inputs": {"samples": [], "results": []}, "id": None, "fingerprint": None, "tested_on": None,
-                    "strict_control": False}
+                    "strict_control": False, "basis": "not_assessed"}
         return parcel_grade_dict(g, subject_body)
     ag, g = area_grade(subject.type, subject.code, pack)
     explanation = area_dict(ag)
@@ -159,8 +159,15 @@ def parcel_grade_dict(g: Grade, subject_body: dict[str, Any] | None = None) -> d
             "verdict": g.verdict, "limiting": g.limiting, "explanation": explain(g),
             "computed_at": isoformat(g.computed_at), "inputs": g.inputs, "id": str(g.id),
             "fingerprint": g.fingerprint, "tested_on": g.tested_on.isoformat() if g.tested_on else None,
-            "strict_control": g.strict_control}
+            "strict_control": g.strict_control, "basis": grade_basis(g)}
     return body
+
+
+def grade_basis(g: Grade | None) -> str:
+    """``measured`` (samples on the parcel), ``estimated`` (from neighbours) or ``not_assessed``."""
+    if g is None or g.verdict in ("not_graded", "not_assessed"):
+        return "not_assessed"
+    return (g.explanation or {}).get("basis", "measured")
 
 
 def history_item(g: Grade, verifications: Mapping) -> dict[str, Any]:

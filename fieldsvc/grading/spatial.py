@@ -49,17 +49,22 @@ def _value(m: Measurement) -> float | None:
     return None
 
 
-def load_county(county: str, pack: RulePack) -> CountyInputs | None:
-    """Parcels (bounding-box centres) and usable samples of a county, projected to its UTM zone;
-    None when the county has no parcel."""
+def load_county(county: str, pack: RulePack,
+                bbox: tuple[float, float, float, float] | None = None) -> CountyInputs | None:
+    """Parcels (bounding-box centres) and usable samples of a county (or of its parcels inside
+    ``bbox`` = lon/lat min, min, max, max), projected to its UTM zone; None when none."""
     from ..places.models import Parcel
     from ..samples.models import Sample
     from .inputs import load_inputs
 
+    where = [Parcel.county_code == county, Parcel.deleted_at.is_(None)]
+    if bbox is not None:
+        where += [Parcel.max_lon >= bbox[0], Parcel.max_lat >= bbox[1], Parcel.min_lon <= bbox[2],
+                  Parcel.min_lat <= bbox[3]]
     rows = db.session.execute(
         select(Parcel.code, Parcel.village_code, Parcel.farm_park_code, Parcel.land_use, Parcel.area_m2,
                Parcel.min_lon, Parcel.min_lat, Parcel.max_lon, Parcel.max_lat)
-        .where(Parcel.county_code == county, Parcel.deleted_at.is_(None)).order_by(Parcel.code)).all()
+        .where(*where).order_by(Parcel.code)).all()
     if not rows:
         return None
     parcels = [CountyParcel(r[0], r[1], r[2], r[3], float(r[4] or 0), (r[5] + r[7]) / 2, (r[6] + r[8]) / 2)
@@ -114,11 +119,12 @@ def limit_fn(pack: RulePack) -> Callable[[str, str, float, float], tuple[float, 
 
 
 def assess_county(county: str, pack: RulePack, models: dict[str, es.Model] | None = None,
+                  bbox: tuple[float, float, float, float] | None = None,
                   ) -> tuple[CountyInputs | None, dict[str, es.Assessment], dict[str, es.Model]]:
-    """Every parcel's basis and verdict in a county under a green-food pack (variograms fitted
-    here unless ``models`` gives the run's)."""
+    """Every parcel's basis and verdict in a county (or a bbox of it) under a green-food pack
+    (variograms fitted here unless ``models`` gives the run's)."""
     pack.check_kind("green_food_soil")
-    data = load_county(county, pack)
+    data = load_county(county, pack, bbox)
     if data is None:
         return None, {}, {}
     analytes = list(pack.data["analytes"])

@@ -93,15 +93,23 @@ def test_retest_that_fails_a_parcel_moves_village_park_and_county_incrementally(
     assert v["grade"] != "A" and v["qualified"] is False and target["code"] in v["limiting"]
     assert v["explanation"]["qualified_count"] == len(in_village) - 1
     assert Decimal(v["explanation"]["coverage"]) == 1
+    # the failed parcel, and the estimated parcels next to it (its exceedance keeps them from
+    # "qualified (estimated)") leave the qualified count
+    estimated_near = [c["code"] for c in changes if c["subject_type"] == "parcel" and c["code"] != target["code"]]
+    assert all(c["verdict"] in ("needs_sampling", "not_qualified") for c in changes
+               if c["subject_type"] == "parcel" and c["code"] in estimated_near)
     park = grade(client, official, "farm-park", target["farm_park"]).get_json()
-    assert park["explanation"]["qualified_count"] == before_park["explanation"]["qualified_count"] - 1
+    assert park["explanation"]["qualified_count"] <= before_park["explanation"]["qualified_count"] - 1
     c = grade(client, official, "county", county.county).get_json()
-    assert c["explanation"]["qualified_count"] == before_county["explanation"]["qualified_count"] - 1
+    assert c["explanation"]["qualified_count"] == \
+        before_county["explanation"]["qualified_count"] - 1 - len(estimated_near)
     assert Decimal(c["explanation"]["qualified_area_m2"]) < Decimal(before_county["explanation"]["qualified_area_m2"])
     assert [h["grade"] for h in history(client, official, "village", village)][-2:] == ["A", v["grade"]]
     assert_maintained_equals_full_recompute(app, county)
-    again = run_county(client, official, county)  # a full run finds nothing to repair
-    assert again["counts"]["changed"] == 0 and again["counts"]["areas_changed"] == 0
+    again = run_county(client, official, county)  # a full run finds nothing to repair among measured parcels
+    # (it refits the variograms with the re-test, so estimated parcels may move: recorded with the run)
+    assert all(c["code"] not in samples for c in again["changed"] if c["subject_type"] == "parcel")
+    assert again["estimation"]["models"]["Cd"]["n_samples"] == len(in_village)
 
 
 def test_village_qualification_and_certificate_hook(app, client, official, county, monkeypatch):

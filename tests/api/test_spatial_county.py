@@ -61,3 +61,54 @@ def test_a_hot_sample_keeps_its_neighbours_from_qualified(app, county):
                 and any(n["exceeds"] for n in a.analytes["Cd"]["neighbours"])]
     assert near_hot
     assert all(a.verdict in ("needs_sampling", "not_qualified") for a in near_hot)
+
+
+def test_county_run_estimates_unsampled_parcels_with_basis_in_the_api(app, client, official, county):
+    from fieldsvc.grading.qualification import qualification
+    from tests.api.test_grading_api import grade, regrade
+    from tests.api.test_grading_rollup import run_county
+
+    dry = [f["properties"] for f in county.parcels if f["properties"]["land_use"] in ("dryland", "vegetable", "tea")]
+    sids = {}
+    for p in dry[:8]:
+        sids[p["code"]] = put_sample(app, p["code"], county=county.county)
+        put_results(app, sids[p["code"]], CLEAN)
+    run = run_county(client, official, county)
+    cd = run["estimation"]["models"]["Cd"]
+    assert (cd["method"], cd["reason"], cd["n_samples"]) == ("idw", "too_few_samples", 8)
+    assert run["estimation"]["epsg"] // 100 in (326, 327) and run["estimation"]["estimated"] > 0
+
+    measured = grade(client, official, "parcel", dry[0]["code"]).get_json()
+    assert measured["basis"] == "measured"
+    assert all(r["basis"] == "measured" for r in measured["explanation"]["analytes"])
+    bodies = {p["code"]: grade(client, official, "parcel", p["code"]).get_json() for p in dry[8:]}
+    est = {c: b for c, b in bodies.items() if b["basis"] == "estimated"}
+    assert est
+    code, body = next(iter(sorted(est.items())))
+    assert body["verdict"] in ("qualified", "needs_sampling") and body["grade"] is None
+    rows = body["explanation"]["analytes"]
+    assert {r["analyte"] for r in rows} == {"Cd", "Hg", "As", "Pb", "Cr", "Cu"}
+    for r in rows:
+        assert r["basis"] == "estimated" and r["method"] == "idw" and r["sigma"] >= 0
+        assert r["neighbours"] and all(set(n) >= {"sample", "distance_m", "value"} for n in r["neighbours"])
+    paddy = next(f["properties"]["code"] for f in county.parcels if f["properties"]["land_use"] == "paddy")
+    assert grade(client, official, "parcel", paddy).get_json()["basis"] == "not_assessed"
+    with app.app_context():
+        q = qualification("parcel", code)
+        assert not q.qualified and q.reasons[0].startswith("basis_estimated")
+
+    # incremental: a hot re-test on a neighbour re-estimates the parcels around it with the run's models
+    neighbour_codes = {n["sample"] for r in rows for n in r["neighbours"]}
+    with app.app_context():
+        from fieldsvc.samples.models import Sample
+
+        by_code = {s.code: s.parcel_code for s in db.session.query(Sample).all()}
+    hot_parcel = next(by_code[c] for c in sorted(neighbour_codes))
+    put_results(app, sids[hot_parcel], {"Cd": "0.9"}, version=2)
+    changes = regrade(app, sids[hot_parcel])
+    assert any(c["code"] == code for c in changes if c["subject_type"] == "parcel")
+    after = grade(client, official, "parcel", code).get_json()
+    assert after["basis"] == "estimated" and after["verdict"] in ("needs_sampling", "not_qualified")
+    cd_row = next(r for r in after["explanation"]["analytes"] if r["analyte"] == "Cd")
+    assert any(n["exceeds"] for n in cd_row["neighbours"])
+    assert after["explanation"]["models"]["Cd"] == cd  # the run's model, not a refit
