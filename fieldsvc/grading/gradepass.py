@@ -377,7 +377,7 @@ def _write_area_grades(p: _Pass, areas: Iterable[tuple[str, str]]) -> None:
                 explanation.pop("holding_back")  # listed live on read (it is a query, not a sum)
                 g = Grade(subject_type=kind, subject_code=code, county_code=row.county_code, rule_pack=p.pack.code,
                           rule_pack_version=p.pack.version, grade=ag.grade,
-                          verdict="qualified" if ag.qualified else "not_qualified", qualified=ag.qualified,
+                          verdict=ag.verdict, qualified=ag.qualified,
                           strict_control=sums.strict_count > 0, limiting=[], explanation=explanation, fingerprint=fp,
                           inputs=_sums_values(sums), tested_on=None, computed_at=now, computed_by=p.actor.label,
                           run_id=p.run_id)

@@ -122,6 +122,6 @@ def qualification(subject_type: str, code: str, rule_pack: str | None = None) ->
     tested_on = db.session.scalar(select(Grade.tested_on).join(Parcel, Parcel.code == Grade.subject_code).where(
         _area_column(subject_type) == code, Parcel.deleted_at.is_(None), Grade.subject_type == "parcel",
         Grade.rule_pack == pack.code, Grade.superseded_by.is_(None)).order_by(Grade.tested_on.desc()).limit(1))
-    return Qualification(not reasons, reasons, ag.grade, "qualified" if ag.qualified else "not_qualified",
+    return Qualification(not reasons, reasons, ag.grade, ag.verdict,
                          pack_ref(pack.code, g.rule_pack_version if g else pack.version), tested_on,
                          g.id if g else None, area_dict(ag))

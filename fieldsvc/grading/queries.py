@@ -144,7 +144,7 @@ def grade_dict(subject: Subject, pack: RulePack) -> dict[str, Any]:
     explanation = area_dict(ag)
     return {"subject": subject_body,
             "rule_pack": pack_ref(pack.code, g.rule_pack_version if g else pack.version),
-            "grade": ag.grade, "qualified": ag.qualified, "verdict": "qualified" if ag.qualified else "not_qualified",
+            "grade": ag.grade, "qualified": ag.qualified, "verdict": ag.verdict,
             "limiting": list(ag.holding_back), "explanation": explanation,
             "computed_at": isoformat(g.computed_at) if g else isoformat(utcnow()),
             "inputs": {"parcel_count": ag.parcel_count, "graded_count": ag.graded_count,

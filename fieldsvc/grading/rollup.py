@@ -162,6 +162,11 @@ class AreaGrade:
         """Villages and farm parks may be certified at grade A only."""
         return self.grade == "A"
 
+    @property
+    def verdict(self) -> str:
+        """qualified (grade A), not_qualified (B or C) or not_assessed (below the coverage needed)."""
+        return "qualified" if self.qualified else (NOT_ASSESSED if self.grade == NOT_ASSESSED else "not_qualified")
+
     def to_dict(self) -> dict[str, Any]:
         body = self._body()
         if self.grade == NOT_ASSESSED:
