@@ -11,7 +11,7 @@ from ..openapi import doc
 from ..schemas import page_limit
 from . import pack_admin, queries, report_rows, reports, runs
 from .models import Grade
-from .schemas import GradeArgs, HistoryArgs, RunIn
+from .schemas import GradeArgs, HistoryArgs, NextSamplesArgs, RunIn
 
 bp = Blueprint("grading", __name__, url_prefix="/api/v1")
 
@@ -126,3 +126,19 @@ def get_element_map(county: str, analyte: str, fmt: str):
     body = maps.geotiff(m) if fmt == "tif" else maps.png(m)
     return Response(body, mimetype=MAP_FORMATS[fmt],
                     headers={"Content-Disposition": f'inline; filename="{county}-{analyte}.{fmt}"'})
+
+
+@bp.get("/sampling/next")
+@requires_role("official", "admin")
+@doc(query=NextSamplesArgs)
+def sampling_next():
+    """Parcels ranked by what a sample there would settle (needs sampling, not assessed), with a point inside."""
+    from . import sampling
+
+    args = query_args(NextSamplesArgs())
+    pack = pack_admin.resolve_pack(args["rule_pack"])
+    pack.check_kind("green_food_soil")
+    kind, code = ("village", args["village"]) if args["village"] else ("county", args["county"])
+    subject = queries.get_subject(kind, code, current_actor())  # 404 outside the account's county
+    items = sampling.next_samples(subject.county, pack, args["village"], args["limit"])
+    return {"items": items, "next_cursor": None}

@@ -112,3 +112,36 @@ def test_county_run_estimates_unsampled_parcels_with_basis_in_the_api(app, clien
     cd_row = next(r for r in after["explanation"]["analytes"] if r["analyte"] == "Cd")
     assert any(n["exceeds"] for n in cd_row["neighbours"])
     assert after["explanation"]["models"]["Cd"] == cd  # the run's model, not a refit
+
+
+def test_sampling_next_ranks_unsettled_parcels_with_a_point_inside(app, client, official, county):
+    from shapely.geometry import Point, shape
+
+    from tests.api.test_grading_rollup import run_county
+    from tests.helpers import assert_problem
+
+    dry = [f["properties"] for f in county.parcels if f["properties"]["land_use"] in ("dryland", "vegetable", "tea")]
+    for i, p in enumerate(dry[:8]):
+        put_results(app, put_sample(app, p["code"], county=county.county),
+                    {**CLEAN, "Cd": "0.9"} if i == 0 else CLEAN)
+    run_county(client, official, county)
+    resp = client.get("/api/v1/sampling/next", query_string={"county": county.county, "limit": 500},
+                      headers=official.headers)
+    assert resp.status_code == 200
+    items = resp.get_json()["items"]
+    sampled = {p["code"] for p in dry[:8]}
+    assert items and not {i["parcel"] for i in items} & sampled
+    assert {i["reason"] for i in items} <= {"needs_sampling", "not_assessed"}
+    assert [i["score"] for i in items] == sorted((i["score"] for i in items), reverse=True)
+    geoms = {f["properties"]["code"]: shape(f["geometry"]) for f in county.parcels}
+    for i in items[:10]:
+        assert geoms[i["parcel"]].contains(Point(i["point"]["lon"], i["point"]["lat"]))
+    ns = [i for i in items if i["reason"] == "needs_sampling"]
+    assert all(i["sigma"]["value"] > 0 and i["nearest_sample_m"] <= 3000 for i in ns)
+    village = dry[0]["village"]
+    in_village = client.get("/api/v1/sampling/next", query_string={"village": village},
+                            headers=official.headers).get_json()["items"]
+    assert all(i["village"] == village for i in in_village)
+    assert_problem(client.get("/api/v1/sampling/next", headers=official.headers), 422, "validation_failed", "county")
+    assert_problem(client.get("/api/v1/sampling/next", query_string={"county": "999999"}, headers=official.headers),
+                   404, "not_found")
