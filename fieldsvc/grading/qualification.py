@@ -73,8 +73,8 @@ def _density_reason(kind: str, code: str, pack: RulePack, total_area_m2: Any) ->
     ha = float(total_area_m2) / 10_000
     if ha <= 0 or n >= params.samples_per_ha * ha:
         return None
-    flag = "" if params.density_verified else " (density unverified)"
-    return f"sample_density_below: {n} samples for {ha:.1f} ha, the pack asks {params.samples_per_ha:g}/ha{flag}"
+    code = "sample_density_below" if params.density_verified else "sample_density_below_unverified"
+    return f"{code}: {n} / {ha:.1f} ha < {params.samples_per_ha:g}/ha"
 
 
 def qualification(subject_type: str, code: str, rule_pack: str | None = None) -> Qualification:
@@ -112,7 +112,7 @@ def qualification(subject_type: str, code: str, rule_pack: str | None = None) ->
                              explain(g) if g else {"reason": "no_approved_results"})
     ag, g = area_grade(subject_type, code, pack)
     if ag.grade == "not_assessed":
-        reasons.append(f"not_assessed: coverage {float(ag.coverage):.1%} below {float(ag.min_coverage):.0%}")
+        reasons.append(f"not_assessed: {float(ag.coverage):.1%} < {float(ag.min_coverage):.0%}")
     elif ag.grade != "A":
         reasons.append(f"grade_below_A: {ag.grade}")
     density = _density_reason(subject_type, code, pack, ag.total_area_m2)

@@ -125,7 +125,7 @@ def test_village_qualification_and_certificate_hook(app, client, official, count
         put_results(app, sid, CLEAN)
     with app.app_context():
         # not graded yet: live, nothing assessed: not assessed (never C)
-        assert qualification("village", village).reasons == ["not_assessed: coverage 0.0% below 60%"]
+        assert qualification("village", village).reasons == ["not_assessed: 0.0% < 60%"]
     run_county(client, official, county)
     with app.app_context():
         q = qualification("village", village)
