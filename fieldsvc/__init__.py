@@ -55,7 +55,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     init_compression(app)
     from .cli import register_cli
+    from .grading.rules import use_added_packs
 
+    use_added_packs(Path(app.instance_path) / "rule_packs")
     register_cli(app)
     return app
 

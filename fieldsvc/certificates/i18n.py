@@ -86,8 +86,9 @@ STRINGS: dict[str, dict[str, str]] = {
 }
 
 GRADES = {
-    "zh": {"clean": "清洁", "still_clean": "尚清洁", "A": "A 级", "B": "B 级", "C": "C 级"},
-    "en": {"clean": "Clean", "still_clean": "Still clean", "A": "Grade A", "B": "Grade B", "C": "Grade C"},
+    "zh": {"clean": "清洁", "still_clean": "尚清洁", "A": "A 级", "B": "B 级", "C": "C 级", "not_assessed": "未评估"},
+    "en": {"clean": "Clean", "still_clean": "Still clean", "A": "Grade A", "B": "Grade B", "C": "Grade C",
+           "not_assessed": "Not assessed"},
 }
 
 

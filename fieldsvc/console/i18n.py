@@ -408,6 +408,15 @@ _REASONS: dict[str, tuple[str, str]] = {
     "incomplete_samples": ("有未完成的样品（暂挂或等待照片）", "Samples not complete (held or awaiting photos)"),
     "grade_below_A": ("等级低于 A（{detail} 级）", "Grade below A ({detail})"),
     "parcel_deleted": ("地块已删除", "Parcel deleted"),
+    "not_assessed": ("未评估：有样品依据的面积占比不足（{detail}）",
+                     "Not assessed: too little of the area valued from samples ({detail})"),
+    "sample_density_below": ("采样密度不足（样品数 / 面积：{detail}）",
+                             "Sample density too low (samples / area: {detail})"),
+    "sample_density_below_unverified": ("采样密度不足（样品数 / 面积：{detail}；该密度要求未经核实）",
+                                        "Sample density too low (samples / area: {detail}; density rule unverified)"),
+    "basis_estimated": ("仅有插值估计（证书须有实测）：{detail}",
+                        "Estimated only (a certificate needs measured values): {detail}"),
+    "basis_not_assessed": ("未评估（周边样品不足）", "Not assessed (too few samples nearby)"),
 }
 
 

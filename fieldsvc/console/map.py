@@ -20,6 +20,8 @@ GRADE_COLOURS = {
     "qualified": "#1b7a3a",
     "not_qualified": "#b3261e",
     "indeterminate": "#c77700",
+    "needs_sampling": "#c9a227",
+    "not_assessed": "#9aa3a0",  # grey, never red: unsampled land is not failed land
     "not_graded": "#9aa3a0",
 }
 SAMPLING_COLOURS = {

@@ -1,8 +1,9 @@
-"""``flask --app app grade --county CODE`` and ``flask --app app rule-packs list|verify``."""
+"""``flask --app app grade --county CODE`` and ``flask --app app rule-packs list|add|verify``."""
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import click
 from flask.cli import with_appcontext
@@ -65,6 +66,23 @@ def list_command() -> None:
             "verified" if item["verified"] else "NOT verified")
         default = " (default)" if item["default"] else ""
         click.echo(f"{item['code']} {item['version']}{default}: {item['standard']} [{item['kind']}] {flag}")
+
+
+@rule_packs.command("add")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@with_appcontext
+def add_command(file: Path) -> None:
+    """Add a validated pack (a new code, or a new version of one); never replaces a stored version."""
+    from flask import current_app
+
+    from .rules import add_pack
+
+    try:
+        pack = add_pack(file, Path(current_app.instance_path) / "rule_packs")
+    except Problem as problem:
+        _fail(problem)
+    click.echo(f"added {pack.code} {pack.version}: {pack.standard} [{pack.kind}]"
+               + ("" if pack.verified else " (NOT verified)"))
 
 
 @rule_packs.command("verify")

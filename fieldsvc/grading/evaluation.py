@@ -136,4 +136,5 @@ def explain(g: Grade) -> dict[str, Any]:
                             .encode()).hexdigest()
     extra = {k: v for k, v in d.items() if k not in ("verdict", "qualified", "grade", "limiting", "pack",
                                                     "fingerprint", "explanation", "land_use")}
-    return {"analytes": d["explanation"], **extra, **stored, "reproduced": fp == g.fingerprint}
+    analytes = [{**row, "basis": "measured"} for row in d["explanation"]]
+    return {"analytes": analytes, **extra, **stored, "basis": "measured", "reproduced": fp == g.fingerprint}

@@ -26,7 +26,7 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from decimal import Context, Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Context, Decimal, InvalidOperation
 from typing import Any
 
 from fieldsvc.errors import Problem
@@ -257,7 +257,21 @@ def _nemerow_table(pack: RulePack, n: int) -> tuple:
     return table
 
 
+def _rounded_nemerow(indices: list, places: int) -> Decimal:
+    """P rounded half-up to ``places`` decimals, as a pack with ``nemerow_round_to`` states."""
+    n = len(indices)
+    p = _EXACT.sqrt(_EXACT.divide(_nemerow_sq(indices), 2 * n * n))
+    return p.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
+
+
 def _nemerow_class(pack: RulePack, indices: list) -> str:
+    places = pack.nemerow_round_to
+    if places is not None:  # the pack's classes apply to P as rounded
+        p = _rounded_nemerow(indices, places)
+        for band, cls in ((parse_band(k), c) for k, c in pack.data["nemerow_classes"].items()):
+            if band.contains(p):
+                return cls
+        raise LookupError(p)  # unreachable: validated bands cover the line
     (edge, incl, cls), squared = _nemerow_table(pack, len(indices))
     mx = max(indices)
     if edge is None or mx < edge or (incl and mx == edge):
@@ -267,6 +281,20 @@ def _nemerow_class(pack: RulePack, indices: list) -> str:
         if edge is None or nem_sq < edge or (incl and nem_sq == edge):
             return cls
     raise LookupError(nem_sq)  # unreachable: the last band is open
+
+
+def _disputed_note(pack: RulePack, analyte: str, band: str | None, m: Measurement | None,
+                   limit: Decimal | None) -> str | None:
+    """The pack's note on a disputed cell, when that cell decides this analyte's verdict: the
+    verdict would differ under one of the values the other sources give."""
+    cell = pack.disputed_cell(analyte, band)
+    if cell is None or m is None or m.value is None or m.qualifier != "=" or limit is None:
+        return None
+    factor = limit / to_decimal(cell["value"])
+    over = m.value > limit
+    if any((m.value > to_decimal(a) * factor) != over for a in cell["alternatives"]):
+        return cell["note"]
+    return None
 
 
 class ParcelGrade:
@@ -297,6 +325,8 @@ class ParcelGrade:
         if any(w[0] in (1, -1) for w in self._worst):
             return None
         n = len(self._worst)
+        if self._pack.nemerow_round_to is not None:
+            return _rounded_nemerow([w[1] for w in self._worst], self._pack.nemerow_round_to)
         return _SHOW.sqrt(_EXACT.divide(_nemerow_sq([w[1] for w in self._worst]), 2 * n * n))
 
     @property
@@ -310,7 +340,11 @@ class ParcelGrade:
                 continue
             state, index, reason, m, limit, band = _observe(self._table, sample, i)
             unit = self._table.unit
-            rows.append(_row(analyte, _STATES[state], reason, sample, m, unit, limit, band, index))
+            row = _row(analyte, _STATES[state], reason, sample, m, unit, limit, band, index)
+            note = _disputed_note(self._pack, analyte, band, m, limit)
+            if note:
+                row["disputed"] = note
+            rows.append(row)
         return rows
 
     @property

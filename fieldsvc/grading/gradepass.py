@@ -80,6 +80,8 @@ class _Pass:
     # rebuilt counties' sums, per (village, park, county) of members (summed into areas at the end)
     accs: dict[tuple[str, str | None, str], _Acc] = field(default_factory=lambda: defaultdict(_Acc))
     accumulated: dict[str, int] = field(default_factory=lambda: defaultdict(int))  # members counted in ``accs``
+    # unsampled parcels' estimated grades (``estimated``), used where the parcel has no approved results
+    estimates: dict[str, Evaluated] = field(default_factory=dict)
 
 
 def _keep(p: _Pass, c: GradeChange) -> None:
@@ -133,6 +135,11 @@ def _apply_chunk(p: _Pass, parcels: list[tuple], current_rows: list[tuple], memb
     ``inputs_bound``: each ``Evaluated.inputs`` is already the column's bound JSON text (from a worker).
     """
     now = utcnow()
+    if p.estimates:  # a parcel without a sample takes its estimate (basis estimated)
+        bind = _inputs_binder() if inputs_bound else None
+        evaluated = [_estimate(p.estimates[r[0]], bind) if r[0] in p.estimates and ev.verdict == "not_graded"
+                     and r[6] is None and ev.explanation.get("reason") == "no_approved_results" else ev
+                     for r, ev in zip(parcels, evaluated, strict=True)]
     current = {r[1]: r for r in current_rows}
     members = {r[0]: (r[1], r[2], r[3], r[4], r[5], bool(r[6]), bool(r[7])) for r in member_rows}
     new_rows, superseded, previous = [], [], []
@@ -170,6 +177,16 @@ def _apply_chunk(p: _Pass, parcels: list[tuple], current_rows: list[tuple], memb
         p.counts[verdict] += n
     _write_grades(p, new_rows, superseded, previous, now, inputs_bound)
     _write_members(p, member_upserts, member_deletes, members)
+
+
+def _inputs_binder() -> Callable[[Any], Any]:
+    """The grades.inputs column's own bind processor (a worker's chunk arrives with inputs bound)."""
+    dialect = db.session.connection().dialect
+    return Grade.__table__.c.inputs.type.dialect_impl(dialect).bind_processor(dialect) or (lambda v: v)
+
+
+def _estimate(ev: Evaluated, bind: Callable[[Any], Any] | None) -> Evaluated:
+    return ev if bind is None else ev._replace(inputs=bind(ev.inputs))
 
 
 def _accumulate(p: _Pass, m: Member) -> None:
@@ -360,7 +377,7 @@ def _write_area_grades(p: _Pass, areas: Iterable[tuple[str, str]]) -> None:
                 explanation.pop("holding_back")  # listed live on read (it is a query, not a sum)
                 g = Grade(subject_type=kind, subject_code=code, county_code=row.county_code, rule_pack=p.pack.code,
                           rule_pack_version=p.pack.version, grade=ag.grade,
-                          verdict="qualified" if ag.qualified else "not_qualified", qualified=ag.qualified,
+                          verdict=ag.verdict, qualified=ag.qualified,
                           strict_control=sums.strict_count > 0, limiting=[], explanation=explanation, fingerprint=fp,
                           inputs=_sums_values(sums), tested_on=None, computed_at=now, computed_by=p.actor.label,
                           run_id=p.run_id)

@@ -109,6 +109,8 @@ class GradingRun(db.Model):
     started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     duration_ms: Mapped[int | None] = mapped_column(Integer)
+    # the estimation models a county run fitted: {"epsg", "models": {analyte: Model.to_dict()}}
+    estimation: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 class RulePackVerification(db.Model):

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from ..errors import validation_failed
 from ..extensions import db
@@ -19,6 +19,7 @@ from .inputs import BLOCKING_CONFLICTS
 from .models import Grade
 from .pack_admin import pack_ref, resolve_pack
 from .queries import _area_column, area_grade, current_grade, get_subject
+from .rules import RulePack
 from .sums import area_dict
 
 
@@ -60,6 +61,22 @@ def _blocking_samples(kind: str, code: str) -> list[str]:
     return reasons
 
 
+def _density_reason(kind: str, code: str, pack: RulePack, total_area_m2: Any) -> str | None:
+    """A village or farm park needs the pack's sample density (NY/T 1054 style; said when unverified)."""
+    params = pack.estimation if pack.kind == "green_food_soil" else None
+    if params is None or params.samples_per_ha is None or kind == "parcel":
+        return None
+
+    n = db.session.scalar(select(func.count()).select_from(Sample).join(Parcel, Parcel.code == Sample.parcel_code)
+                          .where(_area_column(kind) == code, Parcel.deleted_at.is_(None),
+                                 Sample.deleted_at.is_(None), Sample.state == "complete")) or 0
+    ha = float(total_area_m2) / 10_000
+    if ha <= 0 or n >= params.samples_per_ha * ha:
+        return None
+    code = "sample_density_below" if params.density_verified else "sample_density_below_unverified"
+    return f"{code}: {n} / {ha:.1f} ha < {params.samples_per_ha:g}/ha"
+
+
 def qualification(subject_type: str, code: str, rule_pack: str | None = None) -> Qualification:
     """May this parcel, village or farm park be certified now? (Certificates call this.)
 
@@ -74,9 +91,12 @@ def qualification(subject_type: str, code: str, rule_pack: str | None = None) ->
         g = current_grade("parcel", code, pack.code)
         if subject.info["deleted"]:
             reasons.append("parcel_deleted")
+        basis = (g.explanation or {}).get("basis", "measured") if g is not None else None
         if g is None or g.verdict == "not_graded":
             reasons.append("not_graded")
-        elif g.verdict != "qualified":
+        elif basis != "measured":  # a parcel is certified on measured values only
+            reasons.append(f"basis_{basis}: {g.verdict}")
+        elif g.verdict != "qualified" and basis == "measured":
             rows = explain(g).get("analytes", [])
             if g.verdict == "not_qualified":
                 bad = [r["analyte"] for r in rows if r.get("verdict") == "exceeds"] or list(g.limiting)
@@ -91,12 +111,17 @@ def qualification(subject_type: str, code: str, rule_pack: str | None = None) ->
                              g.tested_on if g else None, g.id if g else None,
                              explain(g) if g else {"reason": "no_approved_results"})
     ag, g = area_grade(subject_type, code, pack)
-    if ag.grade != "A":
+    if ag.grade == "not_assessed":
+        reasons.append(f"not_assessed: {float(ag.coverage):.1%} < {float(ag.min_coverage):.0%}")
+    elif ag.grade != "A":
         reasons.append(f"grade_below_A: {ag.grade}")
+    density = _density_reason(subject_type, code, pack, ag.total_area_m2)
+    if density:
+        reasons.append(density)
     reasons.extend(_blocking_samples(subject_type, code))
     tested_on = db.session.scalar(select(Grade.tested_on).join(Parcel, Parcel.code == Grade.subject_code).where(
         _area_column(subject_type) == code, Parcel.deleted_at.is_(None), Grade.subject_type == "parcel",
         Grade.rule_pack == pack.code, Grade.superseded_by.is_(None)).order_by(Grade.tested_on.desc()).limit(1))
-    return Qualification(not reasons, reasons, ag.grade, "qualified" if ag.qualified else "not_qualified",
+    return Qualification(not reasons, reasons, ag.grade, ag.verdict,
                          pack_ref(pack.code, g.rule_pack_version if g else pack.version), tested_on,
                          g.id if g else None, area_dict(ag))

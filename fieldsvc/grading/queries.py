@@ -20,7 +20,7 @@ from .evaluation import explain
 from .inputs import CHUNK
 from .models import Grade, RollupMember, RollupSum
 from .pack_admin import pack_ref
-from .rollup import HOLDING_BACK_CAP, AreaGrade, ParcelOutcome, RollupSums, rollup
+from .rollup import ASSESSED, HOLDING_BACK_CAP, AreaGrade, ParcelOutcome, RollupSums, rollup
 from .rules import DEFAULT_PACK, RulePack
 from .sums import _sums_from_row, area_dict
 
@@ -101,7 +101,8 @@ def maintained_sums(kind: str, code: str, pack_code: str) -> RollupSums | None:
 def _holding_back(kind: str, code: str, pack_code: str) -> tuple[tuple[str, ...], int]:
     column = {"village": RollupMember.village_code, "farm_park": RollupMember.farm_park_code,
               "county": RollupMember.county_code}[kind]
-    where = (RollupMember.rule_pack == pack_code, column == code, RollupMember.qualified.is_(False))
+    where = (RollupMember.rule_pack == pack_code, column == code, RollupMember.qualified.is_(False),
+             RollupMember.verdict.in_(ASSESSED))  # unassessed parcels hold nothing back
     codes = tuple(db.session.scalars(select(RollupMember.parcel_code).where(*where)
                                      .order_by(RollupMember.area_m2.desc(), RollupMember.parcel_code)
                                      .limit(HOLDING_BACK_CAP)))
@@ -128,13 +129,13 @@ def grade_dict(subject: Subject, pack: RulePack) -> dict[str, Any]:
                     "qualified": False, "verdict": "not_graded", "limiting": [],
                     "explanation": {"reason": "no_approved_results"}, "computed_at": None,
                     "inputs": {"samples": [], "results": []}, "id": None, "fingerprint": None, "tested_on": None,
-                    "strict_control": False}
+                    "strict_control": False, "basis": "not_assessed"}
         return parcel_grade_dict(g, subject_body)
     ag, g = area_grade(subject.type, subject.code, pack)
     explanation = area_dict(ag)
     return {"subject": subject_body,
             "rule_pack": pack_ref(pack.code, g.rule_pack_version if g else pack.version),
-            "grade": ag.grade, "qualified": ag.qualified, "verdict": "qualified" if ag.qualified else "not_qualified",
+            "grade": ag.grade, "qualified": ag.qualified, "verdict": ag.verdict,
             "limiting": list(ag.holding_back), "explanation": explanation,
             "computed_at": isoformat(g.computed_at) if g else isoformat(utcnow()),
             "inputs": {"parcel_count": ag.parcel_count, "graded_count": ag.graded_count,
@@ -149,7 +150,7 @@ def parcel_grade_dict(g: Grade, subject_body: dict[str, Any] | None = None) -> d
             "verdict": g.verdict, "limiting": g.limiting, "explanation": explain(g),
             "computed_at": isoformat(g.computed_at), "inputs": g.inputs, "id": str(g.id),
             "fingerprint": g.fingerprint, "tested_on": g.tested_on.isoformat() if g.tested_on else None,
-            "strict_control": g.strict_control}
+            "strict_control": g.strict_control, "basis": grade_basis(g)}
     return body
 
 
@@ -160,6 +161,13 @@ def grade_history(kind: str, code: str, pack: RulePack, actor: Actor, limit: int
     stmt = select(Grade).where(Grade.subject_type == kind, Grade.subject_code == code, Grade.rule_pack == pack.code)
     rows, after = paginate(stmt, Grade.id, limit, cursor)
     return Page([history_item(g, verifications) for g in rows], after)
+
+
+def grade_basis(g: Grade | None) -> str:
+    """``measured`` (samples on the parcel), ``estimated`` (from neighbours) or ``not_assessed``."""
+    if g is None or g.verdict in ("not_graded", "not_assessed"):
+        return "not_assessed"
+    return (g.explanation or {}).get("basis", "measured")
 
 
 def history_item(g: Grade, verifications: Mapping) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from ..auth.principal import SYSTEM, Actor
 from ..extensions import db
 from ..places.models import Parcel
 from ..samples.models import Sample
+from . import estimated
 from .evaluation import GB_PACK
 from .gradepass import _apply_deltas, _finish, _grade_chunk, _Pass
 from .inputs import CHUNK
@@ -41,8 +42,10 @@ def regrade_parcels(parcel_codes: Iterable[str], pack: str | RulePack | None = N
     for rp in chosen:
         p = _Pass(rp, actor, None, set(), gb_pack=load_pack(GB_PACK))
         _lock_counties(p, codes)
-        for start in range(0, len(codes), CHUNK):
-            _grade_chunk(p, codes[start:start + CHUNK])
+        near, p.estimates = estimated.around(codes, rp)  # unsampled parcels within the radius follow
+        todo = sorted(set(codes) | near)
+        for start in range(0, len(todo), CHUNK):
+            _grade_chunk(p, todo[start:start + CHUNK])
         _finish(p, _apply_deltas(p))
         changes.extend(c.to_dict() | {"rule_pack": rp.code} for c in p.changes)
     return changes

@@ -31,6 +31,7 @@ CATEGORIES = (  # key, colour, Chinese, English
     ("qualified", HexColor("#66bd63"), "合格", "qualified"),
     ("not_qualified", HexColor("#d73027"), "不合格", "not qualified"),
     ("indeterminate", HexColor("#fdae61"), "无法判定", "indeterminate"),
+    ("needs_sampling", HexColor("#f6e08a"), "待采样", "needs sampling"),
     ("not_graded", HexColor("#bdbdbd"), "未评价", "not graded"),
 )
 _COLOUR = {k: c for k, c, _, _ in CATEGORIES}
@@ -47,9 +48,9 @@ def category(row: Mapping[str, Any]) -> str:
     verdict = row.get("verdict") or "not_graded"
     if verdict == "qualified":
         return row.get("grade") if row.get("grade") in ("clean", "still_clean") else "qualified"
-    if verdict in ("not_qualified", "indeterminate"):
+    if verdict in ("not_qualified", "indeterminate", "needs_sampling"):
         return verdict
-    return "not_graded" if verdict == "not_graded" else "indeterminate"
+    return "not_graded" if verdict in ("not_graded", "not_assessed") else "indeterminate"
 
 
 # --- CSV and GeoJSON --------------------------------------------------------------------------
@@ -159,10 +160,18 @@ def _summary_block(pdf: _Pdf, summary: Mapping[str, Any], y: float) -> float:
     ex = summary.get("explanation") or {}
     pack = summary.get("rule_pack") or {}
     grade = summary.get("grade") or "—"
-    verdict = "合格 qualified (grade A)" if summary.get("qualified") else "未达 A 级 not at grade A"
+    shown_grade = "未评估 not assessed" if grade == "not_assessed" else grade
+    if summary.get("qualified"):
+        verdict = "合格 qualified (grade A)"
+    elif grade == "not_assessed":  # too little area valued from samples: not a failing grade
+        verdict = (f"未评估 not assessed: 覆盖率低于 coverage below {_fmt_share(ex.get('min_coverage'))}"
+                   " (not a failing grade)")
+    else:
+        verdict = "未达 A 级 not at grade A"
     lines = [
-        (f"等级 Grade: {grade}", 13),
+        (f"等级 Grade: {shown_grade}", 13),
         (f"结论 Verdict: {verdict}", 9),
+        (f"规则 Rule: {ex.get('rule', 'area share, fieldsvc design')}", 9),
         (f"合格面积占比 Qualified share of area: {_fmt_share(ex.get('qualified_share'))}   "
          f"覆盖率 Coverage (graded / total area): {_fmt_share(ex.get('coverage'))}", 9),
         (f"总面积 Total area: {_fmt_area(ex.get('total_area_m2'))}   地块 Parcels: {ex.get('parcel_count', 0)}   "
@@ -322,7 +331,8 @@ TABLE_COLUMNS = (  # header, key, x (mm), width (mm)
     ("地块 Parcel", "code", 15, 39), ("用途 Land use", "land_use", 55, 32), ("面积 Area (m²)", "area_m2", 88, 26),
     ("结论 Verdict", "verdict", 115, 29), ("等级 Grade", "grade", 145, 24), ("限制因子 Limiting", "limiting", 170, 26),
 )
-VERDICT_ZH = {"qualified": "合格", "not_qualified": "不合格", "indeterminate": "无法判定", "not_graded": "未评价"}
+VERDICT_ZH = {"qualified": "合格", "not_qualified": "不合格", "indeterminate": "无法判定", "not_graded": "未评价",
+              "needs_sampling": "待采样", "not_assessed": "未评估"}
 
 
 def _table(pdf: _Pdf, rows: Sequence[Mapping[str, Any]]) -> None:

@@ -1,7 +1,11 @@
-"""Area roll-up: a village, farm park or county graded by the share of its parcel area that qualifies.
+"""Area roll-up: a village, farm park or county graded on its assessed area (DESIGN §5 revised).
 
-Ungraded and indeterminate parcels count as not qualified, so missing work can never raise a
-grade; any strict-control parcel caps the grade at C. The same arithmetic runs on maintained
+A parcel is assessed when it has a verdict from values, measured or estimated (qualified, not
+qualified, indeterminate); the grade is the qualified share of the assessed area against the
+pack's A/B thresholds, and any strict-control parcel caps it at C. Coverage = assessed area ÷
+total area; below the pack's ``min_coverage`` the grade is ``not_assessed``, never C.
+Not-assessed and needs-sampling parcels never count as failing. The three-level rule is this
+design's (STANDARDS.md §8.6), and the explanation says so (``rule``). The same arithmetic runs on maintained
 sums (``RollupSums.apply``), so a re-grade updates an area in O(1) and gives exactly what a
 full roll-up would: areas are Decimals added and subtracted without rounding.
 """
@@ -18,6 +22,10 @@ from fieldsvc.errors import validation_failed
 from fieldsvc.grading.rules import DEFAULT_ROLLUP, RulePack, to_decimal
 
 HOLDING_BACK_CAP = 50
+ASSESSED = ("qualified", "not_qualified", "indeterminate")
+NOT_ASSESSED = "not_assessed"
+RULE = "area share, fieldsvc design"
+DEFAULT_MIN_COVERAGE = Decimal("0.6")
 _EXACT = Context(prec=80)
 _SHOW = Context(prec=12)
 _ZERO = Decimal(0)
@@ -57,7 +65,7 @@ class RollupSums:
 
     def _shift(self, o: ParcelOutcome, sign: int) -> RollupSums:
         area = _area(o)
-        graded = o.verdict is not None
+        graded = o.verdict in ASSESSED
         qualified = o.verdict == "qualified"
         signed = area if sign > 0 else -area
         return replace(
@@ -85,13 +93,25 @@ def _thresholds(thresholds: Mapping[str, Any] | RulePack | None) -> dict[str, De
     return {k: to_decimal(thresholds[k]) for k in ("A", "B")}
 
 
+def _min_coverage(thresholds: Mapping[str, Any] | RulePack | None) -> Decimal:
+    if isinstance(thresholds, RulePack):
+        return to_decimal(thresholds.estimation.min_coverage)
+    if thresholds is not None and "min_coverage" in thresholds:
+        return to_decimal(thresholds["min_coverage"])
+    return DEFAULT_MIN_COVERAGE
+
+
 def grade_from_sums(sums: RollupSums, thresholds: Mapping[str, Any] | RulePack | None = None) -> str:
-    """A/B/C by qualified share of total area, compared exactly (share ≥ t ⇔ qualified ≥ t·total)."""
+    """A/B/C by qualified share of the assessed area, compared exactly (share ≥ t ⇔ qualified ≥
+    t·assessed); ``not_assessed`` when assessed < min_coverage·total (or nothing is assessed)."""
     t = _thresholds(thresholds)
-    if sums.strict_count > 0 or sums.total_area <= 0:
+    cov = _min_coverage(thresholds)
+    if sums.total_area <= 0 or sums.graded_area <= 0 or sums.graded_area < _EXACT.multiply(cov, sums.total_area):
+        return NOT_ASSESSED
+    if sums.strict_count > 0:
         return "C"
     for grade in ("A", "B"):
-        if sums.qualified_area >= _EXACT.multiply(t[grade], sums.total_area):
+        if sums.qualified_area >= _EXACT.multiply(t[grade], sums.graded_area):
             return grade
     return "C"
 
@@ -115,6 +135,7 @@ class AreaGrade:
     holding_back: tuple[str, ...] = ()
     holding_back_count: int = 0
     thresholds: dict[str, Decimal] = field(default_factory=lambda: dict(DEFAULT_ROLLUP))
+    min_coverage: Decimal = DEFAULT_MIN_COVERAGE
 
     @classmethod
     def from_sums(cls, sums: RollupSums, thresholds: Mapping[str, Any] | RulePack | None = None,
@@ -122,7 +143,7 @@ class AreaGrade:
         """From maintained sums; the holding-back list comes from whoever can query the parcels."""
         return cls(
             grade=grade_from_sums(sums, thresholds),
-            qualified_share=_share(sums.qualified_area, sums.total_area),
+            qualified_share=_share(sums.qualified_area, sums.graded_area),
             coverage=_share(sums.graded_area, sums.total_area),
             total_area_m2=sums.total_area,
             graded_area_m2=sums.graded_area,
@@ -131,9 +152,9 @@ class AreaGrade:
             graded_count=sums.graded_count,
             qualified_count=sums.qualified_count,
             strict_control_count=sums.strict_count, holding_back=holding_back,
-            holding_back_count=(sums.parcel_count - sums.qualified_count if holding_back_count is None
+            holding_back_count=(sums.graded_count - sums.qualified_count if holding_back_count is None
                                 else holding_back_count),
-            thresholds=_thresholds(thresholds),
+            thresholds=_thresholds(thresholds), min_coverage=_min_coverage(thresholds),
         )
 
     @property
@@ -141,9 +162,28 @@ class AreaGrade:
         """Villages and farm parks may be certified at grade A only."""
         return self.grade == "A"
 
+    @property
+    def verdict(self) -> str:
+        """qualified (grade A), not_qualified (B or C) or not_assessed (below the coverage needed)."""
+        return "qualified" if self.qualified else (NOT_ASSESSED if self.grade == NOT_ASSESSED else "not_qualified")
+
     def to_dict(self) -> dict[str, Any]:
+        body = self._body()
+        if self.grade == NOT_ASSESSED:
+            need = max(_ZERO, _EXACT.subtract(_EXACT.multiply(self.min_coverage, self.total_area_m2),
+                                              self.graded_area_m2))
+            body["message"] = (f"Not assessed: {float(self.coverage):.1%} of the area has a verdict from samples "
+                               f"(measured or estimated), {float(self.min_coverage):.0%} is needed; samples on "
+                               f"unassessed parcels totalling {float(need) / 10_000:.1f} ha more would lift it "
+                               "(sampling/next ranks where).")
+            body["assessed_area_needed_m2"] = str(_SHOW.plus(need).normalize())
+        return body
+
+    def _body(self) -> dict[str, Any]:
         return {
             "grade": self.grade,
+            "rule": RULE,
+            "min_coverage": str(self.min_coverage),
             "qualified": self.qualified,
             "qualified_share": str(self.qualified_share),
             "coverage": str(self.coverage),
@@ -167,7 +207,7 @@ def rollup(outcomes: Iterable[ParcelOutcome],
     behind: list[ParcelOutcome] = []
     for o in outcomes:
         sums = sums.apply(None, o)
-        if o.verdict != "qualified":
+        if o.verdict in ASSESSED and o.verdict != "qualified":
             behind.append(o)
     top = heapq.nsmallest(HOLDING_BACK_CAP, behind, key=lambda o: (-_area(o), o.code))
     return AreaGrade.from_sums(sums, thresholds, tuple(o.code for o in top), len(behind))

@@ -263,7 +263,42 @@ def validate_pack(data: Mapping[str, Any]) -> list[str]:
     kind = data.get("kind")
     if kind in _KIND_CHECKS:
         _KIND_CHECKS[kind](data, problems)
+    from fieldsvc.grading.estimation import validate_params
+
+    problems.extend(validate_params(data.get("estimation")))
+    _check_disputed(data, problems)
     return problems
+
+
+def _check_disputed(data: Mapping, problems: list[str]) -> None:
+    """``disputed_cells``: cells whose sources disagree; each must name a cell the pack has, with
+    its stored value, the other values seen and a note (shown when the cell decides a verdict)."""
+    cells = data.get("disputed_cells")
+    if cells is None:
+        return
+    if not isinstance(cells, list):
+        problems.append("disputed_cells: a list of cells")
+        return
+    for i, cell in enumerate(cells):
+        where = f"disputed_cells[{i}]"
+        if not isinstance(cell, Mapping):
+            problems.append(f"{where}: an object")
+            continue
+        try:
+            stored = data[cell["table"]][cell["analyte"]][cell["column"]][cell["band"]]
+        except (KeyError, TypeError):
+            problems.append(f"{where}: table/analyte/column/band name no cell of this pack")
+            continue
+        try:
+            if to_decimal(cell.get("value")) != to_decimal(stored):
+                problems.append(f"{where}: value {cell.get('value')} is not the pack's {stored}")
+            alts = [to_decimal(a) for a in cell.get("alternatives") or []]
+            if not alts:
+                problems.append(f"{where}: alternatives: the other values the sources give")
+        except ValueError as exc:
+            problems.append(f"{where}: {exc}")
+        if not isinstance(cell.get("note"), str) or not cell["note"].strip():
+            problems.append(f"{where}: note: say which sources disagree and why this value is kept")
 
 
 def _check_meta(data: Mapping, problems: list[str]) -> None:
@@ -429,6 +464,14 @@ def _check_green_food(data: Mapping, problems: list[str]) -> None:
         problems.append("nemerow_classes: edges must not be negative")
     if data.get("failed_class") not in classes:
         problems.append("failed_class: must name one of the classes")
+    if "nemerow_round_to" not in data:
+        problems.append("nemerow_round_to: state the rounding applied to P before its class (decimals, "
+                        "or null for none; the class edges' comparison is in nemerow_classes)")
+    else:
+        r = data["nemerow_round_to"]
+        if r is not None and (isinstance(r, bool) or not isinstance(r, (int, Decimal))
+                              or int(r) != r or not 0 <= int(r) <= 6):
+            problems.append("nemerow_round_to: an integer 0-6 or null")
     _check_rollup(data, problems)
 
 
@@ -547,6 +590,30 @@ class RulePack:
         return tuple(self.data.get("land_uses", {}) or LAND_USES)
 
     @property
+    def estimation(self):
+        """The pack's spatial-estimation parameters (``estimation`` block; defaults when absent)."""
+        from fieldsvc.grading.estimation import EstimationParams
+
+        params = self._tables.get("__estimation__")
+        if params is None:
+            params = self._tables["__estimation__"] = EstimationParams.from_data(self.data.get("estimation"))
+        return params
+
+    @property
+    def nemerow_round_to(self) -> int | None:
+        r = self.data.get("nemerow_round_to")
+        return None if r is None else int(r)
+
+    def disputed_cell(self, analyte: str, label: str | None) -> Mapping[str, Any] | None:
+        """The disputed cell behind a limit label (``"paddy pH<6.5"``), if any."""
+        if not label:
+            return None
+        for cell in self.data.get("disputed_cells") or ():
+            if cell["analyte"] == analyte and label.startswith(f"{cell['column']} {parse_band(cell['band']).label()}"):
+                return cell
+        return None
+
+    @property
     def rollup_thresholds(self) -> dict[str, Decimal]:
         roll = self.data.get("rollup")
         return {k: to_decimal(roll[k]) for k in ("A", "B")} if roll else dict(DEFAULT_ROLLUP)
@@ -612,15 +679,55 @@ def _version_key(version: str) -> tuple:
     return tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in version.split("."))
 
 
-@cache
+_ADDED_DIRS: list[Path] = []  # where ``rule-packs add`` stores packs (the instance's rule_packs/)
+
+
+def use_added_packs(directory: Path) -> None:
+    """Also load the packs an admin added (``flask --app app rule-packs add``) from ``directory``
+    (the app's instance folder: one per process, so a new app replaces the previous folder)."""
+    _ADDED_DIRS[:] = [directory]
+
+
+def _added_files() -> tuple[Path, ...]:
+    return tuple(sorted(p for d in _ADDED_DIRS if d.is_dir() for p in d.glob("*.json")))
+
+
 def _registry() -> dict[str, dict[str, RulePack]]:
+    """Built-in packs plus added ones; rebuilt when a pack file is added (seen by every process)."""
+    return _registry_of(_added_files())
+
+
+@cache
+def _registry_of(added: tuple[Path, ...]) -> dict[str, dict[str, RulePack]]:
     packs: dict[str, dict[str, RulePack]] = {}
-    for path in sorted(PACKS_DIR.glob("*.json")):
+    for path in [*sorted(PACKS_DIR.glob("*.json")), *added]:
         pack = read_pack_file(path)
         if pack.version in packs.setdefault(pack.code, {}):
             raise RulePackError(path.name, [f"{pack.code} {pack.version} is defined twice"])
         packs[pack.code][pack.version] = pack
     return packs
+
+
+def add_pack(source: Path, directory: Path) -> RulePack:
+    """Validate a pack file and store it as a new pack or a new version of one.
+
+    Refused (nothing written) when it is invalid, or when its code and version are already
+    stored: a stored version is never replaced, a revision needs a new ``version``.
+    """
+    pack = read_pack_file(source)
+    have = _registry().get(pack.code, {})
+    if pack.version in have:
+        raise Problem(409, "rule_pack_version_exists",
+                      f"Rule pack {pack.code} {pack.version} is already stored; give the revision a new version.",
+                      pack=pack.code, version=pack.version)
+    if have and pack.kind != next(iter(have.values())).kind:
+        raise RulePackError(source.name, [f"kind: {pack.code} is a {next(iter(have.values())).kind} pack"])
+    directory.mkdir(parents=True, exist_ok=True)
+    target = directory / f"{pack.code}-{pack.version}.json"
+    with open(target, "xb") as out:  # exclusive: never overwrite
+        out.write(source.read_bytes())
+    use_added_packs(directory)
+    return pack
 
 
 def load_pack(code: str, version: str | None = None) -> RulePack:

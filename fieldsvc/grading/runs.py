@@ -94,6 +94,14 @@ def run_grading(scope_type: str, code: str, pack: str | RulePack | None = None, 
     rebuild = {county} if scope_type == "county" else set()
     p = _Pass(rp, actor, run.id, rebuild, gb_pack=load_pack(GB_PACK))
     _lock_sums(rp.code, [("county", county)])
+    from . import estimated
+
+    if estimated.applies(rp):
+        if scope_type == "county":  # the variograms are fitted per whole-county run and recorded
+            p.estimates, run.estimation = estimated.for_county(county, rp)
+        else:
+            scope = [r[0] for r in _fetch(_SCOPE_SQL.format(_SCOPE_COLUMNS[scope_type]), [code])]
+            p.estimates = estimated.around(scope, rp)[1]
     path = parallel.path_for(workers, fresh)
     if path is not None:
         parallel.warm()  # the fork server imports while this process lists the parcels
@@ -187,7 +195,8 @@ def run_dict(run: GradingRun, include_changed: bool = True) -> dict[str, Any]:
     body = {"id": str(run.id), "scope": {run.scope_type: run.scope_code}, "county": run.county_code,
             "rule_pack": pack_ref(run.rule_pack, run.rule_pack_version), "counts": run.counts,
             "created_by": run.created_by, "started_at": isoformat(run.started_at),
-            "finished_at": isoformat(run.finished_at), "duration_ms": run.duration_ms}
+            "finished_at": isoformat(run.finished_at), "duration_ms": run.duration_ms,
+            "estimation": run.estimation}
     if include_changed:
         body["changed"] = run.changed
     return body

@@ -33,3 +33,15 @@ class GradeArgs(Schema):
 
 class HistoryArgs(PageArgs):
     rule_pack = fields.String(load_default=None, validate=PACK_CODE)
+
+
+class NextSamplesArgs(Schema):
+    county = fields.String(load_default=None, validate=validate.Length(min=1, max=12))
+    village = fields.String(load_default=None, validate=validate.Length(min=1, max=12))
+    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
+    rule_pack = fields.String(load_default=None, validate=PACK_CODE)
+
+    @validates_schema
+    def _one(self, data: dict, **_kwargs) -> None:
+        if (data.get("county") is None) == (data.get("village") is None):
+            raise ValidationError("give exactly one of county, village", field_name="county")

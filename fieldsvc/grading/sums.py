@@ -23,7 +23,7 @@ from ..audit.services import canonical_json
 from ..extensions import db
 from .inputs import CHUNK
 from .models import RollupSum
-from .rollup import AreaGrade, ParcelOutcome, RollupSums
+from .rollup import ASSESSED, AreaGrade, ParcelOutcome, RollupSums
 from .rules import RulePack, to_decimal
 
 _EXACT = Context(prec=80)
@@ -86,7 +86,7 @@ class _Acc:
         area = to_decimal(m[3]) if area is None else area
         self.total = _EXACT.add(self.total, area)
         self.n += 1
-        if m[4] is not None:
+        if m[4] in ASSESSED:  # a verdict from values; needs-sampling and not-assessed are not assessed
             self.graded = _EXACT.add(self.graded, area)
             self.ng += 1
         if m[5]:

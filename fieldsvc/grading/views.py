@@ -9,7 +9,7 @@ from ..http import ALL_ROLES, current_actor, json_body, load, query_args, requir
 from ..openapi import doc
 from ..schemas import page_limit
 from . import pack_admin, queries, report_rows, reports, runs
-from .schemas import GradeArgs, HistoryArgs, RunIn
+from .schemas import GradeArgs, HistoryArgs, NextSamplesArgs, RunIn
 
 bp = Blueprint("grading", __name__, url_prefix="/api/v1")
 
@@ -92,3 +92,48 @@ def get_report(subject: str, code: str, fmt: str):
     return Response(body, mimetype=REPORT_FORMATS[fmt].split(";")[0],
                     content_type=REPORT_FORMATS[fmt],
                     headers={"Content-Disposition": f'inline; filename="{filename}"'})
+
+
+MAP_FORMATS = {"tif": "image/tiff", "png": "image/png", "json": "application/json"}
+
+
+@bp.get("/maps/<county>/<analyte>.<fmt>")
+@requires_role(*ALL_ROLES)
+@doc(query=GradeArgs, responses={200: "GeoTIFF (estimate, sigma), PNG classed by the pack's limits, or the "
+                                      "model report as JSON"}, content_type="image/png")
+def get_element_map(county: str, analyte: str, fmt: str):
+    """An element map of a county: estimate and sigma grids (.tif), a classed picture (.png), the model (.json)."""
+    from . import maps
+
+    if fmt not in MAP_FORMATS:
+        raise not_found("map format", fmt)
+    args = query_args(GradeArgs())
+    pack = pack_admin.resolve_pack(args["rule_pack"])
+    pack.check_kind("green_food_soil")
+    if analyte not in maps.analytes_of(pack):
+        raise not_found("analyte", analyte)
+    queries.get_subject("county", county, current_actor())  # 404 for a county the account may not see
+    m = maps.build(county, analyte, pack)
+    if m is None:
+        raise not_found("samples of", f"{analyte} in county {county}")
+    if fmt == "json":
+        return maps.report(m)
+    body = maps.geotiff(m) if fmt == "tif" else maps.png(m)
+    return Response(body, mimetype=MAP_FORMATS[fmt],
+                    headers={"Content-Disposition": f'inline; filename="{county}-{analyte}.{fmt}"'})
+
+
+@bp.get("/sampling/next")
+@requires_role("official", "admin")
+@doc(query=NextSamplesArgs)
+def sampling_next():
+    """Parcels ranked by what a sample there would settle (needs sampling, not assessed), with a point inside."""
+    from . import sampling
+
+    args = query_args(NextSamplesArgs())
+    pack = pack_admin.resolve_pack(args["rule_pack"])
+    pack.check_kind("green_food_soil")
+    kind, code = ("village", args["village"]) if args["village"] else ("county", args["county"])
+    subject = queries.get_subject(kind, code, current_actor())  # 404 outside the account's county
+    items = sampling.next_samples(subject.county, pack, args["village"], args["limit"])
+    return {"items": items, "next_cursor": None}

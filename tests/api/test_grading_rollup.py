@@ -93,15 +93,23 @@ def test_retest_that_fails_a_parcel_moves_village_park_and_county_incrementally(
     assert v["grade"] != "A" and v["qualified"] is False and target["code"] in v["limiting"]
     assert v["explanation"]["qualified_count"] == len(in_village) - 1
     assert Decimal(v["explanation"]["coverage"]) == 1
+    # the failed parcel, and the estimated parcels next to it (its exceedance keeps them from
+    # "qualified (estimated)") leave the qualified count
+    estimated_near = [c["code"] for c in changes if c["subject_type"] == "parcel" and c["code"] != target["code"]]
+    assert all(c["verdict"] in ("needs_sampling", "not_qualified") for c in changes
+               if c["subject_type"] == "parcel" and c["code"] in estimated_near)
     park = grade(client, official, "farm-park", target["farm_park"]).get_json()
-    assert park["explanation"]["qualified_count"] == before_park["explanation"]["qualified_count"] - 1
+    assert park["explanation"]["qualified_count"] <= before_park["explanation"]["qualified_count"] - 1
     c = grade(client, official, "county", county.county).get_json()
-    assert c["explanation"]["qualified_count"] == before_county["explanation"]["qualified_count"] - 1
+    assert c["explanation"]["qualified_count"] == \
+        before_county["explanation"]["qualified_count"] - 1 - len(estimated_near)
     assert Decimal(c["explanation"]["qualified_area_m2"]) < Decimal(before_county["explanation"]["qualified_area_m2"])
     assert [h["grade"] for h in history(client, official, "village", village)][-2:] == ["A", v["grade"]]
     assert_maintained_equals_full_recompute(app, county)
-    again = run_county(client, official, county)  # a full run finds nothing to repair
-    assert again["counts"]["changed"] == 0 and again["counts"]["areas_changed"] == 0
+    again = run_county(client, official, county)  # a full run finds nothing to repair among measured parcels
+    # (it refits the variograms with the re-test, so estimated parcels may move: recorded with the run)
+    assert all(c["code"] not in samples for c in again["changed"] if c["subject_type"] == "parcel")
+    assert again["estimation"]["models"]["Cd"]["n_samples"] == len(in_village)
 
 
 def test_village_qualification_and_certificate_hook(app, client, official, county, monkeypatch):
@@ -116,7 +124,8 @@ def test_village_qualification_and_certificate_hook(app, client, official, count
     for sid in sids:
         put_results(app, sid, CLEAN)
     with app.app_context():
-        assert qualification("village", village).reasons == ["grade_below_A: C"]  # not graded yet: live, all C
+        # not graded yet: live, nothing assessed: not assessed (never C)
+        assert qualification("village", village).reasons == ["not_assessed: 0.0% < 60%"]
     run_county(client, official, county)
     with app.app_context():
         q = qualification("village", village)
@@ -156,6 +165,9 @@ def test_strict_control_parcel_caps_its_village_at_c(app, client, official, coun
     p = paddy(county)
     sid = put_sample(app, p["code"])
     put_results(app, sid, {**CLEAN, "Cd": "5.0"})  # above the GB 15618 intervention value (2.0 at pH 6.0)
+    for other in parcels_by(county, village=p["village"]):  # the rest clean: the village is fully assessed
+        if other["code"] != p["code"]:
+            put_results(app, put_sample(app, other["code"]), CLEAN)
     run_county(client, official, county)
     parcel = grade(client, official, "parcel", p["code"]).get_json()
     assert parcel["strict_control"] is True and parcel["explanation"]["gb15618_class"] == "strict_control"

@@ -33,11 +33,31 @@ def test_grade_thresholds_are_inclusive_and_exact(qualified, other, grade):
     assert rollup(area(qualified, other), THRESHOLDS).grade == grade
 
 
-@pytest.mark.parametrize("verdict", [None, "indeterminate", "not_qualified"])
-def test_ungraded_and_indeterminate_parcels_count_as_not_qualified(verdict):
+@pytest.mark.parametrize("verdict", ["indeterminate", "not_qualified"])
+def test_indeterminate_and_failing_parcels_count_as_not_qualified(verdict):
     result = rollup(area("90", "10", verdict), THRESHOLDS)
     assert (result.grade, result.qualified_share) == ("B", Decimal("0.9"))
     assert result.holding_back == ("X",)
+
+
+@pytest.mark.parametrize("verdict", [None, "needs_sampling", "not_assessed"])
+def test_unassessed_parcels_never_count_as_failing(verdict):
+    result = rollup(area("90", "10", verdict), THRESHOLDS)
+    assert (result.grade, result.qualified_share, result.coverage) == ("A", Decimal(1), Decimal("0.9"))
+    assert result.holding_back == () and result.to_dict()["rule"] == "area share, fieldsvc design"
+
+
+@pytest.mark.parametrize(("assessed", "grade"), [("59.99", "not_assessed"), ("60", "A")])
+def test_below_min_coverage_the_grade_is_not_assessed_never_c(assessed, grade):
+    other = str(100 - Decimal(assessed))
+    result = rollup(area(assessed, other, None), THRESHOLDS)
+    assert result.grade == grade
+    failing = rollup([ParcelOutcome("F", Decimal(assessed), "not_qualified"), ParcelOutcome("U", Decimal(other), None)],
+                     THRESHOLDS)
+    assert failing.grade == ("not_assessed" if grade == "not_assessed" else "C")
+    if grade == "not_assessed":
+        body = failing.to_dict()
+        assert "Not assessed" in body["message"] and body["assessed_area_needed_m2"] == "0.01"
 
 
 def test_coverage_is_graded_area_over_total_area():
@@ -53,14 +73,15 @@ def test_any_strict_control_parcel_caps_the_grade_at_c():
     assert rollup(outcomes[:1], THRESHOLDS).grade == "A"
 
 
-def test_empty_area_is_grade_c_with_zero_coverage():
+def test_empty_area_is_not_assessed_with_zero_coverage():
     result = rollup([], THRESHOLDS)
-    assert (result.grade, result.coverage, result.qualified_share, result.parcel_count) == ("C", 0, 0, 0)
+    assert (result.grade, result.coverage, result.qualified_share, result.parcel_count) == ("not_assessed", 0, 0, 0)
 
 
 def test_holding_back_lists_largest_first_capped_at_fifty_with_the_total_count():
     outcomes = [ParcelOutcome(f"P{i:03d}", i, "not_qualified") for i in range(1, 121)]
-    outcomes.append(ParcelOutcome("TIE", 120, None))
+    outcomes.append(ParcelOutcome("TIE", 120, "indeterminate"))
+    outcomes.append(ParcelOutcome("UNGRADED", 500, None))  # not assessed: not holding the area back
     result = rollup(outcomes, THRESHOLDS)
     assert result.holding_back[:3] == ("P120", "TIE", "P119")
     assert (len(result.holding_back), result.holding_back_count) == (50, 121)
@@ -90,7 +111,7 @@ def test_incremental_apply_adds_changes_and_removes_a_parcel():
     old = ParcelOutcome("P", 100, None)
     new = ParcelOutcome("P", 100, "qualified")
     sums = RollupSums().apply(None, ParcelOutcome("Q", 5, "not_qualified")).apply(None, old)
-    assert grade_from_sums(sums, THRESHOLDS) == "C"
+    assert grade_from_sums(sums, THRESHOLDS) == "not_assessed"  # 5 of 105 m² assessed: never C
     sums = sums.apply(old, new)
     assert (sums.graded_area, sums.qualified_area, sums.qualified_count) == (105, 100, 1)
     assert grade_from_sums(sums, THRESHOLDS) == "A"

@@ -1,0 +1,756 @@
+"""Spatial estimation: value a parcel without a sample from the samples around it (DESIGN §5).
+
+Pure (numpy, scipy, pyproj, PyKrige; no Flask, no database). One call per analyte and county:
+
+1. ``metric_projection`` picks the UTM zone of the county's centre, so distances are metres.
+2. ``fit_model`` fits a variogram to all the county's samples of the analyte (on natural logs
+   for the pack's log-normal elements) with PyKrige's least-squares fit. Below
+   ``min_samples_for_kriging`` samples, or when the fit fails (an exception, a non-finite
+   parameter, no spatial structure: partial sill <= 0, or a range <= 0), the model is inverse
+   distance weighting and says why (``reason``).
+3. ``estimate`` values each target from at most ``max_neighbours`` samples of its own land-use
+   group within ``search_radius_m`` (none farther, ever); fewer than ``min_neighbours`` →
+   ``not_assessed``. Kriging is PyKrige's ordinary kriging with the fitted variogram held fixed
+   and a moving window of exactly the neighbours found (targets are batched by tile and by
+   neighbour count so the library's window is exactly that set).
+
+Log-normal elements: the estimate is ``exp(y* + σ²/2)`` (the log-normal mean: y*, σ² the kriged
+log value and its kriging variance; this is the simple-kriging form of the unbiased
+back-transform, the ordinary-kriging Lagrange term is not exposed by the library and is left
+out), σ in mg/kg is ``estimate·sqrt(exp(σ²) − 1)``, and the bounds are ``exp(y* ± z·σ)``
+(computed in log space, so a lower bound is never negative).
+
+IDW (power 2) has no kriging variance; its σ is that of a new value predicted by a weighted mean
+of independent samples: ``σ² = s² · (1 + Σw²)`` with ``s²`` the county's sample variance of the
+analyte, recorded in the model. It does not depend on the neighbours' values, so with the model
+held fixed raising a sample can only raise an IDW estimate and both its bounds (monotone).
+
+Nothing here depends on input order: samples and targets are sorted by code first, and
+neighbour ties go to the smaller code.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from scipy.spatial import cKDTree
+
+KRIGING, IDW = "kriging", "idw"
+MEASURED, ESTIMATED, NOT_ASSESSED = "measured", "estimated", "not_assessed"
+QUALIFIED, NOT_QUALIFIED, NEEDS_SAMPLING = "qualified", "not_qualified", "needs_sampling"
+VARIOGRAM_MODELS = ("spherical", "exponential", "gaussian")
+_FIT_SUBSAMPLE = 1200  # samples used to fit a variogram (all pairs: ~720k lags)
+_TILE_RADII = 4.0  # tile side, in search radii, for batching kriging
+
+
+# --- parameters --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EstimationParams:
+    """The pack's estimation parameters (``estimation`` block), validated by ``from_data``.
+
+    The defaults are this design's (STANDARDS.md §8 item 5: UNCONFIRMED as standard values).
+    """
+
+    search_radius_m: float = 1500.0
+    min_neighbours: int = 3
+    max_neighbours: int = 12
+    z: float = 1.645
+    min_coverage: float = 0.6
+    min_samples_for_kriging: int = 30
+    log_normal: frozenset[str] = frozenset({"Cd", "Hg", "As", "Pb", "Cr", "Cu", "Zn", "Ni", "Se"})
+    land_use_groups: Mapping[str, str] = field(default_factory=lambda: {
+        "paddy": "paddy", "paddy_dryland_rotation": "paddy", "sediment": "paddy",
+        "dryland": "dryland", "vegetable": "dryland", "orchard": "dryland", "tea": "dryland",
+        "grassland": "dryland",
+    })
+    variogram_model: str = "spherical"
+    nlags: int = 12
+    samples_per_ha: float | None = None  # certifiable-area density (NY/T 1054 style), None = not set
+    density_verified: bool = False
+
+    def group(self, land_use: str) -> str:
+        """The land-use group; a land use the pack does not group stands alone."""
+        return self.land_use_groups.get(land_use, land_use)
+
+    @classmethod
+    def from_data(cls, data: Mapping[str, Any] | None) -> EstimationParams:
+        problems = validate_params(data)
+        if problems:
+            raise ValueError("; ".join(problems))
+        if not data:
+            return cls()
+        kw: dict[str, Any] = {}
+        for key in ("search_radius_m", "z", "min_coverage"):
+            if key in data:
+                kw[key] = float(data[key])
+        for key in ("min_neighbours", "max_neighbours", "min_samples_for_kriging", "nlags"):
+            if key in data:
+                kw[key] = int(data[key])
+        if "log_normal" in data:
+            kw["log_normal"] = frozenset(data["log_normal"])
+        if "land_use_groups" in data:
+            kw["land_use_groups"] = {lu: g for g, lus in data["land_use_groups"].items() for lu in lus}
+        if "variogram_model" in data:
+            kw["variogram_model"] = data["variogram_model"]
+        dens = data.get("sample_density")
+        if dens:
+            kw["samples_per_ha"] = float(dens["samples_per_ha"])
+            kw["density_verified"] = bool(dens.get("verified", False))
+        return cls(**kw)
+
+    def to_dict(self) -> dict[str, Any]:
+        groups: dict[str, list[str]] = {}
+        for lu, g in sorted(self.land_use_groups.items()):
+            groups.setdefault(g, []).append(lu)
+        return {
+            "search_radius_m": self.search_radius_m, "min_neighbours": self.min_neighbours,
+            "max_neighbours": self.max_neighbours, "z": self.z, "min_coverage": self.min_coverage,
+            "min_samples_for_kriging": self.min_samples_for_kriging,
+            "log_normal": sorted(self.log_normal), "land_use_groups": groups,
+            "variogram_model": self.variogram_model,
+            "sample_density": None if self.samples_per_ha is None else {
+                "samples_per_ha": self.samples_per_ha, "verified": self.density_verified},
+        }
+
+
+def _number(data: Mapping, key: str, problems: list[str], lo: float, hi: float, integer: bool = False,
+            where: str = "estimation") -> None:
+    if key not in data:
+        return
+    v = data[key]
+    ok = not isinstance(v, bool) and isinstance(v, (int, float)) or type(v).__name__ == "Decimal"
+    if ok:
+        fv = float(v)
+        ok = math.isfinite(fv) and lo <= fv <= hi and (not integer or fv == int(fv))
+    if not ok:
+        kind = "an integer" if integer else "a number"
+        problems.append(f"{where}.{key}: must be {kind} in [{lo:g}, {hi:g}]")
+
+
+def validate_params(data: Any) -> list[str]:
+    """Every problem with an ``estimation`` block (empty = usable; an absent block means defaults)."""
+    if data is None:
+        return []
+    if not isinstance(data, Mapping):
+        return ["estimation: must be an object"]
+    problems: list[str] = []
+    known = {"search_radius_m", "min_neighbours", "max_neighbours", "z", "min_coverage",
+             "min_samples_for_kriging", "log_normal", "land_use_groups", "variogram_model", "nlags",
+             "sample_density", "note"}
+    problems.extend(f"estimation.{k}: unknown parameter" for k in sorted(set(data) - known))
+    _number(data, "search_radius_m", problems, 1, 100_000)
+    _number(data, "min_neighbours", problems, 2, 64, integer=True)
+    _number(data, "max_neighbours", problems, 2, 64, integer=True)
+    _number(data, "z", problems, 0, 5)
+    _number(data, "min_coverage", problems, 0, 1)
+    _number(data, "min_samples_for_kriging", problems, 3, 100_000, integer=True)
+    _number(data, "nlags", problems, 4, 50, integer=True)
+    if not problems and int(data.get("min_neighbours", 3)) > int(data.get("max_neighbours", 12)):
+        problems.append("estimation.min_neighbours: must not exceed max_neighbours")
+    ln = data.get("log_normal")
+    if ln is not None and not (isinstance(ln, list) and all(isinstance(a, str) and a for a in ln)):
+        problems.append("estimation.log_normal: a list of analyte keys")
+    groups = data.get("land_use_groups")
+    if groups is not None:
+        if not isinstance(groups, Mapping) or not groups:
+            problems.append("estimation.land_use_groups: an object of group → land uses")
+        else:
+            seen: dict[str, str] = {}
+            for g, lus in groups.items():
+                if not isinstance(lus, list) or not lus or not all(isinstance(lu, str) for lu in lus):
+                    problems.append(f"estimation.land_use_groups.{g}: a non-empty list of land uses")
+                    continue
+                for lu in lus:
+                    if lu in seen:
+                        problems.append(f"estimation.land_use_groups: {lu!r} is in both {seen[lu]!r} and {g!r}")
+                    seen[lu] = g
+    vm = data.get("variogram_model")
+    if vm is not None and vm not in VARIOGRAM_MODELS:
+        problems.append(f"estimation.variogram_model: one of {', '.join(VARIOGRAM_MODELS)}")
+    dens = data.get("sample_density")
+    if dens is not None:
+        if not isinstance(dens, Mapping) or "samples_per_ha" not in dens:
+            problems.append("estimation.sample_density: needs samples_per_ha")
+        else:
+            _number(dens, "samples_per_ha", problems, 1e-6, 1000, where="estimation.sample_density")
+            if not isinstance(dens.get("verified"), bool):
+                problems.append("estimation.sample_density.verified: true or false (NY/T 1054 density "
+                                "is UNCONFIRMED: false until checked)")
+    return problems
+
+
+_Coords = Sequence[float] | np.ndarray
+
+
+# --- projection ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Projection:
+    """A metric projection for one county (UTM zone of its centre)."""
+
+    epsg: int
+    _fwd: Any = field(repr=False, compare=False)
+    _inv: Any = field(repr=False, compare=False)
+
+    def to_xy(self, lon: _Coords, lat: _Coords) -> tuple[np.ndarray, np.ndarray]:
+        x, y = self._fwd.transform(np.asarray(lon, dtype=float), np.asarray(lat, dtype=float))
+        return np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+
+    def to_lonlat(self, x: _Coords, y: _Coords) -> tuple[np.ndarray, np.ndarray]:
+        lon, lat = self._inv.transform(np.asarray(x, dtype=float), np.asarray(y, dtype=float))
+        return np.asarray(lon, dtype=float), np.asarray(lat, dtype=float)
+
+
+def metric_projection(lons: Iterable[float], lats: Iterable[float]) -> Projection:
+    """The WGS 84 UTM zone of the median point (a county spans well under a zone's 6°)."""
+    from pyproj import Transformer
+
+    lon = float(np.median(np.fromiter(lons, float)))
+    lat = float(np.median(np.fromiter(lats, float)))
+    zone = min(60, max(1, int((lon + 180) // 6) + 1))
+    epsg = (32600 if lat >= 0 else 32700) + zone
+    fwd = Transformer.from_crs(4326, epsg, always_xy=True)
+    inv = Transformer.from_crs(epsg, 4326, always_xy=True)
+    return Projection(epsg, fwd, inv)
+
+
+# --- inputs and outputs ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Obs:
+    """One sample's value of one analyte at a projected point; ``exceeds``: over its own limit."""
+
+    code: str
+    x: float
+    y: float
+    land_use: str
+    value: float
+    exceeds: bool = False
+
+
+@dataclass(frozen=True)
+class Target:
+    code: str
+    x: float
+    y: float
+    land_use: str
+
+
+@dataclass(frozen=True)
+class Model:
+    """How an analyte is interpolated in one county (recorded with the run)."""
+
+    analyte: str
+    method: str  # kriging | idw
+    log: bool
+    n_samples: int
+    reason: str | None = None  # why IDW: too_few_samples | fit_failed: ... | no_spatial_structure
+    variogram: Mapping[str, Any] | None = None  # {model, nugget, sill, range_m} (log units when log)
+    variance: float = 0.0  # the county's sample variance (interpolation scale): IDW's σ
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Model:
+        """A model as a run recorded it (``to_dict``)."""
+        return cls(d["analyte"], d["method"], bool(d["log"]), int(d["n_samples"]), d.get("reason"),
+                   dict(d["variogram"]) if d.get("variogram") else None, float(d.get("variance") or 0.0))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"analyte": self.analyte, "method": self.method, "log": self.log,
+                "n_samples": self.n_samples, "reason": self.reason, "variance": self.variance,
+                "variogram": dict(self.variogram) if self.variogram else None}
+
+
+@dataclass(frozen=True)
+class Neighbour:
+    code: str
+    distance_m: float
+    value: float
+    exceeds: bool
+
+
+@dataclass(frozen=True)
+class Estimate:
+    target: str
+    basis: str  # estimated | not_assessed
+    method: str | None = None
+    value: float | None = None
+    sigma: float | None = None
+    lower: float | None = None
+    upper: float | None = None
+    neighbours: tuple[Neighbour, ...] = ()
+    reason: str | None = None  # not_assessed: too_few_neighbours
+
+    def to_dict(self) -> dict[str, Any]:
+        if self.basis != ESTIMATED:
+            return {"basis": self.basis, "reason": self.reason,
+                    "neighbours": [_nb_dict(n) for n in self.neighbours]}
+        return {"basis": ESTIMATED, "method": self.method, "value": _sig(self.value),
+                "sigma": _sig(self.sigma), "lower": _sig(self.lower), "upper": _sig(self.upper),
+                "neighbours": [_nb_dict(n) for n in self.neighbours]}
+
+
+def _sig(x: float | None, digits: int = 4) -> float | None:
+    """Round for display to ``digits`` significant figures (no 12-digit floats in explanations)."""
+    if x is None or not math.isfinite(x) or x == 0:
+        return x
+    return float(f"{x:.{digits}g}")
+
+
+def _nb_dict(n: Neighbour) -> dict[str, Any]:
+    return {"sample": n.code, "distance_m": round(n.distance_m), "value": _sig(n.value),
+            "exceeds": n.exceeds}
+
+
+# --- variogram -------------------------------------------------------------------------------
+
+
+def _transform(values: np.ndarray, log: bool) -> np.ndarray:
+    if not log:
+        return values.astype(float)
+    pos = values[values > 0]
+    floor = float(pos.min()) / 2 if pos.size else 1e-6  # a measured 0 on a log scale: half the smallest
+    return np.log(np.maximum(values, floor))
+
+
+def _sorted_obs(obs: Iterable[Obs]) -> list[Obs]:
+    return sorted(obs, key=lambda o: o.code)
+
+
+def fit_model(analyte: str, obs: Iterable[Obs], params: EstimationParams) -> Model:
+    """Fit the county's variogram for one analyte (all land-use groups pooled)."""
+    obs = _sorted_obs(obs)
+    log = analyte in params.log_normal
+    n = len(obs)
+    vs = _transform(np.array([o.value for o in obs], dtype=float), log)
+    s2 = float(np.var(vs, ddof=1)) if n > 1 else 0.0
+    if n < params.min_samples_for_kriging:
+        return Model(analyte, IDW, log, n, reason="too_few_samples", variance=s2)
+    xs = np.array([o.x for o in obs])
+    ys = np.array([o.y for o in obs])
+    if n > _FIT_SUBSAMPLE:  # deterministic: every k-th sample in code order
+        pick = np.linspace(0, n - 1, _FIT_SUBSAMPLE).round().astype(int)
+        xs, ys, vs = xs[pick], ys[pick], vs[pick]
+    if float(np.ptp(vs)) == 0.0:
+        return Model(analyte, IDW, log, n, reason="no_spatial_structure: every value is equal", variance=s2)
+    try:
+        from pykrige.ok import OrdinaryKriging
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ok = OrdinaryKriging(xs, ys, vs, variogram_model=params.variogram_model, nlags=params.nlags)
+        psill, rng, nugget = (float(p) for p in ok.variogram_model_parameters)
+    except Exception as exc:  # noqa: BLE001 - any library failure is a failed fit, reported
+        return Model(analyte, IDW, log, n, reason=f"fit_failed: {type(exc).__name__}", variance=s2)
+    if not all(math.isfinite(p) for p in (psill, rng, nugget)) or rng <= 0 or nugget < 0:
+        return Model(analyte, IDW, log, n, reason="fit_failed: parameters out of range", variance=s2)
+    if psill <= 1e-12 * max(1.0, abs(nugget)):
+        return Model(analyte, IDW, log, n, reason="no_spatial_structure: pure nugget", variance=s2)
+    vario = {"model": params.variogram_model, "nugget": nugget, "sill": psill + nugget, "range_m": rng}
+    return Model(analyte, KRIGING, log, n, variogram=vario, variance=s2)
+
+
+def _pykrige_params(model: Model) -> list[float]:
+    """As PyKrige takes a list for these models: [full sill, range, nugget]."""
+    v = model.variogram or {}
+    return [v["sill"], v["range_m"], v["nugget"]]
+
+
+def _function_params(model: Model) -> list[float]:
+    """As the variogram functions take them: [partial sill, range, nugget]."""
+    v = model.variogram or {}
+    return [v["sill"] - v["nugget"], v["range_m"], v["nugget"]]
+
+
+# --- estimation -----------------------------------------------------------------------------
+
+
+def estimate(model: Model, obs: Iterable[Obs], targets: Iterable[Target], params: EstimationParams,
+             ) -> dict[str, Estimate]:
+    """Every target's estimate (or ``not_assessed``), by target code."""
+    obs = _sorted_obs(obs)
+    targets = sorted(targets, key=lambda t: t.code)
+    out: dict[str, Estimate] = {}
+    by_group: dict[str, list[Obs]] = {}
+    for o in obs:
+        by_group.setdefault(params.group(o.land_use), []).append(o)
+    tgroups: dict[str, list[Target]] = {}
+    for t in targets:
+        tgroups.setdefault(params.group(t.land_use), []).append(t)
+    for group, tlist in tgroups.items():
+        out.update(_estimate_group(model, by_group.get(group, []), tlist, params))
+    return out
+
+
+def _neighbours(sxy: np.ndarray, txy: np.ndarray, params: EstimationParams) -> tuple[np.ndarray, np.ndarray]:
+    """Per target: indices (−1 = none) and distances (inf) of the nearest samples within the radius.
+
+    Ties in distance go to the smaller index (samples are in code order).
+    """
+    k = min(params.max_neighbours, len(sxy))
+    if k == 0:
+        return np.full((len(txy), 0), -1), np.full((len(txy), 0), np.inf)
+    tree = cKDTree(sxy)
+    # ask for a few extra to break ties by index, then keep k
+    kk = min(len(sxy), k + 4)
+    d, idx = tree.query(txy, k=kk, distance_upper_bound=params.search_radius_m)
+    d = np.atleast_2d(d).reshape(len(txy), kk)
+    idx = np.atleast_2d(idx).reshape(len(txy), kk)
+    idx = np.where(np.isinf(d), len(sxy) + 1, idx)
+    order = np.lexsort((idx, np.round(d, 6)), axis=1)
+    d = np.take_along_axis(d, order, axis=1)[:, :k]
+    idx = np.take_along_axis(idx, order, axis=1)[:, :k]
+    idx = np.where(np.isinf(d), -1, idx)
+    return idx, d
+
+
+@dataclass(frozen=True)
+class Surface:
+    """Estimates at many points as arrays (for grids and whole counties): the interpolation-scale
+    estimate ``y`` and variance ``var`` (NaN where not assessed), neighbour ``count``, and the
+    value, σ and bounds on the analyte's own scale."""
+
+    y: np.ndarray
+    var: np.ndarray
+    count: np.ndarray
+    idx: np.ndarray
+    dist: np.ndarray
+    value: np.ndarray
+    sigma: np.ndarray
+    lower: np.ndarray
+    upper: np.ndarray
+
+
+def estimate_points(model: Model, sxy: np.ndarray, raw: np.ndarray, txy: np.ndarray,
+                    params: EstimationParams) -> Surface:
+    """Vectorised estimation at ``txy`` from samples ``sxy``/``raw`` of one land-use group
+    (samples in code order; the caller groups by land use)."""
+    n_t = len(txy)
+    if len(sxy) == 0:
+        nan = np.full(n_t, np.nan)
+        return Surface(nan, nan, np.zeros(n_t, int), np.full((n_t, 0), -1), np.full((n_t, 0), np.inf),
+                       nan, nan, nan, nan)
+    vals = _transform(raw, model.log)
+    idx, dist = _neighbours(sxy, txy, params)
+    counts = (idx >= 0).sum(axis=1)
+    est = np.full(n_t, np.nan)
+    var = np.full(n_t, np.nan)
+    ok_rows = np.nonzero(counts >= params.min_neighbours)[0]
+    if model.method == KRIGING:
+        _krige_rows(model, sxy, vals, txy, idx, counts, ok_rows, params, est, var)
+    else:
+        _idw_rows(vals, idx, dist, counts, ok_rows, model.variance, est, var)
+    var = np.maximum(var, 0.0)
+    s = np.sqrt(var)
+    if model.log:
+        value = np.exp(est + var / 2)
+        sigma = value * np.sqrt(np.expm1(var))
+        lower, upper = np.exp(est - params.z * s), np.exp(est + params.z * s)
+    else:
+        value, sigma, lower, upper = est, s, est - params.z * s, est + params.z * s
+    return Surface(est, var, counts, idx, dist, value, sigma, lower, upper)
+
+
+def _estimate_group(model: Model, obs: list[Obs], targets: list[Target], params: EstimationParams,
+                    ) -> dict[str, Estimate]:
+    out: dict[str, Estimate] = {}
+    txy = np.array([[t.x, t.y] for t in targets], dtype=float).reshape(-1, 2)
+    if not obs:
+        return {t.code: Estimate(t.code, NOT_ASSESSED, reason="too_few_neighbours") for t in targets}
+    sxy = np.array([[o.x, o.y] for o in obs], dtype=float)
+    raw = np.array([o.value for o in obs], dtype=float)
+    surf = estimate_points(model, sxy, raw, txy, params)
+    for i, t in enumerate(targets):
+        n = int(surf.count[i])
+        nbs = tuple(Neighbour(obs[j].code, float(surf.dist[i, c]), float(raw[j]), obs[j].exceeds)
+                    for c, j in enumerate(surf.idx[i, :n]))
+        if n < params.min_neighbours or not math.isfinite(surf.y[i]):
+            out[t.code] = Estimate(t.code, NOT_ASSESSED, neighbours=nbs, reason="too_few_neighbours")
+            continue
+        out[t.code] = Estimate(t.code, ESTIMATED, model.method, float(surf.value[i]), float(surf.sigma[i]),
+                               float(surf.lower[i]), float(surf.upper[i]), nbs)
+    return out
+
+
+def _krige_rows(model: Model, sxy: np.ndarray, vals: np.ndarray, txy: np.ndarray, idx: np.ndarray,
+                counts: np.ndarray, rows: np.ndarray, params: EstimationParams, est: np.ndarray,
+                var: np.ndarray) -> None:
+    """PyKrige ordinary kriging with the model's variogram, window = exactly each row's neighbours.
+
+    Rows are batched by tile (so the library's kriging matrix stays small) and by neighbour
+    count (so its n-closest window is the same set found within the radius).
+    """
+    from pykrige.ok import OrdinaryKriging
+
+    vp = _pykrige_params(model)
+    tile = params.search_radius_m * _TILE_RADII
+    keys = np.floor(txy[rows] / tile).astype(np.int64) if len(rows) else np.zeros((0, 2), np.int64)
+    batches: dict[tuple[int, int, int], list[int]] = {}
+    for r, (kx, ky) in zip(rows.tolist(), keys.tolist(), strict=True):
+        batches.setdefault((kx, ky, int(counts[r])), []).append(r)
+    for (_, _, n), members in sorted(batches.items()):
+        members_a = np.array(members)
+        used = np.unique(idx[members_a, :n])
+        if n == 1 or len(used) < 2:  # the library needs two points; one neighbour → its value
+            for r in members:
+                j = idx[r, 0]
+                est[r], var[r] = vals[j], model.variogram["sill"] if model.variogram else 0.0
+            continue
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ok = OrdinaryKriging(sxy[used, 0], sxy[used, 1], vals[used], variogram_model=model.variogram["model"],
+                                 variogram_parameters=vp)
+            z, ss = ok.execute("points", txy[members_a, 0], txy[members_a, 1], backend="C",
+                               n_closest_points=min(n, len(used)))
+        est[members_a] = np.asarray(z, dtype=float)
+        var[members_a] = np.asarray(ss, dtype=float)
+        _correct_negative_weights(model, sxy, vals, txy, idx, members_a, n, est)
+
+
+def _correct_negative_weights(model: Model, sxy: np.ndarray, vals: np.ndarray, txy: np.ndarray,
+                              idx: np.ndarray, rows: np.ndarray, n: int, est: np.ndarray) -> None:
+    """Deutsch's negative-weight correction (Computers & Geosciences 22(7), 1996) where needed.
+
+    Ordinary kriging gives a screened sample a negative weight, so raising that sample would
+    lower the estimate and could turn a parcel qualified: not acceptable for a precautionary
+    verdict. The weights of the same system (the library's variogram function, same matrix as
+    PyKrige assembles) are recomputed; in rows with a negative weight those weights are set to
+    zero, the rest rescaled to sum to one and the estimate replaced. The kriging variance is the
+    library's (the correction changes the estimate by little, the variance by less).
+    """
+    from pykrige.ok import OrdinaryKriging
+
+    gamma = OrdinaryKriging.variogram_dict[model.variogram["model"]]
+    vp = _function_params(model)
+    nb = idx[rows, :n]
+    px, py = sxy[nb, 0], sxy[nb, 1]  # (m, n)
+    d = np.hypot(px[:, :, None] - px[:, None, :], py[:, :, None] - py[:, None, :])
+    a = np.ones((len(rows), n + 1, n + 1))
+    a[:, :n, :n] = -gamma(vp, d)
+    idx_diag = np.arange(n)
+    a[:, idx_diag, idx_diag] = 0.0
+    a[:, n, n] = 0.0
+    d0 = np.hypot(px - txy[rows, 0][:, None], py - txy[rows, 1][:, None])
+    b = np.ones((len(rows), n + 1))
+    b[:, :n] = -gamma(vp, d0)
+    b[:, :n][d0 <= 1e-10] = 0.0
+    try:
+        w = np.linalg.solve(a, b[..., None])[..., 0][:, :n]
+    except np.linalg.LinAlgError:
+        return
+    neg = (w < -1e-12).any(axis=1)
+    if not neg.any():
+        return
+    wp = np.clip(w[neg], 0.0, None)
+    wp /= wp.sum(axis=1, keepdims=True)
+    est[rows[neg]] = (wp * vals[nb[neg]]).sum(axis=1)
+
+
+def _idw_rows(vals: np.ndarray, idx: np.ndarray, dist: np.ndarray, counts: np.ndarray, rows: np.ndarray,
+              s2: float, est: np.ndarray, var: np.ndarray) -> None:
+    for r in rows.tolist():
+        n = int(counts[r])
+        j, d = idx[r, :n], dist[r, :n]
+        v = vals[j]
+        if np.any(d <= 1e-9):
+            w = (d <= 1e-9).astype(float)
+        else:
+            w = 1.0 / d ** 2
+        w = w / w.sum()
+        est[r] = float(np.dot(w, v))
+        var[r] = s2 * (1.0 + float(np.dot(w, w)))
+
+
+# --- cross-validation ----------------------------------------------------------------------
+
+
+def cross_validate(model: Model, obs: Iterable[Obs], params: EstimationParams, z: float = 1.959964,
+                   max_points: int = 400) -> dict[str, Any]:
+    """Leave-one-out at up to ``max_points`` samples (every k-th in code order): each is estimated
+    from its own neighbours without itself. Errors and the standardised error are in the
+    interpolation scale (logs for log-normal elements); ``coverage_95`` is the share of samples
+    inside their two-sided 95 % interval."""
+    obs = _sorted_obs(obs)
+    pick = (np.linspace(0, len(obs) - 1, min(max_points, len(obs))).round().astype(int)
+            if obs else np.array([], int))
+    errs, std, inside = [], [], 0
+    for i in sorted(set(pick.tolist())):
+        me = obs[i]
+        rest = [o for j, o in enumerate(obs) if j != i]
+        e = estimate(model, rest, [Target(me.code + "\x00cv", me.x, me.y, me.land_use)], params)
+        got = next(iter(e.values()))
+        if got.basis != ESTIMATED:
+            continue
+        if model.log:
+            y_true = math.log(max(me.value, 1e-12))
+            var = math.log1p((got.sigma / got.value) ** 2) if got.value else 0.0
+            y_hat = math.log(got.value) - var / 2
+        else:
+            y_true, y_hat, var = me.value, got.value, got.sigma ** 2
+        s = math.sqrt(var)
+        errs.append(y_hat - y_true)
+        if s > 0:
+            std.append((y_hat - y_true) / s)
+        inside += abs(y_hat - y_true) <= z * s
+    n = len(errs)
+    if not n:
+        return {"n": 0, "mean_error": None, "rmse": None, "mean_standardised_error": None,
+                "coverage_95": None}
+    return {"n": n, "mean_error": _sig(float(np.mean(errs))),
+            "rmse": _sig(float(math.sqrt(np.mean(np.square(errs))))),
+            "mean_standardised_error": _sig(float(np.mean(std))) if std else None,
+            "coverage_95": round(inside / n, 4)}
+
+
+# --- verdicts ------------------------------------------------------------------------------
+
+_RANK = {QUALIFIED: 0, NOT_ASSESSED: 1, NEEDS_SAMPLING: 2, NOT_QUALIFIED: 3}
+
+
+def judge_estimate(e: Estimate, limit_strict: float, limit_loose: float | None = None) -> tuple[str, str]:
+    """Verdict and reason for one estimated analyte.
+
+    ``limit_strict``/``limit_loose``: the lowest and highest limit over the estimated pH interval
+    (equal when the pH band is certain). Within only when the upper bound is within the strictest
+    limit and no neighbour exceeds its own limit (precaution); beyond when the lower bound is
+    beyond the loosest; else needs sampling.
+    """
+    if e.basis != ESTIMATED:
+        return NOT_ASSESSED, "too_few_neighbours"
+    loose = limit_strict if limit_loose is None else limit_loose
+    if e.lower is not None and e.lower > loose:
+        return NOT_QUALIFIED, "lower_bound_above_limit"
+    hot = [n.code for n in e.neighbours if n.exceeds]
+    if e.upper is not None and e.upper <= limit_strict and not hot:
+        return QUALIFIED, "upper_bound_within_limit"
+    return NEEDS_SAMPLING, ("neighbour_exceeds_limit" if hot else "interval_spans_limit")
+
+
+def combine(verdicts: Iterable[str]) -> str:
+    """A parcel's verdict from its analytes': the worst (not qualified > needs sampling > not
+    assessed > qualified); an empty set is not assessed."""
+    worst = None
+    for v in verdicts:
+        if worst is None or _RANK[v] > _RANK[worst]:
+            worst = v
+    return worst or NOT_ASSESSED
+
+
+def limit_range(table: Sequence[tuple[float | None, float | None, float]], ph_lo: float, ph_hi: float,
+                ) -> tuple[float, float]:
+    """(strictest, loosest) limit over pH in [ph_lo, ph_hi]; ``table`` rows are (lo, hi, limit)
+    bands with None for open ends (edges between bands count for both)."""
+    hits = [lim for lo, hi, lim in table
+            if (lo is None or ph_hi >= lo) and (hi is None or ph_lo <= hi)]
+    if not hits:
+        raise ValueError("no band covers the pH interval")
+    return min(hits), max(hits)
+
+
+# --- a whole assessment, for one pack limit table ----------------------------------------------
+
+
+@dataclass(frozen=True)
+class Sample:
+    """A sample for ``assess``: its parcel, land use, point (projected) and values by analyte."""
+
+    code: str
+    parcel: str | None
+    land_use: str
+    x: float
+    y: float
+    values: Mapping[str, float]
+
+
+@dataclass(frozen=True)
+class Assessment:
+    parcel: str
+    basis: str
+    verdict: str
+    analytes: Mapping[str, Mapping[str, Any]]
+
+
+LimitFn = Callable[[str, str, float, float], tuple[float, float]]  # (analyte, land_use, ph_lo, ph_hi)
+
+
+def assess(samples: Iterable[Sample], parcels: Iterable[Target], analytes: Sequence[str],
+           limit: LimitFn, params: EstimationParams,
+           models: Mapping[str, Model] | None = None) -> tuple[dict[str, Assessment], dict[str, Model]]:
+    """Verdict per parcel: measured from its own samples (worst sample per analyte, judged at its
+    own pH), else estimated (pH estimated too: its interval picks the limits), else not assessed.
+
+    ``models`` holds fixed variograms (an incremental re-grade uses the run's); missing ones are
+    fitted here. Returns the assessments and the models used.
+    """
+    samples = sorted(samples, key=lambda s: s.code)
+    parcels = sorted(parcels, key=lambda p: p.code)
+    on_parcel: dict[str, list[Sample]] = {}
+    for s in samples:
+        if s.parcel is not None:
+            on_parcel.setdefault(s.parcel, []).append(s)
+    models = dict(models or {})
+
+    def obs_for(analyte: str) -> list[Obs]:
+        out = []
+        for s in samples:
+            if analyte not in s.values:
+                continue
+            ex = False
+            if analyte != "pH" and "pH" in s.values:
+                ex = s.values[analyte] > limit(analyte, s.land_use, s.values["pH"], s.values["pH"])[0]
+            out.append(Obs(s.code, s.x, s.y, s.land_use, float(s.values[analyte]), ex))
+        return out
+
+    unsampled = [p for p in parcels if p.code not in on_parcel]
+    est: dict[str, dict[str, Estimate]] = {}
+    for a in ("pH", *[a for a in analytes if a != "pH"]):
+        obs = obs_for(a)
+        if a not in models:
+            models[a] = fit_model(a, obs, params)
+        est[a] = estimate(models[a], obs, unsampled, params)
+
+    result: dict[str, Assessment] = {}
+    for p in parcels:
+        rows: dict[str, dict[str, Any]] = {}
+        if p.code in on_parcel:
+            for a in analytes:
+                worst = None
+                for s in on_parcel[p.code]:
+                    if a not in s.values or "pH" not in s.values:
+                        continue
+                    lim = limit(a, p.land_use, s.values["pH"], s.values["pH"])[0]
+                    row = {"basis": MEASURED, "value": s.values[a], "limit": lim, "sample": s.code,
+                           "verdict": NOT_QUALIFIED if s.values[a] > lim else QUALIFIED}
+                    if worst is None or s.values[a] / lim > worst["value"] / worst["limit"]:
+                        worst = row
+                rows[a] = worst or {"basis": NOT_ASSESSED, "verdict": NOT_ASSESSED, "reason": "no_ph_or_value"}
+            verdict = combine(r["verdict"] for r in rows.values())
+            result[p.code] = Assessment(p.code, MEASURED, verdict, rows)
+            continue
+        ph = est["pH"][p.code]
+        for a in analytes:
+            if a == "pH":
+                continue
+            e = est[a][p.code]
+            if ph.basis != ESTIMATED or e.basis != ESTIMATED:
+                rows[a] = {**e.to_dict(), "basis": NOT_ASSESSED, "verdict": NOT_ASSESSED,
+                           "reason": "too_few_neighbours" if e.basis != ESTIMATED else "ph_not_assessed"}
+                continue
+            strict, loose = limit(a, p.land_use, ph.lower, ph.upper)
+            v, why = judge_estimate(e, strict, loose)
+            rows[a] = {**e.to_dict(), "limit": strict, "verdict": v, "reason": why,
+                       "ph": {"value": _sig(ph.value), "sigma": _sig(ph.sigma)}}
+        verdict = combine(r["verdict"] for r in rows.values())
+        basis = ESTIMATED if any(r["basis"] == ESTIMATED for r in rows.values()) else NOT_ASSESSED
+        if basis == NOT_ASSESSED:
+            verdict = NOT_ASSESSED
+        result[p.code] = Assessment(p.code, basis, verdict, rows)
+    return result, models

@@ -1,0 +1,166 @@
+"""Element maps (DESIGN §4.6): per county and analyte, an estimate grid and a σ grid.
+
+``.tif``: GeoTIFF (rasterio) in the county's UTM zone, band 1 the estimate, band 2 σ, NaN where
+fewer than ``min_neighbours`` samples lie within ``search_radius_m`` of a cell (not assessed).
+``.png``: the estimate classed by the pack's limits (the strictest limit of the analyte over
+land uses and pH: ≤ half of it, ≤ it, above it; not assessed grey), with a legend.
+``.json``: the model report: method, variogram and leave-one-out cross-validation.
+
+A map is a county surface: it pools every land-use group (parcel verdicts use each parcel's own
+group). The model is the latest county run's, else fitted here.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from . import estimation as es
+from . import spatial
+from .rules import LAND_USES, RulePack
+
+MAX_CELLS_SIDE = 300
+MIN_CELL_M = 50.0
+_PH_CLASSES = ((5.5, "pH < 5.5"), (6.5, "5.5-6.5"), (7.5, "6.5-7.5"), (math.inf, "pH > 7.5"))
+_COLOURS = ((46, 139, 87), (240, 200, 60), (200, 50, 40), (120, 60, 150))
+_GREY = (200, 200, 200)
+
+
+@dataclass(frozen=True)
+class ElementMap:
+    county: str
+    analyte: str
+    unit: str
+    epsg: int
+    x0: float
+    y1: float
+    cell_m: float
+    estimate: np.ndarray  # rows north to south
+    sigma: np.ndarray
+    model: es.Model
+    samples: list[es.Obs]
+    params: es.EstimationParams
+    limit: float | None
+
+
+def analytes_of(pack: RulePack) -> list[str]:
+    return ["pH", *pack.data.get("analytes", [])]
+
+
+def build(county: str, analyte: str, pack: RulePack) -> ElementMap | None:
+    """The grids for one county and analyte; None when the county has no parcel or no sample of it."""
+    from .estimated import latest_models
+
+    data = spatial.load_county(county, pack)
+    if data is None:
+        return None
+    obs = [es.Obs(s.code, s.x, s.y, s.land_use, float(s.values[analyte])) for s in data.samples if analyte in s.values]
+    if not obs:
+        return None
+    params = pack.estimation
+    model = (latest_models(county, pack) or {}).get(analyte) or es.fit_model(analyte, obs, params)
+    xs = np.array([t.x for t in data.targets])
+    ys = np.array([t.y for t in data.targets])
+    pad = params.search_radius_m
+    x0, x1, y0, y1 = xs.min() - pad, xs.max() + pad, ys.min() - pad, ys.max() + pad
+    cell = max(MIN_CELL_M, max(x1 - x0, y1 - y0) / MAX_CELLS_SIDE)
+    nx, ny = int(math.ceil((x1 - x0) / cell)), int(math.ceil((y1 - y0) / cell))
+    cx = x0 + (np.arange(nx) + 0.5) * cell
+    cy = y1 - (np.arange(ny) + 0.5) * cell  # north to south
+    gx, gy = np.meshgrid(cx, cy)
+    obs.sort(key=lambda o: o.code)
+    sxy = np.array([[o.x, o.y] for o in obs])
+    raw = np.array([o.value for o in obs])
+    surf = es.estimate_points(model, sxy, raw, np.column_stack([gx.ravel(), gy.ravel()]), params)
+    ok = surf.count >= params.min_neighbours
+    est = np.where(ok, surf.value, np.nan).reshape(ny, nx)
+    sig = np.where(ok, surf.sigma, np.nan).reshape(ny, nx)
+    limit = None
+    if analyte != "pH":
+        lim = spatial.limit_fn(pack)
+        limit = min(lim(analyte, lu, 0.0, 14.0)[0] for lu in LAND_USES if lu in pack.land_uses)
+    unit = "" if analyte == "pH" else pack.data.get("unit", "mg/kg")
+    return ElementMap(county, analyte, unit, data.projection.epsg, float(x0), float(y1), float(cell), est, sig,
+                      model, obs, params, limit)
+
+
+def geotiff(m: ElementMap) -> bytes:
+    import rasterio
+    from rasterio.io import MemoryFile
+    from rasterio.transform import from_origin
+
+    ny, nx = m.estimate.shape
+    with warnings.catch_warnings(), MemoryFile() as mem:
+        # rasterio 1.4 multiplies affine transforms with ``*``, which affine 3 marks pending deprecation
+        warnings.simplefilter("ignore", PendingDeprecationWarning)
+        with mem.open(driver="GTiff", height=ny, width=nx, count=2, dtype="float32",
+                      crs=rasterio.crs.CRS.from_epsg(m.epsg), transform=from_origin(m.x0, m.y1, m.cell_m, m.cell_m),
+                      nodata=float("nan"), compress="deflate") as dst:
+            dst.write(m.estimate.astype("float32"), 1)
+            dst.write(m.sigma.astype("float32"), 2)
+            dst.set_band_description(1, f"{m.analyte} estimate ({m.unit or 'pH units'})")
+            dst.set_band_description(2, f"{m.analyte} sigma")
+            dst.update_tags(analyte=m.analyte, method=m.model.method, county=m.county)
+        return mem.read()
+
+
+def _classes(m: ElementMap) -> list[tuple[float, str]]:
+    if m.limit is None:
+        return list(_PH_CLASSES)
+    half = m.limit / 2
+    return [(half, f"<= {half:g} {m.unit} (half the limit)"), (m.limit, f"<= {m.limit:g} {m.unit} (limit)"),
+            (math.inf, f"> {m.limit:g} {m.unit}")]
+
+
+def png(m: ElementMap, scale: int = 2) -> bytes:
+    from PIL import Image, ImageDraw
+
+    classes = _classes(m)
+    ny, nx = m.estimate.shape
+    rgb = np.empty((ny, nx, 3), dtype=np.uint8)
+    rgb[:] = _GREY
+    est = m.estimate
+    lower = -np.inf
+    for k, (upper, _) in enumerate(classes):
+        mask = np.isfinite(est) & (est > lower) & (est <= upper)
+        rgb[mask] = _COLOURS[k]
+        lower = upper
+    img = Image.fromarray(rgb, "RGB").resize((nx * scale, ny * scale), Image.NEAREST)
+    legend_h = 18 * (len(classes) + 2) + 10
+    out = Image.new("RGB", (max(img.width, 360), img.height + legend_h), (255, 255, 255))
+    out.paste(img, (0, 0))
+    draw = ImageDraw.Draw(out)
+    y = img.height + 6
+    draw.text((6, y), f"{m.analyte}, county {m.county}: {m.model.method}, cell {m.cell_m:.0f} m", fill=(0, 0, 0))
+    for k, (_, label) in enumerate(classes):
+        y += 18
+        draw.rectangle((6, y, 20, y + 12), fill=_COLOURS[k])
+        draw.text((26, y), label, fill=(0, 0, 0))
+    y += 18
+    draw.rectangle((6, y, 20, y + 12), fill=_GREY)
+    draw.text((26, y), f"not assessed (< {m.params.min_neighbours} samples within {m.params.search_radius_m:g} m)",
+              fill=(0, 0, 0))
+    buf = io.BytesIO()
+    out.save(buf, "PNG", optimize=True)
+    return buf.getvalue()
+
+
+def report(m: ElementMap) -> dict[str, Any]:
+    v = m.model.variogram
+    return {
+        "county": m.county, "analyte": m.analyte, "unit": m.unit, "method": m.model.method,
+        "reason": m.model.reason, "log_transformed": m.model.log, "samples": len(m.samples),
+        "variogram": None if v is None else {"model": v["model"], "nugget": es._sig(v["nugget"]),
+                                             "sill": es._sig(v["sill"]), "range_m": round(v["range_m"])},
+        "cross_validation": es.cross_validate(m.model, m.samples, m.params),
+        "grid": {"epsg": m.epsg, "cell_m": round(m.cell_m, 1), "width": int(m.estimate.shape[1]),
+                 "height": int(m.estimate.shape[0]),
+                 "assessed_share": round(float(np.isfinite(m.estimate).mean()), 4)},
+        "limit": m.limit,
+        "note": "A county surface pooling land uses; parcel verdicts use each parcel's own land-use group.",
+    }

@@ -1,0 +1,132 @@
+"""A county's inputs for spatial estimation, read from the database, and the pack's limits as a
+function of land use and a pH interval. The estimation itself is ``estimation.py`` (pure).
+
+Inputs follow the grading rules: a parcel's samples are the complete, live, conflict-free
+samples whose approved results the parcel grade uses (``services.load_inputs``); a sample
+needs a position (its GPS fix; else its parcel's centre) to be a neighbour. A censored value
+(``<DL``) enters as half its detection limit, as in indices and means (DESIGN §5).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+
+from sqlalchemy import select
+
+from ..extensions import db
+from . import estimation as es
+from .grade import Measurement
+from .rules import RulePack
+
+
+@dataclass(frozen=True)
+class CountyParcel:
+    code: str
+    village: str
+    farm_park: str | None
+    land_use: str
+    area_m2: float
+    lon: float
+    lat: float
+
+
+@dataclass(frozen=True)
+class CountyInputs:
+    county: str
+    projection: es.Projection
+    parcels: list[CountyParcel]
+    targets: list[es.Target]
+    samples: list[es.Sample]
+
+
+def _value(m: Measurement) -> float | None:
+    if m.qualifier == "=" and m.value is not None:
+        return float(m.value)
+    if m.qualifier == "<" and m.detection_limit is not None:
+        return float(m.detection_limit * Decimal("0.5"))
+    return None
+
+
+def load_county(county: str, pack: RulePack,
+                bbox: tuple[float, float, float, float] | None = None) -> CountyInputs | None:
+    """Parcels (bounding-box centres) and usable samples of a county (or of its parcels inside
+    ``bbox`` = lon/lat min, min, max, max), projected to its UTM zone; None when none."""
+    from ..places.models import Parcel
+    from ..samples.models import Sample
+    from .inputs import load_inputs
+
+    where = [Parcel.county_code == county, Parcel.deleted_at.is_(None)]
+    if bbox is not None:
+        where += [Parcel.max_lon >= bbox[0], Parcel.max_lat >= bbox[1], Parcel.min_lon <= bbox[2],
+                  Parcel.min_lat <= bbox[3]]
+    rows = db.session.execute(
+        select(Parcel.code, Parcel.village_code, Parcel.farm_park_code, Parcel.land_use, Parcel.area_m2,
+               Parcel.min_lon, Parcel.min_lat, Parcel.max_lon, Parcel.max_lat)
+        .where(*where).order_by(Parcel.code)).all()
+    if not rows:
+        return None
+    parcels = [CountyParcel(r[0], r[1], r[2], r[3], float(r[4] or 0), (r[5] + r[7]) / 2, (r[6] + r[8]) / 2)
+               for r in rows]
+    proj = es.metric_projection([p.lon for p in parcels], [p.lat for p in parcels])
+    px, py = proj.to_xy([p.lon for p in parcels], [p.lat for p in parcels])
+    by_code = {p.code: (p, float(x), float(y)) for p, x, y in zip(parcels, px, py, strict=True)}
+    targets = [es.Target(p.code, x, y, p.land_use) for p, x, y in by_code.values()]
+    inputs = load_inputs([p.code for p in parcels])
+    ids = [s.sample_id for pi in inputs.values() for s in pi.samples]
+    fixes = dict((r[0], (r[1], r[2])) for r in db.session.execute(
+        select(Sample.id, Sample.lon, Sample.lat).where(Sample.id.in_(ids))).all()) if ids else {}
+    samples: list[es.Sample] = []
+    pending = []
+    for code, pi in inputs.items():
+        parcel, cx, cy = by_code[code]
+        for s in pi.samples:
+            values = {a: v for a, m in s.measurements.items() if (v := _value(m)) is not None}
+            lon, lat = fixes.get(s.sample_id, (None, None))
+            pending.append((s.sample_code, code, parcel.land_use, lon, lat, cx, cy, values))
+    with_fix = [p for p in pending if p[3] is not None and p[4] is not None]
+    fx, fy = proj.to_xy([p[3] for p in with_fix], [p[4] for p in with_fix]) if with_fix else ([], [])
+    fixed = {p[0]: (float(x), float(y)) for p, x, y in zip(with_fix, fx, fy, strict=True)}
+    for code, parcel_code, land_use, _lon, _lat, cx, cy, values in pending:
+        x, y = fixed.get(code, (cx, cy))
+        samples.append(es.Sample(code, parcel_code, land_use, x, y, values))
+    return CountyInputs(county, proj, parcels, targets, samples)
+
+
+def limit_fn(pack: RulePack) -> Callable[[str, str, float, float], tuple[float, float]]:
+    """(analyte, land use, pH low, pH high) → (strictest, loosest) limit over that pH interval,
+    from the pack's precompiled pH segments (an edge counts for the segments on both sides)."""
+    cache: dict[tuple, tuple[float, float]] = {}
+
+    def limit(analyte: str, land_use: str, lo: float, hi: float) -> tuple[float, float]:
+        key = (analyte, land_use, lo, hi)
+        got = cache.get(key)
+        if got is None:
+            table = pack.ph_table(land_use)
+            i = table.analytes.index(analyte)
+            edges = [float(e) for e, _ in table.ends]
+            lims = []
+            for k, row in enumerate(table.rows):
+                seg_lo = edges[k - 1] if k > 0 else None
+                seg_hi = edges[k] if k < len(edges) else None
+                if (seg_lo is None or hi >= seg_lo) and (seg_hi is None or lo <= seg_hi):
+                    lims.append(float(row[i][0]))
+            got = cache[key] = (min(lims), max(lims))
+        return got
+
+    return limit
+
+
+def assess_county(county: str, pack: RulePack, models: dict[str, es.Model] | None = None,
+                  bbox: tuple[float, float, float, float] | None = None,
+                  ) -> tuple[CountyInputs | None, dict[str, es.Assessment], dict[str, es.Model]]:
+    """Every parcel's basis and verdict in a county (or a bbox of it) under a green-food pack
+    (variograms fitted here unless ``models`` gives the run's)."""
+    pack.check_kind("green_food_soil")
+    data = load_county(county, pack, bbox)
+    if data is None:
+        return None, {}, {}
+    analytes = list(pack.data["analytes"])
+    result, used = es.assess(data.samples, data.targets, analytes, limit_fn(pack), pack.estimation, models)
+    return data, result, used

@@ -1,0 +1,64 @@
+"""Element maps: GET /api/v1/maps/<county>/<analyte>.tif|.png|.json."""
+
+from __future__ import annotations
+
+import io
+
+from tests.api.test_grading_api import put_results, put_sample
+from tests.helpers import assert_problem
+
+CLEAN = {"pH": "6.0", "Cd": "0.12", "Hg": "0.05", "As": "8", "Pb": "25", "Cr": "60", "Cu": "20"}
+
+
+def _sample_some(app, county, n=10):
+    dry = [f["properties"] for f in county.parcels if f["properties"]["land_use"] in ("dryland", "vegetable", "tea")]
+    for i, p in enumerate(dry[:n]):
+        put_results(app, put_sample(app, p["code"], county=county.county),
+                    {**CLEAN, "Cd": f"{0.08 + 0.03 * i:.2f}", "pH": f"{5.6 + 0.2 * i:.1f}"})
+
+
+def test_maps_as_geotiff_png_and_model_report(app, client, official, county):
+    import rasterio
+    from PIL import Image
+
+    _sample_some(app, county)
+    base = f"/api/v1/maps/{county.county}/Cd"
+    report = client.get(base + ".json", headers=official.headers)
+    assert report.status_code == 200
+    body = report.get_json()
+    assert body["method"] == "idw" and body["reason"] == "too_few_samples" and body["samples"] == 10
+    cv = body["cross_validation"]
+    assert cv["n"] == 10 and set(cv) == {"n", "mean_error", "rmse", "mean_standardised_error", "coverage_95"}
+    assert 0 < body["grid"]["assessed_share"] <= 1 and body["limit"] == 0.3
+
+    tif = client.get(base + ".tif", headers=official.headers)
+    assert tif.status_code == 200 and tif.mimetype == "image/tiff"
+    with rasterio.open(io.BytesIO(tif.data)) as ds:
+        assert ds.count == 2 and ds.crs.to_epsg() == body["grid"]["epsg"]
+        est, sigma = ds.read(1), ds.read(2)
+        assert (ds.width, ds.height) == (body["grid"]["width"], body["grid"]["height"])
+    import numpy as np
+
+    finite = np.isfinite(est)
+    assert finite.any() and not finite.all()  # far corners are not assessed (NaN)
+    assert 0.05 < float(np.nanmin(est)) and float(np.nanmax(est)) < 0.5  # within the samples' range, log-normal mean
+    assert (np.isfinite(sigma) == finite).all() and float(np.nanmin(sigma)) >= 0
+
+    png = client.get(base + ".png", headers=official.headers)
+    assert png.status_code == 200 and png.mimetype == "image/png"
+    img = Image.open(io.BytesIO(png.data))
+    assert img.width >= 360 and img.height > 2 * body["grid"]["height"]
+    colours = {c for _, c in img.convert("RGB").getcolors(maxcolors=1_000_000)}
+    assert (200, 200, 200) in colours and (46, 139, 87) in colours  # not assessed grey, clean green
+
+    ph = client.get(f"/api/v1/maps/{county.county}/pH.json", headers=official.headers).get_json()
+    assert ph["limit"] is None and ph["samples"] == 10
+
+
+def test_map_errors_name_what_is_missing(app, client, official, county):
+    assert_problem(client.get(f"/api/v1/maps/{county.county}/Cd.json", headers=official.headers), 404, "not_found")
+    _sample_some(app, county, 4)
+    assert_problem(client.get(f"/api/v1/maps/{county.county}/Zn.json", headers=official.headers), 404, "not_found")
+    assert_problem(client.get(f"/api/v1/maps/{county.county}/Cd.svg", headers=official.headers), 404, "not_found")
+    assert_problem(client.get("/api/v1/maps/999999/Cd.json", headers=official.headers), 404, "not_found")
+    assert client.get(f"/api/v1/maps/{county.county}/Cd.json").status_code == 401
