@@ -5,7 +5,7 @@ models it used (method, variogram parameters, projection), and an incremental re
 re-estimates with the latest run's models.
 
 Revision ID: e5714a7e0b1c
-Revises: 7c2e4b9d1a05
+Revises: b7c1d2e3f4a5
 Create Date: 2026-12-04 19:05:00
 
 """
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = 'e5714a7e0b1c'
-down_revision = '7c2e4b9d1a05'
+down_revision = 'b7c1d2e3f4a5'
 branch_labels = None
 depends_on = None
 
