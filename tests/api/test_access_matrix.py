@@ -79,6 +79,8 @@ ROUTES: dict[str, dict[str, Any]] = {
     "grading.grade_history": {"kind": "read", "url": "/api/v1/grades/parcel/{parcel}/history"},
     "grading.get_report": {"kind": "read", "url": "/api/v1/reports/village/{village}.csv"},
     "grading.list_rule_packs": {"kind": "global"},
+    "grading.get_element_map": {"kind": "read", "url": "/api/v1/maps/{county}/Cd.json"},
+    "grading.sampling_next": {"kind": "list", "url": "/api/v1/sampling/next?county={county}", "needle": []},
     # lab
     "lab.create_import": {"kind": "import"},
     "lab.list_imports": {"kind": "list", "url": "/api/v1/lab/imports", "needle": ["lab_import", "lab_file"]},
@@ -415,7 +417,7 @@ def check_inside(app, client, world, endpoint, spec, name) -> str | None:
     if not allowed(app, endpoint, role):
         return None
     if name == "device_in" and spec["url"].startswith(("/api/v1/certificates", "/api/v1/grading/runs",
-                                                        "/api/v1/labels", "/api/v1/reports")):
+                                                        "/api/v1/labels", "/api/v1/reports", "/api/v1/maps")):
         return None  # county records and area reports are not read through an assignment (README)
     resp = call(app, client, world, name, spec)
     if spec["kind"] == "read":
