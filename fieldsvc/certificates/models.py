@@ -8,8 +8,9 @@ is read, so no timer has to run for a certificate to expire.
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Any
 
-from sqlalchemy import Date, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, Date, ForeignKey, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..dbtypes import UTCDateTime, utcnow
@@ -56,3 +57,26 @@ class CertificateScan(db.Model):
     day: Mapped[date] = mapped_column(Date, primary_key=True)
     client_class: Mapped[str] = mapped_column(String(16), primary_key=True)
     count: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Issuer(db.Model):
+    """The institute that issues certificates and labels, one row per version (never edited in place).
+
+    The current identity is the highest version; every certificate keeps the version it was issued
+    under in its snapshot, and its signed claims name it as ``iss`` (``<ident>:<version>``).
+    """
+
+    __tablename__ = "issuers"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, unique=True)
+    ident: Mapped[str] = mapped_column(String(32))
+    name_zh: Mapped[str] = mapped_column(String(200))
+    name_en: Mapped[str] = mapped_column(String(200))
+    address: Mapped[str] = mapped_column(String(300))
+    contact: Mapped[str] = mapped_column(String(200))
+    co_issuer: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # {name_zh, name_en} or None
+    seal_png: Mapped[bytes | None] = mapped_column(LargeBinary)
+    seal_sha256: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(120))

@@ -96,6 +96,9 @@ class CertificateView:
     status_reason: str | None = None
     grade_label: str | None = None
     issuer: str = "fieldsvc"
+    issuer_contact: str | None = None
+    issuer_short: str | None = None
+    seal_png: bytes | None = None
 
 
 @dataclass(frozen=True)
@@ -104,6 +107,7 @@ class LabelView:
     verify_url: str
     subject_name: str
     caption: str = LABEL_CAPTION
+    issuer: str = ""  # the issuing institute's short (Chinese) name; empty when none is configured
 
 
 @dataclass(frozen=True)
@@ -440,6 +444,8 @@ def _draw_label(sheet: _Sheet, spec: dict[str, Any], font: str, x: float, y: flo
         (*_fit(label.subject_name, font, style["name_pt"], room, style["min_pt"]), font),
         (*_fit(label.caption, font, style["caption_pt"], room, style["min_pt"]), font),
     ]
+    if label.issuer:
+        lines.append((*_fit(label.issuer, font, style["caption_pt"], room, style["min_pt"]), font))
     code = format_code(label.code)
     text, size = _fit(code, MONO_FONT_NAME, style["code_pt"], room, style["min_pt"])
     parts = [code] if text == code else [code[:9], code[10:]]  # too narrow: two lines of groups
@@ -483,11 +489,32 @@ def render_certificate_with_layout(view: CertificateView, template: str = "certi
     _draw_certificate_qrs(sheet, spec, font, view)
     footer = spec["footer"]
     issuer = f"签发机构 Issuer: {view.issuer} · 公钥 Public keys: /.well-known/fieldsvc-keys.json"
-    text, size = _fit(issuer, font, footer["pt"], spec["page_mm"][0] - 2 * spec["margin_mm"], 5)
+    room = spec["page_mm"][0] - 2 * spec["margin_mm"]
+    text, size = _fit(issuer, font, footer["pt"], room, 5)
     sheet.draw_text(spec["page_mm"][0] / 2, footer["y_mm"], text, font, size, "center")
+    if view.issuer_contact:
+        text, size = _fit(view.issuer_contact, font, footer["pt"] * 0.85, room, 5)
+        sheet.draw_text(spec["page_mm"][0] / 2, footer["y_mm"] + _line_mm(footer["pt"]), text, font, size, "center")
+    if view.seal_png:
+        _draw_seal(sheet, spec, view.seal_png)
     canvas.showPage()
     canvas.save()
     return RenderedPdf(out.getvalue(), tuple(spec["page_mm"]), 1, sheet.qr, sheet.text, watermark)
+
+
+def _draw_seal(sheet: _Sheet, spec: dict[str, Any], png: bytes) -> None:
+    """The institute's seal, 36 mm, between the two QR codes (where a stamp would go)."""
+    from reportlab.lib.utils import ImageReader
+
+    try:
+        image = ImageReader(io.BytesIO(png))
+    except Exception:  # noqa: BLE001 - a seal that cannot be read is left off, never a failed certificate
+        return
+    size = 36.0
+    x = (spec["page_mm"][0] - size) / 2
+    y = spec["verify_qr"]["y_mm"] + 8
+    sheet.canvas.drawImage(image, x * MM, sheet.y(y + size), size * MM, size * MM, mask="auto",
+                           preserveAspectRatio=True)
 
 
 def _draw_watermark(sheet: _Sheet, spec: dict[str, Any], font: str, text: str) -> None:

@@ -15,7 +15,7 @@ from marshmallow import ValidationError
 from ..errors import Problem, not_found, validation_failed
 from ..http import json_body, load, problem_response, public, register_error_renderer
 from ..openapi import doc
-from . import codes, i18n, services
+from . import codes, i18n, issuer, services
 from .schemas import TokenIn
 from .signing import MAX_TOKEN_CHARS, public_keys_document
 
@@ -28,7 +28,7 @@ HTML_HEADERS = {
     "X-Robots-Tag": "noindex",
     "Referrer-Policy": "no-referrer",
     "X-Content-Type-Options": "nosniff",
-    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; "
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; base-uri 'none'; "
                                "form-action 'none'; frame-ancestors 'none'",
 }
 TOKEN_BODY_BYTES = MAX_TOKEN_CHARS + 512
@@ -97,6 +97,7 @@ def page(code: str):
         "issued": (body["issued_at"] or "")[:10],
         "revoked_on": (body["revoked_at"] or "")[:10],
         "replacement_path": f"/C/{cert.replaced_by}" if cert.replaced_by else None,
+        "issuer": body.get("issuer"),
     }
     cert_id = cert.id
     services.end_reads()
@@ -155,6 +156,22 @@ def verify_token():
 @public
 def public_keys():
     """Every public key that verifies certificates: the current one and retired ones."""
-    response = current_app.json.response(public_keys_document(services.keyring(current_app.config)))
+    rows = issuer.all_issuers()
+    current = issuer.issuer_dict(rows[0]) if rows else None
+    document = public_keys_document(services.keyring(current_app.config), current,
+                                    [issuer.issuer_dict(r) for r in rows])
+    response = current_app.json.response(document)
     response.headers["Cache-Control"] = "public, max-age=300"
+    return response
+
+
+@api_bp.get("/issuer/seal/<int:version>.png")
+@public
+@doc(responses={200: "The issuer's seal (PNG) of that identity version", 404: "No such version or no seal"},
+     content_type="image/png")
+def issuer_seal(version: int):
+    """The seal image the public page and certificates show; a version never changes, so it caches long."""
+    response = Response(issuer.seal_png(version), mimetype="image/png")
+    response.headers["Cache-Control"] = "public, max-age=86400, immutable"
+    response.headers["X-Content-Type-Options"] = "nosniff"
     return response

@@ -31,7 +31,7 @@ from ..errors import Problem, conflict, not_found, rate_limited, validation_fail
 from ..extensions import db
 from ..places.models import FarmPark, Region
 from ..places.services import get_farm_park_by_code, get_parcel_by_code, get_region_by_code
-from . import codes, pdf
+from . import codes, issuer, pdf
 from .models import CLIENT_CLASSES, SUBJECT_TYPES, Certificate, CertificateScan
 from .signing import Claims, KeyRing, KeyRingError, VerifiedToken, sign_claims, verify_token
 
@@ -148,6 +148,7 @@ def certificate_dict(cert: Certificate, config: Mapping[str, Any], moment: datet
         "verify_url": codes.verify_url(config["PUBLIC_BASE_URL"], cert.code),
         "token": cert.token,
         "key_id": cert.key_id,
+        "issuer": snap.get("issuer"),
         "scans": scan_summary(cert),
     }
 
@@ -304,6 +305,7 @@ def issue_certificate(data: Mapping[str, Any], actor: Actor, config: Mapping[str
                        reasons=reasons or ["not qualified"], verdict=getattr(q, "verdict", None))
     pack = _pack_ref(q)
     moment = now()
+    identity = issuer.current_issuer()
     valid_days = data.get("valid_days") or config["CERTIFICATE_VALID_DAYS"]
     valid_until = moment + timedelta(days=valid_days)
     code = codes.new_code()
@@ -314,11 +316,12 @@ def issue_certificate(data: Mapping[str, Any], actor: Actor, config: Mapping[str
                                                                              ("code", "version", "verified")},
         "standard": pack["standard"], "tested_on": tested_on.isoformat(),
         "grade_id": _json_safe(getattr(q, "grade_id", None)),
+        "issuer": issuer.issuer_dict(identity),
     }
     ring = keyring(config)
     claims = Claims(code=code, subject_type=subject.type, subject_code=subject.code, grade=snap["grade"],
                     rule_pack=f"{pack['code']}:{pack['version']}", tested_on=tested_on,
-                    valid_until=valid_until.date())
+                    valid_until=valid_until.date(), iss=issuer.iss_of(identity))
     token = sign_claims(claims, ring)
     cert = Certificate(code=code, subject_type=subject.type, subject_code=subject.code,
                        county_code=subject.county_code, snapshot_json=json.dumps(snap, ensure_ascii=False),
@@ -410,7 +413,24 @@ def certificate_view(cert: Certificate, config: Mapping[str, Any], moment: datet
         rule_pack_version=pack.get("version", ""), standard=snap.get("standard", ""),
         pack_verified=bool(pack.get("verified")), tested_on=date.fromisoformat(snap["tested_on"]),
         issued_at=cert.issued_at.date(), valid_until=cert.valid_until.date(), status=status,
-        status_reason=reason)
+        status_reason=reason, **issuer_print(snap.get("issuer")))
+
+
+def issuer_print(ident: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The issuer lines and seal a certificate or label prints (the identity it was issued under)."""
+    if not ident:
+        return {}
+    names = [f"{ident['name_zh']} {ident['name_en']}"]
+    if ident.get("co_issuer"):
+        names.append(f"{ident['co_issuer']['name_zh']} {ident['co_issuer']['name_en']}")
+    seal = None
+    if ident.get("seal_url"):
+        try:
+            seal = issuer.seal_png(int(ident["version"]))
+        except Problem:
+            seal = None
+    return {"issuer": " · ".join(names), "issuer_contact": f"{ident['address']} · {ident['contact']}",
+            "issuer_short": ident["name_zh"], "seal_png": seal}
 
 
 def certificate_pdf(cert: Certificate, config: Mapping[str, Any]) -> bytes:
@@ -450,8 +470,9 @@ def labels_pdf(code_list: Sequence[str], template: str, start_slot: int, actor: 
     if not_valid:
         raise conflict("certificate_not_valid", "Labels are printed only for valid certificates.",
                        certificates=not_valid)
+    shorts = {c: (snapshot(found[c]).get("issuer") or {}).get("name_zh") for c in wanted}
     labels = [pdf.LabelView(code=c, verify_url=codes.verify_url(config["PUBLIC_BASE_URL"], c),
-                            subject_name=label_name(found[c])) for c in code_list]
+                            subject_name=label_name(found[c]), issuer=shorts[c] or "") for c in code_list]
     return pdf.render_labels(labels, template, start_slot)
 
 
@@ -538,6 +559,7 @@ def verification(cert: Certificate, config: Mapping[str, Any]) -> dict[str, Any]
         "claims": verified.claims.to_dict() if verified else None,
         "signature": cert.token,
         "key_id": cert.key_id,
+        "issuer": snap.get("issuer"),
     }
 
 
