@@ -37,6 +37,7 @@ DEFAULTS: dict[str, Any] = {
     "SQLITE_WAL_AUTOCHECKPOINT_PAGES": 10_000,
     "SQLITE_CHECKPOINT_INTERVAL_S": 0.25,  # SQLite: WAL checkpoints in a thread after commits, at most this often
     "SIGNING_KEY_PATH": "",  # certificates: private Ed25519 PEM to sign with; empty: <instance>/keys/ (made once)
+    "LAND_LABEL_VALID_DAYS": 3 * 365,  # land labels: how long a label's signed token says it holds
     "CERTIFICATE_VALID_DAYS": 365,  # certificates: validity when POST /api/v1/certificates gives no valid_days
     "LABELS_MAX_CODES": 1000,  # certificates: most labels in one GET /api/v1/labels.pdf
     "VERIFY_RATE_LIMIT": 120,  # certificates: public page / verify requests per address per window, then 429

@@ -17,6 +17,7 @@ from ..dbtypes import UTCDateTime, utcnow
 from ..extensions import db
 
 SUBJECT_TYPES = ("parcel", "farm_park", "village")
+KINDS = ("certificate", "land_label")
 STORED_STATUSES = ("valid", "revoked", "superseded")
 CLIENT_CLASSES = ("mobile", "desktop", "bot", "other")
 
@@ -27,6 +28,8 @@ class Certificate(db.Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     code: Mapped[str] = mapped_column(String(17), unique=True)
+    # certificate: only for passing land, revoked when it fails; land_label: any graded land, pass or fail
+    kind: Mapped[str] = mapped_column(String(16), default="certificate", server_default="certificate")
     subject_type: Mapped[str] = mapped_column(String(16))
     subject_code: Mapped[str] = mapped_column(String(64))
     county_code: Mapped[str] = mapped_column(String(12), index=True)
@@ -43,6 +46,19 @@ class Certificate(db.Model):
     token: Mapped[str] = mapped_column(Text)
     key_id: Mapped[str] = mapped_column(String(16))
     idempotency_key: Mapped[str | None] = mapped_column(String(80), unique=True)
+
+
+class LandLabelChange(db.Model):
+    """A land label's headline conclusion each time it changed (the first row is the one at issue)."""
+
+    __tablename__ = "land_label_changes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    certificate_id: Mapped[int] = mapped_column(ForeignKey("certificates.id"), index=True)
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    grade: Mapped[str | None] = mapped_column(String(32))
+    verdict: Mapped[str] = mapped_column(String(32))
+    reason: Mapped[str | None] = mapped_column(Text)
 
 
 class CertificateScan(db.Model):

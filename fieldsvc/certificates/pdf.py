@@ -99,6 +99,8 @@ class CertificateView:
     issuer_contact: str | None = None
     issuer_short: str | None = None
     seal_png: bytes | None = None
+    kind: str = "certificate"  # certificate | land_label
+    conclusions: tuple[str, ...] = ()  # a land label's conclusions, one printed line each (zh + en)
 
 
 @dataclass(frozen=True)
@@ -553,10 +555,10 @@ def _draw_frame(sheet: _Sheet, spec: dict[str, Any]) -> None:
 def _draw_heading(sheet: _Sheet, spec: dict[str, Any], font: str, view: CertificateView) -> None:
     centre, title = spec["page_mm"][0] / 2, spec["title"]
     sheet.canvas.setFillColorRGB(0.1, 0.3, 0.15)
-    sheet.draw_text(centre, title["zh_y_mm"], "绿色食品产地土壤质量证书", font, title["zh_pt"], "center")
-    sheet.draw_text(
-        centre, title["en_y_mm"], "Green-food soil quality certificate", font, title["en_pt"], "center"
-    )
+    zh, en = (("土地标识 · 土壤检测结论", "Land label: soil test conclusions") if view.kind == "land_label"
+              else ("绿色食品产地土壤质量证书", "Green-food soil quality certificate"))
+    sheet.draw_text(centre, title["zh_y_mm"], zh, font, title["zh_pt"], "center")
+    sheet.draw_text(centre, title["en_y_mm"], en, font, title["en_pt"], "center")
     sheet.canvas.setFillColorRGB(0, 0, 0)
     code, grouped = spec["code"], format_code(view.code)
     prefix, prefix_pt = "证书编号 Certificate No. ", code["pt"] * 0.75
@@ -574,11 +576,16 @@ def _field_rows(view: CertificateView) -> list[tuple[str, str, str]]:
     tested = view.tested_on.isoformat()
     if view.tested_from and view.tested_from != view.tested_on:
         tested = f"{view.tested_from.isoformat()} – {tested}"
+    if view.kind == "land_label":
+        judged = [("结论" if i == 0 else "", "Conclusion" if i == 0 else "", line)
+                  for i, line in enumerate(view.conclusions)]
+    else:
+        judged = [("土壤质量等级", "Soil grade", view.grade_label or GRADES.get(view.grade, view.grade)),
+                  ("结论", "Verdict", f"{verdict_zh} {verdict_en}")]
     return [
         ("认证对象", "Subject", f"{kind_zh} {kind_en} · {view.subject_name} ({view.subject_code})"),
         ("所在地", "Location", place),
-        ("土壤质量等级", "Soil grade", view.grade_label or GRADES.get(view.grade, view.grade)),
-        ("结论", "Verdict", f"{verdict_zh} {verdict_en}"),
+        *judged,
         ("评价依据", "Rule pack", f"{view.rule_pack_code} v{view.rule_pack_version} · {view.standard}"),
         ("土壤检测日期", "Soil tested", tested),
         ("签发日期", "Issued", view.issued_at.isoformat()),

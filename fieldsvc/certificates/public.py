@@ -98,12 +98,54 @@ def page(code: str):
         "revoked_on": (body["revoked_at"] or "")[:10],
         "replacement_path": f"/C/{cert.replaced_by}" if cert.replaced_by else None,
         "issuer": body.get("issuer"),
+        "kind": cert.kind,
     }
+    if cert.kind == "land_label":
+        context.update(_land_context(body, lang, context["subject_kind"]))
     cert_id = cert.id
     services.end_reads()
     services.check_rate(request.remote_addr, config)
     services.count_scan(cert_id, request.user_agent.string)
     return _html(render_template("certificates/public.html", **context), 200 if state != "unknown" else 404)
+
+
+BAR_SCALE = 1.5  # a bar spans 0 to 1.5 × the limit; the limit mark sits at two thirds
+
+
+def _number(text: Any) -> float | None:
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        return None
+
+
+def _land_context(body: dict[str, Any], lang: str, subject_kind: str) -> dict[str, Any]:
+    """A land label's page: the sentence first, conclusions in words, a bar per element, since when."""
+    conclusions = [{
+        "topic": i18n.STANDARD_TOPICS[lang].get(c["pack"], c["standard"]), "standard": c["standard"],
+        "verdict": i18n.VERDICTS[lang].get(c["verdict"], c["verdict"]), "ok": c["verdict"] == "meets",
+        "grade": i18n.grade_label(c.get("grade"), lang) if c.get("grade") else "",
+        "basis": i18n.BASES[lang].get(c.get("basis"), c.get("basis")),
+        "failing": [i18n.analyte_name(a, lang) for a in c.get("failing") or []],
+    } for c in body.get("conclusions") or []]
+    elements = []
+    for e in body.get("elements") or []:
+        value, limit = _number(e.get("value")), _number(e.get("limit"))
+        if limit is None or limit <= 0:
+            continue
+        shown = e.get("value") if e.get("qualifier", "=") == "=" else f"<{e.get('detection_limit') or ''}".rstrip("<")
+        ratio = (value or 0.0) / limit
+        elements.append({"name": i18n.analyte_name(e["analyte"], lang), "analyte": e["analyte"],
+                         "value": shown or "—", "limit": e.get("limit"), "unit": e.get("unit") or "",
+                         "pct": round(min(ratio, BAR_SCALE) / BAR_SCALE * 100, 1), "over": ratio > 1})
+    history = [{"on": (h["at"] or "")[:10], "verdict": i18n.VERDICTS[lang].get(h["verdict"], h["verdict"]),
+                "grade": i18n.grade_label(h.get("grade"), lang) if h.get("grade") else ""}
+               for h in body.get("history") or []]
+    return {"sentence": i18n.conclusion_sentence(body.get("conclusion"), subject_kind, lang),
+            "head_ok": (body.get("conclusion") or {}).get("verdict") == "meets",
+            "conclusions": conclusions, "elements": elements, "limit_pct": round(100 / BAR_SCALE, 1),
+            "since": (body.get("since") or "")[:10], "as_of": (body.get("as_of") or "")[:10],
+            "history": history[1:], "land_tested_on": body.get("tested_on") or ""}
 
 
 def render_problem_page(problem: Problem) -> Response:

@@ -6,7 +6,7 @@ from marshmallow import Schema, ValidationError, fields, validate
 
 from ..places.schemas import CODE
 from ..schemas import PageArgs
-from .models import SUBJECT_TYPES
+from .models import KINDS, SUBJECT_TYPES
 
 STATUSES = ("valid", "expired", "revoked", "superseded")
 
@@ -23,6 +23,11 @@ class CertificateIn(Schema):
     rule_pack = fields.String(load_default=None, allow_none=True, validate=validate.Length(min=1, max=64))
 
 
+class LandLabelIn(Schema):
+    subject_type = fields.String(required=True, validate=validate.OneOf(SUBJECT_TYPES))
+    code = fields.String(required=True, validate=CODE)
+
+
 class RevokeIn(Schema):
     reason = fields.String(required=True, validate=[validate.Length(max=500), _meaningful])
 
@@ -31,6 +36,7 @@ class CertificateArgs(PageArgs):
     subject = fields.String(load_default=None, validate=CODE)
     subject_type = fields.String(load_default=None, validate=validate.OneOf(SUBJECT_TYPES))
     status = fields.String(load_default=None, validate=validate.OneOf(STATUSES))
+    kind = fields.String(load_default=None, validate=validate.OneOf(KINDS))
 
 
 class LabelArgs(Schema):

@@ -32,7 +32,7 @@ from ..extensions import db
 from ..places.models import FarmPark, Region
 from ..places.services import get_farm_park_by_code, get_parcel_by_code, get_region_by_code
 from . import codes, issuer, pdf
-from .models import CLIENT_CLASSES, SUBJECT_TYPES, Certificate, CertificateScan
+from .models import CLIENT_CLASSES, SUBJECT_TYPES, Certificate, CertificateScan, LandLabelChange
 from .signing import Claims, KeyRing, KeyRingError, VerifiedToken, sign_claims, verify_token
 
 SYSTEM_RETEST = "system: re-test"
@@ -133,6 +133,7 @@ def certificate_dict(cert: Certificate, config: Mapping[str, Any], moment: datet
     snap = snapshot(cert)
     return {
         "code": cert.code,
+        "kind": cert.kind,
         "code_formatted": codes.format_code(cert.code),
         "status": status_at(cert, moment or now()),
         "reason": cert.reason,
@@ -186,6 +187,8 @@ def list_filter(args: Mapping[str, Any], actor: Actor) -> list[Any]:
         where.append(Certificate.subject_code == args["subject"])
     if args.get("subject_type"):
         where.append(Certificate.subject_type == args["subject_type"])
+    if args.get("kind"):
+        where.append(Certificate.kind == args["kind"])
     status = args.get("status")
     moment = now()
     if status == "expired":
@@ -344,9 +347,9 @@ def _json_safe(value: Any) -> Any:
 
 
 def _current_for(subject_type: str, code: str, *, exclude: int | None = None,
-                 moment: datetime | None = None) -> list[Certificate]:
+                 moment: datetime | None = None, kind: str = "certificate") -> list[Certificate]:
     stmt = select(Certificate).where(Certificate.subject_type == subject_type, Certificate.subject_code == code,
-                                     Certificate.status == "valid")
+                                     Certificate.status == "valid", Certificate.kind == kind)
     if moment is not None:
         stmt = stmt.where(Certificate.valid_until > moment)
     if exclude is not None:
@@ -382,10 +385,12 @@ def _revoke(cert: Certificate, reason: str, by: str) -> None:
 
 
 def on_grade_changed(subject_type: str, code: str, qualified: bool, reason: str) -> list[str]:
-    """Grading's hook: a certified subject that stops qualifying loses its certificates at once.
+    """Grading's hook: a certified subject that stops qualifying loses its certificates at once;
+    its land labels (which say pass or fail) note the new conclusion in their history.
 
-    Runs in the caller's transaction; returns the codes revoked.
+    Runs in the caller's transaction; returns the certificate codes revoked.
     """
+    note_land_label_change(subject_type, code, reason)
     if qualified:
         return []
     revoked = []
@@ -413,7 +418,23 @@ def certificate_view(cert: Certificate, config: Mapping[str, Any], moment: datet
         rule_pack_version=pack.get("version", ""), standard=snap.get("standard", ""),
         pack_verified=bool(pack.get("verified")), tested_on=date.fromisoformat(snap["tested_on"]),
         issued_at=cert.issued_at.date(), valid_until=cert.valid_until.date(), status=status,
-        status_reason=reason, **issuer_print(snap.get("issuer")))
+        status_reason=reason, kind=cert.kind, conclusions=conclusion_lines(snap.get("conclusions") or []),
+        **issuer_print(snap.get("issuer")))
+
+
+def conclusion_lines(conclusions: Sequence[Mapping[str, Any]]) -> tuple[str, ...]:
+    """A land label's conclusions as printed (as at issue; the page has them as of now)."""
+    from .i18n import BASES, VERDICTS, analyte_name, grade_label
+
+    lines = []
+    for c in conclusions:
+        standard = str(c.get("standard") or "")
+        verdict = f"{VERDICTS['zh'].get(c['verdict'], c['verdict'])} {VERDICTS['en'].get(c['verdict'], c['verdict'])}"
+        grade = f" · {grade_label(c['grade'], 'zh')} {grade_label(c['grade'], 'en')}" if c.get("grade") else ""
+        failing = c.get("failing") or []
+        over = f" · 超标 over: {'、'.join(analyte_name(a, 'zh') + ' ' + a for a in failing)}" if failing else ""
+        lines.append(f"{standard}: {verdict}{grade}{over} ({BASES['zh'].get(c.get('basis'), '')})")
+    return tuple(lines)
 
 
 def issuer_print(ident: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -471,8 +492,10 @@ def labels_pdf(code_list: Sequence[str], template: str, start_slot: int, actor: 
         raise conflict("certificate_not_valid", "Labels are printed only for valid certificates.",
                        certificates=not_valid)
     shorts = {c: (snapshot(found[c]).get("issuer") or {}).get("name_zh") for c in wanted}
+    captions = {c: land_label_caption(found[c]) for c in wanted if found[c].kind == "land_label"}
     labels = [pdf.LabelView(code=c, verify_url=codes.verify_url(config["PUBLIC_BASE_URL"], c),
-                            subject_name=label_name(found[c]), issuer=shorts[c] or "") for c in code_list]
+                            subject_name=label_name(found[c]), issuer=shorts[c] or "",
+                            **({"caption": captions[c]} if c in captions else {})) for c in code_list]
     return pdf.render_labels(labels, template, start_slot)
 
 
@@ -482,6 +505,105 @@ def label_name(cert: Certificate) -> str:
     if cert.subject_type == "parcel":
         return " ".join(p for p in (place.get("village"), cert.subject_code) if p)
     return snap.get("subject_name") or cert.subject_code
+
+
+# --- land labels ------------------------------------------------------------------------------
+
+def soil_passport(subject_type: str, code: str) -> dict[str, Any]:
+    """Grading's soil passport of a subject now (imported late, as ``qualification``: the one call)."""
+    from ..grading.passport import soil_passport as passport
+
+    return passport(subject_type, code)
+
+
+def _headline(passport: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The first conclusion (the green-food soil standard, NY/T 391, when it graded the subject)."""
+    items = passport.get("conclusions") or []
+    return items[0] if items else None
+
+
+def issue_land_label(data: Mapping[str, Any], actor: Actor, config: Mapping[str, Any]) -> tuple[Certificate, bool]:
+    """A land label for a graded subject, pass or fail: ``(label, created)``; a subject keeps one live label.
+
+    The label's page reads the subject's grades when scanned, so a re-grade needs no new label.
+    :raise 409 not_graded: nothing in the packs has graded the subject yet.
+    """
+    subject = resolve_subject(data["subject_type"], data["code"], actor)
+    existing = _current_for(subject.type, subject.code, kind="land_label")
+    if existing:
+        return existing[0], False
+    passport = soil_passport(subject.type, subject.code)
+    head = _headline(passport)
+    if head is None or not passport.get("tested_on"):
+        raise conflict("not_graded", f"{subject.type} {subject.code} has no grade to put on a label yet.",
+                       reasons=["not_graded"])
+    moment = now()
+    identity = issuer.current_issuer()
+    valid_until = moment + timedelta(days=config["LAND_LABEL_VALID_DAYS"])
+    tested_on = date.fromisoformat(passport["tested_on"])
+    code = codes.new_code()
+    pack = head["rule_pack"]
+    snap = {
+        "subject_name": subject.name, "place": subject.place, "place_en": subject.place_en,
+        "grade": str(head.get("grade") or ""), "verdict": head["verdict"],
+        "rule_pack": pack, "standard": head["standard"], "tested_on": tested_on.isoformat(),
+        "conclusions": passport["conclusions"], "elements": passport["elements"],
+        "issuer": issuer.issuer_dict(identity),
+    }
+    ring = keyring(config)
+    claims = Claims(code=code, subject_type=subject.type, subject_code=subject.code, kind="land_label",
+                    grade=f"{head['verdict']}:{head.get('grade') or ''}"[:64],
+                    rule_pack=f"{pack['code']}:{pack['version']}", tested_on=tested_on,
+                    valid_until=valid_until.date(), iss=issuer.iss_of(identity))
+    label = Certificate(code=code, kind="land_label", subject_type=subject.type, subject_code=subject.code,
+                        county_code=subject.county_code, snapshot_json=json.dumps(snap, ensure_ascii=False),
+                        issued_at=moment, issued_by=actor.label, valid_until=valid_until, status="valid",
+                        token=sign_claims(claims, ring), key_id=ring.current.kid)
+    db.session.add(label)
+    db.session.flush()
+    db.session.add(LandLabelChange(certificate_id=label.id, changed_at=moment, grade=snap["grade"],
+                                   verdict=head["verdict"], reason="issued"))
+    db.session.flush()
+    record(actor.label, Change("certificate", code, "issue_land_label", after=_audit_view(label)))
+    return label, True
+
+
+def note_land_label_change(subject_type: str, code: str, reason: str) -> None:
+    """A re-grade: each live land label of the subject notes its new headline, if it changed."""
+    labels = _current_for(subject_type, code, kind="land_label")
+    if not labels:
+        return
+    head = _headline(soil_passport(subject_type, code)) or {"verdict": "not_graded", "grade": None}
+    moment = now()
+    for label in labels:
+        last = db.session.scalar(select(LandLabelChange).where(LandLabelChange.certificate_id == label.id)
+                                 .order_by(LandLabelChange.id.desc()).limit(1))
+        if last is not None and (last.verdict, last.grade) == (head["verdict"], head.get("grade")):
+            continue
+        db.session.add(LandLabelChange(certificate_id=label.id, changed_at=moment, grade=head.get("grade"),
+                                       verdict=head["verdict"], reason=reason[:500] if reason else None))
+    db.session.flush()
+
+
+def land_label_now(label: Certificate) -> dict[str, Any]:
+    """What a land label's page and JSON add: conclusions and elements as of now, since when, the history."""
+    passport = soil_passport(label.subject_type, label.subject_code)
+    history = [{"at": isoformat(h.changed_at), "grade": h.grade, "verdict": h.verdict}
+               for h in db.session.scalars(select(LandLabelChange).where(LandLabelChange.certificate_id == label.id)
+                                           .order_by(LandLabelChange.id.desc()).limit(50))]
+    head = _headline(passport)
+    return {"conclusion": head, "conclusions": passport["conclusions"], "elements": passport["elements"],
+            "as_of": isoformat(now()), "since": history[0]["at"] if history else passport.get("since"),
+            "tested_on": passport.get("tested_on"), "history": history}
+
+
+def land_label_caption(label: Certificate) -> str:
+    """The label's printed conclusion (as at printing): ``符合/不符合 NY/T 391``."""
+    snap = snapshot(label)
+    standard = str(snap.get("standard") or "").split("-")[0]
+    verdict = snap.get("verdict")
+    words = {"meets": "符合", "does_not_meet": "不符合"}.get(verdict, "待定")
+    return f"结论：{words}{standard}"
 
 
 # --- public verification ----------------------------------------------------------------------
@@ -542,9 +664,10 @@ def verification(cert: Certificate, config: Mapping[str, Any]) -> dict[str, Any]
     """``GET /api/v1/verify/<CODE>``: the stored certificate, its status now, and its signed token re-checked."""
     snap = snapshot(cert)
     verified = _check_stored_token(cert, config)
-    return {
+    body = {
         "genuine": verified is not None,
         "code": cert.code,
+        "kind": cert.kind,
         "status": status_at(cert, now()),
         "reason": cert.reason,
         "replaced_by": cert.replaced_by,
@@ -561,6 +684,9 @@ def verification(cert: Certificate, config: Mapping[str, Any]) -> dict[str, Any]
         "key_id": cert.key_id,
         "issuer": snap.get("issuer"),
     }
+    if cert.kind == "land_label":
+        body.update(land_label_now(cert))
+    return body
 
 
 _token_checks: dict[tuple[int, str], VerifiedToken | None] = {}

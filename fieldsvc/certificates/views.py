@@ -11,7 +11,7 @@ from ..openapi import doc
 from ..schemas import page_limit
 from . import services
 from .models import Certificate
-from .schemas import CertificateArgs, CertificateIn, LabelArgs, RevokeIn
+from .schemas import CertificateArgs, CertificateIn, LabelArgs, LandLabelIn, RevokeIn
 
 bp = Blueprint("certificates", __name__, url_prefix="/api/v1")
 
@@ -30,6 +30,20 @@ def issue():
         raise validation_failed({"Idempotency-Key": ["At most 80 characters."]})
     cert, created = services.issue_certificate(data, current_actor(), current_app.config, key)
     return services.certificate_dict(cert, current_app.config), 201 if created else 200
+
+
+@bp.post("/land-labels")
+@requires_role("official")
+@doc(body=LandLabelIn, responses={201: "{code, kind: land_label, verify_url, conclusion}",
+                                  200: "The subject's live land label (one per subject)",
+                                  409: "not_graded"})
+def issue_land_label():
+    """A land label (soil passport) for any graded parcel, village or farm park, pass or fail."""
+    data = load(LandLabelIn(), json_body())
+    label, created = services.issue_land_label(data, current_actor(), current_app.config)
+    body = services.certificate_dict(label, current_app.config)
+    body.update(services.land_label_now(label))
+    return body, 201 if created else 200
 
 
 @bp.get("/certificates")
