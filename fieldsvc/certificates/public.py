@@ -99,6 +99,8 @@ def page(code: str):
         "replacement_path": f"/C/{cert.replaced_by}" if cert.replaced_by else None,
         "issuer": body.get("issuer"),
         "kind": cert.kind,
+        "outline": services.snapshot(cert).get("outline"),
+        "subject_name": _subject_name(body, lang),
     }
     if cert.kind == "land_label":
         context.update(_land_context(body, lang, context["subject_kind"]))
@@ -107,6 +109,14 @@ def page(code: str):
     services.check_rate(request.remote_addr, config)
     services.count_scan(cert_id, request.user_agent.string)
     return _html(render_template("certificates/public.html", **context), 200 if state != "unknown" else 404)
+
+
+def _subject_name(body: dict[str, Any], lang: str) -> str:
+    """A village's or park's name in the page's language (a parcel is named by its code)."""
+    subject = body["subject"]
+    if lang == "en" and subject["type"] in ("village", "farm_park"):
+        return subject["place_en"].get(subject["type"]) or subject["name"]
+    return subject["name"]
 
 
 BAR_SCALE = 1.5  # a bar spans 0 to 1.5 × the limit; the limit mark sits at two thirds

@@ -238,6 +238,29 @@ def resolve_subject(subject_type: str, code: str, actor: Actor) -> Subject:
     raise validation_failed({"subject_type": [f"Must be one of: {', '.join(SUBJECT_TYPES)}."]})
 
 
+def area_outline(subject: Subject) -> str | None:
+    """The SVG outline the public page draws: the subject's park, else its village (never a parcel)."""
+    from ..places.models import Parcel
+    from .outline import outline_path
+
+    park_code = subject.code if subject.type == "farm_park" else None
+    if subject.type == "parcel":
+        parcel = db.session.scalar(select(Parcel).where(Parcel.code == subject.code))
+        village = parcel.village_code if parcel is not None else None
+    else:
+        village = subject.code if subject.type == "village" else None
+    if park_code:
+        park = db.session.scalar(select(FarmPark.geometry_json).where(FarmPark.code == park_code))
+        geometries = [park] if park else list(db.session.scalars(
+            select(Parcel.geometry_json).where(Parcel.farm_park_code == park_code, Parcel.deleted_at.is_(None))))
+    elif village:
+        geometries = list(db.session.scalars(select(Parcel.geometry_json).where(
+            Parcel.village_code == village, Parcel.deleted_at.is_(None))))
+    else:
+        return None
+    return outline_path(geometries)
+
+
 def _region_chain(region: Region | None) -> tuple[dict[str, str], dict[str, str]]:
     """County, township and village names, in Chinese and in English (falling back to Chinese)."""
     place: dict[str, str] = {}
@@ -319,7 +342,7 @@ def issue_certificate(data: Mapping[str, Any], actor: Actor, config: Mapping[str
                                                                              ("code", "version", "verified")},
         "standard": pack["standard"], "tested_on": tested_on.isoformat(),
         "grade_id": _json_safe(getattr(q, "grade_id", None)),
-        "issuer": issuer.issuer_dict(identity),
+        "issuer": issuer.issuer_dict(identity), "outline": area_outline(subject),
     }
     ring = keyring(config)
     claims = Claims(code=code, subject_type=subject.type, subject_code=subject.code, grade=snap["grade"],
@@ -548,7 +571,7 @@ def issue_land_label(data: Mapping[str, Any], actor: Actor, config: Mapping[str,
         "grade": str(head.get("grade") or ""), "verdict": head["verdict"],
         "rule_pack": pack, "standard": head["standard"], "tested_on": tested_on.isoformat(),
         "conclusions": passport["conclusions"], "elements": passport["elements"],
-        "issuer": issuer.issuer_dict(identity),
+        "issuer": issuer.issuer_dict(identity), "outline": area_outline(subject),
     }
     ring = keyring(config)
     claims = Claims(code=code, subject_type=subject.type, subject_code=subject.code, kind="land_label",
