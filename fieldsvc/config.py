@@ -39,7 +39,9 @@ DEFAULTS: dict[str, Any] = {
     "SIGNING_KEY_PATH": "",  # certificates: private Ed25519 PEM to sign with; empty: <instance>/keys/ (made once)
     "LAND_LABEL_VALID_DAYS": 3 * 365,  # land labels: how long a label's signed token says it holds
     "CERTIFICATE_VALID_DAYS": 365,  # certificates: validity when POST /api/v1/certificates gives no valid_days
-    "LABELS_MAX_CODES": 1000,  # certificates: most labels in one GET /api/v1/labels.pdf
+    "LABELS_MAX_CODES": 1000,  # certificates: most labels in one GET /api/v1/labels.pdf (codes × serials)
+    "SERIAL_WARN_CHECKS": 20,  # label serials: past this many checks the page warns it may be a copy
+    "SERIAL_WARN_DAYS": 10,  # label serials: scanned on more distinct days than one label in a shop would be
     "VERIFY_RATE_LIMIT": 120,  # certificates: public page / verify requests per address per window, then 429
     "VERIFY_RATE_WINDOW_S": 60,  # certificates: the window of VERIFY_RATE_LIMIT
     "IDEMPOTENCY_TTL_S": 14 * 24 * 3600,  # sync push receipts kept this long for replays; then housekeeping drops them

@@ -37,6 +37,10 @@ STRINGS: dict[str, dict[str, str]] = {
         "issued": "签发日期",
         "issuer": "签发机构",
         "land_label": "土地标识",
+        "serial_label": "本标签序号",
+        "serial_checks": "本标签首次查验于 %s，共查验 %d 次。",
+        "serial_too_many_checks": "本标签被查验的次数远多于一枚真标签，可能是复制品，请谨慎购买。",
+        "serial_too_many_days": "本标签在过多的不同日期被查验，一枚真标签不会如此，可能是复制品。",
         "labelled": "标识对象",
         "outline": "所在村（园区）范围示意图，不含坐标",
         "not_graded": "尚无评价结论。",
@@ -88,6 +92,12 @@ STRINGS: dict[str, dict[str, str]] = {
         "issued": "Issued on",
         "issuer": "Issued by",
         "land_label": "Land label",
+        "serial_label": "This label's serial",
+        "serial_checks": "This label was first checked on %s and has been checked %d times.",
+        "serial_too_many_checks": "This label has been checked far more often than one genuine label would be: "
+                                  "it may be a copy.",
+        "serial_too_many_days": "This label has been checked on more different days than one genuine label "
+                                "would be: it may be a copy.",
         "labelled": "Labelled land",
         "outline": "Outline of the village or park, without coordinates",
         "not_graded": "No conclusion yet.",

@@ -39,7 +39,7 @@ def iss_of(row: Issuer | None) -> str:
 
 
 def seal_path(version: int) -> str:
-    return f"/issuer/seal/{version}.png"
+    return f"/.well-known/fieldsvc-issuer-seal/{version}.png"
 
 
 def issuer_dict(row: Issuer | None) -> dict[str, Any] | None:

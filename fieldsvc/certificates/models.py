@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Date, ForeignKey, Index, Integer, LargeBinary, String, Text
+from sqlalchemy import JSON, Date, ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..dbtypes import UTCDateTime, utcnow
@@ -59,6 +59,27 @@ class LandLabelChange(db.Model):
     grade: Mapped[str | None] = mapped_column(String(32))
     verdict: Mapped[str] = mapped_column(String(32))
     reason: Mapped[str | None] = mapped_column(Text)
+
+
+class LabelSerial(db.Model):
+    """One printed label of a certificate or land label: its serial and how often it was checked.
+
+    ``days`` counts the distinct days it was scanned (a day change bumps it, in the same update as
+    ``checks``); no address or anything else about who scanned is kept.
+    """
+
+    __tablename__ = "label_serials"
+    __table_args__ = (UniqueConstraint("certificate_id", "serial"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    certificate_id: Mapped[int] = mapped_column(ForeignKey("certificates.id"), index=True)
+    serial: Mapped[str] = mapped_column(String(8))
+    printed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    printed_by: Mapped[str] = mapped_column(String(120))
+    checks: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    days: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    first_checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_checked_on: Mapped[date | None] = mapped_column(Date)
 
 
 class CertificateScan(db.Model):

@@ -110,6 +110,7 @@ class LabelView:
     subject_name: str
     caption: str = LABEL_CAPTION
     issuer: str = ""  # the issuing institute's short (Chinese) name; empty when none is configured
+    serial: str = ""  # this label's serial (also in its QR), empty for a sheet without serials
 
 
 @dataclass(frozen=True)
@@ -453,6 +454,9 @@ def _draw_label(sheet: _Sheet, spec: dict[str, Any], font: str, x: float, y: flo
     parts = [code] if text == code else [code[:9], code[10:]]  # too narrow: two lines of groups
     for part in parts:
         lines.append((*_fit(part, MONO_FONT_NAME, style["code_pt"], room, style["min_pt"]), MONO_FONT_NAME))
+    if label.serial:
+        serial = f"No. {label.serial[:-1]}-{label.serial[-1]}"
+        lines.append((*_fit(serial, MONO_FONT_NAME, style["code_pt"], room, style["min_pt"]), MONO_FONT_NAME))
     block = sum(_line_mm(size) for _, size, _ in lines)
     baseline = y + (height - block) / 2
     for text, size, face in lines:

@@ -76,10 +76,50 @@ def page(code: str):
     lang = _lang()
     cert = services.lookup_public(code)
     if cert is None:
-        services.end_reads()
-        services.check_rate(request.remote_addr, config)  # unknown codes count too: no free enumeration
-        return _html(render_template("certificates/public.html", lang=lang, t=i18n.STRINGS[lang],
-                                     state="unknown", cert=None), 404)
+        return _unknown_page(lang, config)
+    context = _page_context(cert, lang, config)
+    cert_id = cert.id
+    services.end_reads()
+    services.check_rate(request.remote_addr, config)
+    services.count_scan(cert_id, request.user_agent.string)
+    return _html(render_template("certificates/public.html", **context),
+                 200 if context["state"] != "unknown" else 404)
+
+
+@bp.get("/C/<code>/<serial>")
+@public
+@doc(responses={200: "One printed label's page: the certificate's page with when this label was first "
+                     "checked and how often", 404: "The same 'cannot verify' page for any unknown code or serial "
+                     "(a wrong check character too)", 429: "Too many requests from this address"},
+     content_type="text/html")
+def serial_page(code: str, serial: str):
+    """The page a serialised label's QR opens; warns past a configured count or spread of checks."""
+    config = current_app.config
+    lang = _lang()
+    found = services.lookup_serial(code, serial)
+    if found is None:
+        return _unknown_page(lang, config)
+    cert, serial_id = found
+    context = _page_context(cert, lang, config)
+    cert_id = cert.id
+    services.end_reads()
+    services.check_rate(request.remote_addr, config)
+    services.count_scan(cert_id, request.user_agent.string)
+    context["serial"] = {**services.count_serial(serial_id, config),
+                         "text": codes.normalise_serial(serial)}
+    context["serial"]["first_on"] = (context["serial"]["first_checked_at"] or "")[:10]
+    return _html(render_template("certificates/public.html", **context),
+                 200 if context["state"] != "unknown" else 404)
+
+
+def _unknown_page(lang: str, config: Any) -> Response:
+    services.end_reads()
+    services.check_rate(request.remote_addr, config)  # unknown codes count too: no free enumeration
+    return _html(render_template("certificates/public.html", lang=lang, t=i18n.STRINGS[lang],
+                                 state="unknown", cert=None), 404)
+
+
+def _page_context(cert: Any, lang: str, config: Any) -> dict[str, Any]:
     body = services.verification(cert, config)
     state = body["status"] if body["genuine"] else "unknown"
     snap = body["grade"]
@@ -104,11 +144,7 @@ def page(code: str):
     }
     if cert.kind == "land_label":
         context.update(_land_context(body, lang, context["subject_kind"]))
-    cert_id = cert.id
-    services.end_reads()
-    services.check_rate(request.remote_addr, config)
-    services.count_scan(cert_id, request.user_agent.string)
-    return _html(render_template("certificates/public.html", **context), 200 if state != "unknown" else 404)
+    return context
 
 
 def _subject_name(body: dict[str, Any], lang: str) -> str:
@@ -186,6 +222,25 @@ def verify_code(code: str):
     return body
 
 
+@api_bp.get("/api/v1/verify/<code>/<serial>")
+@public
+@doc(responses={200: "The verify JSON with serial: {serial, first_checked_at, checks, days, warning}",
+                404: "No such certificate or serial (a wrong check character too)", 429: "Too many requests"})
+def verify_serial(code: str, serial: str):
+    """One printed label as JSON; counts as a check of that label."""
+    config = current_app.config
+    found = services.lookup_serial(code, serial)
+    body = services.verification(found[0], config) if found is not None else None
+    ids = (found[0].id, found[1]) if found is not None else None
+    services.end_reads()
+    services.check_rate(request.remote_addr, config)
+    if ids is None:
+        return problem_response(not_found("certificate", "code"))
+    services.count_scan(ids[0], request.user_agent.string)
+    body["serial"] = {"serial": codes.normalise_serial(serial), **services.count_serial(ids[1], config)}
+    return body
+
+
 @api_bp.post("/api/v1/verify/token")
 @public
 @doc(body=TokenIn, responses={200: "{genuine: true, status, claims}", 400: "malformed",
@@ -217,7 +272,7 @@ def public_keys():
     return response
 
 
-@api_bp.get("/issuer/seal/<int:version>.png")
+@api_bp.get("/.well-known/fieldsvc-issuer-seal/<int:version>.png")
 @public
 @doc(responses={200: "The issuer's seal (PNG) of that identity version", 404: "No such version or no seal"},
      content_type="image/png")

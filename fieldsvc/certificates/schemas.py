@@ -43,6 +43,12 @@ class LabelArgs(Schema):
     codes = fields.String(required=True, validate=validate.Length(min=1, max=40_000))
     template = fields.String(load_default="a4_3x7", validate=validate.Length(min=1, max=64))
     start_slot = fields.Integer(load_default=0, validate=validate.Range(min=0, max=10_000))
+    serials = fields.Integer(load_default=0, validate=validate.Range(min=0, max=1000))
+
+
+class SerialArgs(Schema):
+    flagged = fields.Boolean(load_default=False)
+    code = fields.String(load_default=None, validate=validate.Length(min=1, max=64))
 
 
 class TokenIn(Schema):

@@ -19,7 +19,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import bindparam, func, insert, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ..audit.services import Change, record, record_many
@@ -32,7 +32,7 @@ from ..extensions import db
 from ..places.models import FarmPark, Region
 from ..places.services import get_farm_park_by_code, get_parcel_by_code, get_region_by_code
 from . import codes, issuer, pdf
-from .models import CLIENT_CLASSES, SUBJECT_TYPES, Certificate, CertificateScan, LandLabelChange
+from .models import CLIENT_CLASSES, SUBJECT_TYPES, Certificate, CertificateScan, LabelSerial, LandLabelChange
 from .signing import Claims, KeyRing, KeyRingError, VerifiedToken, sign_claims, verify_token
 
 SYSTEM_RETEST = "system: re-test"
@@ -498,8 +498,15 @@ def parse_codes(text: str | Sequence[str], cap: int) -> list[str]:
 
 
 def labels_pdf(code_list: Sequence[str], template: str, start_slot: int, actor: Actor,
-               config: Mapping[str, Any]) -> bytes:
-    """A label sheet for valid certificates; unknown codes 422, non-valid ones 409."""
+               config: Mapping[str, Any], serials: int = 0) -> bytes:
+    """A label sheet for valid certificates; unknown codes 422, non-valid ones 409.
+
+    With ``serials`` = N, each code prints N labels, each with a new serial in its QR
+    (``/C/<CODE>/<SERIAL>``); the serials are stored in this request's transaction.
+    """
+    if serials and len(code_list) * serials > config["LABELS_MAX_CODES"]:
+        raise validation_failed({"serials": [f"At most {config['LABELS_MAX_CODES']} labels per request "
+                                             f"({len(code_list)} codes × {serials} serials asked)."]})
     pdf.load_template(template)  # 422 unknown_template before any lookup
     wanted = sorted(set(code_list))
     found: dict[str, Certificate] = {}
@@ -516,10 +523,53 @@ def labels_pdf(code_list: Sequence[str], template: str, start_slot: int, actor: 
                        certificates=not_valid)
     shorts = {c: (snapshot(found[c]).get("issuer") or {}).get("name_zh") for c in wanted}
     captions = {c: land_label_caption(found[c]) for c in wanted if found[c].kind == "land_label"}
-    labels = [pdf.LabelView(code=c, verify_url=codes.verify_url(config["PUBLIC_BASE_URL"], c),
-                            subject_name=label_name(found[c]), issuer=shorts[c] or "",
-                            **({"caption": captions[c]} if c in captions else {})) for c in code_list]
-    return pdf.render_labels(labels, template, start_slot)
+    base = config["PUBLIC_BASE_URL"]
+    names = {c: label_name(found[c]) for c in wanted}
+
+    def view(c: str, serial: str = "") -> pdf.LabelView:
+        url = codes.serial_url(base, c, serial) if serial else codes.verify_url(base, c)
+        return pdf.LabelView(code=c, verify_url=url, subject_name=names[c], issuer=shorts[c] or "", serial=serial,
+                             **({"caption": captions[c]} if c in captions else {}))
+
+    if not serials:
+        return pdf.render_labels([view(c) for c in code_list], template, start_slot)
+    printed = print_serials([found[c] for c in code_list], serials, actor)
+    return pdf.render_labels([view(c, s) for c, s in printed], template, start_slot)
+
+
+def print_serials(certs: Sequence[Certificate], per_code: int, actor: Actor) -> list[tuple[str, str]]:
+    """New serials, ``per_code`` for each listed certificate (a code listed twice gets twice as many)."""
+    wanted: dict[int, set[str]] = {}
+    order: list[tuple[Certificate, str]] = []
+    for cert in certs:
+        taken = wanted.setdefault(cert.id, set())
+        for _ in range(per_code):
+            serial = codes.new_serial()
+            while serial in taken:
+                serial = codes.new_serial()
+            taken.add(serial)
+            order.append((cert, serial))
+    for cert_id, fresh in wanted.items():  # 30 random bits: a clash with an earlier print is rare, not impossible
+        clashes = set(db.session.scalars(select(LabelSerial.serial).where(
+            LabelSerial.certificate_id == cert_id, LabelSerial.serial.in_(sorted(fresh)))))
+        if clashes:
+            for i, (cert, serial) in enumerate(order):
+                if cert.id == cert_id and serial in clashes:
+                    replacement = codes.new_serial()
+                    while replacement in fresh or replacement in clashes:
+                        replacement = codes.new_serial()
+                    fresh.add(replacement)
+                    order[i] = (cert, replacement)
+    moment = now()
+    db.session.execute(insert(LabelSerial), [
+        {"certificate_id": cert.id, "serial": serial, "printed_at": moment, "printed_by": actor.label,
+         "checks": 0, "days": 0} for cert, serial in order])
+    counts: dict[str, int] = {}
+    for cert, _ in order:
+        counts[cert.code] = counts.get(cert.code, 0) + 1
+    record_many(actor.label, [Change("certificate", code, "print_serials", after={"serials": n})
+                              for code, n in sorted(counts.items())])
+    return [(cert.code, serial) for cert, serial in order]
 
 
 def label_name(cert: Certificate) -> str:
@@ -681,6 +731,68 @@ def _scan_statement(dialect: str) -> Any:
                          client_class=bindparam("client_class"), count=1)
     return stmt.on_conflict_do_update(index_elements=["certificate_id", "day", "client_class"],
                                       set_={"count": table.c.count + 1})
+
+
+DUMMY_SERIAL = "0000000"
+
+
+def lookup_serial(code_text: str, serial_text: str) -> tuple[Certificate, int] | None:
+    """The public lookup of one printed label: one query of the same shape whether or not either
+    part is malformed, unknown or has a wrong check character (all the same 404)."""
+    code = codes.normalise_code(code_text) if isinstance(code_text, str) else None
+    serial = codes.normalise_serial(serial_text) if isinstance(serial_text, str) else None
+    row = db.session.execute(
+        select(Certificate, LabelSerial.id).join(LabelSerial, LabelSerial.certificate_id == Certificate.id)
+        .where(Certificate.code == (code or DUMMY_CODE), LabelSerial.serial == (serial or DUMMY_SERIAL))).first()
+    if row is None or code is None or serial is None:
+        return None
+    return row[0], row[1]
+
+
+_COUNT_SERIAL = text(
+    "UPDATE label_serials SET checks = checks + 1, first_checked_at = COALESCE(first_checked_at, :now), "
+    "days = days + CASE WHEN last_checked_on IS NULL OR last_checked_on <> :day THEN 1 ELSE 0 END, "
+    "last_checked_on = :day WHERE id = :id RETURNING checks, first_checked_at, days")
+
+
+def count_serial(serial_id: int, config: Mapping[str, Any]) -> dict[str, Any]:
+    """One scan of one printed label, counted in one statement (atomic under concurrent scans)."""
+    moment = now()
+    checks, first, days = db.session.execute(_COUNT_SERIAL, {"now": moment, "day": moment.date(),
+                                                             "id": serial_id}).one()
+    if isinstance(first, str):  # SQLite hands a raw text column back from a text() statement
+        first = datetime.fromisoformat(first)
+    return serial_status(int(checks), first, int(days), config)
+
+
+def serial_status(checks: int, first: datetime | None, days: int, config: Mapping[str, Any]) -> dict[str, Any]:
+    warning = None
+    if checks > config["SERIAL_WARN_CHECKS"]:
+        warning = "too_many_checks"
+    elif days > config["SERIAL_WARN_DAYS"]:
+        warning = "too_many_days"
+    return {"checks": checks, "first_checked_at": isoformat(first) if first else None, "days": days,
+            "warning": warning}
+
+
+def serial_flag_filter(config: Mapping[str, Any]) -> Any:
+    return (LabelSerial.checks > config["SERIAL_WARN_CHECKS"]) | (LabelSerial.days > config["SERIAL_WARN_DAYS"])
+
+
+def list_serials(actor: Actor, config: Mapping[str, Any], code: str | None = None, flagged: bool = False,
+                 limit: int = 500) -> list[dict[str, Any]]:
+    """Printed serials for officials: of one certificate, or the flagged ones of the account's county."""
+    stmt = select(LabelSerial, Certificate.code).join(Certificate, Certificate.id == LabelSerial.certificate_id)
+    if code is not None:
+        cert = get_certificate_by_code(code, actor)
+        stmt = stmt.where(LabelSerial.certificate_id == cert.id)
+    elif actor.role != "admin" and actor.county_code:
+        stmt = stmt.where(Certificate.county_code == actor.county_code)
+    if flagged:
+        stmt = stmt.where(serial_flag_filter(config))
+    rows = db.session.execute(stmt.order_by(LabelSerial.checks.desc(), LabelSerial.id).limit(limit))
+    return [{"code": c, "serial": s.serial, "printed_at": isoformat(s.printed_at), "printed_by": s.printed_by,
+             **serial_status(s.checks, s.first_checked_at, s.days, config)} for s, c in rows]
 
 
 def verification(cert: Certificate, config: Mapping[str, Any]) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from ..openapi import doc
 from ..schemas import page_limit
 from . import services
 from .models import Certificate
-from .schemas import CertificateArgs, CertificateIn, LabelArgs, LandLabelIn, RevokeIn
+from .schemas import CertificateArgs, CertificateIn, LabelArgs, LandLabelIn, RevokeIn, SerialArgs
 
 bp = Blueprint("certificates", __name__, url_prefix="/api/v1")
 
@@ -96,8 +96,19 @@ def labels():
     args = query_args(LabelArgs())
     config = current_app.config
     code_list = services.parse_codes(args["codes"], config["LABELS_MAX_CODES"])
-    body = services.labels_pdf(code_list, args["template"], args["start_slot"], current_actor(), config)
+    body = services.labels_pdf(code_list, args["template"], args["start_slot"], current_actor(), config,
+                               args["serials"])
     return _pdf(body, f"labels-{args['template']}.pdf")
+
+
+@bp.get("/label-serials")
+@requires_role("official")
+@doc(query=SerialArgs, responses={200: "{items: [{code, serial, checks, days, first_checked_at, warning}]}"})
+def label_serials():
+    """Printed label serials with their checks: of one code, or (``flagged=1``) those the public page warns about."""
+    args = query_args(SerialArgs())
+    items = services.list_serials(current_actor(), current_app.config, args["code"], args["flagged"])
+    return {"items": items, "next_cursor": None}
 
 
 def _pdf(body: bytes, filename: str) -> Response:

@@ -76,13 +76,13 @@ def test_certificate_signs_iss_and_shows_the_issuer_everywhere(app, client, offi
     assert offline["claims"]["iss"] == "JXSSRI:1"
     keys = client.get("/.well-known/fieldsvc-keys.json").get_json()
     assert keys["issuer"]["iss"] == "JXSSRI:1" and keys["issuer"]["address"] == "南昌市青山湖区 1 号"
-    assert keys["issuers"][0]["seal_url"] == "/issuer/seal/1.png" and keys["keys"]
-    seal = client.get("/issuer/seal/1.png")
+    assert keys["issuers"][0]["seal_url"] == "/.well-known/fieldsvc-issuer-seal/1.png" and keys["keys"]
+    seal = client.get("/.well-known/fieldsvc-issuer-seal/1.png")
     assert seal.status_code == 200 and seal.mimetype == "image/png" and seal.data == png()
-    assert client.get("/issuer/seal/9.png").status_code == 404
+    assert client.get("/.well-known/fieldsvc-issuer-seal/9.png").status_code == 404
     zh = client.get(f"/C/{cert['code']}?lang=zh").get_data(as_text=True)
     en = client.get(f"/C/{cert['code']}?lang=en").get_data(as_text=True)
-    assert "江西省土壤研究所" in zh and 'src="/issuer/seal/1.png"' in zh and "0791-0000000" in zh
+    assert "江西省土壤研究所" in zh and 'src="/.well-known/fieldsvc-issuer-seal/1.png"' in zh and "0791-0000000" in zh
     assert "Jiangxi Soil Research Institute" in en and "江西省土壤研究所" not in en
     # a new identity version changes what new certificates sign; the issued one keeps its own
     set_issuer(app, tmp_path, "--co-issuer-zh", "县农业农村局", "--co-issuer-en", "County Agriculture Bureau")
