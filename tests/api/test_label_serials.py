@@ -13,8 +13,8 @@ from fieldsvc.certificates import codes
 from fieldsvc.certificates.models import LabelSerial
 from fieldsvc.certificates.qr import qr_matrix
 from fieldsvc.extensions import db
-from tests.api.test_certificates_api import issued
 from tests.api.test_certificates_api import grading as _grading
+from tests.api.test_certificates_api import issued
 from tests.api.test_certificates_labels import decode_pdf, pdf_text
 from tests.helpers import assert_problem
 
