@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Date, ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Date, Float, ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..dbtypes import UTCDateTime, utcnow
@@ -46,6 +46,11 @@ class Certificate(db.Model):
     token: Mapped[str] = mapped_column(Text)
     key_id: Mapped[str] = mapped_column(String(16))
     idempotency_key: Mapped[str | None] = mapped_column(String(80), unique=True)
+    # certified area and crop, and the label quota they gave at issue (None: no quota)
+    area_m2: Mapped[float | None] = mapped_column(Float)
+    crop: Mapped[str | None] = mapped_column(String(64))
+    label_quota: Mapped[int | None] = mapped_column(Integer)
+    labels_printed: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class LandLabelChange(db.Model):

@@ -21,6 +21,8 @@ class CertificateIn(Schema):
     code = fields.String(required=True, validate=CODE)
     valid_days = fields.Integer(load_default=None, allow_none=True, validate=validate.Range(min=1, max=3 * 366))
     rule_pack = fields.String(load_default=None, allow_none=True, validate=validate.Length(min=1, max=64))
+    area_m2 = fields.Float(load_default=None, allow_none=True, validate=validate.Range(min=0, max=1e10))
+    crop = fields.String(load_default=None, allow_none=True, validate=validate.Length(min=1, max=64))
 
 
 class LandLabelIn(Schema):
@@ -44,6 +46,7 @@ class LabelArgs(Schema):
     template = fields.String(load_default="a4_3x7", validate=validate.Length(min=1, max=64))
     start_slot = fields.Integer(load_default=0, validate=validate.Range(min=0, max=10_000))
     serials = fields.Integer(load_default=0, validate=validate.Range(min=0, max=1000))
+    override_reason = fields.String(load_default=None, validate=[validate.Length(max=500), _meaningful])
 
 
 class SerialArgs(Schema):

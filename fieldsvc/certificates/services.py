@@ -150,6 +150,9 @@ def certificate_dict(cert: Certificate, config: Mapping[str, Any], moment: datet
         "token": cert.token,
         "key_id": cert.key_id,
         "issuer": snap.get("issuer"),
+        "area_m2": cert.area_m2,
+        "crop": cert.crop,
+        "labels": {"printed": cert.labels_printed, "quota": cert.label_quota},
         "scans": scan_summary(cert),
     }
 
@@ -349,10 +352,12 @@ def issue_certificate(data: Mapping[str, Any], actor: Actor, config: Mapping[str
                     rule_pack=f"{pack['code']}:{pack['version']}", tested_on=tested_on,
                     valid_until=valid_until.date(), iss=issuer.iss_of(identity))
     token = sign_claims(claims, ring)
+    area_m2, crop = certified_area(subject, data)
     cert = Certificate(code=code, subject_type=subject.type, subject_code=subject.code,
                        county_code=subject.county_code, snapshot_json=json.dumps(snap, ensure_ascii=False),
                        issued_at=moment, issued_by=actor.label, valid_until=valid_until, status="valid",
-                       token=token, key_id=ring.current.kid, idempotency_key=idempotency_key)
+                       token=token, key_id=ring.current.kid, idempotency_key=idempotency_key,
+                       area_m2=area_m2, crop=crop, label_quota=label_quota(area_m2, crop, config))
     db.session.add(cert)
     db.session.flush()
     changes = [Change("certificate", code, "issue", after=_audit_view(cert))]
@@ -363,6 +368,30 @@ def issue_certificate(data: Mapping[str, Any], actor: Actor, config: Mapping[str
     db.session.flush()
     record_many(actor.label, changes)
     return cert, True
+
+
+def certified_area(subject: Subject, data: Mapping[str, Any]) -> tuple[float | None, str | None]:
+    """The certified area and crop: as given, else a parcel's own (an area's must be given)."""
+    area, crop = data.get("area_m2"), data.get("crop")
+    if subject.type == "parcel" and (area is None or crop is None):
+        from ..places.models import Parcel
+
+        parcel = db.session.scalar(select(Parcel).where(Parcel.code == subject.code))
+        if parcel is not None:
+            area = area if area is not None else parcel.area_m2
+            crop = crop if crop is not None else parcel.crop
+    return (float(area) if area is not None else None), (crop.strip() or None) if isinstance(crop, str) else None
+
+
+def label_quota(area_m2: float | None, crop: str | None, config: Mapping[str, Any]) -> int | None:
+    """Labels a certificate may print: area × the crop's expected yield ÷ package size (configuration)."""
+    row = (config.get("LABEL_QUOTA_CROPS") or {}).get(crop or "")
+    if area_m2 is None or not row:
+        return None
+    try:
+        return int(area_m2 * float(row["yield_kg_per_m2"]) // float(row["package_kg"]))
+    except (KeyError, TypeError, ValueError, ZeroDivisionError):
+        return None
 
 
 def _json_safe(value: Any) -> Any:
@@ -498,7 +527,7 @@ def parse_codes(text: str | Sequence[str], cap: int) -> list[str]:
 
 
 def labels_pdf(code_list: Sequence[str], template: str, start_slot: int, actor: Actor,
-               config: Mapping[str, Any], serials: int = 0) -> bytes:
+               config: Mapping[str, Any], serials: int = 0, override_reason: str | None = None) -> bytes:
     """A label sheet for valid certificates; unknown codes 422, non-valid ones 409.
 
     With ``serials`` = N, each code prints N labels, each with a new serial in its QR
@@ -523,6 +552,7 @@ def labels_pdf(code_list: Sequence[str], template: str, start_slot: int, actor: 
                        certificates=not_valid)
     shorts = {c: (snapshot(found[c]).get("issuer") or {}).get("name_zh") for c in wanted}
     captions = {c: land_label_caption(found[c]) for c in wanted if found[c].kind == "land_label"}
+    count_against_quota(found, code_list, max(serials, 1), actor, override_reason)
     base = config["PUBLIC_BASE_URL"]
     names = {c: label_name(found[c]) for c in wanted}
 
@@ -535,6 +565,41 @@ def labels_pdf(code_list: Sequence[str], template: str, start_slot: int, actor: 
         return pdf.render_labels([view(c) for c in code_list], template, start_slot)
     printed = print_serials([found[c] for c in code_list], serials, actor)
     return pdf.render_labels([view(c, s) for c, s in printed], template, start_slot)
+
+
+_COUNT_PRINTED = text(
+    "UPDATE certificates SET labels_printed = labels_printed + :n WHERE id = :id "
+    "AND (:force OR label_quota IS NULL OR labels_printed + :n <= label_quota) RETURNING labels_printed")
+
+
+def count_against_quota(found: Mapping[str, Certificate], code_list: Sequence[str], per_code: int, actor: Actor,
+                        override_reason: str | None) -> None:
+    """Count the labels about to print against each certificate's quota, in one conditional update each.
+
+    :raise 409 quota_exceeded: naming each certificate's printed, quota and asked, unless an
+        ``override_reason`` is given (then the override is audited).
+    """
+    asked: dict[str, int] = {}
+    for c in code_list:
+        asked[c] = asked.get(c, 0) + per_code
+    over: dict[str, dict[str, int]] = {}
+    overrides = []
+    for c, n in sorted(asked.items()):
+        cert = found[c]
+        params = {"n": n, "id": cert.id, "force": override_reason is not None}
+        printed = db.session.execute(_COUNT_PRINTED, params).scalar()
+        if printed is None:  # over the quota and no override: nothing counted
+            over[c] = {"printed": cert.labels_printed, "quota": cert.label_quota or 0, "asked": n}
+        elif cert.label_quota is not None and printed > cert.label_quota:
+            overrides.append(Change("certificate", c, "quota_override", after={
+                "reason": override_reason, "printed": printed, "quota": cert.label_quota, "asked": n}))
+    if over:
+        raise conflict("quota_exceeded", "Printing these labels would pass the certificates' label quota; "
+                       "an official may give override_reason.", certificates=over)
+    if overrides:
+        record_many(actor.label, overrides)
+    for c in asked:
+        db.session.expire(found[c], ["labels_printed"])  # counted by SQL: read again when next asked
 
 
 def print_serials(certs: Sequence[Certificate], per_code: int, actor: Actor) -> list[tuple[str, str]]:

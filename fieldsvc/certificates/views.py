@@ -97,7 +97,7 @@ def labels():
     config = current_app.config
     code_list = services.parse_codes(args["codes"], config["LABELS_MAX_CODES"])
     body = services.labels_pdf(code_list, args["template"], args["start_slot"], current_actor(), config,
-                               args["serials"])
+                               args["serials"], args["override_reason"])
     return _pdf(body, f"labels-{args['template']}.pdf")
 
 
