@@ -47,3 +47,26 @@ def test_land_label_page_reads_as_a_soil_report(app, client, official, county, s
     assert all(u.startswith(server) for u in requests), requests
     page.screenshot(path=str(screenshots / f"land-label-{size}-{lang}.png"), full_page=True)
     context.close()
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_serial_page_warns_past_the_count(app, client, official, county, server, browser, screenshots, lang):
+    from tests.api.test_label_serials import print_sheet, printed_serials
+
+    app.config["SERIAL_WARN_CHECKS"] = 2
+    first = paddy(county, 0)
+    graded(app, first["code"], CLEAN)
+    body = label(client, official, "parcel", first["code"]).get_json()
+    assert print_sheet(client, official, [body["code"]], 2).status_code == 200
+    serial = printed_serials(app, body["code"])[0]
+    for _ in range(2):
+        client.get(f"/C/{body['code']}/{serial}")
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
+    page = context.new_page()
+    resp = page.goto(f"{server}/C/{body['code']}/{serial}?lang={lang}", wait_until="load")
+    assert resp.status == 200
+    text = page.inner_text("#serial")
+    assert ("共查验 3 次" if lang == "zh" else "checked 3 times") in text
+    assert page.is_visible("#serial-warning")
+    page.screenshot(path=str(screenshots / f"serial-page-{lang}.png"), full_page=False)
+    context.close()
