@@ -30,6 +30,7 @@ def register_cli(app: Flask) -> None:
     app.cli.add_command(lab_cli)
     app.cli.add_command(certificates_cli.keys)
     app.cli.add_command(certificates_cli.certificates)
+    app.cli.add_command(certificates_cli.issuer)
     app.cli.add_command(grading_cli.grade)
     app.cli.add_command(grading_cli.rule_packs)
 

@@ -8,6 +8,7 @@ an int.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from pathlib import Path
@@ -37,8 +38,19 @@ DEFAULTS: dict[str, Any] = {
     "SQLITE_WAL_AUTOCHECKPOINT_PAGES": 10_000,
     "SQLITE_CHECKPOINT_INTERVAL_S": 0.25,  # SQLite: WAL checkpoints in a thread after commits, at most this often
     "SIGNING_KEY_PATH": "",  # certificates: private Ed25519 PEM to sign with; empty: <instance>/keys/ (made once)
+    "LAND_LABEL_VALID_DAYS": 3 * 365,  # land labels: how long a label's signed token says it holds
     "CERTIFICATE_VALID_DAYS": 365,  # certificates: validity when POST /api/v1/certificates gives no valid_days
-    "LABELS_MAX_CODES": 1000,  # certificates: most labels in one GET /api/v1/labels.pdf
+    "LABELS_MAX_CODES": 1000,  # certificates: most labels in one GET /api/v1/labels.pdf (codes × serials)
+    # label quotas: per crop, expected yield (kg per m²) and package size (kg); a certificate's quota is
+    # area × yield ÷ package, rounded down; a crop not listed gets no quota
+    "LABEL_QUOTA_CROPS": {
+        "水稻": {"yield_kg_per_m2": 0.6, "package_kg": 5}, "rice": {"yield_kg_per_m2": 0.6, "package_kg": 5},
+        "茶叶": {"yield_kg_per_m2": 0.1, "package_kg": 0.25}, "tea": {"yield_kg_per_m2": 0.1, "package_kg": 0.25},
+        "蔬菜": {"yield_kg_per_m2": 3.0, "package_kg": 1}, "vegetables": {"yield_kg_per_m2": 3.0, "package_kg": 1},
+        "柑橘": {"yield_kg_per_m2": 2.5, "package_kg": 5}, "citrus": {"yield_kg_per_m2": 2.5, "package_kg": 5},
+    },
+    "SERIAL_WARN_CHECKS": 20,  # label serials: past this many checks the page warns it may be a copy
+    "SERIAL_WARN_DAYS": 10,  # label serials: scanned on more distinct days than one label in a shop would be
     "VERIFY_RATE_LIMIT": 120,  # certificates: public page / verify requests per address per window, then 429
     "VERIFY_RATE_WINDOW_S": 60,  # certificates: the window of VERIFY_RATE_LIMIT
     "IDEMPOTENCY_TTL_S": 14 * 24 * 3600,  # sync push receipts kept this long for replays; then housekeeping drops them
@@ -74,6 +86,14 @@ def _coerce(key: str, raw: str, default: Any) -> Any:
             raise ValueError(f"{ENV_PREFIX}{key} must be a number, got {raw!r}") from None
         if not math.isfinite(value) or value < 0:
             raise ValueError(f"{ENV_PREFIX}{key} must be a finite number >= 0, got {raw!r}")
+        return value
+    if isinstance(default, dict):  # a table as JSON, e.g. FIELDSVC_LABEL_QUOTA_CROPS
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            raise ValueError(f"{ENV_PREFIX}{key} must be a JSON object, got {raw[:80]!r}") from None
+        if not isinstance(value, dict):
+            raise ValueError(f"{ENV_PREFIX}{key} must be a JSON object")
         return value
     return raw
 

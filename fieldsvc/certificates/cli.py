@@ -102,3 +102,51 @@ def labels(code_text: str, template: str, start_slot: int, out: Path) -> None:
         _fail(problem)
     out.write_bytes(body)
     click.echo(f"wrote {len(code_list)} labels to {out} ({len(body)} bytes)")
+
+
+@click.group()
+def issuer() -> None:
+    """The issuing institute's identity, printed on certificates and labels and signed as ``iss``."""
+
+
+@issuer.command("set")
+@click.option("--id", "ident", required=True, help="A short identifier, e.g. JXSSRI (A-Z, 0-9, '-').")
+@click.option("--name-zh", required=True)
+@click.option("--name-en", required=True)
+@click.option("--address", required=True)
+@click.option("--contact", required=True, help="Telephone or e-mail the public page shows.")
+@click.option("--seal", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="The seal as a PNG (kept from the previous version when left out).")
+@click.option("--co-issuer-zh", default=None)
+@click.option("--co-issuer-en", default=None)
+@with_appcontext
+def set_issuer(ident: str, name_zh: str, name_en: str, address: str, contact: str, seal: Path | None,
+               co_issuer_zh: str | None, co_issuer_en: str | None) -> None:
+    """Set the issuer identity: a new version when anything changed (audited); earlier versions are kept."""
+    from .issuer import set_issuer as set_identity
+
+    data = {"ident": ident, "name_zh": name_zh, "name_en": name_en, "address": address, "contact": contact,
+            "co_issuer_zh": co_issuer_zh, "co_issuer_en": co_issuer_en,
+            "seal_png": seal.read_bytes() if seal else None}
+    try:
+        row, created = set_identity(data, CLI_ACTOR.label)
+        db.session.commit()
+    except Problem as problem:
+        _fail(problem)
+    click.echo(f"{'set' if created else 'unchanged'}: issuer {row.ident}:{row.version} {row.name_zh} / {row.name_en}")
+
+
+@issuer.command("show")
+@with_appcontext
+def show_issuer() -> None:
+    """The current issuer identity and how many versions are kept."""
+    from .issuer import all_issuers
+
+    rows = all_issuers()
+    if not rows:
+        click.echo("no issuer set (certificates name 'fieldsvc'); use: flask --app app issuer set ...")
+        return
+    row = rows[0]
+    click.echo(f"{row.ident}:{row.version}  {row.name_zh} / {row.name_en}\n  {row.address} · {row.contact}"
+               f"\n  seal: {row.seal_sha256 or 'none'}  co-issuer: {row.co_issuer or 'none'}"
+               f"\n  {len(rows)} version(s)")

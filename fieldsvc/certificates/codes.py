@@ -132,3 +132,40 @@ def verify_url(public_base_url: str, code: str) -> str:
     if normal is None:
         raise ValueError("not a certificate code")
     return f"{public_base_url.rstrip('/')}/C/{normal}".upper()
+
+
+# --- label serials ----------------------------------------------------------------------------
+# A serial names one printed label of a code: 6 random Crockford characters (30 bits) and a check
+# character by the same weighted GF(32) sum, so a mistyped or altered serial is caught like a code.
+
+SERIAL_DATA_LENGTH = 6
+SERIAL_LENGTH = SERIAL_DATA_LENGTH + 1
+_SERIAL_RE = re.compile(f"[{ALPHABET}]{{{SERIAL_LENGTH}}}")
+
+
+def serial_check_character(data: str) -> str:
+    partial = _syndrome([_VALUE[ch] for ch in data])
+    return ALPHABET[_gf_mul(_EXP[31 - len(data)], partial)]
+
+
+def new_serial() -> str:
+    data = "".join(secrets.choice(ALPHABET) for _ in range(SERIAL_DATA_LENGTH))
+    return data + serial_check_character(data)
+
+
+def normalise_serial(text: str) -> str | None:
+    """A typed or scanned serial, forgiving like codes; None unless its check character fits."""
+    if not isinstance(text, str) or len(text) > 16:
+        return None
+    serial = text.strip().upper().translate(_TYPING_FIXES)
+    if not _SERIAL_RE.fullmatch(serial) or _syndrome([_VALUE[ch] for ch in serial]) != 0:
+        return None
+    return serial
+
+
+def serial_url(public_base_url: str, code: str, serial: str) -> str:
+    """``<PUBLIC_BASE_URL>/C/<CODE>/<SERIAL>`` in uppercase (QR alphanumeric mode)."""
+    normal = normalise_serial(serial)
+    if normal is None:
+        raise ValueError("not a label serial")
+    return f"{verify_url(public_base_url, code)}/{normal}"

@@ -96,6 +96,11 @@ class CertificateView:
     status_reason: str | None = None
     grade_label: str | None = None
     issuer: str = "fieldsvc"
+    issuer_contact: str | None = None
+    issuer_short: str | None = None
+    seal_png: bytes | None = None
+    kind: str = "certificate"  # certificate | land_label
+    conclusions: tuple[str, ...] = ()  # a land label's conclusions, one printed line each (zh + en)
 
 
 @dataclass(frozen=True)
@@ -104,6 +109,8 @@ class LabelView:
     verify_url: str
     subject_name: str
     caption: str = LABEL_CAPTION
+    issuer: str = ""  # the issuing institute's short (Chinese) name; empty when none is configured
+    serial: str = ""  # this label's serial (also in its QR), empty for a sheet without serials
 
 
 @dataclass(frozen=True)
@@ -440,11 +447,16 @@ def _draw_label(sheet: _Sheet, spec: dict[str, Any], font: str, x: float, y: flo
         (*_fit(label.subject_name, font, style["name_pt"], room, style["min_pt"]), font),
         (*_fit(label.caption, font, style["caption_pt"], room, style["min_pt"]), font),
     ]
+    if label.issuer:
+        lines.append((*_fit(label.issuer, font, style["caption_pt"], room, style["min_pt"]), font))
     code = format_code(label.code)
     text, size = _fit(code, MONO_FONT_NAME, style["code_pt"], room, style["min_pt"])
     parts = [code] if text == code else [code[:9], code[10:]]  # too narrow: two lines of groups
     for part in parts:
         lines.append((*_fit(part, MONO_FONT_NAME, style["code_pt"], room, style["min_pt"]), MONO_FONT_NAME))
+    if label.serial:
+        serial = f"No. {label.serial[:-1]}-{label.serial[-1]}"
+        lines.append((*_fit(serial, MONO_FONT_NAME, style["code_pt"], room, style["min_pt"]), MONO_FONT_NAME))
     block = sum(_line_mm(size) for _, size, _ in lines)
     baseline = y + (height - block) / 2
     for text, size, face in lines:
@@ -483,11 +495,32 @@ def render_certificate_with_layout(view: CertificateView, template: str = "certi
     _draw_certificate_qrs(sheet, spec, font, view)
     footer = spec["footer"]
     issuer = f"签发机构 Issuer: {view.issuer} · 公钥 Public keys: /.well-known/fieldsvc-keys.json"
-    text, size = _fit(issuer, font, footer["pt"], spec["page_mm"][0] - 2 * spec["margin_mm"], 5)
+    room = spec["page_mm"][0] - 2 * spec["margin_mm"]
+    text, size = _fit(issuer, font, footer["pt"], room, 5)
     sheet.draw_text(spec["page_mm"][0] / 2, footer["y_mm"], text, font, size, "center")
+    if view.issuer_contact:
+        text, size = _fit(view.issuer_contact, font, footer["pt"] * 0.85, room, 5)
+        sheet.draw_text(spec["page_mm"][0] / 2, footer["y_mm"] + _line_mm(footer["pt"]), text, font, size, "center")
+    if view.seal_png:
+        _draw_seal(sheet, spec, view.seal_png)
     canvas.showPage()
     canvas.save()
     return RenderedPdf(out.getvalue(), tuple(spec["page_mm"]), 1, sheet.qr, sheet.text, watermark)
+
+
+def _draw_seal(sheet: _Sheet, spec: dict[str, Any], png: bytes) -> None:
+    """The institute's seal, 36 mm, between the two QR codes (where a stamp would go)."""
+    from reportlab.lib.utils import ImageReader
+
+    try:
+        image = ImageReader(io.BytesIO(png))
+    except Exception:  # noqa: BLE001 - a seal that cannot be read is left off, never a failed certificate
+        return
+    size = 36.0
+    x = (spec["page_mm"][0] - size) / 2
+    y = spec["verify_qr"]["y_mm"] + 8
+    sheet.canvas.drawImage(image, x * MM, sheet.y(y + size), size * MM, size * MM, mask="auto",
+                           preserveAspectRatio=True)
 
 
 def _draw_watermark(sheet: _Sheet, spec: dict[str, Any], font: str, text: str) -> None:
@@ -526,10 +559,10 @@ def _draw_frame(sheet: _Sheet, spec: dict[str, Any]) -> None:
 def _draw_heading(sheet: _Sheet, spec: dict[str, Any], font: str, view: CertificateView) -> None:
     centre, title = spec["page_mm"][0] / 2, spec["title"]
     sheet.canvas.setFillColorRGB(0.1, 0.3, 0.15)
-    sheet.draw_text(centre, title["zh_y_mm"], "绿色食品产地土壤质量证书", font, title["zh_pt"], "center")
-    sheet.draw_text(
-        centre, title["en_y_mm"], "Green-food soil quality certificate", font, title["en_pt"], "center"
-    )
+    zh, en = (("土地标识 · 土壤检测结论", "Land label: soil test conclusions") if view.kind == "land_label"
+              else ("绿色食品产地土壤质量证书", "Green-food soil quality certificate"))
+    sheet.draw_text(centre, title["zh_y_mm"], zh, font, title["zh_pt"], "center")
+    sheet.draw_text(centre, title["en_y_mm"], en, font, title["en_pt"], "center")
     sheet.canvas.setFillColorRGB(0, 0, 0)
     code, grouped = spec["code"], format_code(view.code)
     prefix, prefix_pt = "证书编号 Certificate No. ", code["pt"] * 0.75
@@ -547,11 +580,16 @@ def _field_rows(view: CertificateView) -> list[tuple[str, str, str]]:
     tested = view.tested_on.isoformat()
     if view.tested_from and view.tested_from != view.tested_on:
         tested = f"{view.tested_from.isoformat()} – {tested}"
+    if view.kind == "land_label":
+        judged = [("结论" if i == 0 else "", "Conclusion" if i == 0 else "", line)
+                  for i, line in enumerate(view.conclusions)]
+    else:
+        judged = [("土壤质量等级", "Soil grade", view.grade_label or GRADES.get(view.grade, view.grade)),
+                  ("结论", "Verdict", f"{verdict_zh} {verdict_en}")]
     return [
         ("认证对象", "Subject", f"{kind_zh} {kind_en} · {view.subject_name} ({view.subject_code})"),
         ("所在地", "Location", place),
-        ("土壤质量等级", "Soil grade", view.grade_label or GRADES.get(view.grade, view.grade)),
-        ("结论", "Verdict", f"{verdict_zh} {verdict_en}"),
+        *judged,
         ("评价依据", "Rule pack", f"{view.rule_pack_code} v{view.rule_pack_version} · {view.standard}"),
         ("土壤检测日期", "Soil tested", tested),
         ("签发日期", "Issued", view.issued_at.isoformat()),

@@ -15,7 +15,7 @@ from marshmallow import ValidationError
 from ..errors import Problem, not_found, validation_failed
 from ..http import json_body, load, problem_response, public, register_error_renderer
 from ..openapi import doc
-from . import codes, i18n, services
+from . import codes, i18n, issuer, services
 from .schemas import TokenIn
 from .signing import MAX_TOKEN_CHARS, public_keys_document
 
@@ -28,7 +28,7 @@ HTML_HEADERS = {
     "X-Robots-Tag": "noindex",
     "Referrer-Policy": "no-referrer",
     "X-Content-Type-Options": "nosniff",
-    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; "
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; base-uri 'none'; "
                                "form-action 'none'; frame-ancestors 'none'",
 }
 TOKEN_BODY_BYTES = MAX_TOKEN_CHARS + 512
@@ -76,10 +76,50 @@ def page(code: str):
     lang = _lang()
     cert = services.lookup_public(code)
     if cert is None:
-        services.end_reads()
-        services.check_rate(request.remote_addr, config)  # unknown codes count too: no free enumeration
-        return _html(render_template("certificates/public.html", lang=lang, t=i18n.STRINGS[lang],
-                                     state="unknown", cert=None), 404)
+        return _unknown_page(lang, config)
+    context = _page_context(cert, lang, config)
+    cert_id = cert.id
+    services.end_reads()
+    services.check_rate(request.remote_addr, config)
+    services.count_scan(cert_id, request.user_agent.string)
+    return _html(render_template("certificates/public.html", **context),
+                 200 if context["state"] != "unknown" else 404)
+
+
+@bp.get("/C/<code>/<serial>")
+@public
+@doc(responses={200: "One printed label's page: the certificate's page with when this label was first "
+                     "checked and how often", 404: "The same 'cannot verify' page for any unknown code or serial "
+                     "(a wrong check character too)", 429: "Too many requests from this address"},
+     content_type="text/html")
+def serial_page(code: str, serial: str):
+    """The page a serialised label's QR opens; warns past a configured count or spread of checks."""
+    config = current_app.config
+    lang = _lang()
+    found = services.lookup_serial(code, serial)
+    if found is None:
+        return _unknown_page(lang, config)
+    cert, serial_id = found
+    context = _page_context(cert, lang, config)
+    cert_id = cert.id
+    services.end_reads()
+    services.check_rate(request.remote_addr, config)
+    services.count_scan(cert_id, request.user_agent.string)
+    context["serial"] = {**services.count_serial(serial_id, config),
+                         "text": codes.normalise_serial(serial)}
+    context["serial"]["first_on"] = (context["serial"]["first_checked_at"] or "")[:10]
+    return _html(render_template("certificates/public.html", **context),
+                 200 if context["state"] != "unknown" else 404)
+
+
+def _unknown_page(lang: str, config: Any) -> Response:
+    services.end_reads()
+    services.check_rate(request.remote_addr, config)  # unknown codes count too: no free enumeration
+    return _html(render_template("certificates/public.html", lang=lang, t=i18n.STRINGS[lang],
+                                 state="unknown", cert=None), 404)
+
+
+def _page_context(cert: Any, lang: str, config: Any) -> dict[str, Any]:
     body = services.verification(cert, config)
     state = body["status"] if body["genuine"] else "unknown"
     snap = body["grade"]
@@ -97,12 +137,61 @@ def page(code: str):
         "issued": (body["issued_at"] or "")[:10],
         "revoked_on": (body["revoked_at"] or "")[:10],
         "replacement_path": f"/C/{cert.replaced_by}" if cert.replaced_by else None,
+        "issuer": body.get("issuer"),
+        "kind": cert.kind,
+        "outline": services.snapshot(cert).get("outline"),
+        "subject_name": _subject_name(body, lang),
     }
-    cert_id = cert.id
-    services.end_reads()
-    services.check_rate(request.remote_addr, config)
-    services.count_scan(cert_id, request.user_agent.string)
-    return _html(render_template("certificates/public.html", **context), 200 if state != "unknown" else 404)
+    if cert.kind == "land_label":
+        context.update(_land_context(body, lang, context["subject_kind"]))
+    return context
+
+
+def _subject_name(body: dict[str, Any], lang: str) -> str:
+    """A village's or park's name in the page's language (a parcel is named by its code)."""
+    subject = body["subject"]
+    if lang == "en" and subject["type"] in ("village", "farm_park"):
+        return subject["place_en"].get(subject["type"]) or subject["name"]
+    return subject["name"]
+
+
+BAR_SCALE = 1.5  # a bar spans 0 to 1.5 × the limit; the limit mark sits at two thirds
+
+
+def _number(text: Any) -> float | None:
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        return None
+
+
+def _land_context(body: dict[str, Any], lang: str, subject_kind: str) -> dict[str, Any]:
+    """A land label's page: the sentence first, conclusions in words, a bar per element, since when."""
+    conclusions = [{
+        "topic": i18n.STANDARD_TOPICS[lang].get(c["pack"], c["standard"]), "standard": c["standard"],
+        "verdict": i18n.VERDICTS[lang].get(c["verdict"], c["verdict"]), "ok": c["verdict"] == "meets",
+        "grade": i18n.grade_label(c.get("grade"), lang) if c.get("grade") else "",
+        "basis": i18n.BASES[lang].get(c.get("basis"), c.get("basis")),
+        "failing": [i18n.analyte_name(a, lang) for a in c.get("failing") or []],
+    } for c in body.get("conclusions") or []]
+    elements = []
+    for e in body.get("elements") or []:
+        value, limit = _number(e.get("value")), _number(e.get("limit"))
+        if limit is None or limit <= 0:
+            continue
+        shown = e.get("value") if e.get("qualifier", "=") == "=" else f"<{e.get('detection_limit') or ''}".rstrip("<")
+        ratio = (value or 0.0) / limit
+        elements.append({"name": i18n.analyte_name(e["analyte"], lang), "analyte": e["analyte"],
+                         "value": shown or "—", "limit": e.get("limit"), "unit": e.get("unit") or "",
+                         "pct": round(min(ratio, BAR_SCALE) / BAR_SCALE * 100, 1), "over": ratio > 1})
+    history = [{"on": (h["at"] or "")[:10], "verdict": i18n.VERDICTS[lang].get(h["verdict"], h["verdict"]),
+                "grade": i18n.grade_label(h.get("grade"), lang) if h.get("grade") else ""}
+               for h in body.get("history") or []]
+    return {"sentence": i18n.conclusion_sentence(body.get("conclusion"), subject_kind, lang),
+            "head_ok": (body.get("conclusion") or {}).get("verdict") == "meets",
+            "conclusions": conclusions, "elements": elements, "limit_pct": round(100 / BAR_SCALE, 1),
+            "since": (body.get("since") or "")[:10], "as_of": (body.get("as_of") or "")[:10],
+            "history": history[1:], "land_tested_on": body.get("tested_on") or ""}
 
 
 def render_problem_page(problem: Problem) -> Response:
@@ -133,6 +222,25 @@ def verify_code(code: str):
     return body
 
 
+@api_bp.get("/api/v1/verify/<code>/<serial>")
+@public
+@doc(responses={200: "The verify JSON with serial: {serial, first_checked_at, checks, days, warning}",
+                404: "No such certificate or serial (a wrong check character too)", 429: "Too many requests"})
+def verify_serial(code: str, serial: str):
+    """One printed label as JSON; counts as a check of that label."""
+    config = current_app.config
+    found = services.lookup_serial(code, serial)
+    body = services.verification(found[0], config) if found is not None else None
+    ids = (found[0].id, found[1]) if found is not None else None
+    services.end_reads()
+    services.check_rate(request.remote_addr, config)
+    if ids is None:
+        return problem_response(not_found("certificate", "code"))
+    services.count_scan(ids[0], request.user_agent.string)
+    body["serial"] = {"serial": codes.normalise_serial(serial), **services.count_serial(ids[1], config)}
+    return body
+
+
 @api_bp.post("/api/v1/verify/token")
 @public
 @doc(body=TokenIn, responses={200: "{genuine: true, status, claims}", 400: "malformed",
@@ -155,6 +263,22 @@ def verify_token():
 @public
 def public_keys():
     """Every public key that verifies certificates: the current one and retired ones."""
-    response = current_app.json.response(public_keys_document(services.keyring(current_app.config)))
+    rows = issuer.all_issuers()
+    current = issuer.issuer_dict(rows[0]) if rows else None
+    document = public_keys_document(services.keyring(current_app.config), current,
+                                    [issuer.issuer_dict(r) for r in rows])
+    response = current_app.json.response(document)
     response.headers["Cache-Control"] = "public, max-age=300"
+    return response
+
+
+@api_bp.get("/.well-known/fieldsvc-issuer-seal/<int:version>.png")
+@public
+@doc(responses={200: "The issuer's seal (PNG) of that identity version", 404: "No such version or no seal"},
+     content_type="image/png")
+def issuer_seal(version: int):
+    """The seal image the public page and certificates show; a version never changes, so it caches long."""
+    response = Response(issuer.seal_png(version), mimetype="image/png")
+    response.headers["Cache-Control"] = "public, max-age=86400, immutable"
+    response.headers["X-Content-Type-Options"] = "nosniff"
     return response

@@ -6,7 +6,7 @@ from marshmallow import Schema, ValidationError, fields, validate
 
 from ..places.schemas import CODE
 from ..schemas import PageArgs
-from .models import SUBJECT_TYPES
+from .models import KINDS, SUBJECT_TYPES
 
 STATUSES = ("valid", "expired", "revoked", "superseded")
 
@@ -21,6 +21,13 @@ class CertificateIn(Schema):
     code = fields.String(required=True, validate=CODE)
     valid_days = fields.Integer(load_default=None, allow_none=True, validate=validate.Range(min=1, max=3 * 366))
     rule_pack = fields.String(load_default=None, allow_none=True, validate=validate.Length(min=1, max=64))
+    area_m2 = fields.Float(load_default=None, allow_none=True, validate=validate.Range(min=0, max=1e10))
+    crop = fields.String(load_default=None, allow_none=True, validate=validate.Length(min=1, max=64))
+
+
+class LandLabelIn(Schema):
+    subject_type = fields.String(required=True, validate=validate.OneOf(SUBJECT_TYPES))
+    code = fields.String(required=True, validate=CODE)
 
 
 class RevokeIn(Schema):
@@ -31,12 +38,20 @@ class CertificateArgs(PageArgs):
     subject = fields.String(load_default=None, validate=CODE)
     subject_type = fields.String(load_default=None, validate=validate.OneOf(SUBJECT_TYPES))
     status = fields.String(load_default=None, validate=validate.OneOf(STATUSES))
+    kind = fields.String(load_default=None, validate=validate.OneOf(KINDS))
 
 
 class LabelArgs(Schema):
     codes = fields.String(required=True, validate=validate.Length(min=1, max=40_000))
     template = fields.String(load_default="a4_3x7", validate=validate.Length(min=1, max=64))
     start_slot = fields.Integer(load_default=0, validate=validate.Range(min=0, max=10_000))
+    serials = fields.Integer(load_default=0, validate=validate.Range(min=0, max=1000))
+    override_reason = fields.String(load_default=None, validate=[validate.Length(max=500), _meaningful])
+
+
+class SerialArgs(Schema):
+    flagged = fields.Boolean(load_default=False)
+    code = fields.String(load_default=None, validate=validate.Length(min=1, max=64))
 
 
 class TokenIn(Schema):

@@ -19,7 +19,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import bindparam, func, insert, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 
 from .. import access
@@ -33,8 +33,8 @@ from ..extensions import db
 from ..paging import Page, paginate
 from ..places.models import FarmPark, Region
 from ..places.services import get_farm_park_by_code, get_parcel_by_code, get_region_by_code
-from . import codes, pdf
-from .models import CLIENT_CLASSES, SUBJECT_TYPES, Certificate, CertificateScan
+from . import codes, issuer, pdf
+from .models import CLIENT_CLASSES, SUBJECT_TYPES, Certificate, CertificateScan, LabelSerial, LandLabelChange
 from .signing import Claims, KeyRing, KeyRingError, VerifiedToken, sign_claims, verify_token
 
 SYSTEM_RETEST = "system: re-test"
@@ -135,6 +135,7 @@ def certificate_dict(cert: Certificate, config: Mapping[str, Any], moment: datet
     snap = snapshot(cert)
     return {
         "code": cert.code,
+        "kind": cert.kind,
         "code_formatted": codes.format_code(cert.code),
         "status": status_at(cert, moment or now()),
         "reason": cert.reason,
@@ -150,6 +151,10 @@ def certificate_dict(cert: Certificate, config: Mapping[str, Any], moment: datet
         "verify_url": codes.verify_url(config["PUBLIC_BASE_URL"], cert.code),
         "token": cert.token,
         "key_id": cert.key_id,
+        "issuer": snap.get("issuer"),
+        "area_m2": cert.area_m2,
+        "crop": cert.crop,
+        "labels": {"printed": cert.labels_printed, "quota": cert.label_quota},
         "scans": scan_summary(cert),
     }
 
@@ -185,6 +190,8 @@ def list_filter(args: Mapping[str, Any], actor: Actor) -> list[Any]:
         where.append(Certificate.subject_code == args["subject"])
     if args.get("subject_type"):
         where.append(Certificate.subject_type == args["subject_type"])
+    if args.get("kind"):
+        where.append(Certificate.kind == args["kind"])
     status = args.get("status")
     moment = now()
     if status == "expired":
@@ -240,6 +247,29 @@ def resolve_subject(subject_type: str, code: str, actor: Actor) -> Subject:
                     "farm_park": park.name_en or park.name}
         return Subject("farm_park", park.code, park.name, park.county_code, place, place_en)
     raise validation_failed({"subject_type": [f"Must be one of: {', '.join(SUBJECT_TYPES)}."]})
+
+
+def area_outline(subject: Subject) -> str | None:
+    """The SVG outline the public page draws: the subject's park, else its village (never a parcel)."""
+    from ..places.models import Parcel
+    from .outline import outline_path
+
+    park_code = subject.code if subject.type == "farm_park" else None
+    if subject.type == "parcel":
+        parcel = db.session.scalar(select(Parcel).where(Parcel.code == subject.code))
+        village = parcel.village_code if parcel is not None else None
+    else:
+        village = subject.code if subject.type == "village" else None
+    if park_code:
+        park = db.session.scalar(select(FarmPark.geometry_json).where(FarmPark.code == park_code))
+        geometries = [park] if park else list(db.session.scalars(
+            select(Parcel.geometry_json).where(Parcel.farm_park_code == park_code, Parcel.deleted_at.is_(None))))
+    elif village:
+        geometries = list(db.session.scalars(select(Parcel.geometry_json).where(
+            Parcel.village_code == village, Parcel.deleted_at.is_(None))))
+    else:
+        return None
+    return outline_path(geometries)
 
 
 def _region_chain(region: Region | None) -> tuple[dict[str, str], dict[str, str]]:
@@ -312,6 +342,7 @@ def issue_certificate(data: Mapping[str, Any], actor: Actor, config: Mapping[str
                        reasons=reasons or ["not qualified"], verdict=getattr(q, "verdict", None))
     pack = _pack_ref(q)
     moment = now()
+    identity = issuer.current_issuer()
     valid_days = data.get("valid_days") or config["CERTIFICATE_VALID_DAYS"]
     valid_until = moment + timedelta(days=valid_days)
     code = codes.new_code()
@@ -322,16 +353,19 @@ def issue_certificate(data: Mapping[str, Any], actor: Actor, config: Mapping[str
                                                                              ("code", "version", "verified")},
         "standard": pack["standard"], "tested_on": tested_on.isoformat(),
         "grade_id": _json_safe(getattr(q, "grade_id", None)),
+        "issuer": issuer.issuer_dict(identity), "outline": area_outline(subject),
     }
     ring = keyring(config)
     claims = Claims(code=code, subject_type=subject.type, subject_code=subject.code, grade=snap["grade"],
                     rule_pack=f"{pack['code']}:{pack['version']}", tested_on=tested_on,
-                    valid_until=valid_until.date())
+                    valid_until=valid_until.date(), iss=issuer.iss_of(identity))
     token = sign_claims(claims, ring)
+    area_m2, crop = certified_area(subject, data)
     cert = Certificate(code=code, subject_type=subject.type, subject_code=subject.code,
                        county_code=subject.county_code, snapshot_json=json.dumps(snap, ensure_ascii=False),
                        issued_at=moment, issued_by=actor.label, valid_until=valid_until, status="valid",
-                       token=token, key_id=ring.current.kid, idempotency_key=idempotency_key)
+                       token=token, key_id=ring.current.kid, idempotency_key=idempotency_key,
+                       area_m2=area_m2, crop=crop, label_quota=label_quota(area_m2, crop, config))
     db.session.add(cert)
     db.session.flush()
     changes = [Change("certificate", code, "issue", after=_audit_view(cert))]
@@ -344,14 +378,38 @@ def issue_certificate(data: Mapping[str, Any], actor: Actor, config: Mapping[str
     return cert, True
 
 
+def certified_area(subject: Subject, data: Mapping[str, Any]) -> tuple[float | None, str | None]:
+    """The certified area and crop: as given, else a parcel's own (an area's must be given)."""
+    area, crop = data.get("area_m2"), data.get("crop")
+    if subject.type == "parcel" and (area is None or crop is None):
+        from ..places.models import Parcel
+
+        parcel = db.session.scalar(select(Parcel).where(Parcel.code == subject.code))
+        if parcel is not None:
+            area = area if area is not None else parcel.area_m2
+            crop = crop if crop is not None else parcel.crop
+    return (float(area) if area is not None else None), (crop.strip() or None) if isinstance(crop, str) else None
+
+
+def label_quota(area_m2: float | None, crop: str | None, config: Mapping[str, Any]) -> int | None:
+    """Labels a certificate may print: area × the crop's expected yield ÷ package size (configuration)."""
+    row = (config.get("LABEL_QUOTA_CROPS") or {}).get(crop or "")
+    if area_m2 is None or not row:
+        return None
+    try:
+        return int(area_m2 * float(row["yield_kg_per_m2"]) // float(row["package_kg"]))
+    except (KeyError, TypeError, ValueError, ZeroDivisionError):
+        return None
+
+
 def _json_safe(value: Any) -> Any:
     return value if value is None or isinstance(value, (int, str, float)) else str(value)
 
 
 def _current_for(subject_type: str, code: str, *, exclude: int | None = None,
-                 moment: datetime | None = None) -> list[Certificate]:
+                 moment: datetime | None = None, kind: str = "certificate") -> list[Certificate]:
     stmt = select(Certificate).where(Certificate.subject_type == subject_type, Certificate.subject_code == code,
-                                     Certificate.status == "valid")
+                                     Certificate.status == "valid", Certificate.kind == kind)
     if moment is not None:
         stmt = stmt.where(Certificate.valid_until > moment)
     if exclude is not None:
@@ -387,10 +445,12 @@ def _revoke(cert: Certificate, reason: str, by: str) -> None:
 
 
 def on_grade_changed(subject_type: str, code: str, qualified: bool, reason: str) -> list[str]:
-    """Grading's hook: a certified subject that stops qualifying loses its certificates at once.
+    """Grading's hook: a certified subject that stops qualifying loses its certificates at once;
+    its land labels (which say pass or fail) note the new conclusion in their history.
 
-    Runs in the caller's transaction; returns the codes revoked.
+    Runs in the caller's transaction; returns the certificate codes revoked.
     """
+    note_land_label_change(subject_type, code, reason)
     if qualified:
         return []
     revoked = []
@@ -418,7 +478,40 @@ def certificate_view(cert: Certificate, config: Mapping[str, Any], moment: datet
         rule_pack_version=pack.get("version", ""), standard=snap.get("standard", ""),
         pack_verified=bool(pack.get("verified")), tested_on=date.fromisoformat(snap["tested_on"]),
         issued_at=cert.issued_at.date(), valid_until=cert.valid_until.date(), status=status,
-        status_reason=reason)
+        status_reason=reason, kind=cert.kind, conclusions=conclusion_lines(snap.get("conclusions") or []),
+        **issuer_print(snap.get("issuer")))
+
+
+def conclusion_lines(conclusions: Sequence[Mapping[str, Any]]) -> tuple[str, ...]:
+    """A land label's conclusions as printed (as at issue; the page has them as of now)."""
+    from .i18n import BASES, VERDICTS, analyte_name, grade_label
+
+    lines = []
+    for c in conclusions:
+        standard = str(c.get("standard") or "")
+        verdict = f"{VERDICTS['zh'].get(c['verdict'], c['verdict'])} {VERDICTS['en'].get(c['verdict'], c['verdict'])}"
+        grade = f" · {grade_label(c['grade'], 'zh')} {grade_label(c['grade'], 'en')}" if c.get("grade") else ""
+        failing = c.get("failing") or []
+        over = f" · 超标 over: {'、'.join(analyte_name(a, 'zh') + ' ' + a for a in failing)}" if failing else ""
+        lines.append(f"{standard}: {verdict}{grade}{over} ({BASES['zh'].get(c.get('basis'), '')})")
+    return tuple(lines)
+
+
+def issuer_print(ident: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The issuer lines and seal a certificate or label prints (the identity it was issued under)."""
+    if not ident:
+        return {}
+    names = [f"{ident['name_zh']} {ident['name_en']}"]
+    if ident.get("co_issuer"):
+        names.append(f"{ident['co_issuer']['name_zh']} {ident['co_issuer']['name_en']}")
+    seal = None
+    if ident.get("seal_url"):
+        try:
+            seal = issuer.seal_png(int(ident["version"]))
+        except Problem:
+            seal = None
+    return {"issuer": " · ".join(names), "issuer_contact": f"{ident['address']} · {ident['contact']}",
+            "issuer_short": ident["name_zh"], "seal_png": seal}
 
 
 def certificate_pdf(cert: Certificate, config: Mapping[str, Any]) -> bytes:
@@ -442,8 +535,15 @@ def parse_codes(text: str | Sequence[str], cap: int) -> list[str]:
 
 
 def labels_pdf(code_list: Sequence[str], template: str, start_slot: int, actor: Actor,
-               config: Mapping[str, Any]) -> bytes:
-    """A label sheet for valid certificates; unknown codes 422, non-valid ones 409."""
+               config: Mapping[str, Any], serials: int = 0, override_reason: str | None = None) -> bytes:
+    """A label sheet for valid certificates; unknown codes 422, non-valid ones 409.
+
+    With ``serials`` = N, each code prints N labels, each with a new serial in its QR
+    (``/C/<CODE>/<SERIAL>``); the serials are stored in this request's transaction.
+    """
+    if serials and len(code_list) * serials > config["LABELS_MAX_CODES"]:
+        raise validation_failed({"serials": [f"At most {config['LABELS_MAX_CODES']} labels per request "
+                                             f"({len(code_list)} codes × {serials} serials asked)."]})
     pdf.load_template(template)  # 422 unknown_template before any lookup
     wanted = sorted(set(code_list))
     found: dict[str, Certificate] = {}
@@ -458,9 +558,91 @@ def labels_pdf(code_list: Sequence[str], template: str, start_slot: int, actor: 
     if not_valid:
         raise conflict("certificate_not_valid", "Labels are printed only for valid certificates.",
                        certificates=not_valid)
-    labels = [pdf.LabelView(code=c, verify_url=codes.verify_url(config["PUBLIC_BASE_URL"], c),
-                            subject_name=label_name(found[c])) for c in code_list]
-    return pdf.render_labels(labels, template, start_slot)
+    shorts = {c: (snapshot(found[c]).get("issuer") or {}).get("name_zh") for c in wanted}
+    captions = {c: land_label_caption(found[c]) for c in wanted if found[c].kind == "land_label"}
+    count_against_quota(found, code_list, max(serials, 1), actor, override_reason)
+    base = config["PUBLIC_BASE_URL"]
+    names = {c: label_name(found[c]) for c in wanted}
+
+    def view(c: str, serial: str = "") -> pdf.LabelView:
+        url = codes.serial_url(base, c, serial) if serial else codes.verify_url(base, c)
+        return pdf.LabelView(code=c, verify_url=url, subject_name=names[c], issuer=shorts[c] or "", serial=serial,
+                             **({"caption": captions[c]} if c in captions else {}))
+
+    if not serials:
+        return pdf.render_labels([view(c) for c in code_list], template, start_slot)
+    printed = print_serials([found[c] for c in code_list], serials, actor)
+    return pdf.render_labels([view(c, s) for c, s in printed], template, start_slot)
+
+
+_COUNT_PRINTED = text(
+    "UPDATE certificates SET labels_printed = labels_printed + :n WHERE id = :id "
+    "AND (:force OR label_quota IS NULL OR labels_printed + :n <= label_quota) RETURNING labels_printed")
+
+
+def count_against_quota(found: Mapping[str, Certificate], code_list: Sequence[str], per_code: int, actor: Actor,
+                        override_reason: str | None) -> None:
+    """Count the labels about to print against each certificate's quota, in one conditional update each.
+
+    :raise 409 quota_exceeded: naming each certificate's printed, quota and asked, unless an
+        ``override_reason`` is given (then the override is audited).
+    """
+    asked: dict[str, int] = {}
+    for c in code_list:
+        asked[c] = asked.get(c, 0) + per_code
+    over: dict[str, dict[str, int]] = {}
+    overrides = []
+    for c, n in sorted(asked.items()):
+        cert = found[c]
+        params = {"n": n, "id": cert.id, "force": override_reason is not None}
+        printed = db.session.execute(_COUNT_PRINTED, params).scalar()
+        if printed is None:  # over the quota and no override: nothing counted
+            over[c] = {"printed": cert.labels_printed, "quota": cert.label_quota or 0, "asked": n}
+        elif cert.label_quota is not None and printed > cert.label_quota:
+            overrides.append(Change("certificate", c, "quota_override", after={
+                "reason": override_reason, "printed": printed, "quota": cert.label_quota, "asked": n}))
+    if over:
+        raise conflict("quota_exceeded", "Printing these labels would pass the certificates' label quota; "
+                       "an official may give override_reason.", certificates=over)
+    if overrides:
+        record_many(actor.label, overrides)
+    for c in asked:
+        db.session.expire(found[c], ["labels_printed"])  # counted by SQL: read again when next asked
+
+
+def print_serials(certs: Sequence[Certificate], per_code: int, actor: Actor) -> list[tuple[str, str]]:
+    """New serials, ``per_code`` for each listed certificate (a code listed twice gets twice as many)."""
+    wanted: dict[int, set[str]] = {}
+    order: list[tuple[Certificate, str]] = []
+    for cert in certs:
+        taken = wanted.setdefault(cert.id, set())
+        for _ in range(per_code):
+            serial = codes.new_serial()
+            while serial in taken:
+                serial = codes.new_serial()
+            taken.add(serial)
+            order.append((cert, serial))
+    for cert_id, fresh in wanted.items():  # 30 random bits: a clash with an earlier print is rare, not impossible
+        clashes = set(db.session.scalars(select(LabelSerial.serial).where(
+            LabelSerial.certificate_id == cert_id, LabelSerial.serial.in_(sorted(fresh)))))
+        if clashes:
+            for i, (cert, serial) in enumerate(order):
+                if cert.id == cert_id and serial in clashes:
+                    replacement = codes.new_serial()
+                    while replacement in fresh or replacement in clashes:
+                        replacement = codes.new_serial()
+                    fresh.add(replacement)
+                    order[i] = (cert, replacement)
+    moment = now()
+    db.session.execute(insert(LabelSerial), [
+        {"certificate_id": cert.id, "serial": serial, "printed_at": moment, "printed_by": actor.label,
+         "checks": 0, "days": 0} for cert, serial in order])
+    counts: dict[str, int] = {}
+    for cert, _ in order:
+        counts[cert.code] = counts.get(cert.code, 0) + 1
+    record_many(actor.label, [Change("certificate", code, "print_serials", after={"serials": n})
+                              for code, n in sorted(counts.items())])
+    return [(cert.code, serial) for cert, serial in order]
 
 
 def label_name(cert: Certificate) -> str:
@@ -469,6 +651,105 @@ def label_name(cert: Certificate) -> str:
     if cert.subject_type == "parcel":
         return " ".join(p for p in (place.get("village"), cert.subject_code) if p)
     return snap.get("subject_name") or cert.subject_code
+
+
+# --- land labels ------------------------------------------------------------------------------
+
+def soil_passport(subject_type: str, code: str) -> dict[str, Any]:
+    """Grading's soil passport of a subject now (imported late, as ``qualification``: the one call)."""
+    from ..grading.passport import soil_passport as passport
+
+    return passport(subject_type, code)
+
+
+def _headline(passport: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The first conclusion (the green-food soil standard, NY/T 391, when it graded the subject)."""
+    items = passport.get("conclusions") or []
+    return items[0] if items else None
+
+
+def issue_land_label(data: Mapping[str, Any], actor: Actor, config: Mapping[str, Any]) -> tuple[Certificate, bool]:
+    """A land label for a graded subject, pass or fail: ``(label, created)``; a subject keeps one live label.
+
+    The label's page reads the subject's grades when scanned, so a re-grade needs no new label.
+    :raise 409 not_graded: nothing in the packs has graded the subject yet.
+    """
+    subject = resolve_subject(data["subject_type"], data["code"], actor)
+    existing = _current_for(subject.type, subject.code, kind="land_label")
+    if existing:
+        return existing[0], False
+    passport = soil_passport(subject.type, subject.code)
+    head = _headline(passport)
+    if head is None or not passport.get("tested_on"):
+        raise conflict("not_graded", f"{subject.type} {subject.code} has no grade to put on a label yet.",
+                       reasons=["not_graded"])
+    moment = now()
+    identity = issuer.current_issuer()
+    valid_until = moment + timedelta(days=config["LAND_LABEL_VALID_DAYS"])
+    tested_on = date.fromisoformat(passport["tested_on"])
+    code = codes.new_code()
+    pack = head["rule_pack"]
+    snap = {
+        "subject_name": subject.name, "place": subject.place, "place_en": subject.place_en,
+        "grade": str(head.get("grade") or ""), "verdict": head["verdict"],
+        "rule_pack": pack, "standard": head["standard"], "tested_on": tested_on.isoformat(),
+        "conclusions": passport["conclusions"], "elements": passport["elements"],
+        "issuer": issuer.issuer_dict(identity), "outline": area_outline(subject),
+    }
+    ring = keyring(config)
+    claims = Claims(code=code, subject_type=subject.type, subject_code=subject.code, kind="land_label",
+                    grade=f"{head['verdict']}:{head.get('grade') or ''}"[:64],
+                    rule_pack=f"{pack['code']}:{pack['version']}", tested_on=tested_on,
+                    valid_until=valid_until.date(), iss=issuer.iss_of(identity))
+    label = Certificate(code=code, kind="land_label", subject_type=subject.type, subject_code=subject.code,
+                        county_code=subject.county_code, snapshot_json=json.dumps(snap, ensure_ascii=False),
+                        issued_at=moment, issued_by=actor.label, valid_until=valid_until, status="valid",
+                        token=sign_claims(claims, ring), key_id=ring.current.kid)
+    db.session.add(label)
+    db.session.flush()
+    db.session.add(LandLabelChange(certificate_id=label.id, changed_at=moment, grade=snap["grade"],
+                                   verdict=head["verdict"], reason="issued"))
+    db.session.flush()
+    record(actor.label, Change("certificate", code, "issue_land_label", after=_audit_view(label)))
+    return label, True
+
+
+def note_land_label_change(subject_type: str, code: str, reason: str) -> None:
+    """A re-grade: each live land label of the subject notes its new headline, if it changed."""
+    labels = _current_for(subject_type, code, kind="land_label")
+    if not labels:
+        return
+    head = _headline(soil_passport(subject_type, code)) or {"verdict": "not_graded", "grade": None}
+    moment = now()
+    for label in labels:
+        last = db.session.scalar(select(LandLabelChange).where(LandLabelChange.certificate_id == label.id)
+                                 .order_by(LandLabelChange.id.desc()).limit(1))
+        if last is not None and (last.verdict, last.grade) == (head["verdict"], head.get("grade")):
+            continue
+        db.session.add(LandLabelChange(certificate_id=label.id, changed_at=moment, grade=head.get("grade"),
+                                       verdict=head["verdict"], reason=reason[:500] if reason else None))
+    db.session.flush()
+
+
+def land_label_now(label: Certificate) -> dict[str, Any]:
+    """What a land label's page and JSON add: conclusions and elements as of now, since when, the history."""
+    passport = soil_passport(label.subject_type, label.subject_code)
+    history = [{"at": isoformat(h.changed_at), "grade": h.grade, "verdict": h.verdict}
+               for h in db.session.scalars(select(LandLabelChange).where(LandLabelChange.certificate_id == label.id)
+                                           .order_by(LandLabelChange.id.desc()).limit(50))]
+    head = _headline(passport)
+    return {"conclusion": head, "conclusions": passport["conclusions"], "elements": passport["elements"],
+            "as_of": isoformat(now()), "since": history[0]["at"] if history else passport.get("since"),
+            "tested_on": passport.get("tested_on"), "history": history}
+
+
+def land_label_caption(label: Certificate) -> str:
+    """The label's printed conclusion (as at printing): ``符合/不符合 NY/T 391``."""
+    snap = snapshot(label)
+    standard = str(snap.get("standard") or "").split("-")[0]
+    verdict = snap.get("verdict")
+    words = {"meets": "符合", "does_not_meet": "不符合"}.get(verdict, "待定")
+    return f"结论：{words}{standard}"
 
 
 # --- public verification ----------------------------------------------------------------------
@@ -525,13 +806,76 @@ def _scan_statement(dialect: str) -> Any:
                                       set_={"count": table.c.count + 1})
 
 
+DUMMY_SERIAL = "0000000"
+
+
+def lookup_serial(code_text: str, serial_text: str) -> tuple[Certificate, int] | None:
+    """The public lookup of one printed label: one query of the same shape whether or not either
+    part is malformed, unknown or has a wrong check character (all the same 404)."""
+    code = codes.normalise_code(code_text) if isinstance(code_text, str) else None
+    serial = codes.normalise_serial(serial_text) if isinstance(serial_text, str) else None
+    row = db.session.execute(
+        select(Certificate, LabelSerial.id).join(LabelSerial, LabelSerial.certificate_id == Certificate.id)
+        .where(Certificate.code == (code or DUMMY_CODE), LabelSerial.serial == (serial or DUMMY_SERIAL))).first()
+    if row is None or code is None or serial is None:
+        return None
+    return row[0], row[1]
+
+
+_COUNT_SERIAL = text(
+    "UPDATE label_serials SET checks = checks + 1, first_checked_at = COALESCE(first_checked_at, :now), "
+    "days = days + CASE WHEN last_checked_on IS NULL OR last_checked_on <> :day THEN 1 ELSE 0 END, "
+    "last_checked_on = :day WHERE id = :id RETURNING checks, first_checked_at, days")
+
+
+def count_serial(serial_id: int, config: Mapping[str, Any]) -> dict[str, Any]:
+    """One scan of one printed label, counted in one statement (atomic under concurrent scans)."""
+    moment = now()
+    checks, first, days = db.session.execute(_COUNT_SERIAL, {"now": moment, "day": moment.date(),
+                                                             "id": serial_id}).one()
+    if isinstance(first, str):  # SQLite hands a raw text column back from a text() statement
+        first = datetime.fromisoformat(first)
+    return serial_status(int(checks), first, int(days), config)
+
+
+def serial_status(checks: int, first: datetime | None, days: int, config: Mapping[str, Any]) -> dict[str, Any]:
+    warning = None
+    if checks > config["SERIAL_WARN_CHECKS"]:
+        warning = "too_many_checks"
+    elif days > config["SERIAL_WARN_DAYS"]:
+        warning = "too_many_days"
+    return {"checks": checks, "first_checked_at": isoformat(first) if first else None, "days": days,
+            "warning": warning}
+
+
+def serial_flag_filter(config: Mapping[str, Any]) -> Any:
+    return (LabelSerial.checks > config["SERIAL_WARN_CHECKS"]) | (LabelSerial.days > config["SERIAL_WARN_DAYS"])
+
+
+def list_serials(actor: Actor, config: Mapping[str, Any], code: str | None = None, flagged: bool = False,
+                 limit: int = 500) -> list[dict[str, Any]]:
+    """Printed serials for officials: of one certificate, or the flagged ones of the account's county."""
+    stmt = select(LabelSerial, Certificate.code).join(Certificate, Certificate.id == LabelSerial.certificate_id)
+    if code is not None:
+        cert = get_certificate_by_code(code, actor)
+        stmt = stmt.where(LabelSerial.certificate_id == cert.id)
+    elif actor.role != "admin" and actor.county_code:
+        stmt = stmt.where(Certificate.county_code == actor.county_code)
+    if flagged:
+        stmt = stmt.where(serial_flag_filter(config))
+    rows = db.session.execute(stmt.order_by(LabelSerial.checks.desc(), LabelSerial.id).limit(limit))
+    return [{"code": c, "serial": s.serial, "printed_at": isoformat(s.printed_at), "printed_by": s.printed_by,
+             **serial_status(s.checks, s.first_checked_at, s.days, config)} for s, c in rows]
+
+
 def verification(cert: Certificate, config: Mapping[str, Any]) -> dict[str, Any]:
     """``GET /api/v1/verify/<CODE>``: the stored certificate, its status now, and its signed token re-checked."""
     snap = snapshot(cert)
     verified = _check_stored_token(cert, config)
-    return {
+    body = {
         "genuine": verified is not None,
         "code": cert.code,
+        "kind": cert.kind,
         "status": status_at(cert, now()),
         "reason": cert.reason,
         "replaced_by": cert.replaced_by,
@@ -546,7 +890,11 @@ def verification(cert: Certificate, config: Mapping[str, Any]) -> dict[str, Any]
         "claims": verified.claims.to_dict() if verified else None,
         "signature": cert.token,
         "key_id": cert.key_id,
+        "issuer": snap.get("issuer"),
     }
+    if cert.kind == "land_label":
+        body.update(land_label_now(cert))
+    return body
 
 
 _token_checks: dict[tuple[int, str], VerifiedToken | None] = {}

@@ -3,12 +3,17 @@
 The token lets anyone holding our public key check a certificate offline, so it has to be
 short enough for a QR code at ECC Q and must never crash a verifier on bad input.
 
-Token bytes (version 1), all integers big-endian::
+Token bytes (version 2), all integers big-endian::
 
-    version:u8 = 1 | kid:8 | claims | signature:64        (signature over everything before it)
-    claims = code:10 | subject_type:u8 | tested_on:u16 | valid_until:u16
-             | subject_code:str | grade:str | rule_pack:str
+    version:u8 = 2 | kid:8 | claims | signature:64        (signature over everything before it)
+    claims = code:10 | subject_type:u8 | tested_on:u16 | valid_until:u16 | kind:u8
+             | subject_code:str | grade:str | rule_pack:str | iss:str
     str    = length:u8 | UTF-8 bytes
+
+``kind`` is 1 certificate, 2 land label; ``iss`` names the issuer identity (``<id>:<version>``,
+published in ``/.well-known/fieldsvc-keys.json``), empty when none is configured. Version 1
+tokens (no ``kind``, no ``iss``) were signed before these existed and still verify: they read as
+certificates with no issuer.
 
 ``code`` is the 80 random bits of the certificate code (its check character is implied),
 ``subject_type`` is 1 parcel, 2 farm_park, 3 village, and dates are days since 2000-01-01.
@@ -48,7 +53,9 @@ from fieldsvc.certificates.codes import (
 )
 from fieldsvc.errors import Problem
 
-TOKEN_VERSION = 1
+TOKEN_VERSION = 2
+TOKEN_VERSIONS = (1, 2)
+KINDS = ("certificate", "land_label")
 MAX_TOKEN_CHARS = 512
 KID_BYTES = 8
 SIGNATURE_BYTES = 64
@@ -77,9 +84,13 @@ class Claims:
     rule_pack: str
     tested_on: date
     valid_until: date
+    kind: str = "certificate"
+    iss: str = ""
 
-    def to_dict(self) -> dict[str, str]:
+    def to_dict(self) -> dict[str, str | None]:
         return {
+            "kind": self.kind,
+            "iss": self.iss or None,
             "code": self.code,
             "subject_type": self.subject_type,
             "subject_code": self.subject_code,
@@ -360,11 +371,13 @@ def _put_str(text: str, name: str) -> bytes:
 
 
 def encode_claims(claims: Claims) -> bytes:
-    """The compact claims bytes (see the module docstring)."""
+    """The compact claims bytes of a version 2 token (see the module docstring)."""
     if not is_valid_code(claims.code):
         raise ValueError("code is not a certificate code")
     if claims.subject_type not in SUBJECT_TYPES:
         raise ValueError(f"subject_type must be one of {SUBJECT_TYPES}")
+    if claims.kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}")
     fixed = _FIXED.pack(
         code_to_bytes(claims.code),
         SUBJECT_TYPES.index(claims.subject_type) + 1,
@@ -373,21 +386,28 @@ def encode_claims(claims: Claims) -> bytes:
     )
     return (
         fixed
+        + bytes([KINDS.index(claims.kind) + 1])
         + _put_str(claims.subject_code, "subject_code")
         + _put_str(claims.grade, "grade")
         + _put_str(claims.rule_pack, "rule_pack")
+        + _put_str(claims.iss, "iss")
     )
 
 
-def decode_claims(raw: bytes) -> Claims:
-    """Strict inverse of :func:`encode_claims`; raises ValueError on any deviation."""
-    if len(raw) < _FIXED.size:
+def decode_claims(raw: bytes, version: int = TOKEN_VERSION) -> Claims:
+    """Strict inverse of :func:`encode_claims` (or of version 1's); raises ValueError on any deviation."""
+    if len(raw) < _FIXED.size + (version >= 2):
         raise _Malformed("claims are too short")
     code, subject, tested, valid = _FIXED.unpack_from(raw)
     if not 1 <= subject <= len(SUBJECT_TYPES):
         raise _Malformed("unknown subject type")
-    strings, pos = [], _FIXED.size
-    for _ in range(3):
+    kind, pos = "certificate", _FIXED.size
+    if version >= 2:
+        if not 1 <= raw[pos] <= len(KINDS):
+            raise _Malformed("unknown kind")
+        kind, pos = KINDS[raw[pos] - 1], pos + 1
+    strings: list[str] = []
+    for _ in range(3 if version == 1 else 4):
         if pos >= len(raw):
             raise _Malformed("claims end early")
         end = pos + 1 + raw[pos]
@@ -408,6 +428,8 @@ def decode_claims(raw: bytes) -> Claims:
         rule_pack=strings[2],
         tested_on=_EPOCH + timedelta(days=tested),
         valid_until=_EPOCH + timedelta(days=valid),
+        kind=kind,
+        iss=strings[3] if version >= 2 else "",
     )
 
 
@@ -453,7 +475,7 @@ def verify_token(token: str, keyring: KeyRing) -> VerifiedToken:
         raise _malformed("not Crockford Base32")
     if len(raw) < _MIN_TOKEN_BYTES:
         raise _malformed("too short")
-    if raw[0] != TOKEN_VERSION:
+    if raw[0] not in TOKEN_VERSIONS:
         raise _malformed("unknown token version")
     key = keyring.find(raw[1 : 1 + KID_BYTES])
     if key is None:
@@ -464,7 +486,7 @@ def verify_token(token: str, keyring: KeyRing) -> VerifiedToken:
     except InvalidSignature:
         raise _bad_signature(key.kid) from None
     try:
-        claims = decode_claims(body[1 + KID_BYTES :])
+        claims = decode_claims(body[1 + KID_BYTES :], raw[0])
     except ValueError as exc:
         raise _malformed(str(exc)) from None
     return VerifiedToken(claims=claims, kid=key.kid, key_status=keyring.status(key))
@@ -491,9 +513,16 @@ def verify_bytes(data: bytes, signature: bytes, kid: str, keyring: KeyRing) -> S
     return key
 
 
-def public_keys_document(keyring: KeyRing) -> dict[str, Any]:
-    """Body of ``/.well-known/fieldsvc-keys.json``: every key that verifies, no private parts."""
+def public_keys_document(keyring: KeyRing, issuer: dict[str, Any] | None = None,
+                         issuers: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Body of ``/.well-known/fieldsvc-keys.json``: every key that verifies, no private parts.
+
+    ``issuer`` is the identity that signs now (its ``iss`` is in new tokens' claims); ``issuers``
+    every version of it, so an old token's ``iss`` can be looked up too.
+    """
     return {
+        "issuer": issuer,
+        "issuers": issuers or [],
         "keys": [
             {
                 "kid": key.kid,

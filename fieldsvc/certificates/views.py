@@ -9,7 +9,7 @@ from ..http import ALL_ROLES, current_actor, json_body, load, query_args, requir
 from ..openapi import doc
 from ..schemas import page_limit
 from . import services
-from .schemas import CertificateArgs, CertificateIn, LabelArgs, RevokeIn
+from .schemas import CertificateArgs, CertificateIn, LabelArgs, LandLabelIn, RevokeIn, SerialArgs
 
 bp = Blueprint("certificates", __name__, url_prefix="/api/v1")
 
@@ -28,6 +28,20 @@ def issue():
         raise validation_failed({"Idempotency-Key": ["At most 80 characters."]})
     cert, created = services.issue_certificate(data, current_actor(), current_app.config, key)
     return services.certificate_dict(cert, current_app.config), 201 if created else 200
+
+
+@bp.post("/land-labels")
+@requires_role("official")
+@doc(body=LandLabelIn, responses={201: "{code, kind: land_label, verify_url, conclusion}",
+                                  200: "The subject's live land label (one per subject)",
+                                  409: "not_graded"})
+def issue_land_label():
+    """A land label (soil passport) for any graded parcel, village or farm park, pass or fail."""
+    data = load(LandLabelIn(), json_body())
+    label, created = services.issue_land_label(data, current_actor(), current_app.config)
+    body = services.certificate_dict(label, current_app.config)
+    body.update(services.land_label_now(label))
+    return body, 201 if created else 200
 
 
 @bp.get("/certificates")
@@ -76,8 +90,19 @@ def labels():
     args = query_args(LabelArgs())
     config = current_app.config
     code_list = services.parse_codes(args["codes"], config["LABELS_MAX_CODES"])
-    body = services.labels_pdf(code_list, args["template"], args["start_slot"], current_actor(), config)
+    body = services.labels_pdf(code_list, args["template"], args["start_slot"], current_actor(), config,
+                               args["serials"], args["override_reason"])
     return _pdf(body, f"labels-{args['template']}.pdf")
+
+
+@bp.get("/label-serials")
+@requires_role("official")
+@doc(query=SerialArgs, responses={200: "{items: [{code, serial, checks, days, first_checked_at, warning}]}"})
+def label_serials():
+    """Printed label serials with their checks: of one code, or (``flagged=1``) those the public page warns about."""
+    args = query_args(SerialArgs())
+    items = services.list_serials(current_actor(), current_app.config, args["code"], args["flagged"])
+    return {"items": items, "next_cursor": None}
 
 
 def _pdf(body: bytes, filename: str) -> Response:

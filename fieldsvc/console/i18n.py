@@ -211,6 +211,14 @@ _PAIRS: dict[str, tuple[str, str]] = {
     "valid_until": ("有效期至", "Valid until"),
     "issued_by": ("签发人", "Issued by"),
     "print_labels": ("打印标签", "Print labels"),
+    "labels_quota": ("已印 / 配额", "Printed / quota"),
+    "serials_per_code": ("每码序号标签数", "Serial labels per code"),
+    "override_reason": ("超配额理由", "Reason to pass the quota"),
+    "flagged_serials": ("可疑标签序号", "Suspicious label serials"),
+    "serial": ("序号", "Serial"),
+    "checks": ("查验次数", "Checks"),
+    "check_days": ("查验天数", "Days checked"),
+    "first_checked": ("首次查验", "First checked"),
     "template": ("模板", "Template"),
     "start_slot": ("起始位置", "Start slot"),
     "st_valid": ("有效", "valid"),
@@ -408,7 +416,7 @@ _REASONS: dict[str, tuple[str, str]] = {
     "incomplete_samples": ("有未完成的样品（暂挂或等待照片）", "Samples not complete (held or awaiting photos)"),
     "grade_below_A": ("等级低于 A（{detail} 级）", "Grade below A ({detail})"),
     "parcel_deleted": ("地块已删除", "Parcel deleted"),
-    "not_assessed": ("未评估：有样品依据的面积占比不足（{detail}）",
+    "not_assessed": ("未评价：有样品依据的面积占比不足（{detail}）",
                      "Not assessed: too little of the area valued from samples ({detail})"),
     "sample_density_below": ("采样密度不足（样品数 / 面积：{detail}）",
                              "Sample density too low (samples / area: {detail})"),
@@ -416,7 +424,7 @@ _REASONS: dict[str, tuple[str, str]] = {
                                         "Sample density too low (samples / area: {detail}; density rule unverified)"),
     "basis_estimated": ("仅有插值估计（证书须有实测）：{detail}",
                         "Estimated only (a certificate needs measured values): {detail}"),
-    "basis_not_assessed": ("未评估（周边样品不足）", "Not assessed (too few samples nearby)"),
+    "basis_not_assessed": ("未评价（周边样品不足）", "Not assessed (too few samples nearby)"),
 }
 
 

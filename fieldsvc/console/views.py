@@ -514,8 +514,9 @@ def certificates():
     rows, older = _newest_first(queries.certificates(actor, code), Certificate.id, CERTIFICATES_PAGE)
     moment = certs.now()
     templates = [n for n in cert_pdf.list_templates() if cert_pdf.load_template(n).get("kind") != "certificate"]
+    flagged = certs.list_serials(actor, current_app.config, flagged=True, limit=100)
     return page("certificates.html", county=code, candidates=candidates, certificates=rows, older=older,
-                moment=moment,
+                moment=moment, flagged=flagged,
                 status_at=certs.status_at, templates=templates, format_code=cert_codes.format_code)
 
 
@@ -566,12 +567,15 @@ def labels():
     """A label sheet for the chosen valid certificates, from a start slot (a part-used sheet)."""
     from ..certificates.schemas import LabelArgs
 
-    args = LabelArgs().load({"codes": ",".join(request.args.getlist("codes")),
-                             "template": request.args.get("template") or "a4_3x7",
-                             "start_slot": request.args.get("start_slot") or "0"})
+    raw = {"codes": ",".join(request.args.getlist("codes")), "template": request.args.get("template") or "a4_3x7",
+           "start_slot": request.args.get("start_slot") or "0", "serials": request.args.get("serials") or "0"}
+    if (request.args.get("override_reason") or "").strip():
+        raw["override_reason"] = request.args["override_reason"].strip()
+    args = LabelArgs().load(raw)
     config = current_app.config
     code_list = certs.parse_codes(args["codes"], config["LABELS_MAX_CODES"])
-    body = certs.labels_pdf(code_list, args["template"], args["start_slot"], current_actor(), config)
+    body = certs.labels_pdf(code_list, args["template"], args["start_slot"], current_actor(), config,
+                            args["serials"], args["override_reason"])
     return _pdf(body, f"labels-{args['template']}.pdf", attachment=True)
 
 

@@ -160,11 +160,11 @@ def _summary_block(pdf: _Pdf, summary: Mapping[str, Any], y: float) -> float:
     ex = summary.get("explanation") or {}
     pack = summary.get("rule_pack") or {}
     grade = summary.get("grade") or "—"
-    shown_grade = "未评估 not assessed" if grade == "not_assessed" else grade
+    shown_grade = "未评价 not assessed" if grade == "not_assessed" else grade
     if summary.get("qualified"):
         verdict = "合格 qualified (grade A)"
     elif grade == "not_assessed":  # too little area valued from samples: not a failing grade
-        verdict = (f"未评估 not assessed: 覆盖率低于 coverage below {_fmt_share(ex.get('min_coverage'))}"
+        verdict = (f"未评价 not assessed: 覆盖率低于 coverage below {_fmt_share(ex.get('min_coverage'))}"
                    " (not a failing grade)")
     else:
         verdict = "未达 A 级 not at grade A"
@@ -332,7 +332,7 @@ TABLE_COLUMNS = (  # header, key, x (mm), width (mm)
     ("结论 Verdict", "verdict", 115, 29), ("等级 Grade", "grade", 145, 24), ("限制因子 Limiting", "limiting", 170, 26),
 )
 VERDICT_ZH = {"qualified": "合格", "not_qualified": "不合格", "indeterminate": "无法判定", "not_graded": "未评价",
-              "needs_sampling": "待采样", "not_assessed": "未评估"}
+              "needs_sampling": "待采样", "not_assessed": "未评价"}
 
 
 def _table(pdf: _Pdf, rows: Sequence[Mapping[str, Any]]) -> None:

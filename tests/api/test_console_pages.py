@@ -405,7 +405,7 @@ def test_grading_run_certificate_issue_labels_revoke(app, client, scene, reviewe
     assert refused.status_code == 409 and 'id="problem-reasons"' in text_of(refused)
     assert '<li data-code="unresolved_conflicts">有未解决的同步冲突</li>' in text_of(refused)  # in words
     # villages without samples are not assessed (never shown as failing at C)
-    assert re.search(r'data-code="not_assessed">未评估：有样品依据的面积占比不足（[^<]*）<', candidates)
+    assert re.search(r'data-code="not_assessed">未评价：有样品依据的面积占比不足（[^<]*）<', candidates)
     assert not re.search(r'等级低于 A（C 级）', candidates)
     assert console.post("/console/certificates", {"subject_type": "moon", "code": "x"}).status_code == 422
     issued = console.post("/console/certificates", {"subject_type": "parcel", "code": scene.clean_parcel})

@@ -63,7 +63,7 @@ def test_token_round_trips_claims_and_names_the_current_key():
 
 def test_token_is_uppercase_crockford_and_short():
     assert set(TOKEN) <= set(ALPHABET)
-    assert len(RAW) == 1 + 8 + 15 + (1 + 12) + (1 + 5) + (1 + 14) + 64
+    assert len(RAW) == 1 + 8 + 15 + 1 + (1 + 12) + (1 + 5) + (1 + 14) + (1 + 0) + 64
     assert len(TOKEN) <= 200
 
 
