@@ -4,7 +4,7 @@ Why: the issuing institute's identity (names, address, contact, seal, co-issuer)
 and kept as versions; certificates name the version they were issued under.
 
 Revision ID: d4e1a7c9b201
-Revises: 7c2e4b9d1a05
+Revises: e5714a7e0b1c
 Create Date: 2026-12-04 19:00:00
 
 """
@@ -13,7 +13,7 @@ from alembic import op
 
 
 revision = 'd4e1a7c9b201'
-down_revision = '7c2e4b9d1a05'
+down_revision = 'e5714a7e0b1c'
 branch_labels = None
 depends_on = None
 
