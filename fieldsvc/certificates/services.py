@@ -859,8 +859,8 @@ def list_serials(actor: Actor, config: Mapping[str, Any], code: str | None = Non
     if code is not None:
         cert = get_certificate_by_code(code, actor)
         stmt = stmt.where(LabelSerial.certificate_id == cert.id)
-    elif actor.role != "admin" and actor.county_code:
-        stmt = stmt.where(Certificate.county_code == actor.county_code)
+    else:
+        stmt = stmt.where(access.record_filter(actor, Certificate.county_code))
     if flagged:
         stmt = stmt.where(serial_flag_filter(config))
     rows = db.session.execute(stmt.order_by(LabelSerial.checks.desc(), LabelSerial.id).limit(limit))
