@@ -35,6 +35,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = max(cfg["MAX_REQUEST_BYTES"], cfg["MAX_IMPORT_BYTES"])
     app.json.sort_keys = False
     app.json.ensure_ascii = False
+    from .http import IdConverter
+
+    app.url_map.converters["int"] = IdConverter  # before any route is added
 
     from . import models  # noqa: F401  (every table, for Alembic and the ORM)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import sqlite3
 import subprocess
@@ -84,6 +85,7 @@ def demo(parcels: int, seed: int, if_empty: bool) -> None:
 def backup(path: Path) -> None:
     """Back up the database to PATH (SQLite online backup; pg_dump for PostgreSQL)."""
     url = make_url(current_app.config["SQLALCHEMY_DATABASE_URI"])
+    _private_file(path)
     if url.get_backend_name() == "sqlite":
         with sqlite3.connect(url.database) as source, sqlite3.connect(path) as target:
             source.backup(target)
@@ -94,6 +96,16 @@ def backup(path: Path) -> None:
     pg_url = url.set(drivername="postgresql").render_as_string(hide_password=False)
     subprocess.run(["pg_dump", "--format=custom", "--no-owner", f"--file={path}", pg_url], check=True)
     click.echo(f"backed up PostgreSQL database {url.database} to {path} (restore with pg_restore)")
+
+
+def _private_file(path: Path) -> None:
+    """Make (or empty) ``path`` as mode 0600 before anything is written into it: a backup holds
+    the password hashes and tokens' digests, so no other local account may read it."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)  # an existing file keeps its mode through O_CREAT
+    finally:
+        os.close(fd)
 
 
 @click.command()

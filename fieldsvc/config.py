@@ -25,8 +25,10 @@ DEFAULTS: dict[str, Any] = {
     "PASSWORD_HASH_PROFILE": "RFC_9106_LOW_MEMORY",
     "LOGIN_MAX_FAILURES": 5,
     "LOGIN_WINDOW_S": 300,
+    "LOGIN_MAX_FAILURES_PER_ADDRESS": 100,  # failed logins per client address per window (a NAT, a county proxy)
     "MAX_REQUEST_BYTES": 25 * 1024 * 1024,
     "MAX_JSON_BYTES": 8 * 1024 * 1024,
+    "MAX_JSON_DEPTH": 32,  # arrays/objects nested deeper in a JSON body → 400 json_too_deep, before parsing
     "PREFERRED_CHUNK_BYTES": 1024 * 1024,
     "MAX_BATCH_RECORDS": 500,
     "MAX_PAGE_SIZE": 1000,
@@ -56,6 +58,11 @@ DEFAULTS: dict[str, Any] = {
     "IDEMPOTENCY_TTL_S": 14 * 24 * 3600,  # sync push receipts kept this long for replays; then housekeeping drops them
     "MEDIA_ORPHAN_TTL_S": 7 * 24 * 3600,  # blobs (and partial uploads) no sample names are removed after this
     "LAB_IMPORT_MAX_BYTES": 32 * 1024 * 1024,  # one lab CSV/XLSX upload; larger is 413
+    # XLSX is a zip: these are checked from the zip's directory and a scan of the sheet before parsing
+    "LAB_XLSX_MAX_ROWS": 200_000,  # rows in the first sheet
+    "LAB_XLSX_MAX_CELLS": 4_000_000,  # cells in the first sheet
+    "LAB_XLSX_MAX_UNCOMPRESSED_BYTES": 128 * 1024 * 1024,  # all zip members together, uncompressed
+    "LAB_XLSX_MAX_RATIO": 100,  # uncompressed / compressed size of any zip member
     "LAB_APPROVALS_REQUIRED": 1,  # officials (other than the importer) who must approve a result
     "FIELD_PHOTO_MAX_PX": 1600,  # field app: photos are scaled on the phone so the longer side is at most this
     "FIELD_PHOTO_QUALITY_PCT": 80,  # field app: JPEG quality (percent) of those photos

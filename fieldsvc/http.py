@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import re
 from typing import Any, Callable, Mapping
 
 import orjson
@@ -12,6 +13,7 @@ from flask import Flask, Response, current_app, g, jsonify, request, session
 from marshmallow import Schema, ValidationError
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import IntegerConverter
 
 from .auth.principal import Actor
 from .errors import Problem, forbidden, unauthorized, unavailable, validation_failed
@@ -32,6 +34,20 @@ HTTP_CODES = {
     416: "range_not_satisfiable", 422: "validation_failed", 429: "rate_limited",
     500: "internal_error", 503: "unavailable",
 }
+
+
+# --- ids in URLs -----------------------------------------------------------------------------
+
+class IdConverter(IntegerConverter):
+    """``<int:...>`` in every route: a number no id column can hold is no route, so a 404.
+
+    Integer ids are 32-bit on PostgreSQL and 64-bit on SQLite; past 2^31 - 1 the database answered
+    a 500 (SQLite overflow) or a 422 (PostgreSQL) for what is simply a thing that does not exist.
+    """
+
+    def __init__(self, map: Any, *args: Any, **kwargs: Any) -> None:  # noqa: A002 (werkzeug's name)
+        kwargs.setdefault("max", 2**31 - 1)
+        super().__init__(map, *args, **kwargs)
 
 
 # --- roles and the transaction boundary -------------------------------------------------
@@ -99,6 +115,7 @@ def json_body(max_bytes: int | None = None) -> Any:
     raw = request.get_data(cache=True)
     if len(raw) > limit:
         raise Problem(413, "payload_too_large", f"The body is larger than {limit} bytes.", max_bytes=limit)
+    _check_depth(raw, current_app.config["MAX_JSON_DEPTH"])
     if b"\\u0000" in raw:  # PostgreSQL text cannot hold NUL, and no field of ours needs it
         raise validation_failed({"_body": ["text must not contain NUL (\\u0000) characters"]})
     try:
@@ -115,6 +132,42 @@ def json_body(max_bytes: int | None = None) -> Any:
         raise validation_failed({"_body": ["text must be valid Unicode (a lone surrogate escape such as "
                                            "\\ud800 is not)"]}) from None
     return body
+
+
+_ESCAPE = re.compile(rb"\\.", re.S)
+_STRING = re.compile(rb'"[^"]*"')
+_EMPTY_PAIR = re.compile(rb"\[\]|\{\}")
+_NOT_BRACKET = bytes(b for b in range(256) if b not in b"[]{}")
+
+
+def json_depth_exceeds(raw: bytes, limit: int) -> bool:
+    """True when the JSON text nests arrays/objects deeper than ``limit``, found before parsing.
+
+    A parser recurses once per level (Python's ``json`` overflows the C stack guard at about a
+    thousand: a 2 KB body made a 500 and a traceback per request), and so do the encoders that
+    store what was parsed. Strings (with their escapes) are removed, every other byte but the
+    brackets dropped, and innermost ``[]``/``{}`` pairs peeled off one level per pass, all at C
+    speed: a 30 MB GeoJSON costs ~0.1 s. Unbalanced text stops early and is left to the parser.
+    """
+    if raw.count(b"[") + raw.count(b"{") <= limit:
+        return False
+    if b"\\" in raw:
+        raw = _ESCAPE.sub(b"", raw)
+    brackets = _STRING.sub(b"", raw).translate(None, _NOT_BRACKET)
+    for _level in range(limit):
+        if not brackets:
+            return False
+        peeled = _EMPTY_PAIR.sub(b"", brackets)
+        if len(peeled) == len(brackets):
+            return False  # not balanced: malformed, and the parser says so
+        brackets = peeled
+    return bool(brackets)
+
+
+def _check_depth(raw: bytes, limit: int) -> None:
+    if json_depth_exceeds(raw, limit):
+        raise Problem(400, "json_too_deep", f"The JSON nests arrays or objects deeper than {limit} levels.",
+                      max_depth=limit)
 
 
 def _reject_constant(name: str) -> None:

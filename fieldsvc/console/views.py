@@ -172,14 +172,22 @@ def render_problem(problem: Problem) -> Response:
     return response
 
 
-def _local(url: str | None) -> bool:
-    """Only paths of this console are followed after login or for a back link (no open redirect)."""
-    if not url:
+def _local(url: str | None, *, path_only: bool = False) -> bool:
+    """Only paths of this console are followed after login or for a back link (no open redirect).
+
+    ``next=`` must be a path (``/console/...``); a referrer may also be an absolute http(s) URL
+    of this very host. ``javascript:``, ``//host``, backslashes and control characters never pass.
+    """
+    if not url or "\\" in url or any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in url):
         return False
     parts = urlsplit(url)
-    if parts.netloc and parts.netloc != request.host:
-        return False
-    return parts.path.startswith("/console/") and "\\" not in url
+    if parts.scheme or parts.netloc:
+        if path_only:
+            return False
+        # a referrer is absolute: only this very origin (http(s)) is ours
+        if parts.scheme not in ("http", "https") or parts.netloc != request.host:
+            return False
+    return parts.path.startswith("/console/")
 
 
 def _form() -> dict[str, Any]:
@@ -217,7 +225,7 @@ def _county(code: str | None = None) -> str:
 def login():
     """The console's sign-in form (rate-limited like ``POST /api/v1/auth/token``)."""
     nxt = request.values.get("next") or ""
-    nxt = nxt if _local(nxt) else url_for("console.index")
+    nxt = nxt if _local(nxt, path_only=True) else url_for("console.index")
     if request.method == "GET":
         return page("login.html", next=nxt)
     outcome = auth.sign_in(request.form.get("username", ""), request.form.get("password", ""),

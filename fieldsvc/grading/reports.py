@@ -7,7 +7,6 @@ with a legend, a north arrow and a scale bar. Text uses the embedded CJK font, s
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 import math
@@ -18,6 +17,7 @@ from reportlab.lib.colors import Color, HexColor, black, white
 from reportlab.lib.pagesizes import A4
 from reportlab.pdfgen.canvas import Canvas
 
+from fieldsvc import csvout
 from fieldsvc.certificates.fonts import cjk_font
 
 MM = 72 / 25.4
@@ -58,7 +58,7 @@ def category(row: Mapping[str, Any]) -> str:
 def render_csv(summary: Mapping[str, Any], rows: Sequence[Mapping[str, Any]]) -> bytes:
     """One line per parcel; UTF-8 with a BOM so that spreadsheet programs read the Chinese crops."""
     buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\r\n")
+    writer = csvout.writer(buf, lineterminator="\r\n")
     writer.writerow(CSV_FIELDS)
     for r in rows:
         writer.writerow([_csv_value(k, r.get(k)) for k in CSV_FIELDS])

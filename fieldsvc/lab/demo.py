@@ -10,12 +10,13 @@ passing, so the demo shows QC without holding anything. Pure: no Flask.
 
 from __future__ import annotations
 
-import csv
 import io
 import math
 import random
 from collections.abc import Iterable, Mapping
 from typing import Any
+
+from fieldsvc import csvout
 
 HEADER = ("sample_code", "analyte", "value", "unit", "detection_limit", "method", "qc_type", "duplicate_of", "crm")
 
@@ -120,7 +121,7 @@ def make_demo_results(samples: Iterable[Any], seed: int = 391) -> bytes:
     """
     rng = random.Random(seed)
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
+    writer = csvout.writer(out, lineterminator="\n")
     writer.writerow(HEADER)
     first: list[tuple[str, ...]] | None = None
     for sample in samples:
@@ -143,7 +144,7 @@ def make_demo_retests(samples: Iterable[tuple[str, str, Iterable[str]]], seed: i
     """
     rng = random.Random(seed)
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
+    writer = csvout.writer(out, lineterminator="\n")
     writer.writerow(HEADER)
     for code, land_use, analytes in samples:
         for analyte in analytes:

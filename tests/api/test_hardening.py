@@ -1,0 +1,120 @@
+"""Issue 19, what an adversarial run found: each test reproduces one finding and holds its fix."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import stat
+
+import pytest
+from sqlalchemy import text
+
+from fieldsvc.extensions import db
+from tests.api.test_console_pages import Console, text_of
+from tests.api.test_grading_api import CLEAN, parcels_by, put_results, put_sample
+from tests.api.test_grading_rollup import run_county
+from tests.helpers import assert_problem
+
+# --- 6. formula injection in the CSVs we write --------------------------------------------------
+
+def test_report_csv_escapes_formula_cells(app, client, official, county):
+    village = county.regions[-1]["code"]
+    parcels = parcels_by(county, village=village)
+    evil = {"=HYPERLINK(\"http://evil.example\",\"x\")": "'=HYPERLINK(\"http://evil.example\",\"x\")",
+            "+1+1": "'+1+1", "-2+3+cmd|' /C calc'!A0": "'-2+3+cmd|' /C calc'!A0", "@SUM(A1)": "'@SUM(A1)",
+            "\tx": "'\tx", "\rx": "'\rx", "水稻": "水稻"}
+    with app.app_context():
+        for p, crop in zip(parcels, evil, strict=False):
+            db.session.execute(text("UPDATE parcels SET crop = :crop WHERE code = :code"),
+                               {"crop": crop, "code": p["code"]})
+        db.session.commit()
+    put_results(app, put_sample(app, parcels[0]["code"]), CLEAN)
+    run_county(client, official, county)
+    resp = client.get(f"/api/v1/reports/village/{village}.csv", headers=official.headers)
+    assert resp.status_code == 200
+    rows = {r["code"]: r for r in csv.DictReader(io.StringIO(resp.data.decode("utf-8-sig"), newline=""))}
+    for p, crop in zip(parcels, evil, strict=False):
+        assert rows[p["code"]]["crop"] == evil[crop], crop
+    assert all(not r["area_m2"].startswith("'") for r in rows.values())  # numbers stay numbers
+
+
+# --- 8. nesting bombs -----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("depth", [1100, 100_000])
+def test_deeply_nested_login_body_is_400_not_500(client, depth):
+    body = b"[" * depth + b"]" * depth
+    resp = client.post("/api/v1/auth/token", data=body, content_type="application/json")
+    assert_problem(resp, 400, "json_too_deep")
+
+
+def test_nested_json_inside_strings_does_not_count(client):
+    body = '{"username": "' + "[" * 5000 + '", "password": "x"}'
+    resp = client.post("/api/v1/auth/token", data=body, content_type="application/json")
+    assert resp.status_code in (401, 422)
+
+
+def test_deep_geojson_coordinates_are_400(client, official, county):
+    deep = "[" * 10_000 + "1" + "]" * 10_000
+    body = ('{"type":"FeatureCollection","features":[{"type":"Feature","properties":{"code":"X1",'
+            '"village":"x","land_use":"paddy"},"geometry":{"type":"Polygon","coordinates":' + deep + '}}]}')
+    resp = client.post("/api/v1/parcels", data=body, content_type="application/json", headers=official.headers)
+    assert_problem(resp, 400, "json_too_deep")
+
+
+# --- 10. ids no column can hold ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("path", [
+    "/api/v1/lab/results/9223372036854775808", "/api/v1/lab/results/2147483648",
+    "/api/v1/lab/imports/9223372036854775808", "/api/v1/lab/imports/2147483648",
+    "/api/v1/conflicts/9223372036854775808", "/api/v1/conflicts/2147483648",
+    "/api/v1/grading/runs/99999999999999999999999",
+])
+def test_huge_ids_are_404(client, official, path):
+    assert_problem(client.get(path, headers=official.headers), 404, "not_found")
+
+
+def test_huge_id_on_a_write_is_404(client, official):
+    resp = client.post("/api/v1/lab/results/9223372036854775808/approve", headers=official.headers)
+    assert_problem(resp, 404, "not_found")
+
+
+def test_huge_console_conflict_id_is_404(app, official):
+    console = Console(app)
+    assert console.login(official.username, official.password).status_code == 303
+    assert console.get("/console/conflicts/9223372036854775808").status_code == 404
+
+
+# --- 14. backups, redirects ---------------------------------------------------------------------------
+
+def test_backup_file_is_private(app, tmp_path, database):
+    if database["engine"] == "postgresql":
+        import shutil
+
+        if shutil.which("pg_dump") is None:
+            pytest.skip("pg_dump not installed")
+    target = tmp_path / "backup.db"
+    target.write_bytes(b"")
+    os.chmod(target, 0o644)  # an existing, world-readable file is tightened too
+    old = os.umask(0o022)
+    try:
+        result = app.test_cli_runner().invoke(args=["backup", str(target)])
+    finally:
+        os.umask(old)
+    assert result.exit_code == 0, result.output
+    assert target.stat().st_size > 0
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+
+
+@pytest.mark.parametrize("target", [
+    "javascript:alert(1)", "javascript:/console/x", "JavaScript://%0Aalert(1)//console/",
+    "data:text/html,/console/", "/console/\\evil.example", "https://fieldsvc.example@evil.example/console/",
+    "\t/console/", "/\t/evil.example/console/", "///evil.example/console/",
+])
+def test_login_next_accepts_only_console_paths(app, official, target):
+    console = Console(app)
+    page = console.get("/console/login", query_string={"next": target})
+    assert page.status_code == 200 and "javascript:" not in text_of(page).lower()
+    resp = console.post("/console/login", {"username": official.username, "password": official.password,
+                                           "next": target})
+    assert resp.status_code == 303 and resp.headers["Location"] == "/console/", target
