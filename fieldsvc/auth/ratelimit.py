@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import bindparam, case, delete, select
+from sqlalchemy import bindparam, case, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ..dbtypes import UTCDateTime, utcnow
@@ -16,19 +16,12 @@ from ..extensions import db
 from .models import RateLimitWindow
 
 
-def retry_after(key: str, limit: int, window_s: int, now: datetime | None = None) -> int | None:
-    """Seconds until ``key`` may try again, or None when it is under its limit."""
-    now = now or utcnow()
-    row = db.session.get(RateLimitWindow, key)
-    if row is None or row.count < limit:
-        return None
-    ends = row.window_start + timedelta(seconds=window_s)
-    if ends <= now:
-        return None
-    return max(1, math.ceil((ends - now).total_seconds()))
+def seconds_left(window_start: datetime, window_s: int, now: datetime) -> int:
+    """Whole seconds (at least 1) until a window that started at ``window_start`` ends."""
+    return max(1, math.ceil((window_start + timedelta(seconds=window_s) - now).total_seconds()))
 
 
-def hit(key: str, window_s: int, now: datetime | None = None) -> tuple[int, datetime]:
+def hit(key: str, window_s: int, now: datetime | None = None, *, connection: Any = None) -> tuple[int, datetime]:
     """Count one event; a window that has ended starts again at 1. Returns (count, window start).
 
     One ``INSERT ... ON CONFLICT DO UPDATE ... RETURNING``, built once per engine: the public
@@ -36,7 +29,10 @@ def hit(key: str, window_s: int, now: datetime | None = None) -> tuple[int, date
     """
     now = now or utcnow()
     params = {"key": key, "now": now, "now_again": now, "cutoff": now - timedelta(seconds=window_s)}
-    count, started = db.session.execute(_hit_statement(dialect_name()), params).one()
+    if connection is not None:  # a connection of its own (committed apart from the request)
+        count, started = connection.execute(_hit_statement(connection.dialect.name), params).one()
+    else:
+        count, started = db.session.execute(_hit_statement(dialect_name()), params).one()
     return int(count), started
 
 
@@ -57,6 +53,12 @@ def _hit_statement(dialect: str) -> Any:
 
 def reset(key: str) -> None:
     db.session.execute(delete(RateLimitWindow).where(RateLimitWindow.key == key))
+
+
+def give_back(key: str) -> None:
+    """Take one event back from ``key``'s window (never below zero)."""
+    db.session.execute(update(RateLimitWindow).where(RateLimitWindow.key == key, RateLimitWindow.count > 0)
+                       .values(count=RateLimitWindow.count - 1))
 
 
 def count(key: str) -> int:

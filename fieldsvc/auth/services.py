@@ -10,6 +10,7 @@ from sqlalchemy import bindparam, column, select, text
 
 from ..audit.services import Change, record
 from ..dbtypes import UTCDateTime, utcnow
+from ..dbutil import dialect_name
 from ..errors import Problem, rate_limited, unauthorized, validation_failed
 from ..extensions import db
 from . import ratelimit
@@ -61,34 +62,70 @@ def create_user(
     return user
 
 
-def _login_keys(username: str, address: str) -> list[str]:
-    return [f"login:user:{username.strip().lower()}", f"login:addr:{address}"]
+def _login_keys(username: str, address: str) -> tuple[str, str]:
+    return f"login:user:{username.strip().lower()}", f"login:addr:{address}"
 
 
-def check_login_allowed(username: str, address: str, config: Mapping[str, Any]) -> None:
-    """429 with Retry-After while either the username or the address is over its failure limit."""
-    waits = [
-        ratelimit.retry_after(key, config["LOGIN_MAX_FAILURES"], config["LOGIN_WINDOW_S"])
-        for key in _login_keys(username, address)
-    ]
-    waits = [w for w in waits if w]
+def reserve_login_attempt(username: str, address: str, config: Mapping[str, Any]) -> None:
+    """Count this attempt against its username and its address *before* the password is checked.
+
+    Checking a count and adding to it later let 48 parallel guesses through as 12 password checks
+    on PostgreSQL (limit 5). Here each counter is bumped by one atomic upsert that returns the new
+    count, so the n-th attempt of a window knows it is the n-th. On PostgreSQL the bump commits at
+    once on its own connection (a guess answered 500 still counts, and no counter row stays locked
+    while Argon2 runs); on SQLite the request already holds the write lock from its first statement.
+    A correct password gives the attempt back (:func:`_login_succeeded`).
+
+    The username allows ``LOGIN_MAX_FAILURES``; the address allows the far higher
+    ``LOGIN_MAX_FAILURES_PER_ADDRESS``, so one guesser behind a school's NAT or a county office's
+    proxy does not lock out everyone behind it.
+    :raise 429 rate_limited: with Retry-After, while either is over its limit.
+    """
+    user_key, addr_key = _login_keys(username, address)
+    window = config["LOGIN_WINDOW_S"]
+    limits = ((user_key, config["LOGIN_MAX_FAILURES"]), (addr_key, config["LOGIN_MAX_FAILURES_PER_ADDRESS"]))
+    if dialect_name() == "postgresql":
+        with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            counts = [ratelimit.hit(key, window, connection=conn) for key, _ in limits]
+    else:
+        counts = [ratelimit.hit(key, window) for key, _ in limits]
+    now = utcnow()
+    waits = [ratelimit.seconds_left(started, window, now)
+             for (_key, limit), (count, started) in zip(limits, counts, strict=True) if count > limit]
     if waits:
         raise rate_limited(max(waits), "Too many failed logins; wait before trying again.")
 
 
-def login(username: str, password: str, address: str, config: Mapping[str, Any]) -> IssuedToken | Problem:
-    """Return a token, or the 401 Problem after counting the failure (the caller must commit it)."""
-    check_login_allowed(username, address, config)
+def _login_succeeded(username: str, address: str) -> None:
+    """A correct password: the username's failures are forgiven, the address gets its attempt back."""
+    user_key, addr_key = _login_keys(username, address)
+    ratelimit.reset(user_key)
+    ratelimit.give_back(addr_key)
+
+
+def check_password(username: str, password: str, address: str, config: Mapping[str, Any]) -> User | None:
+    """The one rate-limited password check (token login, console sign-in, OpenRosa Basic).
+
+    None for a wrong password, an unknown or a disabled account (the attempt stays counted; the
+    caller must commit). :raise 429 rate_limited: see :func:`reserve_login_attempt`.
+    """
+    reserve_login_attempt(username, address, config)
     user = get_user_by_username(username)
     profile = config["PASSWORD_HASH_PROFILE"]
     if user is None:
         dummy_verify(password, profile)
     ok = user is not None and user.disabled_at is None and verify_password(user.password_hash, password, profile)
     if not ok:
-        for key in _login_keys(username, address):
-            ratelimit.hit(key, config["LOGIN_WINDOW_S"])
+        return None
+    _login_succeeded(username, address)
+    return user
+
+
+def login(username: str, password: str, address: str, config: Mapping[str, Any]) -> IssuedToken | Problem:
+    """Return a token, or the 401 Problem after counting the failure (the caller must commit it)."""
+    user = check_password(username, password, address, config)
+    if user is None:
         return unauthorized("Unknown username or wrong password.", code="invalid_credentials")
-    ratelimit.reset(_login_keys(username, address)[0])
     return issue_user_token(user, config["TOKEN_TTL_S"])
 
 

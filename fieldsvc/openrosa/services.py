@@ -28,9 +28,7 @@ from typing import Any, BinaryIO, Mapping
 
 from sqlalchemy import select
 
-from ..auth import ratelimit
 from ..auth import services as auth
-from ..auth.passwords import dummy_verify, verify_password
 from ..auth.principal import Actor
 from ..dbtypes import isoformat
 from ..errors import Problem, unauthorized
@@ -88,19 +86,10 @@ def basic_actor(credentials: str, address: str, config: Mapping[str, Any]) -> Ac
     username, colon, password = decoded.partition(":")
     if not colon or not username:
         return unauthorized("Send HTTP Basic credentials (base64 of username:password).", code="invalid_credentials")
-    auth.check_login_allowed(username, address, config)
-    user = auth.get_user_by_username(username)
-    profile = config["PASSWORD_HASH_PROFILE"]
+    user = auth.check_password(username, password, address, config)  # the same counters as the token login
     if user is None:
-        dummy_verify(password, profile)
-    ok = user is not None and user.disabled_at is None and verify_password(user.password_hash, password, profile)
-    keys = auth._login_keys(username, address)  # the same counters as the token login
-    if not ok:
-        for key in keys:
-            ratelimit.hit(key, config["LOGIN_WINDOW_S"])
         return unauthorized("Unknown username or wrong password.", code="invalid_credentials")
-    ratelimit.reset(keys[0])
-    return Actor(user.id, user.username, user.role, user.county_code)  # type: ignore[union-attr]
+    return Actor(user.id, user.username, user.role, user.county_code)
 
 
 # --- files ---------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import os
 import stat
 
@@ -15,6 +16,23 @@ from tests.api.test_console_pages import Console, text_of
 from tests.api.test_grading_api import CLEAN, parcels_by, put_results, put_sample
 from tests.api.test_grading_rollup import run_county
 from tests.helpers import assert_problem
+
+
+@pytest.fixture
+def live(app):
+    """The app behind a real threaded HTTP server (real connections, real parallelism)."""
+    import threading
+
+    from werkzeug.serving import make_server
+
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    thread.join(5)
+    server.server_close()
+
 
 # --- 6. formula injection in the CSVs we write --------------------------------------------------
 
@@ -118,3 +136,103 @@ def test_login_next_accepts_only_console_paths(app, official, target):
     resp = console.post("/console/login", {"username": official.username, "password": official.password,
                                            "next": target})
     assert resp.status_code == 303 and resp.headers["Location"] == "/console/", target
+
+
+# --- 5. the login limit, raced and shared ------------------------------------------------------------
+
+@pytest.fixture
+def counted_password_checks(monkeypatch):
+    """Count real password checks; each takes 50 ms, so that parallel guesses overlap."""
+    import threading
+    import time
+
+    from fieldsvc.auth import services as auth_services
+
+    checks = {"n": 0}
+    lock = threading.Lock()
+    real = auth_services.verify_password
+
+    def slow_verify(*args, **kwargs):
+        with lock:
+            checks["n"] += 1
+        time.sleep(0.05)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(auth_services, "verify_password", slow_verify)
+    return checks
+
+
+def test_parallel_wrong_passwords_check_at_most_the_limit(app, live, make_account, counted_password_checks):
+    from tests.api.test_sync_concurrency import _parallel, _post
+
+    account = make_account("official")
+    counted_password_checks["n"] = 0  # (make_account logged in once)
+    limit = app.config["LOGIN_MAX_FAILURES"]
+    body = json.dumps({"username": account.username, "password": "wrong-password"}).encode()
+    statuses = _parallel(24, lambda _i: _post(f"{live}/api/v1/auth/token", {}, body)[0])
+    assert sorted(set(statuses)) == [401, 429], statuses
+    assert statuses.count(401) == limit and counted_password_checks["n"] == limit
+    # and the right password now waits too
+    good = json.dumps({"username": account.username, "password": account.password}).encode()
+    assert _post(f"{live}/api/v1/auth/token", {}, good)[0] == 429
+
+
+def test_parallel_wrong_basic_passwords_check_at_most_the_limit(app, live, make_account, counted_password_checks):
+    import base64
+    import urllib.error
+    import urllib.request
+
+    from tests.api.test_sync_concurrency import _parallel
+
+    account = make_account("sampler")
+    counted_password_checks["n"] = 0
+    limit = app.config["LOGIN_MAX_FAILURES"]
+    header = "Basic " + base64.b64encode(f"{account.username}:wrong-password".encode()).decode()
+
+    def get(_i):
+        req = urllib.request.Request(f"{live}/formList", headers={"Authorization": header,
+                                                                 "X-OpenRosa-Version": "1.0"})
+        try:
+            with urllib.request.urlopen(req, timeout=60) as resp:
+                return resp.status
+        except urllib.error.HTTPError as exc:
+            with exc:
+                return exc.code
+
+    statuses = _parallel(16, get)
+    assert statuses.count(401) == limit and counted_password_checks["n"] == limit, statuses
+    assert set(statuses) <= {401, 429}, statuses
+
+
+def test_one_guesser_does_not_lock_out_the_address(app, client, make_account):
+    """The username limit is per username; the address has its own, far higher limit."""
+    other = make_account("lab")
+    victim = make_account("official")
+    limit = app.config["LOGIN_MAX_FAILURES"]
+    assert app.config["LOGIN_MAX_FAILURES_PER_ADDRESS"] >= 10 * limit
+    for _ in range(limit + 3):
+        client.post("/api/v1/auth/token", json={"username": victim.username, "password": "bad"})
+    assert client.post("/api/v1/auth/token", json={"username": victim.username,
+                                                   "password": victim.password}).status_code == 429
+    resp = client.post("/api/v1/auth/token", json={"username": other.username, "password": other.password})
+    assert resp.status_code == 200, resp.get_json()
+
+
+def test_the_address_limit_holds_across_usernames(app, client, make_account):
+    app.config["LOGIN_MAX_FAILURES_PER_ADDRESS"] = 7
+    other = make_account("lab")
+    for i in range(7):  # seven different usernames, each under its own limit
+        assert client.post("/api/v1/auth/token", json={"username": f"ghost{i}", "password": "bad"}).status_code == 401
+    assert_problem(client.post("/api/v1/auth/token", json={"username": other.username, "password": other.password}),
+                   429, "rate_limited")
+    elsewhere = client.post("/api/v1/auth/token", json={"username": other.username, "password": other.password},
+                            environ_base={"REMOTE_ADDR": "10.9.8.7"})
+    assert elsewhere.status_code == 200
+
+
+def test_successful_logins_do_not_use_up_the_address(app, client, make_account):
+    app.config["LOGIN_MAX_FAILURES_PER_ADDRESS"] = 3
+    account = make_account("official")  # (one login already)
+    for _ in range(6):
+        assert client.post("/api/v1/auth/token", json={"username": account.username,
+                                                       "password": account.password}).status_code == 200
