@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
-from sqlalchemy import CursorResult, Table
+from sqlalchemy import CursorResult, Table, text
 from sqlalchemy.dialects import postgresql, sqlite
 
 from .extensions import db
@@ -28,3 +29,16 @@ def core_execute(statement: Any) -> CursorResult:
     """
     db.session.flush()
     return db.session.connection().execute(statement)
+
+
+def lock_for_transaction(name: str) -> None:
+    """Serialise the transactions that take the lock ``name`` until they end.
+
+    PostgreSQL: a transaction-level advisory lock on a 64-bit key derived from the name (released
+    at commit or rollback; statements after it see what the previous holder committed). SQLite
+    needs nothing: a write transaction holds the database's write lock from its first statement.
+    """
+    if dialect_name() != "postgresql":
+        return
+    key = int.from_bytes(hashlib.sha256(name.encode("utf-8")).digest()[:8], "big", signed=True)
+    db.session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})

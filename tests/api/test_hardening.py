@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import text
 
 from fieldsvc.extensions import db
+from tests.api.test_certificates_api import grading  # noqa: F401 (a fixture)
 from tests.api.test_console_pages import Console, text_of
 from tests.api.test_grading_api import CLEAN, parcels_by, put_results, put_sample
 from tests.api.test_grading_rollup import run_county
@@ -236,3 +237,33 @@ def test_successful_logins_do_not_use_up_the_address(app, client, make_account):
     for _ in range(6):
         assert client.post("/api/v1/auth/token", json={"username": account.username,
                                                        "password": account.password}).status_code == 200
+
+
+# --- 4. one valid certificate per subject, under parallel issues -----------------------------------
+
+def test_parallel_issues_leave_one_valid_certificate(app, live, official, county, grading, monkeypatch):
+    import time
+
+    from sqlalchemy import func, select
+
+    from fieldsvc.certificates import services as cert_services
+    from fieldsvc.certificates.models import Certificate
+    from tests.api.test_certificates_api import parcel_of
+    from tests.api.test_sync_concurrency import _parallel, _post
+
+    real_sign = cert_services.sign_claims
+
+    def slow_sign(*args, **kwargs):  # widen the window between reading the valid ones and writing
+        time.sleep(0.1)
+        return real_sign(*args, **kwargs)
+
+    monkeypatch.setattr(cert_services, "sign_claims", slow_sign)
+    code = parcel_of(county)["code"]
+    body = json.dumps({"subject_type": "parcel", "code": code}).encode()
+    answers = _parallel(8, lambda _i: _post(f"{live}/api/v1/certificates", official.headers, body)[0])
+    assert answers == [201] * 8, answers
+    with app.app_context():
+        statuses = dict(db.session.execute(
+            select(Certificate.status, func.count()).where(Certificate.subject_code == code)
+            .group_by(Certificate.status)).all())
+    assert statuses == {"valid": 1, "superseded": 7}
