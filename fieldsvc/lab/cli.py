@@ -6,11 +6,13 @@ import sys
 from pathlib import Path
 
 import click
+from flask import current_app
 from flask.cli import with_appcontext
 
 from ..auth.principal import Actor
 from ..errors import Problem
 from ..extensions import db
+from .importing import XlsxLimits
 
 
 @click.group()
@@ -37,9 +39,11 @@ def import_file(path: Path, username: str | None, lab_name: str | None, dry_run:
             raise click.ClickException(f"{username} is not a lab or official account")
         actor = Actor(user_id=user.id, username=user.username, role=user.role, county_code=user.county_code)
     data = path.read_bytes()
+    limits = XlsxLimits.from_config(current_app.config)
     try:
         if dry_run:
-            report = services.import_results(data, path.name, actor, lab=lab_name, dry_run=True).report
+            report = services.import_results(data, path.name, actor, lab=lab_name, dry_run=True,
+                                             xlsx_limits=limits).report
             db.session.rollback()
             click.echo(services.dumps(report))
             return
@@ -51,7 +55,8 @@ def import_file(path: Path, username: str | None, lab_name: str | None, dry_run:
                 if not interactive:  # not a terminal (cron, logs): one line per chunk instead of a bar
                     click.echo(f"{bar.pos}/{total} results written")
 
-            outcome = services.import_results(data, path.name, actor, lab=lab_name, progress=advance)
+            outcome = services.import_results(data, path.name, actor, lab=lab_name, progress=advance,
+                                              xlsx_limits=limits)
         db.session.commit()
     except Problem as problem:
         db.session.rollback()

@@ -27,7 +27,7 @@ from ..extensions import db
 from ..paging import Page, paginate
 from ..samples.models import Sample
 from .analytes import resolve_analyte
-from .importing import ResultRow, RowError, parse_results, read_table, sample_code_key, sha256_of
+from .importing import ResultRow, RowError, XlsxLimits, parse_results, read_table, sample_code_key, sha256_of
 from .models import Approval, LabImport, LabResult, LabSampleAlias, ReferenceMaterial
 from .qc import CertifiedValue, QcOutcome, judge_qc
 from .units import UnitError, convert
@@ -251,11 +251,12 @@ class ImportOutcome:
 
 
 def import_results(data: bytes, filename: str, actor: Actor, *, lab: str | None = None, dry_run: bool = False,
-                   progress: Progress | None = None) -> ImportOutcome:
+                   progress: Progress | None = None, xlsx_limits: XlsxLimits | None = None) -> ImportOutcome:
     """Import a lab file: all or nothing, idempotent by content hash, held rows for unknown samples.
 
     :raise Problem: 422 ``validation_failed`` with ``details.rows`` when any row is wrong;
-        422 ``unreadable_file`` when the file is no CSV/XLSX.
+        422 ``unreadable_file`` when the file is no CSV/XLSX; 413 ``import_too_large`` naming the
+        setting when an XLSX would unpack past ``xlsx_limits``.
     """
     if not data:
         raise validation_failed({"file": ["is empty"]})
@@ -267,7 +268,7 @@ def import_results(data: bytes, filename: str, actor: Actor, *, lab: str | None 
         raise conflict("already_imported", "This file was already imported by an account of another county.")
     if first is not None and not dry_run:
         return ImportOutcome(first, False, import_dict(first) | {"duplicate": True})
-    table = read_table(data, filename)
+    table = read_table(data, filename, xlsx_limits)
     if not table.rows:
         raise validation_failed({"file": ["has no rows"]})
     parsed = parse_results(table)

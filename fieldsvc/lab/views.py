@@ -9,7 +9,7 @@ from ..http import current_actor, json_body, load, query_args, requires_role
 from ..openapi import doc
 from ..schemas import page_limit
 from . import services
-from .importing import OLE_MAGIC, ZIP_MAGIC
+from .importing import OLE_MAGIC, ZIP_MAGIC, XlsxLimits
 from .schemas import BulkApproveIn, BulkRejectIn, ImportArgs, ImportListArgs, ReferenceMaterialIn, RejectIn, ResultArgs
 
 bp = Blueprint("lab", __name__, url_prefix="/api/v1/lab")
@@ -27,7 +27,8 @@ UPLOAD = {"type": "object", "required": ["file"],
 @doc(query=ImportArgs, body=UPLOAD, content_type="multipart/form-data",
      responses={200: "Dry-run report, or the earlier import of the same file", 201: "Imported",
                 409: "already_imported: the same file came from another county's account",
-                413: "File too large", 415: "Not multipart, or not CSV/XLSX", 422: "Row errors; nothing written"})
+                413: "File too large (or an XLSX that unpacks past a limit)",
+                415: "Not multipart, or not CSV/XLSX", 422: "Row errors; nothing written"})
 def create_import():
     """Import a lab CSV/XLSX: dry run, all or nothing, idempotent by SHA-256."""
     args = query_args(ImportArgs())
@@ -35,7 +36,8 @@ def create_import():
     lab = request.form.get("lab")
     if lab is not None and len(lab) > 120:
         raise validation_failed({"lab": ["at most 120 characters"]})
-    outcome = services.import_results(data, filename, current_actor(), lab=lab, dry_run=args["dry_run"])
+    outcome = services.import_results(data, filename, current_actor(), lab=lab, dry_run=args["dry_run"],
+                                      xlsx_limits=XlsxLimits.from_config(current_app.config))
     return outcome.report, 201 if outcome.created else 200
 
 

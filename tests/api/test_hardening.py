@@ -267,3 +267,95 @@ def test_parallel_issues_leave_one_valid_certificate(app, live, official, county
             select(Certificate.status, func.count()).where(Certificate.subject_code == code)
             .group_by(Certificate.status)).all())
     assert statuses == {"valid": 1, "superseded": 7}
+
+
+# --- 3. XLSX bombs ---------------------------------------------------------------------------------------
+
+def xlsx_with_sheet(sheet_xml: bytes) -> bytes:
+    """A real workbook (made by openpyxl) whose first sheet's XML is replaced by ``sheet_xml``."""
+    import zipfile
+
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    book.active.append(["sample_code", "analyte", "value", "unit"])
+    plain = io.BytesIO()
+    book.save(plain)
+    out = io.BytesIO()
+    with zipfile.ZipFile(plain) as src, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as dst:
+        for item in src.infolist():
+            data = sheet_xml if item.filename == "xl/worksheets/sheet1.xml" else src.read(item)
+            dst.writestr(item.filename, data)
+    return out.getvalue()
+
+
+def sheet(rows: bytes) -> bytes:
+    return (b'<?xml version="1.0" encoding="UTF-8"?><worksheet xmlns="http://schemas.openxmlformats.org/'
+            b'spreadsheetml/2006/main"><sheetData>' + rows + b"</sheetData></worksheet>")
+
+
+BOMB_ROW = b'<row><c t="inlineStr"><is><t>S1</t></is></c><c t="inlineStr"><is><t>Cd</t></is></c><c><v>0.1</v></c></row>'
+
+
+@pytest.fixture
+def lab(make_account):
+    return make_account("lab")
+
+
+def post_xlsx(client, account, content: bytes):
+    import time
+
+    started = time.perf_counter()
+    resp = client.post("/api/v1/lab/imports", headers=account.headers, content_type="multipart/form-data",
+                       data={"file": (io.BytesIO(content), "bomb.xlsx")})
+    return resp, time.perf_counter() - started
+
+
+def test_xlsx_zip_bomb_is_refused_quickly_by_its_ratio(app, client, lab):
+    bomb = xlsx_with_sheet(sheet(BOMB_ROW * 1_000_000))  # ~100 MB of XML in a few hundred KB
+    assert len(bomb) < 1_000_000
+    resp, seconds = post_xlsx(client, lab, bomb)
+    body = assert_problem(resp, 413, "import_too_large")
+    assert body["details"]["limit"] == "LAB_XLSX_MAX_RATIO" and "LAB_XLSX_MAX_RATIO" in body["message"]
+    assert seconds < 1.0, seconds
+
+
+@pytest.mark.parametrize(("setting", "value", "rows"), [
+    ("LAB_XLSX_MAX_UNCOMPRESSED_BYTES", 500_000, 20_000),
+    ("LAB_XLSX_MAX_ROWS", 5_000, 20_000),
+    ("LAB_XLSX_MAX_CELLS", 30_000, 20_000),
+])
+def test_xlsx_limits_are_checked_before_parsing(app, client, lab, setting, value, rows, monkeypatch):
+    import openpyxl
+
+    def no_parsing(*_args, **_kwargs):
+        raise AssertionError("openpyxl was asked to parse a file over the limits")
+
+    app.config["LAB_XLSX_MAX_RATIO"] = 10_000
+    app.config[setting] = value
+    monkeypatch.setattr(openpyxl, "load_workbook", no_parsing)
+    resp, seconds = post_xlsx(client, lab, xlsx_with_sheet(sheet(BOMB_ROW * rows)))
+    body = assert_problem(resp, 413, "import_too_large")
+    assert body["details"]["limit"] == setting and body["details"]["max"] == value
+    assert body["details"]["found"] > value
+    assert seconds < 1.0, seconds
+
+
+def test_xlsx_rows_numbered_far_apart_are_counted_while_streaming(app, client, lab):
+    app.config["LAB_XLSX_MAX_ROWS"] = 1000
+    far = b'<row r="1">' + BOMB_ROW[5:] + b'<row r="1048576">' + BOMB_ROW[5:]
+    resp, seconds = post_xlsx(client, lab, xlsx_with_sheet(sheet(far)))
+    body = assert_problem(resp, 413, "import_too_large")
+    assert body["details"]["limit"] == "LAB_XLSX_MAX_ROWS"
+    assert seconds < 1.0, seconds
+
+
+def test_xlsx_under_the_limits_still_imports(app, client, lab):
+    ok = xlsx_with_sheet(sheet(b'<row><c t="inlineStr"><is><t>sample_code</t></is></c><c t="inlineStr"><is><t>'
+                               b'analyte</t></is></c><c t="inlineStr"><is><t>value</t></is></c><c t="inlineStr">'
+                               b'<is><t>unit</t></is></c></row>' + b'<row><c t="inlineStr"><is><t>BAG-1</t></is>'
+                               b'</c><c t="inlineStr"><is><t>Cd</t></is></c><c><v>0.1</v></c><c t="inlineStr"><is>'
+                               b'<t>mg/kg</t></is></c></row>'))
+    resp, _ = post_xlsx(client, lab, ok)
+    assert resp.status_code == 201, resp.get_json()
+    assert resp.get_json()["held"] == 1
