@@ -61,7 +61,7 @@ DEFAULTS: dict[str, Any] = {
     # XLSX is a zip: these are checked from the zip's directory and a scan of the sheet before parsing
     "LAB_XLSX_MAX_ROWS": 200_000,  # rows in the first sheet
     "LAB_XLSX_MAX_CELLS": 4_000_000,  # cells in the first sheet
-    "LAB_XLSX_MAX_UNCOMPRESSED_BYTES": 128 * 1024 * 1024,  # all zip members together, uncompressed
+    "LAB_XLSX_MAX_UNCOMPRESSED_BYTES": 64 * 1024 * 1024,  # all zip members together, uncompressed
     "LAB_XLSX_MAX_RATIO": 100,  # uncompressed / compressed size of any zip member
     "LAB_APPROVALS_REQUIRED": 1,  # officials (other than the importer) who must approve a result
     "FIELD_PHOTO_MAX_PX": 1600,  # field app: photos are scaled on the phone so the longer side is at most this

@@ -164,7 +164,7 @@ class XlsxLimits:
 
     max_rows: int = 200_000
     max_cells: int = 4_000_000
-    max_uncompressed_bytes: int = 128 * 1024 * 1024
+    max_uncompressed_bytes: int = 64 * 1024 * 1024
     max_ratio: int = 100
 
     @classmethod
@@ -184,8 +184,6 @@ class ImportTooLarge(Problem):
 # Bigger members only: a small XML file may compress 200:1 and harm no one.
 RATIO_CHECK_FROM_BYTES = 1024 * 1024
 _SCAN_CHUNK = 1024 * 1024
-# <row ...> and <c ...> start tags, with or without a namespace prefix (<x:row>)
-_ROW_OR_CELL = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?(row|c)[\s/>]")
 
 
 def check_xlsx(data: bytes, limits: XlsxLimits) -> None:
@@ -221,18 +219,22 @@ def check_xlsx(data: bytes, limits: XlsxLimits) -> None:
                         cut = buf.rfind(b"<")
                         if cut < len(buf) - 256:  # no tag start near the end: nothing to carry over
                             cut = len(buf)
-                        for tag in _ROW_OR_CELL.findall(buf, 0, cut):
-                            if tag == b"row":
-                                rows += 1
-                            else:
-                                cells += 1
-                        carry = buf[cut:]
+                        r, c = _count_tags(buf[:cut])
+                        rows, cells, carry = rows + r, cells + c, buf[cut:]
                         _check_counts(rows, cells, limits)
-                    for tag in _ROW_OR_CELL.findall(carry):
-                        rows, cells = (rows + 1, cells) if tag == b"row" else (rows, cells + 1)
+                    r, c = _count_tags(carry)
+                    rows, cells = rows + r, cells + c
             except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as exc:
                 raise FileUnreadable(f"The XLSX file cannot be read: {exc}") from exc
         _check_counts(rows, cells, limits)
+
+
+def _count_tags(xml: bytes) -> tuple[int, int]:
+    """Start tags of rows and cells, with or without a namespace prefix (``<x:row>``), counted with
+    ``bytes.count`` (a regex took 4 s for 100 MB): a bound from above, since a ``<rowBreaks>`` counts too."""
+    rows = xml.count(b"<row") + xml.count(b":row")
+    cells = xml.count(b"<c ") + xml.count(b"<c>") + xml.count(b":c ") + xml.count(b":c>")
+    return rows, cells
 
 
 def _check_counts(rows: int, cells: int, limits: XlsxLimits) -> None:
