@@ -170,6 +170,16 @@ def _check_depth(raw: bytes, limit: int) -> None:
                       max_depth=limit)
 
 
+def if_match_version(entity: str) -> int | None:
+    """The version number an ``If-Match`` header names (``3``, ``"3"``, ``W/"3"``), or None."""
+    raw = request.headers.get("If-Match", "").strip().strip('"').removeprefix("W/").strip('"')
+    if not raw:
+        return None
+    if not raw.isdigit() or len(raw) > 10:
+        raise validation_failed({"If-Match": [f"must be the {entity}'s version number"]})
+    return int(raw)
+
+
 def _reject_constant(name: str) -> None:
     raise ValueError(f"{name} is not allowed in JSON")
 

@@ -21,6 +21,7 @@ class DevicePatch(Schema):
     name = fields.String(validate=validate.Length(min=1, max=120))
     villages = fields.List(fields.String(validate=DIVISION_CODE), **CODES)
     parcels = fields.List(fields.String(validate=CODE), **CODES)
+    base_version = fields.Integer(validate=validate.Range(min=1, max=2**31 - 1))  # refuse a stale change (409)
 
 
 class DeviceArgs(PageArgs):

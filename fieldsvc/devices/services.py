@@ -15,7 +15,7 @@ from ..auth.models import ApiToken, User
 from ..auth.principal import Actor
 from ..auth.tokens import new_token, token_digest
 from ..dbtypes import isoformat, utcnow
-from ..errors import Problem, not_found, validation_failed
+from ..errors import Problem, conflict, not_found, validation_failed
 from ..extensions import db
 from ..openrosa import collect
 from ..paging import Page, paginate
@@ -35,8 +35,12 @@ def device_scope(actor: Actor) -> list[Any]:
     return access.device_filter(actor, Device.county_code, Device.user_id, Device.id)
 
 
-def get_device_by_id(device_id: str, actor: Actor) -> Device:
-    device = db.session.scalar(select(Device).where(Device.device_id == device_id, *device_scope(actor)))
+def get_device_by_id(device_id: str, actor: Actor, *, for_update: bool = False) -> Device:
+    """The device, visible to ``actor``; ``for_update`` locks its row until the transaction ends,
+    so two concurrent changes apply one after the other (both used to read version N and write
+    N + 1 on PostgreSQL: a lost update). :raise 404: unknown or out of scope."""
+    stmt = select(Device).where(Device.device_id == device_id, *device_scope(actor))
+    device = db.session.scalar(stmt.with_for_update() if for_update else stmt)
     if device is None:
         raise not_found("device", device_id)
     return device
@@ -81,9 +85,17 @@ def register_device(data: Mapping[str, Any], actor: Actor, *, secret_key: str | 
 
 
 def change_assignment(device: Device, data: Mapping[str, Any], actor: Actor) -> Device:
-    """Replace the assignment; what the device loses comes down as deletes on its next pull."""
+    """Replace the assignment; what the device loses comes down as deletes on its next pull.
+
+    Load ``device`` with ``for_update``. An optional ``base_version`` (or ``If-Match``) refuses a
+    change made from a stale read: 409 ``version_conflict`` with the current version.
+    """
     if device.revoked_at is not None:
         raise Problem(409, "device_revoked", f"Device {device.device_id} is revoked.")
+    base = data.get("base_version")
+    if base is not None and base != device.version:
+        raise conflict("version_conflict", f"Device {device.device_id} is at version {device.version}, "
+                                           f"not {base}; read it again.", current_version=device.version)
     before = device_dict(device)
     villages = data.get("villages", assigned_codes(device, "village"))
     parcels = data.get("parcels", assigned_codes(device, "parcel"))

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app
+from flask import Blueprint, current_app, request
 
 from ..errors import validation_failed
-from ..http import OFFICIALS, current_actor, json_body, load, query_args, requires_role
+from ..http import OFFICIALS, current_actor, if_match_version, json_body, load, query_args, requires_role
 from ..openapi import doc
 from ..openrosa import collect
 from ..schemas import page_limit
@@ -66,10 +66,12 @@ def get_device(device_id: str):
 def change(device_id: str):
     """Change a device's name or assignment."""
     data = load(DevicePatch(), json_body())
-    if not data:
+    if "base_version" not in data and request.headers.get("If-Match"):
+        data["base_version"] = if_match_version("device")
+    if not set(data) - {"base_version"}:
         raise validation_failed({"_body": ["nothing to change"]})
     actor = current_actor()
-    device = services.change_assignment(services.get_device_by_id(device_id, actor), data, actor)
+    device = services.change_assignment(services.get_device_by_id(device_id, actor, for_update=True), data, actor)
     return services.device_dict(device)
 
 
@@ -78,4 +80,5 @@ def change(device_id: str):
 def revoke(device_id: str):
     """Revoke a device: its next request gets 401."""
     actor = current_actor()
-    return services.device_dict(services.revoke_device(services.get_device_by_id(device_id, actor), actor))
+    return services.device_dict(services.revoke_device(services.get_device_by_id(device_id, actor, for_update=True),
+                                                       actor))

@@ -7,7 +7,7 @@ from flask import Blueprint, current_app, request
 from ..audit.services import versions_for
 from ..dbtypes import isoformat
 from ..errors import validation_failed
-from ..http import ALL_ROLES, OFFICIALS, current_actor, json_body, load, query_args, requires_role
+from ..http import ALL_ROLES, OFFICIALS, current_actor, if_match_version, json_body, load, query_args, requires_role
 from ..openapi import doc
 from ..schemas import page_limit
 from . import services
@@ -142,9 +142,4 @@ def _with_grades(features: list[dict]) -> list[dict]:
 
 
 def _if_match() -> int | None:
-    raw = request.headers.get("If-Match", "").strip().strip('"').removeprefix("W/").strip('"')
-    if not raw:
-        return None
-    if not raw.isdigit():
-        raise validation_failed({"If-Match": ["must be the parcel's version number"]})
-    return int(raw)
+    return if_match_version("parcel")

@@ -360,3 +360,62 @@ def test_xlsx_under_the_limits_still_imports(app, client, lab):
     resp, _ = post_xlsx(client, lab, ok)
     assert resp.status_code == 201, resp.get_json()
     assert resp.get_json()["held"] == 1
+
+
+# --- 11. lost updates on devices --------------------------------------------------------------------------
+
+def _patch(url, headers, body):
+    import urllib.error
+    import urllib.request
+
+    req = urllib.request.Request(url, data=body, method="PATCH",
+                                 headers={**headers, "Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=60) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        with exc:
+            return exc.code, json.loads(exc.read())
+
+
+def test_parallel_device_patches_are_all_kept(app, client, live, official, county, make_account, monkeypatch):
+    import time
+
+    from fieldsvc.devices import services as device_services
+    from tests.api.test_sync_concurrency import _parallel
+    from tests.api.test_sync_push import register_device, village_codes
+
+    villages = village_codes(county, 4)
+    _, device_id = register_device(client, official, make_account, villages=villages[:1])
+    real = device_services._check_assignment
+
+    def slow_check(*args, **kwargs):  # widen the window between reading the device and writing it
+        time.sleep(0.1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(device_services, "_check_assignment", slow_check)
+    url = f"{live}/api/v1/devices/{device_id}"
+    answers = _parallel(4, lambda i: _patch(url, official.headers,
+                                            json.dumps({"name": f"Phone {i}", "villages": villages[:i + 1]}).encode()))
+    assert [status for status, _ in answers] == [200] * 4, answers
+    body = client.get(f"/api/v1/devices/{device_id}", headers=official.headers).get_json()
+    assert body["version"] == 5  # 1 + four changes, none lost
+    assert sorted(a["version"] for _, a in answers) == [2, 3, 4, 5]
+
+
+def test_device_patch_with_a_stale_base_version_is_409(client, official, county, make_account):
+    from tests.api.test_sync_push import register_device, village_codes
+
+    villages = village_codes(county, 2)
+    _, device_id = register_device(client, official, make_account, villages=villages[:1])
+    path = f"/api/v1/devices/{device_id}"
+    ok = client.patch(path, json={"villages": villages, "base_version": 1}, headers=official.headers)
+    assert ok.status_code == 200 and ok.get_json()["version"] == 2
+    stale = client.patch(path, json={"name": "x", "base_version": 1}, headers=official.headers)
+    body = assert_problem(stale, 409, "version_conflict")
+    assert body["details"]["current_version"] == 2
+    stale = client.patch(path, json={"name": "x"}, headers={**official.headers, "If-Match": '"1"'})
+    assert_problem(stale, 409, "version_conflict")
+    assert client.get(path, headers=official.headers).get_json()["name"] == "Phone"
+    assert_problem(client.patch(path, json={"base_version": 2}, headers=official.headers), 422,
+                   "validation_failed", "_body")
