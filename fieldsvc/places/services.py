@@ -319,8 +319,10 @@ def _regrade_new(codes: Sequence[str], counties: set[str], actor: Actor) -> None
 
 # --- parcels: read, edit, delete ------------------------------------------------------------
 
-def get_parcel_by_code(code: str, actor: Actor, *, allow_deleted: bool = False) -> Parcel:
-    parcel = db.session.scalar(select(Parcel).where(Parcel.code == code, *parcel_scope(actor)))
+def get_parcel_by_code(code: str, actor: Actor, *, allow_deleted: bool = False, for_update: bool = False) -> Parcel:
+    """:raise 404: unknown or out of scope; 410 deleted. ``for_update`` locks the row (versioned writes)."""
+    stmt = select(Parcel).where(Parcel.code == code, *parcel_scope(actor))
+    parcel = db.session.scalar(stmt.with_for_update() if for_update else stmt)
     if parcel is None:
         raise not_found("parcel", code)
     if parcel.deleted_at is not None and not allow_deleted:
@@ -330,8 +332,9 @@ def get_parcel_by_code(code: str, actor: Actor, *, allow_deleted: bool = False) 
 
 
 def update_parcel(code: str, patch: Mapping[str, Any], actor: Actor) -> Parcel:
-    """A new version; a stale ``base_version`` is refused rather than overwritten."""
-    parcel = get_parcel_by_code(code, actor)
+    """A new version; a stale ``base_version`` is refused rather than overwritten, and without one
+    the row lock makes concurrent edits apply one after the other (none lost)."""
+    parcel = get_parcel_by_code(code, actor, for_update=True)
     _check_base_version(parcel, patch.get("base_version"))
     before = parcel_feature(parcel)
     errors: dict[str, list[str]] = {}
@@ -369,7 +372,7 @@ def update_parcel(code: str, patch: Mapping[str, Any], actor: Actor) -> Parcel:
 
 def delete_parcel(code: str, actor: Actor, base_version: int | None = None) -> Parcel:
     """A tombstone: the row and every version stay; pulls see it as deleted."""
-    parcel = get_parcel_by_code(code, actor)
+    parcel = get_parcel_by_code(code, actor, for_update=True)
     _check_base_version(parcel, base_version)
     before = parcel_feature(parcel)
     parcel.deleted_at = utcnow()

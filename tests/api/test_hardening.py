@@ -419,3 +419,23 @@ def test_device_patch_with_a_stale_base_version_is_409(client, official, county,
     assert client.get(path, headers=official.headers).get_json()["name"] == "Phone"
     assert_problem(client.patch(path, json={"base_version": 2}, headers=official.headers), 422,
                    "validation_failed", "_body")
+
+
+def test_parallel_parcel_edits_are_all_kept(app, live, official, county, monkeypatch):
+    import time
+
+    from fieldsvc.places import services as place_services
+    from tests.api.test_sync_concurrency import _parallel
+
+    real = place_services._check_base_version
+
+    def slow_check(*args, **kwargs):
+        time.sleep(0.1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(place_services, "_check_base_version", slow_check)
+    code = county.parcels[0]["properties"]["code"]
+    url = f"{live}/api/v1/parcels/{code}"
+    answers = _parallel(4, lambda i: _patch(url, official.headers, json.dumps({"crop": f"crop {i}"}).encode()))
+    assert [status for status, _ in answers] == [200] * 4, answers
+    assert sorted(a["properties"]["version"] for _, a in answers) == [2, 3, 4, 5]
