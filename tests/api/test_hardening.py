@@ -439,3 +439,21 @@ def test_parallel_parcel_edits_are_all_kept(app, live, official, county, monkeyp
     answers = _parallel(4, lambda i: _patch(url, official.headers, json.dumps({"crop": f"crop {i}"}).encode()))
     assert [status for status, _ in answers] == [200] * 4, answers
     assert sorted(a["properties"]["version"] for _, a in answers) == [2, 3, 4, 5]
+
+
+# --- 9. the audit tables cannot be emptied ---------------------------------------------------------------
+
+@pytest.mark.parametrize("table", ["audit_events", "entity_versions"])
+def test_history_tables_refuse_truncate_and_delete(app, client, admin, county, table):
+    from sqlalchemy.exc import DatabaseError
+
+    code = county.parcels[0]["properties"]["code"]
+    assert client.patch(f"/api/v1/parcels/{code}", json={"crop": "玉米"}, headers=admin.headers).status_code == 200
+    with app.app_context():
+        before = db.session.execute(text(f"SELECT count(*) FROM {table}")).scalar()
+        assert before > 0
+        statement = "TRUNCATE " + table if db.engine.dialect.name == "postgresql" else "DELETE FROM " + table
+        with pytest.raises(DatabaseError, match="append-only"):
+            db.session.execute(text(statement))
+        db.session.rollback()
+        assert db.session.execute(text(f"SELECT count(*) FROM {table}")).scalar() == before
