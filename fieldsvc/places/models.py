@@ -69,3 +69,17 @@ class Parcel(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class ParcelImport(db.Model):
+    """One committed GeoJSON import, by the SHA-256 of its body: the same file sent again (its
+    answer lost on the way) gets the first commit's answer instead of 422 "duplicate code"."""
+
+    __tablename__ = "parcel_imports"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    county_code: Mapped[str | None] = mapped_column(String(12))  # the parcels' county; None: several
+    created_by: Mapped[str] = mapped_column(String(120))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    answer_json: Mapped[str] = mapped_column(Text)

@@ -18,7 +18,7 @@ from ..extensions import db
 from ..paging import Page, paginate
 from ..sequence import allocate
 from . import geometry as geo
-from .models import FarmPark, Parcel, Region
+from .models import FarmPark, Parcel, ParcelImport, Region
 from .schemas import ParcelProperties
 
 PARENT_LEVEL = {"county": None, "township": "county", "village": "township"}
@@ -135,6 +135,23 @@ class ImportResult:
     count: int
     codes: list[str]
     computed_areas: int
+    counties: list[str]
+
+
+def get_parcel_import(sha256: str, actor: Actor) -> dict[str, Any] | None:
+    """The answer of the committed import of exactly these bytes, if ``actor`` may see it."""
+    first = db.session.scalar(select(ParcelImport).where(ParcelImport.sha256 == sha256))
+    if first is None or not actor.can_see_county(first.county_code):
+        return None
+    return json.loads(first.answer_json)
+
+
+def record_parcel_import(sha256: str, result: ImportResult, answer: Mapping[str, Any], actor: Actor) -> None:
+    """Keep the answer of a committed import under its body's hash (see :func:`get_parcel_import`)."""
+    counties = set(result.counties)
+    db.session.add(ParcelImport(sha256=sha256, county_code=counties.pop() if len(counties) == 1 else None,
+                                created_by=actor.label, answer_json=json.dumps(answer, ensure_ascii=False)))
+    db.session.flush()
 
 
 def import_parcels(collection: Any, actor: Actor, max_features: int) -> ImportResult:
@@ -147,7 +164,8 @@ def import_parcels(collection: Any, actor: Actor, max_features: int) -> ImportRe
                       f"{len(errors)} of {len(features)} features are invalid; nothing was imported.",
                       features=shown, error_count=len(errors))
     _insert_parcels(rows, actor)
-    return ImportResult(len(rows), [r["code"] for r in rows], sum(r["area_computed"] for r in rows))
+    return ImportResult(len(rows), [r["code"] for r in rows], sum(r["area_computed"] for r in rows),
+                        sorted({r["county_code"] for r in rows}))
 
 
 def _features_of(collection: Any, max_features: int) -> list[Any]:

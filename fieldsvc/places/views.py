@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 from flask import Blueprint, current_app, request
 
 from ..audit.services import versions_for
@@ -82,14 +84,21 @@ def list_parcels():
 
 @bp.post("/parcels")
 @requires_role(*OFFICIALS)
-@doc(body=FEATURE_COLLECTION, responses={201: "Imported"})
+@doc(body=FEATURE_COLLECTION, responses={200: "The same file was imported before: the first answer",
+                                         201: "Imported"})
 def import_parcels():
     """Import a GeoJSON FeatureCollection of parcels: all or nothing, with per-feature errors."""
     limit = current_app.config["MAX_IMPORT_BYTES"]
-    result = services.import_parcels(json_body(limit), current_actor(),
-                                     current_app.config["MAX_IMPORT_FEATURES"])
-    return {"imported": result.count, "computed_areas": result.computed_areas,
-            "codes": result.codes[:1000]}, 201
+    actor = current_actor()
+    collection = json_body(limit)
+    sha = hashlib.sha256(request.get_data(cache=True)).hexdigest()
+    first = services.get_parcel_import(sha, actor)
+    if first is not None:  # the same file again (its answer was lost): the first commit's answer
+        return {**first, "duplicate": True}, 200
+    result = services.import_parcels(collection, actor, current_app.config["MAX_IMPORT_FEATURES"])
+    answer = {"imported": result.count, "computed_areas": result.computed_areas, "codes": result.codes[:1000]}
+    services.record_parcel_import(sha, result, answer, actor)
+    return answer, 201
 
 
 @bp.get("/parcels/<code>")

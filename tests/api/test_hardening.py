@@ -457,3 +457,35 @@ def test_history_tables_refuse_truncate_and_delete(app, client, admin, county, t
             db.session.execute(text(statement))
         db.session.rollback()
         assert db.session.execute(text(f"SELECT count(*) FROM {table}")).scalar() == before
+
+
+# --- 15. a GeoJSON import re-sent after a lost answer --------------------------------------------------
+
+def test_geojson_import_sent_again_answers_like_the_first_commit(app, client, official, county):
+    from tests.api.test_places import collection, feature, first_village
+
+    village = first_village(county)
+    body = json.dumps(collection(feature("RESENT-1", village), feature("RESENT-2", village))).encode()
+    first = client.post("/api/v1/parcels", data=body, content_type="application/json", headers=official.headers)
+    assert first.status_code == 201, first.get_json()
+    again = client.post("/api/v1/parcels", data=body, content_type="application/json", headers=official.headers)
+    assert again.status_code == 200, again.get_json()
+    assert again.get_json() == {**first.get_json(), "duplicate": True}
+    listed = client.get("/api/v1/parcels", query_string={"village": village, "limit": 1000},
+                        headers=official.headers).get_json()["items"]
+    assert sorted(f["id"] for f in listed if f["id"].startswith("RESENT")) == ["RESENT-1", "RESENT-2"]
+    # a different file naming the same codes is still refused
+    other = json.dumps(collection(feature("RESENT-1", village))).encode()
+    assert_problem(client.post("/api/v1/parcels", data=other, content_type="application/json",
+                               headers=official.headers), 422, "validation_failed")
+
+
+def test_geojson_replay_is_not_shown_to_another_county(app, client, official, county, make_account):
+    from tests.api.test_places import collection, feature, first_village
+
+    body = json.dumps(collection(feature("RESENT-3", first_village(county)))).encode()
+    assert client.post("/api/v1/parcels", data=body, content_type="application/json",
+                       headers=official.headers).status_code == 201
+    stranger = make_account("official", county="999999")
+    resp = client.post("/api/v1/parcels", data=body, content_type="application/json", headers=stranger.headers)
+    assert resp.status_code == 422 and "RESENT-3" not in json.dumps(resp.get_json().get("codes", []))
