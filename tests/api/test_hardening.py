@@ -489,3 +489,115 @@ def test_geojson_replay_is_not_shown_to_another_county(app, client, official, co
     stranger = make_account("official", county="999999")
     resp = client.post("/api/v1/parcels", data=body, content_type="application/json", headers=stranger.headers)
     assert resp.status_code == 422 and "RESENT-3" not in json.dumps(resp.get_json().get("codes", []))
+
+
+# --- 16. an early answer to a media PUT leaves nothing on the connection ----------------------------------
+
+def _raw_request(sock, head: bytes, body: bytes = b"") -> tuple[bytes, bytes]:
+    """Send one request on ``sock``; the status line and headers of its answer (body read by length)."""
+    sock.sendall(head + body)
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ConnectionError(f"closed before an answer: {data!r}")
+        data += chunk
+    headers, _, rest = data.partition(b"\r\n\r\n")
+    length = next((int(line.split(b":", 1)[1]) for line in headers.split(b"\r\n")
+                   if line.lower().startswith(b"content-length:")), 0)
+    while len(rest) < length and not head.startswith(b"HEAD "):
+        rest += sock.recv(65536)
+    return headers.split(b"\r\n", 1)[0], headers
+
+
+def _put_head(token: str, sha: str, length: int, content_range: str) -> bytes:
+    return (f"PUT /api/v1/media/{sha} HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer {token}\r\n"
+            f"Content-Type: application/octet-stream\r\nContent-Length: {length}\r\n"
+            f"Content-Range: {content_range}\r\n\r\n").encode()
+
+
+@pytest.fixture
+def gunicorn_server(app):
+    """``make run``'s server (gunicorn, threads: keep-alive) on this test's database; ``start(**config)``."""
+    import shutil
+    import socket
+    import subprocess
+    import time
+    import urllib.request
+    from pathlib import Path
+
+    procs: list[subprocess.Popen] = []
+
+    def start(**config) -> tuple[str, int]:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        env = {**os.environ, "FIELDSVC_DATABASE_URL": app.config["DATABASE_URL"],
+               "FIELDSVC_INSTANCE_PATH": app.config["INSTANCE_PATH"], "FIELDSVC_SECRET_KEY": "test-secret",
+               "FIELDSVC_PASSWORD_HASH_PROFILE": "CHEAPEST", "FIELDSVC_DEMO": "0", "FIELDSVC_LOG_LEVEL": "WARNING",
+               **{f"FIELDSVC_{k}": str(v) for k, v in config.items()}}
+        gunicorn = shutil.which("gunicorn", path=str(Path(os.sys.executable).parent)) or "gunicorn"
+        root = Path(__file__).resolve().parents[2]
+        proc = subprocess.Popen([gunicorn, "--bind", f"127.0.0.1:{port}", "--workers", "1", "--threads", "4",
+                                 "app:app"], cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        procs.append(proc)
+        for _ in range(200):
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1):
+                    return "127.0.0.1", port
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError("gunicorn did not start")
+
+    yield start
+    for proc in procs:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_media_put_answered_early_keeps_the_connection_usable(app, gunicorn_server, make_account):
+    import hashlib
+    import socket
+    import time
+
+    token = make_account("sampler").token
+    data = os.urandom(2_000_000)
+    sha = hashlib.sha256(data).hexdigest()
+    host, port = gunicorn_server()
+    with socket.create_connection((host, port), timeout=10) as sock:
+        status, _ = _raw_request(sock, _put_head(token, sha, 1_000_000, "bytes 1000000-1999999/2000000"),
+                                 data[1_000_000:])
+        assert status.split()[1] == b"409"  # a gap: the server has 0 bytes
+        started = time.perf_counter()
+        head = f"HEAD /api/v1/media/{sha} HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer {token}\r\n\r\n".encode()
+        status, headers = _raw_request(sock, head)
+        assert status.split()[1] in (b"308", b"404"), status
+        assert time.perf_counter() - started < 1.0
+        # and the connection goes on: the upload from byte 0
+        status, _ = _raw_request(sock, _put_head(token, sha, 1_000_000, "bytes 0-999999/2000000"), data[:1_000_000])
+        assert status.split()[1] == b"308", status
+
+
+def test_media_put_over_the_limit_is_413_and_the_next_request_never_stalls(app, gunicorn_server, make_account):
+    """Past MAX_REQUEST_BYTES the body is not read: the connection is closed after the 413 (or
+    the server drains it), so the client's next request is answered or refused at once."""
+    import hashlib
+    import socket
+    import time
+
+    token = make_account("sampler").token
+    data = os.urandom(200_000)
+    sha = hashlib.sha256(data).hexdigest()
+    host, port = gunicorn_server(MAX_REQUEST_BYTES=64 * 1024)
+    with socket.create_connection((host, port), timeout=10) as sock:
+        status, _ = _raw_request(sock, _put_head(token, sha, len(data), f"bytes 0-{len(data) - 1}/{len(data)}"),
+                                 data)
+        assert status.split()[1] == b"413"
+        started = time.perf_counter()
+        head = f"HEAD /api/v1/media/{sha} HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer {token}\r\n\r\n".encode()
+        try:
+            status, _ = _raw_request(sock, head)
+            assert status.split()[1] == b"404", status
+        except (ConnectionError, OSError) as exc:  # closed: the client reconnects at once
+            assert not isinstance(exc, TimeoutError), exc
+        assert time.perf_counter() - started < 1.0
