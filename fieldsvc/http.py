@@ -98,9 +98,29 @@ def current_actor() -> Actor:
             raise unauthorized()
         from .auth.services import authenticate_bearer
 
-        actor = authenticate_bearer(token.strip())
+        actor, seen_due = authenticate_bearer(token.strip())
         g.actor = actor
+        if seen_due and actor.device_pk is not None:
+            _after_response(_record_seen, actor.device_pk)
     return actor
+
+
+def _after_response(fn: Callable[..., Any], *args: Any) -> None:
+    """Run ``fn(*args)`` when the request ends, after its transaction (at most once per request)."""
+    pending = g.setdefault("fieldsvc_after_response", [])
+    if (fn, args) not in pending:
+        pending.append((fn, args))
+
+
+def _run_after_response(_exc: BaseException | None) -> None:
+    for fn, args in g.pop("fieldsvc_after_response", None) or ():
+        fn(*args)
+
+
+def _record_seen(device_pk: int) -> None:
+    from .auth.services import record_device_seen
+
+    record_device_seen(device_pk, current_app.config["SQLITE_BUSY_TIMEOUT_MS"])
 
 
 # --- request bodies and query strings -----------------------------------------------------
@@ -301,6 +321,7 @@ def register_error_handlers(app: Flask) -> None:
                               constraint=constraint))
 
     app.after_request(finish_request_body)
+    app.teardown_request(_run_after_response)
 
     @app.before_request
     def _refuse_nul() -> None:

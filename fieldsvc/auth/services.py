@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from typing import Any, Mapping
 
 from sqlalchemy import bindparam, column, select, text
+from sqlalchemy.exc import OperationalError
 
 from ..audit.services import Change, record
 from ..dbtypes import UTCDateTime, utcnow
@@ -148,12 +149,16 @@ _BEARER = text(
           column("id"), column("username"), column("role"), column("county_code"),
           column("disabled_at", UTCDateTime()), column("device_revoked_at", UTCDateTime()),
           column("device_county"), column("device_id"), column("last_seen_at", UTCDateTime()))
-_TOUCH = text("UPDATE devices SET last_seen_at = :now WHERE id = :pk").bindparams(bindparam("now", type_=UTCDateTime()))
+_TOUCH = text("UPDATE devices SET last_seen_at = :now"
+              " WHERE id = :pk AND (last_seen_at IS NULL OR last_seen_at <= :cutoff)").bindparams(
+    bindparam("now", type_=UTCDateTime()), bindparam("cutoff", type_=UTCDateTime()))
 
 
-def authenticate_bearer(token: str) -> Actor:
-    """Resolve a bearer token, or raise 401 with a code saying why (one statement for the
-    token, its account and its device)."""
+def authenticate_bearer(token: str) -> tuple[Actor, bool]:
+    """Resolve a bearer token, or raise 401 with a code saying why (one statement for the token,
+    its account and its device). Also says whether the device's ``last_seen_at`` is due (older than
+    a minute): the caller records it with :func:`record_device_seen` *after* the request, never in
+    the request's transaction (a read that writes waited for SQLite's write lock: 503 under load)."""
     row = db.session.execute(_BEARER, {"digest": token_digest(token)}).first()
     if row is None:
         raise unauthorized("The token is not valid.", code="invalid_token")
@@ -165,15 +170,40 @@ def authenticate_bearer(token: str) -> Actor:
     if expires_at is not None and expires_at <= now:
         raise unauthorized("The token has expired; log in again.", code="token_expired")
     if device_pk is None:
-        return Actor(user_id, username, role, county_code)
+        return Actor(user_id, username, role, county_code), False
     if device_id is None or device_revoked_at is not None:
         raise unauthorized("This device has been revoked.", code="device_revoked")
-    _touch_device(device_pk, last_seen_at, now)
+    due = last_seen_at is None or now - last_seen_at >= LAST_SEEN_RESOLUTION
     return Actor(user_id, username, "sampler", device_county or county_code, device_pk=device_pk,
-                 device_id=device_id)
+                 device_id=device_id), due
 
 
-def _touch_device(device_pk: int, last_seen_at: datetime | None, now: datetime) -> None:
-    """Keep ``last_seen_at`` to the minute without a write on every request."""
-    if last_seen_at is None or now - last_seen_at >= LAST_SEEN_RESOLUTION:
-        db.session.execute(_TOUCH, {"now": now, "pk": device_pk})
+SEEN_LOCK_WAIT_MS = 100
+
+
+def record_device_seen(device_pk: int, sqlite_busy_timeout_ms: int, now: datetime | None = None) -> bool:
+    """Set a device's ``last_seen_at`` (to the minute) in a short transaction of its own.
+
+    Waits at most ``SEEN_LOCK_WAIT_MS`` for a lock and gives up quietly when the database is busy:
+    the next request a minute on tries again. False when nothing was written.
+    """
+    now = now or utcnow()
+    cutoff = now - LAST_SEEN_RESOLUTION
+    engine = db.engine
+    try:
+        with engine.connect() as conn:
+            sqlite = conn.dialect.name == "sqlite"
+            raw = conn.connection.dbapi_connection  # (a PRAGMA through SQLAlchemy would begin a transaction)
+            if sqlite:
+                raw.execute(f"PRAGMA busy_timeout={SEEN_LOCK_WAIT_MS}")
+            try:
+                with conn.begin():
+                    if not sqlite:
+                        conn.exec_driver_sql(f"SET LOCAL lock_timeout = '{SEEN_LOCK_WAIT_MS}ms'")
+                    written = conn.execute(_TOUCH, {"now": now, "pk": device_pk, "cutoff": cutoff}).rowcount
+            finally:
+                if sqlite:  # the pooled connection keeps the configured wait for requests
+                    raw.execute(f"PRAGMA busy_timeout={int(sqlite_busy_timeout_ms)}")
+        return bool(written)
+    except OperationalError:
+        return False

@@ -601,3 +601,66 @@ def test_media_put_over_the_limit_is_413_and_the_next_request_never_stalls(app, 
         except (ConnectionError, OSError) as exc:  # closed: the client reconnects at once
             assert not isinstance(exc, TimeoutError), exc
         assert time.perf_counter() - started < 1.0
+
+
+# --- 12. last_seen_at is no write on the read path ---------------------------------------------------------
+
+def _device_seen(app, device_id):
+    with app.app_context():
+        return db.session.execute(text("SELECT last_seen_at FROM devices WHERE device_id = :d"),
+                                  {"d": device_id}).scalar()
+
+
+def test_a_read_is_answered_while_the_database_is_locked_and_seen_is_recorded_after(
+        app, client, live, official, county, make_account, database):
+    import threading
+    import time
+    import urllib.request
+
+    from tests.api.test_sync_push import register_device, village_codes
+
+    headers, device_id = register_device(client, official, make_account, villages=village_codes(county, 1))
+    assert client.get("/api/v1/sync/pull", headers=headers).status_code == 200  # (the first makes the cursor epoch)
+    with app.app_context():
+        db.session.execute(text("UPDATE devices SET last_seen_at = NULL WHERE device_id = :d"), {"d": device_id})
+        db.session.commit()
+    release = threading.Event()
+    locked = threading.Event()
+
+    def hold_lock():  # another writer holds the lock a last_seen_at write would need
+        if database["engine"] == "sqlite":
+            import sqlite3
+
+            conn = sqlite3.connect(app.config["DATABASE_URL"].removeprefix("sqlite:///"), isolation_level=None)
+            conn.execute("BEGIN IMMEDIATE")
+        else:
+            import psycopg
+
+            conn = psycopg.connect(database["url"])
+            conn.execute("SELECT 1 FROM devices WHERE device_id = %s FOR UPDATE", (device_id,))
+        locked.set()
+        release.wait(30)
+        conn.rollback()
+        conn.close()
+
+    holder = threading.Thread(target=hold_lock)
+    holder.start()
+    try:
+        assert locked.wait(10)
+        started = time.perf_counter()
+        req = urllib.request.Request(f"{live}/api/v1/sync/pull", headers=headers)
+        with urllib.request.urlopen(req, timeout=8) as resp:
+            assert resp.status == 200
+        assert time.perf_counter() - started < 3.0
+        time.sleep(0.5)
+    finally:
+        release.set()
+        holder.join(30)
+    assert _device_seen(app, device_id) is None  # the database was busy: given up, not waited for
+    with urllib.request.urlopen(urllib.request.Request(f"{live}/api/v1/auth/me", headers=headers), timeout=8):
+        pass
+    for _ in range(50):  # recorded after the answer, in a transaction of its own
+        if _device_seen(app, device_id) is not None:
+            break
+        time.sleep(0.1)
+    assert _device_seen(app, device_id) is not None
