@@ -31,10 +31,12 @@ DEFAULTS: dict[str, Any] = {
     "MAX_JSON_DEPTH": 32,  # arrays/objects nested deeper in a JSON body → 400 json_too_deep, before parsing
     "PREFERRED_CHUNK_BYTES": 1024 * 1024,
     "MAX_BATCH_RECORDS": 500,
+    "PULL_MAX_PAGE_BYTES": 4 * 1024 * 1024,  # a sync pull page ends after this much text (never inside one change)
     "MAX_PAGE_SIZE": 1000,
     "DEFAULT_PAGE_SIZE": 100,
     "MAX_IMPORT_FEATURES": 200_000,
     "MAX_IMPORT_BYTES": 128 * 1024 * 1024,
+    "MAX_PARCEL_VERTICES": 10_000,  # positions in one parcel's geometry (all rings); more → 422 naming the feature
     "HOLD_TTL_S": 5 * 24 * 3600,
     "SQLITE_BUSY_TIMEOUT_MS": 10_000,
     "SQLITE_WAL_AUTOCHECKPOINT_PAGES": 10_000,

@@ -209,22 +209,39 @@ def _reason(geos_reason: str) -> str:
     return f"{what.lower()} at ({x}, {y})"
 
 
-def check_geometry(geometry: Any) -> tuple[dict | None, list[str]]:
+def vertex_count(geometry: Any) -> int:
+    """Positions in a Polygon/MultiPolygon as sent (0 for anything else), counted without parsing."""
+    if not isinstance(geometry, dict):
+        return 0
+    coordinates = geometry.get("coordinates")
+    polygons = [coordinates] if geometry.get("type") == "Polygon" else coordinates
+    if not isinstance(polygons, list):
+        return 0
+    return sum(len(ring) for polygon in polygons if isinstance(polygon, list)
+               for ring in polygon if isinstance(ring, list))
+
+
+def check_geometry(geometry: Any, max_vertices: int | None = None) -> tuple[dict | None, list[str]]:
     """(normalised geometry, []) for a valid Polygon/MultiPolygon, else (None, errors). Never raises.
 
     Normalised means ``{"type", "coordinates"}`` only, with every number a float; rings that were
     already float lists are shared with the input rather than copied (import speed), so treat
     both as read-only.
     """
-    return check_geometries([geometry])[0]
+    return check_geometries([geometry], max_vertices)[0]
 
 
-def check_geometries(geoms: Sequence[Any]) -> list[tuple[dict | None, list[str]]]:
-    """check_geometry for many at once: one GEOS validity pass for the whole batch."""
+def check_geometries(geoms: Sequence[Any], max_vertices: int | None = None) -> list[tuple[dict | None, list[str]]]:
+    """check_geometry for many at once: one GEOS validity pass for the whole batch. A geometry with
+    more than ``max_vertices`` positions is refused before it is parsed (a 1,000,000-vertex parcel,
+    30 MB, was stored and then sent to phones)."""
     results: list[tuple[dict | None, list[str]]] = []
     pending: list[int] = []
     shapes: list[list] = []
     for geometry in geoms:
+        if max_vertices is not None and (count := vertex_count(geometry)) > max_vertices:
+            results.append((None, [f"has {count} vertices; at most {max_vertices} per parcel (MAX_PARCEL_VERTICES)"]))
+            continue
         normalised, polygons, errors = _parse(geometry)
         if normalised is not None:
             pending.append(len(results))
@@ -367,6 +384,7 @@ __all__ = [
     "centroid",
     "check_geometries",
     "check_geometry",
+    "vertex_count",
     "distance_to_geometry_m",
     "metres_per_degree",
     "point_in_geometry",

@@ -154,10 +154,11 @@ def record_parcel_import(sha256: str, result: ImportResult, answer: Mapping[str,
     db.session.flush()
 
 
-def import_parcels(collection: Any, actor: Actor, max_features: int) -> ImportResult:
+def import_parcels(collection: Any, actor: Actor, max_features: int,
+                   max_vertices: int | None = None) -> ImportResult:
     """All or nothing: every feature is checked, and any error rejects the whole collection."""
     features = _features_of(collection, max_features)
-    rows, errors = _validate_features(features, actor)
+    rows, errors = _validate_features(features, actor, max_vertices)
     if errors:
         shown = errors[:MAX_REPORTED_ERRORS]
         raise Problem(422, "validation_failed",
@@ -181,7 +182,8 @@ def _features_of(collection: Any, max_features: int) -> list[Any]:
     return features
 
 
-def _validate_features(features: Sequence[Any], actor: Actor) -> tuple[list[dict], list[dict]]:
+def _validate_features(features: Sequence[Any], actor: Actor,
+                       max_vertices: int | None = None) -> tuple[list[dict], list[dict]]:
     props_schema = ParcelProperties()
     errors: list[dict] = []
     parsed: list[tuple[int, dict, Any]] = []
@@ -200,7 +202,7 @@ def _validate_features(features: Sequence[Any], actor: Actor) -> tuple[list[dict
             code = feature["properties"].get("code") if isinstance(feature.get("properties"), dict) else None
             errors.append({"index": index, "code": code if isinstance(code, str) else None, "errors": problems})
         parsed.append((index, props, feature.get("geometry")))
-    checked = geo.check_geometries([g for _, _, g in parsed])
+    checked = geo.check_geometries([g for _, _, g in parsed], max_vertices)
     ok = [(i, p, clean) for (i, p, _), (clean, problems) in zip(parsed, checked, strict=True)
           if p is not None and not problems]
     for (i, p, _), (_, problems) in zip(parsed, checked, strict=True):
@@ -349,7 +351,7 @@ def get_parcel_by_code(code: str, actor: Actor, *, allow_deleted: bool = False, 
     return parcel
 
 
-def update_parcel(code: str, patch: Mapping[str, Any], actor: Actor) -> Parcel:
+def update_parcel(code: str, patch: Mapping[str, Any], actor: Actor, max_vertices: int | None = None) -> Parcel:
     """A new version; a stale ``base_version`` is refused rather than overwritten, and without one
     the row lock makes concurrent edits apply one after the other (none lost)."""
     parcel = get_parcel_by_code(code, actor, for_update=True)
@@ -367,7 +369,7 @@ def update_parcel(code: str, patch: Mapping[str, Any], actor: Actor) -> Parcel:
         if parks.get(patch["farm_park"]) != parcel.county_code:
             errors["farm_park"] = [f"unknown farm park {patch['farm_park']} in this county"]
     if "geometry" in patch:
-        clean, problems = geo.check_geometry(patch["geometry"])
+        clean, problems = geo.check_geometry(patch["geometry"], max_vertices)
         if problems:
             errors["geometry"] = problems
         else:

@@ -95,7 +95,8 @@ def import_parcels():
     first = services.get_parcel_import(sha, actor)
     if first is not None:  # the same file again (its answer was lost): the first commit's answer
         return {**first, "duplicate": True}, 200
-    result = services.import_parcels(collection, actor, current_app.config["MAX_IMPORT_FEATURES"])
+    result = services.import_parcels(collection, actor, current_app.config["MAX_IMPORT_FEATURES"],
+                                     current_app.config["MAX_PARCEL_VERTICES"])
     answer = {"imported": result.count, "computed_areas": result.computed_areas, "codes": result.codes[:1000]}
     services.record_parcel_import(sha, result, answer, actor)
     return answer, 201
@@ -117,7 +118,7 @@ def update_parcel(code: str):
     if not set(patch) - {"base_version"}:
         raise validation_failed({"_body": ["nothing to change"]})
     patch.setdefault("base_version", _if_match())
-    parcel = services.update_parcel(code, patch, current_actor())
+    parcel = services.update_parcel(code, patch, current_actor(), current_app.config["MAX_PARCEL_VERTICES"])
     return services.parcel_feature(parcel)
 
 

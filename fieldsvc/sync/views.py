@@ -79,8 +79,8 @@ def _push(key: str | None) -> Response:
 def pull():
     """Changes after the cursor, in server order, scoped to the device's assignment."""
     args = query_args(PullArgs())
-    return Response(pull_text(current_actor(), args["cursor"], page_limit(args)),
-                    mimetype="application/json")
+    return Response(pull_text(current_actor(), args["cursor"], page_limit(args),
+                              current_app.config["PULL_MAX_PAGE_BYTES"]), mimetype="application/json")
 
 
 @bp.get("/package")

@@ -664,3 +664,61 @@ def test_a_read_is_answered_while_the_database_is_locked_and_seen_is_recorded_af
             break
         time.sleep(0.1)
     assert _device_seen(app, device_id) is not None
+
+
+# --- 13. unbounded geometry and pull pages ------------------------------------------------------------------
+
+def _ring(n: int, lon: float = 116.0, lat: float = 30.0, r: float = 0.001) -> list[list[float]]:
+    import math
+
+    ring = [[lon + r * math.cos(2 * math.pi * i / n), lat + r * math.sin(2 * math.pi * i / n)] for i in range(n)]
+    return ring + [ring[0]]
+
+
+def test_a_parcel_with_too_many_vertices_is_refused(app, client, official, county):
+    from tests.api.test_places import collection, feature, first_village
+
+    app.config["MAX_PARCEL_VERTICES"] = 500
+    village = first_village(county)
+    big = feature("BIG-1", village)
+    big["geometry"] = {"type": "Polygon", "coordinates": [_ring(600)]}
+    body = assert_problem(client.post("/api/v1/parcels", json=collection(big), headers=official.headers),
+                          422, "validation_failed")
+    errors = body["details"]["features"][0]["errors"]["geometry"]
+    assert "601 vertices" in errors[0] and "MAX_PARCEL_VERTICES" in errors[0]
+    ok = feature("BIG-2", village)
+    ok["geometry"] = {"type": "Polygon", "coordinates": [_ring(400)]}
+    assert client.post("/api/v1/parcels", json=collection(ok), headers=official.headers).status_code == 201
+    code = county.parcels[0]["properties"]["code"]
+    resp = client.patch(f"/api/v1/parcels/{code}", json={"geometry": big["geometry"]}, headers=official.headers)
+    assert_problem(resp, 422, "validation_failed", "geometry")
+
+
+def test_pull_pages_are_bounded_by_bytes_too(app, client, official, county, make_account):
+    from tests.api.test_sync_push import register_device, village_codes
+
+    villages = village_codes(county, 3)
+    headers, _ = register_device(client, official, make_account, villages=villages)
+    whole = []
+    cursor = None
+    while True:  # unbounded by bytes: the reference
+        body = client.get("/api/v1/sync/pull", query_string={"limit": 1000, **({"cursor": cursor} if cursor else {})},
+                          headers=headers).get_json()
+        whole += body["changes"]
+        cursor = body["cursor"]
+        if not body["has_more"]:
+            break
+    app.config["PULL_MAX_PAGE_BYTES"] = 1000
+    pages, cursor = [], None
+    while True:
+        resp = client.get("/api/v1/sync/pull", query_string={"limit": 1000, **({"cursor": cursor} if cursor else {})},
+                          headers=headers)
+        body = resp.get_json()
+        pages.append((len(resp.data), body["changes"]))
+        cursor = body["cursor"]
+        if not body["has_more"]:
+            break
+    assert len(pages) > 3
+    assert [c for _, changes in pages for c in changes] == whole  # nothing lost, nothing twice, same order
+    biggest_change = max(len(json.dumps(c, ensure_ascii=False)) for c in whole)
+    assert all(size <= 1000 + biggest_change + 200 for size, _ in pages)
