@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 from typing import Any, Callable
 
 from apispec import APISpec
@@ -10,9 +11,44 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 from flask import Flask
 from marshmallow import Schema
 
-_PATH_ARG = re.compile(r"<(?:[a-z_]+:)?([a-z_]+)>")
-_TYPED_ARG = re.compile(r"<(?:([a-z_]+):)?([a-z_]+)>")
-_CONVERTER_TYPES = {"int": {"type": "integer", "minimum": 0}, "float": {"type": "number"}}
+_PATH_ARG = re.compile(r"<(?:[a-z_]+:)?([a-z_][a-z0-9_]*)>")
+_TYPED_ARG = re.compile(r"<(?:([a-z_]+):)?([a-z_][a-z0-9_]*)>")
+# (ids in URLs stop where the id converter does: fieldsvc.http.IdConverter)
+_CONVERTER_TYPES = {"int": {"type": "integer", "minimum": 0, "maximum": 2**31 - 1}, "float": {"type": "number"}}
+# What errors look like per blueprint: pages and OpenRosa do not answer JSON.
+_ERROR_MEDIA = {"console": "text/html", "certificates_public": "text/html", "field": "text/html",
+                "openrosa": "text/xml"}
+
+# The main flows as OpenAPI links (create → read → approve → grade), so that a client generator or
+# a stateful fuzzer can follow them: {operationId: {status: {link name: (target operationId, parameters)}}}.
+LINKS: dict[str, dict[int, dict[str, tuple[str, dict[str, str]]]]] = {
+    "places.import_parcels_post": {201: {
+        "GetImportedParcel": ("places.get_parcel_get", {"code": "$response.body#/codes/0"}),
+        "GradeImportedParcel": ("grading.get_grade_get", {"subject": "parcel", "code": "$response.body#/codes/0"}),
+    }},
+    "devices.register_post": {201: {
+        "GetDevice": ("devices.get_device_get", {"device_id": "$response.body#/device_id"}),
+        "ChangeDevice": ("devices.change_patch", {"device_id": "$response.body#/device_id"}),
+        "RevokeDevice": ("devices.revoke_post", {"device_id": "$response.body#/device_id"}),
+    }},
+    "lab.create_import_post": {201: {
+        "GetImport": ("lab.get_import_get", {"import_id": "$response.body#/import_id"}),
+    }},
+    "lab.list_results_get": {200: {
+        "GetFirstResult": ("lab.get_result_get", {"result_id": "$response.body#/items/0/id"}),
+    }},
+    "lab.get_result_get": {200: {
+        "ApproveResult": ("lab.approve_post", {"result_id": "$request.path.result_id"}),
+        "RejectResult": ("lab.reject_post", {"result_id": "$request.path.result_id"}),
+    }},
+    "grading.create_run_post": {201: {
+        "GetRun": ("grading.get_run_get", {"run_id": "$response.body#/id"}),
+    }},
+    "certificates.issue_post": {201: {
+        "GetCertificate": ("certificates.get_certificate_get", {"code": "$response.body#/code"}),
+        "RevokeCertificate": ("certificates.revoke_post", {"code": "$response.body#/code"}),
+    }},
+}
 
 
 def doc(*, summary: str | None = None, body: type[Schema] | dict | None = None,
@@ -45,7 +81,29 @@ def build_spec(app: Flask, version: str) -> dict[str, Any]:
         operations = {m.lower(): _operation(rule, view) for m in sorted(rule.methods - {"HEAD", "OPTIONS"})}
         if operations:
             spec.path(path=_PATH_ARG.sub(r"{\1}", rule.rule), operations=operations)
-    return spec.to_dict()
+    document = _plain_numbers(spec.to_dict())
+    _check_links(document)
+    return document
+
+
+def _plain_numbers(value: Any) -> Any:
+    """Decimals (marshmallow ``Range`` bounds of Decimal fields) as JSON numbers, not strings."""
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {k: _plain_numbers(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain_numbers(v) for v in value]
+    return value
+
+
+def _check_links(document: dict[str, Any]) -> None:
+    """Every link names an operation that exists (a renamed view fails at start-up, not in a client)."""
+    ids = {op["operationId"] for ops in document["paths"].values() for op in ops.values()}
+    missing = {target for flows in LINKS.values() for links in flows.values() for target, _ in links.values()}
+    missing |= set(LINKS)
+    if missing - ids:
+        raise RuntimeError(f"OpenAPI links name unknown operations: {sorted(missing - ids)}")
 
 
 def _operation(rule: Any, view: Callable) -> dict[str, Any]:
@@ -63,8 +121,15 @@ def _operation(rule: Any, view: Callable) -> dict[str, Any]:
         "responses": {str(code): {"description": text} for code, text in
                       (meta.get("responses") or {200: "OK"}).items()},
     }
-    op["responses"]["default"] = {"description": "Error",
-                                  "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Problem"}}}}
+    media = _ERROR_MEDIA.get(rule.endpoint.split(".")[0])
+    if media is None:
+        op["responses"]["default"] = {"description": "Error", "content": {
+            "application/json": {"schema": {"$ref": "#/components/schemas/Problem"}}}}
+    else:
+        op["responses"]["default"] = {"description": "Error", "content": {media: {"schema": {"type": "string"}}}}
+    for status, links in LINKS.get(op["operationId"], {}).items():
+        op["responses"].setdefault(str(status), {"description": "OK"})["links"] = {
+            name: {"operationId": target, "parameters": parameters} for name, (target, parameters) in links.items()}
     if roles and roles != ("public",):
         op["security"] = [{"bearer": []}]
     if meta.get("query"):

@@ -722,3 +722,32 @@ def test_pull_pages_are_bounded_by_bytes_too(app, client, official, county, make
     assert [c for _, changes in pages for c in changes] == whole  # nothing lost, nothing twice, same order
     biggest_change = max(len(json.dumps(c, ensure_ascii=False)) for c in whole)
     assert all(size <= 1000 + biggest_change + 200 for size, _ in pages)
+
+
+# --- 14. the OpenAPI document -------------------------------------------------------------------------------
+
+def test_openapi_document_is_usable_by_a_fuzzer(client):
+    spec = client.get("/openapi.json").get_json()
+    assert not [p for p in spec["paths"] if "<" in p or ">" in p]
+    assert "/api/v1/media/{sha256}" in spec["paths"]
+    bounds = []
+
+    def walk(node):
+        if isinstance(node, dict):
+            bounds.extend(v for k, v in node.items() if k in ("minimum", "maximum"))
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    walk(spec)
+    assert bounds and all(isinstance(b, (int, float)) and not isinstance(b, bool) for b in bounds)
+    for path, ops in spec["paths"].items():
+        for op in ops.values():
+            media = set(op["responses"]["default"].get("content", {}))
+            if path.startswith(("/console", "/formList", "/forms", "/submission", "/C/", "/c/", "/field")):
+                assert "application/json" not in media, path
+    links = {name for ops in spec["paths"].values() for op in ops.values()
+             for response in op["responses"].values() for name in response.get("links", {})}
+    assert {"GetImportedParcel", "GetDevice", "GetImport", "ApproveResult", "GetRun", "GetCertificate"} <= links
