@@ -453,7 +453,7 @@ def move_sample(sample_id: str):
     """Put a held sample on the parcel it was really taken on (the sampler mistyped the code)."""
     actor = current_actor()
     parcel = MoveToParcelIn().load({"parcel": _form().get("parcel", "")})["parcel"]
-    sample = samples.move_to_parcel(samples.get_sample_by_id(sample_id, actor), parcel, actor)
+    sample = samples.move_to_parcel(samples.get_sample_by_id(sample_id, actor, for_update=True), parcel, actor)
     return done(_t("moved_ok", code=sample.code, parcel=sample.parcel_code),
                 url_for("console.queues") + "#held_samples")
 

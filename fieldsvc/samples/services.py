@@ -595,8 +595,10 @@ def list_samples(args: Mapping[str, Any], actor: Actor, limit: int, now: datetim
     return Page([sample_dict(s, now) for s in rows], cursor)
 
 
-def get_sample_by_id(sample_id: str, actor: Actor) -> Sample:
-    sample = db.session.scalar(select(Sample).where(Sample.id == sample_id.lower(), *sample_scope(actor)))
+def get_sample_by_id(sample_id: str, actor: Actor, *, for_update: bool = False) -> Sample:
+    """:raise 404: unknown or out of scope. ``for_update`` locks the row (versioned writes)."""
+    stmt = select(Sample).where(Sample.id == sample_id.lower(), *sample_scope(actor))
+    sample = db.session.scalar(stmt.with_for_update() if for_update else stmt)
     if sample is None:
         raise not_found("sample", sample_id)
     return sample

@@ -54,5 +54,6 @@ def move_to_parcel(sample_id: str):
     """Put a held sample on the parcel it was really taken on (a mistyped code); a new version."""
     actor = current_actor()
     body = load(MoveToParcelIn(), json_body())
-    sample = services.move_to_parcel(services.get_sample_by_id(sample_id, actor), body["parcel"], actor)
+    sample = services.move_to_parcel(services.get_sample_by_id(sample_id, actor, for_update=True), body["parcel"],
+                                    actor)
     return services.sample_dict(sample)

@@ -296,7 +296,8 @@ def _bag_code_clash(exc: IntegrityError) -> bool:
 
 
 def _judge(it: Item, batch: Batch) -> None:
-    sample = db.session.get(Sample, it.id, populate_existing=True)
+    # (locked: a concurrent edit, resolve or move of this sample waits instead of being overwritten)
+    sample = db.session.get(Sample, it.id, populate_existing=True, with_for_update=True)
     if it.deleted:
         return _judge_delete(it, sample, batch)
     if sample is None:

@@ -53,7 +53,7 @@ def resolve_conflict(conflict_id: int, resolution: str, values: Mapping[str, Any
             _insert_one(it, batch)
             version = 1
     else:
-        sample = db.session.get(Sample, c.record_id)
+        sample = db.session.get(Sample, c.record_id, populate_existing=True, with_for_update=True)
         if sample is None:
             raise not_found("sample", c.record_id)
         current_data = samples.sample_data(sample)
