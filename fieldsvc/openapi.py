@@ -11,8 +11,8 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 from flask import Flask
 from marshmallow import Schema
 
-_PATH_ARG = re.compile(r"<(?:[a-z_]+:)?([a-z_][a-z0-9_]*)>")
-_TYPED_ARG = re.compile(r"<(?:([a-z_]+):)?([a-z_][a-z0-9_]*)>")
+_PATH_ARG = re.compile(r"<(?:[a-z_]+(?:\([^)]*\))?:)?([a-z_][a-z0-9_]*)>")
+_TYPED_ARG = re.compile(r"<(?:([a-z_]+)(?:\(([^)]*)\))?:)?([a-z_][a-z0-9_]*)>")
 # (ids in URLs stop where the id converter does: fieldsvc.http.IdConverter)
 _CONVERTER_TYPES = {"int": {"type": "integer", "minimum": 0, "maximum": 2**31 - 1}, "float": {"type": "number"}}
 # What errors look like per blueprint: pages and OpenRosa do not answer JSON.
@@ -106,6 +106,12 @@ def _check_links(document: dict[str, Any]) -> None:
         raise RuntimeError(f"OpenAPI links name unknown operations: {sorted(missing - ids)}")
 
 
+def _path_schema(converter: str, args: str) -> dict[str, Any]:
+    if converter == "any":  # <any(a,b):name>: one of the listed words
+        return {"type": "string", "enum": [a.strip().strip("'\"") for a in args.split(",") if a.strip()]}
+    return dict(_CONVERTER_TYPES.get(converter, {"type": "string"}))
+
+
 def _operation(rule: Any, view: Callable) -> dict[str, Any]:
     meta = getattr(view, "openapi", {})
     roles = getattr(view, "fieldsvc_roles", ())
@@ -115,9 +121,8 @@ def _operation(rule: Any, view: Callable) -> dict[str, Any]:
         "summary": summary,
         "tags": [rule.endpoint.split(".")[0]],
         "description": f"Roles: {', '.join(roles) or 'none'}.",
-        "parameters": [{"in": "path", "name": name, "required": True,
-                        "schema": _CONVERTER_TYPES.get(converter, {"type": "string"})}
-                       for converter, name in _TYPED_ARG.findall(rule.rule)],
+        "parameters": [{"in": "path", "name": name, "required": True, "schema": _path_schema(converter, args)}
+                       for converter, args, name in _TYPED_ARG.findall(rule.rule)],
         "responses": {str(code): {"description": text} for code, text in
                       (meta.get("responses") or {200: "OK"}).items()},
     }

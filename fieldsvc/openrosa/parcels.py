@@ -10,7 +10,6 @@ when the listed parcels do, and Collect fetches the new file.
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import io
 import json
@@ -18,6 +17,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import or_, select
 
+from .. import csvout
 from ..auth.principal import Actor
 from ..devices.models import Device, DeviceAssignment
 from ..extensions import db
@@ -53,7 +53,7 @@ def parcel_csv(actor: Actor) -> Attachment:
     villages = sorted({code for kind, code in rows if kind == "village"})
     codes = sorted({code for kind, code in rows if kind == "parcel"})
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
+    writer = csvout.writer(out, lineterminator="\n")
     writer.writerow(COLUMNS)
     if villages or codes:
         parcels = db.session.execute(
