@@ -141,7 +141,7 @@ class ImportResult:
 def get_parcel_import(sha256: str, actor: Actor) -> dict[str, Any] | None:
     """The answer of the committed import of exactly these bytes, if ``actor`` may see it."""
     first = db.session.scalar(select(ParcelImport).where(ParcelImport.sha256 == sha256))
-    if first is None or not actor.can_see_county(first.county_code):
+    if first is None or not access.may_see_record(actor, first.county_code):
         return None
     return json.loads(first.answer_json)
 

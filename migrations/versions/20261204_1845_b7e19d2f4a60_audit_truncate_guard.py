@@ -5,7 +5,7 @@ no row triggers, so on PostgreSQL one statement could empty the whole history. A
 BEFORE TRUNCATE trigger refuses it. (SQLite has no TRUNCATE; its DELETE is refused per row.)
 
 Revision ID: b7e19d2f4a60
-Revises: 7c2e4b9d1a05
+Revises: e5714a7e0b1c
 Create Date: 2026-12-04 18:45:00
 
 """
@@ -13,7 +13,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = 'b7e19d2f4a60'
-down_revision = '7c2e4b9d1a05'
+down_revision = 'e5714a7e0b1c'
 branch_labels = None
 depends_on = None
 
