@@ -96,12 +96,19 @@ def current_actor() -> Actor:
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise unauthorized()
-        from .auth.services import authenticate_bearer
-
-        actor, seen_due = authenticate_bearer(token.strip())
+        actor = authenticate_token(token.strip())
         g.actor = actor
-        if seen_due and actor.device_pk is not None:
-            _after_response(_record_seen, actor.device_pk)
+    return actor
+
+
+def authenticate_token(token: str) -> Actor:
+    """The actor of a bearer (or OpenRosa key) token; a device's ``last_seen_at``, when due, is
+    recorded when the request ends, outside its transaction. :raise 401: see ``resolve_bearer``."""
+    from .auth.services import resolve_bearer
+
+    actor, seen_due = resolve_bearer(token)
+    if seen_due and actor.device_pk is not None:
+        _after_response(_record_seen, actor.device_pk)
     return actor
 
 

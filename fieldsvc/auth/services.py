@@ -154,7 +154,12 @@ _TOUCH = text("UPDATE devices SET last_seen_at = :now"
     bindparam("now", type_=UTCDateTime()), bindparam("cutoff", type_=UTCDateTime()))
 
 
-def authenticate_bearer(token: str) -> tuple[Actor, bool]:
+def authenticate_bearer(token: str) -> Actor:
+    """The actor of a bearer token (see :func:`resolve_bearer`); :raise 401: with a code saying why."""
+    return resolve_bearer(token)[0]
+
+
+def resolve_bearer(token: str) -> tuple[Actor, bool]:
     """Resolve a bearer token, or raise 401 with a code saying why (one statement for the token,
     its account and its device). Also says whether the device's ``last_seen_at`` is due (older than
     a minute): the caller records it with :func:`record_device_seen` *after* the request, never in

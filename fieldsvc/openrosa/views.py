@@ -20,11 +20,10 @@ from typing import Any, Callable
 
 from flask import Blueprint, Response, current_app, g, request
 
-from ..auth.services import authenticate_bearer
 from ..dbtypes import utcnow
 from ..errors import Problem, unauthorized, validation_failed
 from ..extensions import db
-from ..http import OFFICIALS, current_actor, register_error_renderer, requires_role
+from ..http import OFFICIALS, authenticate_token, current_actor, register_error_renderer, requires_role
 from ..openapi import doc
 from . import extensions, parcels, services
 from .keyurl import KEY_ENVIRON, KEY_PREFIX_ENVIRON, KeyUrls
@@ -98,7 +97,7 @@ def openrosa_auth(view: Callable) -> Callable:
         if key is not None:
             if not key:
                 raise unauthorized("The URL's key is empty.", code="invalid_token")
-            actor = authenticate_bearer(key)
+            actor = authenticate_token(key)
             if actor.device_pk is None:
                 raise unauthorized("A key URL takes a device token.", code="invalid_token")
             g.actor = actor
