@@ -6,7 +6,7 @@ each committed import's body and its answer are kept, so the same file again get
 
 Revision ID: c3a5e8f1d2b7
 Revises: b7e19d2f4a60
-Create Date: 2026-12-04 18:50:00
+Create Date: 2026-12-04 19:45:00
 
 """
 import sqlalchemy as sa

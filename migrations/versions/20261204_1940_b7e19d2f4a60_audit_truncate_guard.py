@@ -5,15 +5,15 @@ no row triggers, so on PostgreSQL one statement could empty the whole history. A
 BEFORE TRUNCATE trigger refuses it. (SQLite has no TRUNCATE; its DELETE is refused per row.)
 
 Revision ID: b7e19d2f4a60
-Revises: e5714a7e0b1c
-Create Date: 2026-12-04 18:45:00
+Revises: a7b4d0f2e534
+Create Date: 2026-12-04 19:40:00
 
 """
 from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = 'b7e19d2f4a60'
-down_revision = 'e5714a7e0b1c'
+down_revision = 'a7b4d0f2e534'
 branch_labels = None
 depends_on = None
 
