@@ -37,7 +37,6 @@ from ..certificates import codes as cert_codes
 from ..certificates import pdf as cert_pdf
 from ..certificates import services as certs
 from ..certificates.models import Certificate
-from ..certificates.qr import qr_png
 from ..certificates.schemas import CertificateIn, RevokeIn
 from ..dbtypes import isoformat, utcnow
 from ..devices import services as devices
@@ -56,6 +55,7 @@ from ..openrosa import collect
 from ..openrosa import extensions as form_extensions
 from ..openrosa import services as openrosa
 from ..places import services as places
+from ..render.qr import qr_png
 from ..samples import services as samples
 from ..samples.conflicts import get_conflict
 from ..samples.schemas import MoveToParcelIn

@@ -143,43 +143,17 @@ def derive(clean: Mapping[str, Any], collected_at_utc: datetime | None, record_f
     flags = list(record_flags)
     loc = clean.get("location")
     if parcel is not None and parcel.geometry is not None and loc and loc.get("lat") is not None:
-        inside = _inside(loc["lon"], loc["lat"], parcel.geometry)
+        distance = geo.distance_to_geometry_m(loc["lon"], loc["lat"], parcel.geometry)
         # A point inside its parcel is never a mismatch (accuracy >= 0 plus a buffer >= 0): when
         # record_flags hold this fix's own flags already (``fix_flagged``), only a point outside
         # needs the check.
-        if not (inside and fix_flagged and rules.location_buffer_m >= 0):
-            distance = 0.0 if inside else geo.distance_to_geometry_m(loc["lon"], loc["lat"], parcel.geometry)
+        if not (distance == 0.0 and fix_flagged and rules.location_buffer_m >= 0):
             flags += location_flags(loc["lat"], loc["lon"], loc["accuracy_m"], distance, rules)
     flags += time_flags(collected_at_utc, skew_s, now, rules)
     if parcel is None:
         return Derivation(order_flags(flags), "held", fallback_county, now + timedelta(seconds=hold_ttl_s))
     missing = [m for m in clean.get("media") or [] if m["sha256"] not in complete_media]
     return Derivation(order_flags(flags), "awaiting_media" if missing else "complete", parcel.county_code, None)
-
-
-def _inside(lon: float, lat: float, geometry: Mapping[str, Any]) -> bool:
-    """Even-odd ray casting on the GeoJSON rings: the common case (a point inside its parcel)
-    in a few microseconds, without building a shapely geometry; outside points get the exact
-    distance from ``places.geometry``. Points on an edge may read as outside: then the exact
-    distance (0) is computed, so the answer is the same."""
-    polygons = geometry.get("coordinates") if geometry.get("type") == "MultiPolygon" else [
-        geometry.get("coordinates")]
-    for rings in polygons or []:
-        if rings and _in_ring(lon, lat, rings[0]) and not any(_in_ring(lon, lat, hole) for hole in rings[1:]):
-            return True
-    return False
-
-
-def _in_ring(x: float, y: float, ring: list) -> bool:
-    inside = False
-    j = len(ring) - 1
-    for i in range(len(ring)):
-        xi, yi = ring[i][0], ring[i][1]
-        xj, yj = ring[j][0], ring[j][1]
-        if (yi > y) != (yj > y) and x < (xj - xi) * (y - yi) / (yj - yi) + xi:
-            inside = not inside
-        j = i
-    return inside
 
 
 def new_row(sample_id: str, clean: Mapping[str, Any], collected_at_utc: datetime | None, d: Derivation,
