@@ -89,17 +89,19 @@ class GradesChanged(Event):
 
 @dataclass(frozen=True)
 class CertificateIssued(Event):
+    """A certificate was issued (any earlier valid one for its subject is now superseded)."""
     code: str
     subject_type: str
     subject_code: str
-    actor: Actor = SYSTEM
 
 
 @dataclass(frozen=True)
 class CertificateRevoked(Event):
+    """A certificate was revoked (by an official, or because its subject stopped qualifying)."""
     code: str
+    subject_type: str
+    subject_code: str
     reason: str
-    actor: Actor = SYSTEM
 
 
 Subscriber = Callable[[Event], object]

@@ -25,13 +25,14 @@ from sqlalchemy.dialects import postgresql, sqlite
 from .. import access
 from ..audit.services import Change, record, record_many
 from ..auth import ratelimit
-from ..auth.principal import Actor
+from ..auth.principal import SYSTEM, Actor
 from ..dbtypes import isoformat, utcnow
 from ..dbutil import dialect_name, lock_for_transaction
 from ..errors import Problem, conflict, not_found, rate_limited, validation_failed
+from ..events import CertificateIssued, CertificateRevoked, publish
 from ..extensions import db
 from ..paging import Page, paginate
-from ..places.models import FarmPark, Region
+from ..places.models import FarmPark, Parcel, Region
 from ..places.services import get_farm_park_by_code, get_parcel_by_code, get_region_by_code
 from . import codes, issuer, pdf
 from .models import CLIENT_CLASSES, SUBJECT_TYPES, Certificate, CertificateScan, LabelSerial, LandLabelChange
@@ -380,6 +381,7 @@ def issue_certificate(data: Mapping[str, Any], actor: Actor, config: Mapping[str
         changes.append(Change("certificate", old.code, "supersede", before=before, after=_audit_view(old)))
     db.session.flush()
     record_many(actor.label, changes)
+    publish(CertificateIssued(cert.code, cert.subject_type, cert.subject_code))
     return cert, True
 
 
@@ -447,10 +449,11 @@ def _revoke(cert: Certificate, reason: str, by: str) -> None:
     cert.status, cert.reason, cert.revoked_at, cert.revoked_by = "revoked", reason, now(), by
     db.session.flush()
     record(by, Change("certificate", cert.code, "revoke", before=before, after=_audit_view(cert)))
+    publish(CertificateRevoked(cert.code, cert.subject_type, cert.subject_code, reason))
 
 
 def on_grade_changed(subject_type: str, code: str, qualified: bool, reason: str) -> list[str]:
-    """Grading's hook: a certified subject that stops qualifying loses its certificates at once;
+    """A certified subject that stops qualifying loses its certificates at once (``GradesChanged``);
     its land labels (which say pass or fail) note the new conclusion in their history.
 
     Runs in the caller's transaction; returns the certificate codes revoked.
@@ -958,8 +961,6 @@ def issue_many(subjects: Sequence[tuple[str, str]], actor: Actor, config: Mappin
 
 def parcels_of(area_type: str, code: str, actor: Actor) -> list[str]:
     """Codes of the live parcels of a village or farm park."""
-    from ..places.models import Parcel
-
     if area_type == "village":
         get_region_by_code(code, actor)
         column = Parcel.village_code
@@ -973,9 +974,6 @@ def parcels_of(area_type: str, code: str, actor: Actor) -> list[str]:
 def issue_demo_certificates(county_code: str, config: Mapping[str, Any], *, max_parcels: int = 12,
                             actor: Actor | None = None) -> dict[str, Any]:
     """Demo: certificates for up to ``max_parcels`` qualifying parcels and one farm park, and one revoked."""
-    from ..auth.principal import SYSTEM
-    from ..places.models import Parcel
-
     actor = actor or SYSTEM
     issued: list[Certificate] = []
     parcels = db.session.scalars(select(Parcel.code).where(Parcel.county_code == county_code,

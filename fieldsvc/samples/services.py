@@ -21,6 +21,7 @@ from ..auth.principal import SYSTEM, Actor
 from ..dbtypes import isoformat, utcnow
 from ..dbutil import core_execute, dialect_name, upsert
 from ..errors import conflict, not_found, validation_failed
+from ..events import SamplesChanged, publish
 from ..extensions import db
 from ..media.models import MediaBlob, SampleMedia
 from ..paging import Page, paginate
@@ -450,34 +451,48 @@ def _geometry(text: str | None) -> dict[str, Any] | None:
 
 # --- media and held samples -----------------------------------------------------------------
 
-def mark_media_complete(sha256: str, actor: Actor) -> int:
-    """Samples waiting only for this blob become ``complete`` (a new seq, so pulls see it)."""
+def mark_media_complete(sha256s: Iterable[str], actor: Actor) -> int:
+    """Samples naming these blobs and waiting only for complete blobs become ``complete``."""
+    shas = sorted(set(sha256s))
+    if not shas:
+        return 0
     waiting = list(db.session.scalars(
-        select(Sample).join(SampleMedia, SampleMedia.sample_id == Sample.id)
-        .where(SampleMedia.sha256 == sha256, Sample.state == "awaiting_media", Sample.deleted_at.is_(None))))
-    done = []
-    for sample in waiting:
-        needed = {m["sha256"] for m in sample.media or []}
-        if needed <= complete_media(needed):
-            done.append(sample)
+        select(Sample).where(Sample.id.in_(select(SampleMedia.sample_id).where(SampleMedia.sha256.in_(shas))),
+                             Sample.state == "awaiting_media", Sample.deleted_at.is_(None))
+        .order_by(Sample.id)))
+    return _complete_if_media_arrived(waiting, actor, "media_complete")
+
+
+def repair_media_complete(actor: Actor = SYSTEM) -> int:
+    """Housekeeping: every sample still ``awaiting_media`` although all its blobs are complete
+    (a crash between publishing a blob's file and committing its row used to leave one) is
+    completed now, with the same audit event and re-grade as an upload completing it."""
+    waiting = list(db.session.scalars(select(Sample).where(Sample.state == "awaiting_media",
+                                                           Sample.deleted_at.is_(None)).order_by(Sample.id)))
+    return _complete_if_media_arrived(waiting, actor, "media_complete")
+
+
+def _complete_if_media_arrived(waiting: list[Sample], actor: Actor, action: str) -> int:
+    """The samples of ``waiting`` whose every manifest blob is complete turn ``complete`` (a new
+    seq, so pulls see it); publishes ``SamplesChanged`` for them."""
+    arrived = complete_media(m["sha256"] for s in waiting for m in s.media or [])
+    done = [s for s in waiting if {m["sha256"] for m in s.media or []} <= arrived]
     if not done:
         return 0
     now = utcnow()
     for sample, seq in zip(done, allocate(len(done)), strict=True):
         sample.state, sample.seq, sample.updated_at = "complete", seq, now
     db.session.flush()
-    record_many(actor.label, [Change("sample", s.id, "media_complete", after={"state": "complete"})
-                              for s in done])
-    from ..grading.regrade import regrade_for_samples  # a complete sample's results now count
-
-    regrade_for_samples([s.id for s in done], actor)
+    record_many(actor.label, [Change("sample", s.id, action, after={"state": "complete"}) for s in done])
+    publish(SamplesChanged(tuple(s.id for s in done), actor))  # a complete sample's results now count
     return len(done)
 
 
 def link_held_samples(parcel_codes: Iterable[str], actor: Actor = SYSTEM) -> int:
     """Held samples whose parcel has just arrived are linked: flags and state recomputed.
 
-    Called from the parcel import in the same transaction. The location check against the
+    Runs when parcels are imported (``ParcelsImported`` in ``fieldsvc.handlers``) and from the
+    console, in the caller's transaction. The location check against the
     new parcel runs now; the clock skew noted at push time is kept.
     """
     codes = list(set(parcel_codes))
@@ -493,7 +508,7 @@ def link_held_samples(parcel_codes: Iterable[str], actor: Actor = SYSTEM) -> int
     parcels = parcels_for({s.parcel_code for s in held}, SYSTEM)
     media_done = complete_media(m["sha256"] for s in held for m in s.media or [])
     now = utcnow()
-    changes = []
+    changes, linked = [], []
     for sample, seq in zip(held, allocate(len(held)), strict=True):
         parcel = parcels.get(sample.parcel_code)
         if parcel is None or parcel.deleted:
@@ -504,8 +519,11 @@ def link_held_samples(parcel_codes: Iterable[str], actor: Actor = SYSTEM) -> int
         sample.held_until, sample.seq, sample.updated_at = None, seq, now
         changes.append(Change("sample", sample.id, "link_parcel", before={"state": before_state},
                               after={"state": d.state, "parcel": parcel.code, "flags": d.flags}))
+        linked.append(sample.id)
     db.session.flush()
     record_many(actor.label, changes)
+    if linked:
+        publish(SamplesChanged(tuple(linked), actor))  # linked samples now count for their parcel's grade
     return len(changes)
 
 
@@ -526,9 +544,7 @@ def move_to_parcel(sample: Sample, parcel_code: str, actor: Actor) -> Sample:
     content = {**sample_data(sample), "parcel": parcel.code}
     d = _derive_stored(sample, content, parcel, complete_media(m["sha256"] for m in content["media"]))
     apply_edit(sample, content, sample.collected_at, d, sample.clock_skew_s, utcnow(), actor, "move_parcel")
-    from ..grading.regrade import regrade_for_samples  # grading reads samples: import at call time
-
-    regrade_for_samples([sample.id], actor)
+    publish(SamplesChanged((sample.id,), actor))
     return sample
 
 
