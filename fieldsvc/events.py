@@ -37,7 +37,8 @@ class ParcelsImported(Event):
 
 @dataclass(frozen=True)
 class ParcelsChanged(Event):
-    """Stored parcels were edited or deleted (area, village, park, land use or existence)."""
+    """Stored parcels were edited or deleted (area, village, park, land use or existence), or a
+    sample they counted moved to another parcel."""
     codes: tuple[str, ...]
     actor: Actor = SYSTEM
 

@@ -21,7 +21,7 @@ from ..auth.principal import SYSTEM, Actor
 from ..dbtypes import isoformat, utcnow
 from ..dbutil import core_execute, dialect_name, upsert
 from ..errors import conflict, not_found, validation_failed
-from ..events import SamplesChanged, publish
+from ..events import ParcelsChanged, SamplesChanged, publish
 from ..extensions import db
 from ..media.models import MediaBlob, SampleMedia
 from ..paging import Page, paginate
@@ -336,8 +336,13 @@ def versions(sample: Sample) -> list[EntityVersion]:
 
 def apply_edit(sample: Sample, clean: Mapping[str, Any], collected_at_utc: datetime | None, d: Derivation,
                skew_s: float | None, now: datetime, actor: Actor, action: str) -> dict[str, Any]:
-    """A new version of ``sample`` with ``clean`` content; flushes (a code clash raises IntegrityError)."""
+    """A new version of ``sample`` with ``clean`` content; flushes (a code clash raises IntegrityError).
+
+    The caller publishes ``SamplesChanged`` for the edited samples (once per batch); a sample that
+    leaves a parcel it counted for publishes ``ParcelsChanged`` for that parcel here.
+    """
     keep_first_version(sample)
+    left = sample.parcel_code if sample.state not in ("held", "needs_review") else None
     before = sample_data(sample)
     row = new_row(sample.id, clean, collected_at_utc, d, 0, skew_s, now, actor, content_hash(clean))
     for column in CONTENT_COLUMNS:
@@ -350,6 +355,8 @@ def apply_edit(sample: Sample, clean: Mapping[str, Any], collected_at_utc: datet
     after = sample_data(sample)
     record_many(actor.label, [Change("sample", sample.id, action, before=before, after=after,
                                      version=sample.version, after_json=sample.data_json)])
+    if left is not None and left != sample.parcel_code:
+        publish(ParcelsChanged((left,), actor))  # the parcel it left is graded without it
     return after
 
 
