@@ -31,6 +31,8 @@ from ..dbutil import dialect_name, lock_for_transaction
 from ..errors import Problem, conflict, not_found, rate_limited, validation_failed
 from ..events import CertificateIssued, CertificateRevoked, publish
 from ..extensions import db
+from ..grading import qualification as grading
+from ..grading.rules import load_pack
 from ..paging import Page, paginate
 from ..places.models import FarmPark, Parcel, Region
 from ..places.services import get_farm_park_by_code, get_parcel_by_code, get_region_by_code
@@ -287,9 +289,7 @@ def _region_chain(region: Region | None) -> tuple[dict[str, str], dict[str, str]
 
 
 def qualification(subject_type: str, code: str, rule_pack: str | None = None) -> Any:
-    """The grading service's answer (imported late: grading calls back into this module)."""
-    from ..grading import qualification as grading
-
+    """The grading service's answer."""
     return grading.qualification(subject_type, code, rule_pack)
 
 
@@ -302,8 +302,6 @@ def _pack_ref(q: Any) -> dict[str, Any]:
     standard = ref.get("standard")
     if not standard:
         try:
-            from ..grading.rules import load_pack
-
             standard = load_pack(code, version or None).standard
         except Problem:
             standard = code

@@ -30,18 +30,19 @@ from tests.api.test_sync_push import data_for, parcels_in, push, record, registe
 def assert_as_full_regrade(app, county_code: str) -> None:
     """A full county run changes nothing, and no valid certificate's subject has stopped qualifying."""
     from fieldsvc.certificates.models import Certificate
-    from fieldsvc.grading import services as grading
+    from fieldsvc.grading.qualification import qualification
+    from fieldsvc.grading.runs import run_grading
 
     with app.app_context():
         try:
-            run = grading.run_grading("county", county_code)
+            run = run_grading("county", county_code)
             counts = dict(run.counts)
             stale = [c["subject_type"] + " " + c["code"] for c in run.changed]
             certificates = list(db.session.execute(select(Certificate.code, Certificate.subject_type,
                                                           Certificate.subject_code).where(
                 Certificate.status == "valid", Certificate.county_code == county_code)))
             unqualified = [code for code, kind, subject in certificates
-                           if not grading.qualification(kind, subject).qualified]
+                           if not qualification(kind, subject).qualified]
         finally:
             db.session.rollback()
     assert (counts["changed"], counts["areas_changed"]) == (0, 0), f"stale grades: {stale}"
@@ -49,10 +50,10 @@ def assert_as_full_regrade(app, county_code: str) -> None:
 
 
 def run_county(app, county_code: str) -> None:
-    from fieldsvc.grading import services as grading
+    from fieldsvc.grading.runs import run_grading
 
     with app.app_context():
-        grading.run_grading("county", county_code)
+        run_grading("county", county_code)
         db.session.commit()
 
 

@@ -29,11 +29,7 @@ ENTRY_MODULES = {"views", "public", "cli", "demo"}
 ALLOWED: dict[tuple[str, str], str] = {
     ("fieldsvc.places.services", "fieldsvc.devices.models"):
         "a device's parcel scope reads its assignments; the access-policy module (issue 13) takes it over",
-    ("fieldsvc.grading.services", "fieldsvc.sync.models"):
-        "open sync conflicts keep a sample out of grading; SyncConflict moves to samples (issue 13 split)",
 }
-# Call-time imports between packages still allowed (same rule: only shrinks).
-LATE_ALLOWED = {"fieldsvc.grading.services", "fieldsvc.certificates.services"}  # until the split of grading lands
 
 
 def module_name(path: Path) -> str:
@@ -127,16 +123,13 @@ def test_domains_import_each_other_only_at_module_load():
     """A call-time import between packages hides a dependency (or a cycle) from the reader."""
     late = [f"{source}:{line} imports {target} inside a function"
             for source, line, target, src_layer, _, in_function in all_imports()
-            if in_function and src_layer != "adapters" and target.split(".")[1] != source.split(".")[1]
-            and source not in LATE_ALLOWED]
+            if in_function and src_layer != "adapters" and target.split(".")[1] != source.split(".")[1]]
     assert not late, "\n".join(late)
 
 
 def test_no_dynamic_import_of_our_own_modules():
     hits = []
     for path in own_modules():
-        if module_name(path) == "fieldsvc.grading.services":
-            continue  # _certificate_hook: GradesChanged replaces it once the split of grading lands
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.Call):
                 name = ast.unparse(node.func)
