@@ -48,8 +48,12 @@ def link_held_results(e: SamplesCreated) -> None:
     lab.link_held_results_for(e.samples, e.actor.label)
 
 
-def regrade_samples(e: SamplesChanged | ResultsApproved) -> None:
-    regrade.regrade_for_samples(e.ids if isinstance(e, SamplesChanged) else e.sample_ids, e.actor)
+def regrade_samples(e: SamplesChanged) -> None:
+    regrade.regrade_for_samples(e.ids, e.actor)
+
+
+def regrade_approved(e: ResultsApproved) -> None:
+    regrade.regrade_for_samples(e.sample_ids, e.actor)
 
 
 def complete_samples(e: MediaCompleted) -> None:
@@ -68,7 +72,7 @@ CHAIN: Chain = (
     (SamplesCreated, link_held_results),
     (SamplesChanged, regrade_samples),
     (MediaCompleted, complete_samples),
-    (ResultsApproved, regrade_samples),
+    (ResultsApproved, regrade_approved),
     (GradesChanged, revoke_unqualified),
 )
 UNHANDLED = (CertificateIssued, CertificateRevoked)  # published for the record; nothing follows yet
