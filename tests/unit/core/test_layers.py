@@ -19,9 +19,10 @@ ORDER = ("core", "places", "devices", "media", "samples", "lab", "grading", "cer
 DOMAINS = ORDER[1:-1]
 # Top-level modules and packages of fieldsvc that are not domains. A new one must be placed here.
 CORE = {"config", "errors", "dbutil", "dbtypes", "extensions", "sequence", "audit", "auth", "events", "http",
-        "openapi", "schemas", "render", "sqlite_checkpoint", "access", "paging"}
+        "openapi", "schemas", "render", "sqlite_checkpoint", "access", "paging",
+        "csvout", "compression"}
 ADAPTERS = {"__init__", "handlers", "sync", "openrosa", "console", "field", "ops", "cli", "demo", "housekeeping",
-            "models"}
+            "models", "exports"}
 # Inside a domain package these modules are entry points (HTTP, the CLI, the demo loader): adapters.
 ENTRY_MODULES = {"views", "public", "cli", "demo"}
 
