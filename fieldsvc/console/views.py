@@ -39,6 +39,7 @@ from ..certificates import services as certs
 from ..certificates.models import Certificate
 from ..certificates.schemas import CertificateIn, RevokeIn
 from ..dbtypes import isoformat, utcnow
+from ..devices import collect
 from ..devices import services as devices
 from ..devices.models import Device
 from ..devices.schemas import DeviceIn, DevicePatch
@@ -51,7 +52,6 @@ from ..grading.schemas import RunIn
 from ..http import ALL_ROLES, current_actor, paginate, public, register_error_renderer, requires_role
 from ..lab import services as lab
 from ..lab.schemas import RejectIn
-from ..openrosa import collect
 from ..openrosa import extensions as form_extensions
 from ..openrosa import services as openrosa
 from ..places import services as places

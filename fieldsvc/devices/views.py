@@ -7,10 +7,9 @@ from flask import Blueprint, current_app, request
 from ..errors import validation_failed
 from ..http import OFFICIALS, current_actor, if_match_version, json_body, load, query_args, requires_role
 from ..openapi import doc
-from ..openrosa import collect
 from ..render.qr import qr_png
 from ..schemas import page_limit
-from . import services
+from . import collect, services
 from .models import Device
 from .schemas import DeviceArgs, DeviceIn, DevicePatch
 

@@ -27,10 +27,7 @@ ADAPTERS = {"__init__", "handlers", "sync", "openrosa", "console", "field", "ops
 ENTRY_MODULES = {"views", "public", "cli", "demo"}
 
 # Upward imports still allowed, each with its reason. This list only shrinks.
-ALLOWED: dict[tuple[str, str], str] = {
-    ("fieldsvc.places.services", "fieldsvc.devices.models"):
-        "a device's parcel scope reads its assignments; the access-policy module (issue 13) takes it over",
-}
+ALLOWED: dict[tuple[str, str], str] = {}
 
 
 def module_name(path: Path) -> str:
