@@ -32,6 +32,7 @@ from ..errors import Problem, conflict, not_found, rate_limited, validation_fail
 from ..events import CertificateIssued, CertificateRevoked, publish
 from ..extensions import db
 from ..grading import qualification as grading
+from ..grading.passport import soil_passport as grading_passport
 from ..grading.rules import load_pack
 from ..paging import Page, paginate
 from ..places.models import FarmPark, Parcel, Region
@@ -254,7 +255,6 @@ def resolve_subject(subject_type: str, code: str, actor: Actor) -> Subject:
 
 def area_outline(subject: Subject) -> str | None:
     """The SVG outline the public page draws: the subject's park, else its village (never a parcel)."""
-    from ..places.models import Parcel
     from .outline import outline_path
 
     park_code = subject.code if subject.type == "farm_park" else None
@@ -387,8 +387,6 @@ def certified_area(subject: Subject, data: Mapping[str, Any]) -> tuple[float | N
     """The certified area and crop: as given, else a parcel's own (an area's must be given)."""
     area, crop = data.get("area_m2"), data.get("crop")
     if subject.type == "parcel" and (area is None or crop is None):
-        from ..places.models import Parcel
-
         parcel = db.session.scalar(select(Parcel).where(Parcel.code == subject.code))
         if parcel is not None:
             area = area if area is not None else parcel.area_m2
@@ -662,10 +660,8 @@ def label_name(cert: Certificate) -> str:
 # --- land labels ------------------------------------------------------------------------------
 
 def soil_passport(subject_type: str, code: str) -> dict[str, Any]:
-    """Grading's soil passport of a subject now (imported late, as ``qualification``: the one call)."""
-    from ..grading.passport import soil_passport as passport
-
-    return passport(subject_type, code)
+    """Grading's soil passport of a subject now."""
+    return grading_passport(subject_type, code)
 
 
 def _headline(passport: Mapping[str, Any]) -> dict[str, Any] | None:
