@@ -199,9 +199,8 @@ def breakdown(records: list[dict], parcels: list[dict]) -> dict[str, float]:
 
     from marshmallow import Schema, fields, validate
 
-    from fieldsvc.places.geometry import distance_to_geometry_m
+    from fieldsvc.places.geometry import _ray_inside, distance_to_geometry_m
     from fieldsvc.samples.content import content_hash
-    from fieldsvc.samples.services import _inside
     from fieldsvc.samples.validation import SampleRules, location_flags, time_flags, validate_sample_data
 
     class Location(Schema):
@@ -240,10 +239,10 @@ def breakdown(records: list[dict], parcels: list[dict]) -> dict[str, float]:
     checked = []
     timed("validate_sample_data", lambda: checked.extend(validate_sample_data(r["data"], rules) for r in records))
     timed("content_hash", lambda: [content_hash(c.clean) for c in checked])
-    timed("distance_shapely", lambda: [distance_to_geometry_m(c.clean["location"]["lon"],
+    timed("distance_to_geometry_m", lambda: [distance_to_geometry_m(c.clean["location"]["lon"],
                                                               c.clean["location"]["lat"],
                                                               geoms[c.clean["parcel"]]) for c in checked])
-    timed("inside_check_used", lambda: [_inside(c.clean["location"]["lon"], c.clean["location"]["lat"],
+    timed("ray_inside", lambda: [_ray_inside(c.clean["location"]["lon"], c.clean["location"]["lat"],
                                                 geoms[c.clean["parcel"]]) for c in checked])
     timed("flags", lambda: [(location_flags(1, 1, 4.5, 0, rules), time_flags(c.collected_at_utc, 0, now, rules))
                             for c in checked])

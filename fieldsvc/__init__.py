@@ -49,6 +49,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
             _checkpoint_in_background(db.engine, cfg["SQLITE_CHECKPOINT_INTERVAL_S"])
 
     _register_blueprints(app)
+    _register_event_chain(app)
     from .http import register_error_handlers
     from .ops.observability import init_observability
 
@@ -104,6 +105,14 @@ def _tune_collector(young: int) -> None:
     if young > 0:
         _, middle, old = gc.get_threshold()
         gc.set_threshold(young, middle, old)
+
+
+def _register_event_chain(app: Flask) -> None:
+    """What follows every write (parcels imported → link held samples → re-grade → revoke, ...):
+    the whole chain is listed in ``fieldsvc/handlers.py``."""
+    from .handlers import register
+
+    register(app)
 
 
 def _engine_options(cfg: Mapping[str, Any]) -> dict[str, Any]:

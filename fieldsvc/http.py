@@ -16,6 +16,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.routing import IntegerConverter
 
 from .auth.principal import Actor
+from .auth.services import record_device_seen, resolve_bearer
 from .errors import Problem, forbidden, unauthorized, unavailable, validation_failed
 from .extensions import db
 from .paging import Page, decode_cursor, encode_cursor, paginate  # noqa: F401 (re-exported)
@@ -104,8 +105,6 @@ def current_actor() -> Actor:
 def authenticate_token(token: str) -> Actor:
     """The actor of a bearer (or OpenRosa key) token; a device's ``last_seen_at``, when due, is
     recorded when the request ends, outside its transaction. :raise 401: see ``resolve_bearer``."""
-    from .auth.services import resolve_bearer
-
     actor, seen_due = resolve_bearer(token)
     if seen_due and actor.device_pk is not None:
         _after_response(_record_seen, actor.device_pk)
@@ -125,8 +124,6 @@ def _run_after_response(_exc: BaseException | None) -> None:
 
 
 def _record_seen(device_pk: int) -> None:
-    from .auth.services import record_device_seen
-
     record_device_seen(device_pk, current_app.config["SQLITE_BUSY_TIMEOUT_MS"])
 
 

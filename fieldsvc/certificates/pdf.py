@@ -25,9 +25,9 @@ from reportlab.pdfbase.pdfmetrics import getAscentDescent, stringWidth
 from reportlab.pdfgen.canvas import Canvas
 
 from fieldsvc.certificates.codes import format_code
-from fieldsvc.certificates.fonts import MONO_FONT_NAME, cjk_font
-from fieldsvc.certificates.qr import ECC_LEVELS, QUIET_ZONE_MODULES, QrMatrix, dark_runs, qr_matrix
 from fieldsvc.errors import Problem, validation_failed
+from fieldsvc.render.fonts import MONO_FONT_NAME, cjk_font
+from fieldsvc.render.qr import ECC_LEVELS, QUIET_ZONE_MODULES, QrMatrix, dark_runs, qr_matrix
 
 MM = 72 / 25.4  # points per millimetre
 MIN_MODULE_MM = 0.4

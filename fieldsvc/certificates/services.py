@@ -25,13 +25,17 @@ from sqlalchemy.dialects import postgresql, sqlite
 from .. import access
 from ..audit.services import Change, record, record_many
 from ..auth import ratelimit
-from ..auth.principal import Actor
+from ..auth.principal import SYSTEM, Actor
 from ..dbtypes import isoformat, utcnow
 from ..dbutil import dialect_name, lock_for_transaction
 from ..errors import Problem, conflict, not_found, rate_limited, validation_failed
+from ..events import CertificateIssued, CertificateRevoked, publish
 from ..extensions import db
+from ..grading import qualification as grading
+from ..grading.passport import soil_passport as grading_passport
+from ..grading.rules import load_pack
 from ..paging import Page, paginate
-from ..places.models import FarmPark, Region
+from ..places.models import FarmPark, Parcel, Region
 from ..places.services import get_farm_park_by_code, get_parcel_by_code, get_region_by_code
 from . import codes, issuer, pdf
 from .models import CLIENT_CLASSES, SUBJECT_TYPES, Certificate, CertificateScan, LabelSerial, LandLabelChange
@@ -251,7 +255,6 @@ def resolve_subject(subject_type: str, code: str, actor: Actor) -> Subject:
 
 def area_outline(subject: Subject) -> str | None:
     """The SVG outline the public page draws: the subject's park, else its village (never a parcel)."""
-    from ..places.models import Parcel
     from .outline import outline_path
 
     park_code = subject.code if subject.type == "farm_park" else None
@@ -286,9 +289,7 @@ def _region_chain(region: Region | None) -> tuple[dict[str, str], dict[str, str]
 
 
 def qualification(subject_type: str, code: str, rule_pack: str | None = None) -> Any:
-    """The grading service's answer (imported late: grading calls back into this module)."""
-    from ..grading import qualification as grading
-
+    """The grading service's answer."""
     return grading.qualification(subject_type, code, rule_pack)
 
 
@@ -301,8 +302,6 @@ def _pack_ref(q: Any) -> dict[str, Any]:
     standard = ref.get("standard")
     if not standard:
         try:
-            from ..grading.rules import load_pack
-
             standard = load_pack(code, version or None).standard
         except Problem:
             standard = code
@@ -380,6 +379,7 @@ def issue_certificate(data: Mapping[str, Any], actor: Actor, config: Mapping[str
         changes.append(Change("certificate", old.code, "supersede", before=before, after=_audit_view(old)))
     db.session.flush()
     record_many(actor.label, changes)
+    publish(CertificateIssued(cert.code, cert.subject_type, cert.subject_code))
     return cert, True
 
 
@@ -387,8 +387,6 @@ def certified_area(subject: Subject, data: Mapping[str, Any]) -> tuple[float | N
     """The certified area and crop: as given, else a parcel's own (an area's must be given)."""
     area, crop = data.get("area_m2"), data.get("crop")
     if subject.type == "parcel" and (area is None or crop is None):
-        from ..places.models import Parcel
-
         parcel = db.session.scalar(select(Parcel).where(Parcel.code == subject.code))
         if parcel is not None:
             area = area if area is not None else parcel.area_m2
@@ -447,10 +445,11 @@ def _revoke(cert: Certificate, reason: str, by: str) -> None:
     cert.status, cert.reason, cert.revoked_at, cert.revoked_by = "revoked", reason, now(), by
     db.session.flush()
     record(by, Change("certificate", cert.code, "revoke", before=before, after=_audit_view(cert)))
+    publish(CertificateRevoked(cert.code, cert.subject_type, cert.subject_code, reason))
 
 
 def on_grade_changed(subject_type: str, code: str, qualified: bool, reason: str) -> list[str]:
-    """Grading's hook: a certified subject that stops qualifying loses its certificates at once;
+    """A certified subject that stops qualifying loses its certificates at once (``GradesChanged``);
     its land labels (which say pass or fail) note the new conclusion in their history.
 
     Runs in the caller's transaction; returns the certificate codes revoked.
@@ -661,10 +660,8 @@ def label_name(cert: Certificate) -> str:
 # --- land labels ------------------------------------------------------------------------------
 
 def soil_passport(subject_type: str, code: str) -> dict[str, Any]:
-    """Grading's soil passport of a subject now (imported late, as ``qualification``: the one call)."""
-    from ..grading.passport import soil_passport as passport
-
-    return passport(subject_type, code)
+    """Grading's soil passport of a subject now."""
+    return grading_passport(subject_type, code)
 
 
 def _headline(passport: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -958,8 +955,6 @@ def issue_many(subjects: Sequence[tuple[str, str]], actor: Actor, config: Mappin
 
 def parcels_of(area_type: str, code: str, actor: Actor) -> list[str]:
     """Codes of the live parcels of a village or farm park."""
-    from ..places.models import Parcel
-
     if area_type == "village":
         get_region_by_code(code, actor)
         column = Parcel.village_code
@@ -973,9 +968,6 @@ def parcels_of(area_type: str, code: str, actor: Actor) -> list[str]:
 def issue_demo_certificates(county_code: str, config: Mapping[str, Any], *, max_parcels: int = 12,
                             actor: Actor | None = None) -> dict[str, Any]:
     """Demo: certificates for up to ``max_parcels`` qualifying parcels and one farm park, and one revoked."""
-    from ..auth.principal import SYSTEM
-    from ..places.models import Parcel
-
     actor = actor or SYSTEM
     issued: list[Certificate] = []
     parcels = db.session.scalars(select(Parcel.code).where(Parcel.county_code == county_code,

@@ -37,9 +37,9 @@ from ..certificates import codes as cert_codes
 from ..certificates import pdf as cert_pdf
 from ..certificates import services as certs
 from ..certificates.models import Certificate
-from ..certificates.qr import qr_png
 from ..certificates.schemas import CertificateIn, RevokeIn
 from ..dbtypes import isoformat, utcnow
+from ..devices import collect
 from ..devices import services as devices
 from ..devices.models import Device
 from ..devices.schemas import DeviceIn, DevicePatch
@@ -52,10 +52,10 @@ from ..grading.schemas import RunIn
 from ..http import ALL_ROLES, current_actor, paginate, public, register_error_renderer, requires_role
 from ..lab import services as lab
 from ..lab.schemas import RejectIn
-from ..openrosa import collect
 from ..openrosa import extensions as form_extensions
 from ..openrosa import services as openrosa
 from ..places import services as places
+from ..render.qr import qr_png
 from ..samples import services as samples
 from ..samples.conflicts import get_conflict
 from ..samples.schemas import MoveToParcelIn

@@ -25,7 +25,7 @@ class Device(db.Model):
     last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     version: Mapped[int] = mapped_column(Integer, default=1)
     # The device token, encrypted with a key derived from SECRET_KEY, so that the device API and the
-    # console can show ODK Collect's settings QR again (``fieldsvc.openrosa.collect``); null for
+    # console can show ODK Collect's settings QR again (``fieldsvc.devices.collect``); null for
     # devices registered before it existed.
     collect_key: Mapped[str | None] = mapped_column(Text)
 

@@ -17,10 +17,10 @@ from ..auth.tokens import new_token, token_digest
 from ..dbtypes import isoformat, utcnow
 from ..errors import Problem, conflict, not_found, validation_failed
 from ..extensions import db
-from ..openrosa import collect
 from ..paging import Page, paginate
 from ..places.models import Parcel, Region
 from ..sequence import allocate
+from . import collect
 from .models import Device, DeviceAssignment
 
 
@@ -59,7 +59,7 @@ def register_device(data: Mapping[str, Any], actor: Actor, *, secret_key: str | 
     """A device acts as a sampler account; its token is returned here once and stored hashed.
 
     With ``secret_key`` a copy of the token is also kept encrypted for ODK Collect's settings QR
-    (``fieldsvc.openrosa.collect``), which the device API and console can show again.
+    (``fieldsvc.devices.collect``), which the device API and console can show again.
     """
     owner = db.session.scalar(select(User).where(User.username == data["user"]))
     errors: dict[str, list[str]] = {}

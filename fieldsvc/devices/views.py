@@ -7,9 +7,9 @@ from flask import Blueprint, current_app, request
 from ..errors import validation_failed
 from ..http import OFFICIALS, current_actor, if_match_version, json_body, load, query_args, requires_role
 from ..openapi import doc
-from ..openrosa import collect
+from ..render.qr import qr_png
 from ..schemas import page_limit
-from . import services
+from . import collect, services
 from .models import Device
 from .schemas import DeviceArgs, DeviceIn, DevicePatch
 
@@ -21,8 +21,6 @@ bp = Blueprint("devices", __name__, url_prefix="/api/v1/devices")
 @doc(body=DeviceIn, responses={201: "Registered; the token is shown only in this response"})
 def register():
     """Register a device for a sampler with its assignment; returns its token once."""
-    from ..certificates.qr import qr_png
-
     config = current_app.config
     registered = services.register_device(load(DeviceIn(), json_body()), current_actor(),
                                           secret_key=config["SECRET_KEY"])
@@ -35,8 +33,6 @@ def register():
 
 def _collect(device: Device) -> dict[str, object]:
     """``collect_settings`` and ``collect_settings_qr_url`` (DESIGN §4.3); null when not recoverable."""
-    from ..certificates.qr import qr_png
-
     config = current_app.config
     settings = services.collect_settings(device, config["PUBLIC_BASE_URL"], config["SECRET_KEY"])
     qr_url = services.png_data_url(qr_png(collect.qr_payload(settings), box_size=4)) if settings else None

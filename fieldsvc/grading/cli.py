@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from ..auth.principal import SYSTEM, Actor
 from ..errors import Problem
 from ..extensions import db
+from ..places.models import Parcel
 
 DEFAULT_WORKERS = 2 if (os.cpu_count() or 1) > 1 else 0  # readers ahead of the one writing process
 
@@ -31,7 +32,6 @@ def _fail(problem: Problem) -> None:
 @with_appcontext
 def grade(county: str, rule_pack: str | None, workers: int) -> None:
     """Grade every parcel of a county and rebuild its village, farm-park and county roll-ups."""
-    from ..places.models import Parcel
     from . import runs
 
     actor = Actor(SYSTEM.user_id, "cli", "admin")

@@ -12,6 +12,7 @@ from sqlalchemy import select
 from ..audit.services import canonical_json
 from ..errors import Problem
 from ..extensions import db
+from ..lab.models import LabResult
 from ..samples.models import Sample
 from .grade import Measurement, SampleInput, classify_gb15618, evaluate, gb15618_class
 from .inputs import CHUNK, ParcelInputs, _dec
@@ -108,8 +109,6 @@ def explain(g: Grade) -> dict[str, Any]:
     result rows are immutable and packs are versioned, so the engine gives the same per-analyte
     rows again. ``reproduced`` says whether the rebuilt fingerprint equals the stored one.
     """
-    from ..lab.models import LabResult
-
     stored = dict(g.explanation or {})
     ids = [int(i) for i in (g.inputs or {}).get("results", [])]
     if g.subject_type != "parcel" or not ids:

@@ -1,16 +1,14 @@
 """The grading pass shared by incremental re-grades and whole-scope runs.
 
 It evaluates chunks of parcels, writes new grade and member rows, moves the area sums (see
-``sums``), grades the changed areas, and, after a grade under the default pack changes, calls
-``fieldsvc.certificates.services.on_grade_changed`` when that function exists.
+``sums``), grades the changed areas, and, after a grade under the default pack changes,
+publishes ``GradesChanged`` (certificates react: ``fieldsvc.handlers``).
 
 Flush, never commit: the request (or CLI command) that changed the inputs commits.
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -21,6 +19,7 @@ from sqlalchemy import func, insert, select
 from ..audit.services import Change, insert_rows, record_many
 from ..auth.principal import Actor
 from ..dbtypes import utcnow
+from ..events import GradeChanged, GradesChanged, publish
 from ..extensions import db
 from ..places.models import FarmPark, Region
 from .evaluation import Evaluated, evaluate_parcel
@@ -403,12 +402,11 @@ def _finish(p: _Pass, changed_areas: set[tuple[str, str]]) -> None:
 
 
 def _notify(p: _Pass) -> None:
-    """Tell certificates about changed grades under the default pack (skipped until they exist)."""
+    """Publish ``GradesChanged`` for the subjects whose verdict or grade moved under the default
+    pack (certificates revoke on it, ``fieldsvc.handlers``); a first grade moves nothing."""
     if p.pack.code != DEFAULT_PACK:
         return
-    hook = _certificate_hook()
-    if hook is None:
-        return
+    changed: list[GradeChanged] = []
     live: set[tuple[str, str]] = set()
     for c in [*p.changes, *p.notify_only]:
         if c.previous is None:
@@ -416,16 +414,11 @@ def _notify(p: _Pass) -> None:
         if (c.previous.get("qualified"), c.previous.get("grade")) == (c.qualified, c.grade):
             continue
         reason = f"regraded: {c.verdict}" + (f" ({c.grade})" if c.grade else "")
-        hook(c.subject_type, c.code, c.qualified, reason)
+        changed.append(GradeChanged(c.subject_type, c.code, c.qualified, reason))
         if c.previous.get("qualified") and not c.qualified:
             live.update(c.live_areas)
     for kind, code in sorted(live):  # areas without maintained sums: their grade is recomputed live
         ag = live_area_grade(kind, code, p.pack)
-        hook(kind, code, ag.qualified, f"regraded: grade {ag.grade}")
-
-
-def _certificate_hook() -> Callable[..., Any] | None:
-    if importlib.util.find_spec("fieldsvc.certificates.services") is None:
-        return None
-    module = importlib.import_module("fieldsvc.certificates.services")
-    return getattr(module, "on_grade_changed", None)
+        changed.append(GradeChanged(kind, code, ag.qualified, f"regraded: grade {ag.grade}"))
+    if changed:
+        publish(GradesChanged(tuple(changed), p.actor))

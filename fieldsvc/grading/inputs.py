@@ -10,6 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 from ..extensions import db
+from ..lab.models import LabResult
 from .grade import Measurement, SampleInput
 
 CHUNK = 2000  # parcels per step of a run (and per IN (...) list)
@@ -90,8 +91,6 @@ class _Reader:
 
 
 def _session_reader() -> _Reader:
-    from ..lab.models import LabResult
-
     return _Reader(db.session.connection().connection, _qmark(), _result_processor(LabResult.__table__.c.created_at))
 
 

@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from ..audit.services import Change, record
 from ..auth.principal import SYSTEM, Actor
+from ..auth.services import get_user_by_username
 from ..dbtypes import isoformat
 from ..errors import Problem, validation_failed
 from ..extensions import db
@@ -71,8 +72,6 @@ def rule_pack_list() -> list[dict[str, Any]]:
 def verify_rule_pack(code: str, by: str, version: str | None = None, note: str | None = None,
                      actor: Actor = SYSTEM) -> RulePackVerification:
     """An admin states that the pack's values match the official text (CLI ``rule-packs verify``)."""
-    from ..auth.services import get_user_by_username
-
     pack = load_pack(code, version)
     user = get_user_by_username(by)
     if user is None or user.role != "admin":

@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from ..errors import validation_failed
 from ..extensions import db
 from ..places.models import Parcel
-from ..samples.models import Sample
+from ..samples.models import Sample, SyncConflict
 from .evaluation import explain
 from .inputs import BLOCKING_CONFLICTS
 from .models import Grade
@@ -45,8 +45,6 @@ class Qualification:
 
 def _blocking_samples(kind: str, code: str) -> list[str]:
     """``unresolved_conflicts`` / ``incomplete_samples`` reasons for the samples of a subject's parcels."""
-    from ..samples.models import SyncConflict
-
     parcels = select(Parcel.code).where(_area_column(kind) == code, Parcel.deleted_at.is_(None)) \
         if kind != "parcel" else select(Parcel.code).where(Parcel.code == code)
     live = (Sample.parcel_code.in_(parcels), Sample.deleted_at.is_(None))

@@ -16,6 +16,7 @@ from ..errors import not_found
 from ..extensions import db
 from ..paging import Page, paginate
 from ..places.models import FarmPark, Parcel, Region
+from ..places.services import parcel_scope
 from .evaluation import explain
 from .inputs import CHUNK
 from .models import Grade, RollupMember, RollupSum
@@ -40,8 +41,6 @@ def get_subject(subject_type: str, code: str, actor: Actor | None = None) -> Sub
     if subject_type == "parcel":
         stmt = select(Parcel).where(Parcel.code == code)
         if actor is not None:
-            from ..places.services import parcel_scope
-
             stmt = stmt.where(*parcel_scope(actor))
         parcel = db.session.scalar(stmt)
         if parcel is None:

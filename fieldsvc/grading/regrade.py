@@ -19,7 +19,7 @@ from .inputs import CHUNK
 from .models import RollupSum
 from .pack_admin import resolve_pack
 from .rules import DEFAULT_PACK, RulePack, load_pack
-from .sums import _lock_sums
+from .sums import _lock_sums, county_has_state
 
 
 def regrade_parcels(parcel_codes: Iterable[str], pack: str | RulePack | None = None,
@@ -62,6 +62,24 @@ def _counties_of(codes: Sequence[str]) -> set[str]:
         chunk = codes[start:start + CHUNK]
         counties.update(db.session.scalars(select(Parcel.county_code).where(Parcel.code.in_(chunk))))
     return counties
+
+
+def regrade_new_parcels(codes: Sequence[str], counties: Iterable[str], actor: Actor = SYSTEM) -> None:
+    """New parcels change maintained roll-up sums, and parcels that just got held samples may now grade.
+
+    Where a county has no maintained sums its area grades are computed when read, so new
+    parcels without samples need no work here: that keeps a 100,000-parcel import fast.
+    """
+    if any(county_has_state(county, DEFAULT_PACK) for county in counties):
+        regrade_parcels(codes, actor=actor)
+        return
+    sampled: set[str] = set()
+    codes = list(codes)
+    for start in range(0, len(codes), CHUNK):
+        sampled.update(db.session.scalars(select(Sample.parcel_code).where(
+            Sample.parcel_code.in_(codes[start:start + CHUNK])).distinct()))
+    if sampled:
+        regrade_parcels(sorted(sampled), actor=actor)
 
 
 def regrade_for_samples(sample_ids: Iterable[str], actor: Actor = SYSTEM) -> list[dict[str, Any]]:

@@ -18,7 +18,7 @@ from reportlab.lib.pagesizes import A4
 from reportlab.pdfgen.canvas import Canvas
 
 from fieldsvc import csvout
-from fieldsvc.certificates.fonts import cjk_font
+from fieldsvc.render.fonts import cjk_font
 
 MM = 72 / 25.4
 MAX_TABLE_ROWS = 2000  # parcels listed in the PDF table; the CSV and GeoJSON have all of them

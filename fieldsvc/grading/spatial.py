@@ -16,6 +16,8 @@ from decimal import Decimal
 from sqlalchemy import select
 
 from ..extensions import db
+from ..places.models import Parcel
+from ..samples.models import Sample
 from . import estimation as es
 from .grade import Measurement
 from .rules import RulePack
@@ -53,8 +55,6 @@ def load_county(county: str, pack: RulePack,
                 bbox: tuple[float, float, float, float] | None = None) -> CountyInputs | None:
     """Parcels (bounding-box centres) and usable samples of a county (or of its parcels inside
     ``bbox`` = lon/lat min, min, max, max), projected to its UTM zone; None when none."""
-    from ..places.models import Parcel
-    from ..samples.models import Sample
     from .inputs import load_inputs
 
     where = [Parcel.county_code == county, Parcel.deleted_at.is_(None)]

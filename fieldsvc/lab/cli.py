@@ -10,6 +10,7 @@ from flask import current_app
 from flask.cli import with_appcontext
 
 from ..auth.principal import Actor
+from ..auth.services import get_user_by_username
 from ..errors import Problem
 from ..extensions import db
 from .importing import XlsxLimits
@@ -29,7 +30,6 @@ def lab() -> None:
 @with_appcontext
 def import_file(path: Path, username: str | None, lab_name: str | None, dry_run: bool) -> None:
     """Import a lab CSV/XLSX: all or nothing, idempotent by SHA-256."""
-    from ..auth.services import get_user_by_username
     from . import services
 
     actor = Actor(user_id=0, username="cli", role="lab")

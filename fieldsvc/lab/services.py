@@ -23,6 +23,7 @@ from ..auth.principal import Actor
 from ..dbtypes import isoformat, utcnow
 from ..dbutil import core_execute
 from ..errors import Problem, conflict, forbidden, not_found, validation_failed
+from ..events import ResultsApproved, publish
 from ..extensions import db
 from ..paging import Page, paginate
 from ..samples.models import Sample
@@ -604,14 +605,10 @@ def latest_approved_results(sample_ids: Iterable[str]) -> dict[str, dict[str, La
 
 
 def on_results_approved(sample_ids: Sequence[str]) -> None:
-    """These samples' latest approved results changed: re-grade their parcels now (DESIGN §5).
-
-    Runs inside the approving request's transaction, so a grade is never stale and a
-    certificate whose subject stops qualifying is revoked in the same commit.
-    """
-    from ..grading.regrade import regrade_for_samples  # grading reads lab results: import at call time
-
-    regrade_for_samples(sample_ids)
+    """These samples' latest approved results changed: ``ResultsApproved`` re-grades their parcels
+    in this transaction (DESIGN §5), so a grade is never stale and a certificate whose subject
+    stops qualifying is revoked in the same commit (``fieldsvc.handlers``)."""
+    publish(ResultsApproved(tuple(sample_ids)))
 
 
 # --- review ----------------------------------------------------------------------------------

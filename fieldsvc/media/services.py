@@ -3,8 +3,9 @@
 Rules (DESIGN §4.2): a chunk is appended at the stored offset; a chunk that starts before
 the offset must match what is stored (then only its new tail is appended, or nothing);
 a gap is refused with the offset to resume from. When the last byte arrives the SHA-256 is
-checked: a mismatch drops the partial data and the blob row. Samples naming the blob turn
-``complete`` once every item of their manifest has arrived.
+checked: a mismatch drops the partial data and the blob row. A completed blob publishes
+``MediaCompleted``; samples naming it then turn ``complete`` once every item of their manifest
+has arrived (``fieldsvc.handlers``).
 """
 
 from __future__ import annotations
@@ -23,8 +24,8 @@ from ..auth.principal import Actor
 from ..dbtypes import utcnow
 from ..dbutil import upsert
 from ..errors import Problem, not_found, validation_failed
+from ..events import MediaCompleted, publish
 from ..extensions import db
-from ..samples import services as samples
 from ..sequence import allocate
 from .models import MediaBlob, SampleMedia
 from .storage import BLOCK, FileStorage, MediaStorage
@@ -118,8 +119,13 @@ def receive_chunk(sha256: str, start: int, end: int, total: int, stream: BinaryI
         raise Problem(409, "total_mismatch", f"This upload is {blob.total_bytes} bytes, not {total}.",
                       headers={"Upload-Offset": str(blob.received_bytes)}, offset=blob.received_bytes,
                       total=blob.total_bytes)
-    if not blob.complete and store.exists(sha256):
-        blob.received_bytes, blob.complete, blob.completed_at = total, True, utcnow()  # a crash after publish
+    if not blob.complete and store.exists(sha256):  # a crash between publishing the file and the commit
+        allocate(1)  # the change-sequence lock, as below
+        blob.received_bytes, blob.complete, blob.completed_at = total, True, utcnow()
+        db.session.flush()
+        record(actor.label, Change("media", sha256, "upload_complete", after={"total": total, "recovered": True}))
+        publish(MediaCompleted((sha256,), actor))
+        return Upload(sha256, total, total, True, 200)
     if blob.complete:
         return Upload(sha256, total, total, True, 200)
     offset = blob.received_bytes
@@ -154,7 +160,7 @@ def receive_chunk(sha256: str, start: int, end: int, total: int, stream: BinaryI
     blob.complete, blob.completed_at = True, utcnow()
     db.session.flush()
     record(actor.label, Change("media", sha256, "upload_complete", after={"total": total}))
-    samples.mark_media_complete(sha256, actor)
+    publish(MediaCompleted((sha256,), actor))  # samples waiting for it may now be complete
     return Upload(sha256, total, total, True, 201)
 
 

@@ -349,6 +349,10 @@ def metres_per_degree(lat: float) -> tuple[float, float]:
 def distance_to_geometry_m(lon: float, lat: float, geometry: Any) -> float:
     """Metres from a point to the nearest edge of a geometry; 0 when the point is inside or on it.
 
+    A point inside (the common case: a sample taken on its parcel) is found by ``_ray_inside``
+    in a few microseconds, without building a shapely geometry; the exact distance is computed
+    only for the others, and it is 0 for a point on an edge that the ray test read as outside.
+
     Uses an equirectangular projection centred on the point, with the WGS84 radii of curvature
     there, so distances along the point's meridian and parallel are exact to first order. The
     relative error is about |tan(lat)| * d / 6371 km + (d / 6371 km)²: below 0.05 % for
@@ -358,6 +362,8 @@ def distance_to_geometry_m(lon: float, lat: float, geometry: Any) -> float:
     :raise Problem 422: for a malformed geometry or an out-of-range point.
     """
     x0, y0 = _lon_lat(lon, lat)
+    if _ray_inside(x0, y0, geometry):
+        return 0.0
     shape = to_shape(geometry)
     kx, ky = metres_per_degree(y0)
 
@@ -373,8 +379,36 @@ def point_in_geometry(lon: float, lat: float, geometry: Any) -> bool:
 
     :raise Problem 422: for a malformed geometry or an out-of-range point.
     """
-    x, y = _lon_lat(lon, lat)
-    return bool(shapely.covers(to_shape(geometry), Point(x, y)))
+    return distance_to_geometry_m(lon, lat, geometry) == 0.0
+
+
+def _ray_inside(x: float, y: float, geometry: Any) -> bool:
+    """Even-odd ray casting on the GeoJSON rings: True only for a point surely inside (not in a
+    hole). Points on an edge may read as outside, and so does anything malformed: the caller
+    then takes the exact path, which settles edges and refuses malformed input with a 422."""
+    try:
+        kind = geometry.get("type")
+        polygons = geometry["coordinates"] if kind == "MultiPolygon" else [geometry["coordinates"]]
+        if kind not in ("Polygon", "MultiPolygon"):
+            return False
+        for rings in polygons or []:
+            if rings and _in_ring(x, y, rings[0]) and not any(_in_ring(x, y, hole) for hole in rings[1:]):
+                return True
+    except (AttributeError, IndexError, KeyError, TypeError, ZeroDivisionError):
+        return False
+    return False
+
+
+def _in_ring(x: float, y: float, ring: list) -> bool:
+    inside = False
+    j = len(ring) - 1
+    for i in range(len(ring)):
+        xi, yi = ring[i][0], ring[i][1]
+        xj, yj = ring[j][0], ring[j][1]
+        if (yi > y) != (yj > y) and x < (xj - xi) * (y - yi) / (yj - yi) + xi:
+            inside = not inside
+        j = i
+    return inside
 
 
 __all__ = [

@@ -14,6 +14,7 @@ from ..audit.services import Change, canonical_json, record, record_many
 from ..auth.principal import Actor
 from ..dbtypes import isoformat, utcnow
 from ..errors import Problem, conflict, not_found, validation_failed
+from ..events import ParcelsChanged, ParcelsImported, publish
 from ..extensions import db
 from ..paging import Page, paginate
 from ..sequence import allocate
@@ -302,39 +303,7 @@ def _insert_parcels(rows: list[dict], actor: Actor) -> None:
         db.session.execute(insert(Parcel.__table__), chunk)
     record_many(actor.label, (Change("parcel", r["code"], "create", after_json=_row_feature_json(r), version=1)
                               for r in rows))
-    from ..samples.services import link_held_samples  # samples import places: import at call time
-
-    codes = [r["code"] for r in rows]
-    link_held_samples(codes, actor)
-    _regrade_new(codes, {r["county_code"] for r in rows}, actor)
-
-
-def _regrade(codes: Sequence[str], actor: Actor) -> None:
-    """A parcel's area, village, park or existence feeds the roll-up: re-grade in this transaction (DESIGN §5)."""
-    from ..grading.regrade import regrade_parcels  # grading reads places: import at call time
-
-    regrade_parcels(codes, actor=actor)
-
-
-def _regrade_new(codes: Sequence[str], counties: set[str], actor: Actor) -> None:
-    """New parcels change maintained roll-up sums, and parcels that just got held samples may now grade.
-
-    Where a county has no maintained sums its area grades are computed when read, so new
-    parcels without samples need no work here: that keeps a 100,000-parcel import fast.
-    """
-    from ..grading.rules import DEFAULT_PACK
-    from ..grading.sums import county_has_state
-    from ..samples.models import Sample
-
-    if any(county_has_state(county, DEFAULT_PACK) for county in counties):
-        _regrade(codes, actor)
-        return
-    sampled: set[str] = set()
-    for chunk in _chunks(list(codes)):
-        sampled.update(db.session.scalars(select(Sample.parcel_code).where(Sample.parcel_code.in_(chunk))
-                                          .distinct()))
-    if sampled:
-        _regrade(sorted(sampled), actor)
+    publish(ParcelsImported(tuple(r["code"] for r in rows), tuple(sorted({r["county_code"] for r in rows})), actor))
 
 
 # --- parcels: read, edit, delete ------------------------------------------------------------
@@ -386,7 +355,7 @@ def update_parcel(code: str, patch: Mapping[str, Any], actor: Actor, max_vertice
     _bump(parcel)
     after = parcel_feature(parcel)
     record(actor.label, Change("parcel", code, "update", before=before, after=after, version=parcel.version))
-    _regrade([code], actor)
+    publish(ParcelsChanged((code,), actor))
     return parcel
 
 
@@ -399,7 +368,7 @@ def delete_parcel(code: str, actor: Actor, base_version: int | None = None) -> P
     _bump(parcel)
     record(actor.label, Change("parcel", code, "delete", before=before, after=parcel_feature(parcel),
                                version=parcel.version, deleted=True))
-    _regrade([code], actor)
+    publish(ParcelsChanged((code,), actor))
     return parcel
 
 

@@ -9,6 +9,7 @@ from flask import Blueprint, current_app, request
 from ..audit.services import versions_for
 from ..dbtypes import isoformat
 from ..errors import validation_failed
+from ..grading.queries import grade_summaries
 from ..http import ALL_ROLES, OFFICIALS, current_actor, if_match_version, json_body, load, query_args, requires_role
 from ..openapi import doc
 from ..schemas import page_limit
@@ -143,8 +144,6 @@ def parcel_versions(code: str):
 
 def _with_grades(features: list[dict]) -> list[dict]:
     """Grading: each feature's current default-pack grade as ``properties.grade`` (one query per page)."""
-    from ..grading.queries import grade_summaries
-
     grades = grade_summaries([f["id"] for f in features])
     for f in features:
         f["properties"]["grade"] = grades.get(f["id"])

@@ -21,6 +21,7 @@ from ..auth.principal import SYSTEM, Actor
 from ..dbtypes import isoformat, utcnow
 from ..dbutil import core_execute, dialect_name, upsert
 from ..errors import conflict, not_found, validation_failed
+from ..events import ParcelsChanged, SamplesChanged, publish
 from ..extensions import db
 from ..media.models import MediaBlob, SampleMedia
 from ..paging import Page, paginate
@@ -143,43 +144,17 @@ def derive(clean: Mapping[str, Any], collected_at_utc: datetime | None, record_f
     flags = list(record_flags)
     loc = clean.get("location")
     if parcel is not None and parcel.geometry is not None and loc and loc.get("lat") is not None:
-        inside = _inside(loc["lon"], loc["lat"], parcel.geometry)
+        distance = geo.distance_to_geometry_m(loc["lon"], loc["lat"], parcel.geometry)
         # A point inside its parcel is never a mismatch (accuracy >= 0 plus a buffer >= 0): when
         # record_flags hold this fix's own flags already (``fix_flagged``), only a point outside
         # needs the check.
-        if not (inside and fix_flagged and rules.location_buffer_m >= 0):
-            distance = 0.0 if inside else geo.distance_to_geometry_m(loc["lon"], loc["lat"], parcel.geometry)
+        if not (distance == 0.0 and fix_flagged and rules.location_buffer_m >= 0):
             flags += location_flags(loc["lat"], loc["lon"], loc["accuracy_m"], distance, rules)
     flags += time_flags(collected_at_utc, skew_s, now, rules)
     if parcel is None:
         return Derivation(order_flags(flags), "held", fallback_county, now + timedelta(seconds=hold_ttl_s))
     missing = [m for m in clean.get("media") or [] if m["sha256"] not in complete_media]
     return Derivation(order_flags(flags), "awaiting_media" if missing else "complete", parcel.county_code, None)
-
-
-def _inside(lon: float, lat: float, geometry: Mapping[str, Any]) -> bool:
-    """Even-odd ray casting on the GeoJSON rings: the common case (a point inside its parcel)
-    in a few microseconds, without building a shapely geometry; outside points get the exact
-    distance from ``places.geometry``. Points on an edge may read as outside: then the exact
-    distance (0) is computed, so the answer is the same."""
-    polygons = geometry.get("coordinates") if geometry.get("type") == "MultiPolygon" else [
-        geometry.get("coordinates")]
-    for rings in polygons or []:
-        if rings and _in_ring(lon, lat, rings[0]) and not any(_in_ring(lon, lat, hole) for hole in rings[1:]):
-            return True
-    return False
-
-
-def _in_ring(x: float, y: float, ring: list) -> bool:
-    inside = False
-    j = len(ring) - 1
-    for i in range(len(ring)):
-        xi, yi = ring[i][0], ring[i][1]
-        xj, yj = ring[j][0], ring[j][1]
-        if (yi > y) != (yj > y) and x < (xj - xi) * (y - yi) / (yj - yi) + xi:
-            inside = not inside
-        j = i
-    return inside
 
 
 def new_row(sample_id: str, clean: Mapping[str, Any], collected_at_utc: datetime | None, d: Derivation,
@@ -361,8 +336,13 @@ def versions(sample: Sample) -> list[EntityVersion]:
 
 def apply_edit(sample: Sample, clean: Mapping[str, Any], collected_at_utc: datetime | None, d: Derivation,
                skew_s: float | None, now: datetime, actor: Actor, action: str) -> dict[str, Any]:
-    """A new version of ``sample`` with ``clean`` content; flushes (a code clash raises IntegrityError)."""
+    """A new version of ``sample`` with ``clean`` content; flushes (a code clash raises IntegrityError).
+
+    The caller publishes ``SamplesChanged`` for the edited samples (once per batch); a sample that
+    leaves a parcel it counted for publishes ``ParcelsChanged`` for that parcel here.
+    """
     keep_first_version(sample)
+    left = sample.parcel_code if sample.state not in ("held", "needs_review") else None
     before = sample_data(sample)
     row = new_row(sample.id, clean, collected_at_utc, d, 0, skew_s, now, actor, content_hash(clean))
     for column in CONTENT_COLUMNS:
@@ -375,6 +355,8 @@ def apply_edit(sample: Sample, clean: Mapping[str, Any], collected_at_utc: datet
     after = sample_data(sample)
     record_many(actor.label, [Change("sample", sample.id, action, before=before, after=after,
                                      version=sample.version, after_json=sample.data_json)])
+    if left is not None and left != sample.parcel_code:
+        publish(ParcelsChanged((left,), actor))  # the parcel it left is graded without it
     return after
 
 
@@ -476,34 +458,48 @@ def _geometry(text: str | None) -> dict[str, Any] | None:
 
 # --- media and held samples -----------------------------------------------------------------
 
-def mark_media_complete(sha256: str, actor: Actor) -> int:
-    """Samples waiting only for this blob become ``complete`` (a new seq, so pulls see it)."""
+def mark_media_complete(sha256s: Iterable[str], actor: Actor) -> int:
+    """Samples naming these blobs and waiting only for complete blobs become ``complete``."""
+    shas = sorted(set(sha256s))
+    if not shas:
+        return 0
     waiting = list(db.session.scalars(
-        select(Sample).join(SampleMedia, SampleMedia.sample_id == Sample.id)
-        .where(SampleMedia.sha256 == sha256, Sample.state == "awaiting_media", Sample.deleted_at.is_(None))))
-    done = []
-    for sample in waiting:
-        needed = {m["sha256"] for m in sample.media or []}
-        if needed <= complete_media(needed):
-            done.append(sample)
+        select(Sample).where(Sample.id.in_(select(SampleMedia.sample_id).where(SampleMedia.sha256.in_(shas))),
+                             Sample.state == "awaiting_media", Sample.deleted_at.is_(None))
+        .order_by(Sample.id)))
+    return _complete_if_media_arrived(waiting, actor, "media_complete")
+
+
+def repair_media_complete(actor: Actor = SYSTEM) -> int:
+    """Housekeeping: every sample still ``awaiting_media`` although all its blobs are complete
+    (a crash between publishing a blob's file and committing its row used to leave one) is
+    completed now, with the same audit event and re-grade as an upload completing it."""
+    waiting = list(db.session.scalars(select(Sample).where(Sample.state == "awaiting_media",
+                                                           Sample.deleted_at.is_(None)).order_by(Sample.id)))
+    return _complete_if_media_arrived(waiting, actor, "media_complete")
+
+
+def _complete_if_media_arrived(waiting: list[Sample], actor: Actor, action: str) -> int:
+    """The samples of ``waiting`` whose every manifest blob is complete turn ``complete`` (a new
+    seq, so pulls see it); publishes ``SamplesChanged`` for them."""
+    arrived = complete_media(m["sha256"] for s in waiting for m in s.media or [])
+    done = [s for s in waiting if {m["sha256"] for m in s.media or []} <= arrived]
     if not done:
         return 0
     now = utcnow()
     for sample, seq in zip(done, allocate(len(done)), strict=True):
         sample.state, sample.seq, sample.updated_at = "complete", seq, now
     db.session.flush()
-    record_many(actor.label, [Change("sample", s.id, "media_complete", after={"state": "complete"})
-                              for s in done])
-    from ..grading.regrade import regrade_for_samples  # a complete sample's results now count
-
-    regrade_for_samples([s.id for s in done], actor)
+    record_many(actor.label, [Change("sample", s.id, action, after={"state": "complete"}) for s in done])
+    publish(SamplesChanged(tuple(s.id for s in done), actor))  # a complete sample's results now count
     return len(done)
 
 
 def link_held_samples(parcel_codes: Iterable[str], actor: Actor = SYSTEM) -> int:
     """Held samples whose parcel has just arrived are linked: flags and state recomputed.
 
-    Called from the parcel import in the same transaction. The location check against the
+    Runs when parcels are imported (``ParcelsImported`` in ``fieldsvc.handlers``) and from the
+    console, in the caller's transaction. The location check against the
     new parcel runs now; the clock skew noted at push time is kept.
     """
     codes = list(set(parcel_codes))
@@ -519,7 +515,7 @@ def link_held_samples(parcel_codes: Iterable[str], actor: Actor = SYSTEM) -> int
     parcels = parcels_for({s.parcel_code for s in held}, SYSTEM)
     media_done = complete_media(m["sha256"] for s in held for m in s.media or [])
     now = utcnow()
-    changes = []
+    changes, linked = [], []
     for sample, seq in zip(held, allocate(len(held)), strict=True):
         parcel = parcels.get(sample.parcel_code)
         if parcel is None or parcel.deleted:
@@ -530,8 +526,11 @@ def link_held_samples(parcel_codes: Iterable[str], actor: Actor = SYSTEM) -> int
         sample.held_until, sample.seq, sample.updated_at = None, seq, now
         changes.append(Change("sample", sample.id, "link_parcel", before={"state": before_state},
                               after={"state": d.state, "parcel": parcel.code, "flags": d.flags}))
+        linked.append(sample.id)
     db.session.flush()
     record_many(actor.label, changes)
+    if linked:
+        publish(SamplesChanged(tuple(linked), actor))  # linked samples now count for their parcel's grade
     return len(changes)
 
 
@@ -552,9 +551,7 @@ def move_to_parcel(sample: Sample, parcel_code: str, actor: Actor) -> Sample:
     content = {**sample_data(sample), "parcel": parcel.code}
     d = _derive_stored(sample, content, parcel, complete_media(m["sha256"] for m in content["media"]))
     apply_edit(sample, content, sample.collected_at, d, sample.clock_skew_s, utcnow(), actor, "move_parcel")
-    from ..grading.regrade import regrade_for_samples  # grading reads samples: import at call time
-
-    regrade_for_samples([sample.id], actor)
+    publish(SamplesChanged((sample.id,), actor))
     return sample
 
 

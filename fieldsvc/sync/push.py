@@ -20,16 +20,18 @@ from typing import Any, Mapping
 from sqlalchemy import select
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 
+from ..audit.models import EntityVersion
 from ..audit.services import Change, record, record_many
 from ..auth.principal import Actor
 from ..dbtypes import isoformat, utcnow
 from ..dbutil import upsert
 from ..errors import validation_failed
+from ..events import SamplesChanged, SamplesCreated, publish
 from ..extensions import db
 from ..samples import services as samples
-from ..samples.content import content_hash
+from ..samples.content import canonical_field, content_hash
 from ..samples.models import Sample, SyncConflict
-from ..samples.validation import ValidatedSample, estimate_skew, validate_sample_data
+from ..samples.validation import ValidatedSample, estimate_skew, parse_rfc3339, validate_sample_data
 from ..sequence import allocate
 from .idempotency import claim_idempotency_key, request_digest
 from .merge import merge_fields
@@ -109,15 +111,13 @@ def _push(body: Mapping[str, Any], actor: Actor, hold_ttl_s: int, max_records: i
 
 
 def _after_writes(batch: Batch) -> None:
-    """Audit the new samples, link lab results held for their bag codes, re-grade edited samples."""
-    from ..grading.regrade import regrade_for_samples  # grading reads samples: import at call time
-    from ..lab.services import link_held_results_for
-
+    """Audit the new samples and publish what the batch did: ``SamplesCreated`` (lab results held
+    for their bag codes are linked) and ``SamplesChanged`` for edited samples (re-graded)."""
     if batch.created:
         record_many(batch.actor.label, batch.created)
-        link_held_results_for([(c.entity_key, c.after["code"]) for c in batch.created], batch.actor.label)
+        publish(SamplesCreated(tuple((c.entity_key, c.after["code"]) for c in batch.created), batch.actor))
     if batch.changed:
-        regrade_for_samples(batch.changed, batch.actor)
+        publish(SamplesChanged(tuple(sorted(batch.changed)), batch.actor))
 
 
 def _envelope(body: Mapping[str, Any], max_records: int) -> list[Any]:
@@ -337,8 +337,6 @@ def _judge(it: Item, batch: Batch) -> None:
 
 
 def _differs(name: str, a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
-    from ..samples.content import canonical_field
-
     return canonical_field(name, a.get(name)) != canonical_field(name, b.get(name))
 
 
@@ -357,8 +355,6 @@ def _revalidate(content: Mapping[str, Any]) -> dict[str, Any] | None:
 
 
 def _apply(it: Item, sample: Sample, content: dict[str, Any], batch: Batch, action: str, status: str) -> int:
-    from ..samples.validation import parse_rfc3339
-
     parcel = batch.parcels.get(content["parcel"])
     if content["parcel"] not in batch.parcels:
         batch.parcels.update(samples.parcels_for([content["parcel"]], batch.actor))
@@ -420,8 +416,6 @@ def _judge_delete(it: Item, sample: Sample | None, batch: Batch) -> None:
 
 
 def _version_data(sample_id: str, version: int) -> dict[str, Any] | None:
-    from ..audit.models import EntityVersion
-
     row = db.session.scalar(select(EntityVersion).where(EntityVersion.entity_type == "sample",
                                                         EntityVersion.entity_key == sample_id,
                                                         EntityVersion.version == version))

@@ -17,7 +17,7 @@ from ..samples import services as samples
 from ..samples.conflicts import get_conflict
 from ..samples.content import content_hash
 from ..samples.models import Sample, SyncConflict
-from ..samples.validation import ValidatedSample, validate_sample_data
+from ..samples.validation import ValidatedSample, parse_rfc3339, validate_sample_data
 from .push import Batch, Item, _after_writes, _apply, _insert_one
 
 
@@ -47,8 +47,6 @@ def resolve_conflict(conflict_id: int, resolution: str, values: Mapping[str, Any
             it.digest = content_hash(clean)
             batch.parcels = samples.parcels_for([clean["parcel"]], _unscoped(actor))
             batch.media_done = samples.complete_media(m["sha256"] for m in clean["media"] or [])
-            from ..samples.validation import parse_rfc3339
-
             it.checked = ValidatedSample(clean, {}, [], parse_rfc3339(clean["collected_at"]))
             _insert_one(it, batch)
             version = 1

@@ -590,7 +590,7 @@ def test_unknown_console_url_answers_with_the_console_page_not_json(client):
 
 def test_console_shows_the_collect_settings_qr_beside_the_provisioning_qr(app, client, scene, reviewer,
                                                                          make_account):
-    from fieldsvc.openrosa.collect import decode_payload
+    from fieldsvc.devices.collect import decode_payload
     from tests.api.test_openrosa_collect import decode_qr
 
     _, console = reviewer

@@ -11,8 +11,8 @@ from werkzeug.serving import make_server
 
 from fieldsvc.certificates import codes
 from fieldsvc.certificates.models import LabelSerial
-from fieldsvc.certificates.qr import qr_matrix
 from fieldsvc.extensions import db
+from fieldsvc.render.qr import qr_matrix
 from tests.api.test_certificates_api import grading as _grading
 from tests.api.test_certificates_api import issued
 from tests.api.test_certificates_labels import decode_pdf, pdf_text

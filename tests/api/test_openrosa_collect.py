@@ -18,8 +18,8 @@ import openpyxl
 import pytest
 from sqlalchemy import func, select
 
+from fieldsvc.devices import collect
 from fieldsvc.extensions import db
-from fieldsvc.openrosa import collect
 from fieldsvc.openrosa.models import OpenRosaSubmission
 from fieldsvc.openrosa.xform import FORM_ID
 from fieldsvc.samples.models import Sample

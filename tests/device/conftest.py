@@ -117,15 +117,18 @@ class Server:
 
     # -- subprocess ---------------------------------------------------------------------------
 
-    def start_process(self, port: int | None = None) -> Server:
+    def start_process(self, port: int | None = None, app_target: str = "app",
+                      extra_env: dict[str, str] | None = None) -> Server:
+        """``flask --app <app_target> run`` on ``port``; ``extra_env`` adds variables (a test's crash points)."""
         self.port = port or free_port()
         env = {**os.environ, "FIELDSVC_DATABASE_URL": f"sqlite:///{self.db_path}",
                "FIELDSVC_INSTANCE_PATH": str(self.instance), "FIELDSVC_DEMO": "0",
                "FIELDSVC_SECRET_KEY": SERVER_CONFIG["SECRET_KEY"], "FIELDSVC_LOG_LEVEL": "WARNING",
                "FIELDSVC_PASSWORD_HASH_PROFILE": "CHEAPEST"}
         env.update({f"FIELDSVC_{k}": str(v) for k, v in self.extra.items()})
+        env.update(extra_env or {})
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "flask", "--app", "app", "run", "--host", "127.0.0.1", "--port", str(self.port),
+            [sys.executable, "-m", "flask", "--app", app_target, "run", "--host", "127.0.0.1", "--port", str(self.port),
              "--no-reload", "--no-debugger"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL)
         self.url = f"http://127.0.0.1:{self.port}"

@@ -14,7 +14,6 @@ import pytest
 import zxingcpp
 from PIL import Image
 
-from fieldsvc.certificates import fonts
 from fieldsvc.certificates.codes import format_code, new_code, verify_url
 from fieldsvc.certificates.pdf import (
     MIN_MODULE_MM,
@@ -31,6 +30,7 @@ from fieldsvc.certificates.pdf import (
 )
 from fieldsvc.certificates.signing import Claims, KeyRing, sign_claims
 from fieldsvc.errors import Problem
+from fieldsvc.render import fonts
 
 pytestmark = pytest.mark.skipif(shutil.which("pdftoppm") is None, reason="poppler-utils is not installed")
 

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fieldsvc.openrosa import collect
+from fieldsvc.devices import collect
 from fieldsvc.openrosa.keyurl import redact
 from fieldsvc.openrosa.services import clause, device_sent_at, sentence
 from fieldsvc.openrosa.submission import parse_submission

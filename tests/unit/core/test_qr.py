@@ -12,9 +12,9 @@ import zxingcpp
 from PIL import Image
 
 from fieldsvc.certificates.codes import code_from_bytes, new_code, verify_url
-from fieldsvc.certificates.qr import ECC_LEVELS, QUIET_ZONE_MODULES, dark_runs, qr_matrix, qr_png
 from fieldsvc.certificates.signing import Claims, KeyRing, sign_claims
 from fieldsvc.errors import Problem
+from fieldsvc.render.qr import ECC_LEVELS, QUIET_ZONE_MODULES, dark_runs, qr_matrix, qr_png
 
 RNG = random.Random(7)
 QR_ALNUM = string.ascii_uppercase + string.digits + " $%*+-./:"
