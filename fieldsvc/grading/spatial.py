@@ -74,9 +74,10 @@ def load_county(county: str, pack: RulePack,
     by_code = {p.code: (p, float(x), float(y)) for p, x, y in zip(parcels, px, py, strict=True)}
     targets = [es.Target(p.code, x, y, p.land_use) for p, x, y in by_code.values()]
     inputs = load_inputs([p.code for p in parcels])
-    ids = [s.sample_id for pi in inputs.values() for s in pi.samples]
-    fixes = dict((r[0], (r[1], r[2])) for r in db.session.execute(
-        select(Sample.id, Sample.lon, Sample.lat).where(Sample.id.in_(ids))).all()) if ids else {}
+    # the fixes of the samples on these parcels, by a join (a county's ids would overflow an IN list)
+    fixes = {r[0]: (r[1], r[2]) for r in db.session.execute(
+        select(Sample.id, Sample.lon, Sample.lat).join(Parcel, Parcel.code == Sample.parcel_code)
+        .where(*where, Sample.lat.is_not(None)))} if any(pi.samples for pi in inputs.values()) else {}
     samples: list[es.Sample] = []
     pending = []
     for code, pi in inputs.items():
