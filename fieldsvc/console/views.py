@@ -87,7 +87,7 @@ AUDIT_TYPES = ("parcel", "sample", "lab_result", "certificate", "device", "sync_
 def _setup(state: Any) -> None:
     app: Flask = state.app
     app.config["SESSION_COOKIE_NAME"] = "fieldsvc_console"
-    app.config["SESSION_COOKIE_PATH"] = "/console"  # the API never sees it
+    app.config["SESSION_COOKIE_PATH"] = "/"  # the console and its map tiles; the API never reads it (http.py)
     app.config["SESSION_COOKIE_HTTPONLY"] = True
     app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
     app.config["SESSION_COOKIE_SECURE"] = str(app.config["PUBLIC_BASE_URL"]).startswith("https://")

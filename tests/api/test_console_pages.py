@@ -189,7 +189,7 @@ def test_unauthenticated_page_redirects_to_login_and_back(app, official):
                                            "next": "/console/queues?x=1"})
     assert good.status_code == 303 and good.headers["Location"] == "/console/queues?x=1"
     cookie = good.headers["Set-Cookie"]
-    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Path=/console" in cookie
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Path=/;" in cookie  # console + /tiles
     assert "Secure" in cookie  # the test config's public base URL is https
     assert console.get("/console/queues").status_code == 200
 

@@ -1,0 +1,46 @@
+"""Tile arithmetic and the Python encoder, without a database."""
+
+from __future__ import annotations
+
+import pytest
+import shapely
+
+from fieldsvc.errors import Problem
+from fieldsvc.tiles import encode
+from fieldsvc.tiles.tilemath import EXTENT, HALF, Tile, parse_tile, tile_for, to_lonlat, to_mercator
+
+
+def test_tile_bounds_cover_the_mercator_square_and_round_trip():
+    assert Tile(0, 0, 0).bounds_m() == pytest.approx((-HALF, -HALF, HALF, HALF))
+    w, s, e, n = Tile(1, 1, 0).bounds_deg()
+    assert (w, e) == pytest.approx((0, 180)) and s == pytest.approx(0, abs=1e-9) and n == pytest.approx(85.0511, 1e-4)
+    x, y = to_mercator(115.62, 28.18)
+    assert to_lonlat(x, y) == pytest.approx((115.62, 28.18))
+    t = tile_for(115.62, 28.18, 15)
+    w, s, e, n = t.bounds_deg()
+    assert w <= 115.62 <= e and s <= 28.18 <= n
+
+
+@pytest.mark.parametrize(("z", "x", "y", "field"), [("a", "0", "0", "z"), ("2", "4", "0", "x"), ("2", "0", "4", "y"),
+                                                    ("2", "-1", "0", "x"), ("2", "٣", "0", "x"),
+                                                    ("12345678", "0", "0", "z")])
+def test_parse_tile_names_the_bad_part(z, x, y, field):
+    with pytest.raises(Problem) as info:
+        parse_tile(z, x, y)
+    assert info.value.status == 400 and field in info.value.details["fields"]
+
+
+def test_zoom_past_the_maximum_parses_for_the_views_404():
+    assert parse_tile("25", "99999", "0") == Tile(25, 99999, 0)
+
+
+def test_encoder_clips_to_the_buffer_snaps_and_drops_what_collapses():
+    tile = tile_for(115.62, 28.18, 16)
+    w, s, e, n = tile.bounds_deg()
+    big = shapely.box(w - 1, s - 1, e + 1, n + 1)  # covers the tile: clipped to tile + buffer
+    tiny = shapely.box(w + (e - w) / 2, s + (n - s) / 2, w + (e - w) / 2 + 1e-9, s + (n - s) / 2 + 1e-9)
+    data = encode.encode("parcels", [(1, big, {"code": "BIG", "grade": None}), (2, tiny, {"code": "TINY"})], tile)
+    (feature,) = encode.decode(data)["parcels"]["features"]
+    assert feature["id"] == 1 and feature["properties"] == {"code": "BIG"}
+    assert shapely.geometry.shape(feature["geometry"]).bounds == (-64, -64, EXTENT + 64, EXTENT + 64)
+    assert encode.encode("parcels", [], tile) == b""
