@@ -17,7 +17,14 @@ export FIELDSVC_DEMO
 
 .PHONY: run test install postgis system-deps lint bench clean
 
-install: $(VENV)/.installed postgis
+install: $(VENV)/.installed postgis node_modules/.package-lock.json
+
+# The map library (OpenLayers) from the npm registry, exactly as package-lock.json pins it;
+# served from our origin at /maps/ (no CDN). npm comes from Debian when missing.
+node_modules/.package-lock.json: package.json package-lock.json
+	@command -v npm >/dev/null || { SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq npm >/dev/null; }
+	npm ci --no-audit --no-fund --loglevel=error
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

@@ -89,6 +89,7 @@ def _register_blueprints(app: Flask) -> None:
     from .samples.views import bp as samples_bp
     from .sync.views import bp as sync_bp
     from .sync.views import conflicts_bp
+    from .tiles.assets import bp as maps_bp
     from .tiles.views import bp as tiles_bp
 
     for bp in (ops_bp, auth_bp, devices_bp, places_bp, samples_bp, sync_bp, conflicts_bp, media_bp,

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 from typing import Any, Iterable
 
+import numpy as np
 import shapely
 from sqlalchemy import Float as SAFloat
 from sqlalchemy import Text, and_, case, cast, column, exists, func, literal, literal_column, or_, select, table
@@ -35,6 +36,14 @@ from .models import AreaOutline
 from .tilemath import BUFFER, EXTENT, MAX_ZOOM, MIN_FEATURE_UNITS, SIMPLIFY_UNITS, Tile
 
 LAYERS = ("parcels", "samples", "areas", "planned")
+# The map's colours (the console's legend and map.js read these): measured and estimated told apart,
+# not-assessed grey.
+COLOURS = {
+    "grade": {"qualified": "#1b7a3a", "qualified_estimated": "#8fd19e", "not_qualified": "#b3261e",
+              "not_qualified_estimated": "#f0a49e", "needs_sampling": "#e08a00", "indeterminate": "#c77700",
+              "not_assessed": "#b8bfbb"},
+    "sampling": {"complete": "#1b5fa8", "incomplete": "#c77700", "held": "#7a2e8f", "none": "#d7dbd9"},
+}
 MAX_FEATURES = 20_000  # the first feature budget of a parcel tile; fewer when the bytes say so
 MAX_SAMPLES = 20_000
 HELD_STATES = ("held", "needs_review")
@@ -57,21 +66,17 @@ def render(layer: str, tile: Tile, actor: Actor, *, max_bytes: int, using: str |
     if layer == "parcels":
         budget = MAX_FEATURES
         while True:
-            data = _parcels(tile, actor, budget, using)
-            if len(data) <= max_bytes or budget <= 1:
-                return data
-            budget = max(1, int(budget * min(len(data), max_bytes * 0.9) / len(data) * 0.9))
-            budget = min(budget, _count(data, "parcels") - 1) if _count(data, "parcels") > 1 else 1
+            tile_data = _parcels(tile, actor, budget, using)
+            if len(tile_data.data) <= max_bytes or tile_data.features <= 1:
+                return tile_data.data
+            # Fewer features, in proportion to the overshoot (and at least one fewer), largest first.
+            budget = min(tile_data.features - 1, int(tile_data.features * max_bytes / len(tile_data.data) * 0.95))
+            budget = max(1, budget)
     if layer == "samples":
-        return _samples(tile, actor, using)
+        return _samples(tile, actor, using).data
     if layer == "areas":
-        return _areas(tile, actor)
+        return _areas(tile, actor).data
     return b""  # planned points: none kept yet (the estimation work adds them; this layer serves them then)
-
-
-def _count(data: bytes, name: str) -> int:
-    layers = encode.decode(data) if data else {}
-    return len(layers.get(name, {}).get("features", []))
 
 
 # --- parcels --------------------------------------------------------------------------------------
@@ -88,12 +93,21 @@ def _min_size(tile: Tile) -> Any:
     return or_(Parcel.max_lon - Parcel.min_lon >= dlon, Parcel.max_lat - Parcel.min_lat >= dlat)
 
 
+UNGRADED = ("not_graded", "not_assessed")
+
+
+def _verdict_column() -> Any:
+    """The parcel's verdict; no grade, or a grade that judged nothing, is ``not_assessed``."""
+    return case((or_(Grade.verdict.is_(None), Grade.verdict.in_(UNGRADED)), literal("not_assessed")),
+                else_=Grade.verdict)
+
+
 def _basis_column() -> Any:
     """The grade's basis (``measured``/``estimated``) where grades carry one; else graded means measured."""
     basis = getattr(Grade, "basis", None)
-    if basis is not None:
-        return func.coalesce(basis, case((Grade.id.is_not(None), literal("measured")), else_=literal("not_assessed")))
-    return case((Grade.id.is_not(None), literal("measured")), else_=literal("not_assessed"))
+    measured = literal("measured") if basis is None else func.coalesce(basis, literal("measured"))
+    return case((or_(Grade.verdict.is_(None), Grade.verdict.in_(UNGRADED)), literal("not_assessed")),
+                else_=measured)
 
 
 def sampling_state() -> Any:
@@ -110,7 +124,7 @@ def _parcel_select(tile: Tile, actor: Actor, limit: int, extra: Iterable[Any], w
                       Grade.rule_pack == DEFAULT_PACK, Grade.superseded_by.is_(None))
     return (select(Parcel.id.label("id"), Parcel.code.label("code"), Parcel.village_code.label("village"),
                    Parcel.land_use.label("land_use"), Grade.grade.label("grade"),
-                   func.coalesce(Grade.verdict, literal("not_assessed")).label("verdict"),
+                   _verdict_column().label("verdict"),
                    _basis_column().label("basis"), sampling_state().label("state"), *extra)
             .select_from(Parcel).outerjoin(Grade, grade_join)
             .where(*parcel_scope(actor), Parcel.deleted_at.is_(None),
@@ -122,7 +136,7 @@ def _parcel_select(tile: Tile, actor: Actor, limit: int, extra: Iterable[Any], w
 PARCEL_PROPS = ("code", "village", "land_use", "grade", "verdict", "basis", "state")
 
 
-def _parcels(tile: Tile, actor: Actor, limit: int, using: str) -> bytes:
+def _parcels(tile: Tile, actor: Actor, limit: int, using: str) -> encode.Encoded:
     if using == "postgis":
         geom = literal_column("parcels.geom")
         envelope = func.ST_TileEnvelope(tile.z, tile.x, tile.y)
@@ -137,18 +151,18 @@ def _parcels(tile: Tile, actor: Actor, limit: int, using: str) -> bytes:
     if db.engine.dialect.name != "sqlite":
         where = []  # (the Python path on PostgreSQL, for comparison: the bounding-box columns alone)
     rows = db.session.execute(_parcel_select(tile, actor, limit, [Parcel.geometry_json], where)).all()
-    return encode.encode("parcels", ((r.id, shapely.from_geojson(r.geometry_json),
-                                      {k: getattr(r, k) for k in PARCEL_PROPS}) for r in rows), tile)
+    return encode.encode("parcels", [r.id for r in rows], shapely.from_geojson([r.geometry_json for r in rows]),
+                         [{k: getattr(r, k) for k in PARCEL_PROPS} for r in rows], tile)
 
 
-def _as_mvt(inner: Any, name: str, id_column: str | None) -> bytes:
+def _as_mvt(inner: Any, name: str, id_column: str | None) -> encode.Encoded:
     sub = inner.subquery("t")
     args = [literal_column("t"), literal(name), EXTENT, literal("geom")]
     if id_column:
         args.append(literal(id_column))
-    data = db.session.execute(select(func.ST_AsMVT(*args)).select_from(sub)
-                              .where(sub.c.geom.is_not(None))).scalar()
-    return bytes(data or b"")
+    data, count = db.session.execute(select(func.ST_AsMVT(*args), func.count()).select_from(sub)
+                                     .where(sub.c.geom.is_not(None))).one()
+    return encode.Encoded(bytes(data or b""), int(count or 0))
 
 
 # --- samples --------------------------------------------------------------------------------------
@@ -164,7 +178,7 @@ def _sample_select(tile: Tile, actor: Actor, extra: Iterable[Any]) -> Any:
             .order_by(Sample.id).limit(MAX_SAMPLES))
 
 
-def _samples(tile: Tile, actor: Actor, using: str) -> bytes:
+def _samples(tile: Tile, actor: Actor, using: str) -> encode.Encoded:
     if using == "postgis":
         flags = func.translate(cast(Sample.flags, Text), '[]" ', "")  # ["a", "b"] → a,b (codes have no spaces)
         point = func.ST_Transform(func.ST_SetSRID(func.ST_MakePoint(Sample.lon, Sample.lat), 4326), 3857)
@@ -183,7 +197,9 @@ def _samples(tile: Tile, actor: Actor, using: str) -> bytes:
                 "flags": ",".join(r.flags or []) or None, "accuracy_m": r.accuracy_m,
                 "collected_at_s": int(r.collected_at.timestamp() // 1) if r.collected_at else None,
                 "sampler": r.created_by, "photos": len(r.media or [])}
-    return encode.encode("samples", ((None, shapely.Point(r.lon, r.lat), props(r)) for r in rows), tile)
+    points = shapely.points(np.array([(r.lon, r.lat) for r in rows], dtype=float).reshape(-1, 2))
+    return encode.encode("samples", [None] * len(rows), points,
+                         [props(r) for r in rows], tile)
 
 
 # --- areas ----------------------------------------------------------------------------------------
@@ -247,7 +263,7 @@ def _visible_counties(tile: Tile, actor: Actor) -> list[str]:
                                                              county_scope(Region.county_code, actor))))
 
 
-def _areas(tile: Tile, actor: Actor) -> bytes:
+def _areas(tile: Tile, actor: Actor) -> encode.Encoded:
     for county in _visible_counties(tile, actor):
         refresh_outlines(county)
     name = func.coalesce(Region.name, FarmPark.name)
@@ -268,9 +284,14 @@ def _areas(tile: Tile, actor: Actor) -> bytes:
             .outerjoin(FarmPark, and_(AreaOutline.kind == "farm_park", FarmPark.code == AreaOutline.code))
             .outerjoin(Grade, area_grade).where(*where).order_by(AreaOutline.kind.desc(), AreaOutline.code))
     rows = db.session.execute(stmt).all()
-    return encode.encode("areas", ((r.id, shapely.from_geojson(r.geometry_json),
-                                    {"code": r.code, "name": r.name, "name_en": r.name_en, "kind": r.kind,
-                                     "grade": r.grade or "not_assessed"}) for r in rows), tile)
+    shapes = shapely.from_geojson([r.geometry_json for r in rows])
+    props = [{"code": r.code, "name": r.name, "name_en": r.name_en, "kind": r.kind, "grade": r.grade or "not_assessed"}
+             for r in rows]
+    outlines = encode.encode("areas", [r.id for r in rows], shapes, props, tile)
+    # One label point per area (a second layer of the same tile: a tile is a sequence of layers, so the two
+    # encodings concatenate), so that a name is written once, not once per tile its outline crosses.
+    labels = encode.encode("area_labels", [r.id for r in rows], shapely.point_on_surface(shapes), props, tile)
+    return encode.Encoded(outlines.data + labels.data, outlines.features)
 
 
 def area_geometry_json(kind: str, code: str) -> dict[str, Any] | None:
@@ -278,3 +299,48 @@ def area_geometry_json(kind: str, code: str) -> dict[str, Any] | None:
     text = db.session.scalar(select(AreaOutline.geometry_json).where(AreaOutline.kind == kind,
                                                                      AreaOutline.code == code))
     return json.loads(text) if text else None
+
+
+# --- search and the county's extent (the console's map) -------------------------------------------
+
+def county_bbox(county: str) -> list[float] | None:
+    """The county's extent from its area outlines (a few hundred rows, not every parcel)."""
+    refresh_outlines(county)
+    row = db.session.execute(select(func.min(AreaOutline.min_lon), func.min(AreaOutline.min_lat),
+                                    func.max(AreaOutline.max_lon), func.max(AreaOutline.max_lat))
+                             .where(AreaOutline.county_code == county)).one()
+    return None if row[0] is None else [float(v) for v in row]
+
+
+def find(query: str, actor: Actor) -> dict[str, Any]:
+    """A parcel code, village or farm-park code or name, or a bag code the caller may see → where it is."""
+    q = query.strip()[:120]
+    if not q:
+        return {"found": False}
+    parcel = db.session.execute(select(Parcel.code, Parcel.geometry_json, Parcel.min_lon, Parcel.min_lat,
+                                       Parcel.max_lon, Parcel.max_lat)
+                                .where(Parcel.code == q, Parcel.deleted_at.is_(None), *parcel_scope(actor))).first()
+    if parcel:
+        return {"found": True, "kind": "parcel", "code": parcel.code, "outline": json.loads(parcel.geometry_json),
+                "bbox": [parcel.min_lon, parcel.min_lat, parcel.max_lon, parcel.max_lat]}
+    sample = db.session.execute(select(Sample.code, Sample.lon, Sample.lat).where(
+        func.upper(Sample.code) == q.upper(), Sample.deleted_at.is_(None), Sample.lat.is_not(None),
+        *sample_scope(actor))).first()
+    if sample:
+        return {"found": True, "kind": "sample", "code": sample.code,
+                "bbox": [sample.lon, sample.lat, sample.lon, sample.lat]}
+    village = db.session.execute(select(Region.code, Region.county_code).where(
+        Region.level == "village", or_(Region.code == q, Region.name == q, Region.name_en == q),
+        county_scope(Region.county_code, actor), *device_region_scope(actor)).limit(1)).first()
+    park = None if village else db.session.execute(select(FarmPark.code, FarmPark.county_code).where(
+        or_(FarmPark.code == q, FarmPark.name == q, FarmPark.name_en == q),
+        county_scope(FarmPark.county_code, actor), *device_park_scope(actor)).limit(1)).first()
+    for kind, hit in (("village", village), ("farm_park", park)):
+        if hit:
+            refresh_outlines(hit.county_code)
+            outline = db.session.scalar(select(AreaOutline).where(AreaOutline.kind == kind,
+                                                                  AreaOutline.code == hit.code))
+            if outline is not None:
+                return {"found": True, "kind": kind, "code": hit.code, "outline": json.loads(outline.geometry_json),
+                        "bbox": [outline.min_lon, outline.min_lat, outline.max_lon, outline.max_lat]}
+    return {"found": False}

@@ -249,3 +249,59 @@ def test_area_outlines_carry_names_and_follow_new_parcels(client, official, coun
         assert areas[code]["properties"]["name"] == names[code] and areas[code]["properties"]["kind"] == "village"
     parks = {p["code"] for p in county.farm_parks}
     assert {c for c, f in areas.items() if f["properties"]["kind"] == "farm_park"} <= parks
+
+
+def test_map_library_is_served_from_our_origin(client):
+    from fieldsvc.tiles.assets import FILES
+
+    if not FILES["ol.js"].is_file():
+        import os
+
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail("node_modules/ol is missing: make install runs npm ci")
+        pytest.skip("npm ci has not run (make install does it)")
+    for name, kind in (("ol.js", "javascript"), ("ol.css", "css"), ("map.js", "javascript")):
+        resp = client.get(f"/maps/{name}")
+        assert resp.status_code == 200 and kind in resp.mimetype and resp.headers["ETag"] and resp.get_data()
+        resp.close()
+        again = client.get(f"/maps/{name}", headers={"If-None-Match": resp.headers["ETag"]})
+        assert again.status_code == 304
+        again.close()
+    assert_problem(client.get("/maps/../package.json"), 404, "not_found")
+    assert_problem(client.get("/maps/ol.d.ts"), 404, "not_found")
+
+
+@pytest.mark.parametrize(("url", "source"), [
+    ("", ""),
+    ("https://tiles.example.org/{z}/{x}/{y}.png", "https://tiles.example.org"),
+    ("https://{a-c}.tile.example.org/{z}/{x}/{y}.png", "https://*.tile.example.org"),
+    ("http://127.0.0.1:8123/{z}/{x}/{y}.png", "http://127.0.0.1:8123"),
+    ("javascript:alert(1)", ""),
+])
+def test_csp_allows_our_origin_and_the_basemap_host_only(app, url, source):
+    from fieldsvc.console.views import basemap_source, content_security_policy
+
+    assert basemap_source(url) == source
+    csp = content_security_policy(url)
+    assert "script-src 'self';" in csp and "default-src 'none'" in csp
+    assert csp.count("http") == (2 if source else 0)  # img-src and connect-src name it, nothing else does
+
+
+def test_map_search_finds_parcels_villages_and_bag_codes_in_scope(app, client, official, make_account, county,
+                                                                  device):
+    console = Console(app)
+    console.login(official.username, official.password)
+    parcel = county.parcels[0]
+    hit = console.get("/console/map/find", query_string={"q": parcel["properties"]["code"]}).get_json()
+    w, s, e, n = hit["bbox"]
+    x, y = shapely.geometry.shape(parcel["geometry"]).centroid.coords[0]
+    assert hit["found"] and hit["kind"] == "parcel" and w <= x <= e and s <= y <= n
+    assert console.get("/console/map/find", query_string={"q": "tb-1"}).get_json()["kind"] == "sample"
+    village = next(r for r in county.regions if r["code"] == device["village"])
+    by_name = console.get("/console/map/find", query_string={"q": village["name"]}).get_json()
+    assert by_name["kind"] == "village" and by_name["code"] == village["code"] and by_name["outline"]["type"]
+    assert console.get("/console/map/find", query_string={"q": "nothing"}).get_json() == {"found": False}
+    other = make_account("official", county="360199")
+    elsewhere = Console(app)
+    elsewhere.login(other.username, other.password)
+    assert elsewhere.get("/console/map/find", query_string={"q": "tb-1"}).get_json() == {"found": False}

@@ -75,10 +75,30 @@ def test_console_flow(app, client, county, make_account, server, browser, databa
 
     # overview and parcel detail (screenshots), click-through from the map
     page.goto(f"{server}/console/county/{scene.county}")
-    assert page.get_attribute(f"path[data-code='{scene.clean_parcel}']", "data-category") == "qualified"
+    page.wait_for_selector("#county-map[data-state=ready]")
     if shots:
         page.screenshot(path=str(screenshots / "console-overview.png"), full_page=True)
-    page.click(f"path[data-code='{scene.clean_parcel}']")
+    # search the sample's bag code: the map flies to it; a click on it shows its popup
+    page.fill("#map-search input[name=q]", scene.clean_sample)
+    page.press("#map-search input[name=q]", "Enter")
+    page.wait_for_selector(f"#county-map[data-found='sample:{scene.clean_sample}']")
+    page.wait_for_selector("#county-map[data-state=ready]")
+    box = page.locator("#county-map").bounding_box()
+    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.wait_for_selector(f"#map-popup[data-kind=sample][data-code='{scene.clean_sample}']:not([hidden])")
+    # the parcel: with sample points hidden, a click on it opens its popup and the link its page
+    page.fill("#map-search input[name=q]", scene.clean_parcel)
+    page.press("#map-search input[name=q]", "Enter")
+    page.wait_for_selector(f"#county-map[data-found='parcel:{scene.clean_parcel}']")
+    page.uncheck("[data-layer-toggle=samples]")
+    page.wait_for_selector("#county-map[data-state=ready]")
+    box = page.locator("#county-map").bounding_box()
+    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    popup = page.locator(f"#map-popup[data-kind=parcel][data-code='{scene.clean_parcel}']")
+    popup.wait_for()
+    assert "合格" in popup.inner_text()  # graded qualified above
+    page.click("#popup-open")
+    page.wait_for_load_state()
     assert page.url.endswith(f"/console/parcel/{scene.clean_parcel}")
     assert page.locator("#explanation tr").count() > len(("header",))
     if shots:

@@ -39,8 +39,28 @@ def test_encoder_clips_to_the_buffer_snaps_and_drops_what_collapses():
     w, s, e, n = tile.bounds_deg()
     big = shapely.box(w - 1, s - 1, e + 1, n + 1)  # covers the tile: clipped to tile + buffer
     tiny = shapely.box(w + (e - w) / 2, s + (n - s) / 2, w + (e - w) / 2 + 1e-9, s + (n - s) / 2 + 1e-9)
-    data = encode.encode("parcels", [(1, big, {"code": "BIG", "grade": None}), (2, tiny, {"code": "TINY"})], tile)
-    (feature,) = encode.decode(data)["parcels"]["features"]
+    out = encode.encode("parcels", [1, 2], [big, tiny], [{"code": "BIG", "grade": None}, {"code": "TINY"}], tile)
+    assert out.features == 1
+    (feature,) = encode.decode(out.data)["parcels"]["features"]
     assert feature["id"] == 1 and feature["properties"] == {"code": "BIG"}
     assert shapely.geometry.shape(feature["geometry"]).bounds == (-64, -64, EXTENT + 64, EXTENT + 64)
-    assert encode.encode("parcels", [], tile) == b""
+    assert encode.encode("parcels", [], [], [], tile).data == b""
+
+
+def test_encoder_writes_exterior_rings_clockwise_holes_counter_clockwise_and_points():
+    tile = tile_for(115.62, 28.18, 14)
+    w, s, e, n = tile.bounds_deg()
+    dx, dy = (e - w) / 8, (n - s) / 8
+    ring = shapely.box(w + dx, s + dy, w + 7 * dx, s + 7 * dy)
+    hole = shapely.box(w + 3 * dx, s + 3 * dy, w + 5 * dx, s + 5 * dy)
+    donut = shapely.Polygon(ring.exterior.coords, [hole.exterior.coords])
+    out = encode.encode("t", [None, None], [donut, shapely.Point(w + 2 * dx, s + 2 * dy)],
+                        [{"code": "D", "n": 1, "x": 1.5, "ok": True}, {"code": "P"}], tile)
+    layer = encode.decode(out.data)["t"]
+    donut_f, point_f = layer["features"]
+    got = shapely.geometry.shape(donut_f["geometry"])
+    assert got.is_valid and len(got.interiors) == 1
+    assert got.area == pytest.approx(36 * 512 * 512 - 4 * 512 * 512, rel=0.01)
+    assert donut_f["properties"] == {"code": "D", "n": 1, "x": 1.5, "ok": True}
+    assert point_f["geometry"]["type"] == "Point"
+    assert point_f["geometry"]["coordinates"] == pytest.approx([1024, 3072], abs=1)
