@@ -119,7 +119,15 @@ def sampling_state() -> Any:
                 (any_sample(), literal("complete")), else_=literal("none"))
 
 
-def _parcel_select(tile: Tile, actor: Actor, limit: int, extra: Iterable[Any], where: Iterable[Any]) -> Any:
+def _driven_by_index(conditions: list[Any]) -> list[Any]:
+    """The scope as one opaque test: SQLite (without statistics) would otherwise walk the county's
+    index, every parcel of the county, instead of the R*Tree's few (34 ms for a z17 tile of a
+    20,000-parcel county, 2 ms driven by the R*Tree)."""
+    return [case((and_(*conditions), 1), else_=0) == 1] if conditions else []
+
+
+def _parcel_select(tile: Tile, actor: Actor, limit: int, extra: Iterable[Any], where: Iterable[Any],
+                   scope: list[Any] | None = None) -> Any:
     grade_join = and_(Grade.subject_type == "parcel", Grade.subject_code == Parcel.code,
                       Grade.rule_pack == DEFAULT_PACK, Grade.superseded_by.is_(None))
     return (select(Parcel.id.label("id"), Parcel.code.label("code"), Parcel.village_code.label("village"),
@@ -127,7 +135,7 @@ def _parcel_select(tile: Tile, actor: Actor, limit: int, extra: Iterable[Any], w
                    _verdict_column().label("verdict"),
                    _basis_column().label("basis"), sampling_state().label("state"), *extra)
             .select_from(Parcel).outerjoin(Grade, grade_join)
-            .where(*parcel_scope(actor), Parcel.deleted_at.is_(None),
+            .where(*(parcel_scope(actor) if scope is None else scope), Parcel.deleted_at.is_(None),
                    *_bbox_filter(tile, Parcel.min_lon, Parcel.min_lat, Parcel.max_lon, Parcel.max_lat),
                    _min_size(tile), *where)
             .order_by(Parcel.area_m2.desc(), Parcel.id).limit(limit))
@@ -148,9 +156,10 @@ def _parcels(tile: Tile, actor: Actor, limit: int, using: str) -> encode.Encoded
         return _as_mvt(inner, "parcels", "id")
     where = [Parcel.id.in_(select(_rtree.c.id).where(
         *_bbox_filter(tile, _rtree.c.min_lon, _rtree.c.min_lat, _rtree.c.max_lon, _rtree.c.max_lat)))]
+    scope = _driven_by_index(parcel_scope(actor))
     if db.engine.dialect.name != "sqlite":
-        where = []  # (the Python path on PostgreSQL, for comparison: the bounding-box columns alone)
-    rows = db.session.execute(_parcel_select(tile, actor, limit, [Parcel.geometry_json], where)).all()
+        where, scope = [], None  # (the Python path on PostgreSQL, for comparison: the bounding-box columns alone)
+    rows = db.session.execute(_parcel_select(tile, actor, limit, [Parcel.geometry_json], where, scope)).all()
     return encode.encode("parcels", [r.id for r in rows], shapely.from_geojson([r.geometry_json for r in rows]),
                          [{k: getattr(r, k) for k in PARCEL_PROPS} for r in rows], tile)
 
