@@ -10,6 +10,7 @@ The county is the demo generator's (``places.demo_data``), loaded through the im
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
 import statistics
@@ -98,7 +99,7 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
-def report(name: str, rows: dict) -> None:
+def report(name: str, rows: dict) -> dict:
     print(f"\n{name}: zoom  p50 ms  p95 ms  bytes p50  bytes max" + ("  bare p50  bare p95  rate vs bare"
                                                                       if rows[10]["bare_ms"] else ""))
     all_ms, all_bare = [], []
@@ -115,6 +116,9 @@ def report(name: str, rows: dict) -> None:
     if all_bare:
         line += f"   (rate vs bare SQL over all tiles: {sum(all_bare) / sum(all_ms):.2f}x)"
     print(line)
+    return {"p50_ms": round(statistics.median(all_ms), 1), "p95_ms": round(pct(all_ms, .95), 1),
+            "max_bytes": max(max(r["bytes"]) for r in rows.values()),
+            **({"rate_vs_bare_sql": round(sum(all_bare) / sum(all_ms), 2)} if all_bare else {})}
 
 
 def main() -> None:
@@ -132,6 +136,7 @@ def main() -> None:
     print(f"county: {args.parcels} parcels, {villages} villages (generated in {time.perf_counter() - t:.0f} s)")
     picked = pick_tiles(county, args.tiles)
     tmp = Path(tempfile.mkdtemp(prefix="fieldsvc-bench-tiles-"))
+    summary: dict[str, dict] = {}
     for engine in args.engines.split(","):
         if engine == "sqlite":
             url = f"sqlite:///{tmp / 'bench.db'}"
@@ -147,7 +152,9 @@ def main() -> None:
         t = time.perf_counter()
         load(county, url, tmp / f"instance-{engine}")
         print(f"{engine}: loaded in {time.perf_counter() - t:.0f} s")
-        report(engine, measure(url, tmp / f"instance-{engine}", picked, county.county, engine != "sqlite"))
+        summary[engine] = report(engine, measure(url, tmp / f"instance-{engine}", picked, county.county,
+                                                 engine != "sqlite"))
+    print(json.dumps({"bench": "tiles", "parcels": args.parcels, "tiles_per_zoom": args.tiles, **summary}))
 
 
 if __name__ == "__main__":

@@ -131,17 +131,19 @@ def _parcel_select(tile: Tile, actor: Actor, limit: int, extra: Iterable[Any], w
     grade_join = and_(Grade.subject_type == "parcel", Grade.subject_code == Parcel.code,
                       Grade.rule_pack == DEFAULT_PACK, Grade.superseded_by.is_(None))
     return (select(Parcel.id.label("id"), Parcel.code.label("code"), Parcel.village_code.label("village"),
+                   Region.name.label("village_name"), Region.name_en.label("village_name_en"),
                    Parcel.land_use.label("land_use"), Grade.grade.label("grade"),
                    _verdict_column().label("verdict"),
                    _basis_column().label("basis"), sampling_state().label("state"), *extra)
-            .select_from(Parcel).outerjoin(Grade, grade_join)
+            .select_from(Parcel).outerjoin(Grade, grade_join).outerjoin(Region, Region.code == Parcel.village_code)
             .where(*(parcel_scope(actor) if scope is None else scope), Parcel.deleted_at.is_(None),
                    *_bbox_filter(tile, Parcel.min_lon, Parcel.min_lat, Parcel.max_lon, Parcel.max_lat),
                    _min_size(tile), *where)
             .order_by(Parcel.area_m2.desc(), Parcel.id).limit(limit))
 
 
-PARCEL_PROPS = ("code", "village", "land_use", "grade", "verdict", "basis", "state")
+PARCEL_PROPS = ("code", "village", "village_name", "village_name_en", "land_use", "grade", "verdict", "basis",
+                "state")
 
 
 def _parcels(tile: Tile, actor: Actor, limit: int, using: str) -> encode.Encoded:

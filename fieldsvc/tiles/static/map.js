@@ -135,7 +135,8 @@
     link.textContent = t('open_parcel');
     var verdict = label('cat_', p.verdict || 'not_assessed');
     if (p.basis === 'estimated') verdict += ' (' + t('estimated') + ')';
-    show([row(t('village'), p.village), row(t('land_use'), label('lu_', p.land_use)), row(t('verdict'), verdict),
+    var village = (cfg.lang === 'zh' ? p.village_name : (p.village_name_en || p.village_name)) || p.village;
+    show([row(t('village'), village), row(t('land_use'), label('lu_', p.land_use)), row(t('verdict'), verdict),
           row(t('grade'), p.grade ? label('grade_', p.grade) : '—'), row(t('sampling'), label('cat_', p.state)),
           row('', link)], coordinate, p.code, 'parcel', p.code);
   }
