@@ -44,7 +44,8 @@ COLOURS = {
               "not_assessed": "#b8bfbb"},
     "sampling": {"complete": "#1b5fa8", "incomplete": "#c77700", "held": "#7a2e8f", "none": "#d7dbd9"},
 }
-MAX_FEATURES = 20_000  # the first feature budget of a parcel tile; fewer when the bytes say so
+MAX_FEATURES = 20_000  # the most parcels in one tile; fewer when the bytes say so
+BYTES_PER_PARCEL = 36  # what a small parcel costs in a low-zoom tile (z10-z12 of the demo county: 24-35 B)
 MAX_SAMPLES = 20_000
 HELD_STATES = ("held", "needs_review")
 
@@ -64,7 +65,7 @@ def render(layer: str, tile: Tile, actor: Actor, *, max_bytes: int, using: str |
         raise not_found("tile zoom", tile.z)
     using = using or engine()
     if layer == "parcels":
-        budget = MAX_FEATURES
+        budget = min(MAX_FEATURES, max(1, max_bytes // BYTES_PER_PARCEL))
         while True:
             tile_data = _parcels(tile, actor, budget, using)
             if len(tile_data.data) <= max_bytes or tile_data.features <= 1:
@@ -128,6 +129,17 @@ def _driven_by_index(conditions: list[Any]) -> list[Any]:
 
 def _parcel_select(tile: Tile, actor: Actor, limit: int, extra: Iterable[Any], where: Iterable[Any],
                    scope: list[Any] | None = None) -> Any:
+    """The tile's parcels with their properties, largest first, at most ``limit``.
+
+    Two steps: the ids are chosen first (index, scope, size, order, limit) and only those rows get
+    the grade, village and sampling-state look-ups; one statement computed them for every candidate
+    and sorted them all (a z10 tile of a 100,000-parcel county: every parcel, three sample look-ups each).
+    """
+    chosen = (select(Parcel.id)
+              .where(*(parcel_scope(actor) if scope is None else scope), Parcel.deleted_at.is_(None),
+                     *_bbox_filter(tile, Parcel.min_lon, Parcel.min_lat, Parcel.max_lon, Parcel.max_lat),
+                     _min_size(tile), *where)
+              .order_by(Parcel.area_m2.desc(), Parcel.id).limit(limit).correlate(None))
     grade_join = and_(Grade.subject_type == "parcel", Grade.subject_code == Parcel.code,
                       Grade.rule_pack == DEFAULT_PACK, Grade.superseded_by.is_(None))
     return (select(Parcel.id.label("id"), Parcel.code.label("code"), Parcel.village_code.label("village"),
@@ -136,10 +148,7 @@ def _parcel_select(tile: Tile, actor: Actor, limit: int, extra: Iterable[Any], w
                    _verdict_column().label("verdict"),
                    _basis_column().label("basis"), sampling_state().label("state"), *extra)
             .select_from(Parcel).outerjoin(Grade, grade_join).outerjoin(Region, Region.code == Parcel.village_code)
-            .where(*(parcel_scope(actor) if scope is None else scope), Parcel.deleted_at.is_(None),
-                   *_bbox_filter(tile, Parcel.min_lon, Parcel.min_lat, Parcel.max_lon, Parcel.max_lat),
-                   _min_size(tile), *where)
-            .order_by(Parcel.area_m2.desc(), Parcel.id).limit(limit))
+            .where(Parcel.id.in_(chosen)))
 
 
 PARCEL_PROPS = ("code", "village", "village_name", "village_name_en", "land_use", "grade", "verdict", "basis",
