@@ -20,6 +20,7 @@ import numpy as np
 import shapely
 from sqlalchemy import Float as SAFloat
 from sqlalchemy import Text, and_, case, cast, column, exists, func, literal, literal_column, or_, select, table
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from .. import sequence
 from ..auth.principal import Actor
@@ -229,7 +230,20 @@ AREA_KINDS = ("village", "farm_park")
 
 def refresh_outlines(county: str) -> int:
     """Rebuild the outlines of the county's villages and parks whose parcels changed since the last
-    build (all of them the first time). Returns how many were rebuilt."""
+    build (all of them the first time). Returns how many were rebuilt.
+
+    Several tile requests may find the outlines stale at once: each rebuilds in a savepoint, and one
+    that collides with another's rebuild (a unique row, a locked SQLite file) leaves it to that one
+    and draws what is there.
+    """
+    try:
+        with db.session.begin_nested():
+            return _refresh_outlines(county)
+    except (IntegrityError, OperationalError):
+        return 0
+
+
+def _refresh_outlines(county: str) -> int:
     now = sequence.current()
     built = db.session.scalar(select(func.min(AreaOutline.source_seq)).where(AreaOutline.county_code == county))
     if built is not None and built >= now:

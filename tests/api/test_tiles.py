@@ -305,3 +305,25 @@ def test_map_search_finds_parcels_villages_and_bag_codes_in_scope(app, client, o
     elsewhere = Console(app)
     elsewhere.login(other.username, other.password)
     assert elsewhere.get("/console/map/find", query_string={"q": "tb-1"}).get_json() == {"found": False}
+
+
+def test_outlines_rebuilt_by_two_requests_at_once_do_not_fail_either(app, county, monkeypatch):
+    """A request whose rebuild collides with another's (a unique row) gives way: no error, its savepoint undone."""
+    from sqlalchemy import func
+    from sqlalchemy.exc import IntegrityError
+
+    from fieldsvc.tiles.models import AreaOutline
+
+    with app.app_context():
+        assert services.refresh_outlines(county.county) > 0
+        db.session.execute(AreaOutline.__table__.update().values(source_seq=0))  # stale again
+        original = services._refresh_outlines
+
+        def colliding(code: str) -> int:
+            original(code)
+            raise IntegrityError("INSERT INTO area_outlines", {}, Exception("uq_area_outlines_kind_code"))
+
+        monkeypatch.setattr(services, "_refresh_outlines", colliding)
+        assert services.refresh_outlines(county.county) == 0
+        assert db.session.scalar(select(func.max(AreaOutline.source_seq))) == 0  # the savepoint was undone
+        db.session.rollback()
