@@ -94,7 +94,7 @@ def _register_blueprints(app: Flask) -> None:
 
     for bp in (ops_bp, auth_bp, devices_bp, places_bp, samples_bp, sync_bp, conflicts_bp, media_bp,
                openrosa_bp, forms_bp, lab_bp, grading_bp, certificates_bp, certificate_page_bp, verify_bp,
-               field_bp, console_bp, exports_bp, tiles_bp):
+               field_bp, console_bp, exports_bp, tiles_bp, maps_bp):
         app.register_blueprint(bp)
 
 
