@@ -22,14 +22,14 @@ from sqlalchemy import Float as SAFloat
 from sqlalchemy import Text, and_, case, cast, column, func, literal, literal_column, or_, select, table
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from .. import sequence
+from .. import access, sequence
 from ..auth.principal import Actor
 from ..errors import not_found
 from ..extensions import db
 from ..grading.models import Grade
 from ..grading.rules import DEFAULT_PACK
 from ..places.models import FarmPark, Parcel, Region
-from ..places.services import county_scope, device_park_scope, device_region_scope, parcel_scope
+from ..places.services import parcel_scope
 from ..samples.models import Sample
 from ..samples.services import sample_scope
 from . import encode
@@ -294,8 +294,8 @@ def _hull(kind: str, code: str) -> shapely.Geometry | None:
 
 
 def _visible_counties(tile: Tile, actor: Actor) -> list[str]:
-    return list(db.session.scalars(select(Region.code).where(Region.level == "county",
-                                                             county_scope(Region.county_code, actor))))
+    return list(db.session.scalars(select(Region.code).where(
+        Region.level == "county", *access.region_filter(actor, Region.code, Region.county_code))))
 
 
 def _areas(tile: Tile, actor: Actor) -> encode.Encoded:
@@ -304,14 +304,15 @@ def _areas(tile: Tile, actor: Actor) -> encode.Encoded:
     name = func.coalesce(Region.name, FarmPark.name)
     area_grade = and_(Grade.subject_type == AreaOutline.kind, Grade.subject_code == AreaOutline.code,
                       Grade.rule_pack == DEFAULT_PACK, Grade.superseded_by.is_(None))
-    where = [county_scope(AreaOutline.county_code, actor),
+    where = [access.county_filter(actor, AreaOutline.county_code),
              *_bbox_filter(tile, AreaOutline.min_lon, AreaOutline.min_lat, AreaOutline.max_lon, AreaOutline.max_lat)]
-    if actor.device_pk is not None:
+    if access.assignment_bound(actor):
         where.append(or_(
             and_(AreaOutline.kind == "village", AreaOutline.code.in_(
-                select(Region.code).where(*device_region_scope(actor)))),
+                select(Region.code).where(Region.level == "village",
+                                          *access.region_filter(actor, Region.code, Region.county_code)))),
             and_(AreaOutline.kind == "farm_park", AreaOutline.code.in_(
-                select(FarmPark.code).where(*device_park_scope(actor))))))
+                select(FarmPark.code).where(*access.farm_park_filter(actor, FarmPark.code, FarmPark.county_code))))))
     stmt = (select(AreaOutline.id, AreaOutline.kind, AreaOutline.code, AreaOutline.geometry_json,
                    name.label("name"), func.coalesce(Region.name_en, FarmPark.name_en).label("name_en"),
                    Grade.grade)
@@ -366,10 +367,10 @@ def find(query: str, actor: Actor) -> dict[str, Any]:
                 "bbox": [sample.lon, sample.lat, sample.lon, sample.lat]}
     village = db.session.execute(select(Region.code, Region.county_code).where(
         Region.level == "village", or_(Region.code == q, Region.name == q, Region.name_en == q),
-        county_scope(Region.county_code, actor), *device_region_scope(actor)).limit(1)).first()
+        *access.region_filter(actor, Region.code, Region.county_code)).limit(1)).first()
     park = None if village else db.session.execute(select(FarmPark.code, FarmPark.county_code).where(
         or_(FarmPark.code == q, FarmPark.name == q, FarmPark.name_en == q),
-        county_scope(FarmPark.county_code, actor), *device_park_scope(actor)).limit(1)).first()
+        *access.farm_park_filter(actor, FarmPark.code, FarmPark.county_code)).limit(1)).first()
     for kind, hit in (("village", village), ("farm_park", park)):
         if hit:
             refresh_outlines(hit.county_code)

@@ -7,7 +7,7 @@ index. SQLite: a ``parcels_rtree`` R*Tree of the bounding-box columns, kept by t
 backfilled. Both: an index of sample points, and ``area_outlines``.
 
 Revision ID: 3d7a61c0b2e9
-Revises: 7c2e4b9d1a05
+Revises: e5714a7e0b1c
 Create Date: 2026-12-04 18:30:00
 
 """
@@ -17,7 +17,7 @@ from geoalchemy2 import Geometry
 
 # revision identifiers, used by Alembic.
 revision = '3d7a61c0b2e9'
-down_revision = '7c2e4b9d1a05'
+down_revision = 'e5714a7e0b1c'
 branch_labels = None
 depends_on = None
 
