@@ -7,7 +7,7 @@ index. SQLite: a ``parcels_rtree`` R*Tree of the bounding-box columns, kept by t
 backfilled. Both: an index of sample points, and ``area_outlines``.
 
 Revision ID: 3d7a61c0b2e9
-Revises: e5714a7e0b1c
+Revises: c3a5e8f1d2b7
 Create Date: 2026-12-04 18:30:00
 
 """
@@ -17,7 +17,7 @@ from geoalchemy2 import Geometry
 
 # revision identifiers, used by Alembic.
 revision = '3d7a61c0b2e9'
-down_revision = 'e5714a7e0b1c'
+down_revision = 'c3a5e8f1d2b7'
 branch_labels = None
 depends_on = None
 
