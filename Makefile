@@ -15,14 +15,34 @@ endif
 FIELDSVC_DEMO ?= 1
 export FIELDSVC_DEMO
 
-.PHONY: run test install system-deps lint bench clean
+.PHONY: run test install postgis system-deps lint bench clean
 
-install: $(VENV)/.installed
+install: $(VENV)/.installed postgis node_modules/.package-lock.json
+
+# The map library (OpenLayers) from the npm registry, exactly as package-lock.json pins it;
+# served from our origin at /maps/ (no CDN). npm comes from Debian when missing.
+node_modules/.package-lock.json: package.json package-lock.json
+	@command -v npm >/dev/null || { SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq npm >/dev/null; }
+	npm ci --no-audit --no-fund --loglevel=error
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --disable-pip-version-check -q -r requirements-dev.txt
 	touch $@
+
+# Map tiles on PostgreSQL: Debian's PostGIS package matching the running server's major version
+# (else the newest cluster in /etc/postgresql); the migration creates the extension. Nothing on a
+# machine without PostgreSQL.
+PG_URL ?= $(or $(FIELDSVC_DATABASE_URL:postgresql+psycopg%=postgresql%),$(FIELDSVC_TEST_POSTGRES_URL),postgresql://postgres@127.0.0.1:5432/postgres)
+postgis:
+	@pg=$$(psql "$(PG_URL)" -tAc 'SHOW server_version_num' 2>/dev/null | cut -c1-2); \
+	[ -n "$$pg" ] || pg=$$(ls /etc/postgresql 2>/dev/null | sort -n | tail -1); \
+	if [ -n "$$pg" ] && ! dpkg -s postgresql-$$pg-postgis-3 >/dev/null 2>&1; then \
+	  echo "installing: postgresql-$$pg-postgis-3"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq postgresql-$$pg-postgis-3 >/dev/null; \
+	fi
 
 # System packages the PDFs and browser tests need: poppler (pdftoppm, pdffonts),
 # a CJK font to embed in PDFs and for Chromium, and Chromium itself; a headless Java

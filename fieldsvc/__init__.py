@@ -42,7 +42,10 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from . import models  # noqa: F401  (every table, for Alembic and the ORM)
 
     db.init_app(app)
-    migrate.init_app(app, db, directory=str(MIGRATIONS), render_as_batch=True, compare_type=True)
+    from .tiles.models import include_object
+
+    migrate.init_app(app, db, directory=str(MIGRATIONS), render_as_batch=True, compare_type=True,
+                     include_object=include_object)  # (engine-specific spatial objects are not models)
     with app.app_context():
         if db.engine.dialect.name == "sqlite":
             _tune_sqlite(db.engine, cfg["SQLITE_BUSY_TIMEOUT_MS"], cfg["SQLITE_WAL_AUTOCHECKPOINT_PAGES"])
@@ -86,10 +89,12 @@ def _register_blueprints(app: Flask) -> None:
     from .samples.views import bp as samples_bp
     from .sync.views import bp as sync_bp
     from .sync.views import conflicts_bp
+    from .tiles.assets import bp as maps_bp
+    from .tiles.views import bp as tiles_bp
 
     for bp in (ops_bp, auth_bp, devices_bp, places_bp, samples_bp, sync_bp, conflicts_bp, media_bp,
                openrosa_bp, forms_bp, lab_bp, grading_bp, certificates_bp, certificate_page_bp, verify_bp,
-               field_bp, console_bp, exports_bp):
+               field_bp, console_bp, exports_bp, tiles_bp, maps_bp):
         app.register_blueprint(bp)
 
 

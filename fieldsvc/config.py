@@ -70,6 +70,9 @@ DEFAULTS: dict[str, Any] = {
     "FIELD_PHOTO_QUALITY_PCT": 80,  # field app: JPEG quality (percent) of those photos
     "FIELD_SYNC_INTERVAL_S": 60,  # field app: automatic sync period while records wait and the network is up
     "GC_YOUNG_THRESHOLD": 50_000,  # container allocations between young collections of the cyclic GC; 0: Python's
+    "TILE_MAX_BYTES": 500 * 1024,  # map tiles: the largest vector tile; a fuller tile keeps its largest parcels
+    "BASEMAP_URL": "",  # maps: an XYZ template ({z}/{x}/{y}) of the basemap; empty: a plain background
+    "BASEMAP_ATTRIBUTION": "",  # maps: the basemap's attribution text shown on the map
 }
 
 ENV_PREFIX = "FIELDSVC_"

@@ -27,6 +27,7 @@ ALL_ROLES = ("admin", "official", "lab", "sampler")
 OFFICIALS = ("official", "admin")
 STAFF = ("admin", "official", "lab")
 PUBLIC = ("public",)
+SESSION_BLUEPRINTS = ("console", "tiles")  # where the console's session cookie signs in (tiles: read-only)
 
 HTTP_CODES = {
     400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
@@ -89,10 +90,10 @@ def current_actor() -> Actor:
     actor = g.get("actor")
     if actor is None:
         header = request.headers.get("Authorization", "")
-        if not header and request.blueprint == "console":
-            # Console pages sign in with the signed Flask session instead of a header. The session
-            # holds an ordinary API token (fieldsvc/console/auth.py), so expiry, logout (revocation)
-            # and disabled accounts are judged exactly as for the API.
+        if not header and request.blueprint in SESSION_BLUEPRINTS:
+            # Console pages (and the map tiles they draw) sign in with the signed Flask session
+            # instead of a header. The session holds an ordinary API token (fieldsvc/console/auth.py),
+            # so expiry, logout (revocation) and disabled accounts are judged exactly as for the API.
             header = f"Bearer {session.get('token') or ''}"
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():

@@ -12,9 +12,10 @@ from .places.models import FarmPark, Parcel, Region
 from .samples.models import Sample, SyncConflict
 from .sequence import SequenceCounter
 from .sync.models import IdempotentPush, SyncMeta
+from .tiles.models import AreaOutline
 
 __all__ = [
-    "ApiToken", "Approval", "AuditEvent", "Certificate", "CertificateScan", "Device", "DeviceAssignment",
+    "ApiToken", "Approval", "AreaOutline", "AuditEvent", "Certificate", "CertificateScan", "Device", "DeviceAssignment",
     "EntityVersion", "FarmPark", "FormExtension", "Grade", "GradingRun", "IdempotentPush", "LabImport",
     "LabResult", "LabSampleAlias", "MediaBlob", "OpenRosaSubmission", "Parcel", "RateLimitWindow",
     "ReferenceMaterial", "Region", "RollupMember", "RollupSum", "RulePackVerification", "Sample", "SampleMedia",

@@ -80,7 +80,8 @@ def database(request, tmp_path_factory):
     engine = create_engine(PG_URL.replace("postgresql://", "postgresql+psycopg://", 1))
     with engine.connect() as conn:
         tables = [r[0] for r in conn.execute(text(
-            "SELECT tablename FROM pg_tables WHERE schemaname='public' AND tablename <> 'alembic_version'"))]
+            "SELECT tablename FROM pg_tables WHERE schemaname='public' "
+            "AND tablename NOT IN ('alembic_version', 'spatial_ref_sys')"))]  # (PostGIS's own table stays)
     yield {"engine": "postgresql", "url": PG_URL, "admin_engine": engine, "tables": tables}
     engine.dispose()
 

@@ -12,7 +12,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, String, cast, func, or_, select
+from sqlalchemy import Select, String, case, cast, func, or_, select
 
 from .. import access
 from ..auth.principal import Actor
@@ -244,3 +244,22 @@ def samplers(actor: Actor) -> list[str]:
     stmt = select(User.username).where(User.role == "sampler", User.disabled_at.is_(None),
                                        access.county_filter(actor, User.county_code))
     return list(db.session.scalars(stmt.order_by(User.username).limit(500)))
+
+
+def coverage_counts(kind: str, code: str, pack: str = DEFAULT_PACK) -> Coverage:
+    """``coverage`` counted in the database (the overview of a 1,000,000-parcel county reads no rows)."""
+    area = _area_column(kind)
+    live = (area == code, Parcel.deleted_at.is_(None))
+    parcels = db.session.scalar(select(func.count()).select_from(Parcel).where(*live)) or 0
+    per_parcel = (select(Sample.parcel_code,
+                         func.min(case((Sample.state == "complete", 1), else_=0)).label("all_complete"))
+                  .join(Parcel, Parcel.code == Sample.parcel_code)
+                  .where(*live, Sample.deleted_at.is_(None)).group_by(Sample.parcel_code).subquery())
+    sampled, complete = db.session.execute(select(func.count(), func.coalesce(func.sum(per_parcel.c.all_complete), 0))
+                                           .select_from(per_parcel)).one()
+    graded, qualified = db.session.execute(
+        select(func.count(), func.coalesce(func.sum(case((Grade.verdict == "qualified", 1), else_=0)), 0))
+        .select_from(Grade).join(Parcel, Parcel.code == Grade.subject_code)
+        .where(*live, Grade.subject_type == "parcel", Grade.rule_pack == pack, Grade.superseded_by.is_(None),
+               Grade.verdict.not_in(("not_graded", "not_assessed")))).one()
+    return Coverage(parcels, int(sampled), int(complete), int(graded), int(qualified))

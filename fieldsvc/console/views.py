@@ -61,6 +61,7 @@ from ..samples.conflicts import get_conflict
 from ..samples.schemas import MoveToParcelIn
 from ..sync import resolve
 from ..sync.schemas import ConflictResolveIn
+from ..tiles import services as tiles
 from . import auth, csrf, i18n, queries
 from . import map as parcel_map
 
@@ -74,9 +75,7 @@ HTML_HEADERS = {
     "Cache-Control": "no-store",
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "same-origin",
-    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; "
-                               "form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
-}
+}  # (and the Content-Security-Policy of ``content_security_policy``)
 AUDIT_TYPES = ("parcel", "sample", "lab_result", "certificate", "device", "sync_conflict", "region", "farm_park",
                "grading_run")
 
@@ -87,7 +86,7 @@ AUDIT_TYPES = ("parcel", "sample", "lab_result", "certificate", "device", "sync_
 def _setup(state: Any) -> None:
     app: Flask = state.app
     app.config["SESSION_COOKIE_NAME"] = "fieldsvc_console"
-    app.config["SESSION_COOKIE_PATH"] = "/console"  # the API never sees it
+    app.config["SESSION_COOKIE_PATH"] = "/"  # the console and its map tiles; the API never reads it (http.py)
     app.config["SESSION_COOKIE_HTTPONLY"] = True
     app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
     app.config["SESSION_COOKIE_SECURE"] = str(app.config["PUBLIC_BASE_URL"]).startswith("https://")
@@ -103,8 +102,30 @@ def _before() -> None:
     csrf.check()
 
 
+def basemap_source(url: str) -> str:
+    """The CSP source of an XYZ template's host: ``https://{a-c}.tile.example/{z}/...`` →
+    ``https://*.tile.example``; empty when no basemap is configured."""
+    if not url:
+        return ""
+    parts = urlsplit(url)
+    host = parts.netloc
+    if "{" in host:
+        host = "*." + host.split(".", 1)[1] if "." in host else ""
+    return f"{parts.scheme}://{host}" if parts.scheme in ("http", "https") and host else ""
+
+
+def content_security_policy(basemap_url: str) -> str:
+    """Our origin only, plus the configured basemap's host for its tiles; scripts from our origin."""
+    extra = basemap_source(basemap_url)
+    extra = f" {extra}" if extra else ""
+    return ("default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+            f"img-src 'self' data: blob:{extra}; connect-src 'self'{extra}; worker-src 'self' blob:; "
+            "form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
+
+
 @bp.after_request
 def _headers(response: Response) -> Response:
+    response.headers.setdefault("Content-Security-Policy", content_security_policy(current_app.config["BASEMAP_URL"]))
     for name, value in HTML_HEADERS.items():
         response.headers.setdefault(name, value)
     response.headers["Vary"] = "Cookie, Accept-Language"
@@ -296,17 +317,46 @@ def county(code: str):
     if region.level != "county":
         raise not_found("county", code)
     mode = request.args.get("color", "grade")
-    rows, drawn, states, verdicts, total = _map_for("county", code, mode)
-    all_codes = [r.code for r in rows]
-    cov = queries.coverage(all_codes, states, verdicts)
+    if mode not in parcel_map.MODES:
+        raise validation_failed({"color": [f"one of {', '.join(parcel_map.MODES)}"]})
+    cov = queries.coverage_counts("county", code)
     villages = [v for v in _area_rows("village", queries.villages(code)) if v["parcels"]]
     parks = _area_rows("farm_park", queries.farm_parks(code))
     grades: dict[str, int] = {}
     for row in villages + parks:
         grades[row["grade"] or "-"] = grades.get(row["grade"] or "-", 0) + 1
-    return page("county.html", region=region, mode=mode, map=drawn, coverage=cov, total=total,
-                villages=villages, parks=parks, grade_counts=grades,
+    return page("county.html", region=region, mode=mode, coverage=cov, total=cov.parcels,
+                villages=villages, parks=parks, grade_counts=grades, map_config=_map_config(code, mode),
                 queue_counts=queries.queue_counts(actor))
+
+
+MAP_STRINGS = ("close", "open_parcel", "village", "land_use", "verdict", "grade", "sampling", "parcel",
+               "collected_at", "sampler", "accuracy", "photos", "flags", "state", "not_found", "estimated")
+MAP_PREFIXES = ("cat_", "lu_", "flag_", "kind_", "grade_")
+
+
+def _map_config(county: str, mode: str) -> dict[str, Any]:
+    """What the map script needs (``data-map``): tile and search URLs, the county's extent, the basemap
+    (or none: a plain background), the colour mode and its own strings in the page's language."""
+    strings = i18n.STRINGS[lang()]
+    english = i18n.STRINGS["en"]
+    keys = [k for k in english if k in MAP_STRINGS or k.startswith(MAP_PREFIXES)]
+    grades = {f"grade_{g}": i18n.grade_label(g, lang()) for g in ("clean", "still_clean", "A", "B", "C")}
+    config = current_app.config
+    basemap = ({"url": config["BASEMAP_URL"], "attribution": config["BASEMAP_ATTRIBUTION"]}
+               if config["BASEMAP_URL"] else None)
+    return {"tiles": url_for("tiles.tile", layer="L", z=0, x=0, y=0).split("/L/")[0],
+            "find": url_for("console.map_find"), "parcel_url": url_for("console.parcel", code="X")[:-1],
+            "bbox": tiles.county_bbox(county), "basemap": basemap, "mode": mode, "lang": lang(),
+            "colours": tiles.COLOURS,
+            "strings": {**{k: strings.get(k) or english[k] for k in keys}, **grades}}
+
+
+@bp.get("/map/find")
+@requires_role(*READERS)
+def map_find():
+    """The map's search: a parcel, village or farm park (code or name) or a bag code → where it is."""
+    return tiles.find(request.args.get("q", ""), current_actor())
 
 
 def _area_page(kind: str, code: str, subject: Any) -> Response:

@@ -22,7 +22,8 @@ STATES = ("awaiting_media", "complete", "held", "needs_review")
 
 class Sample(db.Model):
     __tablename__ = "samples"
-    __table_args__ = (Index("ix_samples_parcel_state", "parcel_code", "state"),)
+    __table_args__ = (Index("ix_samples_parcel_state", "parcel_code", "state"),
+                      Index("ix_samples_lon_lat", "lon", "lat"))  # map tiles: the points in a tile
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     code: Mapped[str] = mapped_column(String(64), unique=True)

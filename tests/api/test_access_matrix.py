@@ -165,6 +165,10 @@ ROUTES: dict[str, dict[str, Any]] = {
     "console.logout": {"kind": "own"},
     "console.index": {"kind": "list", "url": "/console/", "needle": ["county"], "follow": True},
     "console.county": {"kind": "read", "url": "/console/county/{county}"},
+    "console.map_find": {"kind": "list", "url": "/console/map/find?q={parcel}", "needle": ["parcel"]},
+    # map tiles: z0 holds the whole world; samples are points (never too small to draw), bag codes in the tile
+    "tiles.tile": {"kind": "list", "url": "/tiles/samples/0/0/0.mvt", "needle": ["sample_code"]},
+    "maps.asset": {"kind": "public"},  # the map library and script files
     "console.village": {"kind": "read", "url": "/console/village/{village}"},
     "console.farm_park": {"kind": "read", "url": "/console/farm-park/{farm_park}"},
     "console.parcel": {"kind": "read", "url": "/console/parcel/{parcel}"},
@@ -370,7 +374,8 @@ def allowed(app, endpoint: str, role: str) -> bool:
 
 
 def text(resp) -> str:
-    if resp.mimetype in ("application/pdf", "application/vnd.sqlite3", "application/octet-stream"):
+    if resp.mimetype in ("application/pdf", "application/vnd.sqlite3", "application/octet-stream",
+                         "application/vnd.mapbox-vector-tile"):
         return resp.get_data().decode("latin-1")
     return resp.get_data(as_text=True)
 

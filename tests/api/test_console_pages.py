@@ -8,7 +8,9 @@ queue has something in it. Shared helpers at the top are reused by the browser t
 
 from __future__ import annotations
 
+import html
 import io
+import json
 import re
 import uuid
 from dataclasses import dataclass, field
@@ -189,7 +191,7 @@ def test_unauthenticated_page_redirects_to_login_and_back(app, official):
                                            "next": "/console/queues?x=1"})
     assert good.status_code == 303 and good.headers["Location"] == "/console/queues?x=1"
     cookie = good.headers["Set-Cookie"]
-    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Path=/console" in cookie
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Path=/;" in cookie  # console + /tiles
     assert "Secure" in cookie  # the test config's public base URL is https
     assert console.get("/console/queues").status_code == 200
 
@@ -268,6 +270,19 @@ def test_every_console_route_refuses_lab_and_sampler_tokens(app, make_account, r
     assert checked >= 25
 
 
+def map_config(page: str) -> dict:
+    """The overview map's settings (its ``data-map`` JSON)."""
+    return json.loads(html.unescape(re.search(r'data-map="([^"]+)"', page).group(1)))
+
+
+def scene_county_features(app, county: str) -> list[dict]:
+    with app.app_context():
+        from fieldsvc.places.models import Parcel
+
+        return [{"geometry": json.loads(g)} for g in db.session.scalars(
+            select(Parcel.geometry_json).where(Parcel.county_code == county))]
+
+
 # --- every page for an official -----------------------------------------------------------------
 
 def test_every_page_renders_for_an_official(app, client, scene, reviewer, importer):
@@ -275,10 +290,14 @@ def test_every_page_renders_for_an_official(app, client, scene, reviewer, import
     resp = console.get("/console/")
     assert resp.status_code == 303 and resp.headers["Location"] == f"/console/county/{scene.county}"
     page = text_of(console.get(f"/console/county/{scene.county}"))
-    assert 'id="parcel-map"' in page and f'data-code="{scene.clean_parcel}"' in page
+    assert 'id="county-map"' in page and "coordinates" not in page  # the map draws tiles: no geometry inline
+    config = map_config(page)
+    assert config["mode"] == "grade" and config["tiles"] == "/tiles" and config["basemap"] is None
+    w, s, e, n = config["bbox"]
+    assert all(w <= f["geometry"]["coordinates"][0][0][0] <= e for f in scene_county_features(app, scene.county))
     assert re.search(r'id="count-sampled">(\d+)<', page).group(1) == "3"  # clean, conflict and flagged parcels
     sampling = text_of(console.get(f"/console/county/{scene.county}?color=sampling"))
-    assert f'data-code="{scene.clean_parcel}" data-category="complete"' in sampling
+    assert map_config(sampling)["mode"] == "sampling"
     assert console.get(f"/console/county/{scene.county}?color=rainbow").status_code == 422
     village = text_of(console.get(f"/console/village/{scene.village}"))
     assert scene.clean_parcel in village and scene.other_parcel in village

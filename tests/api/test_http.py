@@ -28,7 +28,8 @@ def test_public_routes_are_only_the_expected_ones(app):
                     if getattr(app.view_functions[r.endpoint], "fieldsvc_roles", None) == PUBLIC)
     allowed_prefixes = ("/healthz", "/metrics", "/openapi.json", "/docs", "/api/v1/auth/token", "/C/",
                         "/api/v1/verify", "/.well-known/", "/field",
-                        "/console/login")  # the console's sign-in form
+                        "/console/login",  # the console's sign-in form
+                        "/maps/")  # the map library and script files (static, no data)
     exact = {"/", "/favicon.ico"}  # a redirect to the console, the browser's icon
     assert all(p in exact or p.startswith(allowed_prefixes) for p in public), public
 

@@ -10,7 +10,7 @@ import re
 
 import pytest
 
-from tests.api.test_console_pages import build_scene
+from tests.api.test_console_pages import build_scene, centre
 
 pytestmark = pytest.mark.browser
 
@@ -25,6 +25,14 @@ def _login(context, base: str, username: str, password: str, path: str):
     page.wait_for_load_state()
     assert page.url.endswith(path), page.url
     return page
+
+
+def _click_map_at(page, lon: float, lat: float) -> None:
+    """Click the map where a lon/lat is drawn (the map script exposes its OpenLayers map)."""
+    x, y = page.evaluate("([lon, lat]) => window.fieldsvcMap.getPixelFromCoordinate(ol.proj.fromLonLat([lon, lat]))",
+                         [lon, lat])
+    box = page.locator("#county-map").bounding_box()
+    page.mouse.click(box["x"] + x, box["y"] + y)
 
 
 def test_console_flow(app, client, county, make_account, server, browser, database, screenshots, tmp_path):
@@ -75,10 +83,32 @@ def test_console_flow(app, client, county, make_account, server, browser, databa
 
     # overview and parcel detail (screenshots), click-through from the map
     page.goto(f"{server}/console/county/{scene.county}")
-    assert page.get_attribute(f"path[data-code='{scene.clean_parcel}']", "data-category") == "qualified"
+    page.wait_for_selector("#county-map[data-state=ready]")
     if shots:
         page.screenshot(path=str(screenshots / "console-overview.png"), full_page=True)
-    page.click(f"path[data-code='{scene.clean_parcel}']")
+    # search the sample's bag code: the map flies to it; a click on it shows its popup
+    page.fill("#map-search input[name=q]", scene.clean_sample)
+    page.press("#map-search input[name=q]", "Enter")
+    page.wait_for_selector(f"#county-map[data-found='sample:{scene.clean_sample}']")
+    page.wait_for_selector("#county-map[data-state=ready]")
+    clean = next(f for f in county.parcels if f["properties"]["code"] == scene.clean_parcel)
+    lat, lon = centre(clean)  # where build_scene put the clean sample
+    _click_map_at(page, lon, lat)
+    page.wait_for_selector("#map-popup[data-kind=sample]:not([hidden])")
+    # (the held sample was taken at the same spot: either may be the one on top)
+    assert page.get_attribute("#map-popup", "data-code") in (scene.clean_sample, scene.held_sample)
+    # the parcel: with sample points hidden, a click on it opens its popup and the link its page
+    page.fill("#map-search input[name=q]", scene.clean_parcel)
+    page.press("#map-search input[name=q]", "Enter")
+    page.wait_for_selector(f"#county-map[data-found='parcel:{scene.clean_parcel}']")
+    page.uncheck("[data-layer-toggle=samples]")
+    page.wait_for_selector("#county-map[data-state=ready]")
+    _click_map_at(page, lon, lat)
+    popup = page.locator(f"#map-popup[data-kind=parcel][data-code='{scene.clean_parcel}']")
+    popup.wait_for()
+    assert "合格" in popup.inner_text()  # graded qualified above
+    page.click("#popup-open")
+    page.wait_for_load_state()
     assert page.url.endswith(f"/console/parcel/{scene.clean_parcel}")
     assert page.locator("#explanation tr").count() > len(("header",))
     if shots:

@@ -12,6 +12,7 @@ from sqlalchemy import create_engine, inspect, text
 
 from fieldsvc import create_app
 from fieldsvc.extensions import db
+from fieldsvc.tiles.models import include_object
 from tests.conftest import PG_URL, TEST_CONFIG, pg_reachable
 
 MIGRATION_DB = "fieldsvc_migrations_test"
@@ -42,7 +43,8 @@ def test_upgrade_from_empty_matches_models_and_downgrade_removes_all(empty_datab
     with app.app_context():
         upgrade()
         with db.engine.connect() as conn:
-            diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), db.metadata)
+            opts = {"compare_type": True, "include_object": include_object}
+            diff = compare_metadata(MigrationContext.configure(conn, opts=opts), db.metadata)
             assert diff == [], f"models and migrations disagree: {diff}"
             tables = set(inspect(conn).get_table_names())
             assert {"users", "parcels", "audit_events", "devices"} <= tables
