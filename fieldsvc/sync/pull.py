@@ -193,7 +193,7 @@ _escape = json.encoder.encode_basestring  # == _dump of a str
 def pull_text(actor: Actor, cursor_text: str | None, limit: int, max_bytes: int | None = None) -> str:
     """``pull`` as the JSON text sent to the phone.
 
-    A page also ends once its changes reach ``max_bytes`` characters of text (after at least one
+    A page also ends once its changes reach ``max_bytes`` bytes of UTF-8 (after at least one
     seq, and never inside one seq): 1,000 big parcels made 31 MB pages for phones on a rural network.
 
     Two passes: the seqs of up to ``limit + 1`` candidates per kind (index-only, cheap) pick
@@ -272,7 +272,7 @@ def pull_text(actor: Actor, cursor_text: str | None, limit: int, max_bytes: int 
             parts.append(_assignment_change(row))
             if rescoped:
                 parts += _expand_assignment(row, scope, after, now)
-        size += sum(len(p) for p in parts[before:]) + 1
+        size += sum(len(p) if p.isascii() else len(p.encode()) for p in parts[before:]) + 1
         last_seq = seq
     if has_more and last_seq is not None:
         next_seq = last_seq

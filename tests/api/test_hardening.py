@@ -720,7 +720,7 @@ def test_pull_pages_are_bounded_by_bytes_too(app, client, official, county, make
             break
     assert len(pages) > 3
     assert [c for _, changes in pages for c in changes] == whole  # nothing lost, nothing twice, same order
-    biggest_change = max(len(json.dumps(c, ensure_ascii=False)) for c in whole)
+    biggest_change = max(len(json.dumps(c, ensure_ascii=False).encode()) for c in whole)
     assert all(size <= 1000 + biggest_change + 200 for size, _ in pages)
 
 
