@@ -22,7 +22,7 @@ CORE = {"config", "errors", "dbutil", "dbtypes", "extensions", "sequence", "audi
         "openapi", "schemas", "render", "sqlite_checkpoint", "access", "paging",
         "csvout", "compression"}
 ADAPTERS = {"__init__", "handlers", "sync", "openrosa", "console", "field", "ops", "cli", "demo", "housekeeping",
-            "models", "exports"}
+            "models", "exports", "tiles"}
 # Inside a domain package these modules are entry points (HTTP, the CLI, the demo loader): adapters.
 ENTRY_MODULES = {"views", "public", "cli", "demo"}
 
