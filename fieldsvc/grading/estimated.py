@@ -54,7 +54,8 @@ def to_evaluated(a: es.Assessment, pack: RulePack, models: Mapping[str, es.Model
 def run_models(run: GradingRun | None) -> dict[str, es.Model] | None:
     if run is None or not run.estimation:
         return None
-    return {k: es.Model.from_dict(v) for k, v in (run.estimation.get("models") or {}).items()}
+    models = {k: es.Model.from_dict(v) for k, v in (run.estimation.get("models") or {}).items()}
+    return models or None  # a run that had nothing to estimate fitted nothing
 
 
 def latest_models(county: str, pack: RulePack) -> dict[str, es.Model] | None:
@@ -66,6 +67,8 @@ def latest_models(county: str, pack: RulePack) -> dict[str, es.Model] | None:
 
 def for_county(county: str, pack: RulePack) -> tuple[dict[str, Evaluated], dict[str, Any]]:
     """A whole-county run: fit, estimate every unsampled parcel; (estimated grades, the record)."""
+    if not spatial.has_unsampled(county):
+        return {}, {"estimated": 0, "not_assessed": 0, "models": {}, "skipped": "every parcel has a usable sample"}
     data, res, models = spatial.assess_county(county, pack)
     if data is None:
         return {}, {}
@@ -101,6 +104,8 @@ def around(parcel_codes: Iterable[str], pack: RulePack) -> tuple[set[str], dict[
         dlon = margin / (_DEG_M * max(0.1, math.cos(math.radians(lat))))
         bbox = (min(b[0] for b in boxes) - dlon, min(b[1] for b in boxes) - dlat,
                 max(b[2] for b in boxes) + dlon, max(b[3] for b in boxes) + dlat)
+        if not spatial.has_unsampled(county, bbox):
+            continue  # every parcel around has its own sample: nothing to re-estimate
         data, res, used = spatial.assess_county(county, pack, models, bbox=bbox)
         if data is None:
             continue

@@ -12,14 +12,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import select
 
 from ..extensions import db
+from ..lab.models import LabResult
 from ..places.models import Parcel
-from ..samples.models import Sample
+from ..samples.models import Sample, SyncConflict
 from . import estimation as es
 from .grade import Measurement
+from .inputs import BLOCKING_CONFLICTS
 from .rules import RulePack
 
 
@@ -51,16 +54,36 @@ def _value(m: Measurement) -> float | None:
     return None
 
 
+def _parcel_where(county: str, bbox: tuple[float, float, float, float] | None) -> list[Any]:
+    where = [Parcel.county_code == county, Parcel.deleted_at.is_(None)]
+    if bbox is not None:
+        where += [Parcel.max_lon >= bbox[0], Parcel.max_lat >= bbox[1], Parcel.min_lon <= bbox[2],
+                  Parcel.min_lat <= bbox[3]]
+    return where
+
+
+def has_unsampled(county: str, bbox: tuple[float, float, float, float] | None = None) -> bool:
+    """Whether a live parcel of the county (inside ``bbox``) has no usable sample: a complete, live
+    sample without an open blocking conflict and with an approved result (what ``load_inputs``
+    hands the estimation). Only such parcels are estimated, so without one there is nothing to
+    estimate and a run need not read the county's inputs a second time (``bench/grading.py``)."""
+    blocked = select(SyncConflict.id).where(SyncConflict.record_id == Sample.id, SyncConflict.status == "open",
+                                            SyncConflict.kind.in_(BLOCKING_CONFLICTS)).exists()
+    approved = select(LabResult.id).where(LabResult.sample_id == Sample.id, LabResult.status == "approved",
+                                          LabResult.qc_type.is_(None)).exists()
+    usable = select(Sample.id).where(Sample.parcel_code == Parcel.code, Sample.deleted_at.is_(None),
+                                     Sample.state == "complete", ~blocked, approved).exists()
+    return db.session.execute(select(Parcel.code).where(*_parcel_where(county, bbox), ~usable).limit(1)).first() \
+        is not None
+
+
 def load_county(county: str, pack: RulePack,
                 bbox: tuple[float, float, float, float] | None = None) -> CountyInputs | None:
     """Parcels (bounding-box centres) and usable samples of a county (or of its parcels inside
     ``bbox`` = lon/lat min, min, max, max), projected to its UTM zone; None when none."""
     from .inputs import load_inputs
 
-    where = [Parcel.county_code == county, Parcel.deleted_at.is_(None)]
-    if bbox is not None:
-        where += [Parcel.max_lon >= bbox[0], Parcel.max_lat >= bbox[1], Parcel.min_lon <= bbox[2],
-                  Parcel.min_lat <= bbox[3]]
+    where = _parcel_where(county, bbox)
     rows = db.session.execute(
         select(Parcel.code, Parcel.village_code, Parcel.farm_park_code, Parcel.land_use, Parcel.area_m2,
                Parcel.min_lon, Parcel.min_lat, Parcel.max_lon, Parcel.max_lat)

@@ -145,3 +145,29 @@ def test_sampling_next_ranks_unsettled_parcels_with_a_point_inside(app, client, 
     assert_problem(client.get("/api/v1/sampling/next", headers=official.headers), 422, "validation_failed", "county")
     assert_problem(client.get("/api/v1/sampling/next", query_string={"county": "999999"}, headers=official.headers),
                    404, "not_found")
+
+
+def test_has_unsampled_follows_the_samples_estimation_would_use(app, county):
+    """A county run skips the estimation only when every parcel has a usable sample (complete, live,
+    an approved result); a parcel whose only sample is pending still counts as unsampled."""
+    from fieldsvc.grading.spatial import has_unsampled
+
+    codes = [f["properties"]["code"] for f in county.parcels]
+    for code in codes[:-1]:
+        put_results(app, put_sample(app, code, county=county.county), CLEAN)
+    with app.app_context():
+        assert has_unsampled(county.county)  # the last parcel has nothing
+    put_sample(app, codes[-1], county=county.county)  # a sample, but no approved result yet
+    with app.app_context():
+        assert has_unsampled(county.county)
+    put_results(app, put_sample(app, codes[-1], county=county.county), CLEAN)
+    with app.app_context():
+        assert not has_unsampled(county.county)
+        data, res, _ = _assess_all(county.county)
+        assert all(a.basis == "measured" for a in res.values())  # what the skip assumes
+
+
+def _assess_all(county_code):
+    from fieldsvc.grading.spatial import assess_county
+
+    return assess_county(county_code, load_pack("green_food_soil"))
