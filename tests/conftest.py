@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, text
+from werkzeug.serving import make_server
 
 from fieldsvc import create_app
 from fieldsvc.extensions import db
@@ -104,6 +106,18 @@ def fresh_database_url(database: dict[str, Any], tmp_path: Path) -> str:
 def app_config(database, tmp_path) -> dict[str, Any]:
     return {**TEST_CONFIG, "DATABASE_URL": fresh_database_url(database, tmp_path),
             "INSTANCE_PATH": str(tmp_path / "instance")}
+
+
+@pytest.fixture
+def live(app):
+    """The app behind a real threaded HTTP server (real connections, real parallelism); its base URL."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    thread.join(5)
+    server.server_close()
 
 
 @pytest.fixture

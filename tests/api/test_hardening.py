@@ -18,23 +18,6 @@ from tests.api.test_grading_api import CLEAN, parcels_by, put_results, put_sampl
 from tests.api.test_grading_rollup import run_county
 from tests.helpers import assert_problem
 
-
-@pytest.fixture
-def live(app):
-    """The app behind a real threaded HTTP server (real connections, real parallelism)."""
-    import threading
-
-    from werkzeug.serving import make_server
-
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join(5)
-    server.server_close()
-
-
 # --- 6. formula injection in the CSVs we write --------------------------------------------------
 
 def test_report_csv_escapes_formula_cells(app, client, official, county):

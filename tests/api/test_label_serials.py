@@ -5,9 +5,7 @@ from __future__ import annotations
 import threading
 import urllib.request
 
-import pytest
 from sqlalchemy import select
-from werkzeug.serving import make_server
 
 from fieldsvc.certificates import codes
 from fieldsvc.certificates.models import LabelSerial
@@ -137,15 +135,6 @@ def test_too_many_labels_in_one_request_names_serials(app, client, official, cou
     assert printed_serials(app, cert["code"]) == []
 
 
-@pytest.fixture
-def live(app):
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join(5)
-    server.server_close()
 
 
 def test_fifty_concurrent_scans_of_one_serial_lose_no_count(app, client, official, county, grading, live):

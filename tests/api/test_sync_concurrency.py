@@ -9,20 +9,8 @@ import urllib.request
 import uuid
 
 import pytest
-from werkzeug.serving import make_server
 
 from tests.api.test_sync_push import count_samples, data_for, parcels_in, record, register_device, village_codes
-
-
-@pytest.fixture
-def live(app):
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join(5)
-    server.server_close()
 
 
 def _post(url, headers, body):
