@@ -8,7 +8,7 @@ import urllib.request
 import uuid
 
 from tests.api.test_openrosa_api import get_sample, instance_xml, manifest, phone  # noqa: F401  (fixture)
-from tests.api.test_sync_concurrency import _parallel, live  # noqa: F401  (fixture)
+from tests.api.test_sync_concurrency import _parallel
 from tests.api.test_sync_push import count_samples
 
 
