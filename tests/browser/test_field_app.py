@@ -160,6 +160,14 @@ def new_sample(page, context, feature, code, photo, accuracy=5.0, depth=("0", "2
     return lat, lon
 
 
+def click_parcel(page, feature) -> None:
+    """Tap the map at a point inside the parcel (the map is a canvas: the pixel comes from the map)."""
+    lat, lon = inside_point(feature)
+    x, y = page.evaluate(f"() => fieldApp.state.map.pixelOf({lon}, {lat})")
+    box = page.locator("#map").bounding_box()
+    page.mouse.click(box["x"] + x, box["y"] + y)
+
+
 def media_bytes(field, sha256: str) -> bytes:
     with field.api.get(f"/api/v1/media/{sha256}", headers=field.official_headers) as resp:
         assert resp.status_code == 200, resp.status_code
@@ -214,10 +222,14 @@ def test_provision_work_offline_and_sync_three_samples_with_photos(field, contex
     expect_attr(page, f"#records li[data-code='{next(iter(made))}'] .server-state", "data-state", "complete")
     page.screenshot(path=str(screenshots / "field-outbox-synced.png"))
     page.click("#tabs button[data-view=parcels]")
-    expect_attr(page, f"#map path[data-code='{chosen[0]['properties']['code']}']", "class", "p-sampled")
-    page.click(f"#map path[data-code='{chosen[1]['properties']['code']}']")
+    expect_attr(page, "#map", "data-state", "ready")
+    first = chosen[0]["properties"]["code"]
+    shown = page.evaluate(f"() => fieldApp.state.map.parcelShown('{first}')")
+    assert shown["state"] == "complete" and shown["category"] == "complete"  # the server's tile, after the sync
+    click_parcel(page, chosen[1])
+    expect_attr(page, "#map", "data-selected", chosen[1]["properties"]["code"])
     expect_attr(page, "#parcel-info #sample-here", "id", "sample-here")
-    assert page.locator("#me-dot").count() == 1  # the phone's position is on the map
+    assert page.get_attribute("#map", "data-position")  # the phone's position is on the map
     page.screenshot(path=str(screenshots / "field-map.png"))
 
     kept = page.evaluate("""() => new Promise((ok) => { const r = indexedDB.open('fieldsvc-field');
