@@ -82,6 +82,10 @@ def test_overlay_png_lies_on_web_mercator_over_the_extent_and_matches_the_grid(a
     assert resp.status_code == 200 and resp.mimetype == "image/png"
     img = Image.open(io.BytesIO(resp.data))
     assert img.mode == "RGBA" and max(img.size) == 800
+    # the console's overview fetches the same picture and report through its session-signed route
+    assert client.get(f"/console/map/surface/{county.county}/Cd.png", headers=official.headers).data == resp.data
+    assert client.get(f"/console/map/surface/{county.county}/Cd.json", headers=official.headers).get_json()[
+        "extent"] == extent
     assert abs(img.width / img.height - (e - w) / (n - s)) < 0.01  # square pixels in Web Mercator
     with rasterio.open(io.BytesIO(client.get(base + ".tif", headers=official.headers).data)) as ds:
         est, transform, epsg = ds.read(1), ds.transform, ds.crs.to_epsg()
