@@ -137,8 +137,8 @@ def test_planned_points_from_the_local_store_are_numbered_nearest_first(field, b
         points.append({"parcel": feature["properties"]["code"], "point": {"lat": lat, "lon": lon},
                        "reason": "not_assessed"})
     set_meta(page, "planned_points", points)
-    here = points[2]["point"]
-    ctx.set_geolocation({"latitude": here["lat"], "longitude": here["lon"], "accuracy": 6})
+    here = points[2]["point"]  # 30 m south of the third point: it is the nearest
+    ctx.set_geolocation({"latitude": here["lat"] - 0.00027, "longitude": here["lon"], "accuracy": 6})
     page.reload()
     expect_attr(page, "#map", "data-planned", "3")
     wait_until(page, "() => !!document.querySelector('#map').dataset.position")
@@ -146,5 +146,8 @@ def test_planned_points_from_the_local_store_are_numbered_nearest_first(field, b
         .map((f) => [f.get('n'), f.get('parcel')]).sort((a, b) => a[0] - b[0]).map((x) => x[1])""")
     assert order[0] == points[2]["parcel"] and sorted(order) == sorted(p["parcel"] for p in points)
     assert "3 planned points" in page.inner_text("#map-legend")
+    expect_attr(page, "#sync-msg", "data-kind", "ok")  # the start-up sync reloads the tiles: let it finish
+    page.wait_for_timeout(300)
+    expect_attr(page, "#map", "data-state", "ready")
     page.screenshot(path=str(screenshots / "field-map-planned-en.png"))
     ctx.close()
