@@ -452,6 +452,7 @@ function renderMapPosition() {
   if (!state.map) return;
   state.map.setPosition(state.position);
   state.map.setPlanned(orderPlanned(state.planned, state.position));
+  renderLegend();
 }
 
 function renderLegend() {
@@ -466,6 +467,11 @@ function renderLegend() {
   });
   if (state.planned.length) items.push(el('span', `▲ ${t('map_planned', { n: state.planned.length })}`));
   $('#map-legend').replaceChildren(...items);
+  const next = orderPlanned(state.planned, state.position)[0];
+  $('#map-next').textContent = next
+    ? (next.distance_m == null ? t('map_next', { code: next.parcel }) : t('map_next_d', { code: next.parcel, d: formatDistance(next.distance_m) }))
+    : '';
+  $('#map-next').dataset.parcel = next ? next.parcel : '';
   $('#map-mode').textContent = state.mapMode === 'sampling' ? t('map_by_grade') : t('map_by_state');
 }
 

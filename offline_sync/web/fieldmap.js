@@ -170,6 +170,7 @@ export class FieldMap {
   /** Fetch the data tiles again (after a sync the server's colours have changed; a tile that failed
    * offline stays failed until then). */
   reload() {
+    this.target.dataset.state = 'loading'; // "ready" again once the fresh tiles are drawn
     for (const layer of [this.parcels, this.areas, this.samples]) layer.getSource().refresh();
   }
 

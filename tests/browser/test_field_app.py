@@ -241,6 +241,7 @@ def test_provision_work_offline_and_sync_three_samples_with_photos(field, contex
     page.click("#tabs button[data-view=parcels]")
     expect_attr(page, "#map", "data-state", "ready")
     first = chosen[0]["properties"]["code"]
+    wait_until(page, f"() => (fieldApp.state.map.parcelShown('{first}') || {{}}).state === 'complete'")
     shown = page.evaluate(f"() => fieldApp.state.map.parcelShown('{first}')")
     assert shown["state"] == "complete" and shown["category"] == "complete"  # the server's tile, after the sync
     click_parcel(page, chosen[1])

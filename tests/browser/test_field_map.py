@@ -146,6 +146,8 @@ def test_planned_points_from_the_local_store_are_numbered_nearest_first(field, b
         .map((f) => [f.get('n'), f.get('parcel')]).sort((a, b) => a[0] - b[0]).map((x) => x[1])""")
     assert order[0] == points[2]["parcel"] and sorted(order) == sorted(p["parcel"] for p in points)
     assert "3 planned points" in page.inner_text("#map-legend")
+    expect_attr(page, "#map-next", "data-parcel", points[2]["parcel"])  # "navigate to next": the nearest
+    assert page.inner_text("#map-next").endswith(" m")
     expect_attr(page, "#sync-msg", "data-kind", "ok")  # the start-up sync reloads the tiles: let it finish
     page.wait_for_timeout(300)
     expect_attr(page, "#map", "data-state", "ready")
