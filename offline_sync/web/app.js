@@ -415,6 +415,11 @@ function renderParcelInfo() {
 
 // --- the map (fieldmap.js) and its offline tiles (sw.js) ---------------------------------------------
 
+/** The parcels this phone has recorded a sample on (their planned points are done). */
+function sampledHere() {
+  return new Set(state.outbox.filter((r) => !r.deleted).map((r) => r.data && r.data.parcel));
+}
+
 /** This phone's own records on a parcel, which the server's tiles do not know yet. */
 function localState(code) {
   const c = parcelClass(code);
@@ -451,7 +456,7 @@ function renderMap() {
 function renderMapPosition() {
   if (!state.map) return;
   state.map.setPosition(state.position);
-  state.map.setPlanned(orderPlanned(state.planned, state.position));
+  state.map.setPlanned(orderPlanned(state.planned, state.position, sampledHere()));
   renderLegend();
 }
 
@@ -465,13 +470,14 @@ function renderLegend() {
     span.prepend(swatch);
     return span;
   });
-  if (state.planned.length) items.push(el('span', `▲ ${t('map_planned', { n: state.planned.length })}`));
   $('#map-legend').replaceChildren(...items);
-  const next = orderPlanned(state.planned, state.position)[0];
+  const open = orderPlanned(state.planned, state.position, sampledHere());
+  const next = open[0];
   $('#map-next').textContent = next
     ? (next.distance_m == null ? t('map_next', { code: next.parcel }) : t('map_next_d', { code: next.parcel, d: formatDistance(next.distance_m) }))
     : '';
   $('#map-next').dataset.parcel = next ? next.parcel : '';
+  if (open.length) $('#map-legend').append(el('span', `▲ ${t('map_planned', { n: open.length })}`));
   $('#map-mode').textContent = state.mapMode === 'sampling' ? t('map_by_grade') : t('map_by_state');
 }
 

@@ -12,8 +12,11 @@ import { haversine } from './geo.js';
 
 /**
  * Planned points kept by the app (meta key below): a list of
- *   {parcel: "code", point: {lat, lon}, reason?: "not_assessed"|"needs_sampling", village?, sigma?}
- * as the server's `planned_point` pull changes carry them (DESIGN §4.6 sampling/next items).
+ *   {parcel: "code", point: {lat, lon}, reason?: "not_assessed"|"needs_sampling"|"requested", status?: "open",
+ *    village?, rank?, sigma?}
+ * as the server's `planned_point` pull changes carry them (DESIGN §4.6 sampling/next items; the same key
+ * and shape as plans.js keeps). Only open points are drawn, and not those on a parcel this phone has
+ * already sampled (its record may still wait in the outbox).
  */
 export const PLANNED_KEY = 'planned_points';
 
@@ -32,8 +35,9 @@ export function tileRange(box, z) {
 }
 
 /** Planned points ordered for "navigate to next": nearest to the position first (as stored without one). */
-export function orderPlanned(points, position) {
-  const items = (points || []).filter((p) => p && p.point && Number.isFinite(p.point.lat) && Number.isFinite(p.point.lon));
+export function orderPlanned(points, position, sampled = new Set()) {
+  const items = (points || []).filter((p) => p && p.point && Number.isFinite(p.point.lat) && Number.isFinite(p.point.lon)
+    && (p.status === undefined || p.status === 'open') && !sampled.has(p.parcel));
   if (!position) return items.map((p) => ({ ...p, distance_m: null }));
   return items
     .map((p) => ({ ...p, distance_m: haversine(position.lat, position.lon, p.point.lat, p.point.lon) }))

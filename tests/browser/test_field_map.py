@@ -132,10 +132,11 @@ def test_planned_points_from_the_local_store_are_numbered_nearest_first(field, b
     device = field.new_device()
     page = provision(ctx, field, device)
     points = []
-    for feature in device.parcels[:3]:
+    for feature in device.parcels[:4]:
         lat, lon = inside_point(feature)
         points.append({"parcel": feature["properties"]["code"], "point": {"lat": lat, "lon": lon},
-                       "reason": "not_assessed"})
+                       "reason": "not_assessed", "status": "open"})
+    points[3]["status"] = "closed"  # a point a sample has settled is not drawn
     set_meta(page, "planned_points", points)
     here = points[2]["point"]  # 30 m south of the third point: it is the nearest
     ctx.set_geolocation({"latitude": here["lat"] - 0.00027, "longitude": here["lon"], "accuracy": 6})
@@ -144,7 +145,7 @@ def test_planned_points_from_the_local_store_are_numbered_nearest_first(field, b
     wait_until(page, "() => !!document.querySelector('#map').dataset.position")
     order = page.evaluate("""() => fieldApp.state.map.plannedSource.getFeatures()
         .map((f) => [f.get('n'), f.get('parcel')]).sort((a, b) => a[0] - b[0]).map((x) => x[1])""")
-    assert order[0] == points[2]["parcel"] and sorted(order) == sorted(p["parcel"] for p in points)
+    assert order[0] == points[2]["parcel"] and sorted(order) == sorted(p["parcel"] for p in points[:3])
     assert "3 planned points" in page.inner_text("#map-legend")
     expect_attr(page, "#map-next", "data-parcel", points[2]["parcel"])  # "navigate to next": the nearest
     assert page.inner_text("#map-next").endswith(" m")
