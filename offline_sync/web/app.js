@@ -441,6 +441,7 @@ function renderMap() {
   }
   if (state.labelled !== state.parcels) {
     state.labelled = state.parcels;
+    state.map.setLocalParcels(state.parcels);
     state.map.setLabels(state.parcels.map((p) => {
       const [lat, lon] = centroid(p.geometry);
       return { code: p.code, lat, lon };

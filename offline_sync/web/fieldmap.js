@@ -70,6 +70,10 @@ export class FieldMap {
     } else {
       target.classList.add('plain');
     }
+    // The phone's own copy of its parcels, drawn as outlines under the tiles: the map still shows (and
+    // taps still pick) the parcels when their tiles were never kept, e.g. offline right after set-up.
+    this.localSource = new ol.source.Vector();
+    this.local = new ol.layer.Vector({ source: this.localSource, style: (f) => this.localStyle(f) });
     this.parcels = new ol.layer.VectorTile({ source: this.tiles('parcels'), style: (f, r) => this.parcelStyle(f, r),
       renderMode: 'hybrid' });
     this.areas = new ol.layer.VectorTile({ source: this.tiles('areas'), style: (f) => this.areaStyle(f), declutter: true });
@@ -84,7 +88,7 @@ export class FieldMap {
         fill: new ol.style.Fill({ color: '#000' }), stroke: new ol.style.Stroke({ color: '#fff', width: 3 }) }) }) });
     this.meSource = new ol.source.Vector();
     this.me = new ol.layer.Vector({ source: this.meSource, style: ME_STYLES });
-    layers.push(this.parcels, this.areas, this.labels, this.samples, this.planned, this.me);
+    layers.push(this.local, this.parcels, this.areas, this.labels, this.samples, this.planned, this.me);
     this.view = new ol.View({ center: [0, 0], zoom: 2, maxZoom: 20, projection: proj });
     this.map = new ol.Map({
       target, layers, view: this.view,
@@ -96,7 +100,7 @@ export class FieldMap {
       this.map.forEachFeatureAtPixel(event.pixel, (feature) => {
         code = feature.get('code');
         return true;
-      }, { layerFilter: (l) => l === this.parcels, hitTolerance: 3 });
+      }, { layerFilter: (l) => l === this.parcels || l === this.local, hitTolerance: 3 });
       if (code) this.opts.onSelect(code);
     });
     this.map.on('rendercomplete', () => { target.dataset.state = 'ready'; });
@@ -154,6 +158,26 @@ export class FieldMap {
     return this.styles.get(key);
   }
 
+  localStyle(feature) {
+    const selected = feature.get('code') === this.selected;
+    const local = this.opts.localState(feature.get('code'));
+    return new ol.style.Style({
+      fill: new ol.style.Fill({ color: local ? `${LOCAL[local]}80` : 'rgba(255, 255, 255, 0.35)' }),
+      stroke: new ol.style.Stroke({ color: selected ? '#0050ff' : '#444', width: selected ? 4 : 1 }),
+    });
+  }
+
+  /** The parcels as the phone keeps them: [{code, geometry (GeoJSON)}]. */
+  setLocalParcels(parcels) {
+    const format = new ol.format.GeoJSON();
+    this.localSource.clear();
+    this.localSource.addFeatures(parcels.filter((p) => p.geometry).map((p) => {
+      const f = format.readFeature({ type: 'Feature', geometry: p.geometry, properties: { code: p.code } },
+        { featureProjection: 'EPSG:3857' });
+      return f;
+    }));
+  }
+
   areaStyle(feature) {
     const p = feature.getProperties();
     if (p.layer !== 'area_labels') return AREA_STYLE;
@@ -165,6 +189,7 @@ export class FieldMap {
   /** Restyle (local records changed, a parcel was picked, the colour mode or language changed). */
   refresh() {
     this.styles.clear();
+    this.local.changed();
     this.parcels.changed();
     this.areas.changed();
     this.target.dataset.mode = this.mode;

@@ -154,3 +154,28 @@ def test_planned_points_from_the_local_store_are_numbered_nearest_first(field, b
     expect_attr(page, "#map", "data-state", "ready")
     page.screenshot(path=str(screenshots / "field-map-planned-en.png"))
     ctx.close()
+
+
+def test_without_kept_tiles_the_phones_own_parcels_still_show_and_can_be_picked(field, browser, screenshots):
+    ctx = phone(browser, "en-GB")
+    device = field.new_device()
+    page = provision(ctx, field, device)
+    wait_until(page, "() => document.body.dataset.tilesCached !== undefined", timeout_s=60)
+    page.evaluate("() => caches.delete('fieldsvc-tiles')")  # as if the phone went offline before they were kept
+    ctx.set_offline(True)
+    page.reload()
+    expect_attr(page, "#net", "data-online", "false")
+    feature = device.parcels[1]
+    code = feature["properties"]["code"]
+    wait_until(page, "() => fieldApp.state.map && fieldApp.state.map.localSource.getFeatures().length > 0")
+    assert page.evaluate("() => fieldApp.state.map.localSource.getFeatures().length") == len(device.parcels)
+    expect_attr(page, "#map", "data-state", "ready")
+    assert page.evaluate(f"() => fieldApp.state.map.parcelShown('{code}')") is None  # no tile: none kept
+    lat, lon = inside_point(feature)
+    x, y = page.evaluate(f"() => fieldApp.state.map.pixelOf({lon}, {lat})")
+    box = page.locator("#map").bounding_box()
+    page.mouse.click(box["x"] + x, box["y"] + y)
+    expect_attr(page, "#map", "data-selected", code)
+    expect_attr(page, "#parcel-info #sample-here", "id", "sample-here")
+    page.screenshot(path=str(screenshots / "field-map-no-tiles-en.png"))
+    ctx.close()
