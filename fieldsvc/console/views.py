@@ -44,6 +44,7 @@ from ..devices import services as devices
 from ..devices.models import Device
 from ..devices.schemas import DeviceIn, DevicePatch
 from ..errors import Problem, not_found, validation_failed
+from ..grading import maps as element_maps
 from ..grading import runs as grading_runs
 from ..grading.pack_admin import resolve_pack, rule_pack_list
 from ..grading.qualification import qualification
@@ -326,18 +327,23 @@ def county(code: str):
     for row in villages + parks:
         grades[row["grade"] or "-"] = grades.get(row["grade"] or "-", 0) + 1
     return page("county.html", region=region, mode=mode, coverage=cov, total=cov.parcels,
-                villages=villages, parks=parks, grade_counts=grades, map_config=_map_config(code, mode),
+                villages=villages, parks=parks, grade_counts=grades, map_config=_map_config(code, mode, surfaces=True),
                 queue_counts=queries.queue_counts(actor))
 
 
 MAP_STRINGS = ("close", "open_parcel", "village", "land_use", "verdict", "grade", "sampling", "parcel",
                "collected_at", "sampler", "accuracy", "photos", "flags", "state", "not_found", "estimated")
-MAP_PREFIXES = ("cat_", "lu_", "flag_", "kind_", "grade_")
+MAP_PREFIXES = ("cat_", "lu_", "flag_", "kind_", "grade_", "surface_")
 
 
-def _map_config(county: str, mode: str) -> dict[str, Any]:
+def _map_config(county: str, mode: str, focus: dict[str, Any] | None = None,
+                points: list[dict[str, Any]] | None = None, surfaces: bool = False) -> dict[str, Any]:
     """What the map script needs (``data-map``): tile and search URLs, the county's extent, the basemap
-    (or none: a plain background), the colour mode and its own strings in the page's language."""
+    (or none: a plain background), the colour mode and its own strings in the page's language.
+
+    A subject's page passes ``focus`` (its outline and extent: the map fits and outlines it) and, for a
+    parcel, ``points`` (its samples with their GPS accuracy, drawn as circles); the overview passes
+    ``surfaces``: the element maps it may lay over the tiles (``.png?overlay=1`` at the ``.json``'s extent)."""
     strings = i18n.STRINGS[lang()]
     english = i18n.STRINGS["en"]
     keys = [k for k in english if k in MAP_STRINGS or k.startswith(MAP_PREFIXES)]
@@ -347,9 +353,36 @@ def _map_config(county: str, mode: str) -> dict[str, Any]:
                if config["BASEMAP_URL"] else None)
     return {"tiles": url_for("tiles.tile", layer="L", z=0, x=0, y=0).split("/L/")[0],
             "find": url_for("console.map_find"), "parcel_url": url_for("console.parcel", code="X")[:-1],
-            "bbox": tiles.county_bbox(county), "basemap": basemap, "mode": mode, "lang": lang(),
-            "colours": tiles.COLOURS,
+            "bbox": focus["bbox"] if focus else tiles.county_bbox(county) if county else None,
+            "basemap": basemap, "mode": mode, "lang": lang(), "colours": tiles.COLOURS, "focus": focus,
+            "points": points or [], "surfaces": _surfaces(county) if surfaces else None,
             "strings": {**{k: strings.get(k) or english[k] for k in keys}, **grades}}
+
+
+def _surfaces(county: str) -> dict[str, Any]:
+    """The analytes of the default pack and where their overlay and its extent are."""
+    return {"analytes": element_maps.analytes_of(resolve_pack(None)),
+            "json": url_for("console.map_surface", county=county, analyte="ANALYTE", fmt="json"),
+            "png": url_for("console.map_surface", county=county, analyte="ANALYTE", fmt="png")}
+
+
+@bp.get("/map/surface/<county>/<analyte>.<fmt>")
+@requires_role(*READERS)
+def map_surface(county: str, analyte: str, fmt: str):
+    """The overview's element surface, signed in by the console's session: ``.json`` the model report
+    with the overlay's extent and legend, ``.png`` the overlay (as ``/api/v1/maps/...png?overlay=1``)."""
+    if fmt not in ("json", "png"):
+        raise not_found("map format", fmt)
+    pack = resolve_pack(None)
+    if analyte not in element_maps.analytes_of(pack):
+        raise not_found("analyte", analyte)
+    get_subject("county", county, current_actor())  # 404 for a county the account may not see
+    built = element_maps.build(county, analyte, pack)
+    if built is None:
+        raise not_found("samples of", f"{analyte} in county {county}")
+    if fmt == "json":
+        return element_maps.report(built)
+    return Response(element_maps.overlay(built), mimetype="image/png")
 
 
 @bp.get("/map/find")
@@ -367,8 +400,9 @@ def _area_page(kind: str, code: str, subject: Any) -> Response:
     grade = grade_dict(get_subject(kind, code, actor), pack)
     cov = queries.coverage([r.code for r in rows], states, verdicts)
     certificates = queries.certificates_of(actor, kind, code)
+    map_config = _map_config(subject.county_code, mode, focus=tiles.area_focus(kind, code, subject.county_code))
     return page("area.html", kind=kind, subject=subject, grade=grade, rows=rows, states=states,
-                verdicts=verdicts, map=drawn, mode=mode, coverage=cov, total=total,
+                verdicts=verdicts, map=drawn, map_config=map_config, mode=mode, coverage=cov, total=total,
                 certificates=certificates, moment=certs.now(), status_at=certs.status_at)
 
 
@@ -400,12 +434,13 @@ def parcel(code: str):
     sample_rows = queries.samples_of_parcel(code, actor)
     results = queries.results_of_samples([s.id for s in sample_rows], actor)
     conflicts = queries.open_conflicts_for([s.id for s in sample_rows], actor)
-    verdict = grade.get("verdict") or "not_graded"
-    drawn = parcel_map.build([(code, feature["geometry"], verdict if verdict in parcel_map.GRADE_COLOURS
-                               else "not_graded")], "grade", width=360)
+    points = [{"code": s.code, "lat": s.lat, "lon": s.lon, "accuracy_m": s.accuracy_m}
+              for s in sample_rows if s.lat is not None and s.lon is not None and s.deleted_at is None]
+    map_config = _map_config(feature["properties"]["county"], "grade",
+                             focus=tiles.parcel_focus(code, feature["geometry"]), points=points)
     cert_rows = queries.certificates_of(actor, "parcel", code)
     return page("parcel.html", parcel=feature, grade=grade, samples=sample_rows, results=results,
-                conflicts=conflicts, map=drawn, certificates=cert_rows, moment=certs.now(),
+                conflicts=conflicts, map_config=map_config, certificates=cert_rows, moment=certs.now(),
                 status_at=certs.status_at, effective_state=samples.effective_state)
 
 

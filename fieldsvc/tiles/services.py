@@ -380,3 +380,25 @@ def find(query: str, actor: Actor) -> dict[str, Any]:
                 return {"found": True, "kind": kind, "code": hit.code, "outline": json.loads(outline.geometry_json),
                         "bbox": [outline.min_lon, outline.min_lat, outline.max_lon, outline.max_lat]}
     return {"found": False}
+
+
+# --- a subject's page (village, farm park, parcel): the map zoomed to it --------------------------
+
+def area_focus(kind: str, code: str, county: str) -> dict[str, Any] | None:
+    """A village's or farm park's outline and extent, for its page's map to fit and draw."""
+    refresh_outlines(county)
+    row = db.session.execute(select(AreaOutline.geometry_json, AreaOutline.min_lon, AreaOutline.min_lat,
+                                    AreaOutline.max_lon, AreaOutline.max_lat)
+                             .where(AreaOutline.kind == kind, AreaOutline.code == code)).first()
+    if row is None:
+        return None
+    return {"kind": kind, "code": code, "outline": json.loads(row.geometry_json),
+            "bbox": [row.min_lon, row.min_lat, row.max_lon, row.max_lat]}
+
+
+def parcel_focus(code: str, geometry: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A parcel's outline and extent (from the geometry its page already has)."""
+    if not geometry:
+        return None
+    minx, miny, maxx, maxy = shapely.from_geojson(json.dumps(geometry)).bounds
+    return {"kind": "parcel", "code": code, "outline": geometry, "bbox": [minx, miny, maxx, maxy]}

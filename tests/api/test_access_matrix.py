@@ -166,6 +166,7 @@ ROUTES: dict[str, dict[str, Any]] = {
     "console.index": {"kind": "list", "url": "/console/", "needle": ["county"], "follow": True},
     "console.county": {"kind": "read", "url": "/console/county/{county}"},
     "console.map_find": {"kind": "list", "url": "/console/map/find?q={parcel}", "needle": ["parcel"]},
+    "console.map_surface": {"kind": "read", "url": "/console/map/surface/{county}/Cd.json"},
     # map tiles: z0 holds the whole world; samples are points (never too small to draw), bag codes in the tile
     "tiles.tile": {"kind": "list", "url": "/tiles/samples/0/0/0.mvt", "needle": ["sample_code"]},
     "maps.asset": {"kind": "public"},  # the map library and script files
