@@ -17,6 +17,7 @@ from sqlalchemy.engine import make_url
 from .auth.models import ROLES
 from .certificates import cli as certificates_cli
 from .errors import Problem
+from .exports.cli import exports as exports_cli
 from .extensions import db
 from .grading import cli as grading_cli
 from .lab.cli import lab as lab_cli
@@ -29,6 +30,7 @@ def register_cli(app: Flask) -> None:
     app.cli.add_command(restore)
     app.cli.add_command(housekeeping)
     app.cli.add_command(lab_cli)
+    app.cli.add_command(exports_cli)
     app.cli.add_command(certificates_cli.keys)
     app.cli.add_command(certificates_cli.certificates)
     app.cli.add_command(certificates_cli.issuer)

@@ -78,6 +78,9 @@ DEFAULTS: dict[str, Any] = {
     "FIELD_TILE_MAX_ZOOM": 17,  # field app: the highest such zoom (whole zooms above the bounds below are left out)
     "FIELD_TILE_MAX_COUNT": 3000,  # field app: at most this many tiles kept offline (data and basemap together)
     "FIELD_TILE_MAX_MB": 60.0,  # field app: and at most this many megabytes of them
+    "EXPORT_JOB_ROWS": 50_000,  # console exports above this many rows run as a background job (a page with progress)
+    "EXPORT_JOB_KEEP_S": 24 * 3600,  # a finished export job's file is deleted this long after it was made
+    "EXPORT_JOB_THREAD": True,  # run a queued export job in a thread of the web process (else: `flask exports work`)
 }
 
 ENV_PREFIX = "FIELDSVC_"

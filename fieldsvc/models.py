@@ -4,6 +4,7 @@ from .audit.models import AuditEvent, EntityVersion
 from .auth.models import ApiToken, RateLimitWindow, User
 from .certificates.models import Certificate, CertificateScan
 from .devices.models import Device, DeviceAssignment
+from .exports.models import ExportJob
 from .grading.models import Grade, GradingRun, RollupMember, RollupSum, RulePackVerification
 from .lab.models import Approval, LabImport, LabResult, LabSampleAlias, ReferenceMaterial
 from .media.models import MediaBlob, SampleMedia
@@ -16,7 +17,7 @@ from .tiles.models import AreaOutline
 
 __all__ = [
     "ApiToken", "Approval", "AreaOutline", "AuditEvent", "Certificate", "CertificateScan", "Device", "DeviceAssignment",
-    "EntityVersion", "FarmPark", "FormExtension", "Grade", "GradingRun", "IdempotentPush", "LabImport",
+    "EntityVersion", "ExportJob", "FarmPark", "FormExtension", "Grade", "GradingRun", "IdempotentPush", "LabImport",
     "LabResult", "LabSampleAlias", "MediaBlob", "OpenRosaSubmission", "Parcel", "RateLimitWindow",
     "ReferenceMaterial", "Region", "RollupMember", "RollupSum", "RulePackVerification", "Sample", "SampleMedia",
     "SequenceCounter", "SyncConflict", "SyncMeta",

@@ -803,3 +803,4 @@ def _t(key: str, **values: Any) -> str:
 
 
 from . import lab as _lab_pages  # noqa: E402,F401  (the lab workspace and review pages hang on this blueprint)
+from . import lists_views as _list_pages  # noqa: E402,F401  (lists, search and export jobs hang on this blueprint)

@@ -11,7 +11,7 @@ from collections.abc import Iterator, Mapping
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, select
+from sqlalchemy import ColumnElement, Select, func, select
 
 from .. import access
 from ..auth.principal import Actor
@@ -71,6 +71,14 @@ def rows(resource: str, args: Mapping[str, Any], actor: Actor) -> Iterator[Row]:
     check_filters(resource, args)
     stmt, key, convert = _QUERIES[resource](args)
     return _read(stmt.where(*_scope(resource, actor)), key, convert)
+
+
+def count(resource: str, args: Mapping[str, Any], actor: Actor) -> int:
+    """How many rows ``rows`` would yield (the console decides on a background job from it)."""
+    check_filters(resource, args)
+    stmt, _, _ = _QUERIES[resource](args)
+    inner = stmt.where(*_scope(resource, actor)).subquery()
+    return int(core_execute(select(func.count()).select_from(inner)).scalar_one())
 
 
 def _read(stmt: Select, key: Any, convert: Any) -> Iterator[Row]:
@@ -209,4 +217,4 @@ def _certificates(args: Mapping[str, Any]) -> tuple[Select, Any, Any]:
 
 _QUERIES = {"samples": _samples, "results": _results, "grades": _grades, "certificates": _certificates}
 
-__all__ = ["CHUNK", "FILTERS", "check_filters", "rows"]
+__all__ = ["CHUNK", "FILTERS", "check_filters", "count", "rows"]

@@ -105,6 +105,12 @@ ROUTES: dict[str, dict[str, Any]] = {
     # exports (streamed files of the same rows as the lists)
     "exports.export": {"kind": "list", "url": "/api/v1/exports/samples.csv", "needle": ["sample_code"]},
     "console.export_file": {"kind": "list", "url": "/console/exports/samples.csv", "needle": ["sample_code"]},
+    "console.export_for_list": {"kind": "list", "url": "/console/export/samples.csv", "needle": ["sample_code"]},
+    "console.export_job": {"kind": "read", "url": "/console/export-jobs/{export_job}"},
+    "console.export_job_file": {"kind": "read", "url": "/console/export-jobs/{export_job}/file"},
+    "console.search_view": {"kind": "list", "url": "/console/search?q={township}", "needle": ["village"],
+                            "follow": True},
+    "console.list_view": {"kind": "list", "url": "/console/lists/samples?size=200", "needle": ["sample_code"]},
     # ODK form extensions: the province's form definition, no county data
     "forms.current_extension": {"kind": "global"},
     "forms.upload_extension": {"kind": "global"},
@@ -322,6 +328,21 @@ def build_world(app, client, make_account, county, monkeypatch) -> World:
         db.session.add(conflict)
         db.session.commit()
         conflict_id = conflict.id
+        # a finished background export of A's official (its file under the instance folder)
+        from fieldsvc.exports import jobs as export_jobs
+        from fieldsvc.exports.models import ExportJob
+
+        job_file = export_jobs.folder(app.instance_path) / "matrix-job.csv"
+        job_file.write_text(f"code\r\n{code}\r\n")
+        from fieldsvc.auth.models import User
+
+        owner = db.session.scalar(db.select(User).where(User.username == official_a.username))
+        job = ExportJob(resource="samples", fmt="csv", lang="en", filters={}, user_id=owner.id,
+                        requester=official_a.username, role="official", county_code=a, state="done",
+                        rows_total=1, rows_done=1, path=str(job_file), size_bytes=job_file.stat().st_size)
+        db.session.add(job)
+        db.session.commit()
+        export_job_id = job.id
     new_parcel = json.loads(json.dumps(with_park[0]))
     new_parcel["properties"] = {**new_parcel["properties"], "code": "NEW-PARCEL-1"}
     ids = {
@@ -331,7 +352,7 @@ def build_world(app, client, make_account, county, monkeypatch) -> World:
         "result_code": code,
         "run": run.get_json()["id"], "certificate": cert.get_json()["code"], "device": device_id,
         "device_owner": owner_in.username, "conflict": conflict_id, "conflict_record": sid,
-        "form_id": FORM_ID,
+        "form_id": FORM_ID, "export_job": export_job_id,
         "new_parcels": {"type": "FeatureCollection", "features": [new_parcel]},
     }
     return World(ids, headers, roles=roles)
