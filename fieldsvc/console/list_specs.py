@@ -59,7 +59,7 @@ PARCELS = ListSpec(
     id_col=Parcel.id, scope=parcel_scope, row=_dict,
     columns=(Column("code", "parcel", "code", ("console.parcel", "code")),
              Column("village_code", "village", "code", ("console.village", "code")),
-             Column("farm_park_code", "farm_park", "code"), Column("land_use", "land_use", "word:lu_"),
+             Column("farm_park_code", "farm_park", "code", ("console.farm_park", "code")), Column("land_use", "land_use", "word:lu_"),
              Column("crop", "crop"), Column("area_m2", "area_mu", "area")),
     sorts={"code": Parcel.code, "area": Parcel.area_m2},
     default_sort="code",
