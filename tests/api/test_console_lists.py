@@ -18,8 +18,11 @@ import pyogrio
 import pytest
 
 from fieldsvc.extensions import db
+from tests.api import test_exports
 from tests.api.test_console_pages import Console
-from tests.api.test_exports import api_items, graded, sheet_rows  # noqa: F401  (fixture)
+from tests.api.test_exports import api_items, sheet_rows
+
+graded = test_exports.graded  # the approved and graded console scene (a fixture)
 
 NEXT = re.compile(r'rel="next" href="(/console/lists/[^"]+)"')
 
