@@ -15,6 +15,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, Callable
 from zoneinfo import ZoneInfo
 
+from ..certificates.codes import format_code
 from ..lab.analytes import ANALYTES
 from . import i18n
 
@@ -258,6 +259,17 @@ def import_warning(text: str, lang: str) -> str:
     return text
 
 
+def transitions(changed: list[dict[str, Any]]) -> list[tuple[str, str, int]]:
+    """A grading run's changes summed by (verdict before, verdict after), most frequent first: the
+    run page leads with these few lines instead of one row per parcel of a county."""
+    counts: dict[tuple[str, str], int] = {}
+    for c in changed or []:
+        before = (c.get("previous") or {}).get("verdict") or "first"
+        key = (before, c.get("verdict") or "not_graded")
+        counts[key] = counts.get(key, 0) + 1
+    return sorted(((b, a, n) for (b, a), n in counts.items()), key=lambda item: -item[2])
+
+
 def helpers(lang: str) -> dict[str, Callable[..., str] | Any]:
     """The template helpers for one page in ``lang``."""
     return {
@@ -272,4 +284,6 @@ def helpers(lang: str) -> dict[str, Callable[..., str] | Any]:
         "record_rows": lambda data: record_rows(data, lang),
         "location_text": lambda loc: location_text(loc, lang),
         "import_warning": lambda text: import_warning(text, lang),
+        "cert_code": format_code,
+        "transitions": transitions,
     }

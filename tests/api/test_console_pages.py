@@ -556,7 +556,7 @@ def test_device_register_assign_revoke(app, client, scene, reviewer, importer, m
                                data={"csrf_token": console.token, "villages": []}).status_code == 303
     body = client.get(f"/api/v1/devices/{device_id}", headers=importer.headers).get_json()
     assert body["villages"] == [] and body["version"] == 2
-    assert console.post(f"/console/devices/{device_id}/revoke").status_code == 303
+    assert console.post(f"/console/devices/{device_id}/revoke", {"confirmed": "1"}).status_code == 303
     assert client.get("/api/v1/sync/config", headers=device_headers).status_code == 401
 
 
