@@ -35,8 +35,9 @@ class _Text(HTMLParser):
         self._skip = 0
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in ("script", "style", "title", "noscript") or (tag == "td" and ("lang", "en") in attrs):
-            self._skip += 1  # (a cell marked lang="en" quotes the importer's English message: known, reported)
+        quoted = tag == "td" and any(n == "data-quoted" for n, _ in attrs)
+        if tag in ("script", "style", "title", "noscript") or quoted:
+            self._skip += 1  # a cell quoting the uploaded file (its header) or the importer's English message
         for name, value in attrs:
             if name in ("placeholder", "aria-label", "alt") and value:
                 self.parts.append(" " + value + " ")

@@ -19,9 +19,9 @@ pytestmark = pytest.mark.browser
 
 PHONE = {"width": 390, "height": 844}
 LAPTOP = {"width": 1366, "height": 900}
-SHOTS = {"queues": "/console/queues", "parcel": "/console/parcel/{clean_parcel}", "certificates": "/console/certificates",
-         "audit": "/console/audit/sample/{clean_sample_id}", "conflict": "/console/conflicts/{conflict_id}",
-         "grading": "/console/grading"}
+SHOTS = {"overview": "/console/county/{county}", "queues": "/console/queues",
+         "parcel": "/console/parcel/{clean_parcel}", "certificates": "/console/certificates",
+         "conflict": "/console/conflicts/{conflict_id}", "audit": "/console/audit/sample/{clean_sample_id}"}
 
 MEASURE = """() => {
   const wrapped = [...document.querySelectorAll('.badge')].filter(b => b.getBoundingClientRect().height >
@@ -72,6 +72,7 @@ def test_every_console_page_fits_a_phone_and_shows_words(app, server, browser, w
                 size = "phone" if viewport is PHONE else "laptop"
                 for name, path in SHOTS.items():
                     page.goto(f"{server}{path.format(**vars(world.scene))}")
+                    page.wait_for_load_state("networkidle")
                     page.screenshot(path=str(screenshots / f"console-words-{name}-{size}-{lang}.png"),
                                     full_page=viewport is PHONE)
             context.close()
