@@ -270,6 +270,47 @@ def transitions(changed: list[dict[str, Any]]) -> list[tuple[str, str, int]]:
     return sorted(((b, a, n) for (b, a), n in counts.items()), key=lambda item: -item[2])
 
 
+# The importer's per-cell messages (``lab.importing`` and ``lab.values`` write English sentences for
+# the API); the console's check report shows them in the page's language. An unknown one stays English.
+_LAB_MESSAGES = (
+    ("lm_unknown_analyte", re.compile(r"^Unknown analyte (?P<text>'.*')\.$")),
+    ("lm_unknown_analyte_hint", re.compile(r"^Unknown analyte; use a name such as .*$")),
+    ("lm_analyte_empty", re.compile(r"^Analyte is empty\.$")),
+    ("lm_sample_code_empty", re.compile(r"^Sample code is empty\.$")),
+    ("lm_unknown_unit", re.compile(r"^Unknown unit (?P<unit>'.*') for (?P<analyte>\S+)\.$")),
+    ("lm_wrong_unit", re.compile(r"^Unit (?P<unit>'.*') cannot express (?P<analyte>\S+) "
+                                 r"\(expected (?P<expected>.*)\)\.$")),
+    ("lm_impossible", re.compile(r"^(?P<text>'.*') (?P<unit>\S*) is impossible for (?P<analyte>\S+) "
+                                 r"\(above (?P<bound>\S+) (?P<bound_unit>\S+)\)\.$")),
+    ("lm_cells", re.compile(r"^The row has (?P<cells>\d+) cells but the header has (?P<width>\d+);.*$")),
+    ("lm_duplicate_of", re.compile(r"^A duplicate must name its original sample in duplicate_of\.$")),
+    ("lm_crm", re.compile(r"^A CRM row must name its reference material in the crm column\.$")),
+    ("lm_mixed_separators", re.compile(r"^\S+ (?P<text>'.*') mixes ',' and '\.'.*$")),
+    ("lm_negative", re.compile(r"^\S+ (?P<text>'.*') is negative;.*$")),
+    ("lm_not_a_number", re.compile(r"^\S+ (?P<text>'.*') is not a number\.$")),
+    ("lm_out_of_range", re.compile(r"^\S+ (?P<text>'.*') is out of range.*$")),
+    ("lm_dl_zero", re.compile(r"^detection_limit must be above zero\.$")),
+    ("lm_censored_zero", re.compile(r"^A censored value needs a limit above zero.*$")),
+    ("lm_value_empty", re.compile(r"^value is empty\.$")),
+    ("lm_above_range", re.compile(r"^(?P<text>'.*') is above the working range.*$")),
+    ("lm_needs_dl", re.compile(r"^(?P<text>'.*') needs a detection limit.*$")),
+)
+
+
+def lab_message(text: str, lang: str) -> str:
+    """One of the importer's cell messages in the page's language (English stays as written)."""
+    if lang == "en":
+        return text
+    for key, pattern in _LAB_MESSAGES:
+        m = pattern.match(text)
+        if m:
+            values = m.groupdict()
+            if "analyte" in values:
+                values["analyte"] = analyte_name(values["analyte"], lang)
+            return word(key, lang).format(**values)
+    return text
+
+
 def helpers(lang: str) -> dict[str, Callable[..., str] | Any]:
     """The template helpers for one page in ``lang``."""
     return {
@@ -284,6 +325,7 @@ def helpers(lang: str) -> dict[str, Callable[..., str] | Any]:
         "record_rows": lambda data: record_rows(data, lang),
         "location_text": lambda loc: location_text(loc, lang),
         "import_warning": lambda text: import_warning(text, lang),
+        "lab_message": lambda text: lab_message(text, lang),
         "cert_code": format_code,
         "transitions": transitions,
     }
