@@ -63,11 +63,21 @@ def world(app, client, county, make_account) -> World:
             official.get(f"/console/certificates/{codes[-1]}")
             assert official.post(f"/console/certificates/{codes[-1]}/revoke",
                                  {"reason": "复检不合格", "confirmed": "1"}).status_code == 303
+    official.get(f"/console/certificates/{codes[2]}")  # serial labels for the valid one, and a land label
+    assert official.get("/console/labels.pdf", query_string={"codes": codes[2], "serials": "1"}).status_code == 200
+    land = client.post("/api/v1/land-labels", json={"subject_type": "parcel", "code": scene.clean_parcel},
+                       headers=importer.headers)
+    assert land.status_code == 201, land.get_json()
+    from tests.api.test_label_serials import printed_serials
+
+    serial = printed_serials(app, codes[2])[0]
+    extra = {"land": land.get_json()["code"], "serial": f"{codes[2]}/{serial}"}
+    codes_extra = (extra["land"], serial)
     allowed = (scene.county, scene.village, scene.clean_parcel, scene.other_parcel, scene.clean_sample,
                scene.conflict_sample, scene.held_sample, scene.flagged_sample, scene.held_bag, scene.device_id,
                importer.username, reviewer.username, sampler.username, lab_account.username, "qc-batch.csv",
-               "results.csv", "BLK-1", "NO-SUCH-PARCEL", "复检不合格", *codes)
-    return World(scene, official, lab, codes, qc_import, run_id, allowed)
+               "results.csv", "BLK-1", "NO-SUCH-PARCEL", "复检不合格", *codes, *codes_extra)
+    return World(scene, official, lab, codes, qc_import, run_id, allowed, extra)
 
 
 def official_pages(app, w: World) -> list[str]:
@@ -129,8 +139,10 @@ def test_no_raw_code_on_any_console_or_public_page(app, client, world):
         refused = w.official.post("/console/certificates", {"subject_type": "parcel", "code": w.scene.other_parcel})
         assert refused.status_code == 409
         problems += scan(refused, lang, w.allowed, "refused issue")
-        for code in w.certificates + ["ZZZZ-ZZZZ-ZZZZ"]:
-            problems += scan(client.get(f"/C/{code}?lang={lang}"), lang, w.allowed, f"public /C/{code}")
+        for code in w.certificates + ["ZZZZ-ZZZZ-ZZZZ", w.extra["land"], w.extra["serial"]]:
+            public = client.get(f"/C/{code}?lang={lang}")
+            assert public.status_code == (404 if code.startswith("ZZZZ") else 200), (code, public.status_code)
+            problems += scan(public, lang, w.allowed, f"public /C/{code}")
     assert not problems, "\n".join(problems)
 
 
