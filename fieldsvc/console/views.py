@@ -38,7 +38,7 @@ from ..certificates import pdf as cert_pdf
 from ..certificates import services as certs
 from ..certificates.models import Certificate
 from ..certificates.schemas import CertificateIn, RevokeIn
-from ..dbtypes import isoformat, utcnow
+from ..dbtypes import utcnow
 from ..devices import collect
 from ..devices import services as devices
 from ..devices.models import Device
@@ -63,7 +63,7 @@ from ..samples.schemas import MoveToParcelIn
 from ..sync import resolve
 from ..sync.schemas import ConflictResolveIn
 from ..tiles import services as tiles
-from . import auth, csrf, i18n, queries
+from . import auth, csrf, display, i18n, queries
 from . import map as parcel_map
 
 bp = Blueprint("console", __name__, url_prefix="/console", template_folder="templates")
@@ -162,7 +162,8 @@ def _context() -> dict[str, Any]:
     return {"t": t, "lang": language, "csrf_field": csrf_field, "actor": g.get("actor"),
             "switch_url": switch_url, "grade_label": lambda grade: i18n.grade_label(grade, language),
             "reason": lambda text: i18n.reason_text(text, language),
-            "short": lambda text, n=12: (text or "")[:n], "iso": isoformat}
+            "short": lambda text, n=12: (text or "")[:n], "iso": display.local_minute,
+            **display.helpers(language)}
 
 
 def page(template: str, status: int = 200, **context: Any) -> Response:
@@ -175,6 +176,21 @@ def page(template: str, status: int = 200, **context: Any) -> Response:
 def done(message: str, target: str) -> Response:
     flash({"kind": "ok", "text": message})
     return redirect(target, code=303)
+
+
+def confirmed() -> bool:
+    """An irreversible action runs only from its confirmation page's form (``confirmed=1``)."""
+    return request.form.get("confirmed") == "1"
+
+
+def ask(title: str, lines: list[str], button: str, cancel: str) -> Response:
+    """The confirmation page: what will happen, and the same form again with ``confirmed=1``.
+
+    Server-side on purpose: a script's ``confirm()`` is skipped by a double click, a missing script or
+    a replayed request; this way nothing changes until the second, explicit POST."""
+    carried = [(k, v) for k, v in request.form.items(multi=True) if k not in (csrf.FIELD, "confirmed")]
+    return page("confirm.html", title=title, lines=lines, button=button, cancel=cancel, action=request.path,
+                carried=carried)
 
 
 def render_problem(problem: Problem) -> Response:
@@ -213,7 +229,7 @@ def _local(url: str | None, *, path_only: bool = False) -> bool:
 
 
 def _form() -> dict[str, Any]:
-    return {k: v for k, v in request.form.items() if k != csrf.FIELD}
+    return {k: v for k, v in request.form.items() if k not in (csrf.FIELD, "confirmed")}
 
 
 CERTIFICATES_PAGE = 200  # rows per page of the certificate and device lists (newest first, ?before=)
@@ -512,6 +528,12 @@ def approve_result(result_id: int):
 def reject_result(result_id: int):
     """Reject (or, for a held result, dismiss) a lab result with a reason; it is kept, never graded."""
     data = RejectIn().load(_form())
+    if not confirmed():
+        result = lab.get_result(result_id, current_actor())
+        return ask(_t("confirm_reject_result", id=result_id, analyte=display.analyte_name(result.analyte, lang()),
+                      sample=result.sample_code),
+                   [_t("reason") + ": " + data["reason"], _t("confirm_reject_result_hint")], _t("reject"),
+                   url_for("console.queues"))
     lab.reject_result(result_id, data["reason"], current_actor())
     return done(_t("rejected_ok", id=result_id), url_for("console.queues"))
 
@@ -547,6 +569,10 @@ def move_sample(sample_id: str):
 @requires_role(*ACT)
 def dismiss_sample(sample_id: str):
     """Dismiss a held sample: a tombstone (every version is kept; pulls see it as deleted)."""
+    if not confirmed():
+        held = samples.get_sample_by_id(sample_id, current_actor())
+        return ask(_t("confirm_dismiss_sample", code=held.code), [_t("confirm_dismiss_sample_hint")], _t("dismiss"),
+                   url_for("console.queues") + "#held_samples")
     sample = samples.dismiss_held_sample(sample_id, current_actor(), utcnow())
     return done(_t("dismissed_ok", code=sample.code), url_for("console.queues") + "#held_samples")
 
@@ -622,9 +648,33 @@ def issue_certificate():
     if form.get("valid_days", "").strip():
         body["valid_days"] = form["valid_days"].strip()
     data = CertificateIn().load(body)
+    if not confirmed():
+        current = _valid_certificate_of(data["subject_type"], data["code"])
+        if current is not None:
+            return _ask_issue_again(current)
     key = form.get("idempotency_key") or None  # the form's own key: a double submit issues once
     cert, _ = certs.issue_certificate(data, current_actor(), current_app.config, key)
     return done(_t("issued_ok", code=cert.code), url_for("console.certificate", code=cert.code))
+
+
+def _valid_certificate_of(subject_type: str, code: str) -> Certificate | None:
+    """The subject's certificate that is valid now (the one issuing again would supersede)."""
+    moment = certs.now()
+    return next((c for c in queries.certificates_of(current_actor(), subject_type, code)
+                 if certs.status_at(c, moment) == "valid"), None)
+
+
+def _ask_issue_again(current: Certificate) -> Response:
+    """Name the certificate a re-issue supersedes and the printed labels it will outdate."""
+    formatted = cert_codes.format_code(current.code)
+    subject = f"{_t(current.subject_type)} {current.subject_code}"
+    serials = queries.serial_count(current.id)
+    lines = [_t("confirm_issue_again_hint", subject=subject, code=formatted,
+                issued=display.local_minute(current.issued_at), until=display.local_day(current.valid_until)),
+             _t("confirm_labels_outdated", n=current.labels_printed, serials=serials)
+             if current.labels_printed or serials else _t("confirm_no_labels")]
+    return ask(_t("confirm_issue_again", code=formatted), lines, _t("yes_issue_again", code=formatted),
+               url_for("console.certificate", code=current.code))
 
 
 @bp.get("/certificates/<code>")
@@ -650,6 +700,13 @@ def certificate_pdf(code: str):
 def revoke_certificate(code: str):
     """Revoke with a reason the public page shows."""
     data = RevokeIn().load(_form())
+    if not confirmed():
+        current = certs.get_certificate_by_code(code, current_actor())
+        formatted = cert_codes.format_code(current.code)
+        return ask(_t("confirm_revoke_certificate", code=formatted),
+                   [_t("reason") + ": " + data["reason"].strip(),
+                    _t("confirm_revoke_certificate_hint", labels=current.labels_printed)],
+                   _t("revoke"), url_for("console.certificate", code=current.code))
     cert = certs.revoke_certificate(code, data["reason"].strip(), current_actor())
     return done(_t("revoked_ok", code=cert.code), url_for("console.certificate", code=cert.code))
 
@@ -738,7 +795,11 @@ def assign_device(device_id: str):
 def revoke_device(device_id: str):
     """Revoke a device: its next request gets 401."""
     actor = current_actor()
-    devices.revoke_device(devices.get_device_by_id(device_id, actor), actor)
+    row = devices.get_device_by_id(device_id, actor)
+    if not confirmed():
+        return ask(_t("confirm_revoke_device", id=device_id), [f"{row.name}", _t("confirm_revoke_device_hint")],
+                   _t("revoke"), url_for("console.device", device_id=device_id))
+    devices.revoke_device(row, actor)
     return done(_t("device_revoked_ok", id=device_id), url_for("console.device", device_id=device_id))
 
 

@@ -214,12 +214,12 @@ async function requestSync(why) {
     return;
   }
   clearTimeout(state.retryTimer);
-  setSyncMsg(t('syncing'), 'busy');
+  setSyncMsg(t('syncing'), 'busy', 'syncing');
   let synced = false;
   try {
     await syncer.sync();
     state.retryDelay = 5;
-    setSyncMsg(t('sync_ok'), 'ok');
+    setSyncMsg(t('sync_ok'), 'ok', 'sync_ok');
     synced = true;
   } catch (err) {
     state.again = false;
@@ -241,11 +241,11 @@ function handleSyncError(err) {
   const kind = err instanceof SyncError ? err.kind : 'other';
   setMeta('last_error', { kind, message: String(err.message || err), at: new Date().toISOString() });
   if (kind === 'auth') {
-    setSyncMsg(t('sync_auth'), 'error');
+    setSyncMsg(t('sync_auth'), 'error', 'sync_auth');
     return;
   }
-  setSyncMsg(kind === 'offline' ? t('sync_offline') : kind === 'busy' ? t('sync_busy') : t('sync_error', { msg: err.message }),
-    'error');
+  const key = kind === 'offline' ? 'sync_offline' : kind === 'busy' ? 'sync_busy' : 'sync_error';
+  setSyncMsg(t(key, { msg: err.message }), 'error', key, { msg: err.message });
   // Retry on our own with a growing delay: the 'online' event does not fire when the link flaps.
   state.retryTimer = setTimeout(() => requestSync('retry'), state.retryDelay * 1000);
   state.retryDelay = Math.min(state.retryDelay * 2, Math.max(5, state.cfg.sync_interval_s));
@@ -255,14 +255,24 @@ function onSyncProgress(p) {
   if (p.step === 'photo') {
     const photo = state.photos.get(p.sha256);
     if (photo) photo.uploaded = p.offset;
-    setSyncMsg(t('photo_partial', { pct: Math.floor((100 * p.offset) / p.total) }), 'busy');
+    const vars = { pct: Math.floor((100 * p.offset) / p.total) };
+    setSyncMsg(t('photo_partial', vars), 'busy', 'photo_partial', vars);
   }
 }
 
-function setSyncMsg(text, kind) {
+// The last sync message by its catalogue key, so switching the language re-words it ("同步完成" →
+// "Sync complete"); a message without a key (a server's own text) stays as it came.
+let syncMsg = null;
+
+function setSyncMsg(text, kind, key = null, vars = {}) {
   const el = $('#sync-msg');
   el.textContent = text;
   el.dataset.kind = kind;
+  syncMsg = key ? { key, vars } : null;
+}
+
+function retranslateSyncMsg() {
+  if (syncMsg) $('#sync-msg').textContent = t(syncMsg.key, syncMsg.vars);
 }
 
 // --- GPS ---------------------------------------------------------------------------------------------
@@ -901,6 +911,7 @@ function bindEvents() {
     setLang(getLang() === 'zh' ? 'en' : 'zh');
     await setMeta('lang', getLang());
     translate();
+    retranslateSyncMsg();
     renderAll();
   };
   $('#lang').addEventListener('click', toggleLang);
