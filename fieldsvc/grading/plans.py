@@ -87,7 +87,7 @@ def push_plan(device: Device, codes: Sequence[str], actor: Actor, *, assign: boo
                         digest=digest, status="active", created_by=actor.label, created_at=now)
     db.session.add(plan)
     db.session.flush()
-    for rank, code, facts in zip(range(1, len(codes) + 1), codes, _facts(parcels, codes)):
+    for rank, code, facts in zip(range(1, len(codes) + 1), codes, _facts(parcels, codes), strict=True):
         p = parcels[code]
         db.session.add(PlannedPoint(plan_id=plan.id, device_pk=device.id, key=f"{number}:{code}", parcel_code=code,
                                     village_code=p.village_code, county_code=p.county_code, rank=rank,
@@ -144,7 +144,7 @@ def _facts(parcels: dict[str, Parcel], codes: list[str]) -> Iterable[dict[str, A
         prior.setdefault(code, []).append(sid)
     points = [suggested_point(parcels[c].geometry_json) for c in codes]
     nearest = _nearest_sample_m(points, {p.county_code for p in parcels.values()})
-    for code, point, near in zip(codes, points, nearest):
+    for code, point, near in zip(codes, points, nearest, strict=True):
         g = grades.get(code)
         reason = UNSETTLED.get(g.verdict, "requested") if g is not None else "not_assessed"
         sigma = worst_sigma(g.explanation)[1] if g is not None and reason == "needs_sampling" else None
