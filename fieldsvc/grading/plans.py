@@ -154,9 +154,12 @@ def _facts(parcels: dict[str, Parcel], codes: list[str]) -> Iterable[dict[str, A
 
 def _nearest_sample_m(points: list[dict[str, float]], counties: set[str | None]) -> list[float | None]:
     """Great-circle distance from each point to the nearest live sample of its counties (metres, whole)."""
-    rows = db.session.execute(select(Sample.lat, Sample.lon).where(
-        Sample.county_code.in_([c for c in counties if c]), Sample.deleted_at.is_(None),
-        Sample.lat.is_not(None), Sample.lon.is_not(None))).all()
+    # A sample without a GPS fix counts at its parcel's centre (as the estimation places it).
+    lat = func.coalesce(Sample.lat, (Parcel.min_lat + Parcel.max_lat) / 2)
+    lon = func.coalesce(Sample.lon, (Parcel.min_lon + Parcel.max_lon) / 2)
+    rows = [r for r in db.session.execute(select(lat, lon).outerjoin(Parcel, Parcel.code == Sample.parcel_code).where(
+        Sample.county_code.in_([c for c in counties if c]), Sample.deleted_at.is_(None))).all()
+        if r[0] is not None and r[1] is not None]
     if not rows or not points:
         return [None] * len(points)
     s = np.radians(np.array(rows, dtype=float))

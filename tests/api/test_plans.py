@@ -58,6 +58,7 @@ def planned(changes) -> dict[str, dict]:
 
 def test_plan_comes_down_the_pull_ranked_with_a_point_inside_each_parcel(client, official, phone, county):
     chosen = codes(phone["parcels"][:4])
+    results(push(client, phone["headers"], [record(data_for(phone["parcels"][5], "NEAR-1"))]))
     resp = client.post(phone["url"], json={"parcels": chosen}, headers=official.headers)
     assert resp.status_code == 201, resp.get_json()
     body = resp.get_json()
@@ -67,6 +68,7 @@ def test_plan_comes_down_the_pull_ranked_with_a_point_inside_each_parcel(client,
     geoms = {f["properties"]["code"]: shape(f["geometry"]) for f in phone["parcels"]}
     for item in body["items"]:
         assert geoms[item["parcel"]].contains(Point(item["point"]["lon"], item["point"]["lat"]))
+        assert 0 < item["nearest_sample_m"] < 5000  # to the sample on another parcel, in metres
     store = planned(pull_all(client, phone["headers"])[0])
     assert sorted(store) == sorted(f"1:{c}" for c in chosen)
     assert [store[f"1:{c}"]["rank"] for c in chosen] == [1, 2, 3, 4]

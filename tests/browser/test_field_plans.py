@@ -81,9 +81,9 @@ def test_planned_list_orders_by_plan_or_distance_and_a_sample_settles_it(field, 
         context.set_offline(False)
         expect_attr(page, "#pending", "data-records", "0", timeout=30_000)
         page.click("#sync-now")
-        wait_until(page, f"""() => new Promise((ok) => {{ const r = indexedDB.open('fieldsvc-field');
-            r.onsuccess = () => {{ const g = r.result.transaction('meta').objectStore('meta').get('planned_points');
-            g.onsuccess = () => ok((g.result || []).length === 2); }}; }})""")
+        wait_until(page, """() => new Promise((ok) => { const r = indexedDB.open('fieldsvc-field');
+            r.onsuccess = () => { const g = r.result.transaction('meta').objectStore('meta').get('planned_points');
+            g.onsuccess = () => ok((g.result || []).length === 2); }; })""")
         plan = field.api.get(f"/api/v1/devices/{device.device_id}/plan", headers=field.official_headers).get_json()
         assert [i["status"] for i in plan["items"]] == ["closed", "open", "open"]
         assert inside_point(feature)  # (the sample was taken inside the planned parcel)
