@@ -302,3 +302,23 @@ def test_the_planned_tile_layer_is_scoped(client, official, phone, make_account,
     assert _tile_features(client, other_headers, point) == []  # a device sees its own plan only
     results(push(client, phone["headers"], [record(data_for(target, "TILE-1"))]))
     assert _tile_features(client, official.headers, point) == []  # closed: off the map
+
+
+def test_the_offline_package_carries_the_open_points_its_cursor_matches(client, official, phone, tmp_path):
+    import json
+    import sqlite3
+
+    chosen = codes(phone["parcels"][:3])
+    client.post(phone["url"], json={"parcels": chosen}, headers=official.headers)
+    results(push(client, phone["headers"], [record(data_for(phone["parcels"][0], "PKG-1"))]))  # closes the first
+    resp = client.get("/api/v1/sync/package", headers=phone["headers"])
+    assert resp.status_code == 200
+    path = tmp_path / "p.sqlite3"
+    path.write_bytes(resp.data)
+    with sqlite3.connect(path) as conn:
+        rows = conn.execute("SELECT id, parcel, rank, data FROM planned_points ORDER BY rank").fetchall()
+        cursor = dict(conn.execute("SELECT key, value FROM meta"))["cursor"]
+    assert [(r[0], r[1], r[2]) for r in rows] == [(f"1:{c}", c, n) for n, c in ((2, chosen[1]), (3, chosen[2]))]
+    assert json.loads(rows[0][3])["point"]["lat"]
+    after = client.get("/api/v1/sync/pull", query_string={"cursor": cursor}, headers=phone["headers"]).get_json()
+    assert after["changes"] == []  # nothing to pull again
