@@ -6,10 +6,20 @@ taken on a planned parcel takes it off the list at once (and closes it on the se
 from __future__ import annotations
 
 import pytest
+from shapely.geometry import shape
 
 from tests.browser.test_field_app import expect_attr, inside_point, new_sample, provision, wait_until
 
 PHONE = {"width": 390, "height": 844}
+
+
+def haversine_m(a: dict, b: dict) -> float:
+    import math
+
+    rad = math.pi / 180
+    h = (math.sin((b["lat"] - a["lat"]) * rad / 2) ** 2
+         + math.cos(a["lat"] * rad) * math.cos(b["lat"] * rad) * math.sin((b["lon"] - a["lon"]) * rad / 2) ** 2)
+    return 2 * 6371008.8 * math.asin(math.sqrt(h))
 
 
 def planned_store(page) -> list[dict]:
@@ -56,11 +66,18 @@ def test_planned_list_orders_by_plan_or_distance_and_a_sample_settles_it(field, 
         assert [listed.nth(i).get_attribute("data-code") for i in range(3)] == ranked
         page.evaluate("() => window.scrollTo(0, document.querySelector('#planned-box').offsetTop - 120)")
         page.screenshot(path=str(screenshots / "field-planned-zh.png"))
-        context.set_geolocation({"latitude": third["lat"] + 0.004, "longitude": third["lon"], "accuracy": 5})
-        expect_attr(page, "#planned-box button.planned-item >> nth=0", "data-parcel", ranked[2])
-        assert "米 · 南" in page.locator("#planned-box button.planned-item >> nth=0").inner_text()
-        page.select_option("#parcel-order", "distance")
-        expect_attr(page, "#parcel-list button.parcel >> nth=0", "data-code", ranked[2])
+        here = {"lat": third["lat"] + 0.004, "lon": third["lon"]}  # ~440 m north: nearest first, with a direction
+        context.set_geolocation({"latitude": here["lat"], "longitude": here["lon"], "accuracy": 5})
+        nearest = min(ranked, key=lambda c: haversine_m(here, points[c]))
+        expect_attr(page, "#planned-box button.planned-item >> nth=0", "data-parcel", nearest)
+        assert "米 · " in page.locator("#planned-box button.planned-item >> nth=0").inner_text()
+        page.select_option("#parcel-order", "distance")  # planned parcels at their point, others at their centre
+
+        def where(f):
+            c = shape(f["geometry"]).centroid
+            return points.get(f["properties"]["code"], {"lat": c.y, "lon": c.x})
+        first = min(device.parcels, key=lambda f: haversine_m(here, where(f)))["properties"]["code"]
+        expect_attr(page, "#parcel-list button.parcel >> nth=0", "data-code", first)
         # tapping a planned point opens its parcel
         page.click(f"#planned-box button.planned-item[data-parcel='{ranked[0]}']")
         expect_attr(page, "#parcel-info #sample-here", "id", "sample-here")
