@@ -674,9 +674,52 @@ def reason_text(reason: str, language: str) -> str:
     return text.format(detail=detail)
 
 
+# Where to sample next and planned points (console/plans.py, the device page).
+_PLAN_PAIRS: dict[str, tuple[str, str]] = {
+    "sampling_next": ("下一步去哪采样", "Where to sample next"),
+    "sampling_next_help": ("按补采一个样品能确定多少结论排序：需补采样（估计区间跨过限值）和未评价"
+                           "（周边样品不足）的地块，面积大、离已有样品远的在前。勾选地块，选一台设备，把清单发给它。",
+                           "Ranked by what one sample would settle: parcels that need sampling (the estimate's "
+                           "interval spans a limit) and parcels not assessed (too few samples nearby), larger and "
+                           "farther from any sample first. Tick parcels, pick a device and send it the list."),
+    "rank": ("序号", "Rank"),
+    "reason_requested": ("按要求补采", "requested"),
+    "sigma": ("估计标准差 σ", "Estimate σ"),
+    "nearest_sample": ("最近样品距离", "Nearest sample"),
+    "suggested_point": ("建议采样点", "Suggested point"),
+    "metres": ("{n} 米", "{n} m"),
+    "plan_device": ("发给设备", "Send to device"),
+    "plan_send": ("发送采样计划…", "Send the plan…"),
+    "plan_none_devices": ("这个县还没有在用的设备。先在“设备”页登记一台。",
+                          "No live device in this county yet. Register one on the Devices page first."),
+    "plan_none_items": ("没有需要补采样或未评价的地块。", "No parcel needs sampling or is unassessed."),
+    "plan_pick_device": ("请选择一台设备。", "Pick a device."),
+    "plan_pick_parcels": ("请至少勾选一个地块。", "Tick at least one parcel."),
+    "plan_confirm_first": ("请先在确认页确认。", "Confirm on the confirmation page first."),
+    "plan_confirm_title": ("确认发送采样计划", "Confirm the sampling plan"),
+    "plan_confirm_text": ("把 {n} 个计划采样点发给设备 {device}（{id}）？它下次同步时收到。",
+                          "Send {n} planned points to device {device} ({id})? It receives them on its next sync."),
+    "plan_confirm_assign": ("其中 {n} 个地块不在这台设备的任务范围内，会加入它的任务。",
+                            "{n} of these parcels are not in this device's assignment; they will be added to it."),
+    "plan_confirm_replace": ("这会替换它当前计划中 {n} 个未完成的点（旧计划保留在审计记录里）。",
+                             "This replaces the {n} open points of its current plan (the old plan stays in the "
+                             "audit trail)."),
+    "plan_confirm_button": ("发送 {n} 个点到 {device}", "Send {n} points to {device}"),
+    "plan_sent_ok": ("已把 {n} 个计划采样点发给 {device}（第 {plan} 版计划）。",
+                     "Sent {n} planned points to {device} (plan {plan})."),
+    "plan_unchanged": ("{device} 的当前计划已是这份清单，未重复发送。",
+                       "{device}'s current plan is already this list; nothing was sent again."),
+    "planned_points": ("计划采样点", "Planned points"),
+    "planned_none": ("这台设备没有未完成的计划采样点。", "This device has no open planned points."),
+    "planned_at": ("计划于", "Planned"),
+    "plan_n": ("第 {n} 版计划", "plan {n}"),
+    "open_n": ("未完成 {n}", "{n} open"),
+}
+
+
 STRINGS: dict[str, dict[str, str]] = {
-    "zh": {k: zh for k, (zh, _) in {**_PAIRS, **_LAB_PAIRS, **_CODE_PAIRS}.items()},
-    "en": {k: en for k, (_, en) in {**_PAIRS, **_LAB_PAIRS, **_CODE_PAIRS}.items()},
+    "zh": {k: zh for k, (zh, _) in {**_PAIRS, **_LAB_PAIRS, **_CODE_PAIRS, **_PLAN_PAIRS}.items()},
+    "en": {k: en for k, (_, en) in {**_PAIRS, **_LAB_PAIRS, **_CODE_PAIRS, **_PLAN_PAIRS}.items()},
 }
 
 __all__ = ["STRINGS", "SUPPORTED", "grade_label", "negotiate", "reason_text"]

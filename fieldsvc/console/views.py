@@ -45,6 +45,7 @@ from ..devices.models import Device
 from ..devices.schemas import DeviceIn, DevicePatch
 from ..errors import Problem, not_found, validation_failed
 from ..grading import maps as element_maps
+from ..grading import plans as grading_plans
 from ..grading import runs as grading_runs
 from ..grading.pack_admin import resolve_pack, rule_pack_list
 from ..grading.qualification import qualification
@@ -777,7 +778,7 @@ def device(device_id: str):
     row = devices.get_device_by_id(device_id, actor)
     body = devices.device_dict(row)
     return page("device.html", device=body, villages=queries.villages(_county(row.county_code or None)),
-                collect_qr=_collect_qr(row))
+                collect_qr=_collect_qr(row), planned=grading_plans.open_points(row))
 
 
 @bp.post("/devices/<device_id>/assign")
@@ -864,3 +865,4 @@ def _t(key: str, **values: Any) -> str:
 
 
 from . import lab as _lab_pages  # noqa: E402,F401  (the lab workspace and review pages hang on this blueprint)
+from . import plans as _plan_pages  # noqa: E402,F401  (where to sample next, sending it to a device)

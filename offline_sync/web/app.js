@@ -1,11 +1,12 @@
 // The sampler's field app: provisioning, parcels and map, new samples into the outbox, sync.
 // Everything the sampler does is stored in IndexedDB first; the network is only ever a bonus.
 
-import { FieldMap, PLANNED_KEY, orderPlanned } from './fieldmap.js';
+import { FieldMap, orderPlanned } from './fieldmap.js';
 import { bbox, centroid, contains, haversine, rankParcels } from './geo.js';
 import { codeName, defaultLang, getLang, setLang, t, translate } from './i18n.js';
 import { uuid7 } from './ids.js';
 import { compressPhoto } from './photo.js';
+import { initPlans, loadPlans, orderParcels, plannedRank, renderPlans } from './plans.js';
 import { clearPlaces, done, getAll, getMeta, setMeta, tx } from './store.js';
 import { DATA_FIELDS, SyncError, Syncer, localIsoTime } from './sync.js';
 
@@ -173,7 +174,7 @@ async function loadAll() {
   state.samples = samples;
   state.outbox = outbox.sort((a, b) => b.created_at.localeCompare(a.created_at));
   state.photos = photos;
-  state.planned = (await getMeta(PLANNED_KEY)) || [];
+  state.planned = await loadPlans();
   state.fullBox = bbox(state.parcels.map((p) => p.geometry));
 }
 
@@ -290,6 +291,7 @@ function startGps() {
       state.positionError = null;
       renderGps();
       renderMapPosition();
+      renderPlans(state);
       suggestParcel();
     },
     (err) => {
@@ -328,6 +330,7 @@ function renderAll() {
   renderNet();
   renderCounts();
   renderParcels();
+  renderPlans(state);
   renderMap();
   renderForm();
   renderRecords();
@@ -382,7 +385,7 @@ function renderParcels() {
   $('#parcel-count').dataset.count = String(state.parcels.length);
   const list = $('#parcel-list');
   list.replaceChildren(
-    ...state.parcels.map((p) => {
+    ...orderParcels(state.parcels, state.position).map((p) => {
       const li = document.createElement('li');
       const button = document.createElement('button');
       button.type = 'button';
@@ -394,6 +397,7 @@ function renderParcels() {
         el('span', `${codeName(p.land_use)} · ${p.area_m2 ? Math.round(p.area_m2).toLocaleString() + ' m²' : ''}`),
         el('span', t('samples_n', { n })),
       );
+      if (plannedRank(p.code)) button.append(el('span', t('planned_rank', { n: plannedRank(p.code) }), 'plan-rank'));
       li.append(button);
       return li;
     }),
@@ -906,6 +910,7 @@ function showView(view) {
 }
 
 function bindEvents() {
+  initPlans({ onSelect: (code) => selectParcel(code), onChange: () => { renderParcels(); renderPlans(state); } });
   for (const b of document.querySelectorAll('#tabs button')) b.addEventListener('click', () => showView(b.dataset.view));
   const toggleLang = async () => {
     setLang(getLang() === 'zh' ? 'en' : 'zh');

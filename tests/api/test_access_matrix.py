@@ -75,6 +75,9 @@ ROUTES: dict[str, dict[str, Any]] = {
     "devices.change": {"kind": "write", "method": "PATCH", "url": "/api/v1/devices/{device}",
                        "json": {"name": "taken"}},
     "devices.revoke": {"kind": "write", "method": "POST", "url": "/api/v1/devices/{device}/revoke"},
+    "devices.get_plan": {"kind": "read", "url": "/api/v1/devices/{device}/plan"},
+    "devices.push_plan": {"kind": "write", "method": "POST", "url": "/api/v1/devices/{device}/plan",
+                          "json": {"parcels": ["{parcel}"]}},
     "devices.register": {"kind": "write", "method": "POST", "url": "/api/v1/devices", "body": "user",
                          "json": {"name": "mine", "user": "{device_owner}", "villages": ["{village}"]}},
     # grading
@@ -217,6 +220,11 @@ ROUTES: dict[str, dict[str, Any]] = {
                                 "form": {"name": "mine", "user": "{device_owner}", "villages": "{village}"}},
     "console.assign_device": {"kind": "write", "method": "POST", "url": "/console/devices/{device}/assign",
                               "form": {"villages": "{village}"}},
+    "console.sampling_next": {"kind": "read", "url": "/console/sampling-next?county={county}"},
+    "console.plan_confirm": {"kind": "write", "method": "POST", "url": "/console/sampling-next/confirm",
+                             "form": {"device": "{device}", "parcels": "{parcel}"}},
+    "console.push_plan": {"kind": "write", "method": "POST", "url": "/console/devices/{device}/plan",
+                          "form": {"parcels": "{parcel}", "confirmed": "1"}},
     "console.revoke_device": {"kind": "write", "method": "POST", "url": "/console/devices/{device}/revoke",
                              "form": {"confirmed": "1"}},
 }
