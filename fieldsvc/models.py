@@ -12,7 +12,7 @@ from .places.models import FarmPark, Parcel, Region
 from .samples.models import Sample, SyncConflict
 from .sequence import SequenceCounter
 from .sync.models import IdempotentPush, SyncMeta
-from .tiles.models import AreaOutline
+from .tiles.models import AreaOutline, CachedTile
 
 __all__ = [
     "ApiToken", "Approval", "AreaOutline", "AuditEvent", "Certificate", "CertificateScan", "Device", "DeviceAssignment",
@@ -20,5 +20,5 @@ __all__ = [
     "LabResult", "LabSampleAlias", "MediaBlob", "OpenRosaSubmission", "Parcel", "RateLimitWindow",
     "ReferenceMaterial", "Region", "RollupMember", "RollupSum", "RulePackVerification", "Sample", "SampleMedia",
     "SequenceCounter", "SyncConflict", "SyncMeta",
-    "User",
+    "CachedTile", "User",
 ]

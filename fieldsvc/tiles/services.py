@@ -32,7 +32,7 @@ from ..places.models import FarmPark, Parcel, Region
 from ..places.services import parcel_scope
 from ..samples.models import Sample
 from ..samples.services import sample_scope
-from . import encode
+from . import cache, encode
 from .models import AreaOutline
 from .tilemath import BUFFER, EXTENT, MAX_ZOOM, MIN_FEATURE_UNITS, SIMPLIFY_UNITS, Tile
 
@@ -48,6 +48,9 @@ COLOURS = {
 MAX_FEATURES = 20_000  # the most parcels in one tile; fewer when the bytes say so
 BYTES_PER_PARCEL = 36  # what a small parcel costs in a low-zoom tile (z10-z12 of the demo county: 24-35 B)
 MAX_SAMPLES = 20_000
+FULL_DETAIL_ZOOM = 14  # from this zoom on a tile covers a few km²: every parcel of a legible size is drawn
+LOW_ZOOM_FEATURES = 4_000  # below it, the largest parcels up to this many (a county-wide tile: out of 10^5-10^6)
+SIZE_DRIVEN_MAX_ZOOM = 11  # SQLite: up to this zoom the size index finds the parcels, above it the R*Tree
 HELD_STATES = ("held", "needs_review")
 
 _rtree = table("parcels_rtree", column("id"), column("min_lon", SAFloat), column("max_lon", SAFloat),
@@ -58,27 +61,44 @@ def engine() -> str:
     return "postgis" if db.engine.dialect.name == "postgresql" else "python"
 
 
-def render(layer: str, tile: Tile, actor: Actor, *, max_bytes: int, using: str | None = None) -> bytes:
-    """The tile's bytes (empty when nothing is in it). 404 for an unknown layer or a zoom past ``MAX_ZOOM``."""
+def render(layer: str, tile: Tile, actor: Actor, *, max_bytes: int, using: str | None = None,
+           cached: bool = True) -> bytes:
+    """The tile's bytes (empty when nothing is in it). 404 for an unknown layer or a zoom past ``MAX_ZOOM``.
+
+    Parcel tiles come from the tile cache while the data has not changed (``cache.py``); ``cached=False``
+    (or another engine's path, ``using``) renders afresh without touching the cache."""
     if layer not in LAYERS:
         raise not_found("tile layer", layer)
     if tile.z > MAX_ZOOM:
         raise not_found("tile zoom", tile.z)
-    using = using or engine()
     if layer == "parcels":
-        budget = min(MAX_FEATURES, max(1, max_bytes // BYTES_PER_PARCEL))
-        while True:
-            tile_data = _parcels(tile, actor, budget, using)
-            if len(tile_data.data) <= max_bytes or tile_data.features <= 1:
-                return tile_data.data
-            # Fewer features, in proportion to the overshoot (and at least one fewer), largest first.
-            budget = min(tile_data.features - 1, int(tile_data.features * max_bytes / len(tile_data.data) * 0.95))
-            budget = max(1, budget)
+        scope = cache.scope_key(actor, max_bytes) if cached and using is None else None
+        if scope is None:
+            return _parcel_tile(tile, actor, max_bytes, using or engine())
+        version = cache.data_version()
+        data = cache.get(layer, tile, scope, version)
+        if data is None:
+            data = _parcel_tile(tile, actor, max_bytes, engine())
+            cache.put(layer, tile, scope, version, data)
+        return data
+    using = using or engine()
     if layer == "samples":
         return _samples(tile, actor, using).data
     if layer == "areas":
         return _areas(tile, actor).data
     return b""  # planned points: none kept yet (the estimation work adds them; this layer serves them then)
+
+
+def _parcel_tile(tile: Tile, actor: Actor, max_bytes: int, using: str) -> bytes:
+    """At most ``feature_cap`` parcels, largest first; when that is over ``max_bytes``, fewer, in proportion."""
+    budget = min(feature_cap(tile.z), max(1, max_bytes // BYTES_PER_PARCEL))
+    while True:
+        tile_data = _parcels(tile, actor, budget, using)
+        if len(tile_data.data) <= max_bytes or tile_data.features <= 1:
+            return tile_data.data
+        # Fewer features, in proportion to the overshoot (and at least one fewer), largest first.
+        budget = min(tile_data.features - 1, int(tile_data.features * max_bytes / len(tile_data.data) * 0.95))
+        budget = max(1, budget)
 
 
 # --- parcels --------------------------------------------------------------------------------------
@@ -88,11 +108,29 @@ def _bbox_filter(tile: Tile, lo_lon: Any, lo_lat: Any, hi_lon: Any, hi_lat: Any)
     return [hi_lon >= w, lo_lon <= e, hi_lat >= s, lo_lat <= n]
 
 
+def min_size_deg(z: int) -> float:
+    """The least bounding-box side (degrees, of longitude or latitude) a parcel needs to be drawn at zoom ``z``:
+    ``MIN_FEATURE_UNITS`` tile units of longitude. One figure per zoom (not per tile), so the test below is
+    the indexed expression ``ix_parcels_tile_size`` and a county-wide tile reads only the parcels it draws.
+    (A degree of latitude is at least as long on the map as one of longitude: the test is on the safe side.)"""
+    return 360.0 / (1 << z) * MIN_FEATURE_UNITS / EXTENT
+
+
+def tile_size_column() -> Any:
+    """The larger side of a parcel's bounding box in degrees: the expression ``ix_parcels_tile_size`` indexes."""
+    width, height = Parcel.max_lon - Parcel.min_lon, Parcel.max_lat - Parcel.min_lat
+    return case((width >= height, width), else_=height)
+
+
 def _min_size(tile: Tile) -> Any:
-    """Leave out parcels under ``MIN_FEATURE_UNITS`` tile units on both sides (invisible at this zoom)."""
-    w, s, e, n = tile.bounds_deg()
-    dlon, dlat = (e - w) * MIN_FEATURE_UNITS / EXTENT, (n - s) * MIN_FEATURE_UNITS / EXTENT
-    return or_(Parcel.max_lon - Parcel.min_lon >= dlon, Parcel.max_lat - Parcel.min_lat >= dlat)
+    """Leave out parcels under ``MIN_FEATURE_UNITS`` tile units on both sides (under two pixels at this zoom:
+    drawn, they are noise; the village outlines of the ``areas`` layer carry the picture at low zoom)."""
+    return tile_size_column() >= literal(min_size_deg(tile.z), SAFloat)
+
+
+def feature_cap(z: int) -> int:
+    """The most parcels one tile of zoom ``z`` holds (largest first; fewer when the bytes say so)."""
+    return MAX_FEATURES if z >= FULL_DETAIL_ZOOM else LOW_ZOOM_FEATURES
 
 
 UNGRADED = ("not_graded", "not_assessed")
@@ -167,14 +205,21 @@ def _parcels(tile: Tile, actor: Actor, limit: int, using: str) -> encode.Encoded
                                [geom.op("&&")(func.ST_TileEnvelope(tile.z, tile.x, tile.y,
                                                                    literal_column(f"margin => {BUFFER / EXTENT}")))])
         return _as_mvt(inner, "parcels", "id")
-    where = [Parcel.id.in_(select(_rtree.c.id).where(
-        *_bbox_filter(tile, _rtree.c.min_lon, _rtree.c.min_lat, _rtree.c.max_lon, _rtree.c.max_lat)))]
+    if tile.z <= SIZE_DRIVEN_MAX_ZOOM:  # (few parcels are big enough to draw: the size index finds them)
+        where = []
+    else:
+        where = [Parcel.id.in_(select(_rtree.c.id).where(
+            *_bbox_filter(tile, _rtree.c.min_lon, _rtree.c.min_lat, _rtree.c.max_lon, _rtree.c.max_lat)))]
     scope = _driven_by_index(parcel_scope(actor))
     if db.engine.dialect.name != "sqlite":
         where, scope = [], None  # (the Python path on PostgreSQL, for comparison: the bounding-box columns alone)
-    rows = db.session.execute(_parcel_select(tile, actor, limit, [Parcel.geometry_json], where, scope)).all()
-    return encode.encode("parcels", [r.id for r in rows], shapely.from_geojson([r.geometry_json for r in rows]),
-                         [{k: getattr(r, k) for k in PARCEL_PROPS} for r in rows], tile)
+    result = db.session.execute(_parcel_select(tile, actor, limit, [Parcel.geometry_json], where, scope))
+    columns = list(result.keys())
+    rows = result.all()
+    at = [columns.index(k) for k in PARCEL_PROPS]  # (by position: a Row's getattr was a tenth of a 4,000-parcel tile)
+    geometry, ids = columns.index("geometry_json"), columns.index("id")
+    return encode.encode("parcels", [r[ids] for r in rows], shapely.from_geojson([r[geometry] for r in rows]),
+                         [dict(zip(PARCEL_PROPS, [r[i] for i in at], strict=True)) for r in rows], tile)
 
 
 def _as_mvt(inner: Any, name: str, id_column: str | None) -> encode.Encoded:
