@@ -123,8 +123,8 @@ def tile_size_column() -> Any:
 
 
 def _min_size(tile: Tile) -> Any:
-    """Leave out parcels under ``MIN_FEATURE_UNITS`` tile units on both sides (under two pixels at this zoom:
-    drawn, they are noise; the village outlines of the ``areas`` layer carry the picture at low zoom)."""
+    """Leave out parcels under ``MIN_FEATURE_UNITS`` tile units on both sides (under three pixels at this zoom:
+    drawn, they are an outline without fill; the village outlines of the ``areas`` layer carry the picture)."""
     return tile_size_column() >= literal(min_size_deg(tile.z), SAFloat)
 
 
