@@ -42,11 +42,11 @@ from fieldsvc.tiles import services as tiles  # noqa: E402
 from fieldsvc.tiles.tilemath import SIMPLIFY_UNITS, tile_for  # noqa: E402
 
 ZOOMS = range(10, 18)
-BARE = text("SELECT ST_AsMVT(t, 'parcels', 4096, 'geom') FROM (SELECT id, code, "
-            "ST_AsMVTGeom(ST_Simplify(geom, :tol), ST_TileEnvelope(:z, :x, :y), 4096, 64, true) AS geom "
-            "FROM parcels WHERE geom && ST_TileEnvelope(:z, :x, :y, margin => 64.0 / 4096) "
-            "AND CASE WHEN max_lon - min_lon >= max_lat - min_lat THEN max_lon - min_lon ELSE max_lat - min_lat END "
-            ">= :min_size ORDER BY area_m2 DESC, id LIMIT :limit) t WHERE geom IS NOT NULL")
+BARE = ("SELECT ST_AsMVT(t, 'parcels', 4096, 'geom') FROM (SELECT id, code, "
+        "ST_AsMVTGeom(ST_Simplify(geom, :tol), ST_TileEnvelope(:z, :x, :y), 4096, 64, true) AS geom "
+        "FROM parcels WHERE geom && ST_TileEnvelope(:z, :x, :y, margin => 64.0 / 4096) "
+        "AND CASE WHEN max_lon - min_lon >= max_lat - min_lat THEN max_lon - min_lon ELSE max_lat - min_lat END "
+        "{plus} >= :min_size ORDER BY area_m2 DESC, id LIMIT :limit) t WHERE geom IS NOT NULL")
 
 
 PARCEL_COLUMNS = ("code", "village_code", "county_code", "farm_park_code", "land_use", "crop", "area_m2",
@@ -152,14 +152,14 @@ def pick_tiles(url: str, instance: Path, parcels: int, per_zoom: int, seed: int 
 
 
 def server_cpu_ms(pid: int | None) -> float:
-    """CPU time (user + system) of the PostgreSQL backend serving this session, from /proc (same machine)."""
+    """CPU time of the PostgreSQL backend serving this session, from /proc/<pid>/schedstat (nanoseconds on
+    a CPU; /proc/<pid>/stat counts whole 10 ms ticks, too coarse for one tile). Same machine only."""
     if pid is None:
         return 0.0
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
+        return int(Path(f"/proc/{pid}/schedstat").read_text().split()[0]) / 1e6
+    except (OSError, ValueError, IndexError):
         return 0.0
-    return (int(fields[11]) + int(fields[12])) * 1000 / os.sysconf("SC_CLK_TCK")
 
 
 class Clock:
@@ -180,7 +180,8 @@ class Clock:
 def bare_sql(tile) -> tuple[Any, dict]:
     """PostGIS's ST_AsMVT of the same rows as bare SQL: the same index test, minimum size and limit,
     the same simplification, no scope, no grade, village or sampling-state look-ups."""
-    return BARE, {"z": tile.z, "x": tile.x, "y": tile.y, "tol": tile.units_m(SIMPLIFY_UNITS),
+    plus = "+ 0.0" if tile.z > tiles.SIZE_DRIVEN_MAX_ZOOM else ""  # (the index choice ours makes: see _min_size)
+    return text(BARE.format(plus=plus)), {"z": tile.z, "x": tile.x, "y": tile.y, "tol": tile.units_m(SIMPLIFY_UNITS),
                   "min_size": tiles.min_size_deg(tile.z), "limit": tiles.feature_cap(tile.z)}
 
 
