@@ -409,3 +409,32 @@ def cache_version() -> str:
     from fieldsvc.tiles import cache
 
     return cache.data_version()
+
+
+def test_numpy_polygon_commands_equal_the_per_feature_path():
+    """encode.py writes simple polygons' commands for the whole tile at once: the same commands as
+    ``_commands`` ring by ring, for odd rings too (repeated points, reversed, collapsed, closing point
+    repeated, no area) and for parcels of the demo county mapped into a tile."""
+    import numpy as np
+
+    from fieldsvc.places.demo_data import generate_county
+
+    odd = [shapely.Polygon([(0, 0), (0, 0), (10, 0), (10, 10), (0, 10)]),
+           shapely.Polygon([(0, 0), (0, 10), (10, 10), (10, 0)]),
+           shapely.Polygon([(0, 0), (5, 0), (5, 0), (0, 0.0001)]),
+           shapely.Polygon([(3, 3), (9, 3), (9, 9), (3, 3), (3, 3)]),
+           shapely.Polygon([(1, 1), (2, 1), (3, 1)]),
+           shapely.Polygon([(0, 0), (10, 0), (10, 10), (0, 10)], [[(2, 2), (2, 4), (4, 4), (4, 2)]]),
+           shapely.MultiPolygon([shapely.box(0, 0, 5, 5), shapely.box(8, 8, 9, 9)]),
+           None]
+    county = generate_county(seed=7, parcels=400, townships=2, villages=20)
+    tile = county_tile(county, 15)
+    parcels = encode.tile_geometries(np.array([shapely.geometry.shape(f["geometry"]) for f in county.parcels]), tile)
+    shapes = np.array(odd + list(parcels), dtype=object)
+
+    def normal(x):
+        return x if x and x[1] else None
+
+    fast = [normal(x) for x in encode._all_commands(shapes)]
+    slow = [normal(encode._commands(g)) if g is not None else None for g in shapes]
+    assert fast == slow and sum(x is not None for x in fast) > 20
