@@ -9,7 +9,7 @@ the spatial index. The same expression on both engines (a CASE, which PostgreSQL
 index), so the query matches it on either.
 
 Revision ID: 5e2b9c7d1a34
-Revises: 3d7a61c0b2e9
+Revises: e5c1a7b93f20
 Create Date: 2026-12-04 21:40:00
 
 """
@@ -18,7 +18,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = '5e2b9c7d1a34'
-down_revision = '3d7a61c0b2e9'
+down_revision = 'e5c1a7b93f20'
 branch_labels = None
 depends_on = None
 
