@@ -721,7 +721,7 @@ def note_land_label_change(subject_type: str, code: str, reason: str) -> None:
     labels = _current_for(subject_type, code, kind="land_label")
     if not labels:
         return
-    head = _headline(soil_passport(subject_type, code)) or {"verdict": "not_graded", "grade": None}
+    head = _headline(soil_passport(subject_type, code)) or {"verdict": "not_assessed", "grade": None}
     moment = now()
     for label in labels:
         last = db.session.scalar(select(LandLabelChange).where(LandLabelChange.certificate_id == label.id)

@@ -24,7 +24,7 @@ from ..places.models import Parcel
 from .evaluation import explain
 from .models import Grade
 from .pack_admin import pack_ref, resolve_pack
-from .queries import _area_column, area_grade, current_grade
+from .queries import LEGACY_NOT_ASSESSED, _area_column, area_grade, current_grade
 
 PACKS = ("green_food_soil", "gb15618_2018", "nyt391_fertility", "dzt0380_se_rich")
 PASS_FAIL = {"green_food_soil"}  # conclusions that read "meets" / "does not meet"
@@ -68,7 +68,7 @@ def _parcel_grades(kind: str, code: str, pack_code: str) -> list[Grade]:
     return list(db.session.scalars(
         select(Grade).join(Parcel, Parcel.code == Grade.subject_code)
         .where(_area_column(kind) == code, Parcel.deleted_at.is_(None), Grade.subject_type == "parcel",
-               Grade.rule_pack == pack_code, Grade.superseded_by.is_(None), Grade.verdict != "not_graded")
+               Grade.rule_pack == pack_code, Grade.superseded_by.is_(None), Grade.verdict.not_in(LEGACY_NOT_ASSESSED))
         .order_by(Grade.subject_code)))
 
 
@@ -93,7 +93,7 @@ def soil_passport(subject_type: str, code: str, packs: Sequence[str] = PACKS) ->
             continue  # a pack this instance does not carry
         if subject_type == "parcel":
             g = current_grade("parcel", code, pack.code)
-            if g is None or g.verdict == "not_graded":
+            if g is None or g.verdict in LEGACY_NOT_ASSESSED:
                 continue
             rows = explain(g).get("analytes", [])
             grades, qualified, verdict, grade = [g], g.qualified, g.verdict, g.grade
