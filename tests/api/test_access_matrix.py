@@ -165,6 +165,7 @@ ROUTES: dict[str, dict[str, Any]] = {
     "console.logout": {"kind": "own"},
     "console.index": {"kind": "list", "url": "/console/", "needle": ["county"], "follow": True},
     "console.county": {"kind": "read", "url": "/console/county/{county}"},
+    "console.element_map": {"kind": "read", "url": "/console/maps/{county}/Cd.json"},
     "console.map_find": {"kind": "list", "url": "/console/map/find?q={parcel}", "needle": ["parcel"]},
     # map tiles: z0 holds the whole world; samples are points (never too small to draw), bag codes in the tile
     "tiles.tile": {"kind": "list", "url": "/tiles/samples/0/0/0.mvt", "needle": ["sample_code"]},
