@@ -6,6 +6,11 @@ about thirty strings.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
+from ..grading.basis import Basis, basis_text
+
 SUPPORTED = ("zh", "en")
 DEFAULT = "zh"
 MAX_HEADER = 512
@@ -212,3 +217,12 @@ def negotiate(accept_language: str | None, override: str | None = None) -> str:
 
 def grade_label(grade: str | None, lang: str) -> str:
     return GRADES[lang].get(grade or "", grade or "")
+
+
+def basis_words(conclusion: Mapping[str, Any], lang: str) -> str:
+    """实测 / 插值估算（Cd ± 0.031 mg/kg，据 12 个样点）/ 未评价: an estimate says its uncertainty."""
+    est = conclusion.get("estimate")
+    if conclusion.get("basis") == "estimated" and est:
+        return basis_text(Basis("estimated", est.get("analyte"), est.get("sigma"), est.get("unit") or "",
+                                int(est.get("samples") or 0)), lang)
+    return BASES[lang].get(conclusion.get("basis"), conclusion.get("basis") or "")

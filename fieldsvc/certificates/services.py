@@ -488,7 +488,7 @@ def certificate_view(cert: Certificate, config: Mapping[str, Any], moment: datet
 
 def conclusion_lines(conclusions: Sequence[Mapping[str, Any]]) -> tuple[str, ...]:
     """A land label's conclusions as printed (as at issue; the page has them as of now)."""
-    from .i18n import BASES, VERDICTS, analyte_name, grade_label
+    from .i18n import VERDICTS, analyte_name, basis_words, grade_label
 
     lines = []
     for c in conclusions:
@@ -497,7 +497,7 @@ def conclusion_lines(conclusions: Sequence[Mapping[str, Any]]) -> tuple[str, ...
         grade = f" · {grade_label(c['grade'], 'zh')} {grade_label(c['grade'], 'en')}" if c.get("grade") else ""
         failing = c.get("failing") or []
         over = f" · 超标 over: {'、'.join(analyte_name(a, 'zh') + ' ' + a for a in failing)}" if failing else ""
-        lines.append(f"{standard}: {verdict}{grade}{over} ({BASES['zh'].get(c.get('basis'), '')})")
+        lines.append(f"{standard}: {verdict}{grade}{over} ({basis_words(c, 'zh')})")
     return tuple(lines)
 
 

@@ -21,6 +21,7 @@ from ..dbtypes import isoformat
 from ..errors import Problem
 from ..extensions import db
 from ..places.models import Parcel
+from .basis import basis_of as basis_detail
 from .evaluation import explain
 from .models import Grade
 from .pack_admin import pack_ref, resolve_pack
@@ -113,12 +114,15 @@ def soil_passport(subject_type: str, code: str, packs: Sequence[str] = PACKS) ->
         basis = "measured" if bases == {"measured"} else "estimated" if "estimated" in bases else sorted(bases)[0]
         failing = sorted({r["analyte"] for r in rows if r.get("verdict") in FAILING})
         day = _latest([g.tested_on for g in grades])
-        conclusions.append({"standard": pack.standard, "pack": pack.code, "verdict": _verdict(pack.code, verdict,
-                                                                                            qualified),
-                            "grade": grade, "basis": basis, "failing": failing,
+        conclusion = {"standard": pack.standard, "pack": pack.code, "verdict": _verdict(pack.code, verdict, qualified),
+                      "grade": grade, "basis": basis, "failing": failing,
                             "tested_on": day.isoformat() if day else None,
-                            "rule_pack": {k: v for k, v in pack_ref(pack.code, pack.version).items()
-                                          if k in ("code", "version", "verified")}})
+                      "rule_pack": {k: v for k, v in pack_ref(pack.code, pack.version).items()
+                                    if k in ("code", "version", "verified")}}
+        if subject_type == "parcel" and basis == "estimated":  # the estimate's uncertainty shows with it
+            b = basis_detail(grades[0].verdict, grades[0].explanation, grades[0].inputs, pack.data.get("unit", "mg/kg"))
+            conclusion["estimate"] = {k: v for k, v in b.to_dict().items() if k != "basis"}
+        conclusions.append(conclusion)
         if day:
             tested.append(day)
         if pack.code == packs[0]:
