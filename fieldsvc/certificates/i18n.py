@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..grading.basis import Basis, basis_text
+from ..grading.basis import Basis, area_basis_text, basis_text
 
 SUPPORTED = ("zh", "en")
 DEFAULT = "zh"
@@ -222,6 +222,11 @@ def grade_label(grade: str | None, lang: str) -> str:
 def basis_words(conclusion: Mapping[str, Any], lang: str) -> str:
     """实测 / 插值估算（Cd ± 0.031 mg/kg，据 12 个样点）/ 未评价: an estimate says its uncertainty."""
     est = conclusion.get("estimate")
+    parts = conclusion.get("parcels_by_basis")
+    if parts and parts.get("estimated"):  # an area: how many of its parcels are measured, how many estimated
+        words = BASES[lang].get("estimated", "estimated")
+        return f"{words}（{area_basis_text(parts.get('measured', 0), parts['estimated'], lang)}）" if lang == "zh" \
+            else f"{words} ({area_basis_text(parts.get('measured', 0), parts['estimated'], lang)})"
     if conclusion.get("basis") == "estimated" and est:
         return basis_text(Basis("estimated", est.get("analyte"), est.get("sigma"), est.get("unit") or "",
                                 int(est.get("samples") or 0)), lang)

@@ -32,6 +32,7 @@ from ..errors import Problem, conflict, not_found, rate_limited, validation_fail
 from ..events import CertificateIssued, CertificateRevoked, publish
 from ..extensions import db
 from ..grading import qualification as grading
+from ..grading.models import Grade
 from ..grading.passport import soil_passport as grading_passport
 from ..grading.rules import load_pack
 from ..paging import Page, paginate
@@ -970,8 +971,14 @@ def issue_demo_certificates(county_code: str, config: Mapping[str, Any], *, max_
     """Demo: certificates for up to ``max_parcels`` qualifying parcels and one farm park, and one revoked."""
     actor = actor or SYSTEM
     issued: list[Certificate] = []
+    # parcels qualified on measured values (tested_on: a grade from the parcel's own samples) first:
+    # a survey-density county estimates most parcels, and a certificate needs measured values
+    measured = select(Grade.subject_code).where(
+        Grade.subject_type == "parcel", Grade.subject_code == Parcel.code, Grade.superseded_by.is_(None),
+        Grade.verdict == "qualified", Grade.tested_on.is_not(None)).exists()
     parcels = db.session.scalars(select(Parcel.code).where(Parcel.county_code == county_code,
-                                                           Parcel.deleted_at.is_(None)).order_by(Parcel.id))
+                                                           Parcel.deleted_at.is_(None))
+                                 .order_by(measured.desc(), Parcel.id))
     for code in parcels:
         if len(issued) >= max_parcels:
             break

@@ -47,7 +47,7 @@ from ..devices.schemas import DeviceIn, DevicePatch
 from ..errors import Problem, not_found, validation_failed
 from ..grading import maps as element_maps
 from ..grading import runs as grading_runs
-from ..grading.basis import ESTIMATED, Basis, basis_of, basis_text
+from ..grading.basis import ESTIMATED, Basis, basis_of, basis_text, value_pm
 from ..grading.pack_admin import resolve_pack, rule_pack_list
 from ..grading.qualification import qualification
 from ..grading.queries import area_grade, get_subject, grade_dict
@@ -164,7 +164,7 @@ def _context() -> dict[str, Any]:
     return {"t": t, "lang": language, "csrf_field": csrf_field, "actor": g.get("actor"),
             "switch_url": switch_url, "grade_label": lambda grade: i18n.grade_label(grade, language),
             "reason": lambda text: i18n.reason_text(text, language),
-            "basis_label": lambda b: basis_text(b, language),
+            "basis_label": lambda b: basis_text(b, language), "pm": value_pm,
             "short": lambda text, n=12: (text or "")[:n], "iso": isoformat}
 
 

@@ -18,10 +18,12 @@ _NOT_ASSESSED_VERDICTS = ("not_assessed", "not_graded")  # not_graded: rows from
 WORDS: dict[str, dict[str, str]] = {
     "zh": {MEASURED: "实测", ESTIMATED: "插值估算", NOT_ASSESSED: "未评价",
            "estimated_detail": "插值估算（{analyte} ± {sigma}，据 {n} 个样点）",
-           "estimated_samples": "插值估算（据 {n} 个样点）"},
+           "estimated_samples": "插值估算（据 {n} 个样点）",
+           "area_parcels": "实测 {measured} 块、插值估算 {estimated} 块"},
     "en": {MEASURED: "measured", ESTIMATED: "estimated", NOT_ASSESSED: "not assessed",
            "estimated_detail": "estimated ({analyte} ± {sigma}, from {n} samples)",
-           "estimated_samples": "estimated (from {n} samples)"},
+           "estimated_samples": "estimated (from {n} samples)",
+           "area_parcels": "{measured} parcels measured, {estimated} estimated"},
 }
 
 
@@ -72,6 +74,18 @@ def basis_of(verdict: str | None, explanation: Mapping[str, Any] | None, inputs:
         return Basis(ESTIMATED, samples=len(neighbours))
     worst = max(rows, key=lambda r: (_ratio(r), r.get("analyte") or ""))
     return Basis(ESTIMATED, worst.get("analyte"), float(worst["sigma"]), unit, len(neighbours))
+
+
+def area_basis_text(measured: int, estimated: int, lang: str) -> str:
+    """An area's grade rests on parcels: "实测 2 块、插值估算 57 块" / "2 parcels measured, 57 estimated"."""
+    return WORDS.get(lang, WORDS["en"])["area_parcels"].format(measured=measured, estimated=estimated)
+
+
+def value_pm(value: float, sigma: float) -> str:
+    """An estimate and its σ at the σ's precision: ``0.180 ± 0.036`` (never ``0.1797 ± 0.03639``)."""
+    s = sigma_text(sigma)
+    decimals = len(s.split(".")[1]) if "." in s and "e" not in s else 0
+    return f"{value:.{decimals}f} ± {s}"
 
 
 def sigma_text(sigma: float) -> str:

@@ -10,6 +10,7 @@ where the pack says the values qualify.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
@@ -103,9 +104,11 @@ def soil_passport(subject_type: str, code: str, packs: Sequence[str] = PACKS) ->
             if not grades:
                 continue
             ag, area_row = area_grade(subject_type, code, pack)
-            rows = [r for p in grades for r in explain(p).get("analytes", [])]
+            # an area's element bars are measured values: an estimate never shows as a test result
+            rows = [r for p in grades for r in explain(p).get("analytes", [])
+                    if r.get("basis", "measured") == "measured"]
             qualified, grade = ag.qualified, ag.grade
-            verdict = "qualified" if ag.qualified else "not_qualified"
+            verdict = ag.verdict  # qualified | not_qualified | not_assessed (below min coverage: never "fails")
             if area_row is not None:
                 grades = [area_row, *grades]
         if pack.code in ONLY_WHEN_QUALIFIED and not qualified:
@@ -119,6 +122,9 @@ def soil_passport(subject_type: str, code: str, packs: Sequence[str] = PACKS) ->
                             "tested_on": day.isoformat() if day else None,
                       "rule_pack": {k: v for k, v in pack_ref(pack.code, pack.version).items()
                                     if k in ("code", "version", "verified")}}
+        if subject_type != "parcel":  # what the area's grade rests on, parcel by parcel
+            counts = Counter(basis_of(g) for g in grades if g.subject_type == "parcel")
+            conclusion["parcels_by_basis"] = {k: counts[k] for k in ("measured", "estimated") if counts[k]}
         if subject_type == "parcel" and basis == "estimated":  # the estimate's uncertainty shows with it
             b = basis_detail(grades[0].verdict, grades[0].explanation, grades[0].inputs, pack.data.get("unit", "mg/kg"))
             conclusion["estimate"] = {k: v for k, v in b.to_dict().items() if k != "basis"}

@@ -105,9 +105,11 @@ def test_csv_rows_match_the_parcels():
     rows = list(csv.DictReader(io.StringIO(data.decode("utf-8-sig"))))
     assert [r["code"] for r in rows] == ["P-1", "P-2", "P-3", "P-4"]
     assert (rows[3]["basis"], rows[3]["basis_analyte"], rows[3]["sigma"], rows[3]["neighbour_samples"],
-            rows[3]["basis_text"]) == ("estimated", "Cd", "0.031", "12", "estimated (Cd ± 0.031 mg/kg, from 12 samples)")
-    assert {k: v for k, v in rows[1].items() if k not in ("basis", "basis_analyte", "sigma", "neighbour_samples",
-                                                            "basis_text")} == {"code": "P-2", "village": "360129101206", "farm_park": "FP-1", "land_use": "tea",
+            rows[3]["basis_text"]) == ("estimated", "Cd", "0.031", "12",
+                                       "estimated (Cd ± 0.031 mg/kg, from 12 samples)")
+    basis_keys = ("basis", "basis_analyte", "sigma", "neighbour_samples", "basis_text")
+    assert {k: v for k, v in rows[1].items() if k not in basis_keys} == {
+                       "code": "P-2", "village": "360129101206", "farm_park": "FP-1", "land_use": "tea",
                        "crop": "茶叶", "area_m2": "5000.0", "verdict": "not_qualified", "grade": "polluted",
                        "qualified": "false", "limiting": "Cd;Hg", "strict_control": "false",
                        "tested_on": "2026-11-21"}
