@@ -244,7 +244,9 @@ _PAIRS: dict[str, tuple[str, str]] = {
     "rc_qualified": ("合格", "Qualified"),
     "rc_not_qualified": ("不合格", "Not qualified"),
     "rc_indeterminate": ("无法判定", "Indeterminate"),
-    "rc_not_graded": ("未评价", "Not graded"),
+    "rc_not_graded": ("未评价", "Not assessed"),  # runs recorded before the verdict was renamed
+    "rc_not_assessed": ("未评价", "Not assessed"),
+    "rc_needs_sampling": ("需补采样", "Needs sampling"),
     "rc_changed": ("有变化", "Changed"),
     "rc_areas_changed": ("区域有变化", "Areas changed"),
     "rc_repaired": ("已修复", "Repaired"),

@@ -25,8 +25,8 @@ from .rollup import ASSESSED, HOLDING_BACK_CAP, AreaGrade, ParcelOutcome, Rollup
 from .rules import DEFAULT_PACK, RulePack
 from .sums import _sums_from_row, area_dict
 
-# Rows written before the verdict was renamed said ``not_graded``; the migration rewrites them,
-# readers still accept both.
+# Rows written before the verdict was renamed said ``not_graded``; readers accept both, and the next
+# run over such a parcel supersedes its row with a ``not_assessed`` one (the old version kept).
 LEGACY_NOT_ASSESSED = (NOT_ASSESSED, "not_graded")
 URL_TYPES = {"parcel": "parcel", "village": "village", "farm-park": "farm_park", "county": "county"}
 

@@ -95,7 +95,7 @@ def test_console_and_reports_show_the_basis_grey_for_not_assessed(app, client, o
 
     far = _add_far_village(app, county)
     dry = _sample_dryland(app, county)
-    run_county(client, official, county)
+    run = run_county(client, official, county)
     est = grade(client, official, "parcel", dry[10]).get_json()
     assert est["basis"] == "estimated"
     n = len(est["inputs"]["neighbours"])
@@ -113,6 +113,9 @@ def test_console_and_reports_show_the_basis_grey_for_not_assessed(app, client, o
     assert 'class="badge b-not_assessed">not assessed<' in page and "Basis: not assessed" in page
     body = page.split("</style>", 1)[-1]
     assert "not_graded" not in body and "no_approved_results" not in body and "not graded" not in body
+
+    run_page = console.get(f"/console/grading/runs/{run['id']}?lang=en").get_data(as_text=True)
+    assert 'Not assessed<b data-count="not_assessed">' in run_page and "rc_" not in run_page
 
     village = console.get(f"/console/village/{FAR_VILLAGE}?lang=en").get_data(as_text=True).split("</style>")[-1]
     assert 'id="area-grade">Not assessed<' in village and "Coverage: 0 %" in village
