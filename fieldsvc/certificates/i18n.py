@@ -180,6 +180,13 @@ def conclusion_sentence(conclusion: dict | None, subject_kind: str, lang: str) -
     topic = STANDARD_TOPICS[lang].get(conclusion.get("pack", ""), standard)
     verdict = conclusion.get("verdict")
     failing = [analyte_name(a, lang) for a in conclusion.get("failing") or []]
+    if verdict == "not_assessed":  # an area below coverage: not judged, never "does not meet" (DESIGN §5)
+        if lang == "zh":
+            text = f"结论：尚未评价（按{topic}（{standard}）标准，有样品依据的面积不足）"
+            return text + (f"，超标元素：{'、'.join(failing)}。" if failing else "。")
+        text = (f"Conclusion: this {subject_kind.lower()} is not yet assessed against the {topic.lower()} standard "
+                f"({standard}): too little of its area is valued from samples")
+        return text + (f"; above the limit: {', '.join(failing)}." if failing else ".")
     if lang == "zh":
         text = f"结论：{VERDICTS['zh'].get(verdict, verdict)}{topic}（{standard}）标准"
         return text + (f"，超标元素：{'、'.join(failing)}。" if failing else "。")
