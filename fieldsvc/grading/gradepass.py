@@ -43,7 +43,7 @@ from .sums import (
 
 CHANGED_CAP = 1000  # changed subjects listed on a run (its counts hold the total)
 
-COUNT_KEYS = ("parcels", "qualified", "not_qualified", "indeterminate", "not_graded", "changed", "areas_changed",
+COUNT_KEYS = ("parcels", "qualified", "not_qualified", "indeterminate", "not_assessed", "changed", "areas_changed",
               "repaired")
 
 
@@ -136,7 +136,7 @@ def _apply_chunk(p: _Pass, parcels: list[tuple], current_rows: list[tuple], memb
     now = utcnow()
     if p.estimates:  # a parcel without a sample takes its estimate (basis estimated)
         bind = _inputs_binder() if inputs_bound else None
-        evaluated = [_estimate(p.estimates[r[0]], bind) if r[0] in p.estimates and ev.verdict == "not_graded"
+        evaluated = [_estimate(p.estimates[r[0]], bind) if r[0] in p.estimates and not ev.graded
                      and r[6] is None and ev.explanation.get("reason") == "no_approved_results" else ev
                      for r, ev in zip(parcels, evaluated, strict=True)]
     current = {r[1]: r for r in current_rows}
