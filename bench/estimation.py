@@ -62,6 +62,29 @@ def cpu() -> float:
     return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
+def explanation_floor(db, n_estimated: int, run_cpu: float, n: int = 5000) -> dict[str, float]:
+    """What encoding the stored explanations alone costs: an estimated parcel's explanation names
+    every analyte's neighbours, distances and σ (~9 KB of JSON), and a run encodes it twice (its
+    canonical text for the fingerprint, the column's text). Timed on ``n`` stored ones."""
+    from fieldsvc.audit.services import canonical_json
+
+    rows = [json.loads(r[0]) if isinstance(r[0], str) else r[0] for r in db.session.execute(db.text(
+        "SELECT explanation FROM grades WHERE subject_type = 'parcel' AND superseded_by IS NULL "
+        "AND fingerprint IS NOT NULL AND explanation LIKE '%\"basis\": \"estimated\"%' LIMIT :n"), {"n": n})]
+    if not rows:
+        return {}
+    t = time.process_time()
+    texts = [(canonical_json(r), json.dumps(r)) for r in rows]
+    per = (time.process_time() - t) / len(rows)
+    size = sum(len(b) for _, b in texts)
+    projected = per * n_estimated
+    print(f"explanations: {size / len(rows) / 1000:.1f} KB each; encoding one twice {per * 1e6:.0f} µs CPU; "
+          f"x {n_estimated:,} estimated parcels = {projected:.1f} s CPU "
+          f"({projected / max(run_cpu, 1e-9):.0%} of the run)", flush=True)
+    return {"explanation_kb": round(size / len(rows) / 1000, 1), "explanation_encode_us": round(per * 1e6),
+            "explanation_encode_projected_s": round(projected, 1)}
+
+
 def database(n_samples: int, n_parcels: int, workers: int) -> dict[str, float | int | str]:
     """The county on SQLite end to end (see the module docstring); returns its figures."""
     import estimation_db as edb
@@ -100,6 +123,7 @@ def database(n_samples: int, n_parcels: int, workers: int) -> dict[str, float | 
                 "db_methods": ",".join(f"{k}:{v['method']}" for k, v in sorted(est.get("models", {}).items()))}
         print(f"county run: {w1 - w0:.1f} s wall, {c1 - c0:.1f} s CPU; estimated {est.get('estimated'):,}, "
               f"not assessed {est.get('not_assessed'):,}; {run.counts}", flush=True)
+        out |= explanation_floor(db, est.get("estimated") or 0, c1 - c0)
         data = spatial.load_county(edb.COUNTY, pack)
         cells = 0
         for analyte in maps.analytes_of(pack):

@@ -113,20 +113,24 @@ def around(parcel_codes: Iterable[str], pack: RulePack) -> tuple[set[str], dict[
                 max(b[2] for b in boxes) + dlon, max(b[3] for b in boxes) + dlat)
         if not spatial.has_unsampled(county, bbox):
             continue  # every parcel around has its own sample: nothing to re-estimate
-        data, res, used = spatial.assess_county(county, pack, models, bbox=bbox)
+        data = spatial.load_county(county, pack, bbox)
         if data is None:
             continue
         centre = {t.code: (t.x, t.y) for t in data.targets}
         changed = [centre[c] for c in codes if c in centre]
         land_use = {p.code: p.land_use for p in data.parcels}
         inner = 2 * radius  # parcels whose neighbourhood could include a changed parcel's samples
+        # only those are valued (the box's other parcels are there for their samples): an estimate
+        # depends on its own neighbours only, so this is the same answer for less work
+        targets = [t for t in data.targets
+                   if any(math.hypot(t.x - cx, t.y - cy) <= inner for cx, cy in changed)]
+        res, used = es.assess(data.samples, targets, list(pack.data["analytes"]), spatial.limit_fn(pack),
+                              pack.estimation, models)
         dicts = {k: m.to_dict() for k, m in used.items()}
         for code, a in res.items():
             if a.basis == es.MEASURED:
                 continue
-            x, y = centre[code]
-            if any(math.hypot(x - cx, y - cy) <= inner for cx, cy in changed):
-                found.add(code)
-                if a.basis == es.ESTIMATED:
-                    estimates[code] = to_evaluated(a, pack, used, land_use[code], dicts)
+            found.add(code)
+            if a.basis == es.ESTIMATED:
+                estimates[code] = to_evaluated(a, pack, used, land_use[code], dicts)
     return found, estimates
