@@ -71,11 +71,15 @@ def _se_classes() -> list[tuple[float, str]]:
             (math.inf, f"> {high:g} mg/kg (Se excess)")]
 
 
-def build(county: str, analyte: str, pack: RulePack) -> ElementMap | None:
-    """The grids for one county and analyte; None when the county has no parcel or no sample of it."""
+def build(county: str, analyte: str, pack: RulePack,
+          data: spatial.CountyInputs | None = None) -> ElementMap | None:
+    """The grids for one county and analyte; None when the county has no parcel or no sample of it.
+
+    ``data``: the county's inputs (``spatial.load_county``) when the caller builds several
+    analytes' maps: one read of the county serves them all."""
     from .estimated import latest_models
 
-    data = spatial.load_county(county, pack)
+    data = data if data is not None else spatial.load_county(county, pack)
     if data is None:
         return None
     obs = [es.Obs(s.code, s.x, s.y, s.land_use, float(s.values[analyte])) for s in data.samples if analyte in s.values]
