@@ -27,9 +27,10 @@ from .events import (
     SamplesChanged,
     SamplesCreated,
 )
-from .grading import regrade
+from .grading import plans, regrade
 from .lab import services as lab
 from .samples import services as samples
+from .tiles import cache as tile_cache
 
 
 def link_held_samples(e: ParcelsImported) -> None:
@@ -46,6 +47,14 @@ def regrade_parcels(e: ParcelsChanged) -> None:
 
 def link_held_results(e: SamplesCreated) -> None:
     lab.link_held_results_for(e.samples, e.actor.label)
+
+
+def close_planned_new(e: SamplesCreated) -> None:
+    plans.close_for_samples([sid for sid, _code in e.samples], e.actor)
+
+
+def close_planned_changed(e: SamplesChanged) -> None:
+    plans.close_for_samples(e.ids, e.actor)
 
 
 def regrade_samples(e: SamplesChanged) -> None:
@@ -65,15 +74,29 @@ def revoke_unqualified(e: GradesChanged) -> None:
         certificates.on_grade_changed(c.subject_type, c.code, c.qualified, c.reason)
 
 
+def drop_cached_tiles(_e: ParcelsImported | ParcelsChanged | SamplesCreated | SamplesChanged | ResultsApproved
+                      | GradesChanged) -> None:
+    """Parcel tiles show parcels, their grades and sampling state: a cached tile is stale after any of these."""
+    tile_cache.invalidate()
+
+
 CHAIN: Chain = (
     (ParcelsImported, link_held_samples),
     (ParcelsImported, regrade_new_parcels),
     (ParcelsChanged, regrade_parcels),
     (SamplesCreated, link_held_results),
+    (SamplesCreated, close_planned_new),
     (SamplesChanged, regrade_samples),
+    (SamplesChanged, close_planned_changed),
     (MediaCompleted, complete_samples),
     (ResultsApproved, regrade_approved),
     (GradesChanged, revoke_unqualified),
+    (ParcelsImported, drop_cached_tiles),
+    (ParcelsChanged, drop_cached_tiles),
+    (SamplesCreated, drop_cached_tiles),
+    (SamplesChanged, drop_cached_tiles),
+    (ResultsApproved, drop_cached_tiles),
+    (GradesChanged, drop_cached_tiles),
 )
 UNHANDLED = (CertificateIssued, CertificateRevoked)  # published for the record; nothing follows yet
 

@@ -6,6 +6,7 @@ from .certificates.models import Certificate, CertificateScan
 from .devices.models import Device, DeviceAssignment
 from .exports.models import ExportJob
 from .grading.models import Grade, GradingRun, RollupMember, RollupSum, RulePackVerification
+from .grading.plan_models import PlannedPoint, SamplingPlan
 from .lab.models import Approval, LabImport, LabResult, LabSampleAlias, ReferenceMaterial
 from .media.models import MediaBlob, SampleMedia
 from .openrosa.models import FormExtension, OpenRosaSubmission
@@ -13,13 +14,14 @@ from .places.models import FarmPark, Parcel, Region
 from .samples.models import Sample, SyncConflict
 from .sequence import SequenceCounter
 from .sync.models import IdempotentPush, SyncMeta
-from .tiles.models import AreaOutline
+from .tiles.models import AreaOutline, CachedTile
 
 __all__ = [
     "ApiToken", "Approval", "AreaOutline", "AuditEvent", "Certificate", "CertificateScan", "Device", "DeviceAssignment",
     "EntityVersion", "ExportJob", "FarmPark", "FormExtension", "Grade", "GradingRun", "IdempotentPush", "LabImport",
-    "LabResult", "LabSampleAlias", "MediaBlob", "OpenRosaSubmission", "Parcel", "RateLimitWindow",
+    "LabResult", "LabSampleAlias", "MediaBlob", "OpenRosaSubmission", "Parcel", "PlannedPoint", "RateLimitWindow",
     "ReferenceMaterial", "Region", "RollupMember", "RollupSum", "RulePackVerification", "Sample", "SampleMedia",
+    "SamplingPlan",
     "SequenceCounter", "SyncConflict", "SyncMeta",
-    "User",
+    "CachedTile", "User",
 ]

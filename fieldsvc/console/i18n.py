@@ -7,7 +7,10 @@ falls back to English, then to the key, so a page never breaks on a missing word
 
 from __future__ import annotations
 
+import re
+
 from ..certificates.i18n import grade_label, negotiate
+from ..grading.basis import ESTIMATED, Basis, basis_text
 
 SUPPORTED = ("zh", "en")
 
@@ -160,6 +163,20 @@ _PAIRS: dict[str, tuple[str, str]] = {
     "v_exceeds": ("超标", "exceeds"),
     "v_indeterminate": ("无法判定", "indeterminate"),
     "v_not_measured": ("未检测", "not measured"),
+    # what a grade rests on (grading.basis words the phrase itself)
+    "basis": ("依据", "Basis"),
+    "estimated_parcels": ("其中估算", "of them estimated"),
+    "from_n_samples": ("据 {n} 个样点", "from {n} samples"),
+    "why_no_approved_results": ("无已批准的检测结果，周边样品也不足", "No approved results, too few samples nearby"),
+    "why_parcel_deleted": ("地块已删除", "Parcel deleted"),
+    "why_upper_bound_within_limit": ("上限在限值内", "upper bound within the limit"),
+    "why_lower_bound_above_limit": ("下限超过限值", "lower bound above the limit"),
+    "why_interval_spans_limit": ("区间跨过限值", "interval spans the limit"),
+    "why_neighbour_exceeds_limit": ("邻近样品超标", "a neighbouring sample exceeds"),
+    "why_too_few_neighbours": ("周边样品不足", "too few samples nearby"),
+    "why_ph_not_assessed": ("pH 无法估算", "pH not assessed"),
+    "element_maps": ("元素分布图", "Element maps"),
+    "model_report": ("模型报告", "model report"),
     # samples and results
     "collected_at": ("采样时间", "Collected"),
     "received_at": ("接收时间", "Received"),
@@ -240,7 +257,9 @@ _PAIRS: dict[str, tuple[str, str]] = {
     "rc_qualified": ("合格", "Qualified"),
     "rc_not_qualified": ("不合格", "Not qualified"),
     "rc_indeterminate": ("无法判定", "Indeterminate"),
-    "rc_not_graded": ("未评价", "Not graded"),
+    "rc_not_graded": ("未评价", "Not assessed"),  # runs recorded before the verdict was renamed
+    "rc_not_assessed": ("未评价", "Not assessed"),
+    "rc_needs_sampling": ("需补采样", "Needs sampling"),
     "rc_changed": ("有变化", "Changed"),
     "rc_areas_changed": ("区域有变化", "Areas changed"),
     "rc_repaired": ("已修复", "Repaired"),
@@ -449,6 +468,198 @@ _LAB_PAIRS: dict[str, tuple[str, str]] = {
     "res_certificates": ("证书", "Certificates"),
 }
 
+# Words for codes and stored values (console/display.py): actors, record fields, conflict kinds, audit
+# actions, grade reasons, error codes, label templates, confirmations. One place for issue #16's words.
+_CODE_PAIRS: dict[str, tuple[str, str]] = {
+    "actor_system": ("系统", "system"),
+    "polygon_points": ("多边形（{n} 个顶点）", "polygon ({n} vertices)"),
+    "n_photos": ("{n} 张照片", "{n} photo(s)"),
+    "stype_composite": ("混合样", "composite"),
+    "stype_single": ("单点样", "single point"),
+    "stype_profile": ("剖面样", "profile"),
+    "fld_code": ("编号", "Code"),
+    "fld_id": ("标识", "ID"),
+    "fld_parcel": ("地块", "Parcel"),
+    "fld_collected_at": ("采样时间", "Collected"),
+    "fld_collected_at_raw": ("采样时间（手机记录）", "Collected (as the phone wrote it)"),
+    "fld_location": ("采样点", "Sample point"),
+    "fld_accuracy_m": ("定位精度 (m)", "Accuracy (m)"),
+    "fld_lat": ("纬度", "Latitude"),
+    "fld_lon": ("经度", "Longitude"),
+    "fld_mock": ("模拟定位", "Mock location"),
+    "fld_raw": ("原始记录", "As received"),
+    "fld_depth_top_cm": ("采样深度上限 (cm)", "Depth from (cm)"),
+    "fld_depth_bottom_cm": ("采样深度下限 (cm)", "Depth to (cm)"),
+    "fld_sample_type": ("样品类型", "Sample type"),
+    "fld_land_use_observed": ("现场土地利用", "Land use seen"),
+    "fld_land_use": ("土地利用", "Land use"),
+    "fld_note": ("备注", "Note"),
+    "fld_media": ("照片", "Photos"),
+    "fld_flags": ("标记", "Flags"),
+    "fld_state": ("状态", "State"),
+    "fld_geometry": ("边界", "Boundary"),
+    "fld_area_m2": ("面积 (m²)", "Area (m²)"),
+    "fld_area_computed": ("面积由边界计算", "Area computed from the boundary"),
+    "fld_county": ("县", "County"),
+    "fld_township": ("乡镇", "Township"),
+    "fld_village": ("行政村", "Village"),
+    "fld_farm_park": ("农业园区", "Farm park"),
+    "fld_crop": ("作物", "Crop"),
+    "fld_deleted": ("已删除", "Deleted"),
+    "fld_updated_at": ("更新时间", "Updated"),
+    "fld_created_at": ("创建时间", "Created"),
+    "fld_version": ("版本", "Version"),
+    "fld_name": ("名称", "Name"),
+    "fld_name_en": ("英文名称", "English name"),
+    "fld_level": ("层级", "Level"),
+    "fld_parent": ("上级", "Parent"),
+    "fld_analyte": ("检测项目", "Analyte"),
+    "fld_value": ("检测值", "Value"),
+    "fld_unit": ("单位", "Unit"),
+    "fld_sample_code": ("样品袋编号", "Bag code"),
+    "fld_detection_limit": ("检出限", "Detection limit"),
+    "fld_method": ("方法", "Method"),
+    "fld_qc_type": ("质控类型", "QC type"),
+    "township": ("乡镇", "Township"),
+    "ck_hard": ("修改冲突", "edit conflict"),
+    "ck_soft": ("可合并的修改", "mergeable edit"),
+    "ck_id_conflict": ("同一编号的不同记录", "same ID, different record"),
+    "ck_duplicate_sample_code": ("样品袋编号重复", "duplicate bag code"),
+    "act_approve": ("批准", "approved"),
+    "act_assign": ("分配", "assigned"),
+    "act_create": ("创建", "created"),
+    "act_delete": ("删除", "deleted"),
+    "act_hash_mismatch": ("文件校验不符", "file checksum mismatch"),
+    "act_hold_expired": ("暂挂到期", "hold expired"),
+    "act_import": ("导入", "imported"),
+    "act_issue": ("签发", "issued"),
+    "act_issue_land_label": ("签发土地标识", "land label issued"),
+    "act_link": ("关联", "linked"),
+    "act_link_parcel": ("关联地块", "linked to a parcel"),
+    "act_print_serials": ("打印序号标签", "serial labels printed"),
+    "act_quota_override": ("超配额打印", "printed past the quota"),
+    "act_register": ("登记", "registered"),
+    "act_regrade": ("重新评价", "re-graded"),
+    "act_reject": ("驳回", "rejected"),
+    "act_resolve": ("处理", "resolved"),
+    "act_revoke": ("撤销", "revoked"),
+    "act_run": ("运行", "run"),
+    "act_set": ("设置", "set"),
+    "act_supersede": ("被取代", "superseded"),
+    "act_update": ("修改", "updated"),
+    "act_upload": ("上传", "uploaded"),
+    "act_upload_complete": ("上传完成", "upload complete"),
+    "act_verify": ("核对", "verified"),
+    "act_conflict_id_conflict": ("同步冲突：同一编号的不同记录", "sync conflict: same ID, different record"),
+    "act_conflict_edit_conflict": ("同步冲突：修改冲突", "sync conflict: edit conflict"),
+    "act_conflict_soft_conflict": ("同步冲突：可合并的修改", "sync conflict: mergeable edit"),
+    "act_conflict_delete_conflict": ("同步冲突：删除冲突", "sync conflict: delete conflict"),
+    "act_conflict_duplicate_sample_code": ("同步冲突：样品袋编号重复", "sync conflict: duplicate bag code"),
+    "gr_no_approved_results": ("尚无已批准的检测结果", "no approved lab results yet"),
+    "gr_parcel_deleted": ("地块已删除", "parcel deleted"),
+    "gr_no_ph_or_value": ("缺少 pH 或检测值", "no pH or no value"),
+    "gr_too_few_neighbours": ("周边样品不足，无法估算", "too few samples nearby to estimate"),
+    "gr_too_few_samples": ("样品不足", "too few samples"),
+    "gr_unresolved_conflict": ("有未解决的同步冲突", "an unresolved sync conflict"),
+    "tpl_a4_3x7": ("A4 不干胶 3×7（63.5×38.1 mm）", "A4 sheet, 3 × 7 labels (63.5 × 38.1 mm)"),
+    "tpl_thermal_50x30": ("热敏标签 50×30 mm", "Thermal label 50 × 30 mm"),
+    "replaced_by_code": ("已被证书 {code} 取代", "replaced by certificate {code}"),
+    "default_pack": ("默认", "default"),
+    "duration": ("用时", "Took"),
+    "changed_more": ("另有 {n} 项变化未列出（只列前 {shown} 项）。", "{n} more changes not listed (first {shown} shown)."),  # noqa: E501 (one sentence)
+    "grade_changes": ("等级变化", "Grade changes"),
+    "error_code_hint": ("错误代码", "Error code"),
+    "lm_unknown_analyte": ("未知的检测项目 {text}。", "Unknown analyte {text}."),
+    "lm_unknown_analyte_hint": ("未知的检测项目；请用 Cd、镉 或 cadmium 这样的名称。",
+                                "Unknown analyte; use a name such as Cd, 镉 or cadmium."),
+    "lm_analyte_empty": ("检测项目为空。", "Analyte is empty."),
+    "lm_sample_code_empty": ("样品袋编号为空。", "Sample code is empty."),
+    "lm_unknown_unit": ("{analyte} 的单位 {unit} 无法识别。", "Unknown unit {unit} for {analyte}."),
+    "lm_wrong_unit": ("单位 {unit} 不能表示 {analyte}（应为 {expected}）。",
+                      "Unit {unit} cannot express {analyte} (expected {expected})."),
+    "lm_impossible": ("{analyte} 为 {text} {unit} 不可能（超过 {bound} {bound_unit}）。",
+                      "{text} {unit} is impossible for {analyte} (above {bound} {bound_unit})."),
+    "lm_cells": ("这一行有 {cells} 个单元格，表头只有 {width} 个；逗号分隔的文件里小数逗号要加引号（\"0,05\"），或改用分号分隔。",  # noqa: E501
+                 "The row has {cells} cells but the header has {width}."),
+    "lm_duplicate_of": ("平行样须在 duplicate_of 列写明原样编号。", "A duplicate must name its original in duplicate_of."),  # noqa: E501
+    "lm_crm": ("标准物质行须在 crm 列写明标准物质。", "A CRM row must name its reference material in the crm column."),
+    "lm_mixed_separators": ("{text} 同时含有“,”和“.”；请写成 1234.5 这样的数字。", "{text} mixes ',' and '.'."),
+    "lm_negative": ("{text} 是负数；低于检出限请写成 <0.05。", "{text} is negative."),
+    "lm_not_a_number": ("{text} 不是数字。", "{text} is not a number."),
+    "lm_out_of_range": ("{text} 超出范围（须小于 1e9）。", "{text} is out of range."),
+    "lm_dl_zero": ("检出限必须大于零。", "The detection limit must be above zero."),
+    "lm_censored_zero": ("低于检出限的值须给出大于零的限值（不能是 <0）。", "A censored value needs a limit above zero."),  # noqa: E501
+    "lm_value_empty": ("检测值为空。", "The value is empty."),
+    "lm_above_range": ("{text} 超出工作范围；请稀释后重测。", "{text} is above the working range."),
+    "lm_needs_dl": ("{text} 需要检出限，但检出限列为空。", "{text} needs a detection limit."),
+    "warn_repeat": ("第 {line} 行与第 {first} 行重复，只保留一次。", "Line {line} repeats line {first}; kept once."),
+    "warn_held": ("{codes} 个样品袋编号的样品尚未同步，{n} 条结果暂挂到样品到达：{shown}。",
+                  "{n} results for {codes} sample codes not yet synced are held until the samples arrive: {shown}."),
+    "warn_qc": ("{analyte} 质控未通过（见下表），该项目的 {n} 条结果被质控暂挂。",
+                "QC failed for {analyte} (see the QC table); {n} of its results are held by QC."),
+    # service refusals (``Problem.code``) in words; the English message stays for an unknown code
+    "err_not_found": ("没有找到这个页面或记录。", "This page or record does not exist."),
+    "err_validation_failed": ("输入有误，请按下列字段改正。", "Some input is invalid; correct the fields below."),
+    "err_not_qualified": ("该对象不符合签发条件。", "This subject does not qualify for a certificate."),
+    "err_not_graded": ("该对象尚未评价。", "This subject has not been graded."),
+    "err_self_approval": ("这是你导入的结果，须由另一位官员批准。",
+                          "You imported this result; another official must approve it."),
+    "err_already_approved": ("你已批准过这条结果。", "You have approved this result already."),
+    "err_not_pending": ("这条结果已处理过。", "This result has been decided already."),
+    "err_qc_hold": ("这条结果被质控暂挂。", "This result is held by QC."),
+    "err_qc_sample": ("质控行不参与审批。", "A QC row is not reviewed."),
+    "err_held_result": ("样品未到，结果暂挂。", "The sample has not arrived; the result is held."),
+    "err_sample_not_arrived": ("这个样品袋编号的样品还没有同步上来。", "No sample with this bag code has synced yet."),
+    "err_superseded": ("已被复检结果取代。", "A re-test has replaced it."),
+    "err_unknown_parcel": ("地块不存在。", "No such parcel."),
+    "err_not_held": ("该样品没有暂挂。", "This sample is not held."),
+    "err_already_linked": ("已关联。", "Already linked."),
+    "err_conflict_resolved": ("这个冲突已处理。", "This conflict is resolved already."),
+    "err_certificate_not_valid": ("证书已失效。", "The certificate is no longer valid."),
+    "err_quota_exceeded": ("超出标签配额；如确需加印，请填写理由。",
+                           "Past the label quota; give a reason to print more."),
+    "err_device_revoked": ("设备已撤销。", "The device is revoked."),
+    "err_csrf_failed": ("页面已过期，请返回刷新后重试。", "The page had expired; go back, reload and try again."),
+    "err_not_staged": ("这个文件已不在待导入状态，请重新上传。", "This file is no longer waiting; upload it again."),
+    "err_forbidden": ("你的角色不能执行此操作。", "Your role may not do this."),
+    "err_unknown_template": ("没有这个标签模板。", "No such label template."),
+    "err_version_conflict": ("记录已被他人修改，请刷新后重试。", "Someone changed this record; reload and try again."),
+    "err_idempotency_key_reused": ("重复提交。", "This form was submitted already."),
+    "err_payload_too_large": ("文件太大。", "The file is too large."),
+    "err_unsupported_media_type": ("不支持的文件类型。", "This file type is not supported."),
+    "err_rate_limited": ("请求过于频繁，请稍后再试。", "Too many requests; wait and try again."),
+    "err_duplicate_sample_code": ("样品袋编号重复。", "Duplicate bag code."),
+    "err_already_imported": ("这个文件已导入过。", "This file was imported already."),
+    # confirmations (an irreversible action asks once more, on a page of its own)
+    "confirm_title": ("请确认", "Please confirm"),
+    "confirm_dismiss_sample": ("作废暂挂样品 {code}？", "Dismiss held sample {code}?"),
+    "confirm_dismiss_sample_hint": ("样品将被标记为删除（所有版本都保留），手机下次同步时会删除它。此操作不能撤回。",
+                                    "The sample becomes a tombstone (every version is kept); phones delete it on "
+                                    "their next sync. This cannot be undone."),
+    "confirm_reject_result": ("驳回检测结果 #{id}（{analyte}，{sample}）？", "Reject lab result #{id} ({analyte}, {sample})?"),  # noqa: E501 (one sentence)
+    "confirm_reject_result_hint": ("结果会保留但不再参与评价。此操作不能撤回。",
+                                   "The result is kept but never graded. This cannot be undone."),
+    "confirm_revoke_certificate": ("撤销证书 {code}？", "Revoke certificate {code}?"),
+    "confirm_revoke_certificate_hint": ("公开验证页会立即显示“已撤销”和下面的原因；已印的 {labels} 张标签随之失效。此操作不能撤回。",  # noqa: E501 (one sentence)
+                                        "Its public page says revoked with the reason below at once; the {labels} "
+                                        "labels printed for it become void. This cannot be undone."),
+    "confirm_issue_again": ("再次签发将取代证书 {code}", "Issuing again supersedes certificate {code}"),
+    "confirm_issue_again_hint": ("{subject} 已有有效证书 {code}（签发于 {issued}，有效期至 {until}）。新证书签发后它将显示“已被取代”。",  # noqa: E501 (one sentence)
+                                 "{subject} has the valid certificate {code} (issued {issued}, valid until {until}). "
+                                 "Once the new one is issued, it shows as superseded."),
+    "confirm_labels_outdated": ("已为它打印 {n} 张标签（其中 {serials} 张带序号）：这些标签扫码后将显示“已被取代”，需要换贴新标签。",  # noqa: E501 (one sentence)
+                                "{n} labels were printed for it ({serials} with serials): scanned, they will say "
+                                "superseded, and need replacing with the new certificate's labels."),
+    "confirm_no_labels": ("尚未为它打印标签。", "No labels have been printed for it."),
+    "confirm_revoke_device": ("撤销设备 {id}？", "Revoke device {id}?"),
+    "confirm_revoke_device_hint": ("设备的下一次请求将被拒绝，未同步的数据需要用新设备重新提交。此操作不能撤回。",
+                                   "Its next request is refused; anything not yet synced must be sent again from a "
+                                   "newly registered device. This cannot be undone."),
+    "yes_do_it": ("是，确认", "Yes, do it"),
+    "yes_issue_again": ("是，签发新证书并取代 {code}", "Yes, issue and supersede {code}"),
+}
+
+
 # Why a subject cannot be certified (``grading.Qualification.reasons``: a stable code, then any
 # detail after ": "), in words; {detail} is what followed the code.
 _REASONS: dict[str, tuple[str, str]] = {
@@ -465,10 +676,25 @@ _REASONS: dict[str, tuple[str, str]] = {
                              "Sample density too low (samples / area: {detail})"),
     "sample_density_below_unverified": ("采样密度不足（样品数 / 面积：{detail}；该密度要求未经核实）",
                                         "Sample density too low (samples / area: {detail}; density rule unverified)"),
-    "basis_estimated": ("仅有插值估计（证书须有实测）：{detail}",
+    "basis_estimated": ("仅有插值估算（证书须有实测）：{detail}",
                         "Estimated only (a certificate needs measured values): {detail}"),
-    "basis_not_assessed": ("未评价（周边样品不足）", "Not assessed (too few samples nearby)"),
+    "basis_not_assessed": ("未评价（无实测值，周边样品不足）",
+                           "Not assessed (no measured value, too few samples nearby)"),
 }
+
+
+_ESTIMATE = re.compile(r"^(\w+); (?:(\S+) ± (\S+)(?: (\S+))?; )?(\d+) samples$")
+
+
+def _estimate_detail(detail: str, language: str) -> str:
+    """``qualified; Cd ± 0.031 mg/kg; 12 samples`` → "合格，插值估算（Cd ± 0.031 mg/kg，据 12 个样点）"."""
+    m = _ESTIMATE.match(detail)
+    if m is None:
+        return detail
+    verdict, analyte, sigma, unit, n = m.groups()
+    b = Basis(ESTIMATED, analyte, float(sigma) if sigma else None, unit or "", int(n))
+    word = _PAIRS.get(f"cat_{verdict}", (verdict, verdict))[0 if language == "zh" else 1]
+    return f"{word}{'，' if language == 'zh' else ', '}{basis_text(b, language)}"
 
 
 def reason_text(reason: str, language: str) -> str:
@@ -478,14 +704,59 @@ def reason_text(reason: str, language: str) -> str:
     if pair is None:
         return reason
     text = pair[0] if language == "zh" else pair[1]
+    if code == "basis_estimated":
+        detail = _estimate_detail(detail, language)
     if code == "indeterminate":
         detail = f"：{detail}" if detail and language == "zh" else (f": {detail}" if detail else "")
     return text.format(detail=detail)
 
 
+# Where to sample next and planned points (console/plans.py, the device page).
+_PLAN_PAIRS: dict[str, tuple[str, str]] = {
+    "sampling_next": ("下一步去哪采样", "Where to sample next"),
+    "sampling_next_help": ("按补采一个样品能确定多少结论排序：需补采样（估计区间跨过限值）和未评价"
+                           "（周边样品不足）的地块，面积大、离已有样品远的在前。勾选地块，选一台设备，把清单发给它。",
+                           "Ranked by what one sample would settle: parcels that need sampling (the estimate's "
+                           "interval spans a limit) and parcels not assessed (too few samples nearby), larger and "
+                           "farther from any sample first. Tick parcels, pick a device and send it the list."),
+    "rank": ("序号", "Rank"),
+    "reason_requested": ("按要求补采", "requested"),
+    "sigma": ("估计标准差 σ", "Estimate σ"),
+    "nearest_sample": ("最近样品距离", "Nearest sample"),
+    "suggested_point": ("建议采样点", "Suggested point"),
+    "metres": ("{n} 米", "{n} m"),
+    "plan_device": ("发给设备", "Send to device"),
+    "plan_send": ("发送采样计划…", "Send the plan…"),
+    "plan_none_devices": ("这个县还没有在用的设备。先在“设备”页登记一台。",
+                          "No live device in this county yet. Register one on the Devices page first."),
+    "plan_none_items": ("没有需要补采样或未评价的地块。", "No parcel needs sampling or is unassessed."),
+    "plan_pick_device": ("请选择一台设备。", "Pick a device."),
+    "plan_pick_parcels": ("请至少勾选一个地块。", "Tick at least one parcel."),
+    "plan_confirm_first": ("请先在确认页确认。", "Confirm on the confirmation page first."),
+    "plan_confirm_title": ("确认发送采样计划", "Confirm the sampling plan"),
+    "plan_confirm_text": ("把 {n} 个计划采样点发给设备 {device}（{id}）？它下次同步时收到。",
+                          "Send {n} planned points to device {device} ({id})? It receives them on its next sync."),
+    "plan_confirm_assign": ("其中 {n} 个地块不在这台设备的任务范围内，会加入它的任务。",
+                            "{n} of these parcels are not in this device's assignment; they will be added to it."),
+    "plan_confirm_replace": ("这会替换它当前计划中 {n} 个未完成的点（旧计划保留在审计记录里）。",
+                             "This replaces the {n} open points of its current plan (the old plan stays in the "
+                             "audit trail)."),
+    "plan_confirm_button": ("发送 {n} 个点到 {device}", "Send {n} points to {device}"),
+    "plan_sent_ok": ("已把 {n} 个计划采样点发给 {device}（第 {plan} 版计划）。",
+                     "Sent {n} planned points to {device} (plan {plan})."),
+    "plan_unchanged": ("{device} 的当前计划已是这份清单，未重复发送。",
+                       "{device}'s current plan is already this list; nothing was sent again."),
+    "planned_points": ("计划采样点", "Planned points"),
+    "planned_none": ("这台设备没有未完成的计划采样点。", "This device has no open planned points."),
+    "planned_at": ("计划于", "Planned"),
+    "plan_n": ("第 {n} 版计划", "plan {n}"),
+    "open_n": ("未完成 {n}", "{n} open"),
+}
+
+
 STRINGS: dict[str, dict[str, str]] = {
-    "zh": {k: zh for k, (zh, _) in {**_PAIRS, **_LAB_PAIRS}.items()},
-    "en": {k: en for k, (_, en) in {**_PAIRS, **_LAB_PAIRS}.items()},
+    "zh": {k: zh for k, (zh, _) in {**_PAIRS, **_LAB_PAIRS, **_CODE_PAIRS, **_PLAN_PAIRS}.items()},
+    "en": {k: en for k, (_, en) in {**_PAIRS, **_LAB_PAIRS, **_CODE_PAIRS, **_PLAN_PAIRS}.items()},
 }
 
 __all__ = ["STRINGS", "SUPPORTED", "grade_label", "negotiate", "reason_text"]

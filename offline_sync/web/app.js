@@ -1,11 +1,12 @@
 // The sampler's field app: provisioning, parcels and map, new samples into the outbox, sync.
 // Everything the sampler does is stored in IndexedDB first; the network is only ever a bonus.
 
-import { FieldMap, PLANNED_KEY, orderPlanned } from './fieldmap.js';
+import { FieldMap, orderPlanned } from './fieldmap.js';
 import { bbox, centroid, contains, haversine, rankParcels } from './geo.js';
 import { codeName, defaultLang, getLang, setLang, t, translate } from './i18n.js';
 import { uuid7 } from './ids.js';
 import { compressPhoto } from './photo.js';
+import { initPlans, loadPlans, orderParcels, plannedRank, renderPlans } from './plans.js';
 import { clearPlaces, done, getAll, getMeta, setMeta, tx } from './store.js';
 import { DATA_FIELDS, SyncError, Syncer, localIsoTime } from './sync.js';
 
@@ -173,7 +174,7 @@ async function loadAll() {
   state.samples = samples;
   state.outbox = outbox.sort((a, b) => b.created_at.localeCompare(a.created_at));
   state.photos = photos;
-  state.planned = (await getMeta(PLANNED_KEY)) || [];
+  state.planned = await loadPlans();
   state.fullBox = bbox(state.parcels.map((p) => p.geometry));
 }
 
@@ -214,12 +215,12 @@ async function requestSync(why) {
     return;
   }
   clearTimeout(state.retryTimer);
-  setSyncMsg(t('syncing'), 'busy');
+  setSyncMsg(t('syncing'), 'busy', 'syncing');
   let synced = false;
   try {
     await syncer.sync();
     state.retryDelay = 5;
-    setSyncMsg(t('sync_ok'), 'ok');
+    setSyncMsg(t('sync_ok'), 'ok', 'sync_ok');
     synced = true;
   } catch (err) {
     state.again = false;
@@ -241,11 +242,11 @@ function handleSyncError(err) {
   const kind = err instanceof SyncError ? err.kind : 'other';
   setMeta('last_error', { kind, message: String(err.message || err), at: new Date().toISOString() });
   if (kind === 'auth') {
-    setSyncMsg(t('sync_auth'), 'error');
+    setSyncMsg(t('sync_auth'), 'error', 'sync_auth');
     return;
   }
-  setSyncMsg(kind === 'offline' ? t('sync_offline') : kind === 'busy' ? t('sync_busy') : t('sync_error', { msg: err.message }),
-    'error');
+  const key = kind === 'offline' ? 'sync_offline' : kind === 'busy' ? 'sync_busy' : 'sync_error';
+  setSyncMsg(t(key, { msg: err.message }), 'error', key, { msg: err.message });
   // Retry on our own with a growing delay: the 'online' event does not fire when the link flaps.
   state.retryTimer = setTimeout(() => requestSync('retry'), state.retryDelay * 1000);
   state.retryDelay = Math.min(state.retryDelay * 2, Math.max(5, state.cfg.sync_interval_s));
@@ -255,14 +256,24 @@ function onSyncProgress(p) {
   if (p.step === 'photo') {
     const photo = state.photos.get(p.sha256);
     if (photo) photo.uploaded = p.offset;
-    setSyncMsg(t('photo_partial', { pct: Math.floor((100 * p.offset) / p.total) }), 'busy');
+    const vars = { pct: Math.floor((100 * p.offset) / p.total) };
+    setSyncMsg(t('photo_partial', vars), 'busy', 'photo_partial', vars);
   }
 }
 
-function setSyncMsg(text, kind) {
+// The last sync message by its catalogue key, so switching the language re-words it ("同步完成" →
+// "Sync complete"); a message without a key (a server's own text) stays as it came.
+let syncMsg = null;
+
+function setSyncMsg(text, kind, key = null, vars = {}) {
   const el = $('#sync-msg');
   el.textContent = text;
   el.dataset.kind = kind;
+  syncMsg = key ? { key, vars } : null;
+}
+
+function retranslateSyncMsg() {
+  if (syncMsg) $('#sync-msg').textContent = t(syncMsg.key, syncMsg.vars);
 }
 
 // --- GPS ---------------------------------------------------------------------------------------------
@@ -280,6 +291,7 @@ function startGps() {
       state.positionError = null;
       renderGps();
       renderMapPosition();
+      renderPlans(state);
       suggestParcel();
     },
     (err) => {
@@ -318,6 +330,7 @@ function renderAll() {
   renderNet();
   renderCounts();
   renderParcels();
+  renderPlans(state);
   renderMap();
   renderForm();
   renderRecords();
@@ -372,7 +385,7 @@ function renderParcels() {
   $('#parcel-count').dataset.count = String(state.parcels.length);
   const list = $('#parcel-list');
   list.replaceChildren(
-    ...state.parcels.map((p) => {
+    ...orderParcels(state.parcels, state.position).map((p) => {
       const li = document.createElement('li');
       const button = document.createElement('button');
       button.type = 'button';
@@ -384,6 +397,7 @@ function renderParcels() {
         el('span', `${codeName(p.land_use)} · ${p.area_m2 ? Math.round(p.area_m2).toLocaleString() + ' m²' : ''}`),
         el('span', t('samples_n', { n })),
       );
+      if (plannedRank(p.code)) button.append(el('span', t('planned_rank', { n: plannedRank(p.code) }), 'plan-rank'));
       li.append(button);
       return li;
     }),
@@ -896,11 +910,13 @@ function showView(view) {
 }
 
 function bindEvents() {
+  initPlans({ onSelect: (code) => selectParcel(code), onChange: () => { renderParcels(); renderPlans(state); } });
   for (const b of document.querySelectorAll('#tabs button')) b.addEventListener('click', () => showView(b.dataset.view));
   const toggleLang = async () => {
     setLang(getLang() === 'zh' ? 'en' : 'zh');
     await setMeta('lang', getLang());
     translate();
+    retranslateSyncMsg();
     renderAll();
   };
   $('#lang').addEventListener('click', toggleLang);

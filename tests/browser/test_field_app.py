@@ -238,6 +238,12 @@ def test_provision_work_offline_and_sync_three_samples_with_photos(field, contex
     expect_attr(page, "#pending", "data-photos", "0", timeout=30_000)
     expect_attr(page, f"#records li[data-code='{next(iter(made))}'] .server-state", "data-state", "complete")
     page.screenshot(path=str(screenshots / "field-outbox-synced.png"))
+    from playwright.sync_api import expect
+
+    expect(page.locator("#sync-msg")).to_have_text("同步完成", timeout=15_000)
+    page.click("#lang")  # the message is re-worded in the new language, not left in Chinese
+    expect(page.locator("#sync-msg")).to_have_text("Sync complete")
+    page.click("#lang")
     page.click("#tabs button[data-view=parcels]")
     expect_attr(page, "#map", "data-state", "ready")
     first = chosen[0]["properties"]["code"]
