@@ -879,5 +879,5 @@ def _t(key: str, **values: Any) -> str:
 
 
 from . import lab as _lab_pages  # noqa: E402,F401  (the lab workspace and review pages hang on this blueprint)
-from . import plans as _plan_pages  # noqa: E402,F401  (where to sample next, sending it to a device)
 from . import lists_views as _list_pages  # noqa: E402,F401  (lists, search and export jobs hang on this blueprint)
+from . import plans as _plan_pages  # noqa: E402,F401  (where to sample next, sending it to a device)
