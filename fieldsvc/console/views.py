@@ -472,7 +472,13 @@ def parcel(code: str):
     cert_rows = queries.certificates_of(actor, "parcel", code)
     return page("parcel.html", parcel=feature, grade=grade, basis=basis, samples=sample_rows, results=results,
                 conflicts=conflicts, map_config=map_config, certificates=cert_rows, moment=certs.now(),
-                status_at=certs.status_at, effective_state=samples.effective_state)
+                status_at=certs.status_at, effective_state=samples.effective_state,
+                extra_answers=_extra_answers)
+
+
+def _extra_answers(sample: Any) -> list[tuple[str, str]]:
+    """A sample's answers to the form extension's questions, by their labels in the page's language."""
+    return form_extensions.describe_answers(sample.extra, sample.extension_version, lang())
 
 
 # --- queues ---------------------------------------------------------------------------------------
@@ -858,9 +864,12 @@ def audit(entity_type: str, key: str):
         keys.append(get_conflict(_int(key), current_actor()).record_id)
     events = [e for k in keys for e in events_for(entity_type, k)]
     events.sort(key=lambda e: e.id)
+    is_sample = entity_type == "sample"
     return page("audit.html", entity_type=entity_type, key=key, events=events,
-                versions=samples.versions(entity) if entity_type == "sample" else versions_for(entity_type, key),
-                instances=_collect_instances(key) if entity_type == "sample" else [])
+                versions=samples.versions(entity) if is_sample else versions_for(entity_type, key),
+                instances=_collect_instances(key) if is_sample else [],
+                answers=_extra_answers(entity) if is_sample else [],
+                clients=_version_clients(key) if is_sample else [])
 
 
 def _collect_instances(sample_id: str) -> list[dict[str, Any]]:
@@ -871,6 +880,14 @@ def _collect_instances(sample_id: str) -> list[dict[str, Any]]:
              "agent": row.user_agent,
              "answers": form_extensions.describe_answers(row.extra, row.extension_version, lang())}
             for row in openrosa.instances_of(sample_id)]
+
+
+def _version_clients(sample_id: str) -> list[dict[str, Any]]:
+    """Who made each version of a sample: sync or ODK Collect, the device id and the app (User-Agent)."""
+    china = timezone(timedelta(hours=8))
+    return [{"version": row.version, "channel": _t(f"channel_{row.channel}"), "device": row.device_id,
+             "agent": row.user_agent, "at": row.received_at.astimezone(china).strftime("%Y-%m-%d %H:%M")}
+            for row in samples.clients_of(sample_id)]
 
 
 def _t(key: str, **values: Any) -> str:

@@ -65,6 +65,16 @@ def questions_of(version: int) -> list[dict[str, Any]]:
     return list(extension.questions) if extension is not None else []
 
 
+def all_questions() -> list[dict[str, Any]]:
+    """Every question any extension version asked, once by name: the newest version's definition,
+    in its order, then questions only older versions asked (their answers are still kept)."""
+    seen: dict[str, dict[str, Any]] = {}
+    for extension in db.session.scalars(select(FormExtension).order_by(FormExtension.version.desc())):
+        for question in extension.questions:
+            seen.setdefault(question["name"], question)
+    return list(seen.values())
+
+
 def extension_dict(extension: FormExtension) -> dict[str, Any]:
     from ..dbtypes import isoformat
 
@@ -395,6 +405,10 @@ def image_answers(questions: Sequence[Mapping[str, Any]], clean: Mapping[str, An
     return [value for name, value in clean.items() if kinds.get(name) == "image"]
 
 
+def _is_point(value: Mapping[str, Any]) -> bool:
+    return all(isinstance(value.get(k), int | float) and not isinstance(value.get(k), bool) for k in ("lat", "lon"))
+
+
 def describe_answers(answers: Mapping[str, Any] | None, version: int | None, language: str) -> list[tuple[str, str]]:
     """``(question label, answer text)`` in ``language`` ("zh" or "en") for showing kept answers."""
     if not answers:
@@ -402,7 +416,8 @@ def describe_answers(answers: Mapping[str, Any] | None, version: int | None, lan
     questions = {q["name"]: q for q in questions_of(version)} if version else {}
     index = 1 if language == "zh" else 0
     out = []
-    for name, value in answers.items():
+    order = {name: i for i, name in enumerate(questions)}  # the form's order, not the answers' order
+    for name, value in sorted(answers.items(), key=lambda item: order.get(item[0], len(order))):
         question = questions.get(name)
         if question is None:
             out.append((name, str(value)))
@@ -412,9 +427,11 @@ def describe_answers(answers: Mapping[str, Any] | None, version: int | None, lan
         if isinstance(value, list):
             text = "、".join(choices.get(v, v) for v in value) if index else ", ".join(choices.get(v, v) for v in value)
         elif isinstance(value, dict):
-            text = f"{value.get('lat')}, {value.get('lon')}"
+            text = f"{float(value['lat']):.6f}, {float(value['lon']):.6f}" if _is_point(value) else str(value)
             if value.get("accuracy_m") is not None:
-                text += f" (± {value['accuracy_m']} m)"
+                text += f" (± {float(value['accuracy_m']):.0f} m)"
+        elif isinstance(value, float):
+            text = f"{value:.6g}"
         else:
             text = choices.get(value, str(value)) if isinstance(value, str) else str(value)
         out.append((label, text))

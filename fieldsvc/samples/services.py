@@ -30,7 +30,7 @@ from ..places.models import Parcel
 from ..places.services import parcel_scope
 from ..sequence import allocate
 from .content import content_hash
-from .models import Sample
+from .models import Sample, SampleClient
 from .validation import SampleRules, location_flags, order_flags, time_flags
 
 RULES = SampleRules()
@@ -248,6 +248,12 @@ CONTENT_COLUMNS = ("code", "parcel_code", "county_code", "state", "flags", "coll
 # second time and add an index entry under a random key (the write that grows with the store).
 # Every later version is stored when it is made, so only an unedited sample's one version is
 # on its row alone; ``keep_first_version`` copies it out before the row changes.
+
+def clients_of(sample_id: str) -> list[SampleClient]:
+    """Who made each version of a sample (device id, User-Agent), oldest version first."""
+    return list(db.session.scalars(select(SampleClient).where(SampleClient.sample_id == sample_id)
+                                   .order_by(SampleClient.version)))
+
 
 def keep_first_version(sample: Sample) -> None:
     """Store version 1 of ``sample`` before its row changes (a no-op when it is stored already)."""

@@ -172,3 +172,60 @@ def test_each_pushed_version_keeps_its_device_and_user_agent(client, phone, app)
                                   .order_by(SampleClient.version)).all()
         assert [(r.version, r.device_id, r.user_agent) for r in rows] == [
             (1, phone["device_id"], "fieldsvc-field/1.4 (Android 14)"), (2, phone["device_id"], "fieldsvc-field/1.5")]
+
+
+# --- shown and exported -------------------------------------------------------------------------------
+
+def test_exports_carry_the_answers_as_columns_headed_by_their_labels(client, phone, official, tmp_path):
+    import csv
+    import json
+
+    import pyogrio.raw
+
+    from tests.api.test_exports import sheet_rows
+
+    rec = record(with_extra(phone, "EXS-0600", ANSWERS))
+    plain = record(data_for(phone["parcels"][0], "EXS-0601"))
+    results(push(client, phone["headers"], [rec, plain]))
+    parcel = phone["parcels"][0]["properties"]["code"]
+
+    def get(name, **query):
+        resp = client.get(f"/api/v1/exports/{name}", query_string={"parcel": parcel, **query}, headers=official.headers)
+        assert resp.status_code == 200, resp.get_data()[:300]
+        return resp.data
+
+    header, rows = sheet_rows(get("samples.xlsx", lang="zh"))
+    assert {"作物", "株数", "现场 pH", "前茬作物", "翻耕日期", "最近水井", "田块照片", "农户"} <= set(header)
+    row = next(r for r in rows if r["样品袋编号"] == "EXS-0600")
+    assert (row["作物"], row["株数"], row["现场 pH"], row["前茬作物"], row["农户"]) == ("rice", 12, 6.5, "rice;rape", "王")
+    assert row["最近水井"] == "28.1 115.6" and next(r for r in rows if r["样品袋编号"] == "EXS-0601")["作物"] is None
+    text = get("samples.csv", lang="en").decode("utf-8-sig")
+    by_code = {r["Bag code"]: r for r in csv.DictReader(io.StringIO(text))}
+    assert by_code["EXS-0600"]["Plants counted"] == "12" and by_code["EXS-0600"]["Past crops"] == "rice;rape"
+    assert by_code["EXS-0600"]["Tilled on"] == "2026-10-01" and by_code["EXS-0601"]["Crop"] == ""
+    features = json.loads(get("samples.geojson"))["features"]
+    props = next(f["properties"] for f in features if f["properties"]["code"] == "EXS-0600")
+    assert props["extra_crop"] == "rice" and props["extra_ph_field"] == 6.5 and props["extra_past_crops"] == [
+        "rice", "rape"]
+    path = tmp_path / "samples.gpkg"
+    path.write_bytes(get("samples.gpkg"))
+    meta, _, _, fields = pyogrio.raw.read(path, layer="samples")
+    data = dict(zip(meta["fields"], fields, strict=True))
+    at = list(data["code"]).index("EXS-0600")
+    assert data["extra_crop"][at] == "rice" and data["extra_plants"][at] == 12 and data["extra_farmer"][at] == "王"
+
+
+def test_console_pages_show_the_answers_by_label_and_who_made_each_version(client, phone, official, app):
+    from tests.api.test_console_pages import Console
+
+    rec = record(with_extra(phone, "EXS-0700", ANSWERS))
+    results(push(client, phone["headers"], [rec]))
+    console = Console(app)
+    assert console.login(official.username, official.password).status_code == 303
+    parcel = phone["parcels"][0]["properties"]["code"]
+    page = console.get(f"/console/parcel/{parcel}?lang=zh").get_data(as_text=True)
+    assert "作物: 水稻" in page and "前茬作物: 水稻、油菜" in page and "最近水井: 28.100000, 115.600000 (± 5 m)" in page
+    page = console.get(f"/console/audit/sample/{rec['id']}?lang=en").get_data(as_text=True)
+    assert 'id="extra-answers"' in page and "<th>Past crops</th><td>Rice, Rapeseed</td>" in page
+    assert 'id="version-clients"' in page and "Field app sync" in page and phone["device_id"] in page
+    assert "fieldsvc-field/1.4 (Android 14)" in page
