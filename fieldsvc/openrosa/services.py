@@ -214,6 +214,8 @@ def submit(sub: Submission, parts: Mapping[str, Part], actor: Actor, *, sent_at:
     base_version = edit_base
     if base_version is None and live is not None and _fills_pending(live, data):
         base_version = live.version
+    if base_version is None and live is not None and extra and not live.extra and _answers_kept_apart(sub, extra):
+        base_version = live.version
     body = {"device_sent_at": sent_at, "schema_version": 1,
             "records": [{"type": "sample", "id": sample_id, "base_version": base_version, "data": data}]}
     who = push.Client("openrosa", client.collect_device_id, client.user_agent)
@@ -273,6 +275,14 @@ def sample_extra(sample_id: str) -> dict[str, Any]:
         OpenRosaSubmission.sample_id == sample_id, OpenRosaSubmission.status != "conflict")
         .order_by(OpenRosaSubmission.sample_version.desc(), OpenRosaSubmission.received_at.desc()).limit(1))
     return dict(row.extra or {}) if row is not None else {}
+
+
+def _answers_kept_apart(sub: Submission, extra: Mapping[str, Any]) -> bool:
+    """This very instance was received before answers were kept on the sample (only its
+    ``openrosa_submissions`` row has them): Collect resending it makes a version that adds them,
+    not a conflict with the sample it made."""
+    row = db.session.get(OpenRosaSubmission, sub.id)
+    return row is not None and row.status != "conflict" and row.extra == dict(extra)
 
 
 def _fills_pending(sample: Sample, data: Mapping[str, Any]) -> bool:

@@ -29,7 +29,7 @@ def test_parcel_and_sample_pages_show_answers(app, client, county, official, mak
         try:
             page = _login(context, server, official.username, official.password, f"/console/parcel/{parcel}")
             page.goto(f"{server}/console/parcel/{parcel}?lang={lang}")
-            answers = page.locator(f"#sample-EXS-0800 .extra-answers").inner_text()
+            answers = page.locator("#sample-EXS-0800 .extra-answers").inner_text()
             assert ("作物: 水稻" if lang == "zh" else "Crop: Rice") in answers
             page.locator("#sample-EXS-0800").scroll_into_view_if_needed()
             shots = database["engine"] == "sqlite"
