@@ -32,6 +32,8 @@ def show_questions(page):
 
 @browser_test
 def test_custom_questions_answered_offline_then_synced(field, browser, tmp_path, screenshots):
+    from playwright.sync_api import expect
+
     resp = field.api.post("/api/v1/forms/extensions", headers=field.official_headers,
                           content_type="multipart/form-data",
                           data={"file": (io.BytesIO(xlsform(ROWS, CROPS)), "extra.xlsx")})
@@ -74,7 +76,7 @@ def test_custom_questions_answered_offline_then_synced(field, browser, tmp_path,
         show_questions(page)
         page.screenshot(path=str(screenshots / "field-extra-zh.png"))
         page.click("#lang")  # English keeps what was typed
-        assert page.locator("#extra-box legend").inner_text() == "More questions"
+        expect(page.locator("#extra-box legend")).to_have_text("More questions")  # (after the language is stored)
         assert page.locator("#x-farmer").input_value() == "王"
         assert page.locator("#extra-box .xq[data-name=crop] .label").inner_text() == "Crop"
         page.fill("#x-plants", "12")
