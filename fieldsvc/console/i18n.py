@@ -499,6 +499,8 @@ _CODE_PAIRS: dict[str, tuple[str, str]] = {
     "fld_land_use": ("土地利用", "Land use"),
     "fld_note": ("备注", "Note"),
     "fld_media": ("照片", "Photos"),
+    "fld_extra": ("补充问题", "Extra questions"),
+    "fld_extension_version": ("补充问题版本", "Extra questions version"),
     "fld_flags": ("标记", "Flags"),
     "fld_state": ("状态", "State"),
     "fld_geometry": ("边界", "Boundary"),

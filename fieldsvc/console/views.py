@@ -64,6 +64,7 @@ from ..samples import services as samples
 from ..samples.conflicts import get_conflict
 from ..samples.schemas import MoveToParcelIn
 from ..sync import resolve
+from ..sync.push import flat_fields
 from ..sync.schemas import ConflictResolveIn
 from ..tiles import services as tiles
 from . import auth, csrf, display, i18n, queries
@@ -502,7 +503,8 @@ def queues():
 def conflict_page(conflict_id: int):
     """One conflict: the server's and the phone's values side by side, and the resolve form."""
     c = get_conflict(conflict_id, current_actor())
-    server, incoming = c.server_body or {}, c.incoming_body or {}
+    # each custom answer is a field of its own (``extra.<question>``), as the merge judged it
+    server, incoming = flat_fields(c.server_body or {}), flat_fields(c.incoming_body or {})
     names = list(dict.fromkeys([*server, *incoming]))
     differing = [n for n in names if server.get(n) != incoming.get(n)]
     return page("conflict.html", c=c, server=server, incoming=incoming, names=names, differing=differing)
@@ -517,7 +519,7 @@ def resolve_conflict(conflict_id: int):
     form = _form()
     values: dict[str, Any] = {}
     if form.get("resolution") == "merge":  # per field, the side that wins
-        sides = {"server": c.server_body or {}, "incoming": c.incoming_body or {}}
+        sides = {"server": flat_fields(c.server_body or {}), "incoming": flat_fields(c.incoming_body or {})}
         errors = {}
         for name in sorted({*sides["server"], *sides["incoming"]}):
             side = form.get(f"pick.{name}")

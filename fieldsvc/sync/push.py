@@ -386,17 +386,17 @@ def _judge(it: Item, batch: Batch) -> None:
 def _merge(base: Mapping[str, Any], server: Mapping[str, Any], incoming: Mapping[str, Any]) -> Any:
     """``merge_fields`` with each ``extra`` answer as a field of its own (``extra.<question>``), so
     two phones answering different custom questions merge like two phones changing different fields."""
-    result = merge_fields(_flat(base), _flat(server), _flat(incoming))
-    return replace(result, merged=_unflat(result.merged))
+    result = merge_fields(flat_fields(base), flat_fields(server), flat_fields(incoming))
+    return replace(result, merged=unflat_fields(result.merged))
 
 
-def _flat(data: Mapping[str, Any]) -> dict[str, Any]:
+def flat_fields(data: Mapping[str, Any]) -> dict[str, Any]:
     out = {k: v for k, v in data.items() if k != "extra"}
     out.update({f"extra.{name}": value for name, value in (data.get("extra") or {}).items()})
     return out
 
 
-def _unflat(data: Mapping[str, Any]) -> dict[str, Any]:
+def unflat_fields(data: Mapping[str, Any]) -> dict[str, Any]:
     out = {k: v for k, v in data.items() if not k.startswith("extra.")}
     extra = {k.removeprefix("extra."): v for k, v in data.items() if k.startswith("extra.") and v is not None}
     if extra:

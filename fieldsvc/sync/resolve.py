@@ -18,7 +18,7 @@ from ..samples.conflicts import get_conflict
 from ..samples.content import content_hash
 from ..samples.models import Sample, SyncConflict
 from ..samples.validation import ValidatedSample, parse_rfc3339, validate_sample_data
-from .push import Batch, Item, _after_writes, _apply, _check_extra, _flat, _insert_one, _unflat
+from .push import Batch, Item, _after_writes, _apply, _check_extra, _insert_one, flat_fields, unflat_fields
 
 
 def resolve_conflict(conflict_id: int, resolution: str, values: Mapping[str, Any], actor: Actor) -> SyncConflict:
@@ -61,14 +61,14 @@ def resolve_conflict(conflict_id: int, resolution: str, values: Mapping[str, Any
                 batch.changed.add(sample.id)
             version = sample.version
         else:
-            content = _flat(current_data)  # an extra answer is a field of its own (``extra.<question>``)
+            content = flat_fields(current_data)  # an extra answer is a field of its own (``extra.<question>``)
             if resolution == "take_incoming":
-                incoming = _flat(c.incoming_body)
+                incoming = flat_fields(c.incoming_body)
                 fields = c.hard_fields or [k for k in incoming]
                 content.update({k: incoming.get(k) for k in fields})
             elif resolution == "merge":
-                content.update(_flat(values))
-            clean = _must_revalidate(_unflat(content))
+                content.update(flat_fields(values))
+            clean = _must_revalidate(unflat_fields(content))
             batch.parcels = samples.parcels_for([clean["parcel"]], _unscoped(actor))
             it.checked = ValidatedSample(clean, {}, [f for f in sample.flags or []
                                                       if f in ("null_island", "low_accuracy", "mock_location")])

@@ -121,13 +121,19 @@ def test_two_phones_answering_different_questions_merge_field_by_field(client, p
                                                           {"crop": "rape", "plants": 9, "farmer": "李"}]
 
 
-def test_the_same_answer_changed_both_ways_is_a_hard_conflict_naming_it(client, phone, official):
+def test_the_same_answer_changed_both_ways_is_a_hard_conflict_naming_it(client, phone, official, app):
     rec = record(with_extra(phone, "EXS-0300", {"plants": 3}))
     results(push(client, phone["headers"], [rec]))
     results(push(client, phone["headers"], [record(with_extra(phone, "EXS-0300", {"plants": 4}), rec["id"], 1)]))
     [res] = results(push(client, phone["headers"], [record(with_extra(phone, "EXS-0300", {"plants": 5}),
                                                            rec["id"], 1)]))
     assert res["status"] == "conflict" and res["hard_fields"] == ["extra.plants"], res
+    from tests.api.test_console_pages import Console
+
+    console = Console(app)
+    assert console.login(official.username, official.password).status_code == 303
+    page = console.get(f"/console/conflicts/{res['conflict_id']}?lang=en").get_data(as_text=True)
+    assert "Plants counted" in page and "extra.plants" not in page.replace('name="pick.extra.plants"', "")
     resolved = client.post(f"/api/v1/conflicts/{res['conflict_id']}/resolve", json={"resolution": "take_incoming"},
                            headers=official.headers)
     assert resolved.status_code == 200, resolved.get_json()
@@ -230,6 +236,7 @@ def test_console_pages_show_the_answers_by_label_and_who_made_each_version(clien
     assert 'id="extra-answers"' in page and "<th>Past crops</th><td>Rice, Rapeseed</td>" in page
     assert 'id="version-clients"' in page and "Field app sync" in page and phone["device_id"] in page
     assert "fieldsvc-field/1.4 (Android 14)" in page
+    assert "<th>Extra questions</th><td>Crop: Rice; Plants counted: 12;" in page  # the version, in words
 
 
 def test_a_collect_instance_received_before_answers_were_kept_on_the_sample_resends_cleanly(client, phone, official,
