@@ -7,7 +7,7 @@ versioned, merged field by field and pulled like the other fields: two nullable 
 client's User-Agent), for sync pushes as ``openrosa_submissions`` already does for Collect.
 
 Revision ID: 9e4c2a7b5d10
-Revises: e5c1a7b93f20
+Revises: 5e2b9c7d1a34
 Create Date: 2026-12-04 21:40:00
 
 """
@@ -17,7 +17,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = '9e4c2a7b5d10'
-down_revision = 'e5c1a7b93f20'
+down_revision = '5e2b9c7d1a34'
 branch_labels = None
 depends_on = None
 
