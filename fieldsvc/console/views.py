@@ -64,6 +64,7 @@ from ..samples import services as samples
 from ..samples.conflicts import get_conflict
 from ..samples.schemas import MoveToParcelIn
 from ..sync import resolve
+from ..sync.push import flat_fields
 from ..sync.schemas import ConflictResolveIn
 from ..tiles import services as tiles
 from . import auth, csrf, display, i18n, queries
@@ -472,7 +473,13 @@ def parcel(code: str):
     cert_rows = queries.certificates_of(actor, "parcel", code)
     return page("parcel.html", parcel=feature, grade=grade, basis=basis, samples=sample_rows, results=results,
                 conflicts=conflicts, map_config=map_config, certificates=cert_rows, moment=certs.now(),
-                status_at=certs.status_at, effective_state=samples.effective_state)
+                status_at=certs.status_at, effective_state=samples.effective_state,
+                extra_answers=_extra_answers)
+
+
+def _extra_answers(sample: Any) -> list[tuple[str, str]]:
+    """A sample's answers to the form extension's questions, by their labels in the page's language."""
+    return form_extensions.describe_answers(sample.extra, sample.extension_version, lang())
 
 
 # --- queues ---------------------------------------------------------------------------------------
@@ -496,7 +503,8 @@ def queues():
 def conflict_page(conflict_id: int):
     """One conflict: the server's and the phone's values side by side, and the resolve form."""
     c = get_conflict(conflict_id, current_actor())
-    server, incoming = c.server_body or {}, c.incoming_body or {}
+    # each custom answer is a field of its own (``extra.<question>``), as the merge judged it
+    server, incoming = flat_fields(c.server_body or {}), flat_fields(c.incoming_body or {})
     names = list(dict.fromkeys([*server, *incoming]))
     differing = [n for n in names if server.get(n) != incoming.get(n)]
     return page("conflict.html", c=c, server=server, incoming=incoming, names=names, differing=differing)
@@ -511,7 +519,7 @@ def resolve_conflict(conflict_id: int):
     form = _form()
     values: dict[str, Any] = {}
     if form.get("resolution") == "merge":  # per field, the side that wins
-        sides = {"server": c.server_body or {}, "incoming": c.incoming_body or {}}
+        sides = {"server": flat_fields(c.server_body or {}), "incoming": flat_fields(c.incoming_body or {})}
         errors = {}
         for name in sorted({*sides["server"], *sides["incoming"]}):
             side = form.get(f"pick.{name}")
@@ -858,9 +866,12 @@ def audit(entity_type: str, key: str):
         keys.append(get_conflict(_int(key), current_actor()).record_id)
     events = [e for k in keys for e in events_for(entity_type, k)]
     events.sort(key=lambda e: e.id)
+    is_sample = entity_type == "sample"
     return page("audit.html", entity_type=entity_type, key=key, events=events,
-                versions=samples.versions(entity) if entity_type == "sample" else versions_for(entity_type, key),
-                instances=_collect_instances(key) if entity_type == "sample" else [])
+                versions=samples.versions(entity) if is_sample else versions_for(entity_type, key),
+                instances=_collect_instances(key) if is_sample else [],
+                answers=_extra_answers(entity) if is_sample else [],
+                clients=_version_clients(key) if is_sample else [])
 
 
 def _collect_instances(sample_id: str) -> list[dict[str, Any]]:
@@ -871,6 +882,14 @@ def _collect_instances(sample_id: str) -> list[dict[str, Any]]:
              "agent": row.user_agent,
              "answers": form_extensions.describe_answers(row.extra, row.extension_version, lang())}
             for row in openrosa.instances_of(sample_id)]
+
+
+def _version_clients(sample_id: str) -> list[dict[str, Any]]:
+    """Who made each version of a sample: sync or ODK Collect, the device id and the app (User-Agent)."""
+    china = timezone(timedelta(hours=8))
+    return [{"version": row.version, "channel": _t(f"channel_{row.channel}"), "device": row.device_id,
+             "agent": row.user_agent, "at": row.received_at.astimezone(china).strftime("%Y-%m-%d %H:%M")}
+            for row in samples.clients_of(sample_id)]
 
 
 def _t(key: str, **values: Any) -> str:
