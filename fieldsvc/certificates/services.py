@@ -538,13 +538,9 @@ def parse_codes(text: str | Sequence[str], cap: int) -> list[str]:
     return [codes.normalise_code(p) for p in parts]  # type: ignore[misc]
 
 
-def labels_pdf(code_list: Sequence[str], template: str, start_slot: int, actor: Actor,
-               config: Mapping[str, Any], serials: int = 0, override_reason: str | None = None) -> bytes:
-    """A label sheet for valid certificates; unknown codes 422, non-valid ones 409.
-
-    With ``serials`` = N, each code prints N labels, each with a new serial in its QR
-    (``/C/<CODE>/<SERIAL>``); the serials are stored in this request's transaction.
-    """
+def printable(code_list: Sequence[str], template: str, actor: Actor, config: Mapping[str, Any],
+              serials: int = 0) -> dict[str, Certificate]:
+    """The listed certificates, checked for printing: unknown codes 422, non-valid ones 409."""
     if serials and len(code_list) * serials > config["LABELS_MAX_CODES"]:
         raise validation_failed({"serials": [f"At most {config['LABELS_MAX_CODES']} labels per request "
                                              f"({len(code_list)} codes × {serials} serials asked)."]})
@@ -562,21 +558,43 @@ def labels_pdf(code_list: Sequence[str], template: str, start_slot: int, actor: 
     if not_valid:
         raise conflict("certificate_not_valid", "Labels are printed only for valid certificates.",
                        certificates=not_valid)
-    shorts = {c: (snapshot(found[c]).get("issuer") or {}).get("name_zh") for c in wanted}
-    captions = {c: land_label_caption(found[c]) for c in wanted if found[c].kind == "land_label"}
-    count_against_quota(found, code_list, max(serials, 1), actor, override_reason)
-    base = config["PUBLIC_BASE_URL"]
-    names = {c: label_name(found[c]) for c in wanted}
+    return found
 
-    def view(c: str, serial: str = "") -> pdf.LabelView:
+
+def label_views(found: Mapping[str, Certificate], printed: Sequence[tuple[str, str]],
+                config: Mapping[str, Any]) -> list[pdf.LabelView]:
+    """What each label prints: ``printed`` is ``(code, serial)`` in sheet order (serial ``""``: a plain label)."""
+    base = config["PUBLIC_BASE_URL"]
+    shorts = {c: (snapshot(cert).get("issuer") or {}).get("name_zh") for c, cert in found.items()}
+    captions = {c: land_label_caption(cert) for c, cert in found.items() if cert.kind == "land_label"}
+    names = {c: label_name(cert) for c, cert in found.items()}
+
+    def view(c: str, serial: str) -> pdf.LabelView:
         url = codes.serial_url(base, c, serial) if serial else codes.verify_url(base, c)
         return pdf.LabelView(code=c, verify_url=url, subject_name=names[c], issuer=shorts[c] or "", serial=serial,
                              **({"caption": captions[c]} if c in captions else {}))
 
-    if not serials:
-        return pdf.render_labels([view(c) for c in code_list], template, start_slot)
-    printed = print_serials([found[c] for c in code_list], serials, actor)
-    return pdf.render_labels([view(c, s) for c, s in printed], template, start_slot)
+    return [view(c, s) for c, s in printed]
+
+
+def labels_pdf(code_list: Sequence[str], template: str, start_slot: int, actor: Actor,
+               config: Mapping[str, Any], serials: int = 0) -> bytes:
+    """Plain labels (one ``/C/<CODE>`` QR per listed code) for valid certificates. Creates and counts nothing.
+
+    A plain label carries the certificate's own code, the QR its A4 certificate prints too, so
+    printing more of them makes nothing new to count. Labels with serials, the ones a quota
+    counts, are printed through a label sheet (``sheets.create_sheet``), which counts them once
+    however often its PDF is fetched.
+
+    :raise 409 label_sheet_required: serials asked of a GET.
+    """
+    found = printable(code_list, template, actor, config, serials)
+    if serials:
+        raise conflict("label_sheet_required",
+                       "Labels with serials are counted against the quota once, when their label sheet is made: "
+                       "POST /api/v1/label-sheets, then fetch its PDF as often as needed.",
+                       create="/api/v1/label-sheets")
+    return pdf.render_labels(label_views(found, [(c, "") for c in code_list], config), template, start_slot)
 
 
 _COUNT_PRINTED = text(
@@ -614,8 +632,10 @@ def count_against_quota(found: Mapping[str, Certificate], code_list: Sequence[st
         db.session.expire(found[c], ["labels_printed"])  # counted by SQL: read again when next asked
 
 
-def print_serials(certs: Sequence[Certificate], per_code: int, actor: Actor) -> list[tuple[str, str]]:
-    """New serials, ``per_code`` for each listed certificate (a code listed twice gets twice as many)."""
+def print_serials(certs: Sequence[Certificate], per_code: int, actor: Actor,
+                  sheet_id: int | None = None) -> list[tuple[str, str]]:
+    """New serials, ``per_code`` for each listed certificate (a code listed twice gets twice as many),
+    inserted in print order (the sheet's PDF reads them back by id)."""
     wanted: dict[int, set[str]] = {}
     order: list[tuple[Certificate, str]] = []
     for cert in certs:
@@ -639,12 +659,12 @@ def print_serials(certs: Sequence[Certificate], per_code: int, actor: Actor) -> 
                     order[i] = (cert, replacement)
     moment = now()
     db.session.execute(insert(LabelSerial), [
-        {"certificate_id": cert.id, "serial": serial, "printed_at": moment, "printed_by": actor.label,
-         "checks": 0, "days": 0} for cert, serial in order])
+        {"certificate_id": cert.id, "serial": serial, "sheet_id": sheet_id, "printed_at": moment,
+         "printed_by": actor.label, "checks": 0, "days": 0} for cert, serial in order])
     counts: dict[str, int] = {}
     for cert, _ in order:
         counts[cert.code] = counts.get(cert.code, 0) + 1
-    record_many(actor.label, [Change("certificate", code, "print_serials", after={"serials": n})
+    record_many(actor.label, [Change("certificate", code, "print_serials", after={"serials": n, "sheet": sheet_id})
                               for code, n in sorted(counts.items())])
     return [(cert.code, serial) for cert, serial in order]
 

@@ -19,9 +19,14 @@ from tests.helpers import assert_problem
 grading = _grading
 
 
-def print_sheet(client, official, code_list, serials, **query):
-    return client.get("/api/v1/labels.pdf", query_string={"codes": ",".join(code_list), "serials": serials,
-                                                          **query}, headers=official.headers)
+def print_sheet(client, official, code_list, serials, key=None, **body):
+    """Print labels the one way that counts them: a label sheet (POST), then its PDF (GET, counts nothing)."""
+    headers = {**official.headers, **({"Idempotency-Key": key} if key else {})}
+    made = client.post("/api/v1/label-sheets", json={"codes": list(code_list), "serials": serials, **body},
+                       headers=headers)
+    if made.status_code not in (200, 201):
+        return made
+    return client.get(made.get_json()["pdf_url"], headers=official.headers)
 
 
 def printed_serials(app, code: str) -> list[str]:
