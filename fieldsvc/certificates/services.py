@@ -483,7 +483,38 @@ def certificate_view(cert: Certificate, config: Mapping[str, Any], moment: datet
         pack_verified=bool(pack.get("verified")), tested_on=date.fromisoformat(snap["tested_on"]),
         issued_at=cert.issued_at.date(), valid_until=cert.valid_until.date(), status=status,
         status_reason=reason, kind=cert.kind, conclusions=conclusion_lines(snap.get("conclusions") or []),
-        **issuer_print(snap.get("issuer")))
+        elements=element_rows(snap.get("elements") or []), **issuer_print(snap.get("issuer")))
+
+
+_RESULT = {(False, False): "未超标 within", (False, True): "超标 over",
+           (True, False): "达到 reaches", (True, True): "未达 below"}  # (a threshold to reach?, failed?)
+
+
+def element_rows(elements: Sequence[Mapping[str, Any]]) -> tuple[pdf.ElementRow, ...]:
+    """A land label's element table as printed (zh + en): value vs limit, measured or estimated ±σ, over or not."""
+    from .i18n import BASES, analyte_name
+
+    rows = []
+    for e in elements:
+        try:
+            value, limit = float(e.get("value")), float(e.get("limit"))
+        except (TypeError, ValueError):
+            value = limit = None  # type: ignore[assignment]
+        censored = e.get("qualifier", "=") != "="
+        shown = f"<{e.get('detection_limit')}" if censored and e.get("detection_limit") else str(e.get("value") or "—")
+        ratio = value / limit if value is not None and limit else None
+        minimum = e.get("bound") == "min"  # a threshold to reach (Se-rich), not a limit to stay under
+        failed = e.get("verdict") in ("exceeds", "fail", "not_qualified")
+        over = failed or (not minimum and ratio is not None and ratio > 1 and not censored)
+        basis = e.get("basis") or "measured"
+        words = f"{BASES['zh'].get(basis, basis)} {BASES['en'].get(basis, basis)}"
+        if basis == "estimated" and e.get("sigma") is not None:
+            shown += f" ±{e['sigma']}"  # an estimate prints its uncertainty (σ) beside it
+        rows.append(pdf.ElementRow(
+            name=f"{analyte_name(e['analyte'], 'zh')} {e['analyte']}", value=shown,
+            limit=("≥" if minimum else "") + str(e.get("limit") or "—"), unit=str(e.get("unit") or ""), ratio=ratio,
+            basis=words, over=over, result=_RESULT[(minimum, over)]))
+    return tuple(rows)
 
 
 def conclusion_lines(conclusions: Sequence[Mapping[str, Any]]) -> tuple[str, ...]:
@@ -760,6 +791,12 @@ def land_label_now(label: Certificate) -> dict[str, Any]:
                for h in db.session.scalars(select(LandLabelChange).where(LandLabelChange.certificate_id == label.id)
                                            .order_by(LandLabelChange.id.desc()).limit(50))]
     head = _headline(passport)
+    if head is not None and (not history or (history[0]["verdict"], history[0]["grade"]) != (
+            head["verdict"], head.get("grade"))):
+        # a change no event told us of (an area without maintained sums is re-graded live, and only its
+        # loss of a pass is published): the page still says the conclusion now, since its grades were made
+        history.insert(0, {"at": passport.get("since") or isoformat(now()), "grade": head.get("grade"),
+                           "verdict": head["verdict"]})
     return {"conclusion": head, "conclusions": passport["conclusions"], "elements": passport["elements"],
             "as_of": isoformat(now()), "since": history[0]["at"] if history else passport.get("since"),
             "tested_on": passport.get("tested_on"), "history": history}
