@@ -46,7 +46,7 @@ from ..devices.schemas import DeviceIn, DevicePatch
 from ..errors import Problem, not_found, validation_failed
 from ..grading import runs as grading_runs
 from ..grading.pack_admin import resolve_pack, rule_pack_list
-from ..grading.qualification import qualification
+from ..grading.qualification import area_facts, qualification
 from ..grading.queries import area_grade, get_subject, grade_dict
 from ..grading.schemas import RunIn
 from ..http import ALL_ROLES, current_actor, paginate, public, register_error_renderer, requires_role
@@ -559,10 +559,11 @@ def certificates():
     code = _county()
     candidates = []
     for kind, items in (("village", queries.villages(code)), ("farm_park", queries.farm_parks(code))):
+        facts = area_facts(kind, [item.code for item in items])  # grouped: not five queries per village
         for item in items:
-            if kind == "village" and not queries.count_parcels("village", item.code):
+            if kind == "village" and not facts[item.code].parcels:
                 continue
-            q = qualification(kind, item.code)
+            q = qualification(kind, item.code, facts=facts[item.code])
             candidates.append({"type": kind, "code": item.code, "name": item.name, "qualified": q.qualified,
                                "reasons": q.reasons, "grade": q.grade})
     for parcel_code in queries.qualified_parcels(code) + queries.not_qualified_parcels(code):
