@@ -131,7 +131,7 @@ def end_reads() -> None:
 def lookup_public(text: str) -> Certificate | None:
     """The public lookup: one query of the same shape for unknown and malformed codes."""
     normal = codes.normalise_code(text) if isinstance(text, str) else None
-    cert = db.session.scalar(select(Certificate).where(Certificate.code == (normal or DUMMY_CODE)))
+    cert = db.session.scalar(_code_lookup(), {"code": normal or DUMMY_CODE})
     return cert if normal is not None else None
 
 
@@ -873,12 +873,23 @@ def lookup_serial(code_text: str, serial_text: str) -> tuple[Certificate, int] |
     part is malformed, unknown or has a wrong check character (all the same 404)."""
     code = codes.normalise_code(code_text) if isinstance(code_text, str) else None
     serial = codes.normalise_serial(serial_text) if isinstance(serial_text, str) else None
-    row = db.session.execute(
-        select(Certificate, LabelSerial.id).join(LabelSerial, LabelSerial.certificate_id == Certificate.id)
-        .where(Certificate.code == (code or DUMMY_CODE), LabelSerial.serial == (serial or DUMMY_SERIAL))).first()
+    row = db.session.execute(_serial_lookup(), {"code": code or DUMMY_CODE,
+                                                "serial": serial or DUMMY_SERIAL}).first()
     if row is None or code is None or serial is None:
         return None
     return row[0], row[1]
+
+
+@lru_cache(maxsize=1)
+def _serial_lookup() -> Any:
+    """Built once: building and keying the statement cost more than running it (profiled on every scan)."""
+    return (select(Certificate, LabelSerial.id).join(LabelSerial, LabelSerial.certificate_id == Certificate.id)
+            .where(Certificate.code == bindparam("code"), LabelSerial.serial == bindparam("serial")))
+
+
+@lru_cache(maxsize=1)
+def _code_lookup() -> Any:
+    return select(Certificate).where(Certificate.code == bindparam("code"))
 
 
 _COUNT_SERIAL = text(

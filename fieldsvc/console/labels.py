@@ -14,6 +14,7 @@ from typing import Any
 
 from flask import current_app, request, url_for
 
+from ..certificates import codes as cert_codes
 from ..certificates import pdf as cert_pdf
 from ..certificates import services as certs
 from ..certificates import sheets
@@ -43,7 +44,7 @@ def label_sheet_confirm():
     rows = sheets.preview(data["code_list"], data["template"], data["serials"], current_actor(), current_app.config)
     return page("label_sheet_confirm.html", nav="certificates", rows=rows, data=data,
                 total=sum(r["asked"] for r in rows), over=any(r["over"] for r in rows),
-                key=secrets.token_urlsafe(16))
+                key=secrets.token_urlsafe(16), format_code=cert_codes.format_code)
 
 
 @bp.post("/label-sheets")
@@ -66,7 +67,7 @@ def label_sheet(sheet_id: int):
     body = sheets.sheet_dict(sheet, current_app.config)
     templates = [n for n in cert_pdf.list_templates() if cert_pdf.load_template(n).get("kind") != "certificate"]
     return page("label_sheet.html", nav="certificates", sheet=body, created=local_time(sheet.created_at),
-                templates=templates, items=body["items"][:200])
+                templates=templates, items=body["items"][:200], format_code=cert_codes.format_code)
 
 
 @bp.get("/label-sheets/<int:sheet_id>.pdf")

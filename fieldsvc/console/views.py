@@ -600,7 +600,8 @@ def certificate(code: str):
     cert = certs.get_certificate_by_code(code, current_actor())
     body = certs.certificate_dict(cert, current_app.config)
     templates = [n for n in cert_pdf.list_templates() if cert_pdf.load_template(n).get("kind") != "certificate"]
-    return page("certificate.html", cert=body, templates=templates)
+    return page("certificate.html", cert=body, templates=templates, issued_at=cert.issued_at,
+                valid_until=cert.valid_until)
 
 
 @bp.get("/certificates/<code>.pdf")
