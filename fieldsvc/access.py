@@ -215,3 +215,10 @@ def device_filter(actor: Actor, county: Any, user_id: Any, device_pk: Any) -> li
     if assignment_bound(actor):
         return [device_pk.in_(own_devices(actor)), user_id == actor.user_id]
     return [county_filter(actor, county)]
+
+
+def planned_point_filter(actor: Actor, county: Any, device_pk: Any) -> list[ColumnElement[bool]]:
+    """Planned points (sampling plans): the county's; a sampler only its own devices' (a device only its own)."""
+    if assignment_bound(actor):
+        return [device_pk.in_(own_devices(actor))]
+    return [county_filter(actor, county)]

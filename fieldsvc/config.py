@@ -73,6 +73,11 @@ DEFAULTS: dict[str, Any] = {
     "TILE_MAX_BYTES": 500 * 1024,  # map tiles: the largest vector tile; a fuller tile keeps its largest parcels
     "BASEMAP_URL": "",  # maps: an XYZ template ({z}/{x}/{y}) of the basemap; empty: a plain background
     "BASEMAP_ATTRIBUTION": "",  # maps: the basemap's attribution text shown on the map
+    "BASEMAP_OFFLINE": False,  # field app: keep basemap tiles offline too (where its terms allow)
+    "FIELD_TILE_MIN_ZOOM": 12,  # field app: the lowest zoom of the assignment area's tiles kept offline
+    "FIELD_TILE_MAX_ZOOM": 17,  # field app: the highest such zoom (whole zooms above the bounds below are left out)
+    "FIELD_TILE_MAX_COUNT": 3000,  # field app: at most this many tiles kept offline (data and basemap together)
+    "FIELD_TILE_MAX_MB": 60.0,  # field app: and at most this many megabytes of them
 }
 
 ENV_PREFIX = "FIELDSVC_"

@@ -27,7 +27,7 @@ from .events import (
     SamplesChanged,
     SamplesCreated,
 )
-from .grading import regrade
+from .grading import plans, regrade
 from .lab import services as lab
 from .samples import services as samples
 
@@ -46,6 +46,14 @@ def regrade_parcels(e: ParcelsChanged) -> None:
 
 def link_held_results(e: SamplesCreated) -> None:
     lab.link_held_results_for(e.samples, e.actor.label)
+
+
+def close_planned_new(e: SamplesCreated) -> None:
+    plans.close_for_samples([sid for sid, _code in e.samples], e.actor)
+
+
+def close_planned_changed(e: SamplesChanged) -> None:
+    plans.close_for_samples(e.ids, e.actor)
 
 
 def regrade_samples(e: SamplesChanged) -> None:
@@ -70,7 +78,9 @@ CHAIN: Chain = (
     (ParcelsImported, regrade_new_parcels),
     (ParcelsChanged, regrade_parcels),
     (SamplesCreated, link_held_results),
+    (SamplesCreated, close_planned_new),
     (SamplesChanged, regrade_samples),
+    (SamplesChanged, close_planned_changed),
     (MediaCompleted, complete_samples),
     (ResultsApproved, regrade_approved),
     (GradesChanged, revoke_unqualified),

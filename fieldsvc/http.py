@@ -160,7 +160,6 @@ def json_body(max_bytes: int | None = None) -> Any:
 
 
 _ESCAPE = re.compile(rb"\\.", re.S)
-_STRING = re.compile(rb'"[^"]*"')
 _EMPTY_PAIR = re.compile(rb"\[\]|\{\}")
 _NOT_BRACKET = bytes(b for b in range(256) if b not in b"[]{}")
 
@@ -178,7 +177,11 @@ def json_depth_exceeds(raw: bytes, limit: int) -> bool:
         return False
     if b"\\" in raw:
         raw = _ESCAPE.sub(b"", raw)
-    brackets = _STRING.sub(b"", raw).translate(None, _NOT_BRACKET)
+    # strings hold no unescaped quote: the text between the 2nd and 3rd, 4th and 5th … quote is
+    # inside strings (a C split, ~5x faster than a regex over a 200 KB push body)
+    parts = raw.split(b'"')
+    outside = parts[::2] if len(parts) % 2 else [*parts[::2], parts[-1]]  # (an unpaired quote: keep its tail)
+    brackets = b"".join(outside).translate(None, _NOT_BRACKET)
     for _level in range(limit):
         if not brackets:
             return False

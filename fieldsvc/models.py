@@ -5,6 +5,7 @@ from .auth.models import ApiToken, RateLimitWindow, User
 from .certificates.models import Certificate, CertificateScan
 from .devices.models import Device, DeviceAssignment
 from .grading.models import Grade, GradingRun, RollupMember, RollupSum, RulePackVerification
+from .grading.plan_models import PlannedPoint, SamplingPlan
 from .lab.models import Approval, LabImport, LabResult, LabSampleAlias, ReferenceMaterial
 from .media.models import MediaBlob, SampleMedia
 from .openrosa.models import FormExtension, OpenRosaSubmission
@@ -17,8 +18,9 @@ from .tiles.models import AreaOutline
 __all__ = [
     "ApiToken", "Approval", "AreaOutline", "AuditEvent", "Certificate", "CertificateScan", "Device", "DeviceAssignment",
     "EntityVersion", "FarmPark", "FormExtension", "Grade", "GradingRun", "IdempotentPush", "LabImport",
-    "LabResult", "LabSampleAlias", "MediaBlob", "OpenRosaSubmission", "Parcel", "RateLimitWindow",
+    "LabResult", "LabSampleAlias", "MediaBlob", "OpenRosaSubmission", "Parcel", "PlannedPoint", "RateLimitWindow",
     "ReferenceMaterial", "Region", "RollupMember", "RollupSum", "RulePackVerification", "Sample", "SampleMedia",
+    "SamplingPlan",
     "SequenceCounter", "SyncConflict", "SyncMeta",
     "User",
 ]

@@ -53,6 +53,7 @@ def _parser() -> argparse.ArgumentParser:
     sync.add_argument("--no-pull", action="store_true")
     sub.add_parser("status", help="per-record table")
     sub.add_parser("conflicts", help="records the server kept as conflicts")
+    sub.add_parser("planned", help="planned points still to sample, in rank order")
     return p
 
 
@@ -108,6 +109,9 @@ def main(argv: list[str] | None = None, out=None) -> int:
                 print(json.dumps(summary(client.status())), file=out)
             elif args.command == "conflicts":
                 for row in client.conflicts():
+                    print(json.dumps(row, ensure_ascii=False), file=out)
+            elif args.command == "planned":
+                for row in client.planned():
                     print(json.dumps(row, ensure_ascii=False), file=out)
     except (SyncError, ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)

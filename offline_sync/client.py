@@ -296,6 +296,15 @@ class SyncClient:
     def conflicts(self) -> list[dict[str, Any]]:
         return [r for r in self.status() if r["status"] == "conflict"]
 
+    def planned(self, include_closed: bool = False) -> list[dict[str, Any]]:
+        """The planned points the server sent this device (``planned_point`` changes), in rank order:
+        the open ones, less those a sample recorded here (not yet synced) already settles."""
+        taken = {json.loads(r["data"]).get("parcel") for r in self.outbox.records()}
+        rows = [{"id": key, **p} for key, p in self.outbox.pulled("planned_point").items()]
+        if not include_closed:
+            rows = [p for p in rows if p.get("status") == "open" and p.get("parcel") not in taken]
+        return sorted(rows, key=lambda p: (p.get("plan") or 0, p.get("rank") or 0))
+
 
 def summary(rows: list[Mapping[str, Any]]) -> dict[str, int]:
     out: dict[str, int] = {}

@@ -66,9 +66,10 @@ CREATE TABLE IF NOT EXISTS record_media (
 );
 """
 
-# Tables filled by pull, one per change type; ``id`` is the code for places, the UUID for samples.
+# Tables filled by pull, one per change type; ``id`` is the code for places, the UUID for samples,
+# ``<plan number>:<parcel>`` for planned points (open or closed; a withdrawn one comes as a delete).
 PULLED = {"region": "regions", "farm_park": "farm_parks", "parcel": "parcels", "assignment": "assignments",
-          "sample": "samples"}
+          "sample": "samples", "planned_point": "planned_points"}
 PULLED_SCHEMA = "".join(
     f"CREATE TABLE IF NOT EXISTS {t} (id TEXT PRIMARY KEY, version INTEGER, data TEXT NOT NULL);\n"
     for t in PULLED.values())

@@ -20,7 +20,6 @@ from ..certificates import services as certs
 from ..certificates import sheets
 from ..certificates.schemas import LabelSheetIn
 from ..http import current_actor, requires_role
-from .lab import local_time
 from .views import ACT, _form, _pdf, bp, done, page
 from .views import _t as words
 
@@ -66,8 +65,8 @@ def label_sheet(sheet_id: int):
     sheet = sheets.get_sheet(sheet_id, current_actor())
     body = sheets.sheet_dict(sheet, current_app.config)
     templates = [n for n in cert_pdf.list_templates() if cert_pdf.load_template(n).get("kind") != "certificate"]
-    return page("label_sheet.html", nav="certificates", sheet=body, created=local_time(sheet.created_at),
-                templates=templates, items=body["items"][:200], format_code=cert_codes.format_code)
+    return page("label_sheet.html", nav="certificates", sheet=body, templates=templates, items=body["items"][:200],
+                format_code=cert_codes.format_code)
 
 
 @bp.get("/label-sheets/<int:sheet_id>.pdf")

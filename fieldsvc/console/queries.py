@@ -263,3 +263,11 @@ def coverage_counts(kind: str, code: str, pack: str = DEFAULT_PACK) -> Coverage:
         .where(*live, Grade.subject_type == "parcel", Grade.rule_pack == pack, Grade.superseded_by.is_(None),
                Grade.verdict.not_in(("not_graded", "not_assessed")))).one()
     return Coverage(parcels, int(sampled), int(complete), int(graded), int(qualified))
+
+
+def serial_count(certificate_id: int) -> int:
+    """How many serial labels were printed for a certificate (a re-issue outdates them)."""
+    from ..certificates.models import LabelSerial
+
+    return int(db.session.scalar(select(func.count()).select_from(LabelSerial).where(
+        LabelSerial.certificate_id == certificate_id)) or 0)

@@ -38,12 +38,14 @@ from ..certificates import pdf as cert_pdf
 from ..certificates import services as certs
 from ..certificates.models import Certificate
 from ..certificates.schemas import CertificateIn, RevokeIn
-from ..dbtypes import isoformat, utcnow
+from ..dbtypes import utcnow
 from ..devices import collect
 from ..devices import services as devices
 from ..devices.models import Device
 from ..devices.schemas import DeviceIn, DevicePatch
 from ..errors import Problem, not_found, validation_failed
+from ..grading import maps as element_maps
+from ..grading import plans as grading_plans
 from ..grading import runs as grading_runs
 from ..grading.pack_admin import resolve_pack, rule_pack_list
 from ..grading.qualification import area_facts, qualification
@@ -62,7 +64,7 @@ from ..samples.schemas import MoveToParcelIn
 from ..sync import resolve
 from ..sync.schemas import ConflictResolveIn
 from ..tiles import services as tiles
-from . import auth, csrf, i18n, queries
+from . import auth, csrf, display, i18n, queries
 from . import map as parcel_map
 
 bp = Blueprint("console", __name__, url_prefix="/console", template_folder="templates")
@@ -161,7 +163,8 @@ def _context() -> dict[str, Any]:
     return {"t": t, "lang": language, "csrf_field": csrf_field, "actor": g.get("actor"),
             "switch_url": switch_url, "grade_label": lambda grade: i18n.grade_label(grade, language),
             "reason": lambda text: i18n.reason_text(text, language),
-            "short": lambda text, n=12: (text or "")[:n], "iso": isoformat}
+            "short": lambda text, n=12: (text or "")[:n], "iso": display.local_minute,
+            **display.helpers(language)}
 
 
 def page(template: str, status: int = 200, **context: Any) -> Response:
@@ -174,6 +177,21 @@ def page(template: str, status: int = 200, **context: Any) -> Response:
 def done(message: str, target: str) -> Response:
     flash({"kind": "ok", "text": message})
     return redirect(target, code=303)
+
+
+def confirmed() -> bool:
+    """An irreversible action runs only from its confirmation page's form (``confirmed=1``)."""
+    return request.form.get("confirmed") == "1"
+
+
+def ask(title: str, lines: list[str], button: str, cancel: str) -> Response:
+    """The confirmation page: what will happen, and the same form again with ``confirmed=1``.
+
+    Server-side on purpose: a script's ``confirm()`` is skipped by a double click, a missing script or
+    a replayed request; this way nothing changes until the second, explicit POST."""
+    carried = [(k, v) for k, v in request.form.items(multi=True) if k not in (csrf.FIELD, "confirmed")]
+    return page("confirm.html", title=title, lines=lines, button=button, cancel=cancel, action=request.path,
+                carried=carried)
 
 
 def render_problem(problem: Problem) -> Response:
@@ -212,7 +230,7 @@ def _local(url: str | None, *, path_only: bool = False) -> bool:
 
 
 def _form() -> dict[str, Any]:
-    return {k: v for k, v in request.form.items() if k != csrf.FIELD}
+    return {k: v for k, v in request.form.items() if k not in (csrf.FIELD, "confirmed")}
 
 
 CERTIFICATES_PAGE = 200  # rows per page of the certificate and device lists (newest first, ?before=)
@@ -326,18 +344,23 @@ def county(code: str):
     for row in villages + parks:
         grades[row["grade"] or "-"] = grades.get(row["grade"] or "-", 0) + 1
     return page("county.html", region=region, mode=mode, coverage=cov, total=cov.parcels,
-                villages=villages, parks=parks, grade_counts=grades, map_config=_map_config(code, mode),
+                villages=villages, parks=parks, grade_counts=grades, map_config=_map_config(code, mode, surfaces=True),
                 queue_counts=queries.queue_counts(actor))
 
 
 MAP_STRINGS = ("close", "open_parcel", "village", "land_use", "verdict", "grade", "sampling", "parcel",
                "collected_at", "sampler", "accuracy", "photos", "flags", "state", "not_found", "estimated")
-MAP_PREFIXES = ("cat_", "lu_", "flag_", "kind_", "grade_")
+MAP_PREFIXES = ("cat_", "lu_", "flag_", "kind_", "grade_", "surface_")
 
 
-def _map_config(county: str, mode: str) -> dict[str, Any]:
+def _map_config(county: str, mode: str, focus: dict[str, Any] | None = None,
+                points: list[dict[str, Any]] | None = None, surfaces: bool = False) -> dict[str, Any]:
     """What the map script needs (``data-map``): tile and search URLs, the county's extent, the basemap
-    (or none: a plain background), the colour mode and its own strings in the page's language."""
+    (or none: a plain background), the colour mode and its own strings in the page's language.
+
+    A subject's page passes ``focus`` (its outline and extent: the map fits and outlines it) and, for a
+    parcel, ``points`` (its samples with their GPS accuracy, drawn as circles); the overview passes
+    ``surfaces``: the element maps it may lay over the tiles (``.png?overlay=1`` at the ``.json``'s extent)."""
     strings = i18n.STRINGS[lang()]
     english = i18n.STRINGS["en"]
     keys = [k for k in english if k in MAP_STRINGS or k.startswith(MAP_PREFIXES)]
@@ -347,9 +370,36 @@ def _map_config(county: str, mode: str) -> dict[str, Any]:
                if config["BASEMAP_URL"] else None)
     return {"tiles": url_for("tiles.tile", layer="L", z=0, x=0, y=0).split("/L/")[0],
             "find": url_for("console.map_find"), "parcel_url": url_for("console.parcel", code="X")[:-1],
-            "bbox": tiles.county_bbox(county), "basemap": basemap, "mode": mode, "lang": lang(),
-            "colours": tiles.COLOURS,
+            "bbox": focus["bbox"] if focus else tiles.county_bbox(county) if county else None,
+            "basemap": basemap, "mode": mode, "lang": lang(), "colours": tiles.COLOURS, "focus": focus,
+            "points": points or [], "surfaces": _surfaces(county) if surfaces else None,
             "strings": {**{k: strings.get(k) or english[k] for k in keys}, **grades}}
+
+
+def _surfaces(county: str) -> dict[str, Any]:
+    """The analytes of the default pack and where their overlay and its extent are."""
+    return {"analytes": element_maps.analytes_of(resolve_pack(None)),
+            "json": url_for("console.map_surface", county=county, analyte="ANALYTE", fmt="json"),
+            "png": url_for("console.map_surface", county=county, analyte="ANALYTE", fmt="png")}
+
+
+@bp.get("/map/surface/<county>/<analyte>.<fmt>")
+@requires_role(*READERS)
+def map_surface(county: str, analyte: str, fmt: str):
+    """The overview's element surface, signed in by the console's session: ``.json`` the model report
+    with the overlay's extent and legend, ``.png`` the overlay (as ``/api/v1/maps/...png?overlay=1``)."""
+    if fmt not in ("json", "png"):
+        raise not_found("map format", fmt)
+    pack = resolve_pack(None)
+    if analyte not in element_maps.analytes_of(pack):
+        raise not_found("analyte", analyte)
+    get_subject("county", county, current_actor())  # 404 for a county the account may not see
+    built = element_maps.build(county, analyte, pack)
+    if built is None:
+        raise not_found("samples of", f"{analyte} in county {county}")
+    if fmt == "json":
+        return element_maps.report(built)
+    return Response(element_maps.overlay(built), mimetype="image/png")
 
 
 @bp.get("/map/find")
@@ -367,8 +417,9 @@ def _area_page(kind: str, code: str, subject: Any) -> Response:
     grade = grade_dict(get_subject(kind, code, actor), pack)
     cov = queries.coverage([r.code for r in rows], states, verdicts)
     certificates = queries.certificates_of(actor, kind, code)
+    map_config = _map_config(subject.county_code, mode, focus=tiles.area_focus(kind, code, subject.county_code))
     return page("area.html", kind=kind, subject=subject, grade=grade, rows=rows, states=states,
-                verdicts=verdicts, map=drawn, mode=mode, coverage=cov, total=total,
+                verdicts=verdicts, map=drawn, map_config=map_config, mode=mode, coverage=cov, total=total,
                 certificates=certificates, moment=certs.now(), status_at=certs.status_at)
 
 
@@ -400,12 +451,13 @@ def parcel(code: str):
     sample_rows = queries.samples_of_parcel(code, actor)
     results = queries.results_of_samples([s.id for s in sample_rows], actor)
     conflicts = queries.open_conflicts_for([s.id for s in sample_rows], actor)
-    verdict = grade.get("verdict") or "not_graded"
-    drawn = parcel_map.build([(code, feature["geometry"], verdict if verdict in parcel_map.GRADE_COLOURS
-                               else "not_graded")], "grade", width=360)
+    points = [{"code": s.code, "lat": s.lat, "lon": s.lon, "accuracy_m": s.accuracy_m}
+              for s in sample_rows if s.lat is not None and s.lon is not None and s.deleted_at is None]
+    map_config = _map_config(feature["properties"]["county"], "grade",
+                             focus=tiles.parcel_focus(code, feature["geometry"]), points=points)
     cert_rows = queries.certificates_of(actor, "parcel", code)
     return page("parcel.html", parcel=feature, grade=grade, samples=sample_rows, results=results,
-                conflicts=conflicts, map=drawn, certificates=cert_rows, moment=certs.now(),
+                conflicts=conflicts, map_config=map_config, certificates=cert_rows, moment=certs.now(),
                 status_at=certs.status_at, effective_state=samples.effective_state)
 
 
@@ -477,6 +529,12 @@ def approve_result(result_id: int):
 def reject_result(result_id: int):
     """Reject (or, for a held result, dismiss) a lab result with a reason; it is kept, never graded."""
     data = RejectIn().load(_form())
+    if not confirmed():
+        result = lab.get_result(result_id, current_actor())
+        return ask(_t("confirm_reject_result", id=result_id, analyte=display.analyte_name(result.analyte, lang()),
+                      sample=result.sample_code),
+                   [_t("reason") + ": " + data["reason"], _t("confirm_reject_result_hint")], _t("reject"),
+                   url_for("console.queues"))
     lab.reject_result(result_id, data["reason"], current_actor())
     return done(_t("rejected_ok", id=result_id), url_for("console.queues"))
 
@@ -512,6 +570,10 @@ def move_sample(sample_id: str):
 @requires_role(*ACT)
 def dismiss_sample(sample_id: str):
     """Dismiss a held sample: a tombstone (every version is kept; pulls see it as deleted)."""
+    if not confirmed():
+        held = samples.get_sample_by_id(sample_id, current_actor())
+        return ask(_t("confirm_dismiss_sample", code=held.code), [_t("confirm_dismiss_sample_hint")], _t("dismiss"),
+                   url_for("console.queues") + "#held_samples")
     sample = samples.dismiss_held_sample(sample_id, current_actor(), utcnow())
     return done(_t("dismissed_ok", code=sample.code), url_for("console.queues") + "#held_samples")
 
@@ -588,9 +650,33 @@ def issue_certificate():
     if form.get("valid_days", "").strip():
         body["valid_days"] = form["valid_days"].strip()
     data = CertificateIn().load(body)
+    if not confirmed():
+        current = _valid_certificate_of(data["subject_type"], data["code"])
+        if current is not None:
+            return _ask_issue_again(current)
     key = form.get("idempotency_key") or None  # the form's own key: a double submit issues once
     cert, _ = certs.issue_certificate(data, current_actor(), current_app.config, key)
     return done(_t("issued_ok", code=cert.code), url_for("console.certificate", code=cert.code))
+
+
+def _valid_certificate_of(subject_type: str, code: str) -> Certificate | None:
+    """The subject's certificate that is valid now (the one issuing again would supersede)."""
+    moment = certs.now()
+    return next((c for c in queries.certificates_of(current_actor(), subject_type, code)
+                 if certs.status_at(c, moment) == "valid"), None)
+
+
+def _ask_issue_again(current: Certificate) -> Response:
+    """Name the certificate a re-issue supersedes and the printed labels it will outdate."""
+    formatted = cert_codes.format_code(current.code)
+    subject = f"{_t(current.subject_type)} {current.subject_code}"
+    serials = queries.serial_count(current.id)
+    lines = [_t("confirm_issue_again_hint", subject=subject, code=formatted,
+                issued=display.local_minute(current.issued_at), until=display.local_day(current.valid_until)),
+             _t("confirm_labels_outdated", n=current.labels_printed, serials=serials)
+             if current.labels_printed or serials else _t("confirm_no_labels")]
+    return ask(_t("confirm_issue_again", code=formatted), lines, _t("yes_issue_again", code=formatted),
+               url_for("console.certificate", code=current.code))
 
 
 @bp.get("/certificates/<code>")
@@ -600,8 +686,7 @@ def certificate(code: str):
     cert = certs.get_certificate_by_code(code, current_actor())
     body = certs.certificate_dict(cert, current_app.config)
     templates = [n for n in cert_pdf.list_templates() if cert_pdf.load_template(n).get("kind") != "certificate"]
-    return page("certificate.html", cert=body, templates=templates, issued_at=cert.issued_at,
-                valid_until=cert.valid_until)
+    return page("certificate.html", cert=body, templates=templates)
 
 
 @bp.get("/certificates/<code>.pdf")
@@ -617,6 +702,13 @@ def certificate_pdf(code: str):
 def revoke_certificate(code: str):
     """Revoke with a reason the public page shows."""
     data = RevokeIn().load(_form())
+    if not confirmed():
+        current = certs.get_certificate_by_code(code, current_actor())
+        formatted = cert_codes.format_code(current.code)
+        return ask(_t("confirm_revoke_certificate", code=formatted),
+                   [_t("reason") + ": " + data["reason"].strip(),
+                    _t("confirm_revoke_certificate_hint", labels=current.labels_printed)],
+                   _t("revoke"), url_for("console.certificate", code=current.code))
     cert = certs.revoke_certificate(code, data["reason"].strip(), current_actor())
     return done(_t("revoked_ok", code=cert.code), url_for("console.certificate", code=cert.code))
 
@@ -686,7 +778,7 @@ def device(device_id: str):
     row = devices.get_device_by_id(device_id, actor)
     body = devices.device_dict(row)
     return page("device.html", device=body, villages=queries.villages(_county(row.county_code or None)),
-                collect_qr=_collect_qr(row))
+                collect_qr=_collect_qr(row), planned=grading_plans.open_points(row))
 
 
 @bp.post("/devices/<device_id>/assign")
@@ -704,7 +796,11 @@ def assign_device(device_id: str):
 def revoke_device(device_id: str):
     """Revoke a device: its next request gets 401."""
     actor = current_actor()
-    devices.revoke_device(devices.get_device_by_id(device_id, actor), actor)
+    row = devices.get_device_by_id(device_id, actor)
+    if not confirmed():
+        return ask(_t("confirm_revoke_device", id=device_id), [f"{row.name}", _t("confirm_revoke_device_hint")],
+                   _t("revoke"), url_for("console.device", device_id=device_id))
+    devices.revoke_device(row, actor)
     return done(_t("device_revoked_ok", id=device_id), url_for("console.device", device_id=device_id))
 
 
@@ -770,3 +866,4 @@ def _t(key: str, **values: Any) -> str:
 
 from . import lab as _lab_pages  # noqa: E402,F401  (the lab workspace and review pages hang on this blueprint)
 from . import labels as _label_pages  # noqa: E402,F401  (label printing: confirm, sheet, PDF)
+from . import plans as _plan_pages  # noqa: E402,F401  (where to sample next, sending it to a device)

@@ -26,3 +26,9 @@ class DevicePatch(Schema):
 
 class DeviceArgs(PageArgs):
     include_revoked = fields.Boolean(load_default=False)
+
+
+class PlanIn(Schema):
+    """``POST /devices/<id>/plan``: parcel codes ranked best first (``sampling/next``'s order)."""
+    parcels = fields.List(fields.String(validate=CODE), required=True, validate=validate.Length(max=500))
+    assign = fields.Boolean(load_default=False)  # add parcels outside the device's assignment to it

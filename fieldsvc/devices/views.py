@@ -5,13 +5,14 @@ from __future__ import annotations
 from flask import Blueprint, current_app, request
 
 from ..errors import validation_failed
+from ..grading import plans
 from ..http import OFFICIALS, current_actor, if_match_version, json_body, load, query_args, requires_role
 from ..openapi import doc
 from ..render.qr import qr_png
 from ..schemas import page_limit
 from . import collect, services
 from .models import Device
-from .schemas import DeviceArgs, DeviceIn, DevicePatch
+from .schemas import DeviceArgs, DeviceIn, DevicePatch, PlanIn
 
 bp = Blueprint("devices", __name__, url_prefix="/api/v1/devices")
 
@@ -78,3 +79,24 @@ def revoke(device_id: str):
     actor = current_actor()
     return services.device_dict(services.revoke_device(services.get_device_by_id(device_id, actor, for_update=True),
                                                        actor))
+
+
+@bp.post("/<device_id>/plan")
+@requires_role(*OFFICIALS)
+@doc(body=PlanIn, responses={201: "A new plan (the previous one is kept, replaced)",
+                             200: "The same list is already the device's plan: nothing new"})
+def push_plan(device_id: str):
+    """Send a ranked parcel list to a device as planned points (they come down its pull as ``planned_point``)."""
+    data = load(PlanIn(), json_body())
+    actor = current_actor()
+    device = services.get_device_by_id(device_id, actor, for_update=True)
+    plan, created = plans.push_plan(device, data["parcels"], actor, assign=data["assign"])
+    return plans.plan_dict(device, plan), 201 if created else 200
+
+
+@bp.get("/<device_id>/plan")
+@requires_role(*OFFICIALS)
+def get_plan(device_id: str):
+    """The device's current plan: each planned point with its suggested point and state (open, closed)."""
+    device = services.get_device_by_id(device_id, current_actor())
+    return plans.plan_dict(device, plans.current_plan(device))

@@ -16,16 +16,20 @@ import html
 import json
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from flask import Blueprint, Response, current_app, request
 from werkzeug.exceptions import HTTPException, NotFound
 from werkzeug.security import safe_join
 
+from ..console.views import basemap_source
 from ..errors import Problem
 from ..http import public
 from ..places.models import LAND_USES
 from ..samples.services import RULES
 from ..samples.validation import SAMPLE_TYPES
+from ..tiles.services import COLOURS
+from ..tiles.tilemath import MAX_ZOOM
 
 WEB_ROOT = Path(__file__).resolve().parent.parent.parent / "offline_sync" / "web"
 MIME_TYPES = {
@@ -34,9 +38,21 @@ MIME_TYPES = {
     ".json": "application/json", ".png": "image/png", ".svg": "image/svg+xml", ".txt": "text/plain; charset=utf-8",
 }
 NOT_SHELL = ("sw.js",)  # the worker is not part of the cache it fills
-CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; "
-       "media-src 'self' blob:; connect-src 'self'; worker-src 'self'; manifest-src 'self'; "
-       "object-src 'none'; base-uri 'self'; frame-ancestors 'none'")
+# The map library is served by the maps blueprint (``/maps/``) but belongs to the shell: the map must
+# open with no network.
+MAP_LIBRARY = ["/maps/ol.js", "/maps/ol.css"]
+TILE_LAYERS = ["parcels", "areas", "samples"]  # the data tiles the app draws and keeps offline
+
+
+def content_security_policy(basemap_url: str) -> str:
+    """Our origin only, plus the configured basemap's host (its tiles are images the map draws and, with
+    ``FIELDSVC_BASEMAP_OFFLINE=1``, fetches the service worker makes, so both img-src and connect-src)."""
+    extra = basemap_source(basemap_url)
+    extra = f" {extra}" if extra else ""
+    return (f"default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:{extra}; "
+            f"media-src 'self' blob:; connect-src 'self'{extra}; worker-src 'self' blob:; manifest-src 'self'; "
+            "object-src 'none'; base-uri 'self'; frame-ancestors 'none'")
+
 
 bp = Blueprint("field", __name__, url_prefix="/field")
 
@@ -65,7 +81,7 @@ def _shell() -> tuple[list[str], str]:
 def _headers(resp: Response) -> Response:
     resp.headers["Cache-Control"] = "no-cache"
     resp.headers["X-Content-Type-Options"] = "nosniff"
-    resp.headers["Content-Security-Policy"] = CSP
+    resp.headers["Content-Security-Policy"] = content_security_policy(current_app.config["BASEMAP_URL"])
     resp.headers["Referrer-Policy"] = "no-referrer"
     return resp
 
@@ -84,7 +100,8 @@ def service_worker():
     files, version = _shell()
     text = (WEB_ROOT / "sw.js").read_text(encoding="utf-8")
     text = text.replace('const VERSION = "dev";', f'const VERSION = "{version}";', 1)
-    text = text.replace("const SHELL = [];", f"const SHELL = {json.dumps(['./', 'config.json', *files])};", 1)
+    shell = json.dumps(["./", "config.json", *files, *MAP_LIBRARY])
+    text = text.replace("const SHELL = [];", f"const SHELL = {shell};", 1)
     resp = Response(text, mimetype="text/javascript")
     resp.headers["Service-Worker-Allowed"] = "/field/"
     resp.set_etag(hashlib.sha256(text.encode()).hexdigest()[:32])
@@ -102,8 +119,21 @@ def app_config():
         "photo_max_px": cfg["FIELD_PHOTO_MAX_PX"], "photo_quality": cfg["FIELD_PHOTO_QUALITY_PCT"] / 100,
         "low_accuracy_m": RULES.low_accuracy_m, "depth_max_cm": RULES.depth_max_cm,
         "max_media": RULES.max_media, "sync_interval_s": cfg["FIELD_SYNC_INTERVAL_S"],
+        "map": map_config(cfg),
     }, ensure_ascii=False), mimetype="application/json")
     return _headers(resp)
+
+
+def map_config(cfg: Any) -> dict[str, Any]:
+    """The map's settings: where tiles are, the basemap (None: a plain background), the colours, and
+    what the service worker keeps offline (zooms clamped to the tile server's 0-20, bounds at least 1)."""
+    low = min(max(int(cfg["FIELD_TILE_MIN_ZOOM"]), 0), MAX_ZOOM)
+    high = min(max(int(cfg["FIELD_TILE_MAX_ZOOM"]), low), MAX_ZOOM)
+    basemap = ({"url": cfg["BASEMAP_URL"], "attribution": cfg["BASEMAP_ATTRIBUTION"],
+                "offline": bool(cfg["BASEMAP_OFFLINE"])} if cfg["BASEMAP_URL"] else None)
+    return {"tiles": "/tiles", "layers": TILE_LAYERS, "basemap": basemap, "colours": COLOURS,
+            "offline": {"min_zoom": low, "max_zoom": high, "max_tiles": max(1, int(cfg["FIELD_TILE_MAX_COUNT"])),
+                        "max_bytes": max(1024, int(float(cfg["FIELD_TILE_MAX_MB"]) * 1024 * 1024))}}
 
 
 @bp.get("/<path:filename>")

@@ -4,7 +4,10 @@
 fewer than ``min_neighbours`` samples lie within ``search_radius_m`` of a cell (not assessed).
 ``.png``: the estimate classed by the pack's limits (the strictest limit of the analyte over
 land uses and pH: ≤ half of it, ≤ it, above it; not assessed grey), with a legend.
-``.json``: the model report: method, variogram and leave-one-out cross-validation.
+``.json``: the model report: method, variogram and leave-one-out cross-validation, and the
+extent of the overlay.
+``.png?overlay=1``: the same classes without the legend, resampled onto a Web Mercator grid and
+transparent outside the grid, so that a web map lays it over its tiles as it is (``overlay``).
 
 A map is a county surface: it pools every land-use group (parcel verdicts use each parcel's own
 group). The model is the latest county run's, else fitted here.
@@ -150,6 +153,61 @@ def png(m: ElementMap, scale: int = 2) -> bytes:
     return buf.getvalue()
 
 
+OVERLAY_MAX_SIDE = 800  # pixels on the longer side of the overlay picture
+
+
+def overlay_extent(m: ElementMap) -> dict[str, Any]:
+    """Where the overlay lies: the grid's bounds in Web Mercator metres (EPSG:3857) and in degrees."""
+    from pyproj import Transformer
+
+    ny, nx = m.estimate.shape
+    x1, y0 = m.x0 + nx * m.cell_m, m.y1 - ny * m.cell_m
+    merc = Transformer.from_crs(m.epsg, 3857, always_xy=True).transform_bounds(m.x0, y0, x1, m.y1, densify_pts=21)
+    deg = Transformer.from_crs(m.epsg, 4326, always_xy=True).transform_bounds(m.x0, y0, x1, m.y1, densify_pts=21)
+    return {"epsg": 3857, "bbox": [round(v, 1) for v in merc], "bbox_lonlat": [round(v, 6) for v in deg]}
+
+
+def overlay(m: ElementMap) -> bytes:
+    """The classed estimate as an RGBA PNG on a Web Mercator grid over ``overlay_extent``: each pixel takes
+    the grid cell under its centre (nearest, as the classed PNG does), half-transparent; not-assessed cells
+    a light grey; outside the grid transparent. Resampling here keeps UTM arithmetic out of the browser."""
+    from PIL import Image
+    from pyproj import Transformer
+
+    w, s, e, n = overlay_extent(m)["bbox"]
+    scale = OVERLAY_MAX_SIDE / max(e - w, n - s)
+    width, height = max(1, round((e - w) * scale)), max(1, round((n - s) * scale))
+    px = w + (np.arange(width) + 0.5) * (e - w) / width
+    py = n - (np.arange(height) + 0.5) * (n - s) / height
+    gx, gy = np.meshgrid(px, py)
+    ux, uy = Transformer.from_crs(3857, m.epsg, always_xy=True).transform(gx, gy)
+    ny, nx = m.estimate.shape
+    col = np.floor((ux - m.x0) / m.cell_m).astype(int)
+    row = np.floor((m.y1 - uy) / m.cell_m).astype(int)
+    inside = (col >= 0) & (col < nx) & (row >= 0) & (row < ny)
+    est = np.full(gx.shape, np.nan)
+    est[inside] = m.estimate[row[inside], col[inside]]
+    rgba = np.zeros(gx.shape + (4,), dtype=np.uint8)
+    rgba[inside] = (*_GREY, 90)
+    lower = -np.inf
+    for k, (upper, _) in enumerate(_classes(m)):
+        mask = inside & np.isfinite(est) & (est > lower) & (est <= upper)
+        rgba[mask] = (*_COLOURS[k], 170)
+        lower = upper
+    buf = io.BytesIO()
+    Image.fromarray(rgba, "RGBA").save(buf, "PNG", optimize=True)
+    return buf.getvalue()
+
+
+def legend(m: ElementMap) -> list[dict[str, Any]]:
+    """The overlay's classes (colour and label), as the classed PNG writes them under the picture."""
+    def hex_(rgb: tuple[int, int, int]) -> str:
+        return "#" + "".join(f"{c:02x}" for c in rgb)
+
+    items = [{"colour": hex_(_COLOURS[k]), "label": label} for k, (_, label) in enumerate(_classes(m))]
+    return [*items, {"colour": hex_(_GREY), "label": "not assessed"}]
+
+
 def report(m: ElementMap) -> dict[str, Any]:
     v = m.model.variogram
     return {
@@ -158,6 +216,7 @@ def report(m: ElementMap) -> dict[str, Any]:
         "variogram": None if v is None else {"model": v["model"], "nugget": es._sig(v["nugget"]),
                                              "sill": es._sig(v["sill"]), "range_m": round(v["range_m"])},
         "cross_validation": es.cross_validate(m.model, m.samples, m.params),
+        "extent": overlay_extent(m), "legend": legend(m),
         "grid": {"epsg": m.epsg, "cell_m": round(m.cell_m, 1), "width": int(m.estimate.shape[1]),
                  "height": int(m.estimate.shape[0]),
                  "assessed_share": round(float(np.isfinite(m.estimate).mean()), 4)},

@@ -26,6 +26,22 @@ from .models import Grade
 from .rules import RulePack
 
 
+def suggested_point(geometry_json: str) -> dict[str, float]:
+    """A point inside the parcel to sample at (shapely's representative point), to six decimals (~0.1 m):
+    the one suggestion ``sampling/next`` ranks with and a device's plan carries."""
+    pt = shape(json.loads(geometry_json)).representative_point()
+    return {"lat": round(pt.y, 6), "lon": round(pt.x, 6)}
+
+
+def worst_sigma(explanation: dict[str, Any] | None) -> tuple[float | None, dict[str, Any] | None]:
+    """The analyte whose σ is largest against its limit: ``(σ/limit, {analyte, value})``, or Nones."""
+    rows = [r for r in (explanation or {}).get("analytes", []) if r.get("sigma") is not None and r.get("limit")]
+    if not rows:
+        return None, None
+    worst = max(rows, key=lambda r: r["sigma"] / r["limit"])
+    return worst["sigma"] / worst["limit"], {"analyte": worst["analyte"], "value": worst["sigma"]}
+
+
 def _weight(reason: str, sigma_rel: float | None, nearest_m: float | None, radius: float) -> float:
     if reason == "needs_sampling":
         return 1.0 + (sigma_rel or 0.0)
@@ -55,12 +71,7 @@ def next_samples(county: str, pack: RulePack, village: str | None = None, limit:
         reason = "needs_sampling" if g is not None and g.verdict == "needs_sampling" else "not_assessed"
         sigma_rel, sigma = None, None
         if reason == "needs_sampling":
-            rows = [r for r in (g.explanation or {}).get("analytes", []) if r.get("sigma") is not None
-                    and r.get("limit")]
-            if rows:
-                worst = max(rows, key=lambda r: r["sigma"] / r["limit"])
-                sigma_rel, sigma = worst["sigma"] / worst["limit"], {"analyte": worst["analyte"],
-                                                                     "value": worst["sigma"]}
+            sigma_rel, sigma = worst_sigma(g.explanation)
         nearest = float(tree.query(centre[code])[0]) if tree is not None else None
         score = p.area_m2 / 10_000 * _weight(reason, sigma_rel, nearest, radius)
         scored.append((-score, code, reason, sigma, nearest))
@@ -70,10 +81,9 @@ def next_samples(county: str, pack: RulePack, village: str | None = None, limit:
                                     .where(Parcel.code.in_([c for _, c, *_ in top]))).all()) if top else {}
     items = []
     for neg, code, reason, sigma, nearest in top:
-        pt = shape(json.loads(geoms[code])).representative_point()
         item = {"parcel": code, "village": parcels[code].village, "reason": reason,
                 "nearest_sample_m": None if nearest is None else round(nearest),
-                "point": {"lat": round(pt.y, 6), "lon": round(pt.x, 6)}, "score": round(-neg, 3)}
+                "point": suggested_point(geoms[code]), "score": round(-neg, 3)}
         if sigma is not None:
             item["sigma"] = sigma
         items.append(item)

@@ -31,6 +31,10 @@ class GradeArgs(Schema):
     rule_pack = fields.String(load_default=None, validate=PACK_CODE)
 
 
+class ElementMapArgs(GradeArgs):
+    overlay = fields.Boolean(load_default=False)  # .png only: the classes alone, on Web Mercator, for a web map
+
+
 class HistoryArgs(PageArgs):
     rule_pack = fields.String(load_default=None, validate=PACK_CODE)
 

@@ -9,7 +9,7 @@ from ..http import ALL_ROLES, current_actor, json_body, load, query_args, requir
 from ..openapi import doc
 from ..schemas import page_limit
 from . import pack_admin, queries, report_rows, reports, runs
-from .schemas import GradeArgs, HistoryArgs, NextSamplesArgs, RunIn
+from .schemas import ElementMapArgs, GradeArgs, HistoryArgs, NextSamplesArgs, RunIn
 
 bp = Blueprint("grading", __name__, url_prefix="/api/v1")
 
@@ -99,15 +99,16 @@ MAP_FORMATS = {"tif": "image/tiff", "png": "image/png", "json": "application/jso
 
 @bp.get("/maps/<county>/<analyte>.<fmt>")
 @requires_role(*ALL_ROLES)
-@doc(query=GradeArgs, responses={200: "GeoTIFF (estimate, sigma), PNG classed by the pack's limits, or the "
-                                      "model report as JSON"}, content_type="image/png")
+@doc(query=ElementMapArgs, responses={200: "GeoTIFF (estimate, sigma), PNG classed by the pack's limits "
+                                           "(?overlay=1: without legend, on Web Mercator over the .json's extent), "
+                                           "or the model report as JSON"}, content_type="image/png")
 def get_element_map(county: str, analyte: str, fmt: str):
     """An element map of a county: estimate and sigma grids (.tif), a classed picture (.png), the model (.json)."""
     from . import maps
 
     if fmt not in MAP_FORMATS:
         raise not_found("map format", fmt)
-    args = query_args(GradeArgs())
+    args = query_args(ElementMapArgs())
     pack = pack_admin.resolve_pack(args["rule_pack"])
     pack.check_kind("green_food_soil")
     if analyte not in maps.analytes_of(pack):
@@ -118,7 +119,7 @@ def get_element_map(county: str, analyte: str, fmt: str):
         raise not_found("samples of", f"{analyte} in county {county}")
     if fmt == "json":
         return maps.report(m)
-    body = maps.geotiff(m) if fmt == "tif" else maps.png(m)
+    body = maps.geotiff(m) if fmt == "tif" else maps.overlay(m) if args["overlay"] else maps.png(m)
     return Response(body, mimetype=MAP_FORMATS[fmt],
                     headers={"Content-Disposition": f'inline; filename="{county}-{analyte}.{fmt}"'})
 

@@ -174,89 +174,13 @@ def new_row(sample_id: str, clean: Mapping[str, Any], collected_at_utc: datetime
         "seq": seq, "device_pk": actor.device_pk, "created_by": actor.label, "held_until": d.held_until,
         "created_at": now, "updated_at": now, "deleted_at": None,
     }
-    row["data_json"], raw_text = _row_texts(row)
-    row["location_raw_json"] = "null" if row["location_raw"] is None else raw_text  # (a JSON column: None is null)
+    row["data_json"] = canonical_json(row_data(row))
+    raw = row["location_raw"]
+    row["location_raw_json"] = "null" if raw is None else canonical_json(raw or {})  # (a JSON column: None is null)
     return row
 
 
-_escape = json.encoder.encode_basestring  # what ``canonical_json`` (ensure_ascii=False) writes strings with
-_LITERALS = {None: "null", True: "true", False: "false"}
-
-
-def _row_text(row: Mapping[str, Any]) -> str:
-    """``canonical_json(row_data(row))``."""
-    return _row_texts(row)[0]
-
-
-def _row_texts(row: Mapping[str, Any]) -> tuple[str, str]:
-    """``canonical_json(row_data(row))`` and ``_raw_text(row["location_raw"])``, written field by
-    field in sorted key order for the usual row (strings, plain finite numbers); anything else
-    takes ``canonical_json`` itself. A raw fix holding the very values the row keeps (as phones
-    send them) reuses their texts."""
-    texts = []
-    for name in ("code", "collected_at_raw", "land_use_observed", "note", "parcel_code", "sample_type"):
-        value = row[name]
-        if type(value) is str:
-            texts.append(_escape(value))
-        elif value is None:
-            texts.append("null")
-        else:
-            return canonical_json(row_data(row)), _raw_text(row["location_raw"])
-    numbers = [_number_text(row[name]) for name in ("depth_bottom_cm", "depth_top_cm", "accuracy_m", "lat", "lon")]
-    if None in numbers:
-        return canonical_json(row_data(row)), _raw_text(row["location_raw"])
-    bottom, top, accuracy, lat, lon = numbers
-    raw, mock = row["location_raw"], _LITERALS[bool(row["mock_location"])]
-    if (type(raw) is dict and len(raw) == 4 and raw.get("lat") is row["lat"] and raw.get("lon") is row["lon"]
-            and raw.get("accuracy_m") is row["accuracy_m"] and raw.get("mock") is row["mock_location"]):
-        raw_text = f'{{"accuracy_m":{accuracy},"lat":{lat},"lon":{lon},"mock":{mock}}}'
-    else:
-        raw_text = _raw_text(raw)
-    if row["lat"] is not None or raw is not None:
-        location = f'{{"accuracy_m":{accuracy},"lat":{lat},"lon":{lon},"mock":{mock},"raw":{raw_text}}}'
-    else:
-        location = "null"
-    code, collected_at, land_use, note, parcel, sample_type = texts
-    media = canonical_json(list(row["media"])) if row["media"] else "[]"
-    return (f'{{"code":{code},"collected_at":{collected_at},"depth_bottom_cm":{bottom},"depth_top_cm":{top},'
-            f'"land_use_observed":{land_use},"location":{location},"media":{media},'
-            f'"note":{note},"parcel":{parcel},"sample_type":{sample_type}}}'), raw_text
-
-
-def _raw_text(raw: Any) -> str:
-    """``canonical_json`` of a fix's raw values (sorted keys), written directly when every key is a
-    string and every value a string, boolean, null or plain number, as pushed fixes have."""
-    if not raw:
-        return "{}"
-    if type(raw) is not dict or any(type(key) is not str for key in raw):
-        return canonical_json(raw)
-    parts = []
-    for key in sorted(raw):
-        text = _plain_text(raw[key])
-        if text is None:
-            return canonical_json(raw)
-        parts.append(f"{_escape(key)}:{text}")
-    return "{" + ",".join(parts) + "}"
-
-
-def _plain_text(value: Any) -> str | None:
-    kind = type(value)
-    if kind is str:
-        return _escape(value)
-    if value is None or kind is bool:
-        return _LITERALS[value]
-    return _number_text(value)
-
-
-def _number_text(value: Any) -> str | None:
-    if value is None:
-        return "null"
-    kind = type(value)
-    if kind is int:
-        return int.__repr__(value)
-    if kind is float and value - value == 0:  # finite
-        return float.__repr__(value)
-    return None
+_escape = json.encoder.encode_basestring  # what ``canonical_json`` writes strings with (non-ASCII as it is)
 
 
 ROW_COLUMNS = ("id", "code", "parcel_code", "county_code", "state", "flags", "collected_at_raw", "collected_at",

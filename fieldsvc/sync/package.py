@@ -13,6 +13,8 @@ from ..auth.principal import Actor
 from ..dbtypes import isoformat, utcnow
 from ..devices.models import DeviceAssignment
 from ..extensions import db
+from ..grading.plan_models import PlannedPoint
+from ..grading.plans import point_data
 from ..places.models import LAND_USES, FarmPark, Parcel, Region
 from ..samples import services as samples
 from ..samples.models import Sample
@@ -68,6 +70,13 @@ def _write(out: sqlite_utils.Database, actor: Actor) -> None:
                                 "state": samples.effective_state(s, now),
                                 "data": samples.sample_json(s, now)}
                                for s in rows), pk="id", columns=_SAMPLE_COLUMNS)
+    planned: list[dict[str, Any]] = []
+    if actor.device_pk is not None:  # its open planned points (grading.plans), as the pull's planned_point data
+        planned = [{"id": p.key, "parcel": p.parcel_code, "plan": int(p.key.split(":", 1)[0]), "rank": p.rank,
+                    "version": p.version, "data": pull._dump(point_data(p))} for p in db.session.scalars(
+            select(PlannedPoint).where(PlannedPoint.device_pk == actor.device_pk, PlannedPoint.status == "open",
+                                       PlannedPoint.seq <= latest).order_by(PlannedPoint.id))]
+    out["planned_points"].insert_all(planned, pk="id", columns=_PLANNED_COLUMNS)
     out["land_uses"].insert_all([{"code": c} for c in LAND_USES], pk="code")
     out["sample_types"].insert_all([{"code": c} for c in SAMPLE_TYPES], pk="code")
     out["flags"].insert_all([{"code": c, "meaning": FLAG_TEXT.get(c, c)} for c in FLAG_ORDER], pk="code")
@@ -86,3 +95,4 @@ _PARCEL_COLUMNS = {"code": str, "village": str, "county": str, "farm_park": str,
                    "area_m2": float, "geometry": str, "min_lon": float, "min_lat": float, "max_lon": float,
                    "max_lat": float, "version": int}
 _SAMPLE_COLUMNS = {"id": str, "code": str, "parcel": str, "version": int, "state": str, "data": str}
+_PLANNED_COLUMNS = {"id": str, "parcel": str, "plan": int, "rank": int, "version": int, "data": str}

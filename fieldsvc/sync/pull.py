@@ -21,6 +21,8 @@ from ..dbtypes import utcnow
 from ..dbutil import core_execute, upsert
 from ..devices.models import DeviceAssignment
 from ..extensions import db
+from ..grading.plan_models import PlannedPoint
+from ..grading.plans import point_data
 from ..places.models import FarmPark, Parcel, Region
 from ..places.services import farm_park_dict, parcel_feature, parcel_scope, region_dict
 from ..samples import services as samples
@@ -165,6 +167,12 @@ def _assignment_change(a: DeviceAssignment) -> str:
                    _dump({"kind": a.kind, "code": a.code, "active": a.active}), a.seq)
 
 
+def _planned_change(p: PlannedPoint, seq: int | None = None, deleted: bool | None = None) -> str:
+    """A planned point (``grading.plans``): withdrawn ones come as deletes, closed ones with their sample."""
+    gone = p.status == "withdrawn" if deleted is None else deleted
+    return _change("planned_point", p.key, p.version, gone, _dump(point_data(p)), seq or p.seq)
+
+
 def pull(actor: Actor, cursor_text: str | None, limit: int) -> dict[str, Any]:
     """One page of changes after the cursor, in seq order; see the module docstring."""
     return json.loads(pull_text(actor, cursor_text, limit))
@@ -228,6 +236,9 @@ def pull_text(actor: Actor, cursor_text: str | None, limit: int, max_bytes: int 
                                                    DeviceAssignment.seq > after, DeviceAssignment.seq <= latest)
                 .order_by(DeviceAssignment.seq).limit(fetch))
         candidates += [(seq, 4) for seq in core_execute(stmt).scalars()]
+        stmt = (select(PlannedPoint.seq).where(*_planned_where(actor, after, latest))
+                .order_by(PlannedPoint.seq).limit(fetch))
+        candidates += [(seq, 5) for seq in core_execute(stmt).scalars()]
     candidates.sort()
     page = candidates[:limit]
     if len(candidates) > limit:  # never split one seq across pages
@@ -247,6 +258,9 @@ def pull_text(actor: Actor, cursor_text: str | None, limit: int, max_bytes: int 
                 select(DeviceAssignment).where(DeviceAssignment.device_pk == actor.device_pk,
                                                DeviceAssignment.seq > after, DeviceAssignment.seq <= latest)
                 .order_by(DeviceAssignment.seq).limit(n)).all())
+        elif order == 5:
+            rows[5] = iter(db.session.scalars(select(PlannedPoint).where(*_planned_where(actor, after, latest))
+                                              .order_by(PlannedPoint.seq).limit(n)).all())
         else:
             model, where = sources[order]
             rows[order] = iter(core_execute(
@@ -268,6 +282,8 @@ def pull_text(actor: Actor, cursor_text: str | None, limit: int, max_bytes: int 
             parts.append(_parcel_change(row))
         elif order == 3:
             parts.append(sample_text.change(row))
+        elif order == 5:
+            parts.append(_planned_change(row))
         else:
             parts.append(_assignment_change(row))
             if rescoped:
@@ -280,6 +296,11 @@ def pull_text(actor: Actor, cursor_text: str | None, limit: int, max_bytes: int 
         next_seq = page[-1][0] if has_more else latest
     cursor = encode_cursor(next_seq, scope.scope_version, ep)
     return f'{{"changes":[{",".join(parts)}],"cursor":"{cursor}","has_more":{"true" if has_more else "false"}}}'
+
+
+def _planned_where(actor: Actor, after: int, latest: int) -> list[Any]:
+    """A device's own planned points (an account's password pull gets none: plans are per device)."""
+    return [PlannedPoint.device_pk == actor.device_pk, PlannedPoint.seq > after, PlannedPoint.seq <= latest]
 
 
 class _SampleText:
@@ -347,6 +368,15 @@ class _NoGeometry:
 _FEATURE_HEAD = '{"geometry":0,'
 
 
+def _device_points(scope: Scope, codes: list[str], upto: int | None) -> list[PlannedPoint]:
+    """The device's open planned points on ``codes`` (sent again when a parcel comes back, deleted when it goes)."""
+    if scope.actor.device_pk is None or not codes:
+        return []
+    stmt = select(PlannedPoint).where(PlannedPoint.device_pk == scope.actor.device_pk, PlannedPoint.status == "open",
+                                      PlannedPoint.parcel_code.in_(codes))
+    return list(db.session.scalars(stmt if upto is None else stmt.where(PlannedPoint.seq <= upto)))
+
+
 def _expand_assignment(a: DeviceAssignment, scope: Scope, after: int, now: datetime) -> list[str]:
     """What an assignment change means for the device, sent at the assignment's seq.
 
@@ -368,6 +398,7 @@ def _expand_assignment(a: DeviceAssignment, scope: Scope, after: int, now: datet
         out += [_parcel_change(p, a.seq) for p in parcels if p.seq <= after]
         out += [_sample_change(s, now, a.seq) for s in db.session.scalars(
             select(Sample).where(Sample.parcel_code.in_(codes), Sample.seq <= after))] if codes else []
+        out += [_planned_change(p, a.seq) for p in _device_points(scope, codes, after)]
         return out
     in_scope = select(Parcel.code).where(*scope.parcel_where)
     lost = list(db.session.scalars(select(Parcel).where(*where_parcels, Parcel.code.not_in(in_scope))))
@@ -376,6 +407,7 @@ def _expand_assignment(a: DeviceAssignment, scope: Scope, after: int, now: datet
     if codes:
         out += [_sample_change(s, now, a.seq, deleted=True) for s in db.session.scalars(
             select(Sample).where(Sample.parcel_code.in_(codes)))]
+    out += [_planned_change(p, a.seq, deleted=True) for p in _device_points(scope, codes, None)]
     gone_parks = {p.farm_park_code for p in lost if p.farm_park_code} - (scope.park_codes or set())
     out += [_park_change(p, a.seq, deleted=True) for p in db.session.scalars(
         select(FarmPark).where(FarmPark.code.in_(gone_parks)))]

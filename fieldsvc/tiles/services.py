@@ -24,9 +24,11 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 
 from .. import access, sequence
 from ..auth.principal import Actor
+from ..devices.models import Device
 from ..errors import not_found
 from ..extensions import db
 from ..grading.models import Grade
+from ..grading.plan_models import PlannedPoint
 from ..grading.rules import DEFAULT_PACK
 from ..places.models import FarmPark, Parcel, Region
 from ..places.services import parcel_scope
@@ -78,7 +80,7 @@ def render(layer: str, tile: Tile, actor: Actor, *, max_bytes: int, using: str |
         return _samples(tile, actor, using).data
     if layer == "areas":
         return _areas(tile, actor).data
-    return b""  # planned points: none kept yet (the estimation work adds them; this layer serves them then)
+    return _planned(tile, actor).data
 
 
 # --- parcels --------------------------------------------------------------------------------------
@@ -222,6 +224,28 @@ def _samples(tile: Tile, actor: Actor, using: str) -> encode.Encoded:
     points = shapely.points(np.array([(r.lon, r.lat) for r in rows], dtype=float).reshape(-1, 2))
     return encode.encode("samples", [None] * len(rows), points,
                          [props(r) for r in rows], tile)
+
+
+# --- planned points -------------------------------------------------------------------------------
+
+PLANNED_PROPS = ("key", "parcel", "rank", "reason", "device", "device_name", "plan")
+
+
+def _planned(tile: Tile, actor: Actor) -> encode.Encoded:
+    """The open planned points in the tile (``grading.plans``): an official's county's, a device its own.
+    Few (hundreds per county), so encoded in Python on both engines."""
+    rows = db.session.execute(
+        select(PlannedPoint.id, PlannedPoint.key, PlannedPoint.parcel_code, PlannedPoint.rank, PlannedPoint.reason,
+               PlannedPoint.lon, PlannedPoint.lat, Device.device_id, Device.name)
+        .join(Device, Device.id == PlannedPoint.device_pk)
+        .where(PlannedPoint.status == "open",
+               *access.planned_point_filter(actor, PlannedPoint.county_code, PlannedPoint.device_pk),
+               *_bbox_filter(tile, PlannedPoint.lon, PlannedPoint.lat, PlannedPoint.lon, PlannedPoint.lat))
+        .order_by(PlannedPoint.id).limit(MAX_SAMPLES)).all()
+    points = shapely.points(np.array([(r.lon, r.lat) for r in rows], dtype=float).reshape(-1, 2))
+    props = [{"key": r.key, "parcel": r.parcel_code, "rank": r.rank, "reason": r.reason, "device": r.device_id,
+              "device_name": r.name, "plan": int(r.key.split(":", 1)[0])} for r in rows]
+    return encode.encode("planned", [r.id for r in rows], points, props, tile)
 
 
 # --- areas ----------------------------------------------------------------------------------------
@@ -380,3 +404,25 @@ def find(query: str, actor: Actor) -> dict[str, Any]:
                 return {"found": True, "kind": kind, "code": hit.code, "outline": json.loads(outline.geometry_json),
                         "bbox": [outline.min_lon, outline.min_lat, outline.max_lon, outline.max_lat]}
     return {"found": False}
+
+
+# --- a subject's page (village, farm park, parcel): the map zoomed to it --------------------------
+
+def area_focus(kind: str, code: str, county: str) -> dict[str, Any] | None:
+    """A village's or farm park's outline and extent, for its page's map to fit and draw."""
+    refresh_outlines(county)
+    row = db.session.execute(select(AreaOutline.geometry_json, AreaOutline.min_lon, AreaOutline.min_lat,
+                                    AreaOutline.max_lon, AreaOutline.max_lat)
+                             .where(AreaOutline.kind == kind, AreaOutline.code == code)).first()
+    if row is None:
+        return None
+    return {"kind": kind, "code": code, "outline": json.loads(row.geometry_json),
+            "bbox": [row.min_lon, row.min_lat, row.max_lon, row.max_lat]}
+
+
+def parcel_focus(code: str, geometry: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A parcel's outline and extent (from the geometry its page already has)."""
+    if not geometry:
+        return None
+    minx, miny, maxx, maxy = shapely.from_geojson(json.dumps(geometry)).bounds
+    return {"kind": "parcel", "code": code, "outline": geometry, "bbox": [minx, miny, maxx, maxy]}

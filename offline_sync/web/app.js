@@ -1,10 +1,12 @@
 // The sampler's field app: provisioning, parcels and map, new samples into the outbox, sync.
 // Everything the sampler does is stored in IndexedDB first; the network is only ever a bonus.
 
-import { bbox, centroid, contains, haversine, polygons, projection, rankParcels } from './geo.js';
+import { FieldMap, orderPlanned } from './fieldmap.js';
+import { bbox, centroid, contains, haversine, rankParcels } from './geo.js';
 import { codeName, defaultLang, getLang, setLang, t, translate } from './i18n.js';
 import { uuid7 } from './ids.js';
 import { compressPhoto } from './photo.js';
+import { initPlans, loadPlans, orderParcels, plannedRank, renderPlans } from './plans.js';
 import { clearPlaces, done, getAll, getMeta, setMeta, tx } from './store.js';
 import { DATA_FIELDS, SyncError, Syncer, localIsoTime } from './sync.js';
 
@@ -30,9 +32,10 @@ const state = {
   formPhotos: [],
   editing: null,
   view: 'parcels',
-  viewBox: null,
   fullBox: null,
-  proj: null,
+  map: null, // the FieldMap, made when the parcels view is first shown with the library loaded
+  mapMode: 'sampling',
+  planned: [],
   retryTimer: null,
   retryDelay: 5,
 };
@@ -162,7 +165,8 @@ async function whoAmI() {
 // --- data -----------------------------------------------------------------------------------------
 
 async function loadAll() {
-  state.provisioned = Boolean(await getMeta('token'));
+  state.token = await getMeta('token');
+  state.provisioned = Boolean(state.token);
   const [parcels, samples, outbox, photos] = await Promise.all([
     getAll('parcels'), getAll('samples'), getAll('outbox'), photoStatus(),
   ]);
@@ -170,12 +174,8 @@ async function loadAll() {
   state.samples = samples;
   state.outbox = outbox.sort((a, b) => b.created_at.localeCompare(a.created_at));
   state.photos = photos;
-  const box = bbox(state.parcels.map((p) => p.geometry));
-  if (box && (!state.fullBox || box.join() !== state.fullBox.join())) {
-    state.fullBox = box;
-    state.proj = projection(box);
-    state.viewBox = null;
-  }
+  state.planned = await loadPlans();
+  state.fullBox = bbox(state.parcels.map((p) => p.geometry));
 }
 
 async function photoStatus() {
@@ -215,17 +215,23 @@ async function requestSync(why) {
     return;
   }
   clearTimeout(state.retryTimer);
-  setSyncMsg(t('syncing'), 'busy');
+  setSyncMsg(t('syncing'), 'busy', 'syncing');
+  let synced = false;
   try {
     await syncer.sync();
     state.retryDelay = 5;
-    setSyncMsg(t('sync_ok'), 'ok');
+    setSyncMsg(t('sync_ok'), 'ok', 'sync_ok');
+    synced = true;
   } catch (err) {
     state.again = false;
     handleSyncError(err);
   }
   await loadAll();
   renderAll();
+  if (synced) {
+    if (state.map) state.map.reload();
+    cacheTiles(why === 'provisioned');
+  }
   if (state.again) {
     state.again = false;
     requestSync('again');
@@ -236,11 +242,11 @@ function handleSyncError(err) {
   const kind = err instanceof SyncError ? err.kind : 'other';
   setMeta('last_error', { kind, message: String(err.message || err), at: new Date().toISOString() });
   if (kind === 'auth') {
-    setSyncMsg(t('sync_auth'), 'error');
+    setSyncMsg(t('sync_auth'), 'error', 'sync_auth');
     return;
   }
-  setSyncMsg(kind === 'offline' ? t('sync_offline') : kind === 'busy' ? t('sync_busy') : t('sync_error', { msg: err.message }),
-    'error');
+  const key = kind === 'offline' ? 'sync_offline' : kind === 'busy' ? 'sync_busy' : 'sync_error';
+  setSyncMsg(t(key, { msg: err.message }), 'error', key, { msg: err.message });
   // Retry on our own with a growing delay: the 'online' event does not fire when the link flaps.
   state.retryTimer = setTimeout(() => requestSync('retry'), state.retryDelay * 1000);
   state.retryDelay = Math.min(state.retryDelay * 2, Math.max(5, state.cfg.sync_interval_s));
@@ -250,14 +256,24 @@ function onSyncProgress(p) {
   if (p.step === 'photo') {
     const photo = state.photos.get(p.sha256);
     if (photo) photo.uploaded = p.offset;
-    setSyncMsg(t('photo_partial', { pct: Math.floor((100 * p.offset) / p.total) }), 'busy');
+    const vars = { pct: Math.floor((100 * p.offset) / p.total) };
+    setSyncMsg(t('photo_partial', vars), 'busy', 'photo_partial', vars);
   }
 }
 
-function setSyncMsg(text, kind) {
+// The last sync message by its catalogue key, so switching the language re-words it ("同步完成" →
+// "Sync complete"); a message without a key (a server's own text) stays as it came.
+let syncMsg = null;
+
+function setSyncMsg(text, kind, key = null, vars = {}) {
   const el = $('#sync-msg');
   el.textContent = text;
   el.dataset.kind = kind;
+  syncMsg = key ? { key, vars } : null;
+}
+
+function retranslateSyncMsg() {
+  if (syncMsg) $('#sync-msg').textContent = t(syncMsg.key, syncMsg.vars);
 }
 
 // --- GPS ---------------------------------------------------------------------------------------------
@@ -275,6 +291,7 @@ function startGps() {
       state.positionError = null;
       renderGps();
       renderMapPosition();
+      renderPlans(state);
       suggestParcel();
     },
     (err) => {
@@ -313,6 +330,7 @@ function renderAll() {
   renderNet();
   renderCounts();
   renderParcels();
+  renderPlans(state);
   renderMap();
   renderForm();
   renderRecords();
@@ -367,7 +385,7 @@ function renderParcels() {
   $('#parcel-count').dataset.count = String(state.parcels.length);
   const list = $('#parcel-list');
   list.replaceChildren(
-    ...state.parcels.map((p) => {
+    ...orderParcels(state.parcels, state.position).map((p) => {
       const li = document.createElement('li');
       const button = document.createElement('button');
       button.type = 'button';
@@ -379,6 +397,7 @@ function renderParcels() {
         el('span', `${codeName(p.land_use)} · ${p.area_m2 ? Math.round(p.area_m2).toLocaleString() + ' m²' : ''}`),
         el('span', t('samples_n', { n })),
       );
+      if (plannedRank(p.code)) button.append(el('span', t('planned_rank', { n: plannedRank(p.code) }), 'plan-rank'));
       li.append(button);
       return li;
     }),
@@ -408,78 +427,100 @@ function renderParcelInfo() {
   box.replaceChildren(el('p', `${p.code} · ${codeName(p.land_use)} · ${t('samples_n', { n })}`), go);
 }
 
-const SVG = 'http://www.w3.org/2000/svg';
+// --- the map (fieldmap.js) and its offline tiles (sw.js) ---------------------------------------------
 
-function svg(name, attrs = {}) {
-  const node = document.createElementNS(SVG, name);
-  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, String(v));
-  return node;
+/** The parcels this phone has recorded a sample on (their planned points are done). */
+function sampledHere() {
+  return new Set(state.outbox.filter((r) => !r.deleted).map((r) => r.data && r.data.parcel));
+}
+
+/** This phone's own records on a parcel, which the server's tiles do not know yet. */
+function localState(code) {
+  const c = parcelClass(code);
+  return c === 'p-problem' ? 'problem' : c === 'p-pending' ? 'pending' : null;
 }
 
 function renderMap() {
-  const map = $('#map');
-  if (!state.proj) {
-    map.replaceChildren();
-    return;
-  }
-  const { x, y, width, height } = state.proj;
-  const pad = Math.max(width, height) * 0.04 + 10;
-  state.fullViewBox = [-pad, -pad, width + 2 * pad, height + 2 * pad];
-  if (!state.viewBox) state.viewBox = [...state.fullViewBox];
-  map.setAttribute('viewBox', state.viewBox.join(' '));
-  const group = svg('g', { id: 'parcels-layer' });
-  for (const p of state.parcels) {
-    const d = polygons(p.geometry)
-      .map((rings) => rings.map((ring) => 'M' + ring.map(([lon, lat]) => `${x(lon).toFixed(1)},${y(lat).toFixed(1)}`).join('L') + 'Z').join(''))
-      .join('');
-    const path = svg('path', {
-      d, class: `${parcelClass(p.code)}${p.code === state.selected ? ' selected' : ''}`, 'data-code': p.code,
-      'vector-effect': 'non-scaling-stroke', 'fill-rule': 'evenodd',
-    });
-    const title = svg('title');
-    title.textContent = p.code;
-    path.append(title);
-    group.append(path);
-  }
-  const labels = svg('g', { id: 'labels-layer' });
-  if (state.parcels.length <= 150) {
-    const size = state.viewBox[2] / 22; // about 16 px whatever the zoom
-    for (const p of state.parcels) {
-      const [clat, clon] = centroid(p.geometry);
-      const text = svg('text', { x: x(clon).toFixed(1), y: y(clat).toFixed(1), 'font-size': size.toFixed(1), class: 'map-label',
-        'text-anchor': 'middle', 'dominant-baseline': 'middle' });
-      text.textContent = p.code.split('-').pop();
-      labels.append(text);
+  const target = $('#map');
+  if (!state.map) {
+    if (!state.provisioned || $('#view-parcels').hidden || $('#map-wrap').hidden) return;
+    if (!window.ol || !state.cfg.map) {
+      target.dataset.state = 'no-library';
+      return;
     }
+    state.map = new FieldMap(target, {
+      cfg: state.cfg.map, token: () => state.token, lang: getLang, localState, onSelect: selectParcel,
+    });
+    state.map.setMode(state.mapMode);
   }
-  map.replaceChildren(group, labels, svg('g', { id: 'me-layer' }));
+  if (state.labelled !== state.parcels) {
+    state.labelled = state.parcels;
+    state.map.setLocalParcels(state.parcels);
+    state.map.setLabels(state.parcels.map((p) => {
+      const [lat, lon] = centroid(p.geometry);
+      return { code: p.code, lat, lon };
+    }));
+  }
+  state.map.map.updateSize();
+  state.map.select(state.selected);
+  state.map.fit(state.fullBox);
   renderMapPosition();
+  renderLegend();
 }
 
 function renderMapPosition() {
-  const layer = $('#me-layer');
-  if (!layer || !state.proj) return;
-  layer.replaceChildren();
-  if (!state.position) return;
-  const { lat, lon, accuracy_m: acc } = state.position;
-  const cx = state.proj.x(lon);
-  const cy = state.proj.y(lat);
-  const vb = state.viewBox || [0, 0, 100, 100];
-  const dot = Math.max(vb[2], vb[3]) / 60;
-  layer.append(
-    svg('circle', { cx, cy, r: Math.max(acc, dot), class: 'me-accuracy', 'vector-effect': 'non-scaling-stroke' }),
-    svg('circle', { cx, cy, r: dot, class: 'me', id: 'me-dot', 'vector-effect': 'non-scaling-stroke' }),
-  );
+  if (!state.map) return;
+  state.map.setPosition(state.position);
+  state.map.setPlanned(orderPlanned(state.planned, state.position, sampledHere()));
+  renderLegend();
 }
 
-function zoom(factor, centre) {
-  if (!state.viewBox) return;
-  const [vx, vy, vw, vh] = state.viewBox;
-  const [cx, cy] = centre || [vx + vw / 2, vy + vh / 2];
-  const w = Math.min(Math.max(vw * factor, 20), state.fullViewBox[2] * 4);
-  const h = (vh / vw) * w;
-  state.viewBox = [cx - w / 2, cy - h / 2, w, h];
-  renderMap();
+function renderLegend() {
+  const colours = { ...state.cfg.map.colours[state.mapMode] };
+  if (state.mapMode === 'sampling') Object.assign(colours, { pending: '#f2b705', problem: '#d62d20' });
+  const items = Object.entries(colours).map(([key, colour]) => {
+    const span = el('span', t(`map_${key}`));
+    const swatch = document.createElement('i');
+    swatch.style.background = colour;
+    span.prepend(swatch);
+    return span;
+  });
+  $('#map-legend').replaceChildren(...items);
+  const open = orderPlanned(state.planned, state.position, sampledHere());
+  const next = open[0];
+  $('#map-next').textContent = next
+    ? (next.distance_m == null ? t('map_next', { code: next.parcel }) : t('map_next_d', { code: next.parcel, d: formatDistance(next.distance_m) }))
+    : '';
+  $('#map-next').dataset.parcel = next ? next.parcel : '';
+  if (open.length) $('#map-legend').append(el('span', `▲ ${t('map_planned', { n: open.length })}`));
+  $('#map-mode').textContent = state.mapMode === 'sampling' ? t('map_by_grade') : t('map_by_state');
+}
+
+/** Ask the service worker to keep the assignment area's tiles (after provisioning and syncs). */
+async function cacheTiles(force) {
+  const m = state.cfg.map;
+  if (!m || !state.fullBox || !('serviceWorker' in navigator)) return;
+  const last = (await getMeta('tile_cache')) || {};
+  const pad = 0.1 * Math.max(state.fullBox[2] - state.fullBox[0], state.fullBox[3] - state.fullBox[1], 0.002);
+  const box = [state.fullBox[0] - pad, state.fullBox[1] - pad, state.fullBox[2] + pad, state.fullBox[3] + pad];
+  const fresh = last.box === box.join() && last.at && Date.now() - Date.parse(last.at) < 15 * 60 * 1000;
+  if (fresh && !force) return;
+  const reg = await navigator.serviceWorker.ready;
+  if (!reg.active) return;
+  await setMeta('tile_cache', { ...last, box: box.join(), requested: new Date().toISOString() });
+  reg.active.postMessage({
+    type: 'cache-tiles', token: state.token, bbox: box, tiles: m.tiles, layers: m.layers,
+    basemap: m.basemap && m.basemap.offline ? m.basemap.url : null, ...m.offline,
+  });
+}
+
+async function onWorkerMessage(event) {
+  const msg = event.data || {};
+  if (msg.type !== 'tiles-cached' || msg.error) return;
+  const last = (await getMeta('tile_cache')) || {};
+  await setMeta('tile_cache', { ...last, ...msg });
+  document.body.dataset.tilesCached = String(msg.tiles);
+  renderDevice();
 }
 
 function renderParcelOptions(ranked) {
@@ -691,6 +732,11 @@ async function renderDevice() {
   $('#device-who').textContent = t('provisioned_as', { device: device || '?', user: user || '?' });
   const ready = document.body.dataset.offlineReady === 'true';
   $('#offline-ready').textContent = ready ? t('offline_ready') : t('offline_not_ready');
+  const tiles = await getMeta('tile_cache');
+  $('#offline-map').textContent = tiles && tiles.zooms && tiles.zooms.length
+    ? t(tiles.full ? 'offline_map_full' : 'offline_map', { n: tiles.tiles, mb: (tiles.bytes / 1048576).toFixed(1),
+      z0: tiles.zooms[0], z1: tiles.zooms[tiles.zooms.length - 1] })
+    : t('offline_map_none');
 }
 
 // --- the sample form ---------------------------------------------------------------------------------------
@@ -864,11 +910,13 @@ function showView(view) {
 }
 
 function bindEvents() {
+  initPlans({ onSelect: (code) => selectParcel(code), onChange: () => { renderParcels(); renderPlans(state); } });
   for (const b of document.querySelectorAll('#tabs button')) b.addEventListener('click', () => showView(b.dataset.view));
   const toggleLang = async () => {
     setLang(getLang() === 'zh' ? 'en' : 'zh');
     await setMeta('lang', getLang());
     translate();
+    retranslateSyncMsg();
     renderAll();
   };
   $('#lang').addEventListener('click', toggleLang);
@@ -911,6 +959,7 @@ function bindEvents() {
     $('#parcel-list').hidden = true;
     $('#show-map').setAttribute('aria-pressed', 'true');
     $('#show-list').setAttribute('aria-pressed', 'false');
+    renderMap();
   });
   $('#show-list').addEventListener('click', () => {
     $('#map-wrap').hidden = true;
@@ -918,23 +967,20 @@ function bindEvents() {
     $('#show-map').setAttribute('aria-pressed', 'false');
     $('#show-list').setAttribute('aria-pressed', 'true');
   });
-  $('#map').addEventListener('click', (e) => {
-    const code = e.target.closest('[data-code]') && e.target.closest('[data-code]').dataset.code;
-    if (code) selectParcel(code);
+  $('#map-mode').addEventListener('click', () => {
+    state.mapMode = state.mapMode === 'sampling' ? 'grade' : 'sampling';
+    if (state.map) state.map.setMode(state.mapMode);
+    renderLegend();
   });
   $('#parcel-list').addEventListener('click', (e) => {
     const button = e.target.closest('button[data-code]');
     if (button) selectParcel(button.dataset.code);
   });
-  $('#zoom-in').addEventListener('click', () => zoom(0.5));
-  $('#zoom-out').addEventListener('click', () => zoom(2));
-  $('#zoom-fit').addEventListener('click', () => {
-    state.viewBox = null;
-    renderMap();
-  });
-  $('#zoom-me').addEventListener('click', () => {
-    if (state.position && state.proj) zoom(state.viewBox[2] > 600 ? 600 / state.viewBox[2] : 1, [state.proj.x(state.position.lon), state.proj.y(state.position.lat)]);
-  });
+  $('#zoom-in').addEventListener('click', () => state.map && state.map.zoomBy(1));
+  $('#zoom-out').addEventListener('click', () => state.map && state.map.zoomBy(-1));
+  $('#zoom-fit').addEventListener('click', () => state.map && state.map.fit(state.fullBox, true));
+  $('#zoom-me').addEventListener('click', () => state.map && state.map.centreOn(state.position));
+  if ('serviceWorker' in navigator) navigator.serviceWorker.addEventListener('message', onWorkerMessage);
   $('#f-parcel').addEventListener('change', () => {
     state.parcelTouched = true;
     onParcelChosen();
@@ -955,12 +1001,12 @@ function bindEvents() {
 
 function selectParcel(code) {
   state.selected = code;
-  renderMap();
+  if (state.map) state.map.select(code);
   renderParcelInfo();
 }
 
 // Exposed for tests and debugging in the console; the app never reads it.
-window.fieldApp = { state, syncNow: () => requestSync('button'), DATA_FIELDS };
+window.fieldApp = { state, syncNow: () => requestSync('button'), cacheTiles: () => cacheTiles(true), DATA_FIELDS };
 
 main().catch((err) => {
   console.error(err);

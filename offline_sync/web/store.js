@@ -1,7 +1,8 @@
 // IndexedDB: the device's copy of its assignment (places, the team's samples) and its outbox.
 //
 // Stores:
-//   meta        key/value: server, device_id, token, user, cursor, last_sync, inflight push, lang, config
+//   meta        key/value: server, device_id, token, user, cursor, last_sync, inflight push, lang, config,
+//               planned_points (the open planned points: shape in plans.js), parcel_order
 //   regions, farm_parks, parcels (keyPath code), assignments (keyPath id), samples (keyPath id, index code)
 //   outbox      keyPath id: the samples made on this phone, with their sync status
 //   photos      keyPath sha256: compressed photo bytes and their upload progress
@@ -85,5 +86,6 @@ export function clearPlaces() {
   return tx([...PLACE_STORES, 'meta'], 'readwrite', async (s) => {
     for (const name of PLACE_STORES) s[name].clear();
     s.meta.delete('cursor');
+    s.meta.delete('planned_points'); // plans.js PLANNED_KEY
   });
 }

@@ -2,6 +2,7 @@
 // resumably, pull changes with the server's cursor. Every step keeps its progress in IndexedDB, so
 // a lost connection or a closed app resumes where it stopped and a retry never duplicates.
 
+import { PLANNED_KEY, applyPlannedChanges } from './plans.js';
 import { clearPlaces, done, getMeta, setMeta, tx } from './store.js';
 
 export class SyncError extends Error {
@@ -327,6 +328,9 @@ export function dataFromServer(row) {
 
 export async function applyChanges(changes, cursor) {
   await tx(['regions', 'farm_parks', 'parcels', 'assignments', 'samples', 'outbox', 'meta'], 'readwrite', async (s) => {
+    if (changes.some((c) => c.type === 'planned_point')) { // kept under one meta key (plans.js: the store's shape)
+      s.meta.put(applyPlannedChanges(await done(s.meta.get(PLANNED_KEY)), changes), PLANNED_KEY);
+    }
     for (const change of changes) {
       const name = STORE_FOR[change.type];
       if (!name) continue;

@@ -71,7 +71,8 @@ def test_upload_fix_commit(app, client, field, lab_console, official):
     assert resp.status_code == 200
     page = text_of(resp)
     assert 'id="fix-needed"' in page and 'id="commit-form"' not in page
-    assert re.search(r'<tr class="exceeds" data-line="3"><td class="num">3</td><td class="mono">unit</td>', page)
+    assert re.search(r'<tr class="exceeds" data-line="3"><td class="num">3</td>'
+                     r'<td class="mono" data-quoted title="[^"]*">unit</td>', page)  # the file's own header
     assert re.search(r'data-count="converted">1<', page) and re.search(r'data-count="censored">1<', page)
     assert "NOT-YET-1" in page.split('id="held-codes"')[1]
     lab_results = client.get("/api/v1/lab/results", headers=official.headers).get_json()["items"]

@@ -7,6 +7,7 @@ import re
 import pytest
 
 from fieldsvc.console import map as parcel_map
+from tests.api.test_console_pages import importer, reviewer, scene  # noqa: F401 (fixtures)
 
 
 def square(lon: float, lat: float, size: float = 0.001) -> dict:
@@ -45,3 +46,34 @@ def test_squares_stay_square_at_their_latitude():
 def test_empty_and_unknown_geometry_draw_nothing():
     assert parcel_map.build([], "grade").shapes == []
     assert parcel_map.build([("X", {"type": "Point", "coordinates": [1, 2]}, "none")], "sampling").shapes == []
+
+
+def test_subject_pages_map_their_subject_and_a_parcels_samples(app, client, scene, reviewer, county):  # noqa: F811
+    """Village, farm-park and parcel pages carry the tile map's settings zoomed to their subject (its
+    outline and extent), the parcel page its samples with their GPS accuracy, the overview the surfaces."""
+    from tests.api.test_console_pages import map_config, text_of
+
+    _, console = reviewer
+    members = [f for f in county.parcels if f["properties"]["village"] == scene.village]
+    village = map_config(text_of(console.get(f"/console/village/{scene.village}")))
+    assert village["focus"]["kind"] == "village" and village["focus"]["code"] == scene.village
+    w, s, e, n = village["bbox"]
+    corners = [p for f in members for p in f["geometry"]["coordinates"][0]]
+    assert all(w - 1e-9 <= x <= e + 1e-9 and s - 1e-9 <= y <= n + 1e-9 for x, y in corners)
+    assert village["focus"]["outline"]["type"] in ("Polygon", "MultiPolygon") and village["surfaces"] is None
+    park_code = next(f["properties"]["farm_park"] for f in county.parcels if f["properties"].get("farm_park"))
+    park = map_config(text_of(console.get(f"/console/farm-park/{park_code}")))
+    assert park["focus"]["kind"] == "farm_park" and park["focus"]["code"] == park_code
+
+    clean = next(f for f in county.parcels if f["properties"]["code"] == scene.clean_parcel)
+    parcel = map_config(text_of(console.get(f"/console/parcel/{scene.clean_parcel}")))
+    assert parcel["focus"] == {"kind": "parcel", "code": scene.clean_parcel, "outline": clean["geometry"],
+                               "bbox": parcel["bbox"]}
+    xs = [p[0] for p in clean["geometry"]["coordinates"][0]]
+    assert parcel["bbox"][0] == min(xs) and parcel["bbox"][2] == max(xs)
+    codes = {p["code"] for p in parcel["points"]}
+    assert scene.clean_sample in codes and scene.flagged_sample not in codes  # its own samples only
+    assert [p["accuracy_m"] for p in parcel["points"]] == [4.5]
+    overview = map_config(text_of(console.get(f"/console/county/{scene.county}")))
+    assert "Cd" in overview["surfaces"]["analytes"]
+    assert overview["surfaces"]["png"] == f"/console/map/surface/{scene.county}/ANALYTE.png"

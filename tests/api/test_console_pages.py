@@ -308,7 +308,7 @@ def test_every_page_renders_for_an_official(app, client, scene, reviewer, import
     assert console.get(f"/console/farm-park/{park}").status_code == 200
     parcel = text_of(console.get(f"/console/parcel/{scene.clean_parcel}"))
     assert scene.clean_sample in parcel  # the sample and its (pending) Cd result
-    assert re.search(r'<td>Cd</td><td class="num">0\.10?</td>', parcel)
+    assert re.search(r'<td>镉 \(Cd\)</td><td class="num">0\.10?</td>', parcel)
     queues = text_of(console.get("/console/queues"))
     counts = dict(re.findall(r'data-queue="([a-z_]+)">(\d+)<', queues))
     assert counts == {"conflicts": "1", "held_samples": "1", "held_results": "1", "pending_results": "7",
@@ -325,7 +325,7 @@ def test_every_page_renders_for_an_official(app, client, scene, reviewer, import
         assert resp.status_code == 200, path
         assert resp.headers["Cache-Control"] == "no-store"
     audit = text_of(console.get(f"/console/audit/sync_conflict/{scene.conflict_id}"))
-    assert "conflict_hard" in audit or "conflict_" in audit
+    assert "同步冲突：同一编号的不同记录" in audit and "conflict_" not in audit.split("<main>")[1]  # in words
     assert console.get("/console/audit/password/x").status_code == 404
 
 
@@ -359,7 +359,7 @@ def test_resolve_conflict_take_incoming_makes_a_new_sample_version(client, scene
     console.get(f"/console/conflicts/{scene.conflict_id}")
     bad = console.post(f"/console/conflicts/{scene.conflict_id}/resolve", {"resolution": "merge",
                                                                            "pick.depth_bottom_cm": "both"})
-    assert bad.status_code == 422 and "pick.depth_bottom_cm" in text_of(bad)
+    assert bad.status_code == 422 and 'data-field="pick.depth_bottom_cm"' in text_of(bad)
     resp = console.post(f"/console/conflicts/{scene.conflict_id}/resolve", {"resolution": "take_incoming"})
     assert resp.status_code == 303
     item = client.get(f"/api/v1/conflicts/{scene.conflict_id}", headers=importer.headers).get_json()
@@ -441,7 +441,7 @@ def test_grading_run_certificate_issue_labels_revoke(app, client, scene, reviewe
     assert console.get("/console/labels.pdf", query_string={"codes": code, "start_slot": "-1"}).status_code == 422
     console.get(f"/console/certificates/{code}")
     assert console.post(f"/console/certificates/{code}/revoke", {"reason": "x"}).status_code == 422
-    revoked = console.post(f"/console/certificates/{code}/revoke", {"reason": "复检不合格 <b>Cd</b>"})
+    revoked = console.post(f"/console/certificates/{code}/revoke", {"reason": "复检不合格 <b>Cd</b>", "confirmed": "1"})
     assert revoked.status_code == 303
     body = client.get(f"/api/v1/certificates/{code}", headers=importer.headers).get_json()
     assert body["status"] == "revoked" and body["reason"] == "复检不合格 <b>Cd</b>"
@@ -462,7 +462,8 @@ def test_certificate_list_pages_back_and_a_parcel_shows_all_its_certificates(app
                                                  "rule_pack": "green_food_soil"}).status_code == 303
     codes = []
     for _ in range(2):  # the second supersedes the first: two certificates of one parcel
-        issued = console.post("/console/certificates", {"subject_type": "parcel", "code": scene.clean_parcel})
+        issued = console.post("/console/certificates", {"subject_type": "parcel", "code": scene.clean_parcel,
+                                                         "confirmed": "1"})
         assert issued.status_code == 303
         codes.append(issued.headers["Location"].rsplit("/", 1)[1])
     monkeypatch.setattr(console_views, "CERTIFICATES_PAGE", 1)
@@ -491,10 +492,11 @@ def test_held_sample_link_and_dismiss_and_held_result(app, client, scene, review
     unlinked = console.post(f"/console/samples/{sample_id}/link")
     assert unlinked.status_code == 409 and 'data-code="unknown_parcel"' in text_of(unlinked)
     assert console.post(f"/console/results/{result_id}/link").status_code == 409
-    assert console.post(f"/console/samples/{sample_id}/dismiss").status_code == 303
+    assert console.post(f"/console/samples/{sample_id}/dismiss", {"confirmed": "1"}).status_code == 303
     assert client.get(f"/api/v1/samples/{sample_id}", headers=importer.headers).get_json()["deleted"] is True
-    assert console.post(f"/console/samples/{sample_id}/dismiss").status_code == 409
-    assert console.post(f"/console/results/{result_id}/reject", {"reason": "bag never arrived"}).status_code == 303
+    assert console.post(f"/console/samples/{sample_id}/dismiss", {"confirmed": "1"}).status_code == 409
+    assert console.post(f"/console/results/{result_id}/reject", {"reason": "bag never arrived", "confirmed": "1"}
+                        ).status_code == 303
     result = client.get(f"/api/v1/lab/results/{result_id}", headers=importer.headers).get_json()
     assert result["status"] == "rejected" and result["rejected_reason"] == "bag never arrived"
     counts = dict(re.findall(r'data-queue="([a-z_]+)">(\d+)<', text_of(console.get("/console/queues"))))
@@ -554,7 +556,7 @@ def test_device_register_assign_revoke(app, client, scene, reviewer, importer, m
                                data={"csrf_token": console.token, "villages": []}).status_code == 303
     body = client.get(f"/api/v1/devices/{device_id}", headers=importer.headers).get_json()
     assert body["villages"] == [] and body["version"] == 2
-    assert console.post(f"/console/devices/{device_id}/revoke").status_code == 303
+    assert console.post(f"/console/devices/{device_id}/revoke", {"confirmed": "1"}).status_code == 303
     assert client.get("/api/v1/sync/config", headers=device_headers).status_code == 401
 
 
@@ -630,5 +632,5 @@ def test_console_shows_the_collect_settings_qr_beside_the_provisioning_qr(app, c
     again = text_of(console.get(f"/console/devices/{device_id}"))
     src = re.search(r'src="([^"]+)" alt="[^"]*" id="collect-qr"', again).group(1)
     assert decode_payload(decode_qr(src))["general"]["server_url"] == url
-    console.post(f"/console/devices/{device_id}/revoke")
+    console.post(f"/console/devices/{device_id}/revoke", {"confirmed": "1"})
     assert 'id="collect-qr"' not in text_of(console.get(f"/console/devices/{device_id}"))

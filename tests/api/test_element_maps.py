@@ -62,3 +62,51 @@ def test_map_errors_name_what_is_missing(app, client, official, county):
     assert_problem(client.get(f"/api/v1/maps/{county.county}/Cd.svg", headers=official.headers), 404, "not_found")
     assert_problem(client.get("/api/v1/maps/999999/Cd.json", headers=official.headers), 404, "not_found")
     assert client.get(f"/api/v1/maps/{county.county}/Cd.json").status_code == 401
+
+
+def test_overlay_png_lies_on_web_mercator_over_the_extent_and_matches_the_grid(app, client, official, county):
+    """The console lays ``.png?overlay=1`` over its tiles at the ``.json``'s ``extent``: each cell of the
+    GeoTIFF grid, taken at its centre, has its class colour at that place in the overlay."""
+    import numpy as np
+    import rasterio
+    from PIL import Image
+    from pyproj import Transformer
+
+    _sample_some(app, county)
+    base = f"/api/v1/maps/{county.county}/Cd"
+    body = client.get(base + ".json", headers=official.headers).get_json()
+    extent = body["extent"]
+    assert extent["epsg"] == 3857 and [c["label"] for c in body["legend"]][-1] == "not assessed"
+    w, s, e, n = extent["bbox"]
+    resp = client.get(base + ".png?overlay=1", headers=official.headers)
+    assert resp.status_code == 200 and resp.mimetype == "image/png"
+    img = Image.open(io.BytesIO(resp.data))
+    assert img.mode == "RGBA" and max(img.size) == 800
+    # the console's overview fetches the same picture and report through its session-signed route
+    assert client.get(f"/console/map/surface/{county.county}/Cd.png", headers=official.headers).data == resp.data
+    assert client.get(f"/console/map/surface/{county.county}/Cd.json", headers=official.headers).get_json()[
+        "extent"] == extent
+    assert abs(img.width / img.height - (e - w) / (n - s)) < 0.01  # square pixels in Web Mercator
+    with rasterio.open(io.BytesIO(client.get(base + ".tif", headers=official.headers).data)) as ds:
+        est, transform, epsg = ds.read(1), ds.transform, ds.crs.to_epsg()
+    to_merc = Transformer.from_crs(epsg, 3857, always_xy=True)
+    pixels = img.load()
+    limit = body["limit"]
+    checked = {"finite": 0, "nan": 0}
+    for row in range(0, est.shape[0], 7):
+        for col in range(0, est.shape[1], 7):
+            x, y = transform.c + (col + 0.5) * transform.a, transform.f + (row + 0.5) * transform.e
+            mx, my = to_merc.transform(x, y)
+            px, py = int((mx - w) / (e - w) * img.width), int((n - my) / (n - s) * img.height)
+            r, g, b, a = pixels[px, py]
+            value = est[row, col]
+            if np.isfinite(value):
+                want = (46, 139, 87) if value <= limit / 2 else (240, 200, 60) if value <= limit else (200, 50, 40)
+                assert ((r, g, b), a) == (want, 170), (row, col, value)
+                checked["finite"] += 1
+            else:
+                assert ((r, g, b), a) == ((200, 200, 200), 90)
+                checked["nan"] += 1
+    assert checked["finite"] > 10 and checked["nan"] > 10
+    assert_problem(client.get(base + ".png?overlay=maybe", headers=official.headers), 422, "validation_failed",
+                   "overlay")

@@ -201,7 +201,7 @@ def test_malformed_path_is_400_naming_the_part_and_past_max_zoom_404(client, off
         assert_problem(resp, 404, "not_found")
 
 
-def test_tiles_need_a_signed_in_caller_and_planned_is_an_empty_layer(client, official, county):
+def test_tiles_need_a_signed_in_caller_and_planned_is_empty_without_plans(client, official, county):
     assert get(client, "/tiles/parcels/3/0/0.mvt").status_code == 401
     resp = get(client, "/tiles/planned/14/0/0.mvt", official.headers)
     assert resp.status_code == 200 and resp.data == b"" and resp.headers["ETag"]

@@ -150,6 +150,8 @@ def test_console_flow(app, client, county, make_account, server, browser, databa
     # revoke it with a reason; the public page says revoked
     page.fill("#revoke-form input[name=reason]", "复检不合格 re-test failed")
     page.click("#revoke")
+    assert page.locator("#confirm-title").count() == 1  # asked once more, on a page of its own
+    page.click("#confirm")
     assert page.get_attribute("#cert-status .badge", "class").endswith("b-revoked")
     public = context.new_page()
     public.goto(f"{server}/C/{code}?lang=en")

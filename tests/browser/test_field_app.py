@@ -53,8 +53,9 @@ def test_service_worker_carries_the_shell_version_and_files(client):
     assert {"./", "config.json", "index.html", "app.js", "sync.js", "store.js", "i18n.js", "manifest.webmanifest",
             "style.css", "icons/icon-192.png"} <= set(shell)
     assert "sw.js" not in shell and not any(f.endswith(".py") for f in shell)
+    assert {"fieldmap.js", "/maps/ol.js", "/maps/ol.css"} <= set(shell)  # the map opens with no network
     for name in shell[1:]:  # every file the worker will cache is really there (config.json too)
-        assert get(client, f"/field/{name}").status_code == 200, name
+        assert get(client, name if name.startswith("/") else f"/field/{name}").status_code == 200, name
     assert client.get("/field/config.json").get_json()["version"] == version
     again = client.get("/field/sw.js", headers={"If-None-Match": resp.headers["ETag"]})
     assert again.status_code == 304
@@ -65,6 +66,22 @@ def test_config_advertises_photo_size_and_code_lists(client, app):
     assert body["photo_max_px"] == app.config["FIELD_PHOTO_MAX_PX"] == 1600
     assert body["photo_quality"] == 0.8 and body["low_accuracy_m"] == 30
     assert "paddy" in body["land_uses"] and "composite" in body["sample_types"]
+
+
+def test_config_carries_the_map_and_its_offline_bounds_and_the_csp_the_basemap(client, app):
+    body = client.get("/field/config.json").get_json()["map"]
+    assert body["tiles"] == "/tiles" and body["layers"] == ["parcels", "areas", "samples"] and body["basemap"] is None
+    assert body["offline"] == {"min_zoom": 12, "max_zoom": 17, "max_tiles": 3000, "max_bytes": 60 * 1024 * 1024}
+    assert "connect-src 'self';" in client.get("/field/").headers["Content-Security-Policy"]
+    app.config.update(BASEMAP_URL="https://{a-c}.tiles.example.org/{z}/{x}/{y}.png", BASEMAP_OFFLINE=True,
+                      FIELD_TILE_MIN_ZOOM=19, FIELD_TILE_MAX_ZOOM=25, FIELD_TILE_MAX_COUNT=0, FIELD_TILE_MAX_MB=0.5)
+    body = client.get("/field/config.json").get_json()["map"]
+    assert body["basemap"]["offline"] is True and body["basemap"]["url"].startswith("https://{a-c}.")
+    assert body["offline"] == {"min_zoom": 19, "max_zoom": 20, "max_tiles": 1, "max_bytes": 512 * 1024}
+    for path in ("/field/", "/field/sw.js"):  # the page draws basemap images; the worker fetches them
+        csp = client.get(path).headers["Content-Security-Policy"]
+        assert "img-src 'self' blob: data: https://*.tiles.example.org;" in csp
+        assert "connect-src 'self' https://*.tiles.example.org;" in csp
 
 
 @pytest.mark.parametrize("path", ["/field/nothing.js", "/field/tools/make_icons.py", "/field/../app.py",
@@ -160,6 +177,14 @@ def new_sample(page, context, feature, code, photo, accuracy=5.0, depth=("0", "2
     return lat, lon
 
 
+def click_parcel(page, feature) -> None:
+    """Tap the map at a point inside the parcel (the map is a canvas: the pixel comes from the map)."""
+    lat, lon = inside_point(feature)
+    x, y = page.evaluate(f"() => fieldApp.state.map.pixelOf({lon}, {lat})")
+    box = page.locator("#map").bounding_box()
+    page.mouse.click(box["x"] + x, box["y"] + y)
+
+
 def media_bytes(field, sha256: str) -> bytes:
     with field.api.get(f"/api/v1/media/{sha256}", headers=field.official_headers) as resp:
         assert resp.status_code == 200, resp.status_code
@@ -213,11 +238,22 @@ def test_provision_work_offline_and_sync_three_samples_with_photos(field, contex
     expect_attr(page, "#pending", "data-photos", "0", timeout=30_000)
     expect_attr(page, f"#records li[data-code='{next(iter(made))}'] .server-state", "data-state", "complete")
     page.screenshot(path=str(screenshots / "field-outbox-synced.png"))
+    from playwright.sync_api import expect
+
+    expect(page.locator("#sync-msg")).to_have_text("同步完成", timeout=15_000)
+    page.click("#lang")  # the message is re-worded in the new language, not left in Chinese
+    expect(page.locator("#sync-msg")).to_have_text("Sync complete")
+    page.click("#lang")
     page.click("#tabs button[data-view=parcels]")
-    expect_attr(page, f"#map path[data-code='{chosen[0]['properties']['code']}']", "class", "p-sampled")
-    page.click(f"#map path[data-code='{chosen[1]['properties']['code']}']")
+    expect_attr(page, "#map", "data-state", "ready")
+    first = chosen[0]["properties"]["code"]
+    wait_until(page, f"() => (fieldApp.state.map.parcelShown('{first}') || {{}}).state === 'complete'")
+    shown = page.evaluate(f"() => fieldApp.state.map.parcelShown('{first}')")
+    assert shown["state"] == "complete" and shown["category"] == "complete"  # the server's tile, after the sync
+    click_parcel(page, chosen[1])
+    expect_attr(page, "#map", "data-selected", chosen[1]["properties"]["code"])
     expect_attr(page, "#parcel-info #sample-here", "id", "sample-here")
-    assert page.locator("#me-dot").count() == 1  # the phone's position is on the map
+    assert page.get_attribute("#map", "data-position")  # the phone's position is on the map
     page.screenshot(path=str(screenshots / "field-map.png"))
 
     kept = page.evaluate("""() => new Promise((ok) => { const r = indexedDB.open('fieldsvc-field');

@@ -84,7 +84,28 @@
   var marks = new ol.source.Vector();
   layers.marks = new ol.layer.Vector({ source: marks, style: new ol.style.Style({
     stroke: new ol.style.Stroke({ color: '#e0a100', width: 3 }), fill: new ol.style.Fill({ color: '#e0a10033' }) }) });
-  stack.push(layers.parcels, layers.areas, layers.samples, layers.planned, layers.marks);
+  // A subject's page: its outline (and a parcel's samples with their GPS accuracy circles), kept drawn.
+  var focus = new ol.source.Vector();
+  layers.focus = new ol.layer.Vector({ source: focus, style: function (f) {
+    if (f.get('kind') === 'accuracy') {
+      return new ol.style.Style({ fill: new ol.style.Fill({ color: '#1b5fa833' }),
+                                  stroke: new ol.style.Stroke({ color: '#1b5fa8', width: 1.5 }) });
+    }
+    return new ol.style.Style({ stroke: new ol.style.Stroke({ color: '#e0a100', width: 4 }) });
+  } });
+  var geojson = new ol.format.GeoJSON();
+  if (cfg.focus && cfg.focus.outline) {
+    focus.addFeature(geojson.readFeature(cfg.focus.outline, { featureProjection: 'EPSG:3857' }));
+  }
+  (cfg.points || []).forEach(function (p) {
+    if (!p.accuracy_m) return;
+    var c = ol.proj.fromLonLat([p.lon, p.lat]);
+    var circle = new ol.Feature(new ol.geom.Circle(c, p.accuracy_m / Math.cos(p.lat * Math.PI / 180)));
+    circle.set('kind', 'accuracy');
+    circle.set('code', p.code);
+    focus.addFeature(circle);
+  });
+  stack.push(layers.parcels, layers.areas, layers.focus, layers.samples, layers.planned, layers.marks);
 
   var popup = document.createElement('div');
   popup.className = 'map-popup';
@@ -99,8 +120,10 @@
   if (!cfg.basemap) el.classList.add('plain');
   window.fieldsvcMap = map;
   if (cfg.bbox) {
-    view.fit(ol.proj.transformExtent(cfg.bbox, 'EPSG:4326', 'EPSG:3857'), { padding: [12, 12, 12, 12] });
+    view.fit(ol.proj.transformExtent(cfg.bbox, 'EPSG:4326', 'EPSG:3857'),
+             { padding: cfg.focus ? [40, 40, 40, 40] : [12, 12, 12, 12], maxZoom: 19 });
   }
+  if (cfg.focus) el.setAttribute('data-focus', cfg.focus.kind + ':' + cfg.focus.code);
 
   // --- popups ------------------------------------------------------------------------------------
   function row(label, value) {
@@ -198,6 +221,67 @@
     });
   });
   showLegend();
+
+  // --- element surfaces: the estimation grid as an image over the tiles (overview) ------------------
+  var surfaceSelect = document.querySelector('[data-surface]');
+  if (surfaceSelect && cfg.surfaces) {
+    var surfaceLegend = document.getElementById('surface-legend');
+    var fmt = function (key, vars) {
+      return t(key).replace(/\{(\w+)\}/g, function (_, k) { return vars[k] != null ? vars[k] : ''; });
+    };
+    var legendItem = function (colour, text) {
+      var span = document.createElement('span');
+      var i = document.createElement('i');
+      i.style.background = colour;
+      span.appendChild(i);
+      span.appendChild(document.createTextNode(text));
+      return span;
+    };
+    surfaceSelect.addEventListener('change', function () {
+      var analyte = surfaceSelect.value;
+      if (layers.surface) { map.removeLayer(layers.surface); layers.surface = null; }
+      surfaceLegend.hidden = true;
+      surfaceLegend.textContent = '';
+      el.setAttribute('data-surface', '');
+      if (!analyte) return;
+      fetch(cfg.surfaces.json.replace('ANALYTE', encodeURIComponent(analyte)),
+            { credentials: 'same-origin', headers: { Accept: 'application/json' } })
+        .then(function (r) { return r.ok ? r.json() : Promise.reject(r.status); })
+        .then(function (report) {
+          if (surfaceSelect.value !== analyte) return;
+          var source = new ol.source.ImageStatic({ url: cfg.surfaces.png.replace('ANALYTE', encodeURIComponent(analyte)),
+                                                   imageExtent: report.extent.bbox, projection: 'EPSG:3857' });
+          layers.surface = new ol.layer.Image({ opacity: 0.75, source: source });
+          el.setAttribute('data-state', 'loading');  // "ready" again once the picture is drawn
+          source.on('imageloadend', function () { el.setAttribute('data-surface', analyte); });
+          // over the parcels (which would hide it), under the outlines, points and marks
+          map.getLayers().insertAt(map.getLayers().getArray().indexOf(layers.parcels) + 1, layers.surface);
+          var unit = report.unit ? ' ' + report.unit : '';
+          report.legend.forEach(function (item, k) {
+            var text = item.label;
+            if (report.limit != null) {
+              var half = +(report.limit / 2).toPrecision(3);
+              text = k === 0 ? fmt('surface_half', { v: half + unit }) : k === 1 ? fmt('surface_limit', { v: report.limit + unit })
+                : k === 2 ? fmt('surface_above', { v: report.limit + unit }) : t('surface_not_assessed');
+            } else if (k === report.legend.length - 1) {
+              text = t('surface_not_assessed');
+            }
+            surfaceLegend.appendChild(legendItem(item.colour, text));
+          });
+          var cv = report.cross_validation || {};
+          var note = document.createElement('p');
+          note.className = 'muted';
+          note.textContent = fmt('surface_note', { method: t('surface_' + report.method), n: report.samples,
+            rmse: cv.rmse != null ? (+cv.rmse.toPrecision(2)) + unit : '—' });
+          surfaceLegend.appendChild(note);
+          surfaceLegend.hidden = false;
+        })
+        .catch(function () {
+          surfaceLegend.textContent = t('surface_failed');
+          surfaceLegend.hidden = false;
+        });
+    });
+  }
 
   // --- search: a parcel, village, farm park or bag code → fly to it ---------------------------------
   var form = document.getElementById('map-search');

@@ -3,7 +3,6 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import time
 from collections import Counter
 from dataclasses import replace
 from datetime import date
@@ -306,11 +305,10 @@ def test_render_certificate_returns_pdf_bytes():
     assert pdf.startswith(b"%PDF-") and pdf.rstrip().endswith(b"%%EOF")
 
 
-def test_a_thousand_labels_render_quickly():
+def test_a_thousand_labels_render_on_48_pages_in_order():
+    """(How fast: ``bench/certificates.py``, target ≤ 5 s for 1,000 labels; not timed here.)"""
     labels = make_labels(1000)
-    started = time.perf_counter()
     rendered = render_labels_with_layout(labels, "a4_3x7")
-    assert time.perf_counter() - started < 5
     assert rendered.pages == 48 and len(rendered.qr) == 1000
     assert [p.text for p in rendered.qr] == [label.verify_url for label in labels]
 

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
+from decimal import Decimal
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -45,17 +48,31 @@ def test_sample_hash_text_equals_its_definition(data):
     assert fast == general(data)
 
 
+_stdlib = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str).encode
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(min_value=-(2**63), max_value=2**64 - 1) | texts
+    | st.floats(allow_nan=False, allow_infinity=False).filter(lambda f: "e-0" not in repr(f)),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3),
+    max_leaves=12)
+
+
 @settings(max_examples=600, deadline=None)
-@given(texts, texts, texts, texts, texts, texts, numbers, numbers, numbers, numbers, numbers,
-       st.none() | st.booleans(), st.none() | st.dictionaries(st.text(max_size=3), numbers | texts, max_size=3),
-       media)
-def test_row_text_equals_canonical_json_of_row_data(code, raw_time, land_use, note, parcel, kind, top, bottom,
-                                                    accuracy, lat, lon, mock, raw, manifest):
-    row = {"code": code, "collected_at_raw": raw_time, "land_use_observed": land_use, "note": note,
-           "parcel_code": parcel, "sample_type": kind, "depth_top_cm": top, "depth_bottom_cm": bottom,
-           "accuracy_m": accuracy, "lat": lat, "lon": lon, "mock_location": mock, "location_raw": raw,
-           "media": manifest}
-    assert samples._row_text(row) == audit_json(samples.row_data(row))
+@given(json_values)
+def test_canonical_json_is_the_sorted_compact_form_the_standard_library_writes(value):
+    """orjson writes it; the form is the standard library's sort_keys/compact/non-ASCII JSON (the
+    two spell a small float's exponent differently: ``1e-7`` against ``1e-07``, left out here)."""
+    assert audit_json(value) == _stdlib(value)
+    assert json.loads(audit_json(value)) == value
+
+
+@pytest.mark.parametrize("value, text", [
+    ({"b": 1, "a": [1e-07, None]}, '{"a":[1e-7,null],"b":1}'),
+    ({"n": 2**70, "a": 1}, '{"a":1,"n":1180591620717411303424}'),  # beyond orjson: the stdlib writes it
+    ({"t": datetime(2026, 11, 20, 0, 30, tzinfo=UTC)}, '{"t":"2026-11-20 00:30:00+00:00"}'),
+    ({"d": Decimal("1.50"), 1: True}, '{"1":true,"d":"1.50"}'),
+])
+def test_canonical_json_of_values_json_has_no_type_for(value, text):
+    assert audit_json(value) == text
 
 
 finite = st.none() | st.booleans() | st.integers(min_value=-(10**20), max_value=10**20) | st.floats(
@@ -77,8 +94,6 @@ fixes = st.fixed_dictionaries({"lat": st.floats(-90, 90) | st.integers(-90, 90),
 @settings(max_examples=400, deadline=None)
 @given(st.none() | fixes | fixes.map(_as_phones_send))
 def test_new_row_writes_the_stored_raw_fix_and_data_text_once_for_both(location):
-    from datetime import UTC, datetime
-
     from fieldsvc.auth.principal import SYSTEM
 
     clean = {"code": "B-1", "parcel": "P-1", "collected_at": "2026-11-20T08:30:00+08:00", "location": location,
@@ -89,5 +104,5 @@ def test_new_row_writes_the_stored_raw_fix_and_data_text_once_for_both(location)
                           SYSTEM, "h")
     assert row["data_json"] == audit_json(samples.row_data(row))
     stored = row["location_raw_json"]  # what the location_raw column holds on SQLite
-    assert stored == ("null" if location is None else samples._raw_text(location["raw"]))
+    assert stored == ("null" if location is None else audit_json(location["raw"] or {}))
     assert json.loads(stored) == (None if location is None else location["raw"])
