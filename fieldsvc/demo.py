@@ -3,12 +3,20 @@
 The whole pipeline shows up in `make run`: places, a sampler's phone with its pushes and photos,
 a lab's results (with censored values and a QC batch), an official's approvals, grades for every
 parcel, village, farm park and the county, and certificates (one of them revoked).
+
+The samples follow a survey's design (``places.demo_data.survey_parcels``: a grid of about one
+sample per 15 ha over the whole county, a few areas the survey did not reach) plus every parcel
+of the first farm park (the showcase that can be certified), and their values follow a spatial
+law (``element_trend``: a Cd hot spot downstream of an old smelter, a Se-rich belt, a pH
+gradient), so the county shows what real survey data gives: most parcels estimated from their
+neighbours, most villages assessed, a few not assessed, and element maps with structure.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
+import math
 import os
 import uuid
 from dataclasses import dataclass
@@ -33,14 +41,13 @@ from .lab.models import LabResult
 from .lab.services import import_results, review_results
 from .media.services import receive_chunk, storage
 from .places import services as places
-from .places.demo_data import DemoCounty, generate_county
+from .places.demo_data import DemoCounty, generate_county, local_xy, parcel_centre, survey_parcels
 from .places.models import Parcel, Region
 from .sync.push import push
 
 # Demo accounts for trying the API locally; the README says to remove them for real use.
 DEMO_PASSWORD = "demo-password"
 DEMO_USERS = (("admin", "admin"), ("official", "official"), ("lab", "lab"), ("sampler", "sampler"))
-SAMPLED_VILLAGES = 6  # the first farm park's villages, then the next villages in code order
 PHOTOS = 24  # the first samples carry a photo
 BATCH = 500
 DEMO_LAB = "青禾县土壤检测实验室 Qinghe soil lab"
@@ -52,6 +59,7 @@ class DemoSample:
     code: str
     land_use: str
     parcel: str
+    trend: dict[str, float] | None = None  # where the sample lies in the demo's spatial law
 
 
 def load_demo(*, parcels: int = 20_000, seed: int = 391, if_empty: bool = False,
@@ -66,12 +74,14 @@ def load_demo(*, parcels: int = 20_000, seed: int = 391, if_empty: bool = False,
     echo(f"demo county {county.county}: {len(county.regions)} regions, {len(county.parcels)} parcels")
     result = load_places(county)
     _demo_accounts(county.county)
-    villages = sampled_villages(county)
+    parcels_sampled = survey_design(county)
+    village_of = {f["properties"]["code"]: f["properties"]["village"] for f in county.parcels}
+    villages = sorted({village_of[code] for code in parcels_sampled})
     device = register_device({"name": "Demo phone", "user": "sampler", "villages": villages, "parcels": []},
                              SYSTEM, secret_key=secret_key)
     phone = Actor(device.device.user_id, "sampler", "sampler", county.county, device_pk=device.device.id,
                   device_id=device.device.device_id)
-    samples = push_demo_samples(county, villages, phone)
+    samples = push_demo_samples(county, parcels_sampled, phone)
     echo(f"pushed {len(samples)} samples from the demo phone")
     lab_outcome = import_results(make_demo_results(samples, seed), "demo-lab-results.csv", _actor("lab"),
                                  lab=DEMO_LAB)
@@ -111,25 +121,44 @@ def load_places(county: DemoCounty) -> places.ImportResult:
     return places.import_parcels(county.feature_collection(), SYSTEM, max_features=len(county.parcels))
 
 
-def sampled_villages(county: DemoCounty) -> list[str]:
-    """Every parcel of these villages gets a sample: the first park's villages come first, so it can grade A."""
+def survey_design(county: DemoCounty) -> list[str]:
+    """The parcels sampled: every parcel of the first farm park (so it can grade A and be certified
+    on measured values), then the county survey's grid (``survey_parcels``), in that order."""
     park = county.farm_parks[0]["code"]
-    chosen = sorted({f["properties"]["village"] for f in county.parcels if f["properties"].get("farm_park") == park})
-    for region in county.regions:
-        if len(chosen) >= SAMPLED_VILLAGES:
-            break
-        if region["level"] == "village" and region["code"] not in chosen:
-            chosen.append(region["code"])
-    return chosen
+    chosen = [f["properties"]["code"] for f in county.parcels if f["properties"].get("farm_park") == park]
+    seen = set(chosen)
+    return chosen + [code for code in survey_parcels(county) if code not in seen]
 
 
-def push_demo_samples(county: DemoCounty, villages: list[str], phone: Actor) -> list[DemoSample]:
-    """One sample per parcel of ``villages``, pushed in batches like a phone would, and its photos uploaded.
+def element_trend(x_m: float, y_m: float) -> dict[str, float]:
+    """The demo county's spatial law at a point (metres east and north of its origin).
+
+    Multipliers of each element's typical value (``pH``: added): a Cd hot spot downstream of an
+    old smelter in the east (Cd above the paddy limit near its centre), raised Pb around the county
+    town, As rising gently eastwards, a Se-rich belt running north-east through the first farm
+    park, pH more acid in the north-west. Samples add their own noise (``lab.demo``).
+    """
+    x, y = x_m / 1000, y_m / 1000
+    bump = lambda cx, cy, s: math.exp(-((x - cx) ** 2 + (y - cy) ** 2) / (2 * s * s))  # noqa: E731
+    belt = (y - 2.0 - 0.8 * (x - 3.8)) / math.hypot(1.0, 0.8)  # signed distance to the Se belt's axis, km
+    def wave(k: int) -> float:  # a smooth regional field (wavelengths 6-11 km), different per element
+        return math.exp(0.12 * (math.sin(x / (1.0 + 0.3 * k) + k) + math.cos(y / (1.4 + 0.2 * k) + 2 * k)))
+
+    return {"Cd": wave(1) * (1.0 + 2.2 * bump(12.5, 11.0, 1.1)), "Hg": wave(2),
+            "Pb": wave(3) * (1.0 + 0.4 * bump(5.0, 15.0, 1.5)), "As": wave(4) * (0.85 + 0.025 * x),
+            "Cr": wave(5), "Cu": wave(6), "Ni": wave(7), "Zn": wave(8),
+            "Se": wave(9) * (1.0 + 0.9 * math.exp(-belt * belt / (2 * 1.2 * 1.2))),
+            "pH": 0.04 * (x - 8.0) - 0.03 * (y - 9.5) + 0.25 * math.sin(x / 1.8 + y / 2.5)}
+
+
+def push_demo_samples(county: DemoCounty, parcel_codes: list[str], phone: Actor) -> list[DemoSample]:
+    """One sample on each of ``parcel_codes``, pushed in batches like a phone would, and its photos uploaded.
 
     The first samples carry a photo; one photo, on a parcel outside the showcase park, never
     arrives, so that sample stays ``awaiting_media`` and out of grading, as on a real phone.
     """
-    features = [f for f in county.parcels if f["properties"]["village"] in set(villages)]
+    by_code = {f["properties"]["code"]: f for f in county.parcels}
+    features = [by_code[code] for code in parcel_codes]
     park = county.farm_parks[0]["code"]
     missing = max((n for n, f in enumerate(features) if f["properties"].get("farm_park") != park), default=-1)
     records, photos, made = [], [], []
@@ -145,7 +174,8 @@ def push_demo_samples(county: DemoCounty, villages: list[str], phone: Actor) -> 
             if n != missing:
                 photos.append(photo)
         records.append({"type": "sample", "id": sample_id, "base_version": None, "deleted": False, "data": data})
-        made.append(DemoSample(sample_id, code, props["land_use"], props["code"]))
+        made.append(DemoSample(sample_id, code, props["land_use"], props["code"],
+                               element_trend(*local_xy(county, *parcel_centre(feature)))))
     config = current_app.config
     for start in range(0, len(records), BATCH):
         body = {"device_sent_at": isoformat(utcnow()), "schema_version": 1, "records": records[start:start + BATCH]}
@@ -190,9 +220,7 @@ def _failing_parcels(park: str) -> list[tuple[str, list[str]]]:
 
 
 def _sample_data(feature: dict[str, Any], code: str, n: int) -> dict[str, Any]:
-    ring = feature["geometry"]["coordinates"][0][:4]
-    lon = sum(p[0] for p in ring) / 4
-    lat = sum(p[1] for p in ring) / 4
+    lon, lat = parcel_centre(feature)
     accuracy, mock = 4.0 + n % 7, False
     if n == 5:
         accuracy = 48.0  # a poor fix: flagged low_accuracy

@@ -30,6 +30,7 @@ from .events import (
 from .grading import plans, regrade
 from .lab import services as lab
 from .samples import services as samples
+from .tiles import cache as tile_cache
 
 
 def link_held_samples(e: ParcelsImported) -> None:
@@ -73,6 +74,12 @@ def revoke_unqualified(e: GradesChanged) -> None:
         certificates.on_grade_changed(c.subject_type, c.code, c.qualified, c.reason)
 
 
+def drop_cached_tiles(_e: ParcelsImported | ParcelsChanged | SamplesCreated | SamplesChanged | ResultsApproved
+                      | GradesChanged) -> None:
+    """Parcel tiles show parcels, their grades and sampling state: a cached tile is stale after any of these."""
+    tile_cache.invalidate()
+
+
 CHAIN: Chain = (
     (ParcelsImported, link_held_samples),
     (ParcelsImported, regrade_new_parcels),
@@ -84,6 +91,12 @@ CHAIN: Chain = (
     (MediaCompleted, complete_samples),
     (ResultsApproved, regrade_approved),
     (GradesChanged, revoke_unqualified),
+    (ParcelsImported, drop_cached_tiles),
+    (ParcelsChanged, drop_cached_tiles),
+    (SamplesCreated, drop_cached_tiles),
+    (SamplesChanged, drop_cached_tiles),
+    (ResultsApproved, drop_cached_tiles),
+    (GradesChanged, drop_cached_tiles),
 )
 UNHANDLED = (CertificateIssued, CertificateRevoked)  # published for the record; nothing follows yet
 

@@ -13,7 +13,7 @@ from .places.models import FarmPark, Parcel, Region
 from .samples.models import Sample, SyncConflict
 from .sequence import SequenceCounter
 from .sync.models import IdempotentPush, SyncMeta
-from .tiles.models import AreaOutline
+from .tiles.models import AreaOutline, CachedTile
 
 __all__ = [
     "ApiToken", "Approval", "AreaOutline", "AuditEvent", "Certificate", "CertificateScan", "Device", "DeviceAssignment",
@@ -22,5 +22,5 @@ __all__ = [
     "ReferenceMaterial", "Region", "RollupMember", "RollupSum", "RulePackVerification", "Sample", "SampleMedia",
     "SamplingPlan",
     "SequenceCounter", "SyncConflict", "SyncMeta",
-    "User",
+    "CachedTile", "User",
 ]

@@ -6,6 +6,11 @@ about thirty strings.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
+from ..grading.basis import Basis, area_basis_text, basis_text
+
 SUPPORTED = ("zh", "en")
 DEFAULT = "zh"
 MAX_HEADER = 512
@@ -177,6 +182,13 @@ def conclusion_sentence(conclusion: dict | None, subject_kind: str, lang: str) -
     topic = STANDARD_TOPICS[lang].get(conclusion.get("pack", ""), standard)
     verdict = conclusion.get("verdict")
     failing = [analyte_name(a, lang) for a in conclusion.get("failing") or []]
+    if verdict == "not_assessed":  # an area below coverage: not judged, never "does not meet" (DESIGN §5)
+        if lang == "zh":
+            text = f"结论：尚未评价（按{topic}（{standard}）标准，有样品依据的面积不足）"
+            return text + (f"，超标元素：{'、'.join(failing)}。" if failing else "。")
+        text = (f"Conclusion: this {subject_kind.lower()} is not yet assessed against the {topic.lower()} standard "
+                f"({standard}): too little of its area is valued from samples")
+        return text + (f"; above the limit: {', '.join(failing)}." if failing else ".")
     if verdict not in ("meets", "does_not_meet"):  # not assessed, re-test or more samples needed: no verdict
         if lang == "zh":
             return f"结论：尚不能判定是否符合{topic}（{standard}）标准（{VERDICTS['zh'].get(verdict, verdict)}）。"
@@ -219,3 +231,17 @@ def negotiate(accept_language: str | None, override: str | None = None) -> str:
 
 def grade_label(grade: str | None, lang: str) -> str:
     return GRADES[lang].get(grade or "", grade or "")
+
+
+def basis_words(conclusion: Mapping[str, Any], lang: str) -> str:
+    """实测 / 插值估算（Cd ± 0.031 mg/kg，据 12 个样点）/ 未评价: an estimate says its uncertainty."""
+    est = conclusion.get("estimate")
+    parts = conclusion.get("parcels_by_basis")
+    if parts and parts.get("estimated"):  # an area: how many of its parcels are measured, how many estimated
+        words = BASES[lang].get("estimated", "estimated")
+        return f"{words}（{area_basis_text(parts.get('measured', 0), parts['estimated'], lang)}）" if lang == "zh" \
+            else f"{words} ({area_basis_text(parts.get('measured', 0), parts['estimated'], lang)})"
+    if conclusion.get("basis") == "estimated" and est:
+        return basis_text(Basis("estimated", est.get("analyte"), est.get("sigma"), est.get("unit") or "",
+                                int(est.get("samples") or 0)), lang)
+    return BASES[lang].get(conclusion.get("basis"), conclusion.get("basis") or "")

@@ -170,8 +170,10 @@ def _land_context(body: dict[str, Any], lang: str, subject_kind: str) -> dict[st
     conclusions = [{
         "topic": i18n.STANDARD_TOPICS[lang].get(c["pack"], c["standard"]), "standard": c["standard"],
         "verdict": i18n.VERDICTS[lang].get(c["verdict"], c["verdict"]), "ok": c["verdict"] == "meets",
+        # needs sampling / not assessed: grey, never the failing colour
+        "open": c["verdict"] in ("needs_sampling", "not_assessed", "not_graded"),
         "grade": i18n.grade_label(c.get("grade"), lang) if c.get("grade") else "",
-        "basis": i18n.BASES[lang].get(c.get("basis"), c.get("basis")),
+        "basis": i18n.basis_words(c, lang),
         "failing": [i18n.analyte_name(a, lang) for a in c.get("failing") or []],
     } for c in body.get("conclusions") or []]
     elements = []

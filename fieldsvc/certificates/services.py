@@ -32,6 +32,7 @@ from ..errors import Problem, conflict, not_found, rate_limited, validation_fail
 from ..events import CertificateIssued, CertificateRevoked, publish
 from ..extensions import db
 from ..grading import qualification as grading
+from ..grading.models import Grade
 from ..grading.passport import soil_passport as grading_passport
 from ..grading.rules import load_pack
 from ..paging import Page, paginate
@@ -519,7 +520,7 @@ def element_rows(elements: Sequence[Mapping[str, Any]]) -> tuple[pdf.ElementRow,
 
 def conclusion_lines(conclusions: Sequence[Mapping[str, Any]]) -> tuple[str, ...]:
     """A land label's conclusions as printed (as at issue; the page has them as of now)."""
-    from .i18n import BASES, VERDICTS, analyte_name, grade_label
+    from .i18n import VERDICTS, analyte_name, basis_words, grade_label
 
     lines = []
     for c in conclusions:
@@ -528,7 +529,7 @@ def conclusion_lines(conclusions: Sequence[Mapping[str, Any]]) -> tuple[str, ...
         grade = f" · {grade_label(c['grade'], 'zh')} {grade_label(c['grade'], 'en')}" if c.get("grade") else ""
         failing = c.get("failing") or []
         over = f" · 超标 over: {'、'.join(analyte_name(a, 'zh') + ' ' + a for a in failing)}" if failing else ""
-        lines.append(f"{standard}: {verdict}{grade}{over} ({BASES['zh'].get(c.get('basis'), '')})")
+        lines.append(f"{standard}: {verdict}{grade}{over} ({basis_words(c, 'zh')})")
     return tuple(lines)
 
 
@@ -772,7 +773,7 @@ def note_land_label_change(subject_type: str, code: str, reason: str) -> None:
     labels = _current_for(subject_type, code, kind="land_label")
     if not labels:
         return
-    head = _headline(soil_passport(subject_type, code)) or {"verdict": "not_graded", "grade": None}
+    head = _headline(soil_passport(subject_type, code)) or {"verdict": "not_assessed", "grade": None}
     moment = now()
     for label in labels:
         last = db.session.scalar(select(LandLabelChange).where(LandLabelChange.certificate_id == label.id)
@@ -1038,8 +1039,14 @@ def issue_demo_certificates(county_code: str, config: Mapping[str, Any], *, max_
     """Demo: certificates for up to ``max_parcels`` qualifying parcels and one farm park, and one revoked."""
     actor = actor or SYSTEM
     issued: list[Certificate] = []
+    # parcels qualified on measured values (tested_on: a grade from the parcel's own samples) first:
+    # a survey-density county estimates most parcels, and a certificate needs measured values
+    measured = select(Grade.subject_code).where(
+        Grade.subject_type == "parcel", Grade.subject_code == Parcel.code, Grade.superseded_by.is_(None),
+        Grade.verdict == "qualified", Grade.tested_on.is_not(None)).exists()
     parcels = db.session.scalars(select(Parcel.code).where(Parcel.county_code == county_code,
-                                                           Parcel.deleted_at.is_(None)).order_by(Parcel.id))
+                                                           Parcel.deleted_at.is_(None))
+                                 .order_by(measured.desc(), Parcel.id))
     for code in parcels:
         if len(issued) >= max_parcels:
             break

@@ -7,7 +7,10 @@ falls back to English, then to the key, so a page never breaks on a missing word
 
 from __future__ import annotations
 
+import re
+
 from ..certificates.i18n import grade_label, negotiate
+from ..grading.basis import ESTIMATED, Basis, basis_text
 
 SUPPORTED = ("zh", "en")
 
@@ -160,6 +163,20 @@ _PAIRS: dict[str, tuple[str, str]] = {
     "v_exceeds": ("超标", "exceeds"),
     "v_indeterminate": ("无法判定", "indeterminate"),
     "v_not_measured": ("未检测", "not measured"),
+    # what a grade rests on (grading.basis words the phrase itself)
+    "basis": ("依据", "Basis"),
+    "estimated_parcels": ("其中估算", "of them estimated"),
+    "from_n_samples": ("据 {n} 个样点", "from {n} samples"),
+    "why_no_approved_results": ("无已批准的检测结果，周边样品也不足", "No approved results, too few samples nearby"),
+    "why_parcel_deleted": ("地块已删除", "Parcel deleted"),
+    "why_upper_bound_within_limit": ("上限在限值内", "upper bound within the limit"),
+    "why_lower_bound_above_limit": ("下限超过限值", "lower bound above the limit"),
+    "why_interval_spans_limit": ("区间跨过限值", "interval spans the limit"),
+    "why_neighbour_exceeds_limit": ("邻近样品超标", "a neighbouring sample exceeds"),
+    "why_too_few_neighbours": ("周边样品不足", "too few samples nearby"),
+    "why_ph_not_assessed": ("pH 无法估算", "pH not assessed"),
+    "element_maps": ("元素分布图", "Element maps"),
+    "model_report": ("模型报告", "model report"),
     # samples and results
     "collected_at": ("采样时间", "Collected"),
     "received_at": ("接收时间", "Received"),
@@ -240,7 +257,9 @@ _PAIRS: dict[str, tuple[str, str]] = {
     "rc_qualified": ("合格", "Qualified"),
     "rc_not_qualified": ("不合格", "Not qualified"),
     "rc_indeterminate": ("无法判定", "Indeterminate"),
-    "rc_not_graded": ("未评价", "Not graded"),
+    "rc_not_graded": ("未评价", "Not assessed"),  # runs recorded before the verdict was renamed
+    "rc_not_assessed": ("未评价", "Not assessed"),
+    "rc_needs_sampling": ("需补采样", "Needs sampling"),
     "rc_changed": ("有变化", "Changed"),
     "rc_areas_changed": ("区域有变化", "Areas changed"),
     "rc_repaired": ("已修复", "Repaired"),
@@ -562,6 +581,7 @@ _CODE_PAIRS: dict[str, tuple[str, str]] = {
     "act_conflict_delete_conflict": ("同步冲突：删除冲突", "sync conflict: delete conflict"),
     "act_conflict_duplicate_sample_code": ("同步冲突：样品袋编号重复", "sync conflict: duplicate bag code"),
     "gr_no_approved_results": ("尚无已批准的检测结果", "no approved lab results yet"),
+    "gr_parcel_deleted": ("地块已删除", "parcel deleted"),
     "gr_no_ph_or_value": ("缺少 pH 或检测值", "no pH or no value"),
     "gr_too_few_neighbours": ("周边样品不足，无法估算", "too few samples nearby to estimate"),
     "gr_too_few_samples": ("样品不足", "too few samples"),
@@ -681,10 +701,25 @@ _REASONS: dict[str, tuple[str, str]] = {
                              "Sample density too low (samples / area: {detail})"),
     "sample_density_below_unverified": ("采样密度不足（样品数 / 面积：{detail}；该密度要求未经核实）",
                                         "Sample density too low (samples / area: {detail}; density rule unverified)"),
-    "basis_estimated": ("仅有插值估计（证书须有实测）：{detail}",
+    "basis_estimated": ("仅有插值估算（证书须有实测）：{detail}",
                         "Estimated only (a certificate needs measured values): {detail}"),
-    "basis_not_assessed": ("未评价（周边样品不足）", "Not assessed (too few samples nearby)"),
+    "basis_not_assessed": ("未评价（无实测值，周边样品不足）",
+                           "Not assessed (no measured value, too few samples nearby)"),
 }
+
+
+_ESTIMATE = re.compile(r"^(\w+); (?:(\S+) ± (\S+)(?: (\S+))?; )?(\d+) samples$")
+
+
+def _estimate_detail(detail: str, language: str) -> str:
+    """``qualified; Cd ± 0.031 mg/kg; 12 samples`` → "合格，插值估算（Cd ± 0.031 mg/kg，据 12 个样点）"."""
+    m = _ESTIMATE.match(detail)
+    if m is None:
+        return detail
+    verdict, analyte, sigma, unit, n = m.groups()
+    b = Basis(ESTIMATED, analyte, float(sigma) if sigma else None, unit or "", int(n))
+    word = _PAIRS.get(f"cat_{verdict}", (verdict, verdict))[0 if language == "zh" else 1]
+    return f"{word}{'，' if language == 'zh' else ', '}{basis_text(b, language)}"
 
 
 def reason_text(reason: str, language: str) -> str:
@@ -694,6 +729,8 @@ def reason_text(reason: str, language: str) -> str:
     if pair is None:
         return reason
     text = pair[0] if language == "zh" else pair[1]
+    if code == "basis_estimated":
+        detail = _estimate_detail(detail, language)
     if code == "indeterminate":
         detail = f"：{detail}" if detail and language == "zh" else (f": {detail}" if detail else "")
     return text.format(detail=detail)

@@ -22,8 +22,8 @@ GRADE_COLOURS = {
     "indeterminate": "#c77700",
     "needs_sampling": "#c9a227",
     "not_assessed": "#9aa3a0",  # grey, never red: unsampled land is not failed land
-    "not_graded": "#9aa3a0",
 }
+_LEGACY = {"not_graded": "not_assessed"}  # the verdict's old name, on rows graded before the rename
 SAMPLING_COLOURS = {
     "complete": "#1b5fa8",
     "incomplete": "#c77700",
@@ -62,7 +62,7 @@ def _rings(geometry: Mapping[str, Any]) -> list[list[list[float]]]:
 def build(parcels: Iterable[tuple[str, Mapping[str, Any], str]], mode: str, width: int = WIDTH) -> ParcelMap:
     """``parcels``: (code, GeoJSON geometry, category); ``mode``: ``grade`` or ``sampling``."""
     colours = MODES[mode]
-    items = [(code, _rings(geometry), category) for code, geometry, category in parcels]
+    items = [(code, _rings(geometry), _LEGACY.get(category, category)) for code, geometry, category in parcels]
     points = [p for _, rings, _ in items for ring in rings for p in ring]
     counts = {category: 0 for category in colours}
     for _, _, category in items:

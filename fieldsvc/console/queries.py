@@ -19,6 +19,7 @@ from ..auth.principal import Actor
 from ..certificates.models import Certificate
 from ..devices.models import Device
 from ..extensions import db
+from ..grading.basis import Basis, basis_of
 from ..grading.models import Grade, GradingRun
 from ..grading.rules import DEFAULT_PACK
 from ..lab.models import LabResult
@@ -85,6 +86,15 @@ def sampling_states(kind: str, code: str) -> dict[str, str]:
     return out
 
 
+def bases(kind: str, code: str, pack: str = DEFAULT_PACK) -> dict[str, Basis]:
+    """parcel code → what its current grade rests on (measured, estimated ± σ; absent: not assessed)."""
+    stmt = (select(Grade.subject_code, Grade.verdict, Grade.explanation, Grade.inputs)
+            .join(Parcel, Parcel.code == Grade.subject_code)
+            .where(_area_column(kind) == code, Grade.subject_type == "parcel", Grade.rule_pack == pack,
+                   Grade.superseded_by.is_(None)))
+    return {r[0]: basis_of(r[1], r[2], r[3]) for r in db.session.execute(stmt)}
+
+
 def verdicts(kind: str, code: str, pack: str = DEFAULT_PACK) -> dict[str, str]:
     """parcel code → its current verdict under ``pack`` (absent: not graded)."""
     stmt = (select(Grade.subject_code, Grade.verdict).join(Parcel, Parcel.code == Grade.subject_code)
@@ -100,10 +110,11 @@ class Coverage:
     complete: int
     graded: int
     qualified: int
+    estimated: int = 0  # of the graded: valued from neighbouring samples (basis estimated)
 
 
 def coverage(parcel_codes: list[str], states: dict[str, str], grades: dict[str, str]) -> Coverage:
-    graded = [c for c in parcel_codes if grades.get(c, "not_graded") != "not_graded"]
+    graded = [c for c in parcel_codes if grades.get(c, "not_assessed") not in ("not_assessed", "not_graded")]
     return Coverage(len(parcel_codes), sum(1 for c in parcel_codes if c in states),
                     sum(1 for c in parcel_codes if states.get(c) == "complete"), len(graded),
                     sum(1 for c in graded if grades[c] == "qualified"))
@@ -257,12 +268,14 @@ def coverage_counts(kind: str, code: str, pack: str = DEFAULT_PACK) -> Coverage:
                   .where(*live, Sample.deleted_at.is_(None)).group_by(Sample.parcel_code).subquery())
     sampled, complete = db.session.execute(select(func.count(), func.coalesce(func.sum(per_parcel.c.all_complete), 0))
                                            .select_from(per_parcel)).one()
-    graded, qualified = db.session.execute(
-        select(func.count(), func.coalesce(func.sum(case((Grade.verdict == "qualified", 1), else_=0)), 0))
+    estimated = case((Grade.explanation["basis"].as_string() == "estimated", 1), else_=0)
+    graded, qualified, n_estimated = db.session.execute(
+        select(func.count(), func.coalesce(func.sum(case((Grade.verdict == "qualified", 1), else_=0)), 0),
+               func.coalesce(func.sum(estimated), 0))
         .select_from(Grade).join(Parcel, Parcel.code == Grade.subject_code)
         .where(*live, Grade.subject_type == "parcel", Grade.rule_pack == pack, Grade.superseded_by.is_(None),
                Grade.verdict.not_in(("not_graded", "not_assessed")))).one()
-    return Coverage(parcels, int(sampled), int(complete), int(graded), int(qualified))
+    return Coverage(parcels, int(sampled), int(complete), int(graded), int(qualified), int(n_estimated))
 
 
 def serial_count(certificate_id: int) -> int:

@@ -13,6 +13,7 @@ message and named fields (``render_problem``).
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import timedelta, timezone
 from typing import Any, Mapping
 from urllib.parse import urlencode, urlsplit
@@ -47,6 +48,7 @@ from ..errors import Problem, not_found, validation_failed
 from ..grading import maps as element_maps
 from ..grading import plans as grading_plans
 from ..grading import runs as grading_runs
+from ..grading.basis import ESTIMATED, Basis, basis_of, basis_text, value_pm
 from ..grading.pack_admin import resolve_pack, rule_pack_list
 from ..grading.qualification import area_facts, qualification
 from ..grading.queries import area_grade, get_subject, grade_dict
@@ -163,6 +165,7 @@ def _context() -> dict[str, Any]:
     return {"t": t, "lang": language, "csrf_field": csrf_field, "actor": g.get("actor"),
             "switch_url": switch_url, "grade_label": lambda grade: i18n.grade_label(grade, language),
             "reason": lambda text: i18n.reason_text(text, language),
+            "basis_label": lambda b: basis_text(b, language), "pm": value_pm,
             "short": lambda text, n=12: (text or "")[:n], "iso": display.local_minute,
             **display.helpers(language)}
 
@@ -308,7 +311,7 @@ def _map_for(kind: str, code: str, mode: str) -> tuple[Any, Any, dict[str, str],
     states = queries.sampling_states(kind, code)
     verdicts = queries.verdicts(kind, code)
     if mode == "grade":
-        category = {r.code: verdicts.get(r.code, "not_graded") for r in rows}
+        category = {r.code: verdicts.get(r.code, "not_assessed") for r in rows}
     else:
         category = {r.code: states.get(r.code, "none") for r in rows}
     drawn = parcel_map.build(((r.code, queries.geometry(r.geometry_json), category[r.code]) for r in rows), mode)
@@ -345,7 +348,22 @@ def county(code: str):
         grades[row["grade"] or "-"] = grades.get(row["grade"] or "-", 0) + 1
     return page("county.html", region=region, mode=mode, coverage=cov, total=cov.parcels,
                 villages=villages, parks=parks, grade_counts=grades, map_config=_map_config(code, mode, surfaces=True),
+                element_maps=ELEMENT_MAPS,
                 queue_counts=queries.queue_counts(actor))
+
+
+ELEMENT_MAPS = ("Cd", "Pb", "As", "Se", "pH")  # the county page links these (issue 14: maps with their reports)
+
+
+@bp.get("/maps/<county>/<analyte>.<any(png,json,tif):fmt>")
+@requires_role(*READERS)
+def element_map(county: str, analyte: str, fmt: str):
+    """A county's element map for a signed-in page: the same files as ``GET /api/v1/maps/...``."""
+    body = element_maps.element_map_file(county, analyte, fmt, resolve_pack(None), current_actor())
+    if isinstance(body, dict):
+        return body
+    return Response(body, mimetype=element_maps.FORMATS[fmt],
+                    headers={"Content-Disposition": f'inline; filename="{county}-{analyte}.{fmt}"'})
 
 
 MAP_STRINGS = ("close", "open_parcel", "village", "land_use", "verdict", "grade", "sampling", "parcel",
@@ -390,16 +408,8 @@ def map_surface(county: str, analyte: str, fmt: str):
     with the overlay's extent and legend, ``.png`` the overlay (as ``/api/v1/maps/...png?overlay=1``)."""
     if fmt not in ("json", "png"):
         raise not_found("map format", fmt)
-    pack = resolve_pack(None)
-    if analyte not in element_maps.analytes_of(pack):
-        raise not_found("analyte", analyte)
-    get_subject("county", county, current_actor())  # 404 for a county the account may not see
-    built = element_maps.build(county, analyte, pack)
-    if built is None:
-        raise not_found("samples of", f"{analyte} in county {county}")
-    if fmt == "json":
-        return element_maps.report(built)
-    return Response(element_maps.overlay(built), mimetype="image/png")
+    body = element_maps.element_map_file(county, analyte, fmt, resolve_pack(None), current_actor(), web_overlay=True)
+    return body if isinstance(body, dict) else Response(body, mimetype="image/png")
 
 
 @bp.get("/map/find")
@@ -415,11 +425,14 @@ def _area_page(kind: str, code: str, subject: Any) -> Response:
     rows, drawn, states, verdicts, total = _map_for(kind, code, mode)
     pack = resolve_pack(None)
     grade = grade_dict(get_subject(kind, code, actor), pack)
+    bases = queries.bases(kind, code)
     cov = queries.coverage([r.code for r in rows], states, verdicts)
+    cov = replace(cov, estimated=sum(1 for r in rows if r.code in bases and bases[r.code].basis == ESTIMATED))
     certificates = queries.certificates_of(actor, kind, code)
     map_config = _map_config(subject.county_code, mode, focus=tiles.area_focus(kind, code, subject.county_code))
     return page("area.html", kind=kind, subject=subject, grade=grade, rows=rows, states=states,
-                verdicts=verdicts, map=drawn, map_config=map_config, mode=mode, coverage=cov, total=total,
+                verdicts=verdicts, bases=bases, not_assessed=Basis("not_assessed"), map=drawn,
+                map_config=map_config, mode=mode, coverage=cov, total=total,
                 certificates=certificates, moment=certs.now(), status_at=certs.status_at)
 
 
@@ -455,8 +468,9 @@ def parcel(code: str):
               for s in sample_rows if s.lat is not None and s.lon is not None and s.deleted_at is None]
     map_config = _map_config(feature["properties"]["county"], "grade",
                              focus=tiles.parcel_focus(code, feature["geometry"]), points=points)
+    basis = basis_of(grade.get("verdict"), grade.get("explanation"), grade.get("inputs"))
     cert_rows = queries.certificates_of(actor, "parcel", code)
-    return page("parcel.html", parcel=feature, grade=grade, samples=sample_rows, results=results,
+    return page("parcel.html", parcel=feature, grade=grade, basis=basis, samples=sample_rows, results=results,
                 conflicts=conflicts, map_config=map_config, certificates=cert_rows, moment=certs.now(),
                 status_at=certs.status_at, effective_state=samples.effective_state)
 

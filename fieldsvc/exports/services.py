@@ -151,7 +151,9 @@ def _results(args: Mapping[str, Any]) -> tuple[Select, Any, Any]:
 
 
 def _grades(args: Mapping[str, Any]) -> tuple[Select, Any, Any]:
-    """Every live parcel in scope with its current grade under the pack (``not_graded`` when none)."""
+    """Every live parcel in scope with its current grade under the pack (``not_assessed`` when none).
+
+    ``verdict=not_assessed`` (or the old word ``not_graded``) lists parcels without a grade row too."""
     pack = args.get("rule_pack") or DEFAULT_PACK
     current = (Grade.subject_type == "parcel") & (Grade.subject_code == Parcel.code) & Grade.superseded_by.is_(None) \
         & (Grade.rule_pack == pack)
@@ -161,15 +163,16 @@ def _grades(args: Mapping[str, Any]) -> tuple[Select, Any, Any]:
             .outerjoin(Grade, current).where(Parcel.deleted_at.is_(None)))
     where = {"county": Parcel.county_code, "village": Parcel.village_code, "farm_park": Parcel.farm_park_code}
     stmt = stmt.where(*(col == args[k] for k, col in where.items() if args.get(k)))
-    if args.get("verdict") == "not_graded":
-        stmt = stmt.where(Grade.id.is_(None))
+    if args.get("verdict") in ("not_assessed", "not_graded"):
+        stmt = stmt.where(Grade.id.is_(None) | Grade.verdict.in_(("not_assessed", "not_graded")))
     elif args.get("verdict"):
         stmt = stmt.where(Grade.verdict == args["verdict"])
 
     def convert(r: Any) -> Row:
         props = {"parcel": r.code, "village": r.village_code, "farm_park": r.farm_park_code,
                  "county": r.county_code, "land_use": r.land_use, "area_m2": r.area_m2, "rule_pack": pack,
-                 "verdict": r.verdict or "not_graded", "grade": r.grade, "limiting": r.limiting or [],
+                 "verdict": r.verdict if r.verdict not in (None, "not_graded") else "not_assessed",
+                 "grade": r.grade, "limiting": r.limiting or [],
                  "computed_at": r.computed_at}
         return props, r.geometry_json or None
 

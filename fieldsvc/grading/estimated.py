@@ -33,7 +33,12 @@ def applies(pack: RulePack) -> bool:
     return pack.kind == "green_food_soil"
 
 
-def to_evaluated(a: es.Assessment, pack: RulePack, models: Mapping[str, es.Model], land_use: str) -> Evaluated:
+def to_evaluated(a: es.Assessment, pack: RulePack, models: Mapping[str, es.Model], land_use: str,
+                 model_dicts: Mapping[str, Mapping[str, Any]] | None = None) -> Evaluated:
+    """An estimated parcel's grade. ``model_dicts``: ``{analyte: model.to_dict()}`` made once for
+    a county's parcels (each parcel's explanation records the models; they are the same for all)."""
+    if model_dicts is None:
+        model_dicts = {k: m.to_dict() for k, m in models.items()}
     rows = {k: dict(v) for k, v in a.analytes.items()}
     methods = sorted({r.get("method") for r in rows.values() if r.get("method")})
     explanation: dict[str, Any] = {
@@ -41,7 +46,7 @@ def to_evaluated(a: es.Assessment, pack: RulePack, models: Mapping[str, es.Model
         "analytes": [{"analyte": k, **v} for k, v in rows.items()],
         "parameters": {"search_radius_m": pack.estimation.search_radius_m,
                        "min_neighbours": pack.estimation.min_neighbours, "z": pack.estimation.z},
-        "models": {k: m.to_dict() for k, m in sorted(models.items()) if k in rows or k == "pH"},
+        "models": {k: model_dicts[k] for k in sorted(models) if k in rows or k == "pH"},
         "strict_control": False,
     }
     limiting = sorted(k for k, v in rows.items() if v.get("verdict") != "qualified")
@@ -73,7 +78,9 @@ def for_county(county: str, pack: RulePack) -> tuple[dict[str, Evaluated], dict[
     if data is None:
         return {}, {}
     land_use = {p.code: p.land_use for p in data.parcels}
-    out = {code: to_evaluated(a, pack, models, land_use[code]) for code, a in res.items() if a.basis == es.ESTIMATED}
+    dicts = {k: m.to_dict() for k, m in models.items()}
+    out = {code: to_evaluated(a, pack, models, land_use[code], dicts) for code, a in res.items()
+           if a.basis == es.ESTIMATED}
     record = {"epsg": data.projection.epsg, "samples": len(data.samples),
               "estimated": len(out), "not_assessed": sum(a.basis == es.NOT_ASSESSED for a in res.values()),
               "models": {k: m.to_dict() for k, m in sorted(models.items())}}
@@ -106,19 +113,24 @@ def around(parcel_codes: Iterable[str], pack: RulePack) -> tuple[set[str], dict[
                 max(b[2] for b in boxes) + dlon, max(b[3] for b in boxes) + dlat)
         if not spatial.has_unsampled(county, bbox):
             continue  # every parcel around has its own sample: nothing to re-estimate
-        data, res, used = spatial.assess_county(county, pack, models, bbox=bbox)
+        data = spatial.load_county(county, pack, bbox)
         if data is None:
             continue
         centre = {t.code: (t.x, t.y) for t in data.targets}
         changed = [centre[c] for c in codes if c in centre]
         land_use = {p.code: p.land_use for p in data.parcels}
         inner = 2 * radius  # parcels whose neighbourhood could include a changed parcel's samples
+        # only those are valued (the box's other parcels are there for their samples): an estimate
+        # depends on its own neighbours only, so this is the same answer for less work
+        targets = [t for t in data.targets
+                   if any(math.hypot(t.x - cx, t.y - cy) <= inner for cx, cy in changed)]
+        res, used = es.assess(data.samples, targets, list(pack.data["analytes"]), spatial.limit_fn(pack),
+                              pack.estimation, models)
+        dicts = {k: m.to_dict() for k, m in used.items()}
         for code, a in res.items():
             if a.basis == es.MEASURED:
                 continue
-            x, y = centre[code]
-            if any(math.hypot(x - cx, y - cy) <= inner for cx, cy in changed):
-                found.add(code)
-                if a.basis == es.ESTIMATED:
-                    estimates[code] = to_evaluated(a, pack, used, land_use[code])
+            found.add(code)
+            if a.basis == es.ESTIMATED:
+                estimates[code] = to_evaluated(a, pack, used, land_use[code], dicts)
     return found, estimates

@@ -430,16 +430,18 @@ class Surface:
 
 
 def estimate_points(model: Model, sxy: np.ndarray, raw: np.ndarray, txy: np.ndarray,
-                    params: EstimationParams) -> Surface:
+                    params: EstimationParams,
+                    neighbours: tuple[np.ndarray, np.ndarray] | None = None) -> Surface:
     """Vectorised estimation at ``txy`` from samples ``sxy``/``raw`` of one land-use group
-    (samples in code order; the caller groups by land use)."""
+    (samples in code order; the caller groups by land use). ``neighbours``: ``_neighbours`` of
+    these very points, when the caller has them (the analytes of a county share their samples)."""
     n_t = len(txy)
     if len(sxy) == 0:
         nan = np.full(n_t, np.nan)
         return Surface(nan, nan, np.zeros(n_t, int), np.full((n_t, 0), -1), np.full((n_t, 0), np.inf),
                        nan, nan, nan, nan)
     vals = _transform(raw, model.log)
-    idx, dist = _neighbours(sxy, txy, params)
+    idx, dist = neighbours if neighbours is not None else _neighbours(sxy, txy, params)
     counts = (idx >= 0).sum(axis=1)
     est = np.full(n_t, np.nan)
     var = np.full(n_t, np.nan)
@@ -710,14 +712,18 @@ def assess(samples: Iterable[Sample], parcels: Iterable[Target], analytes: Seque
         return out
 
     unsampled = [p for p in parcels if p.code not in on_parcel]
-    est: dict[str, dict[str, Estimate]] = {}
+    fields: dict[str, _Field] = {}
+    found: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
     for a in ("pH", *[a for a in analytes if a != "pH"]):
         obs = obs_for(a)
         if a not in models:
             models[a] = fit_model(a, obs, params)
-        est[a] = estimate(models[a], obs, unsampled, params)
+        fields[a] = _field(models[a], obs, unsampled, params, found)
+    rows_by_analyte = {a: _analyte_rows(a, models[a].method, fields[a], fields["pH"], unsampled, limit)
+                       for a in analytes if a != "pH"}
 
     result: dict[str, Assessment] = {}
+    k = 0  # position among the unsampled parcels (both lists are in code order)
     for p in parcels:
         rows: dict[str, dict[str, Any]] = {}
         if p.code in on_parcel:
@@ -735,22 +741,176 @@ def assess(samples: Iterable[Sample], parcels: Iterable[Target], analytes: Seque
             verdict = combine(r["verdict"] for r in rows.values())
             result[p.code] = Assessment(p.code, MEASURED, verdict, rows)
             continue
-        ph = est["pH"][p.code]
-        for a in analytes:
-            if a == "pH":
-                continue
-            e = est[a][p.code]
-            if ph.basis != ESTIMATED or e.basis != ESTIMATED:
-                rows[a] = {**e.to_dict(), "basis": NOT_ASSESSED, "verdict": NOT_ASSESSED,
-                           "reason": "too_few_neighbours" if e.basis != ESTIMATED else "ph_not_assessed"}
-                continue
-            strict, loose = limit(a, p.land_use, ph.lower, ph.upper)
-            v, why = judge_estimate(e, strict, loose)
-            rows[a] = {**e.to_dict(), "limit": strict, "verdict": v, "reason": why,
-                       "ph": {"value": _sig(ph.value), "sigma": _sig(ph.sigma)}}
+        for a, analyte_rows in rows_by_analyte.items():
+            rows[a] = analyte_rows[k]
+        k += 1
         verdict = combine(r["verdict"] for r in rows.values())
         basis = ESTIMATED if any(r["basis"] == ESTIMATED for r in rows.values()) else NOT_ASSESSED
         if basis == NOT_ASSESSED:
             verdict = NOT_ASSESSED
         result[p.code] = Assessment(p.code, basis, verdict, rows)
     return result, models
+
+
+# --- the vectorised half of ``assess`` ----------------------------------------------------------
+#
+# A county run values ~10^6 parcels × analytes: the estimates, bounds, limits and verdicts are
+# arrays, and each parcel's analyte row is built once as the dict ``Estimate.to_dict`` and
+# ``judge_estimate`` would give (same keys, order and values), without an ``Estimate`` or
+# ``Neighbour`` object per parcel.
+
+
+@dataclass(frozen=True)
+class _Field:
+    """One analyte's estimates at the unsampled parcels (aligned with them, in code order)."""
+
+    ok: np.ndarray  # estimated (enough neighbours and a finite estimate)
+    value: np.ndarray
+    sigma: np.ndarray
+    lower: np.ndarray
+    upper: np.ndarray
+    hot: np.ndarray  # a neighbour exceeds its own limit
+    neighbours: list[list[dict[str, Any]]]  # as ``Estimate.to_dict`` lists them
+
+
+def _field(model: Model, obs: list[Obs], targets: list[Target], params: EstimationParams,
+           found: dict[tuple, tuple[np.ndarray, np.ndarray]] | None = None) -> _Field:
+    """``estimate`` as arrays: each land-use group's parcels from that group's samples.
+
+    ``found`` keeps each group's neighbour search by its samples' codes: an analyte measured on
+    the same samples as one before it reuses the search (the targets are the same)."""
+    n_t = len(targets)
+    value, sigma, lower, upper = (np.full(n_t, np.nan) for _ in range(4))
+    ok = np.zeros(n_t, bool)
+    hot = np.zeros(n_t, bool)
+    neighbours: list[list[dict[str, Any]]] = [[] for _ in range(n_t)]
+    obs = _sorted_obs(obs)
+    by_group: dict[str, list[Obs]] = {}
+    for o in obs:
+        by_group.setdefault(params.group(o.land_use), []).append(o)
+    tgroups: dict[str, list[int]] = {}
+    for i, t in enumerate(targets):
+        tgroups.setdefault(params.group(t.land_use), []).append(i)
+    for group, members in tgroups.items():
+        gobs = by_group.get(group, [])
+        if not gobs:
+            continue  # not assessed, no neighbours
+        rows = np.array(members)
+        sxy = np.array([[o.x, o.y] for o in gobs], dtype=float)
+        raw = np.array([o.value for o in gobs], dtype=float)
+        txy = np.array([[targets[i].x, targets[i].y] for i in members], dtype=float).reshape(-1, 2)
+        key = (group, tuple(o.code for o in gobs))
+        near = None if found is None else found.get(key)
+        if near is None:
+            near = _neighbours(sxy, txy, params)
+            if found is not None:
+                found[key] = near
+        surf = estimate_points(model, sxy, raw, txy, params, neighbours=near)
+        good = (surf.count >= params.min_neighbours) & np.isfinite(surf.y)
+        ok[rows] = good
+        for out, got in ((value, surf.value), (sigma, surf.sigma), (lower, surf.lower), (upper, surf.upper)):
+            out[rows] = np.where(good, got, np.nan)
+        exceeds = np.array([o.exceeds for o in gobs] + [False], dtype=bool)  # index -1: no neighbour
+        hot[rows] = exceeds[surf.idx].any(axis=1) if surf.idx.shape[1] else False
+        parts = [(o.code, v, o.exceeds) for o, v in zip(gobs, _sig_list(raw), strict=True)]
+        dist = np.round(np.where(np.isfinite(surf.dist), surf.dist, 0.0)).astype(np.int64).tolist()
+        for i, n, idx_row, d_row in zip(members, surf.count.tolist(), surf.idx.tolist(), dist, strict=True):
+            neighbours[i] = [{"sample": c, "distance_m": d, "value": v, "exceeds": x}
+                             for (c, v, x), d in zip(map(parts.__getitem__, idx_row[:n]), d_row[:n], strict=True)]
+    return _Field(ok, value, sigma, lower, upper, hot, neighbours)
+
+
+def _sig_list(x: np.ndarray, digits: int = 4) -> list[float]:
+    """``[_sig(v) for v in x]``, vectorised, with exactly ``_sig``'s results.
+
+    ``float(f"{v:.4g}")`` is the double nearest the decimal ``m·10^(e-3)``, m the 4-digit mantissa
+    rounded half to even. Here ``m = rint(v·10^k)`` and the result ``m / 10^k`` (or ``m·10^-k``):
+    one correctly rounded IEEE operation on exact operands, so the same double, wherever ``v·10^k``
+    is not within rounding error of a half (those, and anything outside the safe range, take ``_sig``).
+    """
+    x = np.asarray(x, dtype=float)
+    out = x.copy()
+    finite = np.isfinite(x) & (x != 0)
+    ax = np.abs(np.where(finite, x, 1.0))
+    k = (digits - 1) - np.floor(np.log10(ax)).astype(np.int64)
+    safe = finite & (k >= -15) & (k <= 15)
+    kk = np.where(safe, k, 0)
+    scaled = ax * 10.0 ** kk.astype(float)
+    m = np.rint(scaled)
+    frac = np.abs(scaled - np.floor(scaled) - 0.5)
+    safe &= (m >= 10 ** (digits - 1)) & (m < 10 ** digits) & (frac > 1e-6)
+    pos = np.where(kk >= 0, m / 10.0 ** np.maximum(kk, 0).astype(float), m * 10.0 ** np.maximum(-kk, 0).astype(float))
+    out[safe] = np.copysign(pos, x)[safe]
+    res = out.tolist()
+    for i in np.nonzero(finite & ~safe)[0].tolist():
+        res[i] = _sig(float(x[i]), digits)
+    return res
+
+
+def _limits(limit: LimitFn, analyte: str, targets: list[Target], ph_lo: np.ndarray, ph_hi: np.ndarray,
+            rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[Any]]:
+    """(strictest, loosest, strictest as ``limit`` returned it) at ``rows`` over each parcel's pH
+    interval: ``limit``'s pH bands as arrays where it offers them (``limit.bands``:
+    ``spatial.limit_fn``, floats), else ``limit`` per row."""
+    strict, loose = np.full(len(targets), np.nan), np.full(len(targets), np.nan)
+    bands = getattr(limit, "bands", None)
+    if bands is None:
+        shown: list[Any] = [None] * len(targets)
+        for r in rows.tolist():
+            shown[r], lz = limit(analyte, targets[r].land_use, float(ph_lo[r]), float(ph_hi[r]))
+            strict[r], loose[r] = shown[r], lz
+        return strict, loose, shown
+    by_use: dict[str, list[int]] = {}
+    for r in rows.tolist():
+        by_use.setdefault(targets[r].land_use, []).append(r)
+    for land_use, members in by_use.items():
+        m = np.array(members)
+        lo, hi = ph_lo[m], ph_hi[m]
+        s, lz = np.full(len(m), np.inf), np.full(len(m), -np.inf)
+        for seg_lo, seg_hi, lim in bands(analyte, land_use):
+            hit = np.ones(len(m), bool)
+            if seg_lo is not None:
+                hit &= hi >= seg_lo
+            if seg_hi is not None:
+                hit &= lo <= seg_hi
+            s = np.where(hit, np.minimum(s, lim), s)
+            lz = np.where(hit, np.maximum(lz, lim), lz)
+        missing = ~np.isfinite(s)
+        for j in np.nonzero(missing)[0].tolist():  # no band: the scalar function says why (it raises)
+            s[j], lz[j] = limit(analyte, land_use, float(lo[j]), float(hi[j]))
+        strict[m], loose[m] = s, lz
+    return strict, loose, strict.tolist()
+
+
+def _analyte_rows(analyte: str, method: str, f: _Field, ph: _Field, targets: list[Target],
+                  limit: LimitFn) -> list[dict[str, Any]]:
+    """Each unsampled parcel's row for one analyte, as ``assess`` reports it (``judge_estimate``
+    on arrays: within when the upper bound is within the strictest limit over the estimated pH
+    interval and no neighbour exceeds; beyond when the lower bound is beyond the loosest)."""
+    both = np.nonzero(f.ok & ph.ok)[0]
+    strict, loose, strict_l = _limits(limit, analyte, targets, ph.lower, ph.upper, both)
+    beyond = f.lower > loose
+    within = (f.upper <= strict) & ~f.hot
+    verdict = np.where(beyond, 2, np.where(within, 0, 1)).tolist()
+    why = np.where(beyond, 0, np.where(within, 1, np.where(f.hot, 2, 3))).tolist()
+    verdicts = (QUALIFIED, NEEDS_SAMPLING, NOT_QUALIFIED)
+    reasons = ("lower_bound_above_limit", "upper_bound_within_limit", "neighbour_exceeds_limit",
+               "interval_spans_limit")
+    value, sigma, lower, upper = (_sig_list(a) for a in (f.value, f.sigma, f.lower, f.upper))
+    ph_value, ph_sigma = _sig_list(ph.value), _sig_list(ph.sigma)
+    ok, ph_ok = f.ok.tolist(), ph.ok.tolist()
+    out: list[dict[str, Any]] = []
+    for i, nbs in enumerate(f.neighbours):
+        if not ok[i]:
+            out.append({"basis": NOT_ASSESSED, "reason": "too_few_neighbours", "neighbours": nbs,
+                        "verdict": NOT_ASSESSED})
+        elif not ph_ok[i]:
+            out.append({"basis": NOT_ASSESSED, "method": method, "value": value[i], "sigma": sigma[i],
+                        "lower": lower[i], "upper": upper[i], "neighbours": nbs, "verdict": NOT_ASSESSED,
+                        "reason": "ph_not_assessed"})
+        else:
+            out.append({"basis": ESTIMATED, "method": method, "value": value[i], "sigma": sigma[i],
+                        "lower": lower[i], "upper": upper[i], "neighbours": nbs, "limit": strict_l[i],
+                        "verdict": verdicts[verdict[i]], "reason": reasons[why[i]],
+                        "ph": {"value": ph_value[i], "sigma": ph_sigma[i]}})
+    return out

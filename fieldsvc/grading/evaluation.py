@@ -20,6 +20,15 @@ from .models import Grade
 from .rules import RulePack, load_pack
 
 GB_PACK = "gb15618_2018"
+NOT_ASSESSED = "not_assessed"  # a parcel without a usable measured or estimated value (DESIGN §4.6)
+
+
+def not_assessed_fingerprint(reason: str) -> str:
+    """The fingerprint of a not-assessed parcel: its reason only.
+
+    Rows stored before the rename say ``not_graded`` (readers accept both, ``queries.LEGACY_NOT_ASSESSED``);
+    the next run over such a parcel supersedes its row with a ``not_assessed`` one, keeping the old version."""
+    return hashlib.sha256(canonical_json([NOT_ASSESSED, reason]).encode()).hexdigest()
 
 
 class Evaluated(NamedTuple):
@@ -29,7 +38,7 @@ class Evaluated(NamedTuple):
     dict, or, from a worker process (``parallel._chunk_worker``), its JSON text as the column binds it.
     """
 
-    verdict: str  # qualified | not_qualified | indeterminate | ... | not_graded
+    verdict: str  # qualified | not_qualified | indeterminate | needs_sampling | not_assessed
     grade: str | None
     qualified: bool
     strict_control: bool
@@ -41,13 +50,14 @@ class Evaluated(NamedTuple):
 
     @property
     def graded(self) -> bool:
-        return self.verdict != "not_graded"
+        return self.verdict != NOT_ASSESSED
 
 
-def _not_graded(reason: str, inputs: ParcelInputs | None) -> Evaluated:
+def _not_assessed(reason: str, inputs: ParcelInputs | None) -> Evaluated:
+    """No usable measured value (DESIGN §5: the parcel is ``not_assessed``, never failed)."""
     excluded = inputs.excluded if inputs else []
-    fp = hashlib.sha256(canonical_json(["not_graded", reason]).encode()).hexdigest()
-    return Evaluated("not_graded", None, False, False, [], {"reason": reason, "excluded_samples": excluded}, fp,
+    return Evaluated(NOT_ASSESSED, None, False, False, [], {"reason": reason, "excluded_samples": excluded},
+                     not_assessed_fingerprint(reason),
                      {"samples": [], "results": [], "excluded": excluded}, None)
 
 
@@ -60,9 +70,9 @@ def evaluate_parcel(pack: RulePack, land_use: str, inputs: ParcelInputs | None, 
     that), so GB 15618 is consulted only for parcels that do not qualify.
     """
     if deleted:
-        return _not_graded("parcel_deleted", inputs)
+        return _not_assessed("parcel_deleted", inputs)
     if inputs is None or not inputs.samples:
-        return _not_graded("no_approved_results", inputs)
+        return _not_assessed("no_approved_results", inputs)
     samples = inputs.samples
     res = evaluate(pack, land_use, samples)
     fp = res.fingerprint

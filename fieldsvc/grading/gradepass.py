@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import func, insert, select
 
-from ..audit.services import Change, insert_rows, record_many
+from ..audit.services import Change, _memo_map, insert_rows, record_many
 from ..auth.principal import Actor
 from ..dbtypes import utcnow
 from ..events import GradeChanged, GradesChanged, publish
@@ -43,7 +43,7 @@ from .sums import (
 
 CHANGED_CAP = 1000  # changed subjects listed on a run (its counts hold the total)
 
-COUNT_KEYS = ("parcels", "qualified", "not_qualified", "indeterminate", "not_graded", "changed", "areas_changed",
+COUNT_KEYS = ("parcels", "qualified", "not_qualified", "indeterminate", "not_assessed", "changed", "areas_changed",
               "repaired")
 
 
@@ -136,7 +136,7 @@ def _apply_chunk(p: _Pass, parcels: list[tuple], current_rows: list[tuple], memb
     now = utcnow()
     if p.estimates:  # a parcel without a sample takes its estimate (basis estimated)
         bind = _inputs_binder() if inputs_bound else None
-        evaluated = [_estimate(p.estimates[r[0]], bind) if r[0] in p.estimates and ev.verdict == "not_graded"
+        evaluated = [_estimate(p.estimates[r[0]], bind) if r[0] in p.estimates and not ev.graded
                      and r[6] is None and ev.explanation.get("reason") == "no_approved_results" else ev
                      for r, ev in zip(parcels, evaluated, strict=True)]
     current = {r[1]: r for r in current_rows}
@@ -234,9 +234,11 @@ def _write_grades(p: _Pass, rows: list[tuple], superseded: list[int | None], pre
         ids: list[int | None] = [r[0] for r in db.session.execute(
             insert(t).returning(t.c.id, sort_by_parameter_order=True), dicts)]
     else:  # a run: one driver executemany, then the ids of the rows that supersede one or are listed
+        prebound = ("inputs",) if inputs_bound else ()
+        if p.estimates and _bind_estimated_explanations(p, rows, values):
+            prebound = (*prebound, "explanation")
         insert_rows(t, _GRADE_FIXED, ("parcel", p.pack.code, p.pack.version, now, p.actor.label, p.run_id, None),
-                    _GRADE_COLUMNS, values, memo=_GRADE_MEMO,
-                    prebound=("inputs",) if inputs_bound else ())
+                    _GRADE_COLUMNS, values, memo=_GRADE_MEMO, prebound=prebound)
         room = max(0, CHANGED_CAP - len(p.changes))
         wanted = [row[0] for k, (row, old) in enumerate(zip(rows, superseded, strict=True))
                   if old is not None or k < room]
@@ -259,6 +261,37 @@ def _write_grades(p: _Pass, rows: list[tuple], superseded: list[int | None], pre
         live = () if county in p.rebuild_counties or _has_state(p, county) else \
             tuple(a for a in (("village", village), ("farm_park", park)) if a[1])
         _keep(p, GradeChange("parcel", code, gid, ev.grade, ev.verdict, ev.qualified, prev, live))
+
+
+_EXPLANATION = _GRADE_COLUMNS.index("explanation")
+
+
+def _bind_estimated_explanations(p: _Pass, rows: list[tuple], values: list[tuple]) -> bool:
+    """Bind the explanation column in ``values`` (in place) when the chunk holds estimated parcels.
+
+    The column is memoised for measured parcels (few distinct explanations), which keys each
+    value by its ``repr``; an estimated parcel's explanation is its own (neighbours, distances,
+    σ), so that key only costs (~9 KB of repr per parcel). Estimated ones are bound straight away,
+    the others through the same memo as before; the stored text is the column's own either way.
+    """
+    estimated = [p.estimates.get(code) is not None and ev.explanation is p.estimates[code].explanation
+                 for code, _, ev, _, _ in rows]
+    if not any(estimated):
+        return False
+    dialect = db.session.connection().dialect
+    bind = Grade.__table__.c.explanation.type.dialect_impl(dialect).bind_processor(dialect) or (lambda v: v)
+    others = [k for k, e in enumerate(estimated) if not e]
+    memo = _memo_map(bind, [values[k][_EXPLANATION] for k in others]) if others else []
+    bound = [None] * len(values)
+    for k, b in zip(others, memo, strict=True):
+        bound[k] = b
+    for k, e in enumerate(estimated):
+        if e:
+            bound[k] = bind(values[k][_EXPLANATION])
+    for k, b in enumerate(bound):
+        row = values[k]
+        values[k] = (*row[:_EXPLANATION], b, *row[_EXPLANATION + 1:])
+    return True
 
 
 _MEMBER_COLUMNS = ("parcel_code", "village_code", "farm_park_code", "county_code", "area_m2", "verdict", "qualified",

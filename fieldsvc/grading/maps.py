@@ -23,9 +23,10 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import not_found
 from . import estimation as es
 from . import spatial
-from .rules import LAND_USES, RulePack
+from .rules import LAND_USES, RulePack, load_pack
 
 MAX_CELLS_SIDE = 300
 MIN_CELL_M = 50.0
@@ -51,15 +52,34 @@ class ElementMap:
     limit: float | None
 
 
+# Mapped beside the pack's own analytes: Se (DZ/T 0295 / DZ/T 0380 land-quality surveys map it;
+# its classes come from the Se-rich pack, not from a limit).
+EXTRA_ANALYTES = ("Se",)
+SE_PACK = "dzt0380_se_rich"
+
+
 def analytes_of(pack: RulePack) -> list[str]:
-    return ["pH", *pack.data.get("analytes", [])]
+    own = list(pack.data.get("analytes", []))
+    return ["pH", *own, *(a for a in EXTRA_ANALYTES if a not in own)]
 
 
-def build(county: str, analyte: str, pack: RulePack) -> ElementMap | None:
-    """The grids for one county and analyte; None when the county has no parcel or no sample of it."""
+def _se_classes() -> list[tuple[float, str]]:
+    """Not Se-rich / Se-rich / Se excess, from the Se-rich pack (the stricter, pH <= 7.5, threshold)."""
+    se = load_pack(SE_PACK).data
+    low, high = float(se["se_min"]["<=7.5"]), float(se["se_max"])
+    return [(low, f"< {low:g} mg/kg (not Se-rich)"), (high, f"{low:g}-{high:g} mg/kg (Se-rich)"),
+            (math.inf, f"> {high:g} mg/kg (Se excess)")]
+
+
+def build(county: str, analyte: str, pack: RulePack,
+          data: spatial.CountyInputs | None = None) -> ElementMap | None:
+    """The grids for one county and analyte; None when the county has no parcel or no sample of it.
+
+    ``data``: the county's inputs (``spatial.load_county``) when the caller builds several
+    analytes' maps: one read of the county serves them all."""
     from .estimated import latest_models
 
-    data = spatial.load_county(county, pack)
+    data = data if data is not None else spatial.load_county(county, pack)
     if data is None:
         return None
     obs = [es.Obs(s.code, s.x, s.y, s.land_use, float(s.values[analyte])) for s in data.samples if analyte in s.values]
@@ -84,7 +104,7 @@ def build(county: str, analyte: str, pack: RulePack) -> ElementMap | None:
     est = np.where(ok, surf.value, np.nan).reshape(ny, nx)
     sig = np.where(ok, surf.sigma, np.nan).reshape(ny, nx)
     limit = None
-    if analyte != "pH":
+    if analyte != "pH" and analyte in pack.data.get("analytes", []):
         lim = spatial.limit_fn(pack)
         limit = min(lim(analyte, lu, 0.0, 14.0)[0] for lu in LAND_USES if lu in pack.land_uses)
     unit = "" if analyte == "pH" else pack.data.get("unit", "mg/kg")
@@ -113,6 +133,8 @@ def geotiff(m: ElementMap) -> bytes:
 
 
 def _classes(m: ElementMap) -> list[tuple[float, str]]:
+    if m.analyte == "Se":
+        return _se_classes()
     if m.limit is None:
         return list(_PH_CLASSES)
     half = m.limit / 2
@@ -221,5 +243,31 @@ def report(m: ElementMap) -> dict[str, Any]:
                  "height": int(m.estimate.shape[0]),
                  "assessed_share": round(float(np.isfinite(m.estimate).mean()), 4)},
         "limit": m.limit,
+        "classes": [label for _, label in _classes(m)],
         "note": "A county surface pooling land uses; parcel verdicts use each parcel's own land-use group.",
     }
+
+
+FORMATS = {"tif": "image/tiff", "png": "image/png", "json": "application/json"}
+
+
+def element_map_file(county: str, analyte: str, fmt: str, pack: RulePack, actor: Any,
+                     web_overlay: bool = False) -> bytes | dict[str, Any]:
+    """One map file for an account (the API and the console serve the same): the GeoTIFF, the
+    classed PNG (``web_overlay``: without legend, on a Web Mercator grid for a web map) or the model
+    report. 404 for an unknown format or analyte, a county the account may not see, or a county
+    without samples of the analyte."""
+    from .queries import get_subject
+
+    if fmt not in FORMATS:
+        raise not_found("map format", fmt)
+    pack.check_kind("green_food_soil")
+    if analyte not in analytes_of(pack):
+        raise not_found("analyte", analyte)
+    get_subject("county", county, actor)  # 404 for a county the account may not see
+    m = build(county, analyte, pack)
+    if m is None:
+        raise not_found("samples of", f"{analyte} in county {county}")
+    if fmt == "json":
+        return report(m)
+    return geotiff(m) if fmt == "tif" else overlay(m) if web_overlay else png(m)

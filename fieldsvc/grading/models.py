@@ -36,7 +36,7 @@ class Grade(db.Model):
     rule_pack: Mapped[str] = mapped_column(String(32))
     rule_pack_version: Mapped[str] = mapped_column(String(16))
     grade: Mapped[str | None] = mapped_column(String(32))
-    verdict: Mapped[str] = mapped_column(String(16))  # qualified | not_qualified | indeterminate | not_graded | ...
+    verdict: Mapped[str] = mapped_column(String(16))  # qualified | not_qualified | ... | not_assessed (DESIGN §4.6)
     qualified: Mapped[bool] = mapped_column(Boolean)
     strict_control: Mapped[bool] = mapped_column(Boolean, default=False)
     limiting: Mapped[list[str]] = mapped_column(JSON, default=list)

@@ -10,6 +10,7 @@ where the pack says the values qualify.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
@@ -21,10 +22,11 @@ from ..dbtypes import isoformat
 from ..errors import Problem
 from ..extensions import db
 from ..places.models import Parcel
+from .basis import basis_of as basis_detail
 from .evaluation import explain
 from .models import Grade
 from .pack_admin import pack_ref, resolve_pack
-from .queries import _area_column, area_grade, current_grade
+from .queries import LEGACY_NOT_ASSESSED, _area_column, area_grade, current_grade
 
 PACKS = ("green_food_soil", "gb15618_2018", "nyt391_fertility", "dzt0380_se_rich")
 PASS_FAIL = {"green_food_soil"}  # conclusions that read "meets" / "does not meet"
@@ -76,7 +78,7 @@ def _parcel_grades(kind: str, code: str, pack_code: str) -> list[Grade]:
     return list(db.session.scalars(
         select(Grade).join(Parcel, Parcel.code == Grade.subject_code)
         .where(_area_column(kind) == code, Parcel.deleted_at.is_(None), Grade.subject_type == "parcel",
-               Grade.rule_pack == pack_code, Grade.superseded_by.is_(None), Grade.verdict != "not_graded")
+               Grade.rule_pack == pack_code, Grade.superseded_by.is_(None), Grade.verdict.not_in(LEGACY_NOT_ASSESSED))
         .order_by(Grade.subject_code)))
 
 
@@ -101,7 +103,7 @@ def soil_passport(subject_type: str, code: str, packs: Sequence[str] = PACKS) ->
             continue  # a pack this instance does not carry
         if subject_type == "parcel":
             g = current_grade("parcel", code, pack.code)
-            if g is None or g.verdict == "not_graded":
+            if g is None or g.verdict in LEGACY_NOT_ASSESSED:
                 continue
             rows = explain(g).get("analytes", [])
             grades, qualified, verdict, grade = [g], g.qualified, g.verdict, g.grade
@@ -110,9 +112,11 @@ def soil_passport(subject_type: str, code: str, packs: Sequence[str] = PACKS) ->
             if not grades:
                 continue
             ag, area_row = area_grade(subject_type, code, pack)
-            rows = [r for p in grades for r in explain(p).get("analytes", [])]
+            # an area's element bars are measured values: an estimate never shows as a test result
+            rows = [r for p in grades for r in explain(p).get("analytes", [])
+                    if r.get("basis", "measured") == "measured"]
             qualified, grade = ag.qualified, ag.grade
-            verdict = ag.verdict  # qualified | not_qualified | not_assessed (too little of it graded to say)
+            verdict = ag.verdict  # qualified | not_qualified | not_assessed (below min coverage: never "fails")
             if area_row is not None:
                 grades = [area_row, *grades]
         if pack.code in ONLY_WHEN_QUALIFIED and not qualified:
@@ -121,12 +125,18 @@ def soil_passport(subject_type: str, code: str, packs: Sequence[str] = PACKS) ->
         basis = "measured" if bases == {"measured"} else "estimated" if "estimated" in bases else sorted(bases)[0]
         failing = sorted({r["analyte"] for r in rows if r.get("verdict") in FAILING})
         day = _latest([g.tested_on for g in grades])
-        conclusions.append({"standard": pack.standard, "pack": pack.code, "verdict": _verdict(pack.code, verdict,
-                                                                                            qualified),
-                            "grade": grade, "basis": basis, "failing": failing,
+        conclusion = {"standard": pack.standard, "pack": pack.code, "verdict": _verdict(pack.code, verdict, qualified),
+                      "grade": grade, "basis": basis, "failing": failing,
                             "tested_on": day.isoformat() if day else None,
-                            "rule_pack": {k: v for k, v in pack_ref(pack.code, pack.version).items()
-                                          if k in ("code", "version", "verified")}})
+                      "rule_pack": {k: v for k, v in pack_ref(pack.code, pack.version).items()
+                                    if k in ("code", "version", "verified")}}
+        if subject_type != "parcel":  # what the area's grade rests on, parcel by parcel
+            counts = Counter(basis_of(g) for g in grades if g.subject_type == "parcel")
+            conclusion["parcels_by_basis"] = {k: counts[k] for k in ("measured", "estimated") if counts[k]}
+        if subject_type == "parcel" and basis == "estimated":  # the estimate's uncertainty shows with it
+            b = basis_detail(grades[0].verdict, grades[0].explanation, grades[0].inputs, pack.data.get("unit", "mg/kg"))
+            conclusion["estimate"] = {k: v for k, v in b.to_dict().items() if k != "basis"}
+        conclusions.append(conclusion)
         if day:
             tested.append(day)
         if pack.code == packs[0]:

@@ -15,6 +15,7 @@ from ..errors import validation_failed
 from ..extensions import db
 from ..places.models import Parcel
 from ..samples.models import Sample, SyncConflict
+from .basis import NOT_ASSESSED, Basis, basis_of, sigma_text
 from .evaluation import explain
 from .inputs import BLOCKING_CONFLICTS
 from .models import Grade
@@ -28,7 +29,9 @@ from .sums import area_dict
 class Qualification:
     """Whether a subject may be certified now, and why not.
 
-    ``reasons`` are strings whose part before any ``:`` is a stable code: ``not_graded``,
+    ``reasons`` are strings whose part before any ``:`` is a stable code: ``basis_not_assessed``
+    (no usable measured or estimated value), ``basis_estimated`` (``basis_estimated: qualified;
+    Cd ± 0.031 mg/kg; 12 samples``: a parcel is certified on measured values only),
     ``not_qualified`` (``not_qualified: Cd exceeds``), ``indeterminate`` (``indeterminate: Hg
     no_ph``), ``unresolved_conflicts``, ``incomplete_samples``, ``grade_below_A`` (``grade_below_A: B``),
     ``parcel_deleted``.
@@ -100,6 +103,15 @@ def _blocking_reasons(conflicts: bool, incomplete: bool) -> list[str]:
     return (["unresolved_conflicts"] if conflicts else []) + (["incomplete_samples"] if incomplete else [])
 
 
+def estimate_detail(verdict: str, b: Basis) -> str:
+    """``qualified; Cd ± 0.031 mg/kg; 12 samples``: the reason's detail, parsed back into words by
+    the console (``console.i18n.reason_text``)."""
+    if b.analyte is None or b.sigma is None:
+        return f"{verdict}; {b.samples} samples"
+    return f"{verdict}; {b.analyte} ± {sigma_text(b.sigma)} {'' if b.analyte == 'pH' else b.unit}".rstrip() \
+        + f"; {b.samples} samples"
+
+
 def _blocking_samples(kind: str, code: str) -> list[str]:
     """``unresolved_conflicts`` / ``incomplete_samples`` reasons for the samples of a subject's parcels."""
     parcels = select(Parcel.code).where(_area_column(kind) == code, Parcel.deleted_at.is_(None)) \
@@ -152,11 +164,13 @@ def qualification(subject_type: str, code: str, rule_pack: str | None = None,
         g = current_grade("parcel", code, pack.code)
         if subject.info["deleted"]:
             reasons.append("parcel_deleted")
-        basis = (g.explanation or {}).get("basis", "measured") if g is not None else None
-        if g is None or g.verdict == "not_graded":
-            reasons.append("not_graded")
+        b = basis_of(g.verdict if g is not None else None, g.explanation if g is not None else None,
+                     g.inputs if g is not None else None, pack.data.get("unit", "mg/kg"))
+        basis = b.basis
+        if g is None or basis == NOT_ASSESSED:
+            reasons.append("basis_not_assessed")
         elif basis != "measured":  # a parcel is certified on measured values only
-            reasons.append(f"basis_{basis}: {g.verdict}")
+            reasons.append(f"basis_{basis}: {estimate_detail(g.verdict, b)}")
         elif g.verdict != "qualified" and basis == "measured":
             rows = explain(g).get("analytes", [])
             if g.verdict == "not_qualified":
@@ -168,7 +182,7 @@ def qualification(subject_type: str, code: str, rule_pack: str | None = None,
                                if r.get("verdict") == "indeterminate")
         reasons.extend(_blocking_samples("parcel", code))
         ref = pack_ref(pack.code, g.rule_pack_version if g else pack.version)
-        return Qualification(not reasons, reasons, g.grade if g else None, g.verdict if g else "not_graded", ref,
+        return Qualification(not reasons, reasons, g.grade if g else None, g.verdict if g else NOT_ASSESSED, ref,
                              g.tested_on if g else None, g.id if g else None,
                              explain(g) if g else {"reason": "no_approved_results"})
     ag, g = area_grade(subject_type, code, pack)

@@ -17,7 +17,7 @@ from ..extensions import db
 from ..paging import Page, paginate
 from ..places.models import FarmPark, Parcel, Region
 from ..places.services import parcel_scope
-from .evaluation import explain
+from .evaluation import NOT_ASSESSED, explain
 from .inputs import CHUNK
 from .models import Grade, RollupMember, RollupSum
 from .pack_admin import pack_ref
@@ -25,6 +25,9 @@ from .rollup import ASSESSED, HOLDING_BACK_CAP, AreaGrade, ParcelOutcome, Rollup
 from .rules import DEFAULT_PACK, RulePack
 from .sums import _sums_from_row, area_dict
 
+# Rows written before the verdict was renamed said ``not_graded``; readers accept both, and the next
+# run over such a parcel supersedes its row with a ``not_assessed`` one (the old version kept).
+LEGACY_NOT_ASSESSED = (NOT_ASSESSED, "not_graded")
 URL_TYPES = {"parcel": "parcel", "village": "village", "farm-park": "farm_park", "county": "county"}
 
 
@@ -86,7 +89,7 @@ def live_area_grade(kind: str, code: str, pack: RulePack) -> AreaGrade:
     for parcel_code, area in db.session.execute(select(Parcel.code, Parcel.area_m2).where(
             _area_column(kind) == code, Parcel.deleted_at.is_(None))):
         g = grades.get(parcel_code)
-        verdict = g.verdict if g is not None and g.verdict != "not_graded" else None
+        verdict = g.verdict if g is not None and g.verdict not in LEGACY_NOT_ASSESSED else None
         outcomes.append(ParcelOutcome(parcel_code, area, verdict, bool(g.strict_control) if g else False))
     return rollup(outcomes, pack)
 
@@ -125,7 +128,7 @@ def grade_dict(subject: Subject, pack: RulePack) -> dict[str, Any]:
         g = current_grade("parcel", subject.code, pack.code)
         if g is None:
             return {"subject": subject_body, "rule_pack": pack_ref(pack.code, pack.version), "grade": None,
-                    "qualified": False, "verdict": "not_graded", "limiting": [],
+                    "qualified": False, "verdict": NOT_ASSESSED, "limiting": [],
                     "explanation": {"reason": "no_approved_results"}, "computed_at": None,
                     "inputs": {"samples": [], "results": []}, "id": None, "fingerprint": None, "tested_on": None,
                     "strict_control": False, "basis": "not_assessed"}
@@ -164,7 +167,7 @@ def grade_history(kind: str, code: str, pack: RulePack, actor: Actor, limit: int
 
 def grade_basis(g: Grade | None) -> str:
     """``measured`` (samples on the parcel), ``estimated`` (from neighbours) or ``not_assessed``."""
-    if g is None or g.verdict in ("not_graded", "not_assessed"):
+    if g is None or g.verdict in LEGACY_NOT_ASSESSED:
         return "not_assessed"
     return (g.explanation or {}).get("basis", "measured")
 

@@ -18,6 +18,7 @@ from reportlab.lib.pagesizes import A4
 from reportlab.pdfgen.canvas import Canvas
 
 from fieldsvc import csvout
+from fieldsvc.grading.basis import ESTIMATED, MEASURED, NOT_ASSESSED, WORDS
 from fieldsvc.render.fonts import cjk_font
 
 MM = 72 / 25.4
@@ -32,7 +33,7 @@ CATEGORIES = (  # key, colour, Chinese, English
     ("not_qualified", HexColor("#d73027"), "不合格", "not qualified"),
     ("indeterminate", HexColor("#fdae61"), "无法判定", "indeterminate"),
     ("needs_sampling", HexColor("#f6e08a"), "待采样", "needs sampling"),
-    ("not_graded", HexColor("#bdbdbd"), "未评价", "not graded"),
+    ("not_assessed", HexColor("#bdbdbd"), "未评价", "not assessed"),  # grey, never red
 )
 _COLOUR = {k: c for k, c, _, _ in CATEGORIES}
 SUBJECT_NAMES = {"village": ("行政村", "Village"), "farm_park": ("农业园区", "Farm park"),
@@ -40,17 +41,19 @@ SUBJECT_NAMES = {"village": ("行政村", "Village"), "farm_park": ("农业园�
 LAND_USE_ZH = {"dryland": "旱地", "paddy": "水田", "vegetable": "菜地", "orchard": "果园", "tea": "茶园",
                "grassland": "草地", "paddy_dryland_rotation": "水旱轮作"}
 CSV_FIELDS = ("code", "village", "farm_park", "land_use", "crop", "area_m2", "verdict", "grade", "qualified",
-              "limiting", "strict_control", "tested_on")
+              "limiting", "strict_control", "tested_on",
+              # what the verdict rests on (grading.basis): measured, estimated (± σ from N samples), not assessed
+              "basis", "basis_analyte", "sigma", "neighbour_samples", "basis_text")
 
 
 def category(row: Mapping[str, Any]) -> str:
     """The map colour class of a parcel row."""
-    verdict = row.get("verdict") or "not_graded"
+    verdict = row.get("verdict") or "not_assessed"
     if verdict == "qualified":
         return row.get("grade") if row.get("grade") in ("clean", "still_clean") else "qualified"
     if verdict in ("not_qualified", "indeterminate", "needs_sampling"):
         return verdict
-    return "not_graded" if verdict in ("not_graded", "not_assessed") else "indeterminate"
+    return "not_assessed" if verdict in ("not_graded", "not_assessed") else "indeterminate"
 
 
 # --- CSV and GeoJSON --------------------------------------------------------------------------
@@ -136,6 +139,7 @@ def render_pdf(summary: Mapping[str, Any], rows: Sequence[Mapping[str, Any]]) ->
     pdf.text(15, 18, f"{name} 土壤质量评价报告", 16)
     pdf.text(15, 25, f"Soil grading report · {en} {subject.get('name_en') or ''} ({zh} {subject.get('code')})", 10)
     y = _summary_block(pdf, summary, 34)
+    y = _basis_line(pdf, rows, y)
     _map(pdf, rows, top_mm=y + 2, height_mm=150)
     pdf.new_page()
     _table(pdf, rows)
@@ -173,7 +177,7 @@ def _summary_block(pdf: _Pdf, summary: Mapping[str, Any], y: float) -> float:
         (f"结论 Verdict: {verdict}", 9),
         (f"规则 Rule: {ex.get('rule', 'area share, fieldsvc design')}", 9),
         (f"合格面积占比 Qualified share of area: {_fmt_share(ex.get('qualified_share'))}   "
-         f"覆盖率 Coverage (graded / total area): {_fmt_share(ex.get('coverage'))}", 9),
+         f"覆盖率 Coverage (assessed / total area): {_fmt_share(ex.get('coverage'))}", 9),
         (f"总面积 Total area: {_fmt_area(ex.get('total_area_m2'))}   地块 Parcels: {ex.get('parcel_count', 0)}   "
          f"已评价 graded: {ex.get('graded_count', 0)}   合格 qualified: {ex.get('qualified_count', 0)}   "
          f"严格管控 strict control: {ex.get('strict_control_count', 0)}", 9),
@@ -197,6 +201,25 @@ def _summary_block(pdf: _Pdf, summary: Mapping[str, Any], y: float) -> float:
         pdf.text(15, y, _clip(pdf, text, 7, 180), 7)
         y += 5
     return y
+
+
+def _basis_line(pdf: _Pdf, rows: Sequence[Mapping[str, Any]], y: float) -> float:
+    """How many parcels are valued from their own samples, estimated from neighbours, or not assessed."""
+    counts = {MEASURED: 0, ESTIMATED: 0, NOT_ASSESSED: 0}
+    for r in rows:
+        counts[_row_basis(r)] += 1
+    zh, en = WORDS["zh"], WORDS["en"]
+    text = "依据 Basis: " + "   ".join(f"{zh[k]} {en[k]}: {n}" for k, n in counts.items()) \
+        + "   （未评价不计为不合格 not assessed never counts as failing）"
+    pdf.text(15, y, _clip(pdf, text, 7.5, 180), 7.5)
+    return y + 5
+
+
+def _row_basis(r: Mapping[str, Any]) -> str:
+    basis = r.get("basis")
+    if basis in (MEASURED, ESTIMATED, NOT_ASSESSED):
+        return basis
+    return NOT_ASSESSED if category(r) == "not_assessed" else MEASURED  # rows without a basis: before estimation
 
 
 def _rings(geometry: Mapping[str, Any]) -> list[list[list[float]]]:
@@ -328,8 +351,9 @@ def _scale_bar(pdf: _Pdf, x: float, y: float, metres_per_point: float) -> None:
 
 
 TABLE_COLUMNS = (  # header, key, x (mm), width (mm)
-    ("地块 Parcel", "code", 15, 39), ("用途 Land use", "land_use", 55, 32), ("面积 Area (m²)", "area_m2", 88, 26),
-    ("结论 Verdict", "verdict", 115, 29), ("等级 Grade", "grade", 145, 24), ("限制因子 Limiting", "limiting", 170, 26),
+    ("地块 Parcel", "code", 15, 30), ("用途 Land use", "land_use", 46, 23), ("面积 m²", "area_m2", 70, 16),
+    ("结论 Verdict", "verdict", 87, 25), ("依据 Basis", "basis", 113, 55), ("等级 Grade", "grade", 169, 14),
+    ("限制 Limit", "limiting", 184, 12),
 )
 VERDICT_ZH = {"qualified": "合格", "not_qualified": "不合格", "indeterminate": "无法判定", "not_graded": "未评价",
               "needs_sampling": "待采样", "not_assessed": "未评价"}
@@ -348,17 +372,34 @@ def _table(pdf: _Pdf, rows: Sequence[Mapping[str, Any]]) -> None:
         cells = {"code": r.get("code", ""),
                  "land_use": f"{LAND_USE_ZH.get(r.get('land_use'), '')} {r.get('land_use') or ''}",
                  "area_m2": f"{float(r.get('area_m2') or 0):,.1f}",
-                 "verdict": f"{VERDICT_ZH.get(r.get('verdict'), '')} {r.get('verdict') or ''}",
+                 "verdict": _verdict_cell(r),
+                 "basis": _basis_cell(r),
                  "grade": r.get("grade") or "—", "limiting": ", ".join(r.get("limiting") or []) or "—"}
         for _, key, x, width in TABLE_COLUMNS:
             colour = _COLOUR.get(category(r), black) if key == "verdict" else black
             if key == "verdict" and category(r) in ("still_clean", "clean", "qualified"):
                 colour = HexColor("#1a7837")
-            pdf.text(x, y + 2, _clip(pdf, str(cells[key]), 7, width), 7, colour)
+            if key == "basis" and _row_basis(r) == NOT_ASSESSED:
+                colour = HexColor("#757575")  # grey, never red
+            size = 6 if key == "basis" else 7
+            pdf.text(x, y + 2, _clip(pdf, str(cells[key]), size, width), size, colour)
         y += 4.6
     if len(rows) > MAX_TABLE_ROWS:
         pdf.text(15, y + 5, f"仅列出前 {MAX_TABLE_ROWS} 个地块，完整列表见 CSV。 Only the first {MAX_TABLE_ROWS} of "
                             f"{len(rows)} parcels are listed; the CSV has all of them.", 8)
+
+
+def _verdict_cell(r: Mapping[str, Any]) -> str:
+    verdict = "not_assessed" if category(r) == "not_assessed" else (r.get("verdict") or "")
+    return f"{VERDICT_ZH.get(verdict, '')} {verdict.replace('_', ' ')}"
+
+
+def _basis_cell(r: Mapping[str, Any]) -> str:
+    """"实测 measured", "插值估算 estimated (Cd ± 0.031 mg/kg, from 12 samples)", "未评价 not assessed"."""
+    basis = _row_basis(r)
+    if basis == ESTIMATED and r.get("basis_text"):
+        return f"{WORDS['zh'][ESTIMATED]} {r['basis_text']}"
+    return f"{WORDS['zh'][basis]} {WORDS['en'][basis]}"
 
 
 def _table_header(pdf: _Pdf, y: float) -> float:

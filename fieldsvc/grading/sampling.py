@@ -23,6 +23,7 @@ from ..extensions import db
 from ..places.models import Parcel
 from . import spatial
 from .models import Grade
+from .queries import LEGACY_NOT_ASSESSED
 from .rules import RulePack
 
 
@@ -66,7 +67,7 @@ def next_samples(county: str, pack: RulePack, village: str | None = None, limit:
         if code in sampled:
             continue
         g = grades.get(code)
-        if g is not None and g.verdict not in ("needs_sampling", "not_graded", "not_assessed"):
+        if g is not None and g.verdict not in ("needs_sampling", *LEGACY_NOT_ASSESSED):
             continue
         reason = "needs_sampling" if g is not None and g.verdict == "needs_sampling" else "not_assessed"
         sigma_rel, sigma = None, None

@@ -96,7 +96,11 @@ def load_county(county: str, pack: RulePack,
     px, py = proj.to_xy([p.lon for p in parcels], [p.lat for p in parcels])
     by_code = {p.code: (p, float(x), float(y)) for p, x, y in zip(parcels, px, py, strict=True)}
     targets = [es.Target(p.code, x, y, p.land_use) for p, x, y in by_code.values()]
-    inputs = load_inputs([p.code for p in parcels])
+    # only parcels with a sample have inputs: find them with one query instead of asking for each
+    # of a county's parcels (the unsampled ones, most of a county, would come back empty)
+    sampled = sorted(db.session.scalars(select(Sample.parcel_code).join(Parcel, Parcel.code == Sample.parcel_code)
+                                        .where(*where).distinct()))
+    inputs = load_inputs(sampled)
     # the fixes of the samples on these parcels, by a join (a county's ids would overflow an IN list)
     fixes = {r[0]: (r[1], r[2]) for r in db.session.execute(
         select(Sample.id, Sample.lon, Sample.lat).join(Parcel, Parcel.code == Sample.parcel_code)
@@ -120,25 +124,34 @@ def load_county(county: str, pack: RulePack,
 
 def limit_fn(pack: RulePack) -> Callable[[str, str, float, float], tuple[float, float]]:
     """(analyte, land use, pH low, pH high) → (strictest, loosest) limit over that pH interval,
-    from the pack's precompiled pH segments (an edge counts for the segments on both sides)."""
+    from the pack's precompiled pH segments (an edge counts for the segments on both sides).
+
+    The function also offers ``bands(analyte, land_use)``: the segments as (pH low or None, pH
+    high or None, limit), so a county's parcels are looked up as arrays (``estimation.assess``)."""
     cache: dict[tuple, tuple[float, float]] = {}
+    band_cache: dict[tuple[str, str], list[tuple[float | None, float | None, float]]] = {}
+
+    def bands(analyte: str, land_use: str) -> list[tuple[float | None, float | None, float]]:
+        got = band_cache.get((analyte, land_use))
+        if got is None:
+            table = pack.ph_table(land_use)
+            i = table.analytes.index(analyte)
+            edges = [float(e) for e, _ in table.ends]
+            got = band_cache[(analyte, land_use)] = [
+                (edges[k - 1] if k > 0 else None, edges[k] if k < len(edges) else None, float(row[i][0]))
+                for k, row in enumerate(table.rows)]
+        return got
 
     def limit(analyte: str, land_use: str, lo: float, hi: float) -> tuple[float, float]:
         key = (analyte, land_use, lo, hi)
         got = cache.get(key)
         if got is None:
-            table = pack.ph_table(land_use)
-            i = table.analytes.index(analyte)
-            edges = [float(e) for e, _ in table.ends]
-            lims = []
-            for k, row in enumerate(table.rows):
-                seg_lo = edges[k - 1] if k > 0 else None
-                seg_hi = edges[k] if k < len(edges) else None
-                if (seg_lo is None or hi >= seg_lo) and (seg_hi is None or lo <= seg_hi):
-                    lims.append(float(row[i][0]))
+            lims = [lim for seg_lo, seg_hi, lim in bands(analyte, land_use)
+                    if (seg_lo is None or hi >= seg_lo) and (seg_hi is None or lo <= seg_hi)]
             got = cache[key] = (min(lims), max(lims))
         return got
 
+    limit.bands = bands  # type: ignore[attr-defined]
     return limit
 
 

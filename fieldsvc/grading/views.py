@@ -110,16 +110,9 @@ def get_element_map(county: str, analyte: str, fmt: str):
         raise not_found("map format", fmt)
     args = query_args(ElementMapArgs())
     pack = pack_admin.resolve_pack(args["rule_pack"])
-    pack.check_kind("green_food_soil")
-    if analyte not in maps.analytes_of(pack):
-        raise not_found("analyte", analyte)
-    queries.get_subject("county", county, current_actor())  # 404 for a county the account may not see
-    m = maps.build(county, analyte, pack)
-    if m is None:
-        raise not_found("samples of", f"{analyte} in county {county}")
-    if fmt == "json":
-        return maps.report(m)
-    body = maps.geotiff(m) if fmt == "tif" else maps.overlay(m) if args["overlay"] else maps.png(m)
+    body = maps.element_map_file(county, analyte, fmt, pack, current_actor(), web_overlay=args["overlay"])
+    if isinstance(body, dict):
+        return body
     return Response(body, mimetype=MAP_FORMATS[fmt],
                     headers={"Content-Disposition": f'inline; filename="{county}-{analyte}.{fmt}"'})
 

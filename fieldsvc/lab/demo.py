@@ -37,7 +37,7 @@ LAND_USE_SHIFT: dict[str, dict[str, float]] = {
     "paddy": {"Cd": 1.15, "Hg": 1.2},
     "paddy_dryland_rotation": {"Cd": 1.1},
     "vegetable": {"Cd": 1.2, "Zn": 1.2, "Cu": 1.2},
-    "orchard": {"Cu": 2.0, "Zn": 1.1},
+    "orchard": {"Cu": 1.5, "Zn": 1.1},
     "tea": {"Pb": 1.2, "Se": 1.3},
 }
 # Land use → (pH mean, pH sd, OM g/kg mean, AP mg/kg mean)
@@ -51,6 +51,8 @@ FERTILITY: dict[str, tuple[float, float, float, float]] = {
     "grassland": (7.0, 0.6, 22.0, 8.0),
 }
 EXCEEDANCE_SHARE = 0.02  # samples given one clearly elevated metal
+TREND_NOISE = 0.4  # samples with a spatial trend: the share of the log spread left as sample-to-sample noise
+TREND_EXCEEDANCE_SHARE = 0.004  # and isolated elevated samples among them (the trend has the hot spots)
 CENSORED_FORMS = ("<{dl}", "ND", "{dl}L")
 
 
@@ -66,26 +68,37 @@ def _fmt(value: float, decimals: int) -> str:
     return f"{value:.{decimals}f}"
 
 
-def _metal(rng: random.Random, analyte: str, land_use: str, factor: float) -> tuple[str, str]:
-    """(value cell, detection-limit cell) for one metal; censored when below the detection limit."""
+def _metal(rng: random.Random, analyte: str, land_use: str, factor: float, noise: float = 1.0) -> tuple[str, str]:
+    """(value cell, detection-limit cell) for one metal; censored when below the detection limit.
+
+    ``noise`` scales the spread around the typical value (a survey whose ``trend`` carries the
+    spatial part of the variation keeps less of it as noise between neighbouring samples)."""
     unit, dl, _, gm, gsd, decimals = METALS[analyte]
     shift = LAND_USE_SHIFT.get(land_use, {}).get(analyte, 1.0)
-    value = math.exp(rng.gauss(math.log(gm * shift), math.log(gsd))) * factor
-    if value < float(dl) or (analyte in ("Hg", "Se") and rng.random() < 0.03):
+    value = math.exp(rng.gauss(math.log(gm * shift), math.log(gsd) * noise)) * factor
+    # Hg and Se: now and then reported as not detected although present (digestion losses); a
+    # survey's samples (``noise`` < 1, see sample_rows) come from a lab that re-ran those.
+    if value < float(dl) or (analyte in ("Hg", "Se") and rng.random() < 0.03 and noise == 1.0):
         form = rng.choice(CENSORED_FORMS)
         return form.format(dl=dl), dl
     return _fmt(value, decimals), dl
 
 
-def sample_rows(rng: random.Random, code: str, land_use: str) -> list[tuple[str, ...]]:
-    elevated = rng.choice(("Cd", "Cd", "Pb", "Hg", "As")) if rng.random() < EXCEEDANCE_SHARE else None
+def sample_rows(rng: random.Random, code: str, land_use: str,
+                trend: Mapping[str, float] | None = None) -> list[tuple[str, ...]]:
+    """One sample's rows. ``trend``: where the sample lies in a spatial law (analyte → multiplier
+    of its typical value; ``pH`` → added to the pH), so a county's samples have spatial structure;
+    such a sample keeps ``TREND_NOISE`` of the spread as noise and is rarely elevated on its own."""
+    noise, share = (TREND_NOISE, TREND_EXCEEDANCE_SHARE) if trend else (1.0, EXCEEDANCE_SHARE)
+    trend = trend or {}
+    elevated = rng.choice(("Cd", "Cd", "Pb", "Hg", "As")) if rng.random() < share else None
     rows = []
     for analyte, (unit, _, method, *_rest) in METALS.items():
         factor = rng.uniform(3.0, 6.0) if analyte == elevated else 1.0
-        value, dl = _metal(rng, analyte, land_use, factor)
+        value, dl = _metal(rng, analyte, land_use, factor * trend.get(analyte, 1.0), noise)
         rows.append((code, analyte, value, unit, dl, method, "", "", ""))
     ph_mean, ph_sd, om_mean, ap_mean = FERTILITY.get(land_use, FERTILITY["dryland"])
-    ph = min(8.6, max(4.0, rng.gauss(ph_mean, ph_sd)))
+    ph = min(8.6, max(4.0, rng.gauss(ph_mean + trend.get("pH", 0.0), ph_sd * noise)))
     om = max(4.0, rng.gauss(om_mean, om_mean * 0.25))
     rows += [
         (code, "pH", _fmt(ph, 2), "", "", "NY/T 1377-2007", "", "", ""),
@@ -117,7 +130,8 @@ def make_demo_results(samples: Iterable[Any], seed: int = 391) -> bytes:
     """A UTF-8 CSV (long layout) of results for ``samples`` plus one QC batch.
 
     ``samples``: objects or mappings with a ``code`` and, where known, ``land_use``
-    (or ``land_use_observed``); ``dryland`` otherwise. Deterministic for a seed.
+    (or ``land_use_observed``); ``dryland`` otherwise; and optionally a ``trend`` (see
+    ``sample_rows``). Deterministic for a seed.
     """
     rng = random.Random(seed)
     out = io.StringIO()
@@ -128,7 +142,8 @@ def make_demo_results(samples: Iterable[Any], seed: int = 391) -> bytes:
         code = _get(sample, "code")
         if not code:
             continue
-        rows = sample_rows(rng, str(code), str(_get(sample, "land_use", "land_use_observed") or "dryland"))
+        rows = sample_rows(rng, str(code), str(_get(sample, "land_use", "land_use_observed") or "dryland"),
+                           _get(sample, "trend"))
         first = first or rows
         writer.writerows(rows)
     if first:

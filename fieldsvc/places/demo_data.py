@@ -384,3 +384,51 @@ def sample_points(county: DemoCounty, n: int, seed: int = 1) -> list[SamplePoint
         code = feature["properties"]["code"]
         points.append(SamplePoint(code, round(lon, 7), round(lat, 7), round(accuracy, 1)))
     return points
+
+
+# --- a survey's sampling design ----------------------------------------------------------------
+
+SURVEY_SPACING_M = 600.0  # one sample per ~15 ha of farmland, as land-quality surveys sample (one per several ha)
+SURVEY_GAPS = (  # (east km, north km, radius km) from ORIGIN: land the survey did not reach
+    (14.0, 17.5, 2.0),  # the far north-east corner: hill farms, left for next season
+    (1.5, 13.0, 1.8),   # a western valley: access road washed out
+    (9.0, 9.5, 1.6),    # a village cluster whose samples were lost in transit
+)
+
+
+def local_xy(county: DemoCounty, lon: float, lat: float) -> tuple[float, float]:
+    """Metres east and north of the county's origin (the inverse of the generator's projector)."""
+    kx, ky = metres_per_degree(county.origin[1] + 0.1)
+    return (lon - county.origin[0]) * kx, (lat - county.origin[1]) * ky
+
+
+def parcel_centre(feature: dict[str, Any]) -> tuple[float, float]:
+    """lon/lat of the mean of a demo parcel's four corners (inside it: every parcel is convex)."""
+    ring = feature["geometry"]["coordinates"][0][:4]
+    return sum(p[0] for p in ring) / 4, sum(p[1] for p in ring) / 4
+
+
+def survey_parcels(county: DemoCounty, spacing_m: float = SURVEY_SPACING_M, seed: int = 7,
+                   gaps: Sequence[tuple[float, float, float]] = SURVEY_GAPS) -> list[str]:
+    """The parcels a county survey samples, in survey order: a jittered grid of ``spacing_m``
+    over the farmland, each node taking the parcel whose centre is nearest (within the cell),
+    none inside the ``gaps`` (areas the survey did not reach). Deterministic for a seed.
+
+    Real surveys (DZ/T 0295, NY/T 1054 practice) lay out a grid of about one composite sample per
+    several hectares and value the land between from those samples; this gives the demo that
+    density instead of sampling a few villages parcel by parcel.
+    """
+    rng = random.Random(seed)
+    cells: dict[tuple[int, int], list[tuple[float, float, str]]] = {}
+    for feature in county.parcels:
+        x, y = local_xy(county, *parcel_centre(feature))
+        cells.setdefault((int(x // spacing_m), int(y // spacing_m)), []).append((x, y, feature["properties"]["code"]))
+    chosen = []
+    for (i, j) in sorted(cells):
+        tx = (i + 0.5 + rng.uniform(-0.3, 0.3)) * spacing_m
+        ty = (j + 0.5 + rng.uniform(-0.3, 0.3)) * spacing_m
+        if any(math.hypot(tx - gx * 1000, ty - gy * 1000) < r * 1000 for gx, gy, r in gaps):
+            continue
+        x, y, code = min(cells[(i, j)], key=lambda c: (math.hypot(c[0] - tx, c[1] - ty), c[2]))
+        chosen.append(code)
+    return chosen

@@ -142,22 +142,82 @@ def _commands(geom: shapely.Geometry) -> tuple[int, list[int]]:
     return POLYGON, out
 
 
+def _simple_polygon_commands(shapes: np.ndarray) -> list[list[int] | None]:
+    """The commands of polygons without holes, all at once with numpy: the same steps as ``_ring_commands``
+    (closing point dropped, repeated points dropped, a last point equal to the first dropped, fewer than
+    three points or no area: nothing; wound clockwise in tile units) without a Python loop per point.
+    Most parcels are such quadrilaterals: a 1,243-parcel tile took 24 µs a parcel the other way."""
+    out: list[list[int] | None] = [None] * len(shapes)
+    if not len(shapes):
+        return out
+    coords, index = shapely.get_coordinates(shapes, return_index=True)
+    xy = coords.astype(np.int64)
+    counts = np.bincount(index, minlength=len(shapes))
+    ends = np.cumsum(counts)
+    keep = np.ones(len(xy), dtype=bool)
+    keep[ends[counts > 0] - 1] = False  # the closing point
+    keep[1:] &= ~((xy[1:] == xy[:-1]).all(axis=1) & (index[1:] == index[:-1]))  # a point repeating the one before
+    xy, index = xy[keep], index[keep]
+    counts = np.bincount(index, minlength=len(shapes))
+    starts = np.cumsum(counts) - counts
+    has = counts > 1
+    last, first = starts[has] + counts[has] - 1, starts[has]
+    closing = np.zeros(len(xy), dtype=bool)
+    closing[last[(xy[last] == xy[first]).all(axis=1)]] = True  # (at most one: repeats are gone)
+    xy, index = xy[~closing], index[~closing]
+    counts = np.bincount(index, minlength=len(shapes))
+    starts = np.cumsum(counts) - counts
+    nxt = np.arange(len(xy)) + 1
+    wrap = starts[index] + counts[index]
+    nxt[nxt == wrap] = starts[index][nxt == wrap]
+    cross = xy[:, 0] * xy[nxt, 1] - xy[nxt, 0] * xy[:, 1]
+    area2 = np.bincount(index, weights=cross.astype(float), minlength=len(shapes))
+    flip = (area2 < 0)[index]  # exterior rings run clockwise in tile units (positive area, y down)
+    pos = np.arange(len(xy))
+    pos[flip] = (2 * starts[index] + counts[index] - 1 - pos)[flip]
+    xy = xy[pos]
+    delta = xy.copy()
+    delta[1:] -= xy[:-1]
+    delta[starts[counts > 0]] = xy[starts[counts > 0]]  # each feature's MoveTo is from (0, 0)
+    zz = ((delta << 1) ^ (delta >> 63)).ravel().tolist()
+    for i in np.flatnonzero((counts >= 3) & (area2 != 0)).tolist():
+        a, n = 2 * int(starts[i]), int(counts[i])
+        out[i] = [MOVE_TO | (1 << 3), zz[a], zz[a + 1], LINE_TO | ((n - 1) << 3), *zz[a + 2:a + 2 * n],
+                  CLOSE_PATH | (1 << 3)]
+    return out
+
+
+def _all_commands(shapes: np.ndarray) -> list[tuple[int, list[int]] | None]:
+    """Each feature's type and commands (None where nothing is left): simple polygons at once, the rest one by one."""
+    out: list[tuple[int, list[int]] | None] = [None] * len(shapes)
+    present = np.array([s is not None for s in shapes], dtype=bool)
+    if not present.any():
+        return out
+    where = np.flatnonzero(present)
+    kinds = shapely.get_type_id(shapes[where])
+    simple = (kinds == 3) & (shapely.get_num_interior_rings(shapes[where]) == 0)
+    for i, commands in zip(where[simple].tolist(), _simple_polygon_commands(shapes[where[simple]]), strict=True):
+        out[i] = (POLYGON, commands) if commands else None
+    for i in where[~simple].tolist():
+        out[i] = _commands(shapes[i])
+    return out
+
+
 def encode(name: str, ids: Sequence[int | None], geometries: Sequence[Any], properties: Sequence[Mapping[str, Any]],
            tile: Tile, *, simplify: bool = True) -> Encoded:
     """One layer of (id or None, lon/lat geometry, properties; None values left out) → the tile's bytes."""
     shapes = tile_geometries(np.asarray(geometries, dtype=object), tile, simplify=simplify)
+    encoded = _all_commands(shapes)
     message = vector_tile_pb2.tile()
     layer = message.layers.add()
     layer.name, layer.version, layer.extent = name, 2, EXTENT
     keys: dict[str, int] = {}
     values: dict[tuple[type, Any], int] = {}
     count = 0
-    for fid, shape, props in zip(ids, shapes, properties, strict=True):
-        if shape is None:
+    for fid, geometry, props in zip(ids, encoded, properties, strict=True):
+        if geometry is None or not geometry[1]:
             continue
-        kind, commands = _commands(shape)
-        if not commands:
-            continue
+        kind, commands = geometry
         feature = layer.features.add()
         if fid is not None:
             feature.id = fid

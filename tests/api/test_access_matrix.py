@@ -172,6 +172,7 @@ ROUTES: dict[str, dict[str, Any]] = {
     "console.logout": {"kind": "own"},
     "console.index": {"kind": "list", "url": "/console/", "needle": ["county"], "follow": True},
     "console.county": {"kind": "read", "url": "/console/county/{county}"},
+    "console.element_map": {"kind": "read", "url": "/console/maps/{county}/Cd.json"},
     "console.map_find": {"kind": "list", "url": "/console/map/find?q={parcel}", "needle": ["parcel"]},
     "console.map_surface": {"kind": "read", "url": "/console/map/surface/{county}/Cd.json"},
     # map tiles: z0 holds the whole world; samples are points (never too small to draw), bag codes in the tile

@@ -32,7 +32,8 @@ def test_parcels_fit_the_view_box_north_up_with_colours_and_counts():
     assert min(b[1::2]) < min(a[1::2])  # B lies further north: drawn higher (smaller y)
     assert drawn.shapes[0].colour == parcel_map.GRADE_COLOURS["qualified"]
     assert dict((c, n) for c, _, n in drawn.legend) == {"qualified": 2, "not_qualified": 0, "indeterminate": 0,
-                                                        "needs_sampling": 0, "not_assessed": 0, "not_graded": 1}
+                                                        "needs_sampling": 0, "not_assessed": 1}
+    assert drawn.shapes[1].category == "not_assessed"  # the old word folds into the new one, grey
 
 
 def test_squares_stay_square_at_their_latitude():

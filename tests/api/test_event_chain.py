@@ -199,7 +199,7 @@ def test_console_link_held_sample_regrades_its_parcel(app, client, official, gra
     parcel = paddies(graded.parcels)[1]["properties"]["code"]
     sid = put_sample(app, parcel, state="held", county=graded.county)  # held while its parcel already exists
     put_results(app, sid, CLEAN)
-    assert verdict(client, official, parcel) == "not_graded"
+    assert verdict(client, official, parcel) == "not_assessed"
     resp = console.post(f"/console/samples/{sid}/link")
     assert resp.status_code == 303, re.sub(r"<[^>]+>", " ", text_of(resp).split("</style>")[-1])[:800]
     assert sample_state(app, sid) == "complete"

@@ -206,11 +206,11 @@ def test_regrade_with_same_inputs_adds_no_row(app, client, official, county):
         assert [e.action for e in events_for("grade", f"parcel:{parcel}")] == ["regrade"]
 
 
-def test_parcel_without_results_is_not_graded_and_parcel_read_shows_grade(app, client, official, county):
+def test_parcel_without_results_is_not_assessed_and_parcel_read_shows_grade(app, client, official, county):
     parcel = paddy(county)["code"]
     body = grade(client, official, "parcel", parcel).get_json()
-    assert (body["verdict"], body["grade"], body["qualified"], body["computed_at"]) == (
-        "not_graded", None, False, None)
+    assert (body["verdict"], body["basis"], body["grade"], body["qualified"], body["computed_at"]) == (
+        "not_assessed", "not_assessed", None, False, None)
     assert client.get(f"/api/v1/parcels/{parcel}", headers=official.headers).get_json()["properties"]["grade"] is None
     sid = put_sample(app, parcel)
     put_results(app, sid, CLEAN)
@@ -223,7 +223,7 @@ def test_parcel_without_results_is_not_graded_and_parcel_read_shows_grade(app, c
     assert list(graded) == [parcel]
 
 
-def test_sample_deleted_makes_parcel_not_graded_again(app, client, official, county):
+def test_sample_deleted_makes_parcel_not_assessed_again(app, client, official, county):
     from fieldsvc.dbtypes import utcnow
     from fieldsvc.samples.models import Sample
 
@@ -236,8 +236,8 @@ def test_sample_deleted_makes_parcel_not_graded_again(app, client, official, cou
         db.session.commit()
     regrade(app, sid)
     body = grade(client, official, "parcel", parcel).get_json()
-    assert body["verdict"] == "not_graded" and body["id"] is not None
-    assert [h["verdict"] for h in history(client, official, "parcel", parcel)] == ["qualified", "not_graded"]
+    assert (body["verdict"], body["basis"]) == ("not_assessed", "not_assessed") and body["id"] is not None
+    assert [h["verdict"] for h in history(client, official, "parcel", parcel)] == ["qualified", "not_assessed"]
 
 
 # --- runs, roles and bad input -------------------------------------------------------------------

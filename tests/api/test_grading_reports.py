@@ -38,7 +38,7 @@ def test_csv_and_geojson_match_the_grades(client, official, county, graded):
     assert (by_code[parcels[0]["code"]]["verdict"], by_code[parcels[0]["code"]]["limiting"]) == ("not_qualified",
                                                                                                  "Cd")
     assert by_code[parcels[1]["code"]]["grade"] == "clean"
-    assert by_code[parcels[-1]["code"]]["verdict"] == "not_graded"
+    assert by_code[parcels[-1]["code"]]["verdict"] == "not_assessed"
     for r in rows:  # each row says what GET /grades says
         body = get(client, official, f"/api/v1/grades/parcel/{r['code']}").get_json()
         assert (r["verdict"], r["grade"] or None) == (body["verdict"], body["grade"])
@@ -49,7 +49,7 @@ def test_csv_and_geojson_match_the_grades(client, official, county, graded):
     assert data["type"] == "FeatureCollection" and len(data["features"]) == len(parcels)
     assert data["summary"]["grade"] == get(client, official, f"/api/v1/grades/village/{village}").get_json()["grade"]
     verdicts = sorted(f["properties"]["verdict"] for f in data["features"])
-    assert verdicts == sorted(["not_qualified", "not_graded"] + ["qualified"] * (len(parcels) - 2))
+    assert verdicts == sorted(["not_qualified", "not_assessed"] + ["qualified"] * (len(parcels) - 2))
 
 
 @pytest.mark.skipif(shutil.which("pdftotext") is None, reason="poppler-utils is not installed")

@@ -34,15 +34,15 @@ def features(data: bytes, layer: str) -> dict[str, dict]:
 
 def expected_parcels(county, tile: Tile, skip: set[str] = frozenset()) -> dict[str, shapely.Geometry]:
     """What the tile should hold, straight from the county's GeoJSON: every parcel that keeps some area
-    inside the tile plus its buffer and is not under the zoom's minimum size."""
-    w, s, e, n = tile.bounds_deg()
-    dlon, dlat = (e - w) * MIN_FEATURE_UNITS / EXTENT, (n - s) * MIN_FEATURE_UNITS / EXTENT
+    inside the tile plus its buffer and is not under the zoom's minimum size (``MIN_FEATURE_UNITS`` tile
+    units of longitude, on its longer side in degrees)."""
+    least = 360.0 / (1 << tile.z) * MIN_FEATURE_UNITS / EXTENT
     out = {}
     for f in county.parcels:
         code = f["properties"]["code"]
         shape = shapely.geometry.shape(f["geometry"])
         x0, y0, x1, y1 = shape.bounds
-        if code in skip or (x1 - x0 < dlon and y1 - y0 < dlat):
+        if code in skip or (x1 - x0 < least and y1 - y0 < least):
             continue
         geom = encode.tile_geometry(shape, tile)
         if geom is not None:
@@ -85,7 +85,7 @@ def get(client, path: str, headers: dict | None = None, **kwargs):
 
 
 def test_parcel_tile_holds_exactly_the_parcels_of_the_database(client, official, county, device):
-    for z in (13, 15, 17):
+    for z in (12, 13, 15, 17):
         tile = county_tile(county, z)
         resp = get(client, f"/tiles/parcels/{tile.z}/{tile.x}/{tile.y}.mvt", official.headers)
         assert resp.status_code == 200 and resp.mimetype == MVT
@@ -156,7 +156,7 @@ def test_another_countys_parcel_in_the_same_tile_never_shows(client, admin, make
     assert resp.status_code == 201, resp.get_json()
     scoped = make_account("official", county=county.county)
     lon, lat = shapely.geometry.shape(county.parcels[0]["geometry"]).centroid.coords[0]
-    for z in (12, 16):
+    for z in (13, 16):  # (at z12 this parcel is under the minimum size)
         tile = tile_for(lon, lat, z)
         path = f"/tiles/parcels/{tile.z}/{tile.x}/{tile.y}.mvt"
         mine = features(get(client, path, scoped.headers).data, "parcels")
@@ -230,7 +230,7 @@ def test_console_session_cookie_reads_tiles(app, official, county):
 
 
 def test_device_token_sees_only_its_assignment(client, county, device):
-    tile = county_tile(county, 12)
+    tile = county_tile(county, 13)  # (at z12 the small county's parcels are under the minimum size)
     got = features(get(client, f"/tiles/parcels/{tile.z}/{tile.x}/{tile.y}.mvt", device["headers"]).data,
                    "parcels")
     assert got and set(got) <= set(device["members"])
@@ -327,3 +327,114 @@ def test_outlines_rebuilt_by_two_requests_at_once_do_not_fail_either(app, county
         assert services.refresh_outlines(county.county) == 0
         assert db.session.scalar(select(func.max(AreaOutline.source_seq))) == 0  # the savepoint was undone
         db.session.rollback()
+
+
+def square(lon: float, lat: float, side_deg: float) -> dict:
+    return {"type": "Polygon", "coordinates": [[[lon, lat], [lon + side_deg, lat], [lon + side_deg, lat + side_deg],
+                                                [lon, lat + side_deg], [lon, lat]]]}
+
+
+def test_low_zoom_draws_only_parcels_big_enough_to_see(client, official, county):
+    """At z10-z11 (the size index finds the parcels on SQLite, the planner chooses on PostgreSQL) a
+    county-wide tile leaves out parcels under three pixels: the demo parcels are gone, a large one stays."""
+    village = county.parcels[0]["properties"]["village"]
+    lon, lat = county.parcels[0]["geometry"]["coordinates"][0][0]
+    big = {"type": "Feature", "geometry": square(lon - 0.01, lat - 0.01, 0.006),
+           "properties": {"code": "BIG-1", "village": village, "land_use": "grassland"}}
+    resp = client.post("/api/v1/parcels", json={"type": "FeatureCollection", "features": [big]},
+                       headers=official.headers)
+    assert resp.status_code == 201, resp.get_json()
+    everything = [*county.parcels, big]
+    for z in (10, 11, 12):
+        tile = tile_for(lon - 0.008, lat - 0.008, z)
+        got = features(get(client, f"/tiles/parcels/{tile.z}/{tile.x}/{tile.y}.mvt", official.headers).data,
+                       "parcels")
+        want = expected_parcels(type(county)(**{**county.__dict__, "parcels": everything}), tile)
+        assert set(got) == set(want) and "BIG-1" in got, (z, set(got) ^ set(want))
+        assert len(want) < len(everything)  # (the small ones are left out)
+        assert_same_shape(got["BIG-1"], want["BIG-1"])
+    assert services.min_size_deg(11) * 2 == pytest.approx(services.min_size_deg(10))
+
+
+def test_cached_tile_is_read_back_until_parcels_samples_or_grades_change(app, client, official, make_account,
+                                                                        county, monkeypatch, device):
+    """The second read of a tile renders nothing; an edit, a pushed sample or a new grade (the event chain)
+    makes the next read render afresh and show the change; another county's official never gets the tile.
+    Tiles from z14 on (many, cheap) are not kept."""
+    tile = county_tile(county, 13)
+    path = f"/tiles/parcels/{tile.z}/{tile.x}/{tile.y}.mvt"
+    built: list[Tile] = []
+    original = services._parcels
+
+    def counting(*args, **kwargs):
+        built.append(args[0])
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(services, "_parcels", counting)
+    first = get(client, path, official.headers)
+    assert len(built) == 1
+    again = get(client, path, official.headers)
+    assert again.data == first.data and again.headers["ETag"] == first.headers["ETag"] and len(built) == 1
+    other = make_account("official", county="360199")
+    assert features(get(client, path, other.headers).data, "parcels") == {} and len(built) == 2
+
+    shown = features(first.data, "parcels")
+    code = next(c for c in device["members"][3:] if c in shown)
+    assert shown[code]["properties"]["state"] == "none"
+    member = next(f for f in county.parcels if f["properties"]["code"] == code)
+    assert push(client, device["headers"], record(sample_data(member, "TB-9")))[0]["status"] == "applied"
+    after = features(get(client, path, official.headers).data, "parcels")
+    assert after[code]["properties"]["state"] == "complete" and len(built) == 3
+
+    get(client, path, official.headers)
+    assert len(built) == 3
+    with app.app_context():  # a grade written without an event (as a county run's first grades): the version moves
+        from fieldsvc.grading.models import Grade
+
+        before = cache_version()
+        db.session.add(Grade(subject_type="parcel", subject_code=code, rule_pack="other", rule_pack_version="1",
+                             verdict="qualified", qualified=True, explanation={}, fingerprint="f", inputs={},
+                             computed_by="test"))
+        db.session.commit()
+        assert cache_version() != before
+    get(client, path, official.headers)
+    assert len(built) == 4
+    high = county_tile(county, 14)
+    for _ in range(2):
+        get(client, f"/tiles/parcels/{high.z}/{high.x}/{high.y}.mvt", official.headers)
+    assert len(built) == 6
+
+
+def cache_version() -> str:
+    from fieldsvc.tiles import cache
+
+    return cache.data_version()
+
+
+def test_numpy_polygon_commands_equal_the_per_feature_path():
+    """encode.py writes simple polygons' commands for the whole tile at once: the same commands as
+    ``_commands`` ring by ring, for odd rings too (repeated points, reversed, collapsed, closing point
+    repeated, no area) and for parcels of the demo county mapped into a tile."""
+    import numpy as np
+
+    from fieldsvc.places.demo_data import generate_county
+
+    odd = [shapely.Polygon([(0, 0), (0, 0), (10, 0), (10, 10), (0, 10)]),
+           shapely.Polygon([(0, 0), (0, 10), (10, 10), (10, 0)]),
+           shapely.Polygon([(0, 0), (5, 0), (5, 0), (0, 0.0001)]),
+           shapely.Polygon([(3, 3), (9, 3), (9, 9), (3, 3), (3, 3)]),
+           shapely.Polygon([(1, 1), (2, 1), (3, 1)]),
+           shapely.Polygon([(0, 0), (10, 0), (10, 10), (0, 10)], [[(2, 2), (2, 4), (4, 4), (4, 2)]]),
+           shapely.MultiPolygon([shapely.box(0, 0, 5, 5), shapely.box(8, 8, 9, 9)]),
+           None]
+    county = generate_county(seed=7, parcels=400, townships=2, villages=20)
+    tile = county_tile(county, 15)
+    parcels = encode.tile_geometries(np.array([shapely.geometry.shape(f["geometry"]) for f in county.parcels]), tile)
+    shapes = np.array(odd + list(parcels), dtype=object)
+
+    def normal(x):
+        return x if x and x[1] else None
+
+    fast = [normal(x) for x in encode._all_commands(shapes)]
+    slow = [normal(encode._commands(g)) if g is not None else None for g in shapes]
+    assert fast == slow and sum(x is not None for x in fast) > 20
