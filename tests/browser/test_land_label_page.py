@@ -6,7 +6,7 @@ import pytest
 
 from tests.api.test_certificates_issuer import png, set_issuer
 from tests.api.test_grading_api import CLEAN, FAIL_CD, paddy
-from tests.api.test_land_labels import graded, label, village_parcels
+from tests.api.test_land_labels import graded, label
 
 pytestmark = pytest.mark.browser
 
@@ -20,8 +20,6 @@ def test_land_label_page_reads_as_a_soil_report(app, client, official, county, s
     first, second = paddy(county, 0), paddy(county, 1)
     graded(app, first["code"], CLEAN)
     graded(app, second["code"], FAIL_CD)
-    for other in village_parcels(county, first["village"]) - {first["code"], second["code"]}:
-        graded(app, other, CLEAN)  # all of it graded: a verdict (too little graded is "not yet judged")
     assert set_issuer(app, tmp_path, "--co-issuer-zh", "县农业农村局", "--co-issuer-en", "County Agriculture Bureau",
                       seal=png(size=64)).exit_code == 0
     body = label(client, official, "village", first["village"]).get_json()
