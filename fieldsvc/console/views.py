@@ -50,7 +50,7 @@ from ..grading import plans as grading_plans
 from ..grading import runs as grading_runs
 from ..grading.basis import ESTIMATED, Basis, basis_of, basis_text, value_pm
 from ..grading.pack_admin import resolve_pack, rule_pack_list
-from ..grading.qualification import qualification
+from ..grading.qualification import area_facts, qualification
 from ..grading.queries import area_grade, get_subject, grade_dict
 from ..grading.schemas import RunIn
 from ..http import ALL_ROLES, current_actor, paginate, public, register_error_renderer, requires_role
@@ -643,10 +643,11 @@ def certificates():
     code = _county()
     candidates = []
     for kind, items in (("village", queries.villages(code)), ("farm_park", queries.farm_parks(code))):
+        facts = area_facts(kind, [item.code for item in items])  # grouped: not five queries per village
         for item in items:
-            if kind == "village" and not queries.count_parcels("village", item.code):
+            if kind == "village" and not facts[item.code].parcels:
                 continue
-            q = qualification(kind, item.code)
+            q = qualification(kind, item.code, facts=facts[item.code])
             candidates.append({"type": kind, "code": item.code, "name": item.name, "qualified": q.qualified,
                                "reasons": q.reasons, "grade": q.grade})
     for parcel_code in queries.qualified_parcels(code) + queries.not_qualified_parcels(code):
@@ -737,18 +738,17 @@ def revoke_certificate(code: str):
 @bp.get("/labels.pdf")
 @requires_role(*ACT)
 def labels():
-    """A label sheet for the chosen valid certificates, from a start slot (a part-used sheet)."""
+    """Plain labels for the chosen valid certificates, from a start slot (creates and counts nothing;
+    counted labels go through the confirmed label sheet, ``console/labels.py``)."""
     from ..certificates.schemas import LabelArgs
 
+    # the print form's "plain labels" button: its serial and override fields belong to the other button
     raw = {"codes": ",".join(request.args.getlist("codes")), "template": request.args.get("template") or "a4_3x7",
-           "start_slot": request.args.get("start_slot") or "0", "serials": request.args.get("serials") or "0"}
-    if (request.args.get("override_reason") or "").strip():
-        raw["override_reason"] = request.args["override_reason"].strip()
+           "start_slot": request.args.get("start_slot") or "0"}
     args = LabelArgs().load(raw)
     config = current_app.config
     code_list = certs.parse_codes(args["codes"], config["LABELS_MAX_CODES"])
-    body = certs.labels_pdf(code_list, args["template"], args["start_slot"], current_actor(), config,
-                            args["serials"], args["override_reason"])
+    body = certs.labels_pdf(code_list, args["template"], args["start_slot"], current_actor(), config)
     return _pdf(body, f"labels-{args['template']}.pdf", attachment=True)
 
 
@@ -898,4 +898,5 @@ def _t(key: str, **values: Any) -> str:
 
 
 from . import lab as _lab_pages  # noqa: E402,F401  (the lab workspace and review pages hang on this blueprint)
+from . import labels as _label_pages  # noqa: E402,F401  (label printing: confirm, sheet, PDF)
 from . import plans as _plan_pages  # noqa: E402,F401  (where to sample next, sending it to a device)

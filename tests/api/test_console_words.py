@@ -64,14 +64,20 @@ def world(app, client, county, make_account) -> World:
             assert official.post(f"/console/certificates/{codes[-1]}/revoke",
                                  {"reason": "复检不合格", "confirmed": "1"}).status_code == 303
     official.get(f"/console/certificates/{codes[2]}")  # serial labels for the valid one, and a land label
-    assert official.get("/console/labels.pdf", query_string={"codes": codes[2], "serials": "1"}).status_code == 200
+    from tests.api.test_label_quota import confirm_key
+
+    confirm = official.get("/console/label-sheets/new", query_string={"codes": codes[2], "serials": "1"})
+    made = official.post("/console/label-sheets", {"codes": codes[2], "serials": "1", "template": "a4_3x7",
+                                                   "start_slot": "0", "idempotency_key": confirm_key(text_of(confirm))})
+    assert made.status_code == 303, text_of(made)[:2000]
     land = client.post("/api/v1/land-labels", json={"subject_type": "parcel", "code": scene.clean_parcel},
                        headers=importer.headers)
     assert land.status_code == 201, land.get_json()
     from tests.api.test_label_serials import printed_serials
 
     serial = printed_serials(app, codes[2])[0]
-    extra = {"land": land.get_json()["code"], "serial": f"{codes[2]}/{serial}"}
+    extra = {"land": land.get_json()["code"], "serial": f"{codes[2]}/{serial}",
+             "sheet": made.headers["Location"].split("/console/", 1)[1]}
     codes_extra = (extra["land"], serial)
     allowed = (scene.county, scene.village, scene.clean_parcel, scene.other_parcel, scene.clean_sample,
                scene.conflict_sample, scene.held_sample, scene.flagged_sample, scene.held_bag, scene.device_id,
@@ -99,7 +105,9 @@ def official_pages(app, w: World) -> list[str]:
             f"/console/audit/sample/{s.clean_sample_id}", f"/console/audit/device/{s.device_id}",
             f"/console/audit/lab_result/{s.result_ids[0]}", f"/console/audit/sync_conflict/{s.conflict_id}",
             f"/console/audit/region/{s.village}", f"/console/audit/certificate/{w.certificates[0]}",
-            f"/console/audit/grading_run/{w.run_id}", "/console/no-such-page"]
+            f"/console/audit/grading_run/{w.run_id}", "/console/no-such-page",
+            f"/console/{w.extra['sheet']}", f"/console/label-sheets/new?codes={w.certificates[2]}&serials=1",
+            f"/console/label-sheets/new?codes={w.certificates[2]}&serials=1000"]
 
 
 def scan(resp, lang: str, allowed: tuple[str, ...], where: str) -> list[str]:
@@ -196,7 +204,12 @@ def test_irreversible_actions_ask_first_and_change_nothing_until_confirmed(app, 
     first = console.post("/console/certificates", {"subject_type": "parcel", "code": scene.clean_parcel})
     assert first.status_code == 303  # nothing to supersede: no question
     code = first.headers["Location"].rsplit("/", 1)[1]
-    assert console.get("/console/labels.pdf", query_string={"codes": code, "serials": "2"}).status_code == 200
+    from tests.api.test_label_quota import confirm_key
+
+    confirm = console.get("/console/label-sheets/new", query_string={"codes": code, "serials": "2"})
+    sheet = {"codes": code, "serials": "2", "template": "a4_3x7", "start_slot": "0",
+             "idempotency_key": confirm_key(text_of(confirm))}
+    assert console.post("/console/label-sheets", sheet).status_code == 303
     console.get("/console/certificates")
     asked = console.post("/console/certificates", {"subject_type": "parcel", "code": scene.clean_parcel})
     page = text_of(asked)
