@@ -5,7 +5,7 @@ retried or re-opened request counted again. A label sheet is now made once (POST
 Idempotency-Key) and its PDF fetched as often as needed with the same serials.
 
 Revision ID: 5c2e9a7d1f83
-Revises: 5e2b9c7d1a34
+Revises: 9e4c2a7b5d10
 Create Date: 2026-12-04 21:40:00
 
 """
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = '5c2e9a7d1f83'
-down_revision = '5e2b9c7d1a34'
+down_revision = '9e4c2a7b5d10'
 branch_labels = None
 depends_on = None
 
