@@ -12,6 +12,7 @@ message and named fields (``render_problem``).
 
 from __future__ import annotations
 
+import io
 import json
 from datetime import timedelta, timezone
 from typing import Any, Mapping
@@ -477,6 +478,21 @@ def _evidence(sample_rows: list[Any]) -> dict[str, Any]:
             "reviews": queries.review_notes([s.id for s in sample_rows])}
 
 
+THUMB_PX = (240, 180)  # a thumbnail's box: a parcel page lists every photo, a phone photo is megabytes
+
+
+def display_thumbnail(path: Any) -> bytes:
+    """A small JPEG of a photo (the page shows these; a click opens the original)."""
+    from PIL import Image, ImageOps
+
+    with Image.open(path) as image:
+        small = ImageOps.exif_transpose(image).convert("RGB")
+        small.thumbnail(THUMB_PX)
+        out = io.BytesIO()
+        small.save(out, "JPEG", quality=75)
+    return out.getvalue()
+
+
 @bp.get("/media/<sha256>")
 @requires_role(*READERS)
 def media(sha256: str):
@@ -490,8 +506,12 @@ def media(sha256: str):
     mime = next((str(m.get("mime")) for s in queries.samples_naming(sha, current_actor())
                  for m in s.media or [] if m.get("sha256") == sha and str(m.get("mime") or "").startswith("image/")),
                 "application/octet-stream")
-    response = send_file(media_services.storage().path(sha), mimetype=mime, download_name=sha, etag=sha,
-                         max_age=86400)
+    if request.args.get("size") == "thumb" and mime.startswith("image/"):
+        response = Response(display_thumbnail(media_services.storage().path(sha)), mimetype="image/jpeg")
+        response.set_etag(sha + "-thumb")
+    else:
+        response = send_file(media_services.storage().path(sha), mimetype=mime, download_name=sha, etag=sha,
+                             max_age=86400)
     response.headers["Cache-Control"] = "private, max-age=86400"  # the page is no-store; its photos need not be
     return response
 
@@ -507,7 +527,8 @@ def queues():
     rows = {name: queries.queue_rows(actor, name) for name in counts}
     result_samples = queries.samples_by_id([r.sample_id for name in ("pending_results", "qc_holds")
                                             for r in rows[name] if r.sample_id])
-    return page("queues.html", counts=counts, rows=rows, result_samples=result_samples,
+    devices_of = queries.device_names([s.device_pk for s in rows["flagged_samples"]])  # who took each
+    return page("queues.html", counts=counts, rows=rows, result_samples=result_samples, devices_of=devices_of,
                 approvals_required=current_app.config["LAB_APPROVALS_REQUIRED"],
                 effective_state=samples.effective_state, flags=queries.FLAGS)
 

@@ -83,7 +83,7 @@ def test_parcel_page_shows_the_field_evidence(app, client, county, make_account)
     scene, ev, console, importer, sampler = _setup(app, client, county, make_account)
     html = text_of(console.get(f"/console/parcel/{ev.parcel}?lang=en"))
     photo_url = f"/console/media/{ev.sha}"
-    assert f'<a href="{photo_url}"' in html and f'<img src="{photo_url}"' in html  # thumbnail → full size
+    assert f'<a href="{photo_url}"' in html and f'<img src="{photo_url}?size=thumb"' in html  # thumbnail → full
     assert "location mismatch" in html and "low accuracy" in html  # flags in words
     assert "±80 m" in html and "Phone" in html and sampler.username in html  # accuracy, device, sampler
     assert "2026-11-20 08:30" in html  # the flagged sample's time, local to the minute
@@ -97,10 +97,12 @@ def test_parcel_page_shows_the_field_evidence(app, client, county, make_account)
     body = resp.get_data()
     resp.close()
     assert resp.status_code == 200 and resp.mimetype == "image/png" and body[:4] == b"\x89PNG"
+    thumb = console.get(photo_url + "?size=thumb")
+    assert thumb.status_code == 200 and thumb.mimetype == "image/jpeg" and thumb.data[:2] == b"\xff\xd8"
     stranger = make_account("official", county="360130")
     other = Console(app)
     other.login(stranger.username, stranger.password)
-    assert other.get(photo_url).status_code == 404
+    assert other.get(photo_url).status_code == 404 and other.get(photo_url + "?size=thumb").status_code == 404
     assert console.get("/console/media/" + "0" * 64).status_code == 404
 
 
