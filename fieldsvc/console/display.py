@@ -325,6 +325,24 @@ def lab_message(text: str, lang: str) -> str:
     return text
 
 
+def duration(seconds: Any, lang: str) -> str:
+    """A clock skew or a wait as people say it: under a minute, minutes, hours, days (never 86399.6 s)."""
+    if seconds is None or seconds == "":
+        return "—"
+    try:
+        span = abs(float(seconds))
+    except (TypeError, ValueError):
+        return str(seconds)
+    zh = lang == "zh"
+    if span < 60:
+        return "不到 1 分钟" if zh else "under a minute"
+    if span < 3600:
+        return f"{span / 60:.0f} " + ("分钟" if zh else "min")
+    if span < 86400 * 2:
+        return f"{span / 3600:.1f} ".replace(".0 ", " ") + ("小时" if zh else "h")
+    return f"{span / 86400:.0f} " + ("天" if zh else "days")
+
+
 def helpers(lang: str) -> dict[str, Callable[..., str] | Any]:
     """The template helpers for one page in ``lang``."""
     return {
@@ -342,4 +360,5 @@ def helpers(lang: str) -> dict[str, Callable[..., str] | Any]:
         "lab_message": lambda text: lab_message(text, lang),
         "cert_code": format_code,
         "transitions": transitions,
+        "duration": lambda seconds: duration(seconds, lang),
     }

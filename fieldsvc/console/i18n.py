@@ -728,6 +728,44 @@ def _estimate_detail(detail: str, language: str) -> str:
     return f"{word}{'，' if language == 'zh' else ', '}{basis_text(b, language)}"
 
 
+# Field evidence on parcel pages and the review of flagged samples (samples/review.py).
+_EVIDENCE_PAIRS: dict[str, tuple[str, str]] = {
+    "location": ("采样位置", "Location"),
+    "note": ("说明", "Note"),
+    "not_recorded": ("未记录", "not recorded"),
+    "no_location": ("无定位", "no location"),
+    "on_the_map": ("在地图上查看", "see on the map"),
+    "no_photos": ("无照片", "No photos"),
+    "photos_waiting": ("{n} 个文件尚未上传完成", "{n} file(s) not fully uploaded yet"),
+    "photo_full_size": ("查看原图", "Open full size"),
+    "photo_of": ("样品 {code} 照片 {n}", "Sample {code}, photo {n}"),
+    "device_clock_unparsed": ("手机时间，无法识别", "phone's clock, not understood"),
+    "from_depth": ("自 {top} cm", "from {top} cm"),
+    "flag_review": ("标记复核", "Flag review"),
+    "flag_accepted": ("标记已认可", "flags accepted"),
+    "flag_sent_back": ("已退回采样员", "sent back to the sampler"),
+    "accept_flags": ("认可标记", "Accept flags"),
+    "send_back": ("退回设备", "Send back to the device"),
+    "note_required": ("认可标记须写明理由", "say why the flags are acceptable"),
+    "confirm_accept_flags": ("认可样品 {code} 的标记？", "Accept the flags of sample {code}?"),
+    "confirm_accept_flags_hint": ("标记保留并注明已认可；样品生成新版本，操作记入审计日志。",
+                                  "The flags stay, marked accepted; the sample gets a new version and the audit "
+                                  "log records who accepted them and why."),
+    "confirm_send_back": ("将样品 {code} 退回设备？", "Send sample {code} back to its device?"),
+    "confirm_send_back_hint": ("采样员下次同步时会看到此样品需要处理；在其重新提交前，样品留在标记队列中。",
+                               "The sampler sees the sample as needing attention at the next sync; it stays in "
+                               "the flagged queue until the device sends it again."),
+    "accepted_ok": ("已认可样品 {code} 的标记。", "Flags of sample {code} accepted."),
+    "sent_back_ok": ("样品 {code} 已退回设备。", "Sample {code} sent back to its device."),
+    "act_accept_flags": ("认可标记", "flags accepted"),
+    "act_send_back": ("退回设备", "sent back to the device"),
+    "show_on_map": ("地图", "Map"),
+    "err_not_flagged": ("该样品没有需要复核的标记。", "The sample has no flags to review."),
+    "err_already_accepted": ("该样品的标记已认可。", "The flags of this sample are accepted already."),
+    "err_already_sent_back": ("该样品已退回。", "The sample was sent back already."),
+}
+
+
 def reason_text(reason: str, language: str) -> str:
     """A qualification reason in words; an unknown code is shown as it is."""
     code, _, detail = reason.partition(": ")
@@ -786,8 +824,8 @@ _PLAN_PAIRS: dict[str, tuple[str, str]] = {
 
 
 STRINGS: dict[str, dict[str, str]] = {
-    "zh": {k: zh for k, (zh, _) in {**_PAIRS, **_LAB_PAIRS, **_CODE_PAIRS, **_PLAN_PAIRS}.items()},
-    "en": {k: en for k, (_, en) in {**_PAIRS, **_LAB_PAIRS, **_CODE_PAIRS, **_PLAN_PAIRS}.items()},
+    "zh": {k: zh for k, (zh, _) in {**_PAIRS, **_LAB_PAIRS, **_CODE_PAIRS, **_PLAN_PAIRS, **_EVIDENCE_PAIRS}.items()},
+    "en": {k: en for k, (_, en) in {**_PAIRS, **_LAB_PAIRS, **_CODE_PAIRS, **_PLAN_PAIRS, **_EVIDENCE_PAIRS}.items()},
 }
 
 __all__ = ["STRINGS", "SUPPORTED", "grade_label", "negotiate", "reason_text"]

@@ -12,6 +12,7 @@ message and named fields (``render_problem``).
 
 from __future__ import annotations
 
+import io
 import json
 from dataclasses import replace
 from datetime import timedelta, timezone
@@ -28,6 +29,7 @@ from flask import (
     redirect,
     render_template,
     request,
+    send_file,
     session,
     url_for,
 )
@@ -56,10 +58,12 @@ from ..grading.schemas import RunIn
 from ..http import ALL_ROLES, current_actor, paginate, public, register_error_renderer, requires_role
 from ..lab import services as lab
 from ..lab.schemas import RejectIn
+from ..media import services as media_services
 from ..openrosa import extensions as form_extensions
 from ..openrosa import services as openrosa
 from ..places import services as places
 from ..render.qr import qr_png
+from ..samples import review as sample_review
 from ..samples import services as samples
 from ..samples.conflicts import get_conflict
 from ..samples.schemas import MoveToParcelIn
@@ -474,12 +478,63 @@ def parcel(code: str):
     return page("parcel.html", parcel=feature, grade=grade, basis=basis, samples=sample_rows, results=results,
                 conflicts=conflicts, map_config=map_config, certificates=cert_rows, moment=certs.now(),
                 status_at=certs.status_at, effective_state=samples.effective_state,
-                extra_answers=_extra_answers)
+                extra_answers=_extra_answers, evidence=_evidence(sample_rows))
 
 
 def _extra_answers(sample: Any) -> list[tuple[str, str]]:
     """A sample's answers to the form extension's questions, by their labels in the page's language."""
     return form_extensions.describe_answers(sample.extra, sample.extension_version, lang())
+
+
+def _evidence(sample_rows: list[Any]) -> dict[str, Any]:
+    """What the field collected, for officials: each sample's photos (those fully arrived), its
+    device's name and the latest review of its flags. Never on a public page."""
+    shas = [m["sha256"] for s in sample_rows for m in s.media or [] if m.get("sha256")]
+    arrived = queries.complete_blobs(shas)
+    photos = {s.id: [m for m in s.media or [] if m.get("sha256") in arrived
+                     and str(m.get("mime") or "").startswith("image/")] for s in sample_rows}
+    waiting = {s.id: sum(1 for m in s.media or [] if m.get("sha256") not in arrived) for s in sample_rows}
+    return {"photos": photos, "waiting": waiting,
+            "devices": queries.device_names([s.device_pk for s in sample_rows]),
+            "reviews": queries.review_notes([s.id for s in sample_rows])}
+
+
+THUMB_PX = (240, 180)  # a thumbnail's box: a parcel page lists every photo, a phone photo is megabytes
+
+
+def display_thumbnail(path: Any) -> bytes:
+    """A small JPEG of a photo (the page shows these; a click opens the original)."""
+    from PIL import Image, ImageOps
+
+    with Image.open(path) as image:
+        small = ImageOps.exif_transpose(image).convert("RGB")
+        small.thumbnail(THUMB_PX)
+        out = io.BytesIO()
+        small.save(out, "JPEG", quality=75)
+    return out.getvalue()
+
+
+@bp.get("/media/<sha256>")
+@requires_role(*READERS)
+def media(sha256: str):
+    """A sample's photo for the console, under the media access policy (404 when not the account's
+    to see); signed in by the session, so an ``<img>`` can show it."""
+    sha = media_services.check_sha(sha256)
+    upload = media_services.blob_status(sha)
+    media_services.may_read(sha, current_actor())
+    if not upload.complete:
+        raise not_found("media", sha)
+    mime = next((str(m.get("mime")) for s in queries.samples_naming(sha, current_actor())
+                 for m in s.media or [] if m.get("sha256") == sha and str(m.get("mime") or "").startswith("image/")),
+                "application/octet-stream")
+    if request.args.get("size") == "thumb" and mime.startswith("image/"):
+        response = Response(display_thumbnail(media_services.storage().path(sha)), mimetype="image/jpeg")
+        response.set_etag(sha + "-thumb")
+    else:
+        response = send_file(media_services.storage().path(sha), mimetype=mime, download_name=sha, etag=sha,
+                             max_age=86400)
+    response.headers["Cache-Control"] = "private, max-age=86400"  # the page is no-store; its photos need not be
+    return response
 
 
 # --- queues ---------------------------------------------------------------------------------------
@@ -493,7 +548,8 @@ def queues():
     rows = {name: queries.queue_rows(actor, name) for name in counts}
     result_samples = queries.samples_by_id([r.sample_id for name in ("pending_results", "qc_holds")
                                             for r in rows[name] if r.sample_id])
-    return page("queues.html", counts=counts, rows=rows, result_samples=result_samples,
+    devices_of = queries.device_names([s.device_pk for s in rows["flagged_samples"]])  # who took each
+    return page("queues.html", counts=counts, rows=rows, result_samples=result_samples, devices_of=devices_of,
                 approvals_required=current_app.config["LAB_APPROVALS_REQUIRED"],
                 effective_state=samples.effective_state, flags=queries.FLAGS)
 
@@ -598,6 +654,45 @@ def dismiss_sample(sample_id: str):
                    url_for("console.queues") + "#held_samples")
     sample = samples.dismiss_held_sample(sample_id, current_actor(), utcnow())
     return done(_t("dismissed_ok", code=sample.code), url_for("console.queues") + "#held_samples")
+
+
+@bp.post("/samples/<sample_id>/accept")
+@requires_role(*ACT)
+def accept_sample_flags(sample_id: str):
+    """Accept a flagged sample's flags with a note (audited; the flags stay, marked accepted)."""
+    actor = current_actor()
+    note = _form().get("note", "")
+    back = _back_to(sample_id)
+    if not confirmed():
+        held = samples.get_sample_by_id(sample_id, actor)
+        flags = ", ".join(_t("flag_" + f) for f in sample_review.review_flags(held.flags))
+        if not note.strip():
+            raise validation_failed({"note": [_t("note_required")]})
+        return ask(_t("confirm_accept_flags", code=held.code), [_t("flags") + ": " + flags,
+                   _t("note") + ": " + note.strip(), _t("confirm_accept_flags_hint")], _t("accept_flags"), back)
+    sample = sample_review.accept_flags(sample_id, note, actor)
+    return done(_t("accepted_ok", code=sample.code), back)
+
+
+@bp.post("/samples/<sample_id>/send-back")
+@requires_role(*ACT)
+def send_back_sample(sample_id: str):
+    """Send a flagged sample back to its device: its next pull shows it as needing attention."""
+    actor = current_actor()
+    note = _form().get("note", "")
+    back = _back_to(sample_id)
+    if not confirmed():
+        held = samples.get_sample_by_id(sample_id, actor)
+        lines = [_t("confirm_send_back_hint")] + ([_t("note") + ": " + note.strip()] if note.strip() else [])
+        return ask(_t("confirm_send_back", code=held.code), lines, _t("send_back"), back)
+    sample = sample_review.send_back(sample_id, note, actor)
+    return done(_t("sent_back_ok", code=sample.code), back)
+
+
+def _back_to(sample_id: str) -> str:
+    """Where a review returns: the page it came from (the parcel or the queue), else the queue."""
+    nxt = request.form.get("next") or ""
+    return nxt if _local(nxt, path_only=True) else url_for("console.queues") + "#flagged_samples"
 
 
 # --- grading ----------------------------------------------------------------------------------------

@@ -350,6 +350,8 @@ function renderNet() {
   const net = $('#net');
   net.textContent = navigator.onLine ? t('online') : t('offline');
   net.dataset.online = String(navigator.onLine);
+  // Not set up and offline: say what to do instead of a set-up screen that cannot finish yet.
+  $('#setup-offline').hidden = navigator.onLine || state.provisioned;
 }
 
 async function renderCounts() {
