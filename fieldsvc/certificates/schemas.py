@@ -46,6 +46,8 @@ class LabelArgs(Schema):
     template = fields.String(load_default="a4_3x7", validate=validate.Length(min=1, max=64))
     start_slot = fields.Integer(load_default=0, validate=validate.Range(min=0, max=10_000))
     serials = fields.Integer(load_default=0, validate=validate.Range(min=0, max=1000))
+    override_reason = fields.String(load_default=None, allow_none=True,
+                                    validate=[validate.Length(max=500), _meaningful])
 
 
 class LabelSheetIn(Schema):

@@ -610,22 +610,15 @@ def label_views(found: Mapping[str, Certificate], printed: Sequence[tuple[str, s
 
 
 def labels_pdf(code_list: Sequence[str], template: str, start_slot: int, actor: Actor,
-               config: Mapping[str, Any], serials: int = 0) -> bytes:
+               config: Mapping[str, Any]) -> bytes:
     """Plain labels (one ``/C/<CODE>`` QR per listed code) for valid certificates. Creates and counts nothing.
 
     A plain label carries the certificate's own code, the QR its A4 certificate prints too, so
     printing more of them makes nothing new to count. Labels with serials, the ones a quota
     counts, are printed through a label sheet (``sheets.create_sheet``), which counts them once
     however often its PDF is fetched.
-
-    :raise 409 label_sheet_required: serials asked of a GET.
     """
-    found = printable(code_list, template, actor, config, serials)
-    if serials:
-        raise conflict("label_sheet_required",
-                       "Labels with serials are counted against the quota once, when their label sheet is made: "
-                       "POST /api/v1/label-sheets, then fetch its PDF as often as needed.",
-                       create="/api/v1/label-sheets")
+    found = printable(code_list, template, actor, config, 0)
     return pdf.render_labels(label_views(found, [(c, "") for c in code_list], config), template, start_slot)
 
 

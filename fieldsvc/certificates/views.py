@@ -93,16 +93,26 @@ def revoke(code: str):
 
 @bp.get("/labels.pdf")
 @requires_role("official")
-@doc(query=LabelArgs, responses={200: "A sheet of plain labels (creates and counts nothing)",
-                                 409: "label_sheet_required: serials, or a certificate with a quota"},
+@doc(query=LabelArgs, responses={200: "A label sheet: plain labels, or with ``serials`` N serial labels per code "
+                                      "(DESIGN §4.7; made as a label sheet, counted once per Idempotency-Key)",
+                                 409: "quota_exceeded, certificate_not_valid, idempotency_key_reused"},
      content_type=PDF)
 def labels():
-    """Plain labels for valid certificates from a start slot; counted labels are printed through a label sheet."""
+    """Labels for valid certificates from a start slot. Plain labels create and count nothing. With
+    ``serials`` (the contract's ``labels.pdf?serials=N``) the labels are made as a label sheet, counted
+    against the quotas once: a retry carrying the same ``Idempotency-Key`` gets the same sheet's PDF,
+    and ``POST /api/v1/label-sheets`` is the way to make a sheet and fetch it again later."""
     args = query_args(LabelArgs())
     config = current_app.config
     code_list = services.parse_codes(args["codes"], config["LABELS_MAX_CODES"])
-    body = services.labels_pdf(code_list, args["template"], args["start_slot"], current_actor(), config,
-                               args["serials"])
+    if args["serials"]:
+        sheet, _created = sheets.create_sheet(code_list, args["template"], args["start_slot"], args["serials"],
+                                              args["override_reason"], current_actor(), config, _idempotency_key())
+        body = sheets.sheet_pdf(sheet, current_actor(), config, args["template"], args["start_slot"])
+        response = _pdf(body, f"label-sheet-{sheet.id}.pdf")
+        response.headers["Location"] = f"/api/v1/label-sheets/{sheet.id}"
+        return response
+    body = services.labels_pdf(code_list, args["template"], args["start_slot"], current_actor(), config)
     return _pdf(body, f"labels-{args['template']}.pdf")
 
 

@@ -86,16 +86,28 @@ def test_the_sheet_pdf_prints_the_same_serials_every_time_and_counts_nothing(app
     assert_problem(client.get(sheet["pdf_url"], headers=official.headers), 409, "certificate_not_valid")
 
 
-def test_a_get_creates_nothing(app, client, official, county, grading):
+def test_a_get_with_serials_is_the_contract_and_counts_once_per_key(app, client, official, county, grading):
+    """DESIGN §4.7: ``GET labels.pdf?serials=N`` prints N serial labels per code. It is made as a label
+    sheet, so the labels count once; a retry with the same Idempotency-Key gets the same sheet."""
     cert = issued(client, official, county)
     before = counts(app)
-    for query in ({"codes": cert["code"], "serials": 3}, {"codes": cert["code"], "serials": 1, "start_slot": 2}):
-        assert_problem(client.get("/api/v1/labels.pdf", query_string=query, headers=official.headers), 409,
-                       "label_sheet_required")
-    assert cert["labels"]["quota"] is not None  # the fixture parcel's crop has a quota
+    query = {"codes": cert["code"], "serials": 3}
+    headers = {**official.headers, "Idempotency-Key": "print-run-1"}
+    first = client.get("/api/v1/labels.pdf", query_string=query, headers=headers)
+    again = client.get("/api/v1/labels.pdf", query_string=query, headers=headers)
+    assert first.status_code == again.status_code == 200 and first.mimetype == "application/pdf"
+    assert first.headers["Location"] == again.headers["Location"]
+    urls = sorted(decode_pdf(first.data))
+    assert len(urls) == 3 and all(f"/C/{cert['code']}/" in u for u in urls) and sorted(decode_pdf(again.data)) == urls
+    assert printed(client, official, cert["code"])["printed"] == 3
+    other = client.get("/api/v1/labels.pdf", query_string=query, headers=official.headers)  # no key: a new sheet
+    assert other.headers["Location"] != first.headers["Location"] and set(decode_pdf(other.data)).isdisjoint(urls)
+    assert printed(client, official, cert["code"])["printed"] == 6
     plain = client.get("/api/v1/labels.pdf", query_string={"codes": cert["code"]}, headers=official.headers)
     assert plain.status_code == 200  # plain labels (the certificate's own /C/<CODE>) print with a GET, uncounted
-    assert counts(app) == before and printed(client, official, cert["code"])["printed"] == 0
+    assert printed(client, official, cert["code"])["printed"] == 6 and counts(app) != before
+    assert_problem(client.get("/api/v1/labels.pdf", query_string={**query, "serials": 1000}, headers=official.headers),
+                   409, "quota_exceeded")
     assert_problem(client.get("/api/v1/label-sheets/999999", headers=official.headers), 404, "not_found")
     assert_problem(client.get("/api/v1/label-sheets/999999.pdf", headers=official.headers), 404, "not_found")
 
