@@ -29,9 +29,11 @@ from sqlalchemy import func, select
 
 from .auth.principal import SYSTEM, Actor
 from .auth.services import create_user, get_user_by_username
-from .certificates.services import issue_demo_certificates
+from .certificates.models import Certificate
+from .certificates.services import issue_certificate, issue_demo_certificates
 from .dbtypes import isoformat, utcnow
 from .devices.services import provisioning_text, register_device
+from .errors import Problem
 from .extensions import db
 from .grading.models import Grade
 from .grading.rules import DEFAULT_PACK
@@ -91,6 +93,8 @@ def load_demo(*, parcels: int = 20_000, seed: int = 391, if_empty: bool = False,
     retested = retest_park_exceedances(county, samples)
     echo(f"graded the county; the lab re-tested {retested} results in the first farm park")
     certificates = issue_demo_certificates(county.county, current_app.config, actor=_actor("official"))
+    queues = _seed_queues(county, samples, phone)
+    echo("left one of each for the console's queues: " + ", ".join(f"{k} {v}" for k, v in queues.items()))
     db.session.commit()
     summary = county.summary()
     summary.update(imported_parcels=result.count, samples=len(samples), approved_results=approved,
@@ -98,6 +102,67 @@ def load_demo(*, parcels: int = 20_000, seed: int = 391, if_empty: bool = False,
                    demo_device=device.device.device_id, demo_device_link=str(_save_device_link(device)),
                    accounts=[u for u, _ in DEMO_USERS], password=DEMO_PASSWORD)
     return summary
+
+
+EXPIRING_DAYS = 20  # the demo's certificate that runs out soon
+
+
+def _seed_queues(county: DemoCounty, samples: list[DemoSample], phone: Actor) -> dict[str, Any]:
+    """Leave something in every console queue the README promises (issue 16): a sync conflict, a held
+    sample, a held and a pending lab result, a QC failure, a flagged sample and a certificate that
+    expires soon. Kept apart from the sampling above (its density changes on its own), and small:
+    a few records through the same services a phone, a lab and an official use."""
+    config = current_app.config
+    lab_actor, official = _actor("lab"), _actor("official")
+    outside = [s for s in samples if s.parcel not in _park_parcels(county)] or samples
+    target, neighbour = outside[-1], outside[-2]
+    feature = next(f for f in county.parcels if f["properties"]["code"] == target.parcel)
+    n = len(samples) + 1
+    # a conflict: the phone sends the same sample id with other depths and no base version
+    edited = {**_sample_data(feature, target.code, len(samples) - 1), "depth_bottom_cm": 30}
+    # a held sample: a parcel code the county does not have (the sampler mistyped it)
+    held = {**_sample_data(feature, f"QH{n:05d}", n), "parcel": f"{target.parcel}X"}
+    # a flagged sample: a second bag on the parcel with a poor fix (no results: it changes no grade)
+    flagged = _sample_data(feature, f"QH{n + 1:05d}", n + 1)
+    flagged["location"]["accuracy_m"] = 65.0
+    records = [{"type": "sample", "id": target.id, "base_version": None, "deleted": False, "data": edited},
+               {"type": "sample", "id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"fieldsvc-demo/{county.seed}/held")),
+                "base_version": None, "deleted": False, "data": held},
+               {"type": "sample", "id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"fieldsvc-demo/{county.seed}/flag")),
+                "base_version": None, "deleted": False, "data": flagged}]
+    push({"device_sent_at": isoformat(utcnow()), "schema_version": 1, "records": records}, phone,
+         hold_ttl_s=config["HOLD_TTL_S"], max_records=BATCH)
+    # the lab: a re-test waiting for approval and a bag that never arrived; then a batch whose blank failed
+    header = "sample_code,analyte,value,unit,detection_limit,method,qc_type,duplicate_of,crm\n"
+    pending = (header + f"{neighbour.code},Cd,0.21,mg/kg,0.01,GB/T 17141-1997,,,\n"
+               f"QH99999,Cd,0.12,mg/kg,0.01,GB/T 17141-1997,,,\n")
+    import_results(pending.encode(), "demo-retest-pending.csv", lab_actor, lab=DEMO_LAB)
+    failed = (header + f"{target.code},Pb,31.5,mg/kg,0.1,GB/T 17141-1997,,,\n"
+              "BLK-9,Pb,2.4,mg/kg,0.1,GB/T 17141-1997,blank,,\n")
+    import_results(failed.encode(), "demo-qc-failed-blank.csv", lab_actor, lab=DEMO_LAB)
+    # a certificate that runs out soon: for a measured qualifying parcel without one, else issued again
+    # (superseding, as an official renewing it for a short season would) for one that has one
+    qualifying = list(db.session.scalars(select(Grade.subject_code).where(
+        Grade.subject_type == "parcel", Grade.rule_pack == DEFAULT_PACK, Grade.superseded_by.is_(None),
+        Grade.qualified.is_(True)).order_by(Grade.subject_code).limit(200)))
+    certified = set(db.session.scalars(select(Certificate.subject_code).where(
+        Certificate.subject_type == "parcel", Certificate.subject_code.in_(qualifying))))
+    expiring = None
+    for code in [c for c in qualifying if c not in certified] + [c for c in qualifying if c in certified]:
+        try:
+            expiring, _ = issue_certificate({"subject_type": "parcel", "code": code, "valid_days": EXPIRING_DAYS},
+                                            official, config)
+        except Problem:
+            continue
+        break
+    return {"conflict": target.code, "held_sample": held["code"], "flagged": flagged["code"],
+            "pending": neighbour.code, "qc_failed": "demo-qc-failed-blank.csv",
+            "expiring": expiring.code if expiring else None}
+
+
+def _park_parcels(county: DemoCounty) -> set[str]:
+    park = county.farm_parks[0]["code"]
+    return {f["properties"]["code"] for f in county.parcels if f["properties"].get("farm_park") == park}
 
 
 def _save_device_link(device: Any) -> Path:

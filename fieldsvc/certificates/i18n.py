@@ -52,6 +52,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "conclusions": "各项标准结论",
         "elements": "元素含量与限值",
         "limit": "限值",
+        "threshold": "富硒下限",
         "basis": "依据",
         "since": "此结论自",
         "as_of": "截至",
@@ -109,6 +110,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "conclusions": "Conclusions by standard",
         "elements": "Elements against their limits",
         "limit": "limit",
+        "threshold": "Se-rich threshold",
         "basis": "basis",
         "since": "This conclusion since",
         "as_of": "As of",
@@ -187,6 +189,11 @@ def conclusion_sentence(conclusion: dict | None, subject_kind: str, lang: str) -
         text = (f"Conclusion: this {subject_kind.lower()} is not yet assessed against the {topic.lower()} standard "
                 f"({standard}): too little of its area is valued from samples")
         return text + (f"; above the limit: {', '.join(failing)}." if failing else ".")
+    if verdict not in ("meets", "does_not_meet"):  # not assessed, re-test or more samples needed: no verdict
+        if lang == "zh":
+            return f"结论：尚不能判定是否符合{topic}（{standard}）标准（{VERDICTS['zh'].get(verdict, verdict)}）。"
+        return (f"Conclusion: this {subject_kind.lower()} is not yet judged against the {topic.lower()} standard "
+                f"({standard}): {VERDICTS['en'].get(verdict, verdict).lower()}.")
     if lang == "zh":
         text = f"结论：{VERDICTS['zh'].get(verdict, verdict)}{topic}（{standard}）标准"
         return text + (f"，超标元素：{'、'.join(failing)}。" if failing else "。")

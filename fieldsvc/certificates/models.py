@@ -66,6 +66,30 @@ class LandLabelChange(db.Model):
     reason: Mapped[str | None] = mapped_column(Text)
 
 
+class LabelSheet(db.Model):
+    """One printed label sheet, made once (``POST /api/v1/label-sheets``) and fetched as often as needed.
+
+    Creating it counts its labels against the quotas and creates its serials; fetching its PDF
+    again prints the same serials and counts nothing, so a retried or re-opened print never counts
+    twice. ``request_sha256`` is the request an ``Idempotency-Key`` was first used with: the same
+    key for a different request is a 409, never a second sheet.
+    """
+
+    __tablename__ = "label_sheets"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    idempotency_key: Mapped[str | None] = mapped_column(String(80), unique=True)
+    request_sha256: Mapped[str] = mapped_column(String(64))
+    codes_json: Mapped[str] = mapped_column(Text)  # the codes in print order (a code listed twice prints twice)
+    serials_per_code: Mapped[int] = mapped_column(Integer)  # 0: plain labels, one per listed code
+    template: Mapped[str] = mapped_column(String(64))
+    start_slot: Mapped[int] = mapped_column(Integer)
+    labels: Mapped[int] = mapped_column(Integer)
+    override_reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(120))
+
+
 class LabelSerial(db.Model):
     """One printed label of a certificate or land label: its serial and how often it was checked.
 
@@ -79,6 +103,8 @@ class LabelSerial(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     certificate_id: Mapped[int] = mapped_column(ForeignKey("certificates.id"), index=True)
     serial: Mapped[str] = mapped_column(String(8))
+    # the sheet that printed it (its PDF reprints the same serials, in id order); None before sheets existed
+    sheet_id: Mapped[int | None] = mapped_column(ForeignKey("label_sheets.id"), index=True)
     printed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     printed_by: Mapped[str] = mapped_column(String(120))
     checks: Mapped[int] = mapped_column(Integer, default=0, server_default="0")

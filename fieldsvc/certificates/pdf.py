@@ -101,6 +101,21 @@ class CertificateView:
     seal_png: bytes | None = None
     kind: str = "certificate"  # certificate | land_label
     conclusions: tuple[str, ...] = ()  # a land label's conclusions, one printed line each (zh + en)
+    elements: tuple[ElementRow, ...] = ()  # a land label's element table (its second page)
+
+
+@dataclass(frozen=True)
+class ElementRow:
+    """One row of a land label's element table, already in words (zh + en): value against its limit."""
+
+    name: str  # e.g. "镉 Cd"
+    value: str
+    limit: str
+    unit: str
+    ratio: float | None  # value ÷ limit (None: no number), drawn as a bar
+    basis: str  # "实测 measured" or "估算 estimated ±0.05"
+    result: str  # "未超标 within" | "超标 over"
+    over: bool
 
 
 @dataclass(frozen=True)
@@ -503,9 +518,91 @@ def render_certificate_with_layout(view: CertificateView, template: str = "certi
         sheet.draw_text(spec["page_mm"][0] / 2, footer["y_mm"] + _line_mm(footer["pt"]), text, font, size, "center")
     if view.seal_png:
         _draw_seal(sheet, spec, view.seal_png)
+    if view.kind == "land_label" and view.elements:
+        sheet.next_page()
+        if watermark:
+            _draw_watermark(sheet, spec, font, watermark)
+        _draw_frame(sheet, spec)
+        _draw_elements_page(sheet, spec, font, view)
     canvas.showPage()
     canvas.save()
-    return RenderedPdf(out.getvalue(), tuple(spec["page_mm"]), 1, sheet.qr, sheet.text, watermark)
+    return RenderedPdf(out.getvalue(), tuple(spec["page_mm"]), sheet.page + 1, sheet.qr, sheet.text, watermark)
+
+
+# columns of the element table: (x in mm, align); the bar spans 0 to 1.5 × the limit (the page's bars)
+_ELEMENT_COLUMNS = {"name": (0, "left"), "value": (48, "right"), "limit": (68, "right"), "unit": (71, "left"),
+                    "bar": (88, "left"), "basis": (122, "left"), "result": (174, "right")}
+_CELL_MM = {"name": 22, "value": 26, "limit": 16, "unit": 15, "basis": 30, "result": 21}
+_BAR_MM, _BAR_SCALE = 30.0, 1.5
+
+
+def _draw_elements_page(sheet: _Sheet, spec: dict[str, Any], font: str, view: CertificateView) -> None:
+    """A land label's second page: each element's value against its limit (with a bar), whether it was
+    measured or estimated (±σ), and over or within; then the conclusion per standard."""
+    margin, centre = spec["margin_mm"], spec["page_mm"][0] / 2
+    width = spec["page_mm"][0] - 2 * margin
+    canvas = sheet.canvas
+    canvas.setFillColorRGB(0.1, 0.3, 0.15)
+    sheet.draw_text(centre, 30, "元素检测值与限值", font, 18, "center")
+    sheet.draw_text(centre, 38, "Element values against their limits", font, 11, "center")
+    canvas.setFillColorRGB(0.3, 0.3, 0.3)
+    name = view.subject_name if view.subject_name == view.subject_code else f"{view.subject_name} ({view.subject_code})"
+    subject = f"{name} · 证书编号 No. {format_code(view.code)}"
+    text, size = _fit(subject, font, 9, width, 6)
+    sheet.draw_text(centre, 46, text, font, size, "center")
+    heads = {"name": "元素 Element", "value": "检测值 Value (±σ)", "limit": "限值 Limit", "unit": "单位 Unit",
+             "bar": "占限值 vs limit", "basis": "依据 Basis", "result": "结论 Result"}
+    y = spec["rule_y_mm"] + 9.0  # below the frame's rule
+    canvas.setFillColorRGB(0.35, 0.35, 0.35)
+    for key, (x, align) in _ELEMENT_COLUMNS.items():
+        sheet.draw_text(margin + x, y, heads[key], font, 7.5, align)
+    canvas.setStrokeColorRGB(0.6, 0.6, 0.6)
+    canvas.setLineWidth(0.4)
+    canvas.line(margin * MM, sheet.y(y + 2), (margin + width) * MM, sheet.y(y + 2))
+    y += 8.5
+    for row in view.elements[:24]:
+        canvas.setFillColorRGB(0.7, 0.1, 0.1) if row.over else canvas.setFillColorRGB(0, 0, 0)
+        cells = {"name": row.name, "value": row.value, "limit": row.limit, "unit": row.unit, "basis": row.basis,
+                 "result": row.result}
+        for key, value in cells.items():
+            x, align = _ELEMENT_COLUMNS[key]
+            text, size = _fit(value, font, 9.5, _CELL_MM.get(key, 40), 5.5)
+            sheet.draw_text(margin + x, y, text, font, size, align)
+        _draw_bar(sheet, margin + _ELEMENT_COLUMNS["bar"][0], y, row)
+        y += 8.0
+    canvas.setFillColorRGB(0, 0, 0)
+    y += 6
+    canvas.setFillColorRGB(0.1, 0.3, 0.15)
+    sheet.draw_text(margin, y, "各标准结论 Conclusion per standard", font, 11)
+    canvas.setFillColorRGB(0, 0, 0)
+    for line in view.conclusions:
+        y += 7.5
+        text, size = _fit(line, font, 9.5, width, 6)
+        sheet.draw_text(margin, y, text, font, size)
+    note = ("一个村或园区的数值为其最不利地块的数值（不标出地块）。 For a village or park each value is its worst "
+            "parcel's (no parcel named).") if view.subject_type != "parcel" else ""
+    if note:
+        text, size = _fit(note, font, 8, width, 5.5)
+        canvas.setFillColorRGB(0.35, 0.35, 0.35)
+        sheet.draw_text(margin, y + 9, text, font, size)
+        canvas.setFillColorRGB(0, 0, 0)
+
+
+def _draw_bar(sheet: _Sheet, x: float, baseline: float, row: ElementRow) -> None:
+    """Value against limit: the limit mark at two thirds, the bar red past it."""
+    canvas, top = sheet.canvas, baseline - 3.0
+    canvas.saveState()
+    canvas.setFillColorRGB(0.92, 0.92, 0.92)
+    canvas.rect(x * MM, sheet.y(top + 3), _BAR_MM * MM, 3 * MM, stroke=0, fill=1)
+    if row.ratio is not None:
+        filled = min(max(row.ratio, 0.0), _BAR_SCALE) / _BAR_SCALE * _BAR_MM
+        canvas.setFillColorRGB(0.75, 0.15, 0.15) if row.over else canvas.setFillColorRGB(0.2, 0.55, 0.3)
+        canvas.rect(x * MM, sheet.y(top + 3), filled * MM, 3 * MM, stroke=0, fill=1)
+    canvas.setStrokeColorRGB(0, 0, 0)
+    canvas.setLineWidth(0.8)
+    mark = x + _BAR_MM / _BAR_SCALE
+    canvas.line(mark * MM, sheet.y(top - 0.8), mark * MM, sheet.y(top + 3.8))
+    canvas.restoreState()
 
 
 def _draw_seal(sheet: _Sheet, spec: dict[str, Any], png: bytes) -> None:

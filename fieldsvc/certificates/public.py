@@ -183,9 +183,14 @@ def _land_context(body: dict[str, Any], lang: str, subject_kind: str) -> dict[st
             continue
         shown = e.get("value") if e.get("qualifier", "=") == "=" else f"<{e.get('detection_limit') or ''}".rstrip("<")
         ratio = (value or 0.0) / limit
+        minimum = e.get("bound") == "min"  # a threshold to reach (Se-rich): past it is good
+        over = e.get("verdict") in ("exceeds", "fail") if minimum else ratio > 1
+        basis = e.get("basis") or "measured"
         elements.append({"name": i18n.analyte_name(e["analyte"], lang), "analyte": e["analyte"],
                          "value": shown or "—", "limit": e.get("limit"), "unit": e.get("unit") or "",
-                         "pct": round(min(ratio, BAR_SCALE) / BAR_SCALE * 100, 1), "over": ratio > 1})
+                         "pct": round(min(ratio, BAR_SCALE) / BAR_SCALE * 100, 1), "over": over,
+                         "minimum": minimum, "estimated": basis == "estimated",
+                         "basis": i18n.BASES[lang].get(basis, basis), "sigma": e.get("sigma")})
     history = [{"on": (h["at"] or "")[:10], "verdict": i18n.VERDICTS[lang].get(h["verdict"], h["verdict"]),
                 "grade": i18n.grade_label(h.get("grade"), lang) if h.get("grade") else ""}
                for h in body.get("history") or []]

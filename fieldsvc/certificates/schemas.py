@@ -46,7 +46,26 @@ class LabelArgs(Schema):
     template = fields.String(load_default="a4_3x7", validate=validate.Length(min=1, max=64))
     start_slot = fields.Integer(load_default=0, validate=validate.Range(min=0, max=10_000))
     serials = fields.Integer(load_default=0, validate=validate.Range(min=0, max=1000))
-    override_reason = fields.String(load_default=None, validate=[validate.Length(max=500), _meaningful])
+    override_reason = fields.String(load_default=None, allow_none=True,
+                                    validate=[validate.Length(max=500), _meaningful])
+
+
+class LabelSheetIn(Schema):
+    """``POST /api/v1/label-sheets``: codes as a list or ``"A,B C"``; ``serials`` labels per listed code."""
+
+    codes = fields.Raw(required=True)
+    template = fields.String(load_default="a4_3x7", validate=validate.Length(min=1, max=64))
+    start_slot = fields.Integer(load_default=0, validate=validate.Range(min=0, max=10_000))
+    serials = fields.Integer(load_default=1, validate=validate.Range(min=1, max=1000))
+    override_reason = fields.String(load_default=None, allow_none=True,
+                                    validate=[validate.Length(max=500), _meaningful])
+
+
+class SheetPdfArgs(Schema):
+    """Reprint a sheet on another template or from another slot (the same serials)."""
+
+    template = fields.String(load_default=None, validate=validate.Length(min=1, max=64))
+    start_slot = fields.Integer(load_default=None, validate=validate.Range(min=0, max=10_000))
 
 
 class SerialArgs(Schema):

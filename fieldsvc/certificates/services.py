@@ -132,7 +132,7 @@ def end_reads() -> None:
 def lookup_public(text: str) -> Certificate | None:
     """The public lookup: one query of the same shape for unknown and malformed codes."""
     normal = codes.normalise_code(text) if isinstance(text, str) else None
-    cert = db.session.scalar(select(Certificate).where(Certificate.code == (normal or DUMMY_CODE)))
+    cert = db.session.scalar(_code_lookup(), {"code": normal or DUMMY_CODE})
     return cert if normal is not None else None
 
 
@@ -484,7 +484,38 @@ def certificate_view(cert: Certificate, config: Mapping[str, Any], moment: datet
         pack_verified=bool(pack.get("verified")), tested_on=date.fromisoformat(snap["tested_on"]),
         issued_at=cert.issued_at.date(), valid_until=cert.valid_until.date(), status=status,
         status_reason=reason, kind=cert.kind, conclusions=conclusion_lines(snap.get("conclusions") or []),
-        **issuer_print(snap.get("issuer")))
+        elements=element_rows(snap.get("elements") or []), **issuer_print(snap.get("issuer")))
+
+
+_RESULT = {(False, False): "未超标 within", (False, True): "超标 over",
+           (True, False): "达到 reaches", (True, True): "未达 below"}  # (a threshold to reach?, failed?)
+
+
+def element_rows(elements: Sequence[Mapping[str, Any]]) -> tuple[pdf.ElementRow, ...]:
+    """A land label's element table as printed (zh + en): value vs limit, measured or estimated ±σ, over or not."""
+    from .i18n import BASES, analyte_name
+
+    rows = []
+    for e in elements:
+        try:
+            value, limit = float(e.get("value")), float(e.get("limit"))
+        except (TypeError, ValueError):
+            value = limit = None  # type: ignore[assignment]
+        censored = e.get("qualifier", "=") != "="
+        shown = f"<{e.get('detection_limit')}" if censored and e.get("detection_limit") else str(e.get("value") or "—")
+        ratio = value / limit if value is not None and limit else None
+        minimum = e.get("bound") == "min"  # a threshold to reach (Se-rich), not a limit to stay under
+        failed = e.get("verdict") in ("exceeds", "fail", "not_qualified")
+        over = failed or (not minimum and ratio is not None and ratio > 1 and not censored)
+        basis = e.get("basis") or "measured"
+        words = f"{BASES['zh'].get(basis, basis)} {BASES['en'].get(basis, basis)}"
+        if basis == "estimated" and e.get("sigma") is not None:
+            shown += f" ±{e['sigma']}"  # an estimate prints its uncertainty (σ) beside it
+        rows.append(pdf.ElementRow(
+            name=f"{analyte_name(e['analyte'], 'zh')} {e['analyte']}", value=shown,
+            limit=("≥" if minimum else "") + str(e.get("limit") or "—"), unit=str(e.get("unit") or ""), ratio=ratio,
+            basis=words, over=over, result=_RESULT[(minimum, over)]))
+    return tuple(rows)
 
 
 def conclusion_lines(conclusions: Sequence[Mapping[str, Any]]) -> tuple[str, ...]:
@@ -539,13 +570,9 @@ def parse_codes(text: str | Sequence[str], cap: int) -> list[str]:
     return [codes.normalise_code(p) for p in parts]  # type: ignore[misc]
 
 
-def labels_pdf(code_list: Sequence[str], template: str, start_slot: int, actor: Actor,
-               config: Mapping[str, Any], serials: int = 0, override_reason: str | None = None) -> bytes:
-    """A label sheet for valid certificates; unknown codes 422, non-valid ones 409.
-
-    With ``serials`` = N, each code prints N labels, each with a new serial in its QR
-    (``/C/<CODE>/<SERIAL>``); the serials are stored in this request's transaction.
-    """
+def printable(code_list: Sequence[str], template: str, actor: Actor, config: Mapping[str, Any],
+              serials: int = 0) -> dict[str, Certificate]:
+    """The listed certificates, checked for printing: unknown codes 422, non-valid ones 409."""
     if serials and len(code_list) * serials > config["LABELS_MAX_CODES"]:
         raise validation_failed({"serials": [f"At most {config['LABELS_MAX_CODES']} labels per request "
                                              f"({len(code_list)} codes × {serials} serials asked)."]})
@@ -563,21 +590,36 @@ def labels_pdf(code_list: Sequence[str], template: str, start_slot: int, actor: 
     if not_valid:
         raise conflict("certificate_not_valid", "Labels are printed only for valid certificates.",
                        certificates=not_valid)
-    shorts = {c: (snapshot(found[c]).get("issuer") or {}).get("name_zh") for c in wanted}
-    captions = {c: land_label_caption(found[c]) for c in wanted if found[c].kind == "land_label"}
-    count_against_quota(found, code_list, max(serials, 1), actor, override_reason)
-    base = config["PUBLIC_BASE_URL"]
-    names = {c: label_name(found[c]) for c in wanted}
+    return found
 
-    def view(c: str, serial: str = "") -> pdf.LabelView:
+
+def label_views(found: Mapping[str, Certificate], printed: Sequence[tuple[str, str]],
+                config: Mapping[str, Any]) -> list[pdf.LabelView]:
+    """What each label prints: ``printed`` is ``(code, serial)`` in sheet order (serial ``""``: a plain label)."""
+    base = config["PUBLIC_BASE_URL"]
+    shorts = {c: (snapshot(cert).get("issuer") or {}).get("name_zh") for c, cert in found.items()}
+    captions = {c: land_label_caption(cert) for c, cert in found.items() if cert.kind == "land_label"}
+    names = {c: label_name(cert) for c, cert in found.items()}
+
+    def view(c: str, serial: str) -> pdf.LabelView:
         url = codes.serial_url(base, c, serial) if serial else codes.verify_url(base, c)
         return pdf.LabelView(code=c, verify_url=url, subject_name=names[c], issuer=shorts[c] or "", serial=serial,
                              **({"caption": captions[c]} if c in captions else {}))
 
-    if not serials:
-        return pdf.render_labels([view(c) for c in code_list], template, start_slot)
-    printed = print_serials([found[c] for c in code_list], serials, actor)
-    return pdf.render_labels([view(c, s) for c, s in printed], template, start_slot)
+    return [view(c, s) for c, s in printed]
+
+
+def labels_pdf(code_list: Sequence[str], template: str, start_slot: int, actor: Actor,
+               config: Mapping[str, Any]) -> bytes:
+    """Plain labels (one ``/C/<CODE>`` QR per listed code) for valid certificates. Creates and counts nothing.
+
+    A plain label carries the certificate's own code, the QR its A4 certificate prints too, so
+    printing more of them makes nothing new to count. Labels with serials, the ones a quota
+    counts, are printed through a label sheet (``sheets.create_sheet``), which counts them once
+    however often its PDF is fetched.
+    """
+    found = printable(code_list, template, actor, config, 0)
+    return pdf.render_labels(label_views(found, [(c, "") for c in code_list], config), template, start_slot)
 
 
 _COUNT_PRINTED = text(
@@ -615,8 +657,10 @@ def count_against_quota(found: Mapping[str, Certificate], code_list: Sequence[st
         db.session.expire(found[c], ["labels_printed"])  # counted by SQL: read again when next asked
 
 
-def print_serials(certs: Sequence[Certificate], per_code: int, actor: Actor) -> list[tuple[str, str]]:
-    """New serials, ``per_code`` for each listed certificate (a code listed twice gets twice as many)."""
+def print_serials(certs: Sequence[Certificate], per_code: int, actor: Actor,
+                  sheet_id: int | None = None) -> list[tuple[str, str]]:
+    """New serials, ``per_code`` for each listed certificate (a code listed twice gets twice as many),
+    inserted in print order (the sheet's PDF reads them back by id)."""
     wanted: dict[int, set[str]] = {}
     order: list[tuple[Certificate, str]] = []
     for cert in certs:
@@ -640,12 +684,12 @@ def print_serials(certs: Sequence[Certificate], per_code: int, actor: Actor) -> 
                     order[i] = (cert, replacement)
     moment = now()
     db.session.execute(insert(LabelSerial), [
-        {"certificate_id": cert.id, "serial": serial, "printed_at": moment, "printed_by": actor.label,
-         "checks": 0, "days": 0} for cert, serial in order])
+        {"certificate_id": cert.id, "serial": serial, "sheet_id": sheet_id, "printed_at": moment,
+         "printed_by": actor.label, "checks": 0, "days": 0} for cert, serial in order])
     counts: dict[str, int] = {}
     for cert, _ in order:
         counts[cert.code] = counts.get(cert.code, 0) + 1
-    record_many(actor.label, [Change("certificate", code, "print_serials", after={"serials": n})
+    record_many(actor.label, [Change("certificate", code, "print_serials", after={"serials": n, "sheet": sheet_id})
                               for code, n in sorted(counts.items())])
     return [(cert.code, serial) for cert, serial in order]
 
@@ -741,6 +785,12 @@ def land_label_now(label: Certificate) -> dict[str, Any]:
                for h in db.session.scalars(select(LandLabelChange).where(LandLabelChange.certificate_id == label.id)
                                            .order_by(LandLabelChange.id.desc()).limit(50))]
     head = _headline(passport)
+    if head is not None and (not history or (history[0]["verdict"], history[0]["grade"]) != (
+            head["verdict"], head.get("grade"))):
+        # a change no event told us of (an area without maintained sums is re-graded live, and only its
+        # loss of a pass is published): the page still says the conclusion now, since its grades were made
+        history.insert(0, {"at": passport.get("since") or isoformat(now()), "grade": head.get("grade"),
+                           "verdict": head["verdict"]})
     return {"conclusion": head, "conclusions": passport["conclusions"], "elements": passport["elements"],
             "as_of": isoformat(now()), "since": history[0]["at"] if history else passport.get("since"),
             "tested_on": passport.get("tested_on"), "history": history}
@@ -817,12 +867,23 @@ def lookup_serial(code_text: str, serial_text: str) -> tuple[Certificate, int] |
     part is malformed, unknown or has a wrong check character (all the same 404)."""
     code = codes.normalise_code(code_text) if isinstance(code_text, str) else None
     serial = codes.normalise_serial(serial_text) if isinstance(serial_text, str) else None
-    row = db.session.execute(
-        select(Certificate, LabelSerial.id).join(LabelSerial, LabelSerial.certificate_id == Certificate.id)
-        .where(Certificate.code == (code or DUMMY_CODE), LabelSerial.serial == (serial or DUMMY_SERIAL))).first()
+    row = db.session.execute(_serial_lookup(), {"code": code or DUMMY_CODE,
+                                                "serial": serial or DUMMY_SERIAL}).first()
     if row is None or code is None or serial is None:
         return None
     return row[0], row[1]
+
+
+@lru_cache(maxsize=1)
+def _serial_lookup() -> Any:
+    """Built once: building and keying the statement cost more than running it (profiled on every scan)."""
+    return (select(Certificate, LabelSerial.id).join(LabelSerial, LabelSerial.certificate_id == Certificate.id)
+            .where(Certificate.code == bindparam("code"), LabelSerial.serial == bindparam("serial")))
+
+
+@lru_cache(maxsize=1)
+def _code_lookup() -> Any:
+    return select(Certificate).where(Certificate.code == bindparam("code"))
 
 
 _COUNT_SERIAL = text(

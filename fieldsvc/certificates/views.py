@@ -8,8 +8,17 @@ from ..errors import validation_failed
 from ..http import ALL_ROLES, current_actor, json_body, load, query_args, requires_role
 from ..openapi import doc
 from ..schemas import page_limit
-from . import services
-from .schemas import CertificateArgs, CertificateIn, LabelArgs, LandLabelIn, RevokeIn, SerialArgs
+from . import services, sheets
+from .schemas import (
+    CertificateArgs,
+    CertificateIn,
+    LabelArgs,
+    LabelSheetIn,
+    LandLabelIn,
+    RevokeIn,
+    SerialArgs,
+    SheetPdfArgs,
+)
 
 bp = Blueprint("certificates", __name__, url_prefix="/api/v1")
 
@@ -84,15 +93,77 @@ def revoke(code: str):
 
 @bp.get("/labels.pdf")
 @requires_role("official")
-@doc(query=LabelArgs, responses={200: "A label sheet PDF"}, content_type=PDF)
+@doc(query=LabelArgs, responses={200: "A label sheet: plain labels, or with ``serials`` N serial labels per code "
+                                      "(DESIGN §4.7; made as a label sheet, counted once per Idempotency-Key)",
+                                 409: "quota_exceeded, certificate_not_valid, idempotency_key_reused"},
+     content_type=PDF)
 def labels():
-    """A label sheet (``qr_templates/``) for valid certificates, starting at a slot of a part-used sheet."""
+    """Labels for valid certificates from a start slot. Plain labels create and count nothing. With
+    ``serials`` (the contract's ``labels.pdf?serials=N``) the labels are made as a label sheet, counted
+    against the quotas once: a retry carrying the same ``Idempotency-Key`` gets the same sheet's PDF,
+    and ``POST /api/v1/label-sheets`` is the way to make a sheet and fetch it again later."""
     args = query_args(LabelArgs())
     config = current_app.config
     code_list = services.parse_codes(args["codes"], config["LABELS_MAX_CODES"])
-    body = services.labels_pdf(code_list, args["template"], args["start_slot"], current_actor(), config,
-                               args["serials"], args["override_reason"])
+    if args["serials"]:
+        sheet, _created = sheets.create_sheet(code_list, args["template"], args["start_slot"], args["serials"],
+                                              args["override_reason"], current_actor(), config, _idempotency_key())
+        body = sheets.sheet_pdf(sheet, current_actor(), config, args["template"], args["start_slot"])
+        response = _pdf(body, f"label-sheet-{sheet.id}.pdf")
+        response.headers["Location"] = f"/api/v1/label-sheets/{sheet.id}"
+        return response
+    body = services.labels_pdf(code_list, args["template"], args["start_slot"], current_actor(), config)
     return _pdf(body, f"labels-{args['template']}.pdf")
+
+
+@bp.post("/label-sheets")
+@requires_role("official")
+@doc(body=LabelSheetIn, responses={201: "The sheet: {id, codes, serials_per_code, labels, pdf_url, items, quotas}",
+                                   200: "A retry with the same Idempotency-Key: the same sheet",
+                                   409: "quota_exceeded (naming each quota), certificate_not_valid, "
+                                        "idempotency_key_reused"})
+def create_label_sheet():
+    """Print labels once: counts them against the quotas and creates their serials; a retry returns the same sheet."""
+    data = load(LabelSheetIn(), json_body())
+    config = current_app.config
+    code_list = services.parse_codes(_codes_text(data["codes"]), config["LABELS_MAX_CODES"])
+    sheet, created = sheets.create_sheet(code_list, data["template"], data["start_slot"], data["serials"],
+                                         data["override_reason"], current_actor(), config, _idempotency_key())
+    return sheets.sheet_dict(sheet, config), 201 if created else 200
+
+
+@bp.get("/label-sheets/<int:sheet_id>")
+@requires_role("official")
+def label_sheet(sheet_id: int):
+    """One sheet with every label it prints (code, serial, URL)."""
+    return sheets.sheet_dict(sheets.get_sheet(sheet_id, current_actor()), current_app.config)
+
+
+@bp.get("/label-sheets/<int:sheet_id>.pdf")
+@requires_role("official")
+@doc(query=SheetPdfArgs, responses={200: "The sheet's labels, the same serials every time (counts nothing)"},
+     content_type=PDF)
+def label_sheet_pdf(sheet_id: int):
+    """The sheet's PDF, as often as needed; ``template``/``start_slot`` reprint it on other paper."""
+    args = query_args(SheetPdfArgs())
+    sheet = sheets.get_sheet(sheet_id, current_actor())
+    body = sheets.sheet_pdf(sheet, current_actor(), current_app.config, args["template"], args["start_slot"])
+    return _pdf(body, f"label-sheet-{sheet.id}.pdf")
+
+
+def _codes_text(value: object) -> str:
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return ",".join(value)
+    if isinstance(value, str):
+        return value
+    raise validation_failed({"codes": ["A list of certificate codes, or one string of them."]})
+
+
+def _idempotency_key() -> str | None:
+    key = request.headers.get("Idempotency-Key", "").strip() or None
+    if key is not None and len(key) > 80:
+        raise validation_failed({"Idempotency-Key": ["At most 80 characters."]})
+    return key
 
 
 @bp.get("/label-serials")

@@ -224,8 +224,15 @@ def _is_number(text: str) -> bool:
 
 
 def field_label(name: str, lang: str) -> str:
-    """A record field's label: ``depth_bottom_cm`` → 采样深度下限 (cm)."""
+    """A record field's label: ``depth_bottom_cm`` → 采样深度下限 (cm); an answer to a custom question
+    (``extra.<question>``, as merges and conflicts name it) → the question's label."""
     name = name.removeprefix("pick.")  # the conflict page's per-field choice names its field
+    if name.startswith("extra."):
+        from ..openrosa.extensions import all_questions  # (call-time: only pages showing answers ask)
+
+        question = next((q for q in all_questions() if q["name"] == name[6:]), None)
+        if question is not None:
+            return question["label_zh"] if lang == "zh" else question["label_en"]
     return word(f"fld_{name}", lang, name.replace("_", " "))
 
 
@@ -236,6 +243,13 @@ def record_rows(data: Any, lang: str) -> list[tuple[str, str]]:
     if data.get("type") == "Feature" and isinstance(data.get("properties"), dict):
         rows = [(field_label(k, lang), value_text(k, v, lang)) for k, v in data["properties"].items()]
         return rows + [(field_label("geometry", lang), value_text("geometry", data.get("geometry"), lang))]
+    if isinstance(data.get("extra"), dict):  # custom answers by their questions' labels
+        from ..openrosa.extensions import describe_answers
+
+        answers = "; ".join(f"{label}: {text}" for label, text in
+                            describe_answers(data["extra"], data.get("extension_version"), lang))
+        return [(field_label(k, lang), answers if k == "extra" else value_text(k, v, lang))
+                for k, v in data.items()]
     return [(field_label(k, lang), value_text(k, v, lang)) for k, v in data.items()]
 
 
@@ -311,6 +325,24 @@ def lab_message(text: str, lang: str) -> str:
     return text
 
 
+def duration(seconds: Any, lang: str) -> str:
+    """A clock skew or a wait as people say it: under a minute, minutes, hours, days (never 86399.6 s)."""
+    if seconds is None or seconds == "":
+        return "—"
+    try:
+        span = abs(float(seconds))
+    except (TypeError, ValueError):
+        return str(seconds)
+    zh = lang == "zh"
+    if span < 60:
+        return "不到 1 分钟" if zh else "under a minute"
+    if span < 3600:
+        return f"{span / 60:.0f} " + ("分钟" if zh else "min")
+    if span < 86400 * 2:
+        return f"{span / 3600:.1f} ".replace(".0 ", " ") + ("小时" if zh else "h")
+    return f"{span / 86400:.0f} " + ("天" if zh else "days")
+
+
 def helpers(lang: str) -> dict[str, Callable[..., str] | Any]:
     """The template helpers for one page in ``lang``."""
     return {
@@ -328,4 +360,5 @@ def helpers(lang: str) -> dict[str, Callable[..., str] | Any]:
         "lab_message": lambda text: lab_message(text, lang),
         "cert_code": format_code,
         "transitions": transitions,
+        "duration": lambda seconds: duration(seconds, lang),
     }

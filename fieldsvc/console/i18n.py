@@ -277,6 +277,31 @@ _PAIRS: dict[str, tuple[str, str]] = {
     "serials_per_code": ("每码序号标签数", "Serial labels per code"),
     "override_reason": ("超配额理由", "Reason to pass the quota"),
     "flagged_serials": ("可疑标签序号", "Suspicious label serials"),
+    "confirm_print": ("打印 {n} 张标签？", "Print {n} labels?"),
+    "confirm_print_hint": ("打印后标签计入各证书配额、序号即生效，无法撤回；"
+                           "打印后可随时重新下载同一批标签，不会重复计数。",
+                           "Printing counts these labels against each certificate's quota and makes their serials "
+                           "live; it cannot be undone. The printed sheet can be downloaded again at any time with "
+                           "the same serials, without counting again."),
+    "labels_now": ("现已印 / 配额", "Printed / quota now"),
+    "labels_this_sheet": ("本次打印", "This sheet"),
+    "labels_after": ("打印后 / 配额", "After / quota"),
+    "over_quota": ("超配额", "over quota"),
+    "over_quota_needs_reason": ("超出配额：返回上一页填写超配额理由（将记入审计）后才能打印。",
+                                "Over the quota: go back and give a reason to pass it (it is audited) to print."),
+    "override_given": ("超配额理由（将记入审计）", "Reason to pass the quota (audited)"),
+    "print_plain": ("打印无序号标签（证书码，不计配额）", "Plain labels (the certificate's code, not counted)"),
+    "yes_print": ("是，打印 {n} 张", "Yes, print {n}"),
+    "sheet_ok": ("已打印 {n} 张标签。", "{n} labels printed."),
+    "label_sheet_n": ("标签批次 {id}", "Label sheet {id}"),
+    "printed_at": ("打印时间", "Printed"),
+    "labels": ("标签", "Labels"),
+    "download_sheet": ("下载标签 (PDF)", "Download the labels (PDF)"),
+    "reprint": ("在另一张纸上重印（同一批序号，不重复计数）",
+                "Reprint on other paper (same serials, not counted again)"),
+    "sheet_pdf_hint": ("同一批序号，可重复下载，不重复计数",
+                       "same serials; download again at will, never counted twice"),
+    "first_n_of": ("显示前 {n} 个，共 {total} 个", "the first {n} of {total}"),
     "serial": ("序号", "Serial"),
     "checks": ("查验次数", "Checks"),
     "check_days": ("查验天数", "Days checked"),
@@ -310,7 +335,11 @@ _PAIRS: dict[str, tuple[str, str]] = {
     "provisioning_qr": ("设备配置二维码", "Provisioning QR code"),
     "field_app_qr": ("采样网页应用", "Field app"),
     "collect_instances": ("ODK Collect 提交记录", "ODK Collect submissions"),
-    "collect_device": ("Collect 设备号", "Collect device ID"),
+    "collect_device": ("设备号", "Device ID"),
+    "version_clients": ("各版本的来源", "Where each version came from"),
+    "channel": ("途径", "Via"),
+    "channel_sync": ("采样应用同步", "Field app sync"),
+    "channel_openrosa": ("ODK Collect", "ODK Collect"),
     "collect_app": ("客户端", "Client"),
     "collect_edit": ("修改", "edit"),
     "extra_answers": ("补充问题", "Extra questions"),
@@ -495,6 +524,8 @@ _CODE_PAIRS: dict[str, tuple[str, str]] = {
     "fld_land_use": ("土地利用", "Land use"),
     "fld_note": ("备注", "Note"),
     "fld_media": ("照片", "Photos"),
+    "fld_extra": ("补充问题", "Extra questions"),
+    "fld_extension_version": ("补充问题版本", "Extra questions version"),
     "fld_flags": ("标记", "Flags"),
     "fld_state": ("状态", "State"),
     "fld_geometry": ("边界", "Boundary"),
@@ -697,6 +728,44 @@ def _estimate_detail(detail: str, language: str) -> str:
     return f"{word}{'，' if language == 'zh' else ', '}{basis_text(b, language)}"
 
 
+# Field evidence on parcel pages and the review of flagged samples (samples/review.py).
+_EVIDENCE_PAIRS: dict[str, tuple[str, str]] = {
+    "location": ("采样位置", "Location"),
+    "note": ("说明", "Note"),
+    "not_recorded": ("未记录", "not recorded"),
+    "no_location": ("无定位", "no location"),
+    "on_the_map": ("在地图上查看", "see on the map"),
+    "no_photos": ("无照片", "No photos"),
+    "photos_waiting": ("{n} 个文件尚未上传完成", "{n} file(s) not fully uploaded yet"),
+    "photo_full_size": ("查看原图", "Open full size"),
+    "photo_of": ("样品 {code} 照片 {n}", "Sample {code}, photo {n}"),
+    "device_clock_unparsed": ("手机时间，无法识别", "phone's clock, not understood"),
+    "from_depth": ("自 {top} cm", "from {top} cm"),
+    "flag_review": ("标记复核", "Flag review"),
+    "flag_accepted": ("标记已认可", "flags accepted"),
+    "flag_sent_back": ("已退回采样员", "sent back to the sampler"),
+    "accept_flags": ("认可标记", "Accept flags"),
+    "send_back": ("退回设备", "Send back to the device"),
+    "note_required": ("认可标记须写明理由", "say why the flags are acceptable"),
+    "confirm_accept_flags": ("认可样品 {code} 的标记？", "Accept the flags of sample {code}?"),
+    "confirm_accept_flags_hint": ("标记保留并注明已认可；样品生成新版本，操作记入审计日志。",
+                                  "The flags stay, marked accepted; the sample gets a new version and the audit "
+                                  "log records who accepted them and why."),
+    "confirm_send_back": ("将样品 {code} 退回设备？", "Send sample {code} back to its device?"),
+    "confirm_send_back_hint": ("采样员下次同步时会看到此样品需要处理；在其重新提交前，样品留在标记队列中。",
+                               "The sampler sees the sample as needing attention at the next sync; it stays in "
+                               "the flagged queue until the device sends it again."),
+    "accepted_ok": ("已认可样品 {code} 的标记。", "Flags of sample {code} accepted."),
+    "sent_back_ok": ("样品 {code} 已退回设备。", "Sample {code} sent back to its device."),
+    "act_accept_flags": ("认可标记", "flags accepted"),
+    "act_send_back": ("退回设备", "sent back to the device"),
+    "show_on_map": ("地图", "Map"),
+    "err_not_flagged": ("该样品没有需要复核的标记。", "The sample has no flags to review."),
+    "err_already_accepted": ("该样品的标记已认可。", "The flags of this sample are accepted already."),
+    "err_already_sent_back": ("该样品已退回。", "The sample was sent back already."),
+}
+
+
 def reason_text(reason: str, language: str) -> str:
     """A qualification reason in words; an unknown code is shown as it is."""
     code, _, detail = reason.partition(": ")
@@ -755,8 +824,8 @@ _PLAN_PAIRS: dict[str, tuple[str, str]] = {
 
 
 STRINGS: dict[str, dict[str, str]] = {
-    "zh": {k: zh for k, (zh, _) in {**_PAIRS, **_LAB_PAIRS, **_CODE_PAIRS, **_PLAN_PAIRS}.items()},
-    "en": {k: en for k, (_, en) in {**_PAIRS, **_LAB_PAIRS, **_CODE_PAIRS, **_PLAN_PAIRS}.items()},
+    "zh": {k: zh for k, (zh, _) in {**_PAIRS, **_LAB_PAIRS, **_CODE_PAIRS, **_PLAN_PAIRS, **_EVIDENCE_PAIRS}.items()},
+    "en": {k: en for k, (_, en) in {**_PAIRS, **_LAB_PAIRS, **_CODE_PAIRS, **_PLAN_PAIRS, **_EVIDENCE_PAIRS}.items()},
 }
 
 __all__ = ["STRINGS", "SUPPORTED", "grade_label", "negotiate", "reason_text"]

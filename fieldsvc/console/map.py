@@ -19,8 +19,8 @@ MARGIN = 10
 GRADE_COLOURS = {
     "qualified": "#1b7a3a",
     "not_qualified": "#b3261e",
-    "indeterminate": "#c77700",
-    "needs_sampling": "#c9a227",
+    "indeterminate": "#c25e00",
+    "needs_sampling": "#e3c000",
     "not_assessed": "#9aa3a0",  # grey, never red: unsampled land is not failed land
 }
 _LEGACY = {"not_graded": "not_assessed"}  # the verdict's old name, on rows graded before the rename

@@ -12,7 +12,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, String, case, cast, func, or_, select
+from sqlalchemy import Select, String, and_, case, cast, func, or_, select
 
 from .. import access
 from ..auth.principal import Actor
@@ -30,7 +30,8 @@ from ..samples.models import Sample, SyncConflict
 from ..samples.services import sample_scope
 
 QUEUE_ROWS = 100  # rows listed per queue (the count shows the total)
-FLAGS = ("location_mismatch", "clock_skew", "low_accuracy")
+FLAGS = ("location_mismatch", "clock_skew", "low_accuracy", "mock_location", "null_island")
+REVIEW_FLAGS = ("accepted", "sent_back")  # an official's review of them (samples/review.py)
 MAP_MAX_PARCELS = 5000
 
 
@@ -155,8 +156,10 @@ def _pending_current() -> list[Any]:
 
 
 def _flag_filter() -> Any:
+    """Samples with a flag an official has not accepted yet (sent back ones stay, marked, until the
+    device pushes them again)."""
     text = cast(Sample.flags, String)
-    return or_(*(text.like(f'%"{flag}"%') for flag in FLAGS))
+    return and_(or_(*(text.like(f'%"{flag}"%') for flag in FLAGS)), ~text.like('%"accepted"%'))
 
 
 def queue_statements(actor: Actor) -> dict[str, Any]:
@@ -284,3 +287,50 @@ def serial_count(certificate_id: int) -> int:
 
     return int(db.session.scalar(select(func.count()).select_from(LabelSerial).where(
         LabelSerial.certificate_id == certificate_id)) or 0)
+
+
+# --- field evidence of a parcel's samples ------------------------------------------------------------
+
+def device_names(device_pks: list[int | None]) -> dict[int, tuple[str, str | None]]:
+    """device pk → (its name, its sampler's username): officials see which phone and which person
+    collected a sample (never a public page)."""
+    from ..auth.models import User
+
+    pks = sorted({pk for pk in device_pks if pk is not None})
+    if not pks:
+        return {}
+    rows = db.session.execute(select(Device.id, Device.name, User.username)
+                              .outerjoin(User, User.id == Device.user_id).where(Device.id.in_(pks)))
+    return {pk: (name, username) for pk, name, username in rows}
+
+
+def complete_blobs(shas: list[str]) -> set[str]:
+    """The blobs among ``shas`` that fully arrived (only those have a photo to show)."""
+    from ..media.models import MediaBlob
+
+    if not shas:
+        return set()
+    return set(db.session.scalars(select(MediaBlob.sha256).where(MediaBlob.sha256.in_(shas),
+                                                                  MediaBlob.complete.is_(True))))
+
+
+def review_notes(sample_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """sample id → its latest flag review (accept / send back): who, when, the note (from the audit log)."""
+    from ..audit.models import AuditEvent
+
+    if not sample_ids:
+        return {}
+    out: dict[str, dict[str, Any]] = {}
+    for e in db.session.scalars(select(AuditEvent).where(
+            AuditEvent.entity_type == "sample", AuditEvent.entity_key.in_(sample_ids),
+            AuditEvent.action.in_(("accept_flags", "send_back"))).order_by(AuditEvent.id)):
+        out[e.entity_key] = {"action": e.action, "actor": e.actor, "at": e.at, "note": (e.details or {}).get("note")}
+    return out
+
+
+def samples_naming(sha256: str, actor: Actor) -> list[Sample]:
+    """The visible samples whose manifest names a blob (its MIME type comes from the manifest)."""
+    from ..media.models import SampleMedia
+
+    return list(db.session.scalars(select(Sample).join(SampleMedia, SampleMedia.sample_id == Sample.id)
+                                   .where(SampleMedia.sha256 == sha256, *sample_scope(actor)).limit(5)))

@@ -12,6 +12,7 @@ message and named fields (``render_problem``).
 
 from __future__ import annotations
 
+import io
 import json
 from dataclasses import replace
 from datetime import timedelta, timezone
@@ -28,6 +29,7 @@ from flask import (
     redirect,
     render_template,
     request,
+    send_file,
     session,
     url_for,
 )
@@ -50,20 +52,23 @@ from ..grading import plans as grading_plans
 from ..grading import runs as grading_runs
 from ..grading.basis import ESTIMATED, Basis, basis_of, basis_text, value_pm
 from ..grading.pack_admin import resolve_pack, rule_pack_list
-from ..grading.qualification import qualification
+from ..grading.qualification import area_facts, qualification
 from ..grading.queries import area_grade, get_subject, grade_dict
 from ..grading.schemas import RunIn
 from ..http import ALL_ROLES, current_actor, paginate, public, register_error_renderer, requires_role
 from ..lab import services as lab
 from ..lab.schemas import RejectIn
+from ..media import services as media_services
 from ..openrosa import extensions as form_extensions
 from ..openrosa import services as openrosa
 from ..places import services as places
 from ..render.qr import qr_png
+from ..samples import review as sample_review
 from ..samples import services as samples
 from ..samples.conflicts import get_conflict
 from ..samples.schemas import MoveToParcelIn
 from ..sync import resolve
+from ..sync.push import flat_fields
 from ..sync.schemas import ConflictResolveIn
 from ..tiles import services as tiles
 from . import auth, csrf, display, i18n, queries
@@ -381,7 +386,7 @@ def _map_config(county: str, mode: str, focus: dict[str, Any] | None = None,
     ``surfaces``: the element maps it may lay over the tiles (``.png?overlay=1`` at the ``.json``'s extent)."""
     strings = i18n.STRINGS[lang()]
     english = i18n.STRINGS["en"]
-    keys = [k for k in english if k in MAP_STRINGS or k.startswith(MAP_PREFIXES)]
+    keys = [k for k in english if (k in MAP_STRINGS or k.startswith(MAP_PREFIXES)) and "not_graded" not in k]
     grades = {f"grade_{g}": i18n.grade_label(g, lang()) for g in ("clean", "still_clean", "A", "B", "C")}
     config = current_app.config
     basemap = ({"url": config["BASEMAP_URL"], "attribution": config["BASEMAP_ATTRIBUTION"]}
@@ -472,7 +477,64 @@ def parcel(code: str):
     cert_rows = queries.certificates_of(actor, "parcel", code)
     return page("parcel.html", parcel=feature, grade=grade, basis=basis, samples=sample_rows, results=results,
                 conflicts=conflicts, map_config=map_config, certificates=cert_rows, moment=certs.now(),
-                status_at=certs.status_at, effective_state=samples.effective_state)
+                status_at=certs.status_at, effective_state=samples.effective_state,
+                extra_answers=_extra_answers, evidence=_evidence(sample_rows))
+
+
+def _extra_answers(sample: Any) -> list[tuple[str, str]]:
+    """A sample's answers to the form extension's questions, by their labels in the page's language."""
+    return form_extensions.describe_answers(sample.extra, sample.extension_version, lang())
+
+
+def _evidence(sample_rows: list[Any]) -> dict[str, Any]:
+    """What the field collected, for officials: each sample's photos (those fully arrived), its
+    device's name and the latest review of its flags. Never on a public page."""
+    shas = [m["sha256"] for s in sample_rows for m in s.media or [] if m.get("sha256")]
+    arrived = queries.complete_blobs(shas)
+    photos = {s.id: [m for m in s.media or [] if m.get("sha256") in arrived
+                     and str(m.get("mime") or "").startswith("image/")] for s in sample_rows}
+    waiting = {s.id: sum(1 for m in s.media or [] if m.get("sha256") not in arrived) for s in sample_rows}
+    return {"photos": photos, "waiting": waiting,
+            "devices": queries.device_names([s.device_pk for s in sample_rows]),
+            "reviews": queries.review_notes([s.id for s in sample_rows])}
+
+
+THUMB_PX = (240, 180)  # a thumbnail's box: a parcel page lists every photo, a phone photo is megabytes
+
+
+def display_thumbnail(path: Any) -> bytes:
+    """A small JPEG of a photo (the page shows these; a click opens the original)."""
+    from PIL import Image, ImageOps
+
+    with Image.open(path) as image:
+        small = ImageOps.exif_transpose(image).convert("RGB")
+        small.thumbnail(THUMB_PX)
+        out = io.BytesIO()
+        small.save(out, "JPEG", quality=75)
+    return out.getvalue()
+
+
+@bp.get("/media/<sha256>")
+@requires_role(*READERS)
+def media(sha256: str):
+    """A sample's photo for the console, under the media access policy (404 when not the account's
+    to see); signed in by the session, so an ``<img>`` can show it."""
+    sha = media_services.check_sha(sha256)
+    upload = media_services.blob_status(sha)
+    media_services.may_read(sha, current_actor())
+    if not upload.complete:
+        raise not_found("media", sha)
+    mime = next((str(m.get("mime")) for s in queries.samples_naming(sha, current_actor())
+                 for m in s.media or [] if m.get("sha256") == sha and str(m.get("mime") or "").startswith("image/")),
+                "application/octet-stream")
+    if request.args.get("size") == "thumb" and mime.startswith("image/"):
+        response = Response(display_thumbnail(media_services.storage().path(sha)), mimetype="image/jpeg")
+        response.set_etag(sha + "-thumb")
+    else:
+        response = send_file(media_services.storage().path(sha), mimetype=mime, download_name=sha, etag=sha,
+                             max_age=86400)
+    response.headers["Cache-Control"] = "private, max-age=86400"  # the page is no-store; its photos need not be
+    return response
 
 
 # --- queues ---------------------------------------------------------------------------------------
@@ -486,7 +548,8 @@ def queues():
     rows = {name: queries.queue_rows(actor, name) for name in counts}
     result_samples = queries.samples_by_id([r.sample_id for name in ("pending_results", "qc_holds")
                                             for r in rows[name] if r.sample_id])
-    return page("queues.html", counts=counts, rows=rows, result_samples=result_samples,
+    devices_of = queries.device_names([s.device_pk for s in rows["flagged_samples"]])  # who took each
+    return page("queues.html", counts=counts, rows=rows, result_samples=result_samples, devices_of=devices_of,
                 approvals_required=current_app.config["LAB_APPROVALS_REQUIRED"],
                 effective_state=samples.effective_state, flags=queries.FLAGS)
 
@@ -496,7 +559,8 @@ def queues():
 def conflict_page(conflict_id: int):
     """One conflict: the server's and the phone's values side by side, and the resolve form."""
     c = get_conflict(conflict_id, current_actor())
-    server, incoming = c.server_body or {}, c.incoming_body or {}
+    # each custom answer is a field of its own (``extra.<question>``), as the merge judged it
+    server, incoming = flat_fields(c.server_body or {}), flat_fields(c.incoming_body or {})
     names = list(dict.fromkeys([*server, *incoming]))
     differing = [n for n in names if server.get(n) != incoming.get(n)]
     return page("conflict.html", c=c, server=server, incoming=incoming, names=names, differing=differing)
@@ -511,7 +575,7 @@ def resolve_conflict(conflict_id: int):
     form = _form()
     values: dict[str, Any] = {}
     if form.get("resolution") == "merge":  # per field, the side that wins
-        sides = {"server": c.server_body or {}, "incoming": c.incoming_body or {}}
+        sides = {"server": flat_fields(c.server_body or {}), "incoming": flat_fields(c.incoming_body or {})}
         errors = {}
         for name in sorted({*sides["server"], *sides["incoming"]}):
             side = form.get(f"pick.{name}")
@@ -592,6 +656,45 @@ def dismiss_sample(sample_id: str):
     return done(_t("dismissed_ok", code=sample.code), url_for("console.queues") + "#held_samples")
 
 
+@bp.post("/samples/<sample_id>/accept")
+@requires_role(*ACT)
+def accept_sample_flags(sample_id: str):
+    """Accept a flagged sample's flags with a note (audited; the flags stay, marked accepted)."""
+    actor = current_actor()
+    note = _form().get("note", "")
+    back = _back_to(sample_id)
+    if not confirmed():
+        held = samples.get_sample_by_id(sample_id, actor)
+        flags = ", ".join(_t("flag_" + f) for f in sample_review.review_flags(held.flags))
+        if not note.strip():
+            raise validation_failed({"note": [_t("note_required")]})
+        return ask(_t("confirm_accept_flags", code=held.code), [_t("flags") + ": " + flags,
+                   _t("note") + ": " + note.strip(), _t("confirm_accept_flags_hint")], _t("accept_flags"), back)
+    sample = sample_review.accept_flags(sample_id, note, actor)
+    return done(_t("accepted_ok", code=sample.code), back)
+
+
+@bp.post("/samples/<sample_id>/send-back")
+@requires_role(*ACT)
+def send_back_sample(sample_id: str):
+    """Send a flagged sample back to its device: its next pull shows it as needing attention."""
+    actor = current_actor()
+    note = _form().get("note", "")
+    back = _back_to(sample_id)
+    if not confirmed():
+        held = samples.get_sample_by_id(sample_id, actor)
+        lines = [_t("confirm_send_back_hint")] + ([_t("note") + ": " + note.strip()] if note.strip() else [])
+        return ask(_t("confirm_send_back", code=held.code), lines, _t("send_back"), back)
+    sample = sample_review.send_back(sample_id, note, actor)
+    return done(_t("sent_back_ok", code=sample.code), back)
+
+
+def _back_to(sample_id: str) -> str:
+    """Where a review returns: the page it came from (the parcel or the queue), else the queue."""
+    nxt = request.form.get("next") or ""
+    return nxt if _local(nxt, path_only=True) else url_for("console.queues") + "#flagged_samples"
+
+
 # --- grading ----------------------------------------------------------------------------------------
 
 @bp.get("/grading")
@@ -635,10 +738,11 @@ def certificates():
     code = _county()
     candidates = []
     for kind, items in (("village", queries.villages(code)), ("farm_park", queries.farm_parks(code))):
+        facts = area_facts(kind, [item.code for item in items])  # grouped: not five queries per village
         for item in items:
-            if kind == "village" and not queries.count_parcels("village", item.code):
+            if kind == "village" and not facts[item.code].parcels:
                 continue
-            q = qualification(kind, item.code)
+            q = qualification(kind, item.code, facts=facts[item.code])
             candidates.append({"type": kind, "code": item.code, "name": item.name, "qualified": q.qualified,
                                "reasons": q.reasons, "grade": q.grade})
     for parcel_code in queries.qualified_parcels(code) + queries.not_qualified_parcels(code):
@@ -729,18 +833,17 @@ def revoke_certificate(code: str):
 @bp.get("/labels.pdf")
 @requires_role(*ACT)
 def labels():
-    """A label sheet for the chosen valid certificates, from a start slot (a part-used sheet)."""
+    """Plain labels for the chosen valid certificates, from a start slot (creates and counts nothing;
+    counted labels go through the confirmed label sheet, ``console/labels.py``)."""
     from ..certificates.schemas import LabelArgs
 
+    # the print form's "plain labels" button: its serial and override fields belong to the other button
     raw = {"codes": ",".join(request.args.getlist("codes")), "template": request.args.get("template") or "a4_3x7",
-           "start_slot": request.args.get("start_slot") or "0", "serials": request.args.get("serials") or "0"}
-    if (request.args.get("override_reason") or "").strip():
-        raw["override_reason"] = request.args["override_reason"].strip()
+           "start_slot": request.args.get("start_slot") or "0"}
     args = LabelArgs().load(raw)
     config = current_app.config
     code_list = certs.parse_codes(args["codes"], config["LABELS_MAX_CODES"])
-    body = certs.labels_pdf(code_list, args["template"], args["start_slot"], current_actor(), config,
-                            args["serials"], args["override_reason"])
+    body = certs.labels_pdf(code_list, args["template"], args["start_slot"], current_actor(), config)
     return _pdf(body, f"labels-{args['template']}.pdf", attachment=True)
 
 
@@ -858,9 +961,12 @@ def audit(entity_type: str, key: str):
         keys.append(get_conflict(_int(key), current_actor()).record_id)
     events = [e for k in keys for e in events_for(entity_type, k)]
     events.sort(key=lambda e: e.id)
+    is_sample = entity_type == "sample"
     return page("audit.html", entity_type=entity_type, key=key, events=events,
-                versions=samples.versions(entity) if entity_type == "sample" else versions_for(entity_type, key),
-                instances=_collect_instances(key) if entity_type == "sample" else [])
+                versions=samples.versions(entity) if is_sample else versions_for(entity_type, key),
+                instances=_collect_instances(key) if is_sample else [],
+                answers=_extra_answers(entity) if is_sample else [],
+                clients=_version_clients(key) if is_sample else [])
 
 
 def _collect_instances(sample_id: str) -> list[dict[str, Any]]:
@@ -873,11 +979,20 @@ def _collect_instances(sample_id: str) -> list[dict[str, Any]]:
             for row in openrosa.instances_of(sample_id)]
 
 
+def _version_clients(sample_id: str) -> list[dict[str, Any]]:
+    """Who made each version of a sample: sync or ODK Collect, the device id and the app (User-Agent)."""
+    china = timezone(timedelta(hours=8))
+    return [{"version": row.version, "channel": _t(f"channel_{row.channel}"), "device": row.device_id,
+             "agent": row.user_agent, "at": row.received_at.astimezone(china).strftime("%Y-%m-%d %H:%M")}
+            for row in samples.clients_of(sample_id)]
+
+
 def _t(key: str, **values: Any) -> str:
     text = i18n.STRINGS[lang()].get(key) or i18n.STRINGS["en"].get(key) or key
     return text.format(**values)
 
 
 from . import lab as _lab_pages  # noqa: E402,F401  (the lab workspace and review pages hang on this blueprint)
+from . import labels as _label_pages  # noqa: E402,F401  (label printing: confirm, sheet, PDF)
 from . import lists_views as _list_pages  # noqa: E402,F401  (lists, search and export jobs hang on this blueprint)
 from . import plans as _plan_pages  # noqa: E402,F401  (where to sample next, sending it to a device)

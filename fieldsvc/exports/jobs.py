@@ -92,15 +92,16 @@ def run(job_id: int, instance_path: str) -> ExportJob | None:
     path = folder(instance_path) / f"job-{job.id}.{job.fmt}"
     try:
         rows = _counted(services.rows(job.resource, dict(job.filters), requester(job)), job)
+        columns = services.columns_for(job.resource)  # as the API's export (samples: custom questions too)
         tmp = str(folder(instance_path))
         if job.fmt == "xlsx":
-            writers.write_xlsx(str(path), job.resource, rows, job.lang, tmpdir=tmp)
+            writers.write_xlsx(str(path), job.resource, rows, job.lang, tmpdir=tmp, columns=columns)
         elif job.fmt == "gpkg":
             path.unlink(missing_ok=True)
-            writers.write_gpkg(str(path), job.resource, rows)
+            writers.write_gpkg(str(path), job.resource, rows, columns)
         else:
-            chunks = (writers.csv_chunks(job.resource, rows, job.lang) if job.fmt == "csv"
-                      else writers.geojson_chunks(job.resource, rows))
+            chunks = (writers.csv_chunks(job.resource, rows, job.lang, columns) if job.fmt == "csv"
+                      else writers.geojson_chunks(job.resource, rows, columns))
             with open(path, "wb") as handle:
                 for chunk in chunks:
                     handle.write(chunk)

@@ -24,10 +24,12 @@ from ..grading.models import Grade
 from ..grading.rules import DEFAULT_PACK
 from ..lab.models import LabResult
 from ..lab.services import result_scope
+from ..openrosa import extensions as form_extensions
 from ..places.models import FarmPark, Parcel
 from ..places.services import parcel_scope
 from ..samples.models import Sample
 from ..samples.services import sample_scope
+from .columns import COLUMNS, Column
 
 CHUNK = 5000  # rows per keyset query
 
@@ -110,7 +112,7 @@ def _samples(args: Mapping[str, Any]) -> tuple[Select, Any, Any]:
     stmt = (select(Sample.id, Sample.code, Sample.parcel_code, Sample.county_code, Sample.state, Sample.flags,
                    Sample.collected_at, Sample.received_at, Sample.lat, Sample.lon, Sample.accuracy_m,
                    Sample.depth_top_cm, Sample.depth_bottom_cm, Sample.sample_type, Sample.land_use_observed,
-                   Sample.version, Parcel.village_code, Parcel.farm_park_code)
+                   Sample.version, Sample.extra, Parcel.village_code, Parcel.farm_park_code)
             .outerjoin(Parcel, Parcel.code == Sample.parcel_code))
     where = {"county": Sample.county_code, "village": Parcel.village_code, "farm_park": Parcel.farm_park_code,
              "parcel": Sample.parcel_code, "state": Sample.state}
@@ -122,9 +124,34 @@ def _samples(args: Mapping[str, Any]) -> tuple[Select, Any, Any]:
                  "collected_at": r.collected_at, "received_at": r.received_at, "lat": r.lat, "lon": r.lon,
                  "accuracy_m": r.accuracy_m, "depth_top_cm": r.depth_top_cm, "depth_bottom_cm": r.depth_bottom_cm,
                  "sample_type": r.sample_type, "land_use_observed": r.land_use_observed, "version": r.version}
+        if r.extra:
+            props.update({f"{EXTRA_PREFIX}{name}": _extra_cell(value) for name, value in r.extra.items()})
         return props, _point(r.lat, r.lon)
 
     return stmt, Sample.id, convert
+
+
+EXTRA_PREFIX = "extra_"  # a custom question's column key: extra_<question name>
+_EXTRA_KINDS = {"integer": "number", "decimal": "number", "select_multiple": "list"}
+
+
+def columns_for(resource: str) -> tuple[Column, ...]:
+    """The export's columns; samples also get one per custom question of any form extension version
+    (the newest version's labels, headers in the chosen language), in the form's order."""
+    if resource != "samples":
+        return COLUMNS[resource]
+    extra = [Column(f"{EXTRA_PREFIX}{q['name']}", q["label_zh"], q["label_en"], _EXTRA_KINDS.get(q["type"], "text"))
+             for q in form_extensions.all_questions()]
+    return (*COLUMNS[resource], *extra)
+
+
+def _extra_cell(value: Any) -> Any:
+    """An answer as a cell: a position as ``lat lon`` (ODK's order), a list stays a list (joined by ``;``)."""
+    if isinstance(value, Mapping):
+        return f"{value.get('lat')} {value.get('lon')}"
+    if isinstance(value, list):
+        return [str(v) for v in value]
+    return value
 
 
 def _results(args: Mapping[str, Any]) -> tuple[Select, Any, Any]:
@@ -220,4 +247,4 @@ def _certificates(args: Mapping[str, Any]) -> tuple[Select, Any, Any]:
 
 _QUERIES = {"samples": _samples, "results": _results, "grades": _grades, "certificates": _certificates}
 
-__all__ = ["CHUNK", "FILTERS", "check_filters", "count", "rows"]
+__all__ = ["CHUNK", "FILTERS", "check_filters", "columns_for", "count", "rows"]

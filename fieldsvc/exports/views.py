@@ -40,11 +40,12 @@ def export_response(resource: str, fmt: str, args: dict, actor: Actor) -> Respon
     """The file as a streamed response (the console's download links call this too)."""
     lang = args.pop("lang", "en")
     rows = services.rows(resource, args, actor)
+    columns = services.columns_for(resource)  # samples: one more column per custom question
     name = f"{resource}.{fmt}"
     if fmt == "csv":
-        body = stream_with_context(writers.csv_chunks(resource, rows, lang))
+        body = stream_with_context(writers.csv_chunks(resource, rows, lang, columns))
     elif fmt == "geojson":
-        body = stream_with_context(writers.geojson_chunks(resource, rows))
+        body = stream_with_context(writers.geojson_chunks(resource, rows, columns))
     else:
         folder = Path(current_app.instance_path) / "exports-tmp"
         folder.mkdir(mode=0o700, exist_ok=True)
@@ -52,10 +53,10 @@ def export_response(resource: str, fmt: str, args: dict, actor: Actor) -> Respon
         os.close(handle)
         try:
             if fmt == "xlsx":
-                writers.write_xlsx(path, resource, rows, lang, tmpdir=str(folder))
+                writers.write_xlsx(path, resource, rows, lang, tmpdir=str(folder), columns=columns)
             else:
                 os.unlink(path)  # GDAL makes the GeoPackage itself
-                writers.write_gpkg(path, resource, rows)
+                writers.write_gpkg(path, resource, rows, columns)
         except BaseException:
             Path(path).unlink(missing_ok=True)
             raise

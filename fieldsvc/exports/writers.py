@@ -16,7 +16,7 @@ chunk in memory:
 from __future__ import annotations
 
 import io
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from decimal import Decimal
 from itertools import islice
@@ -58,8 +58,9 @@ def _text(value: Any, column: Column) -> Any:
 
 # --- CSV -----------------------------------------------------------------------------------------
 
-def csv_chunks(resource: str, rows: Iterable[Row], lang: str) -> Iterator[bytes]:
-    columns = COLUMNS[resource]
+def csv_chunks(resource: str, rows: Iterable[Row], lang: str,
+               columns: Sequence[Column] | None = None) -> Iterator[bytes]:
+    columns = columns or COLUMNS[resource]
     buffer = io.StringIO()
     writer = csvout.writer(buffer, lineterminator="\r\n")
     writer.writerow([c.header(lang) for c in columns])
@@ -83,8 +84,8 @@ def _json_value(value: Any, column: Column) -> Any:
     return value
 
 
-def geojson_chunks(resource: str, rows: Iterable[Row]) -> Iterator[bytes]:
-    columns = COLUMNS[resource]
+def geojson_chunks(resource: str, rows: Iterable[Row], columns: Sequence[Column] | None = None) -> Iterator[bytes]:
+    columns = columns or COLUMNS[resource]
     yield b'{"type":"FeatureCollection","features":['
     first = True
     for chunk in _chunks(rows):
@@ -101,11 +102,12 @@ def geojson_chunks(resource: str, rows: Iterable[Row]) -> Iterator[bytes]:
 
 # --- XLSX ----------------------------------------------------------------------------------------
 
-def write_xlsx(path: str, resource: str, rows: Iterable[Row], lang: str, tmpdir: str | None = None) -> int:
+def write_xlsx(path: str, resource: str, rows: Iterable[Row], lang: str, tmpdir: str | None = None,
+               columns: Sequence[Column] | None = None) -> int:
     """Write the sheet; returns the number of data rows."""
     import xlsxwriter
 
-    columns = COLUMNS[resource]
+    columns = columns or COLUMNS[resource]
     book = xlsxwriter.Workbook(path, {"constant_memory": True, "tmpdir": tmpdir, "strings_to_formulas": False,
                                       "strings_to_numbers": False, "strings_to_urls": False})
     try:
@@ -137,11 +139,11 @@ def write_xlsx(path: str, resource: str, rows: Iterable[Row], lang: str, tmpdir:
 
 # --- GeoPackage ----------------------------------------------------------------------------------
 
-def write_gpkg(path: str, resource: str, rows: Iterable[Row]) -> int:
+def write_gpkg(path: str, resource: str, rows: Iterable[Row], columns: Sequence[Column] | None = None) -> int:
     """Append the rows to one layer named after the resource, a chunk per write; returns the count."""
     import pyogrio.raw
 
-    columns = COLUMNS[resource]
+    columns = columns or COLUMNS[resource]
     total = 0
     for chunk in _chunks(rows, GPKG_CHUNK):
         fields, data = [], []

@@ -60,10 +60,18 @@ def _index(row: dict[str, Any]) -> Decimal:
         return Decimal(-1)
 
 
-def _element(row: dict[str, Any]) -> dict[str, Any]:
+def _element(row: dict[str, Any], minimum: bool = False) -> dict[str, Any]:
+    """One element's bar: value against limit, and whether the value was measured or estimated (with its σ).
+
+    ``bound`` says which side of the limit is good: ``max`` for a contaminant, ``min`` for a
+    threshold the value must reach (Se for selenium-rich land).
+    """
+    basis = row.get("basis") if row.get("basis") in ("measured", "estimated", "not_assessed") else "measured"
     return {"analyte": row["analyte"], "value": row.get("value"), "qualifier": row.get("qualifier", "="),
             "detection_limit": row.get("detection_limit"),
-            "unit": row.get("unit") or "", "limit": row.get("limit"), "verdict": row.get("verdict")}
+            "unit": row.get("unit") or "", "limit": row.get("limit"), "verdict": row.get("verdict"),
+            "basis": basis, "sigma": row.get("sigma") if basis == "estimated" else None,
+            "bound": "min" if minimum else "max"}
 
 
 def _parcel_grades(kind: str, code: str, pack_code: str) -> list[Grade]:
@@ -140,6 +148,6 @@ def soil_passport(subject_type: str, code: str, packs: Sequence[str] = PACKS) ->
                 if held is None or _index(row) > _index(held):
                     worst[row["analyte"]] = row
         for analyte, row in worst.items():  # the first pack that judges an element gives its bar
-            elements.setdefault(analyte, _element(row))
+            elements.setdefault(analyte, _element(row, minimum=pack.kind == "se_rich" and analyte == "Se"))
     return {"conclusions": conclusions, "elements": list(elements.values()),
             "tested_on": max(tested).isoformat() if tested else None, "since": isoformat(since)}

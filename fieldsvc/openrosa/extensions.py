@@ -65,6 +65,16 @@ def questions_of(version: int) -> list[dict[str, Any]]:
     return list(extension.questions) if extension is not None else []
 
 
+def all_questions() -> list[dict[str, Any]]:
+    """Every question any extension version asked, once by name: the newest version's definition,
+    in its order, then questions only older versions asked (their answers are still kept)."""
+    seen: dict[str, dict[str, Any]] = {}
+    for extension in db.session.scalars(select(FormExtension).order_by(FormExtension.version.desc())):
+        for question in extension.questions:
+            seen.setdefault(question["name"], question)
+    return list(seen.values())
+
+
 def extension_dict(extension: FormExtension) -> dict[str, Any]:
     from ..dbtypes import isoformat
 
@@ -260,6 +270,90 @@ def check_answers(answers: Mapping[str, str], form_version: str | None) -> tuple
     return clean, extension.version
 
 
+def check_values(answers: Mapping[str, Any], version: int,
+                 cache: dict[int, dict[str, dict[str, Any]] | None] | None = None) -> tuple[dict[str, Any],
+                                                                                      dict[str, list[str]]]:
+    """The ``extra`` answers of a sync push (JSON values) typed against extension ``version``.
+
+    Returns ``(clean, errors)``; errors are keyed by question name (the caller prefixes them).
+    Text answers go through the same rules as a Collect submission's (``_typed``), so both
+    clients store the same value for the same answer; JSON numbers, lists (select multiple) and
+    ``{lat, lon, accuracy_m}`` objects (geopoint) are taken as they are, checked the same way, and
+    ``check_values`` of its own output gives that output again. ``cache`` (version → questions by
+    name) saves a lookup per record in a batch.
+    """
+    if cache is not None and version in cache:
+        by_name = cache[version]
+    else:
+        extension = get_version(version)
+        by_name = {q["name"]: q for q in extension.questions} if extension is not None else None
+        if cache is not None:
+            cache[version] = by_name
+    if by_name is None:
+        return {}, {"": [f"There is no form extension version {version}."]}
+    clean: dict[str, Any] = {}
+    errors: dict[str, list[str]] = {}
+    for name, value in answers.items():
+        question = by_name.get(name)
+        if question is None:
+            errors[name] = [f"Unknown question (not in form extension version {version})."]
+            continue
+        try:
+            clean[name] = _typed_value(question, value)
+        except ValueError as exc:
+            errors[name] = [str(exc)]
+    return clean, errors
+
+
+def _typed_value(question: Mapping[str, Any], value: Any) -> Any:
+    kind = question["type"]
+    if isinstance(value, str):
+        if _CONTROL.search(value):
+            raise ValueError("Must not contain control characters")
+        if kind == "select_multiple":
+            return _typed(question, value)
+        return _typed(question, value.strip() if kind != "text" else value)
+    if isinstance(value, bool):
+        raise ValueError("Must not be true or false")
+    if kind == "integer" and isinstance(value, int):
+        if abs(value) >= 10**18:
+            raise ValueError("Must be a whole number")
+        return value
+    if kind == "integer" and isinstance(value, float) and value.is_integer():
+        return int(value)
+    if kind == "decimal" and isinstance(value, int | float):
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ValueError("Must be a number")
+        return value
+    if kind == "select_multiple" and isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return _typed(question, " ".join(value))
+    if kind == "geopoint" and isinstance(value, Mapping):
+        lat, lon, accuracy = value.get("lat"), value.get("lon"), value.get("accuracy_m")
+        numbers = [v for v in (lat, lon, accuracy) if v is not None]
+        if lat is None or lon is None or any(isinstance(v, bool) or not isinstance(v, int | float) for v in numbers):
+            raise ValueError("Must be {lat, lon, accuracy_m} in numbers")
+        if set(value) - {"lat", "lon", "accuracy_m"}:
+            raise ValueError("Only lat, lon and accuracy_m")
+        if not (-90 <= lat <= 90 and -180 <= lon <= 180) or (accuracy is not None and accuracy < 0):
+            raise ValueError("Latitude or longitude out of range")
+        return {"lat": lat, "lon": lon, **({"accuracy_m": accuracy} if accuracy is not None else {})}
+    raise ValueError(_EXPECTED.get(kind, "Has the wrong type"))
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_EXPECTED = {"text": "Must be text", "integer": "Must be a whole number", "decimal": "Must be a number",
+             "select_one": "Must be one of the choices' names", "select_multiple": "Must be a list of choice names",
+             "date": "Must be a date YYYY-MM-DD", "image": "Must be a file name",
+             "geopoint": "Must be {lat, lon, accuracy_m}"}
+
+
+def definition(extension: FormExtension | None) -> dict[str, Any] | None:
+    """What a field app needs to offer the extension's questions offline: version and questions."""
+    if extension is None:
+        return None
+    return {"version": extension.version, "questions": extension.questions}
+
+
 def _typed(question: Mapping[str, Any], text: str) -> Any:
     kind = question["type"]
     if kind == "text":
@@ -311,6 +405,10 @@ def image_answers(questions: Sequence[Mapping[str, Any]], clean: Mapping[str, An
     return [value for name, value in clean.items() if kinds.get(name) == "image"]
 
 
+def _is_point(value: Mapping[str, Any]) -> bool:
+    return all(isinstance(value.get(k), int | float) and not isinstance(value.get(k), bool) for k in ("lat", "lon"))
+
+
 def describe_answers(answers: Mapping[str, Any] | None, version: int | None, language: str) -> list[tuple[str, str]]:
     """``(question label, answer text)`` in ``language`` ("zh" or "en") for showing kept answers."""
     if not answers:
@@ -318,7 +416,8 @@ def describe_answers(answers: Mapping[str, Any] | None, version: int | None, lan
     questions = {q["name"]: q for q in questions_of(version)} if version else {}
     index = 1 if language == "zh" else 0
     out = []
-    for name, value in answers.items():
+    order = {name: i for i, name in enumerate(questions)}  # the form's order, not the answers' order
+    for name, value in sorted(answers.items(), key=lambda item: order.get(item[0], len(order))):
         question = questions.get(name)
         if question is None:
             out.append((name, str(value)))
@@ -328,9 +427,11 @@ def describe_answers(answers: Mapping[str, Any] | None, version: int | None, lan
         if isinstance(value, list):
             text = "、".join(choices.get(v, v) for v in value) if index else ", ".join(choices.get(v, v) for v in value)
         elif isinstance(value, dict):
-            text = f"{value.get('lat')}, {value.get('lon')}"
+            text = f"{float(value['lat']):.6f}, {float(value['lon']):.6f}" if _is_point(value) else str(value)
             if value.get("accuracy_m") is not None:
-                text += f" (± {value['accuracy_m']} m)"
+                text += f" (± {float(value['accuracy_m']):.0f} m)"
+        elif isinstance(value, float):
+            text = f"{value:.6g}"
         else:
             text = choices.get(value, str(value)) if isinstance(value, str) else str(value)
         out.append((label, text))

@@ -209,12 +209,17 @@ def submit(sub: Submission, parts: Mapping[str, Part], actor: Actor, *, sent_at:
         part = parts.get(name)
         manifest.append(part.entry if part is not None else stored.get(name) or pending_entry(sample_id, name))
     data = {**sub.data, "media": manifest}
+    if extra:  # the sample's ``extra``, as a sync push carries it: one storage for both clients
+        data.update(extra=extra, extension_version=extension_version)
     base_version = edit_base
     if base_version is None and live is not None and _fills_pending(live, data):
         base_version = live.version
+    if base_version is None and live is not None and extra and not live.extra and _answers_kept_apart(sub, extra):
+        base_version = live.version
     body = {"device_sent_at": sent_at, "schema_version": 1,
             "records": [{"type": "sample", "id": sample_id, "base_version": base_version, "data": data}]}
-    result = push.push(body, actor, hold_ttl_s=hold_ttl_s, max_records=1)["results"][0]
+    who = push.Client("openrosa", client.collect_device_id, client.user_agent)
+    result = push.push(body, actor, hold_ttl_s=hold_ttl_s, max_records=1, client=who)["results"][0]
     status = HTTP_STATUS.get(result["status"], 400)
     if status in (201, 202, 409):
         _record_instance(sub, sample_id, result, actor, client, extra, extension_version)
@@ -263,12 +268,21 @@ def instances_of(sample_id: str) -> list[OpenRosaSubmission]:
 
 
 def sample_extra(sample_id: str) -> dict[str, Any]:
-    """The sample's ``extra`` object: the extension answers of the newest instance it took (an
-    edit replaces them all, as Collect sends the whole form again; a kept conflict does not)."""
+    """The ``extra`` answers of a sample received from Collect before answers were kept on the
+    sample itself: those of the newest instance it took (an edit replaces them all, as Collect
+    sends the whole form again; a kept conflict does not). Newer samples carry ``extra`` in their data."""
     row = db.session.scalar(select(OpenRosaSubmission).where(
         OpenRosaSubmission.sample_id == sample_id, OpenRosaSubmission.status != "conflict")
         .order_by(OpenRosaSubmission.sample_version.desc(), OpenRosaSubmission.received_at.desc()).limit(1))
     return dict(row.extra or {}) if row is not None else {}
+
+
+def _answers_kept_apart(sub: Submission, extra: Mapping[str, Any]) -> bool:
+    """This very instance was received before answers were kept on the sample (only its
+    ``openrosa_submissions`` row has them): Collect resending it makes a version that adds them,
+    not a conflict with the sample it made."""
+    row = db.session.get(OpenRosaSubmission, sub.id)
+    return row is not None and row.status != "conflict" and row.extra == dict(extra)
 
 
 def _fills_pending(sample: Sample, data: Mapping[str, Any]) -> bool:

@@ -46,6 +46,10 @@ class Sample(db.Model):
     land_use_observed: Mapped[str | None] = mapped_column(String(32))
     note: Mapped[str | None] = mapped_column(Text)
     media: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    # answers to the uploaded form extension's questions (DESIGN §4.3 ``extra``), typed, and the
+    # extension version they were given under; null for a sample without answers (most of them)
+    extra: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
+    extension_version: Mapped[int | None] = mapped_column(Integer)
     # The canonical JSON text of the pushed-data fields (``samples.services.data_text``), written
     # with every insert and edit so a pull splices it in unparsed; null on rows written before it
     # existed or by hand (a pull then builds it from the columns).
@@ -97,3 +101,18 @@ class SyncConflict(db.Model):
     county_code: Mapped[str | None] = mapped_column(String(12))
     created_by: Mapped[str] = mapped_column(String(80))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class SampleClient(db.Model):
+    """Who made one sample version: the channel (``sync`` or ``openrosa``), the device id (the
+    device's id for a sync push, Collect's ``deviceID`` for ODK Collect) and the User-Agent."""
+
+    __tablename__ = "sample_clients"
+
+    sample_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    device_id: Mapped[str | None] = mapped_column(String(128))
+    user_agent: Mapped[str | None] = mapped_column(String(255))
+    device_pk: Mapped[int | None] = mapped_column(Integer)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -30,7 +30,7 @@ from ..places.models import Parcel
 from ..places.services import parcel_scope
 from ..sequence import allocate
 from .content import content_hash
-from .models import Sample
+from .models import Sample, SampleClient
 from .validation import SampleRules, location_flags, order_flags, time_flags
 
 RULES = SampleRules()
@@ -47,7 +47,14 @@ def sample_data(sample: Any) -> dict[str, Any]:
     return {"code": sample.code, "parcel": sample.parcel_code, "collected_at": sample.collected_at_raw,
             "location": location, "depth_top_cm": sample.depth_top_cm, "depth_bottom_cm": sample.depth_bottom_cm,
             "sample_type": sample.sample_type, "land_use_observed": sample.land_use_observed,
-            "note": sample.note, "media": list(sample.media or [])}
+            "note": sample.note, "media": list(sample.media or []),
+            **_extra_data(getattr(sample, "extra", None), getattr(sample, "extension_version", None))}
+
+
+def _extra_data(extra: Any, version: int | None) -> dict[str, Any]:
+    """``extra`` and ``extension_version`` when the sample has answers; nothing otherwise, so a
+    sample without answers keeps the content (and hash) it had before extensions existed."""
+    return {"extra": dict(extra), "extension_version": version} if extra else {}
 
 
 def row_data(row: Mapping[str, Any]) -> dict[str, Any]:
@@ -59,7 +66,8 @@ def row_data(row: Mapping[str, Any]) -> dict[str, Any]:
     return {"code": row["code"], "parcel": row["parcel_code"], "collected_at": row["collected_at_raw"],
             "location": location, "depth_top_cm": row["depth_top_cm"], "depth_bottom_cm": row["depth_bottom_cm"],
             "sample_type": row["sample_type"], "land_use_observed": row["land_use_observed"],
-            "note": row["note"], "media": list(row["media"] or [])}
+            "note": row["note"], "media": list(row["media"] or []),
+            **_extra_data(row.get("extra"), row.get("extension_version"))}
 
 
 def data_text(sample: Any) -> str:
@@ -170,7 +178,9 @@ def new_row(sample_id: str, clean: Mapping[str, Any], collected_at_utc: datetime
         "mock_location": bool(loc.get("mock")), "location_raw": loc.get("raw") if loc else None,
         "depth_top_cm": clean["depth_top_cm"], "depth_bottom_cm": clean["depth_bottom_cm"],
         "sample_type": clean["sample_type"], "land_use_observed": clean["land_use_observed"],
-        "note": clean["note"], "media": list(clean.get("media") or []), "content_hash": digest, "version": 1,
+        "note": clean["note"], "media": list(clean.get("media") or []), "extra": clean.get("extra") or None,
+        "extension_version": clean.get("extension_version") if clean.get("extra") else None,
+        "content_hash": digest, "version": 1,
         "seq": seq, "device_pk": actor.device_pk, "created_by": actor.label, "held_until": d.held_until,
         "created_at": now, "updated_at": now, "deleted_at": None,
     }
@@ -186,8 +196,8 @@ _escape = json.encoder.encode_basestring  # what ``canonical_json`` writes strin
 ROW_COLUMNS = ("id", "code", "parcel_code", "county_code", "state", "flags", "collected_at_raw", "collected_at",
                "received_at", "clock_skew_s", "lat", "lon", "accuracy_m", "mock_location", "location_raw",
                "depth_top_cm", "depth_bottom_cm", "sample_type", "land_use_observed", "note", "media",
-               "content_hash", "version", "seq", "device_pk", "created_by", "held_until", "created_at",
-               "updated_at", "deleted_at", "data_json")
+               "extra", "extension_version", "content_hash", "version", "seq", "device_pk", "created_by",
+               "held_until", "created_at", "updated_at", "deleted_at", "data_json")
 
 
 def insert_sample(row: Mapping[str, Any]) -> None:
@@ -227,7 +237,8 @@ _MEMO_COLUMNS = ("flags", "received_at", "mock_location", "media", "held_until",
 
 CONTENT_COLUMNS = ("code", "parcel_code", "county_code", "state", "flags", "collected_at_raw", "collected_at",
                    "lat", "lon", "accuracy_m", "mock_location", "location_raw", "depth_top_cm",
-                   "depth_bottom_cm", "sample_type", "land_use_observed", "note", "media", "content_hash",
+                   "depth_bottom_cm", "sample_type", "land_use_observed", "note", "media", "extra",
+                   "extension_version", "content_hash",
                    "held_until", "clock_skew_s", "data_json")
 
 
@@ -237,6 +248,12 @@ CONTENT_COLUMNS = ("code", "parcel_code", "county_code", "state", "flags", "coll
 # second time and add an index entry under a random key (the write that grows with the store).
 # Every later version is stored when it is made, so only an unedited sample's one version is
 # on its row alone; ``keep_first_version`` copies it out before the row changes.
+
+def clients_of(sample_id: str) -> list[SampleClient]:
+    """Who made each version of a sample (device id, User-Agent), oldest version first."""
+    return list(db.session.scalars(select(SampleClient).where(SampleClient.sample_id == sample_id)
+                                   .order_by(SampleClient.version)))
+
 
 def keep_first_version(sample: Sample) -> None:
     """Store version 1 of ``sample`` before its row changes (a no-op when it is stored already)."""

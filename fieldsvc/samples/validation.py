@@ -19,6 +19,10 @@ Normalisation, decided here once:
 - ``media[].sha256`` and ``mime``: lower-cased.
 - ``collected_at`` stays the device's string, verbatim; its parsed UTC value is
   ``ValidatedSample.collected_at_utc``.
+- ``extra`` (answers to the uploaded form extension, DESIGN §4.3): an object of question name →
+  answer; null answers and an empty object are left out, so a sample without answers has the
+  content (and content hash) it always had. Only its shape is checked here (this layer knows no
+  form); the answers are typed against ``extension_version`` by the sync layer.
 - every string must be valid Unicode without control characters (PostgreSQL refuses NUL
   and lone surrogates; a 500 at insert time is worse than a 422 now).
 """
@@ -54,6 +58,9 @@ FIELDS = (
 REQUIRED = ("code", "parcel", "collected_at", "location", "depth_top_cm", "depth_bottom_cm", "sample_type")
 LOCATION_FIELDS = ("lat", "lon", "accuracy_m", "mock")
 MEDIA_FIELDS = ("name", "sha256", "bytes", "mime")
+EXTRA_FIELDS = ("extra", "extension_version")  # optional; in ``clean`` only when there are answers
+MAX_EXTRA_ANSWERS = 50
+_EXTRA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,63}")
 FLAG_ORDER = ("null_island", "low_accuracy", "mock_location", "location_mismatch", "clock_skew")
 
 _NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:[.,][0-9]+)?|[.,][0-9]+)")
@@ -152,10 +159,12 @@ def validate_sample_data(data: Any, rules: SampleRules) -> ValidatedSample:
     clean = {"code": code, "parcel": parcel, "collected_at": collected_at, "location": location,
              "depth_top_cm": top, "depth_bottom_cm": bottom, "sample_type": sample_type,
              "land_use_observed": land_use, "note": note, "media": media}
+    if "extra" in data or "extension_version" in data:
+        _clean_extra(get("extra"), get("extension_version"), clean, errors)
     return ValidatedSample(clean, errors, _location_record_flags(location, rules), collected_at_utc)
 
 
-_FIELD_SET = frozenset(FIELDS)
+_FIELD_SET = frozenset((*FIELDS, *EXTRA_FIELDS))
 _REQUIRED_WITHOUT_LOCATION = tuple(f for f in REQUIRED if f != "location")
 
 
@@ -172,6 +181,28 @@ def _field(value: Any, check: Any, name: str, errors: dict[str, list[str]], *arg
 
 def _add(errors: dict[str, list[str]], name: str, message: str) -> None:
     errors.setdefault(name, []).append(message)
+
+
+def _clean_extra(extra: Any, version: Any, clean: dict[str, Any], errors: dict[str, list[str]]) -> None:
+    """The shape of ``extra`` and ``extension_version``; both go into ``clean`` only when some
+    answer is given. Answers keep their JSON values here; their types are the form's business."""
+    if extra is not None and not isinstance(extra, Mapping):
+        return _add(errors, "extra", "Must be an object of question name to answer.")
+    answers = {k: v for k, v in (extra or {}).items() if v is not None and v != "" and v != []}
+    bad = [k for k in answers if not isinstance(k, str) or not _EXTRA_NAME.fullmatch(k)]
+    for key in bad:
+        _add(errors, f"extra.{key}", "Unknown question name.")
+    if len(answers) > MAX_EXTRA_ANSWERS:
+        _add(errors, "extra", f"At most {MAX_EXTRA_ANSWERS} answers.")
+    if version is not None and (isinstance(version, bool) or not isinstance(version, int) or version < 1):
+        return _add(errors, "extension_version", "Must be the form extension's version number (>= 1).")
+    if not answers:
+        return None
+    if version is None:
+        return _add(errors, "extension_version", "Is required with extra (the version the answers were given in).")
+    clean["extra"] = answers
+    clean["extension_version"] = version
+    return None
 
 
 def _location_record_flags(location: dict[str, Any] | None, rules: SampleRules) -> list[str]:

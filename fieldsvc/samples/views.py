@@ -27,11 +27,12 @@ def list_samples():
 @bp.get("/<sample_id>")
 @requires_role(*ALL_ROLES)
 def get_sample(sample_id: str):
-    """One sample; with ``extra`` when it has answers to the form's custom questions (ODK Collect,
-    DESIGN §4.3). A sync pull does not carry ``extra`` yet, so a sample without answers reads as pulled."""
+    """One sample; with ``extra`` (and ``extension_version``) when it has answers to the form's
+    custom questions (DESIGN §4.3), as a pull carries it. A sample that Collect sent before answers
+    were kept with the sample reads its answers from the instance that brought them."""
     sample = services.get_sample_by_id(sample_id, current_actor())
     body = services.sample_dict(sample)
-    if extra := sample_extra(sample.id):
+    if "extra" not in body and (extra := sample_extra(sample.id)):
         body["extra"] = extra
     return body
 

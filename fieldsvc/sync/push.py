@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Mapping
 
@@ -21,16 +21,17 @@ from sqlalchemy import select
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 
 from ..audit.models import EntityVersion
-from ..audit.services import Change, record, record_many
+from ..audit.services import Change, insert_rows, record, record_many
 from ..auth.principal import Actor
 from ..dbtypes import isoformat, utcnow
 from ..dbutil import upsert
 from ..errors import validation_failed
 from ..events import SamplesChanged, SamplesCreated, publish
 from ..extensions import db
+from ..openrosa import extensions as form_extensions
 from ..samples import services as samples
 from ..samples.content import canonical_field, content_hash
-from ..samples.models import Sample, SyncConflict
+from ..samples.models import Sample, SampleClient, SyncConflict
 from ..samples.validation import ValidatedSample, estimate_skew, parse_rfc3339, validate_sample_data
 from ..sequence import allocate
 from .idempotency import claim_idempotency_key, request_digest
@@ -66,6 +67,17 @@ class Batch:
     created: list[Change] = field(default_factory=list)
     links: list[tuple[str, list]] = field(default_factory=list)
     changed: set[str] = field(default_factory=set)  # existing samples edited or deleted: re-grade them
+    made: list[tuple[str, int]] = field(default_factory=list)  # (sample id, version) this batch wrote
+    client: Client | None = None
+
+
+@dataclass(frozen=True)
+class Client:
+    """Who sends the push, kept with each sample version it makes (``sample_clients``)."""
+
+    channel: str = "sync"  # sync | openrosa
+    device_id: str | None = None  # the device's id (sync) or Collect's ``deviceID`` (openrosa)
+    user_agent: str | None = None
 
 
 @dataclass(frozen=True)
@@ -77,18 +89,20 @@ class Replay:
 
 
 def push(body: Mapping[str, Any], actor: Actor, *, hold_ttl_s: int, max_records: int,
-         idempotency_key: str | None = None) -> dict[str, Any] | Replay:
+         idempotency_key: str | None = None, client: Client | None = None) -> dict[str, Any] | Replay:
     """Judge every record of a push body; returns ``{"server_time", "results"}``, or the stored
-    ``Replay`` when ``idempotency_key`` already answered this request (nothing is written then)."""
-    return _push(body, actor, hold_ttl_s, max_records, idempotency_key)
+    ``Replay`` when ``idempotency_key`` already answered this request (nothing is written then).
+    ``client`` (device id, User-Agent) is kept with every sample version the push makes."""
+    return _push(body, actor, hold_ttl_s, max_records, idempotency_key, client)
 
 
 def _push(body: Mapping[str, Any], actor: Actor, hold_ttl_s: int, max_records: int,
-          key: str | None) -> dict[str, Any] | Replay:
+          key: str | None, client: Client | None = None) -> dict[str, Any] | Replay:
     records = _envelope(body, max_records)
     now = utcnow()
-    batch = Batch(actor, now, estimate_skew(body.get("device_sent_at"), now), hold_ttl_s)
-    items = [_check_record(i, r) for i, r in enumerate(records)]
+    batch = Batch(actor, now, estimate_skew(body.get("device_sent_at"), now), hold_ttl_s, client=client)
+    forms: dict[int, Any] = {}  # extension version → its questions, looked up once per batch
+    items = [_check_record(i, r, forms) for i, r in enumerate(records)]
     if key is not None:  # checks read nothing stored: the claim comes before the first write
         stored = claim_idempotency_key(actor, key, request_digest(body, items))
         if stored is not None and stored.response is not None:
@@ -118,6 +132,18 @@ def _after_writes(batch: Batch) -> None:
         publish(SamplesCreated(tuple((c.entity_key, c.after["code"]) for c in batch.created), batch.actor))
     if batch.changed:
         publish(SamplesChanged(tuple(sorted(batch.changed)), batch.actor))
+    _keep_clients(batch)
+
+
+def _keep_clients(batch: Batch) -> None:
+    """One ``sample_clients`` row per sample version the batch made: the device and the app."""
+    if batch.client is None or not batch.made:
+        return
+    c = batch.client
+    rows = [(sid, version, c.channel, (c.device_id or "")[:128] or None, (c.user_agent or "")[:255] or None,
+             batch.actor.device_pk, batch.now) for sid, version in dict.fromkeys(batch.made)]
+    insert_rows(SampleClient.__table__, (), (), ("sample_id", "version", "channel", "device_id", "user_agent",
+                                                 "device_pk", "received_at"), rows, skip_conflicts=True)
 
 
 def _envelope(body: Mapping[str, Any], max_records: int) -> list[Any]:
@@ -151,7 +177,7 @@ def _reject(it: Item, code: str, errors: Mapping[str, Any] | None = None, versio
     _result(it, "rejected", version, code, errors)
 
 
-def _check_record(index: int, record: Any) -> Item:
+def _check_record(index: int, record: Any, forms: dict[int, Any] | None = None) -> Item:
     """Envelope and data checks for one record; a bad one gets its ``rejected`` result here."""
     if not isinstance(record, Mapping):
         it = Item(index, None)
@@ -180,12 +206,32 @@ def _check_record(index: int, record: Any) -> Item:
         it.raw_data = record.get("data")
         it.checked = validate_sample_data(it.raw_data, samples.RULES)
         errors.update({f"data.{k}" if k != "data" else k: v for k, v in it.checked.errors.items()})
+        if "extra" in it.checked.clean and not it.checked.errors:
+            errors.update(_check_extra(it.checked.clean, forms if forms is not None else {}))
     if errors:
         _reject(it, "validation_failed", errors)
         return it
     if not it.deleted:
         it.digest = content_hash(it.clean)
     return it
+
+
+def _check_extra(clean: dict[str, Any], forms: dict[int, Any]) -> dict[str, list[str]]:
+    """Type ``clean["extra"]`` against the form extension version the answers were given in
+    (``clean["extension_version"]``), in place; the errors name ``data.extra.<question>``. An
+    ``image`` answer must name a file of the sample's ``media`` (its photo travels like the others)."""
+    version = clean["extension_version"]
+    typed, errors = form_extensions.check_values(clean["extra"], version, forms)
+    if "" in errors:
+        return {"data.extension_version": errors[""]}
+    out = {f"data.extra.{name}": messages for name, messages in errors.items()}
+    kinds = {name: q["type"] for name, q in (forms.get(version) or {}).items()}
+    names = {m["name"] for m in clean.get("media") or []}
+    for name, value in typed.items():
+        if kinds.get(name) == "image" and value not in names:
+            out[f"data.extra.{name}"] = [f"Must name a file of data.media (no file named {value!r})."]
+    clean["extra"] = typed
+    return out
 
 
 _CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
@@ -266,6 +312,7 @@ def _created(it: Item, row: dict[str, Any], d: samples.Derivation, batch: Batch)
     # row: version 1 lives on the sample's row until an edit stores it (samples.keep_first_version)
     batch.created.append(Change("sample", it.id, "create", after=it.clean,  # type: ignore[arg-type]
                                 after_json=row["data_json"]))
+    batch.made.append((it.id, 1))  # type: ignore[arg-type]
     if d.state == "held":
         _result(it, "held", 1, "unknown_parcel", state="held", held_until=isoformat(d.held_until))
     else:
@@ -316,7 +363,7 @@ def _judge(it: Item, batch: Batch) -> None:
         cid = _keep_conflict(it, batch, "id_conflict", "id_conflict", sample, server,
                              hard=[k for k in it.clean if _differs(k, server, it.clean)], soft=[])
         return _result(it, "conflict", sample.version, "id_conflict", conflict_id=cid)
-    merged = merge_fields(base, server, it.clean)
+    merged = _merge(base, server, it.clean)
     if merged.status == "unchanged":
         return _result(it, "duplicate", sample.version, None, state=samples.effective_state(sample, batch.now))
     if merged.status == "applied":
@@ -336,6 +383,27 @@ def _judge(it: Item, batch: Batch) -> None:
     _result(it, "conflict", version, "edit_conflict", conflict_id=cid, hard_fields=list(merged.hard_fields))
 
 
+def _merge(base: Mapping[str, Any], server: Mapping[str, Any], incoming: Mapping[str, Any]) -> Any:
+    """``merge_fields`` with each ``extra`` answer as a field of its own (``extra.<question>``), so
+    two phones answering different custom questions merge like two phones changing different fields."""
+    result = merge_fields(flat_fields(base), flat_fields(server), flat_fields(incoming))
+    return replace(result, merged=unflat_fields(result.merged))
+
+
+def flat_fields(data: Mapping[str, Any]) -> dict[str, Any]:
+    out = {k: v for k, v in data.items() if k != "extra"}
+    out.update({f"extra.{name}": value for name, value in (data.get("extra") or {}).items()})
+    return out
+
+
+def unflat_fields(data: Mapping[str, Any]) -> dict[str, Any]:
+    out = {k: v for k, v in data.items() if not k.startswith("extra.")}
+    extra = {k.removeprefix("extra."): v for k, v in data.items() if k.startswith("extra.") and v is not None}
+    if extra:
+        out["extra"] = extra
+    return out
+
+
 def _differs(name: str, a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
     return canonical_field(name, a.get(name)) != canonical_field(name, b.get(name))
 
@@ -349,6 +417,8 @@ def _revalidate(content: Mapping[str, Any]) -> dict[str, Any] | None:
     if not checked.ok:
         return None
     clean = checked.clean
+    if "extra" in clean and _check_extra(clean, {}):
+        return None  # answers from two extension versions that do not fit one: kept as a conflict
     if isinstance(content.get("location"), Mapping) and clean.get("location"):
         clean["location"]["raw"] = content["location"].get("raw", clean["location"].get("raw"))
     return clean
@@ -371,6 +441,7 @@ def _apply(it: Item, sample: Sample, content: dict[str, Any], batch: Batch, acti
                        sample.county_code or batch.actor.county_code)
     samples.apply_edit(sample, content, collected, d, batch.skew_s, batch.now, batch.actor, action)
     batch.changed.add(sample.id)
+    batch.made.append((sample.id, sample.version))
     _result(it, status, sample.version, None if status in ("applied", "merged") else "edit_conflict",
             state=sample.state)
     return sample.version

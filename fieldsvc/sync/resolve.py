@@ -18,7 +18,7 @@ from ..samples.conflicts import get_conflict
 from ..samples.content import content_hash
 from ..samples.models import Sample, SyncConflict
 from ..samples.validation import ValidatedSample, parse_rfc3339, validate_sample_data
-from .push import Batch, Item, _after_writes, _apply, _insert_one
+from .push import Batch, Item, _after_writes, _apply, _check_extra, _insert_one, flat_fields, unflat_fields
 
 
 def resolve_conflict(conflict_id: int, resolution: str, values: Mapping[str, Any], actor: Actor) -> SyncConflict:
@@ -61,14 +61,14 @@ def resolve_conflict(conflict_id: int, resolution: str, values: Mapping[str, Any
                 batch.changed.add(sample.id)
             version = sample.version
         else:
-            content = dict(current_data)
+            content = flat_fields(current_data)  # an extra answer is a field of its own (``extra.<question>``)
             if resolution == "take_incoming":
-                incoming = c.incoming_body
+                incoming = flat_fields(c.incoming_body)
                 fields = c.hard_fields or [k for k in incoming]
                 content.update({k: incoming.get(k) for k in fields})
             elif resolution == "merge":
-                content.update(values)
-            clean = _must_revalidate(content)
+                content.update(flat_fields(values))
+            clean = _must_revalidate(unflat_fields(content))
             batch.parcels = samples.parcels_for([clean["parcel"]], _unscoped(actor))
             it.checked = ValidatedSample(clean, {}, [f for f in sample.flags or []
                                                       if f in ("null_island", "low_accuracy", "mock_location")])
@@ -95,4 +95,8 @@ def _must_revalidate(content: Mapping[str, Any]) -> dict[str, Any]:
     checked = validate_sample_data(data, samples.RULES)
     if not checked.ok:
         raise validation_failed({f"values.{k}": v for k, v in checked.errors.items()}, "Resolved sample is invalid.")
-    return checked.clean
+    clean = checked.clean
+    if "extra" in clean and (errors := _check_extra(clean, {})):
+        raise validation_failed({f"values.{k.removeprefix('data.')}": v for k, v in errors.items()},
+                                "Resolved sample is invalid.")
+    return clean

@@ -12,12 +12,13 @@ from ..dbtypes import isoformat, utcnow
 from ..errors import validation_failed
 from ..http import OFFICIALS, current_actor, json_body, load, query_args, requires_role
 from ..openapi import doc
+from ..openrosa import extensions as form_extensions
 from ..samples import conflicts
 from ..schemas import page_limit
 from .idempotency import store_idempotent_response
 from .package import build_package
 from .pull import pull_text
-from .push import Replay
+from .push import Client, Replay
 from .push import push as push_records
 from .resolve import resolve_conflict
 from .schemas import PUSH_BODY, ConflictArgs, ConflictResolveIn, PullArgs
@@ -35,11 +36,14 @@ conflicts_bp = Blueprint("conflicts", __name__, url_prefix="/api/v1/conflicts")
 @bp.get("/config")
 @requires_role("sampler", "official", "admin")
 def config():
-    """Advertised limits: request size, preferred chunk size, batch size, hold TTL, server time."""
+    """Advertised limits: request size, preferred chunk size, batch size, hold TTL, server time; and
+    ``form_extension`` (``{version, questions}`` or null): the custom questions the field app offers
+    offline under "More questions", answered into a sample's ``extra`` (DESIGN §4.3)."""
     cfg = current_app.config
     return {"max_request_bytes": cfg["MAX_REQUEST_BYTES"], "preferred_chunk_bytes": cfg["PREFERRED_CHUNK_BYTES"],
             "max_batch_records": cfg["MAX_BATCH_RECORDS"], "hold_ttl_s": cfg["HOLD_TTL_S"],
-            "server_time": isoformat(utcnow()), "max_page_size": cfg["MAX_PAGE_SIZE"], "schema_version": 1}
+            "server_time": isoformat(utcnow()), "max_page_size": cfg["MAX_PAGE_SIZE"], "schema_version": 1,
+            "form_extension": form_extensions.definition(form_extensions.newest())}
 
 
 @bp.post("/push")
@@ -62,8 +66,9 @@ def _push(key: str | None) -> Response:
     if not isinstance(body, Mapping):
         raise validation_failed({"_body": ["must be a JSON object"]})
     actor = current_actor()
+    client = Client("sync", actor.device_id, request.headers.get("User-Agent"))
     result = push_records(body, actor, hold_ttl_s=current_app.config["HOLD_TTL_S"],
-                          max_records=current_app.config["MAX_BATCH_RECORDS"], idempotency_key=key)
+                          max_records=current_app.config["MAX_BATCH_RECORDS"], idempotency_key=key, client=client)
     if isinstance(result, Replay):
         return Response(result.text, status=result.status, mimetype="application/json",
                         headers={"Idempotent-Replay": "true"})

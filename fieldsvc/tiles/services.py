@@ -58,7 +58,7 @@ LAYERS = ("parcels", "samples", "areas", "planned")
 # not-assessed grey.
 COLOURS = {
     "grade": {"qualified": "#1b7a3a", "qualified_estimated": "#8fd19e", "not_qualified": "#b3261e",
-              "not_qualified_estimated": "#f0a49e", "needs_sampling": "#e08a00", "indeterminate": "#c77700",
+              "not_qualified_estimated": "#f0a49e", "needs_sampling": "#e3c000", "indeterminate": "#c25e00",
               "not_assessed": "#b8bfbb"},
     "sampling": {"complete": "#1b5fa8", "incomplete": "#c77700", "held": "#7a2e8f", "none": "#d7dbd9"},
 }

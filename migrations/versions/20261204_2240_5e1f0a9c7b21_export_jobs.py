@@ -5,7 +5,7 @@ timeout); the job row records the requester, their role and county (the scope th
 under and the download is checked against), its progress and the file it wrote.
 
 Revision ID: 5e1f0a9c7b21
-Revises: 5e2b9c7d1a34
+Revises: 5c2e9a7d1f83
 Create Date: 2026-12-04 22:40:00
 
 """
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = '5e1f0a9c7b21'
-down_revision = '5e2b9c7d1a34'
+down_revision = '5c2e9a7d1f83'
 branch_labels = None
 depends_on = None
 

@@ -1,6 +1,7 @@
 // The sampler's field app: provisioning, parcels and map, new samples into the outbox, sync.
 // Everything the sampler does is stored in IndexedDB first; the network is only ever a bonus.
 
+import { answerText, labelOf, rawAnswers, readExtra, renderExtra } from './extra.js';
 import { FieldMap, orderPlanned } from './fieldmap.js';
 import { bbox, centroid, contains, haversine, rankParcels } from './geo.js';
 import { codeName, defaultLang, getLang, setLang, t, translate } from './i18n.js';
@@ -30,6 +31,10 @@ const state = {
   selected: null,
   parcelTouched: false,
   formPhotos: [],
+  ext: null, // the form extension's questions now served ({version, questions}), from the last sync
+  extDefs: {}, // every extension version seen, so a draft is edited with the questions it was answered in
+  extraPhotos: {}, // image question → the photo chosen for it in the open form
+  extraKey: null, // what the "More questions" box was last drawn for (version, language, record)
   editing: null,
   view: 'parcels',
   fullBox: null,
@@ -176,6 +181,9 @@ async function loadAll() {
   state.photos = photos;
   state.planned = await loadPlans();
   state.fullBox = bbox(state.parcels.map((p) => p.geometry));
+  const syncConfig = (await getMeta('sync_config')) || {};
+  state.ext = syncConfig.form_extension || null;
+  state.extDefs = (await getMeta('form_extensions')) || {};
 }
 
 async function photoStatus() {
@@ -342,6 +350,8 @@ function renderNet() {
   const net = $('#net');
   net.textContent = navigator.onLine ? t('online') : t('offline');
   net.dataset.online = String(navigator.onLine);
+  // Not set up and offline: say what to do instead of a set-up screen that cannot finish yet.
+  $('#setup-offline').hidden = navigator.onLine || state.provisioned;
 }
 
 async function renderCounts() {
@@ -551,6 +561,39 @@ function renderForm() {
   fillSelect($('#f-landuse'), state.cfg.land_uses);
   $('#cancel-edit').hidden = !state.editing;
   renderThumbs();
+  renderExtraBox();
+}
+
+/** The extension the open form asks: the one a draft was answered in, else the one served now. */
+function extensionFor(record) {
+  const v = record && record.data.extension_version;
+  return (v && (state.extDefs[v] || (state.ext && state.ext.version === v ? state.ext : null))) || state.ext;
+}
+
+function renderExtraBox(force = false) {
+  const box = $('#extra-box');
+  const def = extensionFor(state.editing);
+  const key = `${def ? def.version : ''}|${getLang()}|${state.editing ? state.editing.id : ''}`;
+  if (key === state.extraKey && !force) return;
+  const sameForm = state.extraKey && state.extraKey.split('|')[2] === key.split('|')[2]
+    && box.dataset.version === String(def ? def.version : '');
+  const answers = force ? (state.editing && state.editing.data.extra) || {}
+    : sameForm ? rawAnswers(box, def) : (state.editing && state.editing.data.extra) || {};
+  state.extraKey = key;
+  renderExtra(box, def, answers, {
+    photoFor: (name) => state.extraPhotos[name] || null,
+    position: () => state.position,
+    onImage: async (name, file) => {
+      try {
+        state.extraPhotos[name] = await compressPhoto(file, state.cfg.photo_max_px, state.cfg.photo_quality);
+        return true;
+      } catch (err) {
+        $('#form-msg').textContent = String(err.message || err);
+        $('#form-msg').className = 'error';
+        return false;
+      }
+    },
+  });
 }
 
 function fillSelect(select, codes) {
@@ -620,7 +663,8 @@ function el(tag, text, cls) {
   return node;
 }
 
-const COMPARE = ['code', 'parcel', 'collected_at', 'location', 'depth', 'sample_type', 'land_use_observed', 'note', 'photos'];
+const COMPARE = ['code', 'parcel', 'collected_at', 'location', 'depth', 'sample_type', 'land_use_observed', 'note', 'photos',
+  'extra'];
 
 function fieldValue(data, name) {
   if (!data) return '—';
@@ -630,6 +674,15 @@ function fieldValue(data, name) {
     return l ? `${Number(l.lat).toFixed(6)}, ${Number(l.lon).toFixed(6)} ±${Math.round(l.accuracy_m)} m` : '—';
   }
   if (name === 'photos') return String((data.media || []).length);
+  if (name === 'extra') {
+    const def = extensionFor({ data });
+    const byName = Object.fromEntries(((def && def.questions) || []).map((q) => [q.name, q]));
+    const parts = Object.entries(data.extra || {}).map(([k, v]) => {
+      const q = byName[k] || { name: k, type: 'text' };
+      return `${labelOf(q)}: ${answerText(q, v)}`;
+    });
+    return parts.length ? parts.join('; ') : '—';
+  }
   if (name === 'sample_type' || name === 'land_use_observed') return codeName(data[name]) || '—';
   return data[name] === null || data[name] === undefined || data[name] === '' ? '—' : String(data[name]);
 }
@@ -764,7 +817,12 @@ function readForm() {
   else if (top !== null && bottom <= top) errors.bottom = t('err_depth_order');
   const parcel = $('#f-parcel').value;
   if (!parcel) errors.parcel = t('err_required');
-  return { errors, code, top, bottom, parcel };
+  const ext = extensionFor(state.editing);
+  const extra = readExtra($('#extra-box'), ext);
+  for (const [name, message] of Object.entries(extra.errors)) {
+    errors[`extra.${name}`] = `${labelOf(ext.questions.find((q) => q.name === name))}: ${message}`;
+  }
+  return { errors, code, top, bottom, parcel, ext, extra: extra.answers };
 }
 
 function showErrors(errors) {
@@ -794,18 +852,31 @@ async function saveSample(event) {
     return;
   }
   const earlier = editing ? editing.data.media || [] : [];
-  const photos = state.formPhotos;
+  const photos = [...state.formPhotos];
   const media = [
     ...earlier,
     ...photos.filter((p) => !earlier.some((m) => m.sha256 === p.sha256)).map((p, i) => ({
       name: `photo${earlier.length + i + 1}.jpg`, sha256: p.sha256, bytes: p.bytes, mime: p.mime,
     })),
   ];
+  // A photo answering an image question joins the sample's media under the question's name.
+  const extraPhotos = Object.entries(state.extraPhotos).filter(([name]) => form.extra[name] === `${name}.jpg`);
+  for (const [name, p] of extraPhotos) {
+    const entry = { name: `${name}.jpg`, sha256: p.sha256, bytes: p.bytes, mime: p.mime };
+    const at = media.findIndex((m) => m.name === entry.name);
+    if (at >= 0) media.splice(at, 1, entry);
+    else media.push(entry);
+    photos.push(p);
+  }
   const data = {
     code: form.code, parcel: form.parcel, collected_at: editing ? editing.data.collected_at : localIsoTime(), location,
     depth_top_cm: form.top, depth_bottom_cm: form.bottom, sample_type: $('#f-type').value,
     land_use_observed: $('#f-landuse').value || null, note: $('#f-note').value.trim() || null, media,
   };
+  if (Object.keys(form.extra).length) {
+    data.extra = form.extra;
+    data.extension_version = form.ext.version;
+  }
   const id = editing ? editing.id : uuid7();
   // The record and its photos go into the outbox in one transaction: all of it or nothing.
   await tx(['outbox', 'photos'], 'readwrite', async (s) => {
@@ -837,7 +908,9 @@ async function saveSample(event) {
 function resetForm() {
   state.editing = null;
   state.formPhotos = [];
+  state.extraPhotos = {};
   state.parcelTouched = false;
+  renderExtraBox(true);
   $('#f-code').value = '';
   $('#f-note').value = '';
   $('#f-photos').value = '';
@@ -850,6 +923,8 @@ function resetForm() {
 function startEdit(record) {
   state.editing = record;
   state.formPhotos = [];
+  state.extraPhotos = {};
+  state.extraKey = null;
   showView('new');
   const d = record.data;
   if (![...$('#f-parcel').options].some((o) => o.value === d.parcel)) $('#f-parcel').append(new Option(d.parcel, d.parcel));

@@ -83,7 +83,15 @@ export class Syncer {
 
   async loadConfig() {
     const resp = await this.api('/api/v1/sync/config');
-    if (resp.ok) await setMeta('sync_config', await resp.json());
+    if (!resp.ok) return;
+    const config = await resp.json();
+    await setMeta('sync_config', config);
+    if (config.form_extension) {
+      // Keep every extension version seen: a draft answered in an older one is edited with its questions.
+      const defs = (await getMeta('form_extensions')) || {};
+      defs[config.form_extension.version] = config.form_extension;
+      await setMeta('form_extensions', defs);
+    }
   }
 
   async config() {
@@ -323,6 +331,10 @@ export function dataFromServer(row) {
     data.location = { lat, lon, accuracy_m, mock: mock ?? false };
   }
   data.media = (row.media || []).map(({ name, sha256, bytes, mime }) => ({ name, sha256, bytes, mime }));
+  if (row.extra && Object.keys(row.extra).length) {
+    data.extra = row.extra;
+    data.extension_version = row.extension_version;
+  }
   return data;
 }
 

@@ -57,6 +57,10 @@ ROUTES: dict[str, dict[str, Any]] = {
     "certificates.issue_land_label": {"kind": "write", "method": "POST", "url": "/api/v1/land-labels", "body": "code",
                                       "json": {"subject_type": "parcel", "code": "{parcel}"}},
     "certificates.label_serials": {"kind": "list", "url": "/api/v1/label-serials", "needle": []},
+    "certificates.create_label_sheet": {"kind": "write", "method": "POST", "url": "/api/v1/label-sheets",
+                                         "body": "codes", "json": {"codes": ["{certificate}"], "serials": 1}},
+    "certificates.label_sheet": {"kind": "read", "url": "/api/v1/label-sheets/{label_sheet}"},
+    "certificates.label_sheet_pdf": {"kind": "read", "url": "/api/v1/label-sheets/{label_sheet}.pdf"},
     "certificates_public.page": {"kind": "public"},
     "certificates_public.serial_page": {"kind": "public"},
     "verify.verify_serial": {"kind": "public"},
@@ -192,6 +196,10 @@ ROUTES: dict[str, dict[str, Any]] = {
     "console.certificate": {"kind": "read", "url": "/console/certificates/{certificate}"},
     "console.certificate_pdf": {"kind": "read", "url": "/console/certificates/{certificate}.pdf"},
     "console.labels": {"kind": "read", "url": "/console/labels.pdf?codes={certificate}", "body": "codes"},
+    "console.label_sheet_confirm": {"kind": "read", "url": "/console/label-sheets/new?codes={certificate}&serials=1",
+                                    "body": "codes"},
+    "console.label_sheet": {"kind": "read", "url": "/console/label-sheets/{label_sheet}"},
+    "console.label_sheet_pdf": {"kind": "read", "url": "/console/label-sheets/{label_sheet}.pdf"},
     "console.devices_page": {"kind": "read", "url": "/console/devices?county={county}"},
     "console.device": {"kind": "read", "url": "/console/devices/{device}"},
     "console.lab_home": {"kind": "list", "url": "/console/lab", "needle": ["lab_file"]},
@@ -214,12 +222,19 @@ ROUTES: dict[str, dict[str, Any]] = {
                             "form": {"parcel": "{parcel}"}},
     "console.dismiss_sample": {"kind": "write", "method": "POST", "url": "/console/samples/{sample}/dismiss",
                                "form": {"confirmed": "1"}},
+    "console.media": {"kind": "read", "url": "/console/media/{media}"},
+    "console.accept_sample_flags": {"kind": "write", "method": "POST", "url": "/console/samples/{sample}/accept",
+                                    "form": {"note": "matrix test", "confirmed": "1"}},
+    "console.send_back_sample": {"kind": "write", "method": "POST", "url": "/console/samples/{sample}/send-back",
+                                 "form": {"note": "matrix test", "confirmed": "1"}},
     "console.resolve_conflict": {"kind": "write", "method": "POST", "url": "/console/conflicts/{conflict}/resolve",
                                  "form": {"resolution": "keep_server"}},
     "console.run_grading": {"kind": "write", "method": "POST", "url": "/console/grading/runs", "body": "scope",
                             "form": {"scope_type": "county", "code": "{county}"}},
     "console.issue_certificate": {"kind": "write", "method": "POST", "url": "/console/certificates", "body": "code",
                                   "form": {"subject_type": "parcel", "code": "{parcel}", "confirmed": "1"}},
+    "console.create_label_sheet": {"kind": "write", "method": "POST", "url": "/console/label-sheets", "body": "codes",
+                                   "form": {"codes": "{certificate}", "serials": "1"}},
     "console.revoke_certificate": {"kind": "write", "method": "POST",
                                    "url": "/console/certificates/{certificate}/revoke",
                                    "form": {"reason": "x y z", "confirmed": "1"}},
@@ -330,6 +345,9 @@ def build_world(app, client, make_account, county, monkeypatch) -> World:
     cert = client.post("/api/v1/certificates", json={"subject_type": "parcel", "code": target["code"]},
                        headers=official_a.headers)
     assert cert.status_code == 201, cert.get_json()
+    sheet = client.post("/api/v1/label-sheets", json={"codes": [cert.get_json()["code"]], "serials": 1},
+                        headers=official_a.headers)
+    assert sheet.status_code == 201, sheet.get_json()
     # an open conflict on the sample
     from fieldsvc.samples.models import SyncConflict
 
@@ -363,6 +381,7 @@ def build_world(app, client, make_account, county, monkeypatch) -> World:
         "media": sha, "lab_import": import_id, "lab_file": "matrix-lab-a.csv", "result": result_id,
         "result_code": code,
         "run": run.get_json()["id"], "certificate": cert.get_json()["code"], "device": device_id,
+        "label_sheet": sheet.get_json()["id"],
         "device_owner": owner_in.username, "conflict": conflict_id, "conflict_record": sid,
         "form_id": FORM_ID, "export_job": export_job_id,
         "new_parcels": {"type": "FeatureCollection", "features": [new_parcel]},

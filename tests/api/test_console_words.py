@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from tests.api.test_console_pages import Console, Scene, approve_all, build_scene, text_of
+from tests.api.test_flag_review import add_evidence
 from tests.words_scan import raw_codes, visible_text
 
 QC_CSV = ("sample_code,analyte,value,unit,detection_limit,qc_type,duplicate_of,crm\n"
@@ -39,8 +40,12 @@ def world(app, client, county, make_account) -> World:
     importer, reviewer, sampler = make_account("official"), make_account("official"), make_account("sampler")
     lab_account = make_account("lab")
     scene = build_scene(client, county, importer.headers, sampler.username)
+    evidence = add_evidence(app, client, county, scene)  # photos, an 80 m fix, no depths, a clock text
     official = Console(app)
     assert official.login(reviewer.username, reviewer.password).status_code == 303
+    official.get(f"/console/parcel/{evidence.parcel}")  # sent back, with a note: the review row shows
+    assert official.post(f"/console/samples/{evidence.photo_sample_id}/send-back",
+                         {"note": "重新定位 retake the point", "confirmed": "1"}).status_code == 303
     lab = Console(app)
     assert lab.login(lab_account.username, lab_account.password).status_code == 303
     csv = QC_CSV.format(flag=scene.flagged_sample, conf=scene.conflict_sample).encode()
@@ -64,19 +69,27 @@ def world(app, client, county, make_account) -> World:
             assert official.post(f"/console/certificates/{codes[-1]}/revoke",
                                  {"reason": "复检不合格", "confirmed": "1"}).status_code == 303
     official.get(f"/console/certificates/{codes[2]}")  # serial labels for the valid one, and a land label
-    assert official.get("/console/labels.pdf", query_string={"codes": codes[2], "serials": "1"}).status_code == 200
+    from tests.api.test_label_quota import confirm_key
+
+    confirm = official.get("/console/label-sheets/new", query_string={"codes": codes[2], "serials": "1"})
+    made = official.post("/console/label-sheets", {"codes": codes[2], "serials": "1", "template": "a4_3x7",
+                                                   "start_slot": "0", "idempotency_key": confirm_key(text_of(confirm))})
+    assert made.status_code == 303, text_of(made)[:2000]
     land = client.post("/api/v1/land-labels", json={"subject_type": "parcel", "code": scene.clean_parcel},
                        headers=importer.headers)
     assert land.status_code == 201, land.get_json()
     from tests.api.test_label_serials import printed_serials
 
     serial = printed_serials(app, codes[2])[0]
-    extra = {"land": land.get_json()["code"], "serial": f"{codes[2]}/{serial}"}
+    extra = {"land": land.get_json()["code"], "serial": f"{codes[2]}/{serial}",
+             "sheet": made.headers["Location"].split("/console/", 1)[1],
+             "evidence_parcel": evidence.parcel}
     codes_extra = (extra["land"], serial)
     allowed = (scene.county, scene.village, scene.clean_parcel, scene.other_parcel, scene.clean_sample,
                scene.conflict_sample, scene.held_sample, scene.flagged_sample, scene.held_bag, scene.device_id,
                importer.username, reviewer.username, sampler.username, lab_account.username, "qc-batch.csv",
-               "results.csv", "BLK-1", "NO-SUCH-PARCEL", "复检不合格", *codes, *codes_extra)
+               "results.csv", "BLK-1", "NO-SUCH-PARCEL", "复检不合格", *codes, *codes_extra, evidence.parcel,
+               evidence.photo_sample, "Phone", "重新定位 retake the point", "yesterday noon")
     return World(scene, official, lab, codes, qc_import, run_id, allowed, extra)
 
 
@@ -91,7 +104,8 @@ def official_pages(app, w: World) -> list[str]:
     s = w.scene
     return [f"/console/county/{s.county}", f"/console/county/{s.county}?color=sampling",
             f"/console/village/{s.village}", f"/console/farm-park/{park}", f"/console/parcel/{s.clean_parcel}",
-            f"/console/parcel/{s.other_parcel}", "/console/queues", f"/console/conflicts/{s.conflict_id}",
+            f"/console/parcel/{s.other_parcel}", f"/console/parcel/{w.extra['evidence_parcel']}",
+            "/console/queues", f"/console/conflicts/{s.conflict_id}",
             "/console/review", f"/console/review?import={w.qc_import}", "/console/lab",
             f"/console/lab/imports/{w.qc_import}", "/console/grading", f"/console/grading/runs/{w.run_id}",
             "/console/certificates", *[f"/console/certificates/{c}" for c in w.certificates], "/console/devices",
@@ -99,7 +113,9 @@ def official_pages(app, w: World) -> list[str]:
             f"/console/audit/sample/{s.clean_sample_id}", f"/console/audit/device/{s.device_id}",
             f"/console/audit/lab_result/{s.result_ids[0]}", f"/console/audit/sync_conflict/{s.conflict_id}",
             f"/console/audit/region/{s.village}", f"/console/audit/certificate/{w.certificates[0]}",
-            f"/console/audit/grading_run/{w.run_id}", "/console/no-such-page"]
+            f"/console/audit/grading_run/{w.run_id}", "/console/no-such-page",
+            f"/console/{w.extra['sheet']}", f"/console/label-sheets/new?codes={w.certificates[2]}&serials=1",
+            f"/console/label-sheets/new?codes={w.certificates[2]}&serials=1000"]
 
 
 def scan(resp, lang: str, allowed: tuple[str, ...], where: str) -> list[str]:
@@ -150,7 +166,10 @@ def _confirm_posts(w: World) -> dict[str, dict[str, str]]:
     page = text_of(w.official.get("/console/queues"))
     sample_id = re.search(r'/console/samples/([0-9a-f-]{36})/dismiss', page).group(1)
     held_result = re.search(r'/console/results/(\d+)/link', page).group(1)
+    flagged = re.search(r'/console/samples/([0-9a-f-]{36})/accept', page).group(1)
     return {f"/console/samples/{sample_id}/dismiss": {},
+            f"/console/samples/{flagged}/accept": {"note": "复核无误"},
+            f"/console/samples/{flagged}/send-back": {"note": "复核无误"},
             f"/console/results/{held_result}/reject": {"reason": "bag never arrived"},
             f"/console/certificates/{w.certificates[2]}/revoke": {"reason": "复检不合格"},
             "/console/certificates": {"subject_type": "parcel", "code": w.scene.clean_parcel},
@@ -196,7 +215,12 @@ def test_irreversible_actions_ask_first_and_change_nothing_until_confirmed(app, 
     first = console.post("/console/certificates", {"subject_type": "parcel", "code": scene.clean_parcel})
     assert first.status_code == 303  # nothing to supersede: no question
     code = first.headers["Location"].rsplit("/", 1)[1]
-    assert console.get("/console/labels.pdf", query_string={"codes": code, "serials": "2"}).status_code == 200
+    from tests.api.test_label_quota import confirm_key
+
+    confirm = console.get("/console/label-sheets/new", query_string={"codes": code, "serials": "2"})
+    sheet = {"codes": code, "serials": "2", "template": "a4_3x7", "start_slot": "0",
+             "idempotency_key": confirm_key(text_of(confirm))}
+    assert console.post("/console/label-sheets", sheet).status_code == 303
     console.get("/console/certificates")
     asked = console.post("/console/certificates", {"subject_type": "parcel", "code": scene.clean_parcel})
     page = text_of(asked)

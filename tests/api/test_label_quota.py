@@ -49,16 +49,24 @@ def test_parcel_area_and_crop_are_taken_from_the_parcel_and_unlisted_crops_have_
     other = issue(client, official, county=county, code=parcel_of(county, 1)["code"], area_m2=5, crop="玉米")
     assert other.get_json()["labels"] == {"printed": 0, "quota": None}
     assert print_sheet(client, official, [other.get_json()["code"]], 30).status_code == 200
-    # plain labels (no serials) count too
+    # plain labels (no serial: the certificate's own code, as its A4 certificate prints it) count nothing
     quota = issue(client, official, county=county, code=parcel_of(county, 2)["code"], area_m2=10, crop="rice")
     app.config["LABEL_QUOTA_CROPS"] = {"rice": {"yield_kg_per_m2": 0.5, "package_kg": 1}}
     capped = issue(client, official, county=county, code=parcel_of(county, 3)["code"], area_m2=4, crop="rice")
     assert quota.status_code == 201 and capped.get_json()["labels"]["quota"] == 2
     code = capped.get_json()["code"]
-    assert client.get("/api/v1/labels.pdf", query_string={"codes": f"{code},{code}"},
-                      headers=official.headers).status_code == 200
-    assert_problem(client.get("/api/v1/labels.pdf", query_string={"codes": code}, headers=official.headers), 409,
+    for _ in range(2):
+        plain = client.get("/api/v1/labels.pdf", query_string={"codes": f"{code},{code}"}, headers=official.headers)
+        assert plain.status_code == 200
+    assert client.get(f"/api/v1/certificates/{code}", headers=official.headers).get_json()["labels"]["printed"] == 0
+    sheet = client.post("/api/v1/label-sheets", json={"codes": f"{code},{code}"}, headers=official.headers)
+    assert sheet.status_code == 201 and sheet.get_json()["labels"] == 2 and sheet.get_json()["serials_per_code"] == 1
+    assert_problem(client.post("/api/v1/label-sheets", json={"codes": [code]}, headers=official.headers), 409,
                    "quota_exceeded")
+
+
+def confirm_key(html: str) -> str:
+    return html.split('name="idempotency_key" value="')[1].split('"')[0]
 
 
 def test_console_shows_printed_over_quota_and_the_flagged_serials(app, client, official, county, grading):
@@ -68,9 +76,20 @@ def test_console_shows_printed_over_quota_and_the_flagged_serials(app, client, o
     cert = issue(client, official, county=county, area_m2=100, crop="水稻").get_json()
     console = Console(app)
     assert console.login(official.username, official.password).status_code == 303
-    sheet = console.get("/console/labels.pdf", query_string={"codes": cert["code"], "serials": 3})
+    confirm = console.get("/console/label-sheets/new", query_string={"codes": cert["code"], "serials": 3})
+    html = confirm.get_data(as_text=True)
+    assert confirm.status_code == 200 and '<td class="labels-quota">0 / 12</td>' in html
+    assert '<td class="labels-after">3 / 12</td>' in html and printed_serials(app, cert["code"]) == []
+    form = {"codes": cert["code"], "serials": "3", "template": "a4_3x7", "start_slot": "0",
+            "idempotency_key": confirm_key(html)}
+    made = console.post("/console/label-sheets", data=form)
+    assert made.status_code == 303 and "/console/label-sheets/" in made.headers["Location"]
+    assert console.post("/console/label-sheets", data=form).headers["Location"] == made.headers["Location"]
+    sheet = console.get(made.headers["Location"] + ".pdf")
     assert sheet.status_code == 200 and sheet.mimetype == "application/pdf"
-    refused = console.get("/console/labels.pdf", query_string={"codes": cert["code"], "serials": 10})
+    over = console.get("/console/label-sheets/new", query_string={"codes": cert["code"], "serials": 10})
+    assert 'id="over-quota"' in over.get_data(as_text=True) and "disabled" in over.get_data(as_text=True)
+    refused = console.post("/console/label-sheets", data={**form, "serials": "10", "idempotency_key": "other"})
     assert refused.status_code == 409
     serial = printed_serials(app, cert["code"])[0]
     for _ in range(2):

@@ -19,9 +19,31 @@ from tests.helpers import assert_problem
 grading = _grading
 
 
-def print_sheet(client, official, code_list, serials, **query):
-    return client.get("/api/v1/labels.pdf", query_string={"codes": ",".join(code_list), "serials": serials,
-                                                          **query}, headers=official.headers)
+def print_sheet(client, official, code_list, serials, key=None, **body):
+    """Print labels the one way that counts them: a label sheet (POST), then its PDF (GET, counts nothing)."""
+    headers = {**official.headers, **({"Idempotency-Key": key} if key else {})}
+    made = client.post("/api/v1/label-sheets", json={"codes": list(code_list), "serials": serials, **body},
+                       headers=headers)
+    if made.status_code not in (200, 201):
+        return made
+    return client.get(made.get_json()["pdf_url"], headers=official.headers)
+
+
+def decode_pdf_symbols(data: bytes, dpi: int = 300) -> list[tuple[str, int, str, str]]:
+    """Every QR on the rendered pages: (text, version, ECC level, symbology id) as zxing-cpp reads them."""
+    import subprocess
+    import tempfile
+    from pathlib import Path
+
+    import zxingcpp
+    from PIL import Image
+
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "doc.pdf").write_bytes(data)
+        subprocess.run(["pdftoppm", "-r", str(dpi), "-gray", "-png", str(Path(tmp) / "doc.pdf"),
+                        str(Path(tmp) / "page")], check=True, timeout=120)
+        return [(r.text, int(r.extra["Version"]), r.extra["ECLevel"], r.symbology_identifier)
+                for page in sorted(Path(tmp).glob("page*.png")) for r in zxingcpp.read_barcodes(Image.open(page))]
 
 
 def printed_serials(app, code: str) -> list[str]:
@@ -55,6 +77,10 @@ def test_sheet_with_serials_decodes_to_one_url_per_label_and_fits_version_5(app,
     for url in decoded:
         matrix = qr_matrix(url, "Q")
         assert matrix.version <= 5 and url == url.upper()
+    # what was drawn, as a phone's decoder reads it at 300 dpi: ECC Q, version <= 5, alphanumeric mode
+    symbols = decode_pdf_symbols(resp.data)
+    assert len(symbols) == 6 and {ec for _, _, ec, _ in symbols} == {"Q"}
+    assert max(version for _, version, _, _ in symbols) <= 5 and {s for *_, s in symbols} == {"]Q1"}
     text = pdf_text(resp.data)
     serial = printed_serials(app, certs[0]["code"])[0]
     assert f"No. {serial[:-1]}-{serial[-1]}" in text
@@ -84,6 +110,15 @@ def test_serial_page_counts_checks_and_a_wrong_check_character_is_an_unknown_cod
     assert_problem(client.get(f"/api/v1/verify/{cert['code']}/{wrong}"), 404, "not_found")
     assert_problem(client.get(f"/api/v1/verify/{unknown_code}/{serial}"), 404, "not_found")
     assert printed_serials(app, cert["code"]).count(wrong) == 0
+    # superseding (a new certificate for the same subject) applies to every serial at once
+    newer = issued(client, official, county)
+    for s in (serial, other):
+        body = client.get(f"/api/v1/verify/{cert['code']}/{s}").get_json()
+        assert (body["status"], body["replaced_by"]) == ("superseded", newer["code"])
+    assert "/C/" + newer["code"] in client.get(f"/C/{cert['code']}/{serial}").get_data(as_text=True)
+    cert = newer
+    assert print_sheet(client, official, [cert["code"]], 2).status_code == 200
+    serial, other = printed_serials(app, cert["code"])
     # revoking the certificate applies to every serial at once
     client.post(f"/api/v1/certificates/{cert['code']}/revoke", json={"reason": "re-test failed"},
                 headers=official.headers)

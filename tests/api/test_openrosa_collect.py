@@ -272,6 +272,19 @@ def test_rejection_messages_end_in_one_full_stop(client, device):
     assert "code:" in message and "depth_bottom_cm:" in message and ".." not in message
 
 
+def test_every_openrosa_response_names_one_charset(client, device):
+    """``text/xml; charset=utf-8`` once, on answers and refusals alike (it was doubled on every one)."""
+    key = device["key"]
+    ok = post_key(client, device, instance_xml(str(uuid.uuid4()), device["parcels"][0], "CT-0001"))
+    refused = post_key(client, device, instance_xml(str(uuid.uuid4()), device["parcels"][0], "BAD CODE"))
+    for resp in (client.get(f"{key}/formList"), client.get(f"{key}/forms/{FORM_ID}.xml"),
+                 client.get(f"{key}/forms/{FORM_ID}/manifest"), ok, refused, client.get("/key/nonsense/formList")):
+        assert resp.headers["Content-Type"].lower().count("charset") == 1, resp.headers["Content-Type"]
+        assert resp.headers["X-OpenRosa-Version"] == "1.0"
+    assert (ok.status_code, refused.status_code) == (201, 400)
+    assert client.head(f"{key}/submission").headers.get("Content-Type", "").lower().count("charset") <= 1
+
+
 def test_a_post_exactly_at_the_advertised_limit_is_accepted(client, device, official, app):
     app.config["MAX_REQUEST_BYTES"] = 400_000
     advertised = int(client.head(f"{device['key']}/submission").headers["X-OpenRosa-Accept-Content-Length"])

@@ -121,17 +121,31 @@ def test_console_flow(app, client, county, make_account, server, browser, databa
     code = page.url.rsplit("/", 1)[1]
     assert page.get_attribute("#cert-status .badge", "class").endswith("b-valid")
 
-    # print labels from slot 3: the PDF downloads
+    # print 2 labels with serials from slot 3: a confirmation says printed / quota now and after, then the
+    # sheet's page downloads its PDF (again and again: the same serials)
     page.fill("#labels-form input[name=start_slot]", "3")
-    with page.expect_download() as info:
-        page.click("#print-labels")
-    saved = tmp_path / "labels.pdf"
-    info.value.save_as(saved)
-    assert saved.read_bytes().startswith(b"%PDF")
+    page.fill("#labels-form input[name=serials]", "2")
+    page.click("#print-labels")
+    assert "/console/label-sheets/new" in page.url
+    before = page.inner_text(f"#print-preview tr[data-code='{code}'] .labels-quota")
+    after = page.inner_text(f"#print-preview tr[data-code='{code}'] .labels-after")
+    assert before.startswith("0 / ") and after.startswith("2 / ")
     if shots:
+        page.screenshot(path=str(screenshots / "console-label-confirm.png"), full_page=True)
+    page.click("#confirm")
+    assert "/console/label-sheets/" in page.url and page.locator("#sheet-serials tr").count() == 3
+    for _ in range(2):
+        with page.expect_download() as info:
+            page.click("#sheet-pdf")
+        saved = tmp_path / "labels.pdf"
+        info.value.save_as(saved)
+        assert saved.read_bytes().startswith(b"%PDF")
+    if shots:
+        page.screenshot(path=str(screenshots / "console-label-sheet.png"), full_page=True)
         page.goto(f"{server}/console/certificates")
         page.screenshot(path=str(screenshots / "console-certificates.png"), full_page=True)
-        page.goto(f"{server}/console/certificates/{code}")
+    page.goto(f"{server}/console/certificates/{code}")
+    assert page.inner_text("#labels-quota").startswith("2 / ")  # downloaded twice, counted once
 
     # revoke it with a reason; the public page says revoked
     page.fill("#revoke-form input[name=reason]", "复检不合格 re-test failed")

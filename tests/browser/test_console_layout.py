@@ -21,7 +21,8 @@ PHONE = {"width": 390, "height": 844}
 LAPTOP = {"width": 1366, "height": 900}
 SHOTS = {"overview": "/console/county/{county}", "queues": "/console/queues",
          "parcel": "/console/parcel/{clean_parcel}", "certificates": "/console/certificates",
-         "conflict": "/console/conflicts/{conflict_id}", "audit": "/console/audit/sample/{clean_sample_id}"}
+         "conflict": "/console/conflicts/{conflict_id}", "audit": "/console/audit/sample/{clean_sample_id}",
+         "evidence": "/console/parcel/{evidence_parcel}", "flagged": "/console/queues#flagged_samples"}
 
 MEASURE = """() => {
   const wrapped = [...document.querySelectorAll('.badge')].filter(b => b.getBoundingClientRect().height >
@@ -59,7 +60,7 @@ def test_every_console_page_fits_a_phone_and_shows_words(app, server, browser, w
             page = context.new_page()
             page.goto(f"{server}/console/queues?lang={lang}")
             for path in paths if viewport is PHONE else list(SHOTS.values()):
-                path = path.format(**vars(world.scene))
+                path = path.format(**vars(world.scene), **world.extra)
                 page.goto(f"{server}{path}")
                 page.wait_for_load_state("load")
                 got = page.evaluate(MEASURE)
@@ -71,10 +72,10 @@ def test_every_console_page_fits_a_phone_and_shows_words(app, server, browser, w
             if shots:
                 size = "phone" if viewport is PHONE else "laptop"
                 for name, path in SHOTS.items():
-                    page.goto(f"{server}{path.format(**vars(world.scene))}")
+                    page.goto(f"{server}{path.format(**vars(world.scene), **world.extra)}")
                     page.wait_for_load_state("networkidle")
                     page.screenshot(path=str(screenshots / f"console-words-{name}-{size}-{lang}.png"),
-                                    full_page=viewport is PHONE)
+                                    full_page=viewport is PHONE or name == "evidence")
             context.close()
     assert not problems, "\n".join(problems)
 

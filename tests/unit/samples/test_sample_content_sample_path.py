@@ -106,3 +106,20 @@ def test_new_row_writes_the_stored_raw_fix_and_data_text_once_for_both(location)
     stored = row["location_raw_json"]  # what the location_raw column holds on SQLite
     assert stored == ("null" if location is None else audit_json(location["raw"] or {}))
     assert json.loads(stored) == (None if location is None else location["raw"])
+
+
+def test_new_row_of_a_sample_with_extra_answers_carries_them_and_their_version():
+    from fieldsvc.auth.principal import SYSTEM
+
+    clean = {"code": "A1", "parcel": "P1", "collected_at": "2026-11-20T08:30:00+08:00", "land_use_observed": None,
+             "note": None, "sample_type": "composite", "depth_top_cm": 0, "depth_bottom_cm": 20, "media": [],
+             "location": {"lat": 28.1, "lon": 115.6, "accuracy_m": 4.5, "mock": False, "raw": {}},
+             "extra": {"crop": "rice", "plants": 12}, "extension_version": 3}
+    d = samples.Derivation([], "complete", "360129", None)
+    now = datetime(2026, 11, 20, tzinfo=UTC)
+    row = samples.new_row("id-1", clean, now, d, 1, None, now, SYSTEM, "x" * 64)
+    assert row["data_json"] == audit_json(samples.row_data(row))
+    assert '"extension_version":3' in row["data_json"] and '"extra":{"crop":"rice","plants":12}' in row["data_json"]
+    plain = samples.new_row("id-2", {k: v for k, v in clean.items() if k not in ("extra", "extension_version")},
+                            now, d, 2, None, now, SYSTEM, "x" * 64)
+    assert "extra" not in plain["data_json"] and plain["extra"] is None  # no answers: the content it always had
