@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+import threading
 import time
 
 import pyogrio
@@ -199,6 +200,9 @@ def test_county_official_job_is_read_under_their_scope_in_a_thread(app, client, 
             break
         time.sleep(0.2)
     assert state == "done"
+    for thread in threading.enumerate():  # the job's thread hands its connection back before the app goes
+        if thread.name == f"export-job-{job_id}":
+            thread.join(30)
     download = console.get(f"/console/export-jobs/{job_id}/file")
     rows = list(csv.DictReader(io.StringIO(download.data.decode("utf-8-sig"))))
     download.close()

@@ -85,6 +85,8 @@ def test_planned_list_orders_by_plan_or_distance_and_a_sample_settles_it(field, 
         # English
         page.click("#lang")
         wait_until(page, "() => document.documentElement.lang === 'en'")
+        # (the language is set before the switch stores it and redraws: wait for the redraw)
+        wait_until(page, "() => document.querySelector('#planned-box h2').innerText.startsWith('Planned')")
         assert "Planned points (3 to do)" in page.locator("#planned-box h2").inner_text()
         page.evaluate("() => window.scrollTo(0, document.querySelector('#planned-box').offsetTop - 120)")
         page.screenshot(path=str(screenshots / "field-planned-en.png"))
