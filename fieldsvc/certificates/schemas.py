@@ -41,24 +41,25 @@ class CertificateArgs(PageArgs):
     kind = fields.String(load_default=None, validate=validate.OneOf(KINDS))
 
 
-class LabelArgs(Schema):
+def _sheet_fields() -> dict[str, fields.Field]:
+    """What a label sheet is printed on and why it may pass a quota: the GET of ``labels.pdf`` and the
+    POST of ``label-sheets`` take the same."""
+    return {"template": fields.String(load_default="a4_3x7", validate=validate.Length(min=1, max=64)),
+            "start_slot": fields.Integer(load_default=0, validate=validate.Range(min=0, max=10_000)),
+            "override_reason": fields.String(load_default=None, allow_none=True,
+                                             validate=[validate.Length(max=500), _meaningful])}
+
+
+class LabelArgs(Schema.from_dict(_sheet_fields())):  # type: ignore[misc]
     codes = fields.String(required=True, validate=validate.Length(min=1, max=40_000))
-    template = fields.String(load_default="a4_3x7", validate=validate.Length(min=1, max=64))
-    start_slot = fields.Integer(load_default=0, validate=validate.Range(min=0, max=10_000))
     serials = fields.Integer(load_default=0, validate=validate.Range(min=0, max=1000))
-    override_reason = fields.String(load_default=None, allow_none=True,
-                                    validate=[validate.Length(max=500), _meaningful])
 
 
-class LabelSheetIn(Schema):
+class LabelSheetIn(Schema.from_dict(_sheet_fields())):  # type: ignore[misc]
     """``POST /api/v1/label-sheets``: codes as a list or ``"A,B C"``; ``serials`` labels per listed code."""
 
     codes = fields.Raw(required=True)
-    template = fields.String(load_default="a4_3x7", validate=validate.Length(min=1, max=64))
-    start_slot = fields.Integer(load_default=0, validate=validate.Range(min=0, max=10_000))
     serials = fields.Integer(load_default=1, validate=validate.Range(min=1, max=1000))
-    override_reason = fields.String(load_default=None, allow_none=True,
-                                    validate=[validate.Length(max=500), _meaningful])
 
 
 class SheetPdfArgs(Schema):

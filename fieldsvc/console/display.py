@@ -263,7 +263,13 @@ _WARNINGS = (
 
 def import_warning(text: str, lang: str) -> str:
     """An import's warning (the lab service writes English sentences) in the page's language."""
-    for key, pattern in _WARNINGS:
+    return _sentence(_WARNINGS, text, lang)
+
+
+def _sentence(table: tuple[tuple[str, re.Pattern[str]], ...], text: str, lang: str) -> str:
+    """An English sentence of the lab service in the page's language: the first pattern of ``table``
+    that matches names the catalogue key, its groups fill it (an analyte by its name); none: as written."""
+    for key, pattern in table:
         m = pattern.match(text)
         if m:
             values = m.groupdict()
@@ -313,16 +319,7 @@ _LAB_MESSAGES = (
 
 def lab_message(text: str, lang: str) -> str:
     """One of the importer's cell messages in the page's language (English stays as written)."""
-    if lang == "en":
-        return text
-    for key, pattern in _LAB_MESSAGES:
-        m = pattern.match(text)
-        if m:
-            values = m.groupdict()
-            if "analyte" in values:
-                values["analyte"] = analyte_name(values["analyte"], lang)
-            return word(key, lang).format(**values)
-    return text
+    return text if lang == "en" else _sentence(_LAB_MESSAGES, text, lang)
 
 
 def duration(seconds: Any, lang: str) -> str:
