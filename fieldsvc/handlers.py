@@ -74,8 +74,8 @@ def revoke_unqualified(e: GradesChanged) -> None:
         certificates.on_grade_changed(c.subject_type, c.code, c.qualified, c.reason)
 
 
-def drop_cached_tiles(_e: ParcelsImported | ParcelsChanged | SamplesCreated | SamplesChanged | ResultsApproved
-                      | GradesChanged) -> None:
+def outdate_cached_tiles(_e: ParcelsImported | ParcelsChanged | SamplesCreated | SamplesChanged | ResultsApproved
+                         | GradesChanged) -> None:
     """Parcel tiles show parcels, their grades and sampling state: a cached tile is stale after any of these."""
     tile_cache.invalidate()
 
@@ -91,12 +91,12 @@ CHAIN: Chain = (
     (MediaCompleted, complete_samples),
     (ResultsApproved, regrade_approved),
     (GradesChanged, revoke_unqualified),
-    (ParcelsImported, drop_cached_tiles),
-    (ParcelsChanged, drop_cached_tiles),
-    (SamplesCreated, drop_cached_tiles),
-    (SamplesChanged, drop_cached_tiles),
-    (ResultsApproved, drop_cached_tiles),
-    (GradesChanged, drop_cached_tiles),
+    (ParcelsImported, outdate_cached_tiles),
+    (ParcelsChanged, outdate_cached_tiles),
+    (SamplesCreated, outdate_cached_tiles),
+    (SamplesChanged, outdate_cached_tiles),
+    (ResultsApproved, outdate_cached_tiles),
+    (GradesChanged, outdate_cached_tiles),
 )
 UNHANDLED = (CertificateIssued, CertificateRevoked)  # published for the record; nothing follows yet
 

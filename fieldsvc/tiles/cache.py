@@ -9,7 +9,10 @@ event chain in ``fieldsvc/handlers.py`` whenever parcels, samples or grades chan
 newest change number of regions (a renamed village changes the tile's ``village_name``) and the newest
 grade row (a county run grades without publishing an event for a first grade). A cached tile
 is used only while its version is the current one, so a tile rendered by a request that read the data
-before a concurrent write committed is never served after it. ``invalidate`` also drops the stored tiles.
+before a concurrent write committed is never served after it. A stale row is never served and is
+replaced in place by the next render of its key, so the rows stay bounded by the keys (z10–z13 × scopes)
+and ``invalidate`` only advances the counter: it runs on every sync push, and a DELETE of the whole
+cache there was work on the hot path that the version check already made unnecessary.
 
 The scope is a digest of the SQL of the caller's parcel scope (``access.parcel_filter``): two officials
 of one county share tiles, another county never does. Samplers (and devices) see parcels through an
@@ -69,6 +72,6 @@ def put(layer: str, tile: Tile, scope: str, version: str, data: bytes) -> None:
 
 
 def invalidate() -> None:
-    """The data behind the tiles changed (a handler of the event chain): a new version, stored tiles dropped."""
+    """The data behind the tiles changed (a handler of the event chain): a new version; the stored tiles
+    of the old one are no longer served (``get``) and are replaced as they are rendered again (``put``)."""
     sequence.allocate(1, COUNTER)
-    db.session.execute(CachedTile.__table__.delete())
