@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from sqlalchemy import create_engine, text
 from werkzeug.serving import make_server
+from werkzeug.wsgi import ClosingIterator
 
 from fieldsvc import create_app
 from fieldsvc.extensions import db
@@ -108,15 +109,57 @@ def app_config(database, tmp_path) -> dict[str, Any]:
             "INSTANCE_PATH": str(tmp_path / "instance")}
 
 
+class _Draining:
+    """WSGI wrapper that counts requests in flight and, once closed, turns new ones away.
+
+    Why: a browser keeps fetching (map tiles) on keep-alive connections after a test ends, and the
+    server's request threads are daemons nobody joins. Without this, a request could still hold a
+    database connection when the app's engine is disposed, and that connection would be collected
+    during some later test. Closing, then waiting for the count to reach zero, makes teardown
+    deterministic.
+    """
+
+    def __init__(self, wsgi: Any) -> None:
+        self.wsgi = wsgi
+        self.closed = False
+        self.in_flight = 0
+        self.idle = threading.Condition()
+
+    def __call__(self, environ: dict, start_response: Any) -> Any:
+        with self.idle:
+            if self.closed:
+                start_response("503 Service Unavailable", [("Connection", "close")])
+                return [b""]
+            self.in_flight += 1
+        try:
+            return ClosingIterator(self.wsgi(environ, start_response), self._done)
+        except BaseException:
+            self._done()
+            raise
+
+    def _done(self) -> None:
+        with self.idle:
+            self.in_flight -= 1
+            self.idle.notify_all()
+
+    def close_and_drain(self, timeout: float = 10.0) -> None:
+        with self.idle:
+            self.closed = True
+            self.idle.wait_for(lambda: self.in_flight == 0, timeout)
+
+
 @pytest.fixture
 def live(app):
     """The app behind a real threaded HTTP server (real connections, real parallelism); its base URL."""
+    gate = _Draining(app.wsgi_app)
+    app.wsgi_app = gate
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_port}"
     server.shutdown()
     thread.join(5)
+    gate.close_and_drain()
     server.server_close()
 
 
