@@ -37,6 +37,9 @@ class Grade(db.Model):
     rule_pack_version: Mapped[str] = mapped_column(String(16))
     grade: Mapped[str | None] = mapped_column(String(32))
     verdict: Mapped[str] = mapped_column(String(16))  # qualified | not_qualified | ... | not_assessed (DESIGN §4.6)
+    # a parcel grade's basis: measured | estimated | not_assessed (``explanation.basis`` as a column, so that
+    # a map tile of thousands of parcels tells estimates apart without parsing each explanation); null on areas
+    basis: Mapped[str | None] = mapped_column(String(16))
     qualified: Mapped[bool] = mapped_column(Boolean)
     strict_control: Mapped[bool] = mapped_column(Boolean, default=False)
     limiting: Mapped[list[str]] = mapped_column(JSON, default=list)

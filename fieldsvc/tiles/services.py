@@ -167,11 +167,10 @@ def _verdict_column() -> Any:
 
 
 def _basis_column() -> Any:
-    """The grade's basis (``measured``/``estimated``) where grades carry one; else graded means measured."""
-    basis = getattr(Grade, "basis", None)
-    measured = literal("measured") if basis is None else func.coalesce(basis, literal("measured"))
+    """The grade's basis (``measured``/``estimated``: the column the grading pass writes from the explanation);
+    no grade, or one that judged nothing, is ``not_assessed``."""
     return case((or_(Grade.verdict.is_(None), Grade.verdict.in_(UNGRADED)), literal("not_assessed")),
-                else_=measured)
+                else_=func.coalesce(Grade.basis, literal("measured")))
 
 
 def sampling_state() -> Any:
