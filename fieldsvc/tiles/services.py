@@ -226,7 +226,8 @@ def _property_columns() -> tuple[tuple[Any, ...], Any]:
 def _properties_of(p: Any, outer: Any) -> tuple[tuple[Any, ...], Any]:
     """The property columns of parcel rows ``p`` (``id, code, village_code, land_use`` columns of ``outer``,
     the parcels table or a subquery of it) and the grade join."""
-    grade_join = and_(Grade.subject_type == "parcel", Grade.subject_code == p.code,
+    # (the type as SQL text, not a bound value: the planner then matches ``ix_grades_current_parcel``'s condition)
+    grade_join = and_(Grade.subject_type == literal_column("'parcel'"), Grade.subject_code == p.code,
                       Grade.rule_pack == DEFAULT_PACK, Grade.superseded_by.is_(None))
     return (p.id.label("id"), p.code.label("code"), p.village_code.label("village"),
             Region.name.label("village_name"), Region.name_en.label("village_name_en"),
