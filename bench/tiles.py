@@ -289,6 +289,11 @@ def fill_survey(county, url: str) -> dict[str, int]:
                                     [tuple(_sqlite_value(v) for v in r) for r in rows[start:start + 50_000]])
         cur.execute("ANALYZE")
         raw.commit()
+        if url.startswith("postgresql"):  # (what autovacuum does to a county soon after its first grading run:
+            # the visibility map lets the tile's grade look-up read ix_grades_current_parcel alone)
+            raw.driver_connection.autocommit = True
+            raw.driver_connection.execute("VACUUM (ANALYZE) parcels, samples, grades")
+            raw.driver_connection.autocommit = False
     finally:
         raw.close()
     return counts
