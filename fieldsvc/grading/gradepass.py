@@ -215,8 +215,16 @@ def _has_state(p: _Pass, county: str) -> bool:
 _GRADE_FIXED = ("subject_type", "rule_pack", "rule_pack_version", "computed_at", "computed_by", "run_id",
                 "superseded_by")
 _GRADE_COLUMNS = ("subject_code", "county_code", "grade", "verdict", "qualified", "strict_control", "limiting",
-                  "explanation", "fingerprint", "inputs", "tested_on")
-_GRADE_MEMO = ("qualified", "strict_control", "limiting", "explanation", "tested_on")
+                  "explanation", "fingerprint", "inputs", "tested_on", "basis")
+_GRADE_MEMO = ("qualified", "strict_control", "limiting", "explanation", "tested_on", "basis")
+
+
+def grade_basis(ev: Evaluated) -> str:
+    """The ``basis`` column of a parcel grade: what ``basis.basis_of`` reads from its explanation."""
+    if not ev.graded or ev.verdict == "not_graded":
+        return "not_assessed"
+    explanation = ev.explanation if isinstance(ev.explanation, dict) else {}
+    return "estimated" if explanation.get("basis") == "estimated" else "measured"
 
 
 def _write_grades(p: _Pass, rows: list[tuple], superseded: list[int | None], previous: list, now: Any,
@@ -226,7 +234,7 @@ def _write_grades(p: _Pass, rows: list[tuple], superseded: list[int | None], pre
         return
     t = Grade.__table__
     values = [(code, county, ev.grade, ev.verdict, ev.qualified, ev.strict_control, ev.limiting, ev.explanation,
-               ev.fingerprint, ev.inputs, ev.tested_on) for code, county, ev, _, _ in rows]
+               ev.fingerprint, ev.inputs, ev.tested_on, grade_basis(ev)) for code, county, ev, _, _ in rows]
     if p.run_id is None:  # a few rows: ids straight back
         dicts = [dict(zip(_GRADE_COLUMNS, v, strict=True)) | {
             "subject_type": "parcel", "rule_pack": p.pack.code, "rule_pack_version": p.pack.version,

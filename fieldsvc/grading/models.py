@@ -9,7 +9,19 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, Date, Float, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Date,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..dbtypes import UTCDateTime, utcnow
@@ -27,7 +39,13 @@ class Grade(db.Model):
     """
 
     __tablename__ = "grades"
-    __table_args__ = (Index("ix_grades_subject", "subject_type", "subject_code", "rule_pack", "superseded_by"),)
+    __table_args__ = (
+        Index("ix_grades_subject", "subject_type", "subject_code", "rule_pack", "superseded_by"),
+        # a map tile's grade look-up (thousands of parcels): the current parcel grades, read from the index alone
+        Index("ix_grades_current_parcel", "subject_code", "rule_pack", "grade", "verdict", "basis",
+              postgresql_where=text("subject_type = 'parcel' AND superseded_by IS NULL"),
+              sqlite_where=text("subject_type = 'parcel' AND superseded_by IS NULL")),
+    )
 
     id: Mapped[int] = mapped_column(_ID, primary_key=True)
     subject_type: Mapped[str] = mapped_column(String(16))
@@ -37,6 +55,9 @@ class Grade(db.Model):
     rule_pack_version: Mapped[str] = mapped_column(String(16))
     grade: Mapped[str | None] = mapped_column(String(32))
     verdict: Mapped[str] = mapped_column(String(16))  # qualified | not_qualified | ... | not_assessed (DESIGN §4.6)
+    # a parcel grade's basis: measured | estimated | not_assessed (``explanation.basis`` as a column, so that
+    # a map tile of thousands of parcels tells estimates apart without parsing each explanation); null on areas
+    basis: Mapped[str | None] = mapped_column(String(16))
     qualified: Mapped[bool] = mapped_column(Boolean)
     strict_control: Mapped[bool] = mapped_column(Boolean, default=False)
     limiting: Mapped[list[str]] = mapped_column(JSON, default=list)
