@@ -20,7 +20,8 @@ from .evaluation import explain
 from .inputs import BLOCKING_CONFLICTS
 from .models import Grade
 from .pack_admin import pack_ref, resolve_pack
-from .queries import _area_column, area_grade, current_grade, get_subject
+from .queries import _area_column, area_grade, area_grades, current_grade, get_subject
+from .rollup import AreaGrade
 from .rules import RulePack
 from .sums import area_dict
 
@@ -59,11 +60,15 @@ class AreaFacts:
     tested_on: date | None = None
 
 
-def area_facts(kind: str, codes: Sequence[str], rule_pack: str | None = None) -> dict[str, AreaFacts]:
+def area_facts(kind: str, codes: Sequence[str], rule_pack: str | None = None,
+               county: str | None = None) -> dict[str, AreaFacts]:
     """``AreaFacts`` for many villages or farm parks: five grouped queries, whatever their number.
 
     The same filters as the one-area queries below (live parcels, live samples, open blocking
     conflicts, current parcel grades of the pack); an area with nothing has ``AreaFacts()``.
+    ``county``: the areas' county, when the caller knows it: the sample queries then start from the
+    county's samples (a sample's county is its parcel's) rather than from every parcel of the areas,
+    which at 100,000 parcels and a few thousand samples is most of the page's time.
     """
     pack = resolve_pack(rule_pack)
     area = _area_column(kind)
@@ -73,16 +78,17 @@ def area_facts(kind: str, codes: Sequence[str], rule_pack: str | None = None) ->
         part = list(codes[start:start + 500])
         for code, n in db.session.execute(select(area, func.count()).where(area.in_(part), live).group_by(area)):
             found[code]["parcels"] = int(n)
+        in_county = (Sample.county_code == county,) if county is not None else ()
         sampled = select(area, func.count()).select_from(Sample).join(Parcel, Parcel.code == Sample.parcel_code) \
-            .where(area.in_(part), live, Sample.deleted_at.is_(None))
+            .where(area.in_(part), live, Sample.deleted_at.is_(None), *in_county)
         for code, n in db.session.execute(sampled.where(Sample.state == "complete").group_by(area)):
             found[code]["complete_samples"] = int(n)
         for code, _ in db.session.execute(sampled.where(Sample.state != "complete").group_by(area)):
             found[code]["incomplete_samples"] = True
         conflicts = (select(area).select_from(SyncConflict).join(Sample, Sample.id == SyncConflict.record_id)
                      .join(Parcel, Parcel.code == Sample.parcel_code)
-                     .where(area.in_(part), live, Sample.deleted_at.is_(None), SyncConflict.status == "open",
-                            SyncConflict.kind.in_(BLOCKING_CONFLICTS)).group_by(area))
+                     .where(area.in_(part), live, Sample.deleted_at.is_(None), *in_county,
+                            SyncConflict.status == "open", SyncConflict.kind.in_(BLOCKING_CONFLICTS)).group_by(area))
         for (code,) in db.session.execute(conflicts):
             found[code]["blocking_conflicts"] = True
         for code, day in db.session.execute(
@@ -186,6 +192,25 @@ def qualification(subject_type: str, code: str, rule_pack: str | None = None,
                              g.tested_on if g else None, g.id if g else None,
                              explain(g) if g else {"reason": "no_approved_results"})
     ag, g = area_grade(subject_type, code, pack)
+    return _area_qualification(subject_type, code, pack, ag, g, facts)
+
+
+def area_qualifications(kind: str, codes: Sequence[str], rule_pack: str | None = None,
+                        county: str | None = None) -> dict[str, Qualification]:
+    """``qualification`` of many villages or farm parks (the console's candidates list every area of a
+    county): their facts and grades read grouped (``area_facts``, ``area_grades``), not per area.
+    The same reasons as one area's; ``explanation`` lists no holding-back parcels (a list shows none)."""
+    pack = resolve_pack(rule_pack)
+    if kind not in ("village", "farm_park"):
+        raise validation_failed({"subject_type": ["one of village, farm_park"]})
+    facts = area_facts(kind, codes, pack.code, county)
+    grades = area_grades(kind, codes, pack)
+    return {code: _area_qualification(kind, code, pack, *grades[code], facts[code]) for code in codes}
+
+
+def _area_qualification(subject_type: str, code: str, pack: RulePack, ag: AreaGrade, g: Grade | None,
+                        facts: AreaFacts | None) -> Qualification:
+    reasons: list[str] = []
     if ag.grade == "not_assessed":
         reasons.append(f"not_assessed: {float(ag.coverage):.1%} < {float(ag.min_coverage):.0%}")
     elif ag.grade != "A":
