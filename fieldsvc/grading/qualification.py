@@ -4,7 +4,7 @@ Certificates call ``qualification``."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -19,7 +19,7 @@ from .basis import NOT_ASSESSED, Basis, basis_of, sigma_text
 from .evaluation import explain
 from .inputs import BLOCKING_CONFLICTS
 from .models import Grade
-from .pack_admin import pack_ref, resolve_pack
+from .pack_admin import _verifications, pack_ref, resolve_pack
 from .queries import _area_column, area_grade, area_grades, current_grade, get_subject
 from .rollup import AreaGrade
 from .rules import RulePack
@@ -168,6 +168,7 @@ def qualification(subject_type: str, code: str, rule_pack: str | None = None,
     reasons: list[str] = []
     if subject_type == "parcel":
         g = current_grade("parcel", code, pack.code)
+        explanation = explain(g) if g is not None else {"reason": "no_approved_results"}  # read once
         if subject.info["deleted"]:
             reasons.append("parcel_deleted")
         b = basis_of(g.verdict if g is not None else None, g.explanation if g is not None else None,
@@ -178,7 +179,7 @@ def qualification(subject_type: str, code: str, rule_pack: str | None = None,
         elif basis != "measured":  # a parcel is certified on measured values only
             reasons.append(f"basis_{basis}: {estimate_detail(g.verdict, b)}")
         elif g.verdict != "qualified" and basis == "measured":
-            rows = explain(g).get("analytes", [])
+            rows = explanation.get("analytes", [])
             if g.verdict == "not_qualified":
                 bad = [r["analyte"] for r in rows if r.get("verdict") == "exceeds"] or list(g.limiting)
                 reasons.extend(f"not_qualified: {a} exceeds" for a in bad)
@@ -190,7 +191,7 @@ def qualification(subject_type: str, code: str, rule_pack: str | None = None,
         ref = pack_ref(pack.code, g.rule_pack_version if g else pack.version)
         return Qualification(not reasons, reasons, g.grade if g else None, g.verdict if g else NOT_ASSESSED, ref,
                              g.tested_on if g else None, g.id if g else None,
-                             explain(g) if g else {"reason": "no_approved_results"})
+                             explanation)
     ag, g = area_grade(subject_type, code, pack)
     return _area_qualification(subject_type, code, pack, ag, g, facts)
 
@@ -205,11 +206,12 @@ def area_qualifications(kind: str, codes: Sequence[str], rule_pack: str | None =
         raise validation_failed({"subject_type": ["one of village, farm_park"]})
     facts = area_facts(kind, codes, pack.code, county)
     grades = area_grades(kind, codes, pack)
-    return {code: _area_qualification(kind, code, pack, *grades[code], facts[code]) for code in codes}
+    verifications = _verifications()  # read once, not once per area
+    return {code: _area_qualification(kind, code, pack, *grades[code], facts[code], verifications) for code in codes}
 
 
 def _area_qualification(subject_type: str, code: str, pack: RulePack, ag: AreaGrade, g: Grade | None,
-                        facts: AreaFacts | None) -> Qualification:
+                        facts: AreaFacts | None, verifications: Mapping | None = None) -> Qualification:
     reasons: list[str] = []
     if ag.grade == "not_assessed":
         reasons.append(f"not_assessed: {float(ag.coverage):.1%} < {float(ag.min_coverage):.0%}")
@@ -231,5 +233,5 @@ def _area_qualification(subject_type: str, code: str, pack: RulePack, ag: AreaGr
             _area_column(subject_type) == code, Parcel.deleted_at.is_(None), Grade.subject_type == "parcel",
             Grade.rule_pack == pack.code, Grade.superseded_by.is_(None))))
     return Qualification(not reasons, reasons, ag.grade, ag.verdict,
-                         pack_ref(pack.code, g.rule_pack_version if g else pack.version), tested_on,
+                         pack_ref(pack.code, g.rule_pack_version if g else pack.version, verifications), tested_on,
                          g.id if g else None, area_dict(ag))
