@@ -51,7 +51,7 @@ from ..grading import plans as grading_plans
 from ..grading import runs as grading_runs
 from ..grading.basis import Basis, basis_of, basis_text, value_pm
 from ..grading.pack_admin import resolve_pack, rule_pack_list
-from ..grading.qualification import area_qualifications, qualification
+from ..grading.qualification import area_qualifications, parcel_qualifications
 from ..grading.queries import area_grades, get_subject, grade_dict
 from ..grading.schemas import RunIn
 from ..http import ALL_ROLES, current_actor, paginate, public, register_error_renderer, requires_role
@@ -739,8 +739,10 @@ def certificates():
                 continue
             candidates.append({"type": kind, "code": item.code, "name": item.name, "qualified": q.qualified,
                                "reasons": q.reasons, "grade": q.grade})
-    for parcel_code in queries.qualified_parcels(code) + queries.not_qualified_parcels(code):
-        q = qualification("parcel", parcel_code)
+    parcel_codes = queries.qualified_parcels(code) + queries.not_qualified_parcels(code)
+    found = parcel_qualifications(parcel_codes)  # grouped, not a dozen queries per parcel
+    for parcel_code in parcel_codes:
+        q = found[parcel_code]
         candidates.append({"type": "parcel", "code": parcel_code, "name": parcel_code, "qualified": q.qualified,
                            "reasons": q.reasons, "grade": q.grade})
     rows, older = _newest_first(queries.certificates(actor, code), Certificate.id, CERTIFICATES_PAGE)

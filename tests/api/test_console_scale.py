@@ -63,6 +63,33 @@ def test_grouped_area_reads_equal_one_area_reads(app, client, official, county):
     assert _same_as_one_by_one(app, county) > 0
 
 
+def _parcels_same_as_one_by_one(app, county) -> set[str]:
+    from fieldsvc.grading.qualification import parcel_qualifications, qualification
+
+    codes = [f["properties"]["code"] for f in county.parcels]
+    with app.app_context():
+        many = parcel_qualifications(codes + ["no-such-parcel"])
+        assert set(many) == set(codes)  # an unknown parcel is left out
+        for code in codes:
+            q, q1 = many[code], qualification("parcel", code)
+            assert (q.qualified, q.reasons, q.grade, q.verdict, q.rule_pack, q.tested_on, q.grade_id) == \
+                (q1.qualified, q1.reasons, q1.grade, q1.verdict, q1.rule_pack, q1.tested_on, q1.grade_id), code
+        return {r.split(":")[0] for q in many.values() for r in q.reasons}
+
+
+def test_grouped_parcel_qualifications_equal_one_parcel_reads(app, client, official, county):
+    from tests.api.test_grading_api import put_results, put_sample
+
+    assert _parcels_same_as_one_by_one(app, county) == {"basis_not_assessed"}
+    dry = _sample_dryland(app, county)
+    wet = [f["properties"]["code"] for f in county.parcels if f["properties"]["code"] not in dry]
+    put_results(app, put_sample(app, wet[0], county=county.county), {"pH": "6.0", "Cd": "0.90", "Pb": "20"})
+    put_sample(app, wet[1], state="held", county=county.county)
+    run_county(client, official, county)
+    reasons = _parcels_same_as_one_by_one(app, county)
+    assert {"basis_not_assessed", "not_qualified", "incomplete_samples"} <= reasons, reasons
+
+
 def test_village_page_lists_its_first_parcels_and_links_the_list(app, client, official, county, monkeypatch):
     from fieldsvc.console import views
     from tests.api.test_console_pages import Console
