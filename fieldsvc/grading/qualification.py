@@ -61,14 +61,15 @@ class AreaFacts:
 
 
 def area_facts(kind: str, codes: Sequence[str], rule_pack: str | None = None,
-               county: str | None = None) -> dict[str, AreaFacts]:
+               county: str | None = None, count_parcels: bool = True) -> dict[str, AreaFacts]:
     """``AreaFacts`` for many villages or farm parks: five grouped queries, whatever their number.
 
     The same filters as the one-area queries below (live parcels, live samples, open blocking
     conflicts, current parcel grades of the pack); an area with nothing has ``AreaFacts()``.
     ``county``: the areas' county, when the caller knows it: the sample queries then start from the
     county's samples (a sample's county is its parcel's) rather than from every parcel of the areas,
-    which at 100,000 parcels and a few thousand samples is most of the page's time.
+    which at 100,000 parcels and a few thousand samples is most of the page's time. ``count_parcels``
+    False leaves ``parcels`` 0 (a caller that counted them already: ``area_qualifications``).
     """
     pack = resolve_pack(rule_pack)
     area = _area_column(kind)
@@ -76,8 +77,10 @@ def area_facts(kind: str, codes: Sequence[str], rule_pack: str | None = None,
     live = Parcel.deleted_at.is_(None)
     for start in range(0, len(codes), 500):
         part = list(codes[start:start + 500])
-        for code, n in db.session.execute(select(area, func.count()).where(area.in_(part), live).group_by(area)):
-            found[code]["parcels"] = int(n)
+        if count_parcels:
+            for code, n in db.session.execute(select(area, func.count()).where(area.in_(part), live)
+                                              .group_by(area)):
+                found[code]["parcels"] = int(n)
         in_county = (Sample.county_code == county,) if county is not None else ()
         sampled = select(area, func.count()).select_from(Sample).join(Parcel, Parcel.code == Sample.parcel_code) \
             .where(area.in_(part), live, Sample.deleted_at.is_(None), *in_county)
@@ -244,7 +247,7 @@ def area_qualifications(kind: str, codes: Sequence[str], rule_pack: str | None =
     pack = resolve_pack(rule_pack)
     if kind not in ("village", "farm_park"):
         raise validation_failed({"subject_type": ["one of village, farm_park"]})
-    facts = area_facts(kind, codes, pack.code, county)
+    facts = area_facts(kind, codes, pack.code, county, count_parcels=False)  # area_grades counts them
     grades = area_grades(kind, codes, pack)
     verifications = _verifications()  # read once, not once per area
     return {code: _area_qualification(kind, code, pack, *grades[code], facts[code], verifications) for code in codes}
