@@ -32,7 +32,6 @@ from ..samples.services import sample_scope
 QUEUE_ROWS = 100  # rows listed per queue (the count shows the total)
 FLAGS = ("location_mismatch", "clock_skew", "low_accuracy", "mock_location", "null_island")
 REVIEW_FLAGS = ("accepted", "sent_back")  # an official's review of them (samples/review.py)
-MAP_MAX_PARCELS = 5000
 
 
 def counties(actor: Actor) -> list[Region]:
@@ -56,25 +55,18 @@ def _area_column(kind: str) -> Any:
 
 def parcels_in(kind: str, code: str, limit: int | None = None) -> list[Any]:
     stmt = (select(Parcel.code, Parcel.village_code, Parcel.farm_park_code, Parcel.land_use, Parcel.crop,
-                   Parcel.area_m2, Parcel.geometry_json)
+                   Parcel.area_m2)
             .where(_area_column(kind) == code, Parcel.deleted_at.is_(None)).order_by(Parcel.code))
     if limit is not None:
         stmt = stmt.limit(limit)
     return list(db.session.execute(stmt))
 
 
-def count_parcels(kind: str, code: str) -> int:
-    return db.session.scalar(select(func.count()).select_from(Parcel)
-                             .where(_area_column(kind) == code, Parcel.deleted_at.is_(None))) or 0
-
-
-def sampling_states(kind: str, code: str) -> dict[str, str]:
-    """parcel code → ``complete`` (every live sample complete), ``held``, ``incomplete``; absent: none."""
-    parcels = select(Parcel.code).where(_area_column(kind) == code, Parcel.deleted_at.is_(None))
+def _states(rows: Any) -> dict[str, str]:
+    """(parcel, sample state) rows → parcel → ``complete`` (every live sample complete), ``held``,
+    ``incomplete``; a parcel without samples is absent."""
     seen: dict[str, set[str]] = defaultdict(set)
-    for parcel, state in db.session.execute(
-            select(Sample.parcel_code, Sample.state).where(Sample.parcel_code.in_(parcels),
-                                                           Sample.deleted_at.is_(None)).distinct()):
+    for parcel, state in rows:
         seen[parcel].add(state)
     out = {}
     for parcel, states in seen.items():
@@ -87,21 +79,32 @@ def sampling_states(kind: str, code: str) -> dict[str, str]:
     return out
 
 
-def bases(kind: str, code: str, pack: str = DEFAULT_PACK) -> dict[str, Basis]:
-    """parcel code → what its current grade rests on (measured, estimated ± σ; absent: not assessed)."""
-    stmt = (select(Grade.subject_code, Grade.verdict, Grade.explanation, Grade.inputs)
-            .join(Parcel, Parcel.code == Grade.subject_code)
-            .where(_area_column(kind) == code, Grade.subject_type == "parcel", Grade.rule_pack == pack,
-                   Grade.superseded_by.is_(None)))
-    return {r[0]: basis_of(r[1], r[2], r[3]) for r in db.session.execute(stmt)}
+def sampling_states_of(parcel_codes: list[str]) -> dict[str, str]:
+    """The sampling state of these parcels (a page's rows, never a whole area)."""
+    if not parcel_codes:
+        return {}
+    return _states(db.session.execute(select(Sample.parcel_code, Sample.state).where(
+        Sample.parcel_code.in_(parcel_codes), Sample.deleted_at.is_(None)).distinct()))
 
 
-def verdicts(kind: str, code: str, pack: str = DEFAULT_PACK) -> dict[str, str]:
-    """parcel code → its current verdict under ``pack`` (absent: not graded)."""
-    stmt = (select(Grade.subject_code, Grade.verdict).join(Parcel, Parcel.code == Grade.subject_code)
-            .where(_area_column(kind) == code, Grade.subject_type == "parcel", Grade.rule_pack == pack,
-                   Grade.superseded_by.is_(None)))
-    return dict(db.session.execute(stmt).all())
+def _current_of(parcel_codes: list[str], pack: str, *columns: Any) -> Any:
+    return db.session.execute(select(Grade.subject_code, *columns).where(
+        Grade.subject_type == "parcel", Grade.subject_code.in_(parcel_codes), Grade.rule_pack == pack,
+        Grade.superseded_by.is_(None)))
+
+
+def verdicts_of(parcel_codes: list[str], pack: str = DEFAULT_PACK) -> dict[str, str]:
+    """parcel → its current verdict under ``pack`` (absent: not graded), for a page's rows."""
+    return dict(_current_of(parcel_codes, pack, Grade.verdict).all()) if parcel_codes else {}
+
+
+def bases_of(parcel_codes: list[str], pack: str = DEFAULT_PACK) -> dict[str, Basis]:
+    """parcel → what its current grade rests on (measured, estimated ± σ; absent: not assessed), for a
+    page's rows."""
+    if not parcel_codes:
+        return {}
+    return {r[0]: basis_of(r[1], r[2], r[3])
+            for r in _current_of(parcel_codes, pack, Grade.verdict, Grade.explanation, Grade.inputs)}
 
 
 @dataclass(frozen=True)
@@ -112,13 +115,6 @@ class Coverage:
     graded: int
     qualified: int
     estimated: int = 0  # of the graded: valued from neighbouring samples (basis estimated)
-
-
-def coverage(parcel_codes: list[str], states: dict[str, str], grades: dict[str, str]) -> Coverage:
-    graded = [c for c in parcel_codes if grades.get(c, "not_assessed") not in ("not_assessed", "not_graded")]
-    return Coverage(len(parcel_codes), sum(1 for c in parcel_codes if c in states),
-                    sum(1 for c in parcel_codes if states.get(c) == "complete"), len(graded),
-                    sum(1 for c in graded if grades[c] == "qualified"))
 
 
 def geometry(text: str) -> dict[str, Any]:
@@ -265,10 +261,13 @@ def coverage_counts(kind: str, code: str, pack: str = DEFAULT_PACK) -> Coverage:
     area = _area_column(kind)
     live = (area == code, Parcel.deleted_at.is_(None))
     parcels = db.session.scalar(select(func.count()).select_from(Parcel).where(*live)) or 0
+    # a county's samples through their own county (a sample's is its parcel's): the plan starts from
+    # the few samples, not from every parcel of the county
+    in_county = (Sample.county_code == code,) if kind == "county" else ()
     per_parcel = (select(Sample.parcel_code,
                          func.min(case((Sample.state == "complete", 1), else_=0)).label("all_complete"))
                   .join(Parcel, Parcel.code == Sample.parcel_code)
-                  .where(*live, Sample.deleted_at.is_(None)).group_by(Sample.parcel_code).subquery())
+                  .where(*live, Sample.deleted_at.is_(None), *in_county).group_by(Sample.parcel_code).subquery())
     sampled, complete = db.session.execute(select(func.count(), func.coalesce(func.sum(per_parcel.c.all_complete), 0))
                                            .select_from(per_parcel)).one()
     estimated = case((Grade.explanation["basis"].as_string() == "estimated", 1), else_=0)

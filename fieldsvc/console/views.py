@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import io
 import json
-from dataclasses import replace
 from datetime import timedelta, timezone
 from typing import Any, Mapping
 from urllib.parse import urlencode, urlsplit
@@ -50,10 +49,10 @@ from ..errors import Problem, not_found, validation_failed
 from ..grading import maps as element_maps
 from ..grading import plans as grading_plans
 from ..grading import runs as grading_runs
-from ..grading.basis import ESTIMATED, Basis, basis_of, basis_text, value_pm
+from ..grading.basis import Basis, basis_of, basis_text, value_pm
 from ..grading.pack_admin import resolve_pack, rule_pack_list
-from ..grading.qualification import area_facts, qualification
-from ..grading.queries import area_grade, get_subject, grade_dict
+from ..grading.qualification import area_qualifications, parcel_qualifications
+from ..grading.queries import area_grades, get_subject, grade_dict
 from ..grading.schemas import RunIn
 from ..http import ALL_ROLES, current_actor, paginate, public, register_error_renderer, requires_role
 from ..lab import services as lab
@@ -308,26 +307,12 @@ def index():
     return page("index.html", counties=visible)
 
 
-def _map_for(kind: str, code: str, mode: str) -> tuple[Any, Any, dict[str, str], dict[str, str], int]:
-    if mode not in parcel_map.MODES:
-        raise validation_failed({"color": [f"one of {', '.join(parcel_map.MODES)}"]})
-    rows = queries.parcels_in(kind, code, queries.MAP_MAX_PARCELS)
-    total = queries.count_parcels(kind, code)
-    states = queries.sampling_states(kind, code)
-    verdicts = queries.verdicts(kind, code)
-    if mode == "grade":
-        category = {r.code: verdicts.get(r.code, "not_assessed") for r in rows}
-    else:
-        category = {r.code: states.get(r.code, "none") for r in rows}
-    drawn = parcel_map.build(((r.code, queries.geometry(r.geometry_json), category[r.code]) for r in rows), mode)
-    return rows, drawn, states, verdicts, total
-
-
 def _area_rows(kind: str, items: list[Any]) -> list[dict[str, Any]]:
-    pack = resolve_pack(None)
+    """The overview's rows: every village's or park's grade read at once (maintained sums; grouped when live)."""
+    grades = area_grades(kind, [item.code for item in items], resolve_pack(None))
     out = []
     for item in items:
-        ag, _ = area_grade(kind, item.code, pack)
+        ag, _ = grades[item.code]
         out.append({"code": item.code, "name": item.name, "name_en": item.name_en, "grade": ag.grade,
                     "qualified": ag.qualified, "parcels": ag.parcel_count, "graded": ag.graded_count,
                     "coverage": ag.coverage})
@@ -424,20 +409,29 @@ def map_find():
     return tiles.find(request.args.get("q", ""), current_actor())
 
 
+AREA_ROWS = 100  # parcels listed on a village's or park's page; the rest in the parcel list (filter, sort, page)
+
+
 def _area_page(kind: str, code: str, subject: Any) -> Response:
+    """A village's or farm park's page. Its counts are counted in the database, its parcel table is the
+    first ``AREA_ROWS`` parcels with a link to the full, filterable list: the page's size and time stay
+    the same at 100 or 10,000 parcels (the map draws tiles)."""
     actor = current_actor()
     mode = request.args.get("color", "grade")
-    rows, drawn, states, verdicts, total = _map_for(kind, code, mode)
+    if mode not in parcel_map.MODES:
+        raise validation_failed({"color": [f"one of {', '.join(parcel_map.MODES)}"]})
+    rows = queries.parcels_in(kind, code, AREA_ROWS)
+    shown = [r.code for r in rows]
     pack = resolve_pack(None)
     grade = grade_dict(get_subject(kind, code, actor), pack)
-    bases = queries.bases(kind, code)
-    cov = queries.coverage([r.code for r in rows], states, verdicts)
-    cov = replace(cov, estimated=sum(1 for r in rows if r.code in bases and bases[r.code].basis == ESTIMATED))
+    cov = queries.coverage_counts(kind, code)
     certificates = queries.certificates_of(actor, kind, code)
     map_config = _map_config(subject.county_code, mode, focus=tiles.area_focus(kind, code, subject.county_code))
-    return page("area.html", kind=kind, subject=subject, grade=grade, rows=rows, states=states,
-                verdicts=verdicts, bases=bases, not_assessed=Basis("not_assessed"), map=drawn,
-                map_config=map_config, mode=mode, coverage=cov, total=total,
+    list_url = url_for("console.list_view", kind="parcels", **{"village" if kind == "village" else "farm_park": code})
+    return page("area.html", kind=kind, subject=subject, grade=grade, rows=rows,
+                states=queries.sampling_states_of(shown), verdicts=queries.verdicts_of(shown),
+                bases=queries.bases_of(shown), not_assessed=Basis("not_assessed"),
+                map_config=map_config, mode=mode, coverage=cov, total=cov.parcels, list_url=list_url,
                 certificates=certificates, moment=certs.now(), status_at=certs.status_at)
 
 
@@ -738,15 +732,17 @@ def certificates():
     code = _county()
     candidates = []
     for kind, items in (("village", queries.villages(code)), ("farm_park", queries.farm_parks(code))):
-        facts = area_facts(kind, [item.code for item in items])  # grouped: not five queries per village
+        found = area_qualifications(kind, [item.code for item in items], county=code)  # grouped, not per area
         for item in items:
-            if kind == "village" and not facts[item.code].parcels:
+            q = found[item.code]
+            if kind == "village" and not q.explanation["parcel_count"]:
                 continue
-            q = qualification(kind, item.code, facts=facts[item.code])
             candidates.append({"type": kind, "code": item.code, "name": item.name, "qualified": q.qualified,
                                "reasons": q.reasons, "grade": q.grade})
-    for parcel_code in queries.qualified_parcels(code) + queries.not_qualified_parcels(code):
-        q = qualification("parcel", parcel_code)
+    parcel_codes = queries.qualified_parcels(code) + queries.not_qualified_parcels(code)
+    found = parcel_qualifications(parcel_codes)  # grouped, not a dozen queries per parcel
+    for parcel_code in parcel_codes:
+        q = found[parcel_code]
         candidates.append({"type": "parcel", "code": parcel_code, "name": parcel_code, "qualified": q.qualified,
                            "reasons": q.reasons, "grade": q.grade})
     rows, older = _newest_first(queries.certificates(actor, code), Certificate.id, CERTIFICATES_PAGE)

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, or_, select
 
 from .. import access
 from ..auth.principal import Actor
@@ -119,6 +120,66 @@ def area_grade(kind: str, code: str, pack: RulePack) -> tuple[AreaGrade, Grade |
     holding, _ = _holding_back(kind, code, pack.code)
     ag = AreaGrade.from_sums(sums, pack, holding)
     return ag, current_grade(kind, code, pack.code)
+
+
+def area_grades(kind: str, codes: Sequence[str], pack: RulePack) -> dict[str, tuple[AreaGrade, Grade | None]]:
+    """``area_grade`` for many villages or farm parks at once (the console's overview and certificate
+    candidates list every area of a county): a handful of grouped queries, whatever their number.
+
+    Areas with maintained sums read them (one query) and their current grade rows (one query). The
+    others are rolled up live like ``live_area_grade``, grouped: the parcel count and area of each
+    (one grouped query on the parcels' index), and the current grades of their parcels (one query);
+    an area where some parcel is assessed sums its parcels' areas exactly, as ``live_area_grade``
+    does (its grade rests on the total); an area with nothing assessed is ``not_assessed`` whatever
+    its total, which is then the database's sum (shown, never compared; a strict-control parcel
+    also takes the exact path). ``holding_back`` is left
+    empty here (a list shows grades, counts and coverage; a subject's own page reads it).
+    """
+    out: dict[str, tuple[AreaGrade, Grade | None]] = {}
+    wanted = list(dict.fromkeys(codes))
+    rows: dict[str, RollupSum] = {}
+    current: dict[str, Grade] = {}
+    for start in range(0, len(wanted), CHUNK):
+        part = wanted[start:start + CHUNK]
+        rows.update({r.subject_code: r for r in db.session.scalars(select(RollupSum).where(
+            RollupSum.subject_type == kind, RollupSum.rule_pack == pack.code, RollupSum.subject_code.in_(part)))})
+        for g in db.session.scalars(select(Grade).where(
+                Grade.subject_type == kind, Grade.rule_pack == pack.code, Grade.superseded_by.is_(None),
+                Grade.subject_code.in_(part)).order_by(Grade.id)):
+            current[g.subject_code] = g  # the newest wins, as current_grade's ORDER BY id DESC
+    for code, row in rows.items():
+        out[code] = (AreaGrade.from_sums(_sums_from_row(row), pack), current.get(code))
+    live = [c for c in wanted if c not in rows]
+    if live:
+        out.update({c: (ag, None) for c, ag in _live_area_grades(kind, live, pack).items()})
+    return out
+
+
+def _live_area_grades(kind: str, codes: list[str], pack: RulePack) -> dict[str, AreaGrade]:
+    area = _area_column(kind)
+    alive = Parcel.deleted_at.is_(None)
+    counted: dict[str, tuple[int, float]] = {}
+    assessed: dict[str, list[tuple[str, Any, str, bool]]] = {}
+    for start in range(0, len(codes), CHUNK):
+        part = codes[start:start + CHUNK]
+        counted.update({c: (int(n), float(total or 0)) for c, n, total in db.session.execute(
+            select(area, func.count(), func.sum(Parcel.area_m2)).where(area.in_(part), alive).group_by(area))})
+        for c, parcel, area_m2, verdict, strict in db.session.execute(
+                select(area, Parcel.code, Parcel.area_m2, Grade.verdict, Grade.strict_control)
+                .join(Grade, Grade.subject_code == Parcel.code)
+                .where(area.in_(part), alive, Grade.subject_type == "parcel", Grade.rule_pack == pack.code,
+                       Grade.superseded_by.is_(None),
+                       or_(Grade.verdict.in_(ASSESSED), Grade.strict_control.is_(True)))):
+            assessed.setdefault(c, []).append((parcel, area_m2, verdict, bool(strict)))
+    out = {}
+    for code in codes:
+        n, total = counted.get(code, (0, 0.0))
+        if code in assessed:
+            out[code] = live_area_grade(kind, code, pack)  # its grade rests on the exact total
+            continue
+        sums = RollupSums(total_area=Decimal(repr(total)), parcel_count=n)
+        out[code] = AreaGrade.from_sums(sums, pack, (), 0)
+    return out
 
 
 def grade_dict(subject: Subject, pack: RulePack) -> dict[str, Any]:

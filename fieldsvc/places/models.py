@@ -48,13 +48,18 @@ class FarmPark(db.Model):
 
 class Parcel(db.Model):
     __tablename__ = "parcels"
-    __table_args__ = (Index("ix_parcels_county_village", "county_code", "village_code"),)
+    # Each area's index carries ``deleted_at`` and ``area_m2``: counting an area's live parcels and summing
+    # their area (the console's overview and certificate candidates, live roll-ups) reads the index
+    # alone, not 100,000 table rows; their prefixes still serve the foreign keys and lookups.
+    __table_args__ = (Index("ix_parcels_county_village_live", "county_code", "village_code", "deleted_at"),
+                      Index("ix_parcels_village_live", "village_code", "deleted_at", "area_m2"),
+                      Index("ix_parcels_farm_park_live", "farm_park_code", "deleted_at", "area_m2"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     code: Mapped[str] = mapped_column(String(64), unique=True)
-    village_code: Mapped[str] = mapped_column(ForeignKey("regions.code"), index=True)
+    village_code: Mapped[str] = mapped_column(ForeignKey("regions.code"))
     county_code: Mapped[str] = mapped_column(String(12))
-    farm_park_code: Mapped[str | None] = mapped_column(ForeignKey("farm_parks.code"), index=True)
+    farm_park_code: Mapped[str | None] = mapped_column(ForeignKey("farm_parks.code"))
     land_use: Mapped[str] = mapped_column(String(32), index=True)
     crop: Mapped[str | None] = mapped_column(String(64))
     area_m2: Mapped[float] = mapped_column(Float)

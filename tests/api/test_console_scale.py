@@ -1,0 +1,113 @@
+"""The console at county scale (issue 16, bench/console.py): the overview and the certificate
+candidates read every area's grade and qualification grouped, and say exactly what the one-area
+reads say; a village page lists its first parcels and links the full list."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+
+from sqlalchemy import delete
+
+from fieldsvc.extensions import db
+from tests.api.test_grading_basis import _sample_dryland
+from tests.api.test_grading_rollup import run_county
+
+
+def _areas(county) -> dict[str, list[str]]:
+    return {"village": [r["code"] for r in county.regions if r["level"] == "village"],
+            "farm_park": [p["code"] for p in county.farm_parks]}
+
+
+def _same_as_one_by_one(app, county) -> int:
+    """Grouped reads equal the one-area reads for every village and park; returns how many were assessed."""
+    from fieldsvc.grading.pack_admin import resolve_pack
+    from fieldsvc.grading.qualification import area_qualifications, qualification
+    from fieldsvc.grading.queries import area_grade, area_grades
+
+    assessed = 0
+    with app.app_context():
+        pack = resolve_pack(None)
+        for kind, codes in _areas(county).items():
+            many = area_grades(kind, codes, pack)
+            quals = area_qualifications(kind, codes, county=county.county)
+            assert set(many) == set(quals) == set(codes)
+            for code in codes:
+                one, row = area_grade(kind, code, pack)
+                ag, grouped_row = many[code]
+                assert grouped_row == row
+                if one.graded_area_m2 > 0:
+                    assessed += 1
+                    assert replace(ag, holding_back=()) == replace(one, holding_back=()), (kind, code)
+                else:  # nothing assessed: not_assessed whatever the total, which is the database's sum
+                    total = float(one.total_area_m2)
+                    assert abs(float(ag.total_area_m2) - total) <= 1e-6 * max(total, 1.0)
+                    assert replace(ag, total_area_m2=one.total_area_m2, holding_back=()) == \
+                        replace(one, holding_back=()), (kind, code)
+                q, q1 = quals[code], qualification(kind, code)
+                assert (q.qualified, q.reasons, q.grade, q.verdict, q.rule_pack, q.tested_on, q.grade_id) == \
+                    (q1.qualified, q1.reasons, q1.grade, q1.verdict, q1.rule_pack, q1.tested_on, q1.grade_id)
+    return assessed
+
+
+def test_grouped_area_reads_equal_one_area_reads(app, client, official, county):
+    assert _same_as_one_by_one(app, county) == 0  # nothing graded yet, no maintained sums: all live
+    _sample_dryland(app, county)
+    run_county(client, official, county)
+    assert _same_as_one_by_one(app, county) > 0  # maintained sums
+    from fieldsvc.grading.models import RollupSum
+
+    with app.app_context():  # some areas without their sums: rolled up live (assessed ones exactly)
+        db.session.execute(delete(RollupSum).where(RollupSum.subject_type.in_(("village", "farm_park"))))
+        db.session.commit()
+    assert _same_as_one_by_one(app, county) > 0
+
+
+def _parcels_same_as_one_by_one(app, county) -> set[str]:
+    from fieldsvc.grading.qualification import parcel_qualifications, qualification
+
+    codes = [f["properties"]["code"] for f in county.parcels]
+    with app.app_context():
+        many = parcel_qualifications(codes + ["no-such-parcel"])
+        assert set(many) == set(codes)  # an unknown parcel is left out
+        for code in codes:
+            q, q1 = many[code], qualification("parcel", code)
+            assert (q.qualified, q.reasons, q.grade, q.verdict, q.rule_pack, q.tested_on, q.grade_id) == \
+                (q1.qualified, q1.reasons, q1.grade, q1.verdict, q1.rule_pack, q1.tested_on, q1.grade_id), code
+        return {r.split(":")[0] for q in many.values() for r in q.reasons}
+
+
+def test_grouped_parcel_qualifications_equal_one_parcel_reads(app, client, official, county):
+    from tests.api.test_grading_api import put_results, put_sample
+
+    assert _parcels_same_as_one_by_one(app, county) == {"basis_not_assessed"}
+    dry = _sample_dryland(app, county)
+    wet = [f["properties"]["code"] for f in county.parcels if f["properties"]["code"] not in dry]
+    put_results(app, put_sample(app, wet[0], county=county.county), {"pH": "6.0", "Cd": "0.90", "Pb": "20"})
+    put_sample(app, wet[1], state="held", county=county.county)
+    run_county(client, official, county)
+    reasons = _parcels_same_as_one_by_one(app, county)
+    assert {"basis_not_assessed", "not_qualified", "incomplete_samples"} <= reasons, reasons
+
+
+def test_village_page_lists_its_first_parcels_and_links_the_list(app, client, official, county, monkeypatch):
+    from fieldsvc.console import views
+    from tests.api.test_console_pages import Console
+
+    village = max(_areas(county)["village"],
+                  key=lambda v: sum(1 for f in county.parcels if f["properties"]["village"] == v))
+    parcels = sorted(f["properties"]["code"] for f in county.parcels if f["properties"]["village"] == village)
+    assert len(parcels) > 2
+    console = Console(app)
+    assert console.login(official.username, official.password).status_code == 303
+    page = console.get(f"/console/village/{village}?lang=en").get_data(as_text=True)
+    assert all(code in page for code in parcels)  # a small village: every parcel, and the list's link
+    assert "The first" not in page and f'href="/console/lists/parcels?village={village}"' in page
+    monkeypatch.setattr(views, "AREA_ROWS", 2)
+    page = console.get(f"/console/village/{village}?lang=en").get_data(as_text=True)
+    table = page.split('id="parcels"', 1)[1].split("</table>", 1)[0]
+    assert re.findall(r'href="/console/parcel/([^"]+)"', table) == parcels[:2]
+    assert f"The first 2 of {len(parcels)} parcels are listed here." in page
+    assert f"<b>{len(parcels)}</b>" in page  # the count is the village's, not the page's
+    zh = console.get(f"/console/village/{village}?lang=zh").get_data(as_text=True)
+    assert f"这里列出前 2 个地块（共 {len(parcels)} 个）。" in zh and "在地块列表中查看全部" in zh
