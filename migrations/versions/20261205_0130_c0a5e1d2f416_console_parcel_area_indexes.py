@@ -7,14 +7,14 @@ indexes on the area code alone each of those read 100,000 table rows for ``delet
 columns), so lookups by village, farm park or county keep theirs and writes keep the same count.
 
 Revision ID: c0a5e1d2f416
-Revises: 5e1f0a9c7b21
+Revises: 7a3c5e9b2d14
 Create Date: 2026-12-05 01:30:00
 
 """
 from alembic import op
 
 revision = 'c0a5e1d2f416'
-down_revision = '5e1f0a9c7b21'
+down_revision = '7a3c5e9b2d14'
 branch_labels = None
 depends_on = None
 
