@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import CursorResult, Table, text
@@ -20,7 +21,7 @@ def upsert(table: Table):
     return (postgresql.insert if dialect_name() == "postgresql" else sqlite.insert)(table)
 
 
-def core_execute(statement: Any) -> CursorResult:
+def core_execute(statement: Any, params: Mapping[str, Any] | None = None) -> CursorResult:
     """Run a Core statement on the session's connection (same transaction) without the ORM layer.
 
     For column SELECTs on hot paths (a sync push runs several per request): the ORM's per-row and
@@ -28,7 +29,7 @@ def core_execute(statement: Any) -> CursorResult:
     ``Session.execute`` would.
     """
     db.session.flush()
-    return db.session.connection().execute(statement)
+    return db.session.connection().execute(statement, params)
 
 
 def lock_for_transaction(name: str) -> None:

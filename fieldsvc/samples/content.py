@@ -17,11 +17,14 @@ the hash is taken over a canonical form:
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import json
 from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
+
+import orjson
 
 SERVER_MADE = frozenset(
     {
@@ -54,13 +57,84 @@ def same_content(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
 def canonical_json(data: Mapping[str, Any]) -> str:
     """The canonical text a record's content hash is taken over.
 
-    On the path of every pushed record (``bench/sync.py``), so it is written directly, once: strings
-    by the standard library's C escaper, numbers by their repr where that is already the canonical
-    spelling, and ``canonical_number`` for the rest.
+    On the path of every pushed record (``bench/sync.py``). Content made only of plain JSON values
+    (what a validated record holds) is written by orjson once the members that do not count are
+    left out and the floats checked (``_member``); anything else, and any value whose orjson
+    spelling is not the canonical one, is written here directly: strings by the standard library's
+    C escaper, numbers by their repr where that is already the canonical spelling, and
+    ``canonical_number`` for the rest. Both give the same text (a property test holds them to it).
     """
     if not isinstance(data, Mapping):
         raise TypeError("content is a mapping of field names to values")
+    if type(data) is dict:
+        try:
+            top = {key: (_member_set(item) if key in UNORDERED_LISTS else _member(item))
+                   for key, item in data.items() if key not in SERVER_MADE}
+            return _ascii(orjson.dumps(top, option=orjson.OPT_SORT_KEYS))
+        except (_Exact, orjson.JSONEncodeError):
+            pass  # (keys that are not strings, integers beyond 64 bits, ...): written below
     return _object(data, SERVER_MADE, True)
+
+
+class _Exact(Exception):
+    """A value orjson would not spell canonically: the content is written by ``_object``."""
+
+
+def _member(value: Any) -> Any:
+    """``value`` for orjson: nested objects without their ``raw`` member, integral floats as ints;
+    raises ``_Exact`` for what orjson would spell otherwise than ``_text`` (NaN and infinities,
+    which have no canonical form, a float whose repr has an exponent, any type but JSON's own)."""
+    kind = type(value)
+    if kind is str or kind is int or kind is bool or value is None:
+        return value
+    if kind is float:
+        if value.is_integer():  # (NaN and infinities are not)
+            if -1e16 < value < 1e16:  # (its repr has no exponent and every digit of the int)
+                return int(value)
+        elif abs(value) >= 1e-4 and value - value == 0.0:  # finite, written without an exponent
+            return value  # orjson writes the shortest repr, as ``float.__repr__`` does here
+        raise _Exact
+    if kind is dict:
+        return {key: _member(item) for key, item in value.items() if key not in DERIVED_NESTED}
+    if kind is list or kind is tuple:
+        return [_member(item) for item in value]
+    raise _Exact
+
+
+def _member_set(value: Any) -> Any:
+    """``_member`` of a top-level unordered list: its items' canonical texts, sorted."""
+    kind = type(value)
+    if (kind is not list and kind is not tuple) or len(value) < 2:
+        return _member(value)
+    texts = [_ascii(orjson.dumps(_member(item), option=orjson.OPT_SORT_KEYS)) for item in value]
+    return [orjson.Fragment(text) for text in sorted(texts)]
+
+
+def _ascii(raw: bytes) -> str:
+    """orjson's UTF-8 text with what it leaves as it is escaped the way ``_escape`` escapes it:
+    non-ASCII as ``\\uXXXX`` (astral characters as surrogate pairs) and DEL as ``\\u007f``."""
+    if b"\x7f" in raw:  # (only ever inside a string: JSON's own syntax is printable ASCII)
+        raw = raw.replace(b"\x7f", b"\\u007f")
+    if raw.isascii():
+        return raw.decode("ascii")
+    return raw.decode().encode("ascii", "fieldsvc.json_ascii").decode("ascii")
+
+
+def _escape_non_ascii(exc: UnicodeError) -> tuple[str, int]:
+    if not isinstance(exc, UnicodeEncodeError):
+        raise exc
+    out = []
+    for ch in exc.object[exc.start:exc.end]:
+        n = ord(ch)
+        if n > 0xFFFF:
+            n -= 0x10000
+            out.append(f"\\u{0xD800 | (n >> 10):04x}\\u{0xDC00 | (n & 0x3FF):04x}")
+        else:
+            out.append(f"\\u{n:04x}")
+    return "".join(out), exc.end
+
+
+codecs.register_error("fieldsvc.json_ascii", _escape_non_ascii)
 
 
 def canonical_field(name: str, value: Any) -> str:
@@ -81,7 +155,9 @@ def _text(value: Any) -> str:
         return _escape(value)
     if value is None or kind is bool:
         return _LITERALS[value]
-    if kind is int or kind is float or kind is Decimal:
+    if kind is float:
+        return _float_text(value)
+    if kind is int or kind is Decimal:
         return _number_text(value)
     if isinstance(value, Mapping):
         return _object(value, DERIVED_NESTED, False)
@@ -97,19 +173,42 @@ def _text(value: Any) -> str:
 
 
 def _object(value: Mapping[Any, Any], dropped: frozenset[str], top: bool) -> str:
-    for key in value:
-        if type(key) is not str and not isinstance(key, str):
-            raise TypeError("object keys must be strings")
+    """An object's members sorted by key. The plain values every record holds (strings, null,
+    floats) are written here without a call; the key texts are kept (records share their names)."""
+    keys = sorted(value)  # (keys of mixed types raise TypeError here, as the check below does)
     parts = []
-    for key in sorted(value):
+    for key in keys:
+        head = _KEYS.get(key)
+        if head is None:
+            if type(key) is not str and not isinstance(key, str):
+                raise TypeError("object keys must be strings")
+            head = _key_text(key)
         if key in dropped:
             continue
         item = value[key]
-        if top and key in UNORDERED_LISTS and type(item) in (list, tuple):
-            parts.append(f"{_escape(key)}:{_set_text(item)}")
+        kind = type(item)
+        if kind is str:
+            parts.append(head + _escape(item))
+        elif item is None:
+            parts.append(head + "null")
+        elif kind is float:
+            parts.append(head + _float_text(item))
+        elif top and key in UNORDERED_LISTS and (kind is list or kind is tuple):
+            parts.append(head + _set_text(item))
         else:
-            parts.append(f"{_escape(key)}:{_text(item)}")
+            parts.append(head + _text(item))
     return "{" + ",".join(parts) + "}"
+
+
+_KEYS: dict[Any, str] = {}
+
+
+def _key_text(key: str) -> str:
+    """``"key":``, kept for the next record (at most a few thousand names: field names and questions)."""
+    head = _escape(key) + ":"
+    if len(_KEYS) < 4096 and type(key) is str:
+        _KEYS[key] = head
+    return head
 
 
 def _set_text(items: list[Any] | tuple[Any, ...]) -> str:
@@ -121,12 +220,21 @@ def _number_text(value: int | float | Decimal) -> str:
     """``canonical_number``, taking the repr directly where it already is the canonical spelling."""
     kind = type(value)
     if kind is float:
-        text = float.__repr__(value)
-        if "e" not in text and "n" not in text:
-            return int.__repr__(int(value)) if text.endswith(".0") else text
-    elif kind is int and -_INT_LIMIT < value < _INT_LIMIT:
+        return _float_text(value)
+    if kind is int and -_INT_LIMIT < value < _INT_LIMIT:
         return int.__repr__(value)
     return canonical_number(value)
+
+
+def _float_text(value: float) -> str:
+    """``canonical_number`` of a plain float: its repr where that has no exponent (and is not NaN or
+    an infinity), without a trailing ``.0``."""
+    text = float.__repr__(value)
+    if "e" in text or "n" in text:
+        return canonical_number(value)
+    if text.endswith(".0"):
+        return text[:-2] if value else "0"  # (-0.0 is 0)
+    return text
 
 
 def canonical_number(value: int | float | Decimal) -> str:

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from operator import itemgetter
 from typing import Any, Iterable, Mapping, NamedTuple
 
-from sqlalchemy import ColumnElement, and_, case, delete, insert, select, true
+from sqlalchemy import ColumnElement, and_, bindparam, case, delete, insert, select, true
 
 from .. import access
 from ..audit.models import EntityVersion
@@ -373,12 +373,15 @@ def parcels_for(codes: Iterable[str], actor: Actor) -> dict[str, ParcelInfo]:
     if not codes:
         return {}
     visible = case((and_(*parcel_scope(actor)), 1), else_=0)  # one statement: visibility is a column
+    # the codes as one expanding parameter: SQLAlchemy then does not coerce each of a batch's
+    # hundreds of codes into a bound value of its own while building the statement
     rows = core_execute(select(Parcel.code, Parcel.county_code, Parcel.geometry_json, Parcel.deleted_at.is_not(None),
-                               visible).where(Parcel.code.in_(codes))).all()
+                               visible).where(Parcel.code.in_(_CODES)), {"parcel_codes": codes}).all()
     return {code: ParcelInfo(code, county, _geometry(geometry), bool(deleted), bool(seen))
             for code, county, geometry, deleted, seen in rows}
 
 
+_CODES = bindparam("parcel_codes", expanding=True)
 _GEOMETRIES: dict[str, dict[str, Any]] = {}
 _GEOMETRY_CACHE_SIZE = 20_000
 

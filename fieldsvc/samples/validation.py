@@ -36,7 +36,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from fieldsvc.errors import Problem, validation_failed
 from fieldsvc.samples.content import to_decimal
@@ -95,9 +95,9 @@ class SampleRules:
     require_location: bool = True
 
 
-@dataclass(frozen=True)
-class ValidatedSample:
-    """The outcome of ``validate_sample_data``; ``clean`` is only trustworthy when ``ok``."""
+class ValidatedSample(NamedTuple):
+    """The outcome of ``validate_sample_data``; ``clean`` is only trustworthy when ``ok``. (A tuple:
+    one is made for every pushed record, and a frozen dataclass took ~1 µs to build.)"""
 
     clean: dict[str, Any]
     errors: dict[str, list[str]]
@@ -234,6 +234,12 @@ def _text(value: Any, *, form: str = "NFKC", multiline: bool = False) -> str:
         raise _Invalid("Must be a string.")
     if value.isascii() and value.isprintable():
         return value.strip()  # the common case: NFC/NFKC leave printable ASCII as it is, no controls
+    return _other_text(value, form, multiline)
+
+
+def _other_text(value: str, form: str, multiline: bool) -> str:
+    """``_text`` of anything but printable ASCII (a function of its own: the common case above then
+    makes no closure cell for the check below, ~0.3 µs of each of a record's five strings)."""
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
@@ -347,9 +353,14 @@ def _bounded(value: Any, low: float, high: float) -> Decimal:
 
 def _depth(value: Any, rules: SampleRules) -> int | float:
     low, high = rules.depth_min_cm, rules.depth_max_cm
-    fast = _fast_bounded(value, low, high) if _integral(low) and _integral(high) else None
-    if fast is not None:
-        return int(fast) if type(fast) is float and fast.is_integer() else fast
+    kind = type(value)
+    if kind is int and type(low) is int and type(high) is int:  # the usual depth: whole centimetres
+        if low <= value <= high:
+            return value
+    elif _integral(low) and _integral(high):
+        fast = _fast_bounded(value, low, high)
+        if fast is not None:
+            return int(fast) if type(fast) is float and fast.is_integer() else fast
     return _plain_number(_bounded(value, low, high))
 
 
@@ -632,7 +643,10 @@ def _looks_naive(text: str) -> bool:
 
 def _utc(moment: datetime) -> datetime:
     """Server times are UTC; a naive one from the database is read as UTC."""
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    tz = moment.tzinfo
+    if tz is UTC:
+        return moment  # (parsed times are UTC already: no new object)
+    return moment.replace(tzinfo=UTC) if tz is None else moment.astimezone(UTC)
 
 
 def estimate_skew(device_sent_at: str | None, server_time: datetime) -> float | None:

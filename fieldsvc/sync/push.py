@@ -198,9 +198,9 @@ def _check_record(index: int, record: Any, forms: dict[int, Any] | None = None) 
     deleted = record.get("deleted", False)
     if not isinstance(deleted, bool):
         errors["deleted"] = ["must be true or false"]
-    unknown = set(record) - {"type", "id", "base_version", "deleted", "data"}
-    for key in sorted(unknown):
-        errors[key] = ["unknown field"]
+    if not record.keys() <= _RECORD_KEYS:
+        for key in sorted(set(record) - _RECORD_KEYS):
+            errors[key] = ["unknown field"]
     it.base_version, it.deleted = base if isinstance(base, int) else None, deleted is True
     if not it.deleted:
         it.raw_data = record.get("data")
@@ -214,6 +214,9 @@ def _check_record(index: int, record: Any, forms: dict[int, Any] | None = None) 
     if not it.deleted:
         it.digest = content_hash(it.clean)
     return it
+
+
+_RECORD_KEYS = frozenset({"type", "id", "base_version", "deleted", "data"})
 
 
 def _check_extra(clean: dict[str, Any], forms: dict[int, Any]) -> dict[str, list[str]]:

@@ -70,3 +70,29 @@ def test_numbers_that_differ_between_spellings_have_one_text():
 def test_canonical_field_equals_its_definition(value):
     for name in ("media", "location", "note"):
         assert content.canonical_field(name, value) == _encode(value, (name,))
+
+
+# Content of plain JSON values is written by orjson, anything else by the module's own writer: both
+# must meet the definition, including where orjson's spelling differs (non-ASCII text, DEL, floats
+# with an exponent or an integral value, integers beyond 64 bits, an unordered list of several items).
+tricky_text = st.text(alphabet=st.sampled_from("a\x7f\x00\n\"\\é水😀\u2028"), max_size=6)
+tricky_scalars = scalars | tricky_text | st.integers(min_value=-(10**22), max_value=10**22) | st.sampled_from(
+    [0.0, -0.0, 20.0, 1e16, 4.285508906242846e16, 9999999999999998.0, 9007199254740994.0, 1e-4, 1e-5, 1e300,
+     2.0**63, Decimal("1.50")])
+tricky_values = st.recursive(tricky_scalars, lambda inner: st.lists(inner, max_size=4) | st.tuples(inner, inner)
+                             | st.dictionaries(st.sampled_from(["raw", "lat", "é", "😀", "b"]) | tricky_text, inner,
+                                               max_size=4), max_leaves=12)
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.dictionaries(st.sampled_from(["code", "media", "location", "note", "id", "raw", "水"]) | tricky_text,
+                       tricky_values, max_size=8))
+def test_canonical_json_of_any_json_value_equals_its_definition(data):
+    assert content.canonical_json(data) == reference(data)
+
+
+def test_a_media_manifest_of_several_files_is_sorted_by_its_canonical_text():
+    data = {"media": [{"name": "z.jpg", "sha256": "b"}, {"name": "é.jpg", "sha256": "a"},
+                      {"name": "a\x7f", "bytes": 2.0}]}
+    assert content.canonical_json(data) == reference(data)
+    assert content.canonical_json(data).startswith('{"media":[{"bytes":2,"name":"a\\u007f"},{"name":"\\u00e9.jpg"')
