@@ -77,22 +77,32 @@ def has_unsampled(county: str, bbox: tuple[float, float, float, float] | None = 
         is not None
 
 
-def load_county(county: str, pack: RulePack,
-                bbox: tuple[float, float, float, float] | None = None) -> CountyInputs | None:
+def load_county(county: str, pack: RulePack, bbox: tuple[float, float, float, float] | None = None,
+                targets_bbox: tuple[float, float, float, float] | None = None,
+                epsg: int | None = None) -> CountyInputs | None:
     """Parcels (bounding-box centres) and usable samples of a county (or of its parcels inside
-    ``bbox`` = lon/lat min, min, max, max), projected to its UTM zone; None when none."""
+    ``bbox`` = lon/lat min, min, max, max), projected to its UTM zone; None when none.
+
+    ``targets_bbox`` (inside ``bbox``): only the parcels inside it, and those of ``bbox`` that
+    hold a sample, are read (an incremental re-grade values a few parcels from a wider ring of
+    samples). ``epsg``: the projection a county run chose (else the UTM zone of these parcels)."""
     from .inputs import load_inputs
 
     where = _parcel_where(county, bbox)
-    rows = db.session.execute(
-        select(Parcel.code, Parcel.village_code, Parcel.farm_park_code, Parcel.land_use, Parcel.area_m2,
+    columns = (Parcel.code, Parcel.village_code, Parcel.farm_park_code, Parcel.land_use, Parcel.area_m2,
                Parcel.min_lon, Parcel.min_lat, Parcel.max_lon, Parcel.max_lat)
-        .where(*where).order_by(Parcel.code)).all()
+    if targets_bbox is None:
+        rows = db.session.execute(select(*columns).where(*where).order_by(Parcel.code)).all()
+    else:
+        with_sample = select(Sample.id).where(Sample.parcel_code == Parcel.code).exists()
+        got = {r[0]: r for r in db.session.execute(select(*columns).where(*_parcel_where(county, targets_bbox)))}
+        got.update((r[0], r) for r in db.session.execute(select(*columns).where(*where, with_sample)))
+        rows = [got[c] for c in sorted(got)]
     if not rows:
         return None
     parcels = [CountyParcel(r[0], r[1], r[2], r[3], float(r[4] or 0), (r[5] + r[7]) / 2, (r[6] + r[8]) / 2)
                for r in rows]
-    proj = es.metric_projection([p.lon for p in parcels], [p.lat for p in parcels])
+    proj = es.projection_of(epsg) if epsg else es.metric_projection([p.lon for p in parcels], [p.lat for p in parcels])
     px, py = proj.to_xy([p.lon for p in parcels], [p.lat for p in parcels])
     by_code = {p.code: (p, float(x), float(y)) for p, x, y in zip(parcels, px, py, strict=True)}
     targets = [es.Target(p.code, x, y, p.land_use) for p, x, y in by_code.values()]
