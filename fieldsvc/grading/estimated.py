@@ -297,16 +297,19 @@ def _taking(samples: Sequence[es.Sample], targets: Sequence[es.Target], changed:
         return set()
     out: set[str] = set()
     ordered = sorted(samples, key=lambda s: s.code)
-    txy_all = np.array([[t.x, t.y] for t in targets], dtype=float)
+    txy = np.array([[t.x, t.y] for t in targets], dtype=float)
+    groups = np.array([params.group(t.land_use) for t in targets])
     for analyte in ("pH", *[a for a in analytes if a != "pH"]):
         for group in {params.group(s.land_use) for s in hits if analyte in s.values}:
             gs = [s for s in ordered if analyte in s.values and params.group(s.land_use) == group]
             mine = [k for k, s in enumerate(gs) if s.code in changed]
-            near = [i for i, t in enumerate(targets) if params.group(t.land_use) == group and any(
-                math.hypot(t.x - gs[k].x, t.y - gs[k].y) <= params.search_radius_m for k in mine)]
-            if not near:
+            close = np.zeros(len(targets), bool)
+            for k in mine:
+                close |= np.hypot(txy[:, 0] - gs[k].x, txy[:, 1] - gs[k].y) <= params.search_radius_m
+            near = np.nonzero(close & (groups == group))[0]
+            if not len(near):
                 continue
-            idx, _ = es._neighbours(np.array([[s.x, s.y] for s in gs], dtype=float), txy_all[near], params)
+            idx, _ = es._neighbours(np.array([[s.x, s.y] for s in gs], dtype=float), txy[near], params)
             took = np.isin(idx, mine).any(axis=1)
-            out.update(targets[near[j]].code for j in np.nonzero(took)[0].tolist())
+            out.update(targets[j].code for j in near[took].tolist())
     return out
