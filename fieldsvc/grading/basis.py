@@ -68,12 +68,19 @@ def basis_of(verdict: str | None, explanation: Mapping[str, Any] | None, inputs:
         return Basis(basis if basis in (MEASURED, NOT_ASSESSED) else MEASURED)
     rows: Sequence[Mapping[str, Any]] = [r for r in explanation.get("analytes") or []
                                           if r.get("basis") == ESTIMATED and r.get("sigma") is not None]
-    neighbours = (inputs or {}).get("neighbours") or sorted(
-        {n.get("sample") for r in rows for n in r.get("neighbours") or []})
+    neighbours = (inputs or {}).get("neighbours") or _neighbour_codes(explanation, rows)
     if not rows:
         return Basis(ESTIMATED, samples=len(neighbours))
     worst = max(rows, key=lambda r: (_ratio(r), r.get("analyte") or ""))
     return Basis(ESTIMATED, worst.get("analyte"), float(worst["sigma"]), unit, len(neighbours))
+
+
+def _neighbour_codes(explanation: Mapping[str, Any], rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The distinct samples an estimate used: its stored neighbour sets, or (expanded) its rows'."""
+    sets = explanation.get("neighbour_sets")
+    if sets is not None:
+        return sorted({c for nb in sets for c in nb.get("samples") or ()})
+    return sorted({n.get("sample") for r in rows for n in r.get("neighbours") or []})
 
 
 def area_basis_text(measured: int, estimated: int, lang: str) -> str:

@@ -211,12 +211,17 @@ class Projection:
 
 def metric_projection(lons: Iterable[float], lats: Iterable[float]) -> Projection:
     """The WGS 84 UTM zone of the median point (a county spans well under a zone's 6°)."""
-    from pyproj import Transformer
 
     lon = float(np.median(np.fromiter(lons, float)))
     lat = float(np.median(np.fromiter(lats, float)))
     zone = min(60, max(1, int((lon + 180) // 6) + 1))
-    epsg = (32600 if lat >= 0 else 32700) + zone
+    return projection_of((32600 if lat >= 0 else 32700) + zone)
+
+
+def projection_of(epsg: int) -> Projection:
+    """The projection with this EPSG code (a re-grade uses the one its county run chose)."""
+    from pyproj import Transformer
+
     fwd = Transformer.from_crs(4326, epsg, always_xy=True)
     inv = Transformer.from_crs(epsg, 4326, always_xy=True)
     return Projection(epsg, fwd, inv)
@@ -674,10 +679,16 @@ class Sample:
 
 @dataclass(frozen=True)
 class Assessment:
+    """A parcel's verdict and its analytes' rows. An estimated analyte's row names its neighbour
+    set (``{"samples": [codes], "distance_m": [m]}``, nearest first; the same object for the
+    analytes that share it) and ``exceeding``: those of them over their own limit (precaution).
+    ``ph_neighbours``: the set the parcel's pH was estimated from (unsampled parcels)."""
+
     parcel: str
     basis: str
     verdict: str
     analytes: Mapping[str, Mapping[str, Any]]
+    ph_neighbours: Mapping[str, list] | None = None
 
 
 LimitFn = Callable[[str, str, float, float], tuple[float, float]]  # (analyte, land_use, ph_lo, ph_hi)
@@ -713,7 +724,7 @@ def assess(samples: Iterable[Sample], parcels: Iterable[Target], analytes: Seque
 
     unsampled = [p for p in parcels if p.code not in on_parcel]
     fields: dict[str, _Field] = {}
-    found: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
+    found: dict[tuple, tuple] = {}
     for a in ("pH", *[a for a in analytes if a != "pH"]):
         obs = obs_for(a)
         if a not in models:
@@ -748,7 +759,7 @@ def assess(samples: Iterable[Sample], parcels: Iterable[Target], analytes: Seque
         basis = ESTIMATED if any(r["basis"] == ESTIMATED for r in rows.values()) else NOT_ASSESSED
         if basis == NOT_ASSESSED:
             verdict = NOT_ASSESSED
-        result[p.code] = Assessment(p.code, basis, verdict, rows)
+        result[p.code] = Assessment(p.code, basis, verdict, rows, fields["pH"].neighbours[k - 1])
     return result, models
 
 
@@ -770,11 +781,14 @@ class _Field:
     lower: np.ndarray
     upper: np.ndarray
     hot: np.ndarray  # a neighbour exceeds its own limit
-    neighbours: list[list[dict[str, Any]]]  # as ``Estimate.to_dict`` lists them
+    # per target its neighbour set ``{"samples": [codes], "distance_m": [whole metres]}``, nearest
+    # first: one dict per neighbour search, the same object for every analyte that reuses the search
+    neighbours: list[dict[str, list]]
+    exceeding: dict[int, list[str]]  # the codes of the neighbours over their own limit, where any are
 
 
 def _field(model: Model, obs: list[Obs], targets: list[Target], params: EstimationParams,
-           found: dict[tuple, tuple[np.ndarray, np.ndarray]] | None = None) -> _Field:
+           found: dict[tuple, tuple] | None = None) -> _Field:
     """``estimate`` as arrays: each land-use group's parcels from that group's samples.
 
     ``found`` keeps each group's neighbour search by its samples' codes: an analyte measured on
@@ -783,7 +797,9 @@ def _field(model: Model, obs: list[Obs], targets: list[Target], params: Estimati
     value, sigma, lower, upper = (np.full(n_t, np.nan) for _ in range(4))
     ok = np.zeros(n_t, bool)
     hot = np.zeros(n_t, bool)
-    neighbours: list[list[dict[str, Any]]] = [[] for _ in range(n_t)]
+    none: dict[str, list] = {"samples": [], "distance_m": []}
+    neighbours: list[dict[str, list]] = [none] * n_t
+    exceeding: dict[int, list[str]] = {}
     obs = _sorted_obs(obs)
     by_group: dict[str, list[Obs]] = {}
     for o in obs:
@@ -803,21 +819,31 @@ def _field(model: Model, obs: list[Obs], targets: list[Target], params: Estimati
         near = None if found is None else found.get(key)
         if near is None:
             near = _neighbours(sxy, txy, params)
+            near = (*near, _neighbour_sets(gobs, near[0], near[1]))
             if found is not None:
                 found[key] = near
-        surf = estimate_points(model, sxy, raw, txy, params, neighbours=near)
+        surf = estimate_points(model, sxy, raw, txy, params, neighbours=(near[0], near[1]))
         good = (surf.count >= params.min_neighbours) & np.isfinite(surf.y)
         ok[rows] = good
         for out, got in ((value, surf.value), (sigma, surf.sigma), (lower, surf.lower), (upper, surf.upper)):
             out[rows] = np.where(good, got, np.nan)
         exceeds = np.array([o.exceeds for o in gobs] + [False], dtype=bool)  # index -1: no neighbour
-        hot[rows] = exceeds[surf.idx].any(axis=1) if surf.idx.shape[1] else False
-        parts = [(o.code, v, o.exceeds) for o, v in zip(gobs, _sig_list(raw), strict=True)]
-        dist = np.round(np.where(np.isfinite(surf.dist), surf.dist, 0.0)).astype(np.int64).tolist()
-        for i, n, idx_row, d_row in zip(members, surf.count.tolist(), surf.idx.tolist(), dist, strict=True):
-            neighbours[i] = [{"sample": c, "distance_m": d, "value": v, "exceeds": x}
-                             for (c, v, x), d in zip(map(parts.__getitem__, idx_row[:n]), d_row[:n], strict=True)]
-    return _Field(ok, value, sigma, lower, upper, hot, neighbours)
+        group_hot = exceeds[surf.idx].any(axis=1) if surf.idx.shape[1] else np.zeros(len(members), bool)
+        hot[rows] = group_hot
+        for j in np.nonzero(group_hot)[0].tolist():
+            exceeding[members[j]] = [gobs[k].code for k in surf.idx[j].tolist() if k >= 0 and gobs[k].exceeds]
+        for i, nb in zip(members, near[2], strict=True):
+            neighbours[i] = nb
+    return _Field(ok, value, sigma, lower, upper, hot, neighbours, exceeding)
+
+
+def _neighbour_sets(gobs: list[Obs], idx: np.ndarray, dist: np.ndarray) -> list[dict[str, list]]:
+    """Each target's neighbour set from one search: ``{"samples": [codes], "distance_m": [m]}``."""
+    codes = [o.code for o in gobs]
+    counts = (idx >= 0).sum(axis=1).tolist()
+    metres = np.round(np.where(np.isfinite(dist), dist, 0.0)).astype(np.int64).tolist()
+    return [{"samples": [codes[k] for k in i_row[:n]], "distance_m": d_row[:n]}
+            for n, i_row, d_row in zip(counts, idx.tolist(), metres, strict=True)]
 
 
 def _sig_list(x: np.ndarray, digits: int = 4) -> list[float]:
@@ -902,15 +928,19 @@ def _analyte_rows(analyte: str, method: str, f: _Field, ph: _Field, targets: lis
     out: list[dict[str, Any]] = []
     for i, nbs in enumerate(f.neighbours):
         if not ok[i]:
-            out.append({"basis": NOT_ASSESSED, "reason": "too_few_neighbours", "neighbours": nbs,
-                        "verdict": NOT_ASSESSED})
+            row = {"basis": NOT_ASSESSED, "reason": "too_few_neighbours", "neighbours": nbs,
+                   "verdict": NOT_ASSESSED}
         elif not ph_ok[i]:
-            out.append({"basis": NOT_ASSESSED, "method": method, "value": value[i], "sigma": sigma[i],
-                        "lower": lower[i], "upper": upper[i], "neighbours": nbs, "verdict": NOT_ASSESSED,
-                        "reason": "ph_not_assessed"})
+            row = {"basis": NOT_ASSESSED, "method": method, "value": value[i], "sigma": sigma[i],
+                   "lower": lower[i], "upper": upper[i], "neighbours": nbs, "verdict": NOT_ASSESSED,
+                   "reason": "ph_not_assessed"}
         else:
-            out.append({"basis": ESTIMATED, "method": method, "value": value[i], "sigma": sigma[i],
-                        "lower": lower[i], "upper": upper[i], "neighbours": nbs, "limit": strict_l[i],
-                        "verdict": verdicts[verdict[i]], "reason": reasons[why[i]],
-                        "ph": {"value": ph_value[i], "sigma": ph_sigma[i]}})
+            row = {"basis": ESTIMATED, "method": method, "value": value[i], "sigma": sigma[i],
+                   "lower": lower[i], "upper": upper[i], "neighbours": nbs, "limit": strict_l[i],
+                   "verdict": verdicts[verdict[i]], "reason": reasons[why[i]],
+                   "ph": {"value": ph_value[i], "sigma": ph_sigma[i]}}
+        hot = f.exceeding.get(i)
+        if hot:
+            row["exceeding"] = hot
+        out.append(row)
     return out

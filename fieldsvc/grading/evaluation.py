@@ -112,6 +112,17 @@ def _shared(value: Any, key: Any) -> Any:
     return got
 
 
+def explain_inputs(g: Grade) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A parcel grade's explanation and inputs as shown: an estimated grade's neighbour sets
+    resolved to the samples' codes, distances and values (``estimated.expand``)."""
+    stored = g.explanation or {}
+    if stored.get("basis") == "estimated" and "neighbour_sets" in stored:
+        from .estimated import expand
+
+        return expand(stored, g.inputs, g.county_code, g.rule_pack)
+    return explain(g), g.inputs
+
+
 def explain(g: Grade) -> dict[str, Any]:
     """A parcel grade's full explanation, rebuilt from the exact result rows it used.
 
@@ -120,6 +131,8 @@ def explain(g: Grade) -> dict[str, Any]:
     rows again. ``reproduced`` says whether the rebuilt fingerprint equals the stored one.
     """
     stored = dict(g.explanation or {})
+    if stored.get("basis") == "estimated" and "neighbour_sets" in stored:  # stored compactly: resolve
+        return explain_inputs(g)[0]
     ids = [int(i) for i in (g.inputs or {}).get("results", [])]
     if g.subject_type != "parcel" or not ids:
         return stored

@@ -278,9 +278,10 @@ def _bind_estimated_explanations(p: _Pass, rows: list[tuple], values: list[tuple
     """Bind the explanation column in ``values`` (in place) when the chunk holds estimated parcels.
 
     The column is memoised for measured parcels (few distinct explanations), which keys each
-    value by its ``repr``; an estimated parcel's explanation is its own (neighbours, distances,
-    σ), so that key only costs (~9 KB of repr per parcel). Estimated ones are bound straight away,
-    the others through the same memo as before; the stored text is the column's own either way.
+    value by its ``repr``; an estimated parcel's explanation is its own (neighbour sets, σ), so
+    that key only costs. Estimated ones are bound straight away: their JSON text, made once with
+    the fingerprint (``estimated.to_evaluated``), where the column writes plain JSON text (no
+    custom serializer); the others through the same memo as before.
     """
     estimated = [p.estimates.get(code) is not None and ev.explanation is p.estimates[code].explanation
                  for code, _, ev, _, _ in rows]
@@ -293,13 +294,34 @@ def _bind_estimated_explanations(p: _Pass, rows: list[tuple], values: list[tuple
     bound = [None] * len(values)
     for k, b in zip(others, memo, strict=True):
         bound[k] = b
+    wrap = _text_binder(dialect)
     for k, e in enumerate(estimated):
         if e:
-            bound[k] = bind(values[k][_EXPLANATION])
+            v = values[k][_EXPLANATION]
+            text = getattr(v, "text", None) if wrap is not None else None
+            bound[k] = wrap(text) if text is not None else bind(v)
     for k, b in enumerate(bound):
         row = values[k]
         values[k] = (*row[:_EXPLANATION], b, *row[_EXPLANATION + 1:])
     return True
+
+
+def _text_binder(dialect: Any) -> Callable[[str], Any] | None:
+    """How JSON text already made binds to the explanation column as the column would bind its
+    dict: as it is on SQLite (json.dumps text), in psycopg's ``Json`` with the text as its dump
+    on PostgreSQL; None where the column serialises some other way (then it binds the dict)."""
+    if getattr(dialect, "_json_serializer", None) is not None:
+        return None
+    if dialect.name == "sqlite":
+        return _same
+    wrapper = getattr(dialect, "_psycopg_Json", None)
+    if dialect.name == "postgresql" and wrapper is not None:
+        return lambda text: wrapper(text, dumps=_same)
+    return None
+
+
+def _same(text: str) -> str:
+    return text
 
 
 _MEMBER_COLUMNS = ("parcel_code", "village_code", "farm_park_code", "county_code", "area_m2", "verdict", "qualified",

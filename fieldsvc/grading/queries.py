@@ -18,7 +18,7 @@ from ..extensions import db
 from ..paging import Page, paginate
 from ..places.models import FarmPark, Parcel, Region
 from ..places.services import parcel_scope
-from .evaluation import NOT_ASSESSED, explain
+from .evaluation import NOT_ASSESSED, explain_inputs
 from .inputs import CHUNK
 from .models import Grade, RollupMember, RollupSum
 from .pack_admin import pack_ref
@@ -208,10 +208,11 @@ def grade_dict(subject: Subject, pack: RulePack) -> dict[str, Any]:
 
 
 def parcel_grade_dict(g: Grade, subject_body: dict[str, Any] | None = None) -> dict[str, Any]:
+    explanation, inputs = explain_inputs(g)
     body = {"subject": subject_body or {"type": g.subject_type, "code": g.subject_code},
             "rule_pack": pack_ref(g.rule_pack, g.rule_pack_version), "grade": g.grade, "qualified": g.qualified,
-            "verdict": g.verdict, "limiting": g.limiting, "explanation": explain(g),
-            "computed_at": isoformat(g.computed_at), "inputs": g.inputs, "id": str(g.id),
+            "verdict": g.verdict, "limiting": g.limiting, "explanation": explanation,
+            "computed_at": isoformat(g.computed_at), "inputs": inputs, "id": str(g.id),
             "fingerprint": g.fingerprint, "tested_on": g.tested_on.isoformat() if g.tested_on else None,
             "strict_control": g.strict_control, "basis": grade_basis(g)}
     return body
@@ -238,8 +239,8 @@ def history_item(g: Grade, verifications: Mapping) -> dict[str, Any]:
             "grade": g.grade, "verdict": g.verdict, "qualified": g.qualified, "limiting": g.limiting,
             "fingerprint": g.fingerprint, "computed_at": isoformat(g.computed_at), "computed_by": g.computed_by,
             "run_id": str(g.run_id) if g.run_id else None, "current": g.superseded_by is None,
-            "superseded_by": str(g.superseded_by) if g.superseded_by else None, "explanation": explain(g),
-            "inputs": g.inputs}
+            "superseded_by": str(g.superseded_by) if g.superseded_by else None,
+            **dict(zip(("explanation", "inputs"), explain_inputs(g), strict=True))}
 
 
 def grade_summaries(parcel_codes: Sequence[str], pack_code: str = DEFAULT_PACK) -> dict[str, dict[str, Any]]:

@@ -42,7 +42,7 @@ def regrade_parcels(parcel_codes: Iterable[str], pack: str | RulePack | None = N
     for rp in chosen:
         p = _Pass(rp, actor, None, set(), gb_pack=load_pack(GB_PACK))
         _lock_counties(p, codes)
-        near, p.estimates = estimated.around(codes, rp)  # unsampled parcels within the radius follow
+        near, p.estimates = estimated.around(codes, rp)  # parcels whose neighbour sets name or take them follow
         todo = sorted(set(codes) | near)
         for start in range(0, len(todo), CHUNK):
             _grade_chunk(p, todo[start:start + CHUNK])

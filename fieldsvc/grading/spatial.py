@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Float, column, func, literal_column, select, table
 
 from ..extensions import db
 from ..lab.models import LabResult
@@ -54,11 +54,27 @@ def _value(m: Measurement) -> float | None:
     return None
 
 
+# the parcels' spatial index (migration "map tiles", kept by triggers): SQLite's R*Tree of the
+# bounding boxes, PostgreSQL's GiST on ``parcels.geom`` (EPSG:3857)
+_RTREE = table("parcels_rtree", column("id"), column("min_lon", Float), column("max_lon", Float),
+               column("min_lat", Float), column("max_lat", Float))
+
+
 def _parcel_where(county: str, bbox: tuple[float, float, float, float] | None) -> list[Any]:
+    """A county's live parcels, those whose box meets ``bbox`` (through the spatial index, so a
+    re-grade reads the few thousand parcels around a sample, not the county's million)."""
     where = [Parcel.county_code == county, Parcel.deleted_at.is_(None)]
     if bbox is not None:
         where += [Parcel.max_lon >= bbox[0], Parcel.max_lat >= bbox[1], Parcel.min_lon <= bbox[2],
                   Parcel.min_lat <= bbox[3]]
+        engine = db.session.get_bind().dialect.name
+        if engine == "sqlite":
+            where.append(Parcel.id.in_(select(_RTREE.c.id).where(
+                _RTREE.c.max_lon >= bbox[0], _RTREE.c.max_lat >= bbox[1], _RTREE.c.min_lon <= bbox[2],
+                _RTREE.c.min_lat <= bbox[3])))
+        elif engine == "postgresql":  # a lon/lat box is a box in Web Mercator too
+            where.append(literal_column("parcels.geom").op("&&")(
+                func.ST_Transform(func.ST_MakeEnvelope(*bbox, 4326), 3857)))
     return where
 
 
@@ -77,22 +93,32 @@ def has_unsampled(county: str, bbox: tuple[float, float, float, float] | None = 
         is not None
 
 
-def load_county(county: str, pack: RulePack,
-                bbox: tuple[float, float, float, float] | None = None) -> CountyInputs | None:
+def load_county(county: str, pack: RulePack, bbox: tuple[float, float, float, float] | None = None,
+                targets_bbox: tuple[float, float, float, float] | None = None,
+                epsg: int | None = None) -> CountyInputs | None:
     """Parcels (bounding-box centres) and usable samples of a county (or of its parcels inside
-    ``bbox`` = lon/lat min, min, max, max), projected to its UTM zone; None when none."""
+    ``bbox`` = lon/lat min, min, max, max), projected to its UTM zone; None when none.
+
+    ``targets_bbox`` (inside ``bbox``): only the parcels inside it, and those of ``bbox`` that
+    hold a sample, are read (an incremental re-grade values a few parcels from a wider ring of
+    samples). ``epsg``: the projection a county run chose (else the UTM zone of these parcels)."""
     from .inputs import load_inputs
 
     where = _parcel_where(county, bbox)
-    rows = db.session.execute(
-        select(Parcel.code, Parcel.village_code, Parcel.farm_park_code, Parcel.land_use, Parcel.area_m2,
+    columns = (Parcel.code, Parcel.village_code, Parcel.farm_park_code, Parcel.land_use, Parcel.area_m2,
                Parcel.min_lon, Parcel.min_lat, Parcel.max_lon, Parcel.max_lat)
-        .where(*where).order_by(Parcel.code)).all()
+    if targets_bbox is None:
+        rows = db.session.execute(select(*columns).where(*where).order_by(Parcel.code)).all()
+    else:
+        with_sample = select(Sample.id).where(Sample.parcel_code == Parcel.code).exists()
+        got = {r[0]: r for r in db.session.execute(select(*columns).where(*_parcel_where(county, targets_bbox)))}
+        got.update((r[0], r) for r in db.session.execute(select(*columns).where(*where, with_sample)))
+        rows = [got[c] for c in sorted(got)]
     if not rows:
         return None
     parcels = [CountyParcel(r[0], r[1], r[2], r[3], float(r[4] or 0), (r[5] + r[7]) / 2, (r[6] + r[8]) / 2)
                for r in rows]
-    proj = es.metric_projection([p.lon for p in parcels], [p.lat for p in parcels])
+    proj = es.projection_of(epsg) if epsg else es.metric_projection([p.lon for p in parcels], [p.lat for p in parcels])
     px, py = proj.to_xy([p.lon for p in parcels], [p.lat for p in parcels])
     by_code = {p.code: (p, float(x), float(y)) for p, x, y in zip(parcels, px, py, strict=True)}
     targets = [es.Target(p.code, x, y, p.land_use) for p, x, y in by_code.values()]

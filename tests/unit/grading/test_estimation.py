@@ -167,11 +167,12 @@ def test_one_hot_sample_keeps_its_neighbours_from_qualified():
     res, _ = es.assess(hot, parcels, ["Cd"], _flat_limit(0.3), PARAMS)
     assert res["Q22"].verdict == NOT_QUALIFIED and res["Q22"].basis == MEASURED
     touched = [code for code, a in res.items() if a.basis == ESTIMATED
-               and any(n["sample"] == "S22" for n in a.analytes["Cd"]["neighbours"])]
+               and "S22" in a.analytes["Cd"]["neighbours"]["samples"]]
     assert touched
     for code in touched:
         assert res[code].verdict in (NEEDS_SAMPLING, NOT_QUALIFIED), code
         assert res[code].analytes["Cd"]["reason"] in ("neighbour_exceeds_limit", "lower_bound_above_limit")
+        assert res[code].analytes["Cd"]["exceeding"] == ["S22"]  # the precaution names the hot neighbour
 
 
 def test_a_village_with_no_sample_is_not_assessed():
