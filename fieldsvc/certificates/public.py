@@ -75,14 +75,11 @@ def page(code: str):
     """The page a label's QR opens: genuine or not, status, village-level place, grade, standard."""
     config = current_app.config
     lang = _lang()
-    cert = services.lookup_public(code)
-    if cert is None:
-        return _unknown_page(lang, config)
-    body, status = _certificate_page(cert, lang, config)
-    cert_id = cert.id
-    services.end_reads()
-    services.check_rate(request.remote_addr, config)
-    services.count_scan(cert_id, request.user_agent.string)
+    scan = services.scan(code, None, request.remote_addr, request.user_agent.string, config)
+    services.end_reads()  # the counts are committed before the page is built: the write lock is held only for them
+    if scan is None:
+        return _unknown_page(lang)
+    body, status = _certificate_page(scan.cert, lang, config)
     return _html(body.replace(SERIAL_SLOT, "", 1), status)
 
 
@@ -96,23 +93,20 @@ def serial_page(code: str, serial: str):
     """The page a serialised label's QR opens; warns past a configured count or spread of checks."""
     config = current_app.config
     lang = _lang()
-    scan = services.scan_serial(code, serial, request.remote_addr, request.user_agent.string, config)
-    services.end_reads()  # the counts are committed before the page is built: the write lock is held only for them
+    scan = services.scan(code, serial, request.remote_addr, request.user_agent.string, config)
+    services.end_reads()
     if scan is None:
-        return _unknown_html(lang)
+        return _unknown_page(lang)
     body, status = _certificate_page(scan.cert, lang, config)
-    serial = {**scan.status, "text": scan.serial, "first_on": (scan.status["first_checked_at"] or "")[:10]}
+    serial = {**scan.serial_status, "text": scan.serial,
+              "first_on": (scan.serial_status["first_checked_at"] or "")[:10]}
     section = render_template("certificates/serial.html", t=i18n.STRINGS[lang], serial=serial)
     return _html(body.replace(SERIAL_SLOT, section, 1), status)
 
 
-def _unknown_page(lang: str, config: Any) -> Response:
-    services.end_reads()
-    services.check_rate(request.remote_addr, config)  # unknown codes count too: no free enumeration
-    return _unknown_html(lang)
-
-
-def _unknown_html(lang: str) -> Response:
+def _unknown_page(lang: str) -> Response:
+    """The same page for any unknown or malformed code or serial (``services.scan`` counted it against
+    the address too: no free enumeration)."""
     return _html(render_template("certificates/public.html", lang=lang, t=i18n.STRINGS[lang],
                                  state="unknown", cert=None), 404)
 
@@ -252,15 +246,11 @@ def render_problem_page(problem: Problem) -> Response:
 def verify_code(code: str):
     """The public page as JSON."""
     config = current_app.config
-    cert = services.lookup_public(code)
-    body = services.verification(cert, config) if cert is not None else None
-    cert_id = cert.id if cert is not None else None
+    scan = services.scan(code, None, request.remote_addr, request.user_agent.string, config)
     services.end_reads()
-    services.check_rate(request.remote_addr, config)
-    if cert_id is None:
+    if scan is None:
         return problem_response(not_found("certificate", "code"))  # the limiter's count is kept
-    services.count_scan(cert_id, request.user_agent.string)
-    return body
+    return services.verification(scan.cert, config)
 
 
 @api_bp.get("/api/v1/verify/<code>/<serial>")
@@ -270,12 +260,12 @@ def verify_code(code: str):
 def verify_serial(code: str, serial: str):
     """One printed label as JSON; counts as a check of that label."""
     config = current_app.config
-    scan = services.scan_serial(code, serial, request.remote_addr, request.user_agent.string, config)
+    scan = services.scan(code, serial, request.remote_addr, request.user_agent.string, config)
     services.end_reads()
     if scan is None:
         return problem_response(not_found("certificate", "code"))  # the limiter's count is kept
     body = services.verification(scan.cert, config)
-    body["serial"] = {"serial": scan.serial, **scan.status}
+    body["serial"] = {"serial": scan.serial, **scan.serial_status}
     return body
 
 
