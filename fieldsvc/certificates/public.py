@@ -76,7 +76,6 @@ def page(code: str):
     config = current_app.config
     lang = _lang()
     scan = services.scan(code, None, request.remote_addr, request.user_agent.string, config)
-    services.end_reads()  # the counts are committed before the page is built: the write lock is held only for them
     if scan is None:
         return _unknown_page(lang)
     body, status = _certificate_page(scan.cert, lang, config)
@@ -94,7 +93,6 @@ def serial_page(code: str, serial: str):
     config = current_app.config
     lang = _lang()
     scan = services.scan(code, serial, request.remote_addr, request.user_agent.string, config)
-    services.end_reads()
     if scan is None:
         return _unknown_page(lang)
     body, status = _certificate_page(scan.cert, lang, config)
@@ -247,7 +245,6 @@ def verify_code(code: str):
     """The public page as JSON."""
     config = current_app.config
     scan = services.scan(code, None, request.remote_addr, request.user_agent.string, config)
-    services.end_reads()
     if scan is None:
         return problem_response(not_found("certificate", "code"))  # the limiter's count is kept
     return services.verification(scan.cert, config)
@@ -261,7 +258,6 @@ def verify_serial(code: str, serial: str):
     """One printed label as JSON; counts as a check of that label."""
     config = current_app.config
     scan = services.scan(code, serial, request.remote_addr, request.user_agent.string, config)
-    services.end_reads()
     if scan is None:
         return problem_response(not_found("certificate", "code"))  # the limiter's count is kept
     body = services.verification(scan.cert, config)
