@@ -863,8 +863,9 @@ def scan(code_text: str, serial_text: str | None, address: str | None, user_agen
     found and counted in one ``UPDATE ... RETURNING`` (atomic under concurrent scans), the scan
     upsert and the certificate's row. Core rows on an engine connection, no ORM session or objects:
     on ``bench/certificates.py``'s serial page the ORM's per-statement and per-object work, the
-    session's transaction and a second transaction cost more than the statements (the gunicorn
-    workers' CPU per serial page went from ~2.6 to ~1.6-1.9 ms on a loaded machine).
+    session's transaction and a second transaction cost more than the statements (with the page
+    memo in ``public.py``, the gunicorn workers' CPU per serial page went from 2.5-3.2 to 1.7-2.0 ms,
+    measured at load 6-8 on 2 cores).
     """
     code = codes.normalise_code(code_text) if isinstance(code_text, str) else None
     serial = codes.normalise_serial(serial_text) if isinstance(serial_text, str) else None
