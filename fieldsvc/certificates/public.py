@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, render_template, request
+from markupsafe import Markup
 from marshmallow import ValidationError
 
 from ..errors import Problem, not_found, validation_failed
@@ -74,16 +75,11 @@ def page(code: str):
     """The page a label's QR opens: genuine or not, status, village-level place, grade, standard."""
     config = current_app.config
     lang = _lang()
-    cert = services.lookup_public(code)
-    if cert is None:
-        return _unknown_page(lang, config)
-    context = _page_context(cert, lang, config)
-    cert_id = cert.id
-    services.end_reads()
-    services.check_rate(request.remote_addr, config)
-    services.count_scan(cert_id, request.user_agent.string)
-    return _html(render_template("certificates/public.html", **context),
-                 200 if context["state"] != "unknown" else 404)
+    scan = services.scan(code, None, request.remote_addr, request.user_agent.string, config)
+    if scan is None:
+        return _unknown_page(lang)
+    body, status = _certificate_page(scan.cert, lang, config)
+    return _html(body.replace(SERIAL_SLOT, "", 1), status)
 
 
 @bp.get("/C/<code>/<serial>")
@@ -96,27 +92,57 @@ def serial_page(code: str, serial: str):
     """The page a serialised label's QR opens; warns past a configured count or spread of checks."""
     config = current_app.config
     lang = _lang()
-    found = services.lookup_serial(code, serial)
-    if found is None:
-        return _unknown_page(lang, config)
-    cert, serial_id = found
-    context = _page_context(cert, lang, config)
-    cert_id = cert.id
-    services.end_reads()
-    services.check_rate(request.remote_addr, config)
-    services.count_scan(cert_id, request.user_agent.string)
-    context["serial"] = {**services.count_serial(serial_id, config),
-                         "text": codes.normalise_serial(serial)}
-    context["serial"]["first_on"] = (context["serial"]["first_checked_at"] or "")[:10]
-    return _html(render_template("certificates/public.html", **context),
-                 200 if context["state"] != "unknown" else 404)
+    scan = services.scan(code, serial, request.remote_addr, request.user_agent.string, config)
+    if scan is None:
+        return _unknown_page(lang)
+    body, status = _certificate_page(scan.cert, lang, config)
+    serial = {**scan.serial_status, "text": scan.serial,
+              "first_on": (scan.serial_status["first_checked_at"] or "")[:10]}
+    section = render_template("certificates/serial.html", t=i18n.STRINGS[lang], serial=serial)
+    return _html(body.replace(SERIAL_SLOT, section, 1), status)
 
 
-def _unknown_page(lang: str, config: Any) -> Response:
-    services.end_reads()
-    services.check_rate(request.remote_addr, config)  # unknown codes count too: no free enumeration
+def _unknown_page(lang: str) -> Response:
+    """The same page for any unknown or malformed code or serial (``services.scan`` counted it against
+    the address too: no free enumeration)."""
     return _html(render_template("certificates/public.html", lang=lang, t=i18n.STRINGS[lang],
                                  state="unknown", cert=None), 404)
+
+
+SERIAL_SLOT = "<!--serial-->"  # where a serialised label's own section goes into its certificate's page
+PAGE_CACHE_SIZE = 1024  # pages kept per app (a few kB each); the whole memo is dropped when full
+_PAGE_COLUMNS = ("id", "code", "kind", "subject_type", "subject_code", "snapshot_json", "issued_at", "valid_until",
+                 "status", "reason", "revoked_at", "replaced_by", "token", "key_id")
+
+
+def _certificate_page(cert: Any, lang: str, config: Any) -> tuple[str, int]:
+    """A certificate's page (with ``SERIAL_SLOT`` for a label's section) and its HTTP status.
+
+    A certificate's page is a function of its stored row, the status now, whether its signature
+    checks and the language, so it is rendered once per app for each of those (the key holds every
+    column the page reads: a revocation, a supersession, an expiry or a new key ring is a new key,
+    never a stale page). A land label's page shows grades as of now, read live: it is built on
+    every scan. Building the context and rendering it measured 0.1-0.3 ms a scan in process, with
+    ``bench/certificates.py``'s certificates.
+    """
+    if cert.kind == "land_label":
+        return _render_page(cert, lang, config)
+    status, genuine = services.public_status(cert, config)
+    key = (lang, status, genuine, *(getattr(cert, c) for c in _PAGE_COLUMNS))
+    pages = current_app.extensions.setdefault("fieldsvc_public_pages", {})
+    page = pages.get(key)
+    if page is None:
+        page = _render_page(cert, lang, config)
+        if len(pages) >= PAGE_CACHE_SIZE:
+            pages.clear()
+        pages[key] = page
+    return page
+
+
+def _render_page(cert: Any, lang: str, config: Any) -> tuple[str, int]:
+    context = _page_context(cert, lang, config)
+    return (render_template("certificates/public.html", serial_slot=Markup(SERIAL_SLOT), **context),
+            200 if context["state"] != "unknown" else 404)
 
 
 def _page_context(cert: Any, lang: str, config: Any) -> dict[str, Any]:
@@ -218,15 +244,10 @@ def render_problem_page(problem: Problem) -> Response:
 def verify_code(code: str):
     """The public page as JSON."""
     config = current_app.config
-    cert = services.lookup_public(code)
-    body = services.verification(cert, config) if cert is not None else None
-    cert_id = cert.id if cert is not None else None
-    services.end_reads()
-    services.check_rate(request.remote_addr, config)
-    if cert_id is None:
+    scan = services.scan(code, None, request.remote_addr, request.user_agent.string, config)
+    if scan is None:
         return problem_response(not_found("certificate", "code"))  # the limiter's count is kept
-    services.count_scan(cert_id, request.user_agent.string)
-    return body
+    return services.verification(scan.cert, config)
 
 
 @api_bp.get("/api/v1/verify/<code>/<serial>")
@@ -236,15 +257,11 @@ def verify_code(code: str):
 def verify_serial(code: str, serial: str):
     """One printed label as JSON; counts as a check of that label."""
     config = current_app.config
-    found = services.lookup_serial(code, serial)
-    body = services.verification(found[0], config) if found is not None else None
-    ids = (found[0].id, found[1]) if found is not None else None
-    services.end_reads()
-    services.check_rate(request.remote_addr, config)
-    if ids is None:
-        return problem_response(not_found("certificate", "code"))
-    services.count_scan(ids[0], request.user_agent.string)
-    body["serial"] = {"serial": codes.normalise_serial(serial), **services.count_serial(ids[1], config)}
+    scan = services.scan(code, serial, request.remote_addr, request.user_agent.string, config)
+    if scan is None:
+        return problem_response(not_found("certificate", "code"))  # the limiter's count is kept
+    body = services.verification(scan.cert, config)
+    body["serial"] = {"serial": scan.serial, **scan.serial_status}
     return body
 
 

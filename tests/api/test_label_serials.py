@@ -172,6 +172,33 @@ def test_too_many_labels_in_one_request_names_serials(app, client, official, cou
 
 
 
+def test_a_pages_kept_rendering_never_outlives_a_revocation_or_an_expiry(app, client, official, county, grading,
+                                                                         monkeypatch):
+    """The certificate part of a serial's page is rendered once per row, status and language (a memo):
+    the scan right after a revocation, or past the expiry, shows the new state; the serial part is live."""
+    from datetime import timedelta
+
+    from fieldsvc.certificates import services
+
+    cert = issued(client, official, county)
+    print_sheet(client, official, [cert["code"]], 1)
+    (serial,) = printed_serials(app, cert["code"])
+    for n in (1, 2):
+        html = client.get(f"/C/{cert['code']}/{serial}?lang=en").get_data(as_text=True)
+        assert 'id="status" class="status status-valid"' in html and f"has been checked {n} times" in html
+    later = services.now() + timedelta(days=3 * 366)
+    with monkeypatch.context() as m:
+        m.setattr(services, "now", lambda: later)
+        html = client.get(f"/C/{cert['code']}/{serial}?lang=en").get_data(as_text=True)
+        assert "status-expired" in html and "has been checked 3 times" in html
+    assert "status-valid" in client.get(f"/C/{cert['code']}/{serial}?lang=en").get_data(as_text=True)
+    client.post(f"/api/v1/certificates/{cert['code']}/revoke", json={"reason": "re-test failed"},
+                headers=official.headers)
+    html = client.get(f"/C/{cert['code']}/{serial}?lang=en").get_data(as_text=True)
+    assert "status-revoked" in html and "re-test failed" in html and "has been checked 5 times" in html
+    assert "status-revoked" in client.get(f"/C/{cert['code']}").get_data(as_text=True)
+
+
 def test_fifty_concurrent_scans_of_one_serial_lose_no_count(app, client, official, county, grading, live):
     cert = issued(client, official, county)
     print_sheet(client, official, [cert["code"]], 1)
