@@ -68,12 +68,16 @@ def canonical_json(data: Mapping[str, Any]) -> str:
         raise TypeError("content is a mapping of field names to values")
     if type(data) is dict:
         try:
-            top = {key: (_member_set(item) if key in UNORDERED_LISTS else _member(item))
-                   for key, item in data.items() if key not in SERVER_MADE}
+            # (a plain string, integer, bool or null is its own member: kept without a call)
+            top = {key: (item if type(item) in _PLAIN else _member_set(item) if key in UNORDERED_LISTS
+                         else _member(item)) for key, item in data.items() if key not in SERVER_MADE}
             return _ascii(orjson.dumps(top, option=orjson.OPT_SORT_KEYS))
         except (_Exact, orjson.JSONEncodeError):
             pass  # (keys that are not strings, integers beyond 64 bits, ...): written below
     return _object(data, SERVER_MADE, True)
+
+
+_PLAIN = frozenset({str, int, bool, type(None)})  # what ``_member`` returns as it is
 
 
 class _Exact(Exception):
@@ -95,7 +99,8 @@ def _member(value: Any) -> Any:
             return value  # orjson writes the shortest repr, as ``float.__repr__`` does here
         raise _Exact
     if kind is dict:
-        return {key: _member(item) for key, item in value.items() if key not in DERIVED_NESTED}
+        return {key: (item if type(item) in _PLAIN else _member(item))
+                for key, item in value.items() if key not in DERIVED_NESTED}
     if kind is list or kind is tuple:
         return [_member(item) for item in value]
     raise _Exact

@@ -143,14 +143,26 @@ def validate_sample_data(data: Any, rules: SampleRules) -> ValidatedSample:
             if get(name) is None:
                 _add(errors, name, "Is required.")
 
-    code = _field(raw_code, _clean_code, "code", errors, rules)
-    parcel = _field(raw_parcel, _clean_parcel, "parcel", errors)
-    collected_at, collected_at_utc = _collected_at(raw_time, errors)
-    top = _field(raw_top, _depth, "depth_top_cm", errors, rules)
-    bottom = _field(raw_bottom, _depth, "depth_bottom_cm", errors, rules)
-    sample_type = _field(raw_type, _choice, "sample_type", errors, rules.sample_types)
-    land_use = _field(get("land_use_observed"), _choice, "land_use_observed", errors, rules.land_uses)
-    note = _field(get("note"), _clean_note, "note", errors, rules)
+    raw_use, raw_note = get("land_use_observed"), get("note")
+    try:  # the usual record, every field given and fine: the checks called directly, under one try
+        code = None if raw_code is None else _clean_code(raw_code, rules)
+        parcel = None if raw_parcel is None else _clean_parcel(raw_parcel)
+        top = None if raw_top is None else _depth(raw_top, rules)
+        bottom = None if raw_bottom is None else _depth(raw_bottom, rules)
+        sample_type = None if raw_type is None else _choice(raw_type, rules.sample_types)
+        land_use = None if raw_use is None else _choice(raw_use, rules.land_uses)
+        note = None if raw_note is None else _clean_note(raw_note, rules)
+    except _Invalid:  # some field is bad: each check again through _field, which words its error
+        code = _field(raw_code, _clean_code, "code", errors, rules)
+        parcel = _field(raw_parcel, _clean_parcel, "parcel", errors)
+        collected_at, collected_at_utc = _collected_at(raw_time, errors)  # (errors keep the fields' order)
+        top = _field(raw_top, _depth, "depth_top_cm", errors, rules)
+        bottom = _field(raw_bottom, _depth, "depth_bottom_cm", errors, rules)
+        sample_type = _field(raw_type, _choice, "sample_type", errors, rules.sample_types)
+        land_use = _field(raw_use, _choice, "land_use_observed", errors, rules.land_uses)
+        note = _field(raw_note, _clean_note, "note", errors, rules)
+    else:
+        collected_at, collected_at_utc = _collected_at(raw_time, errors)
     location = _clean_location(raw_location, errors)
     media = _clean_media(get("media"), rules, errors)
     if top is not None and bottom is not None and not top < bottom:

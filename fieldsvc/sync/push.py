@@ -140,10 +140,11 @@ def _keep_clients(batch: Batch) -> None:
     if batch.client is None or not batch.made:
         return
     c = batch.client
-    rows = [(sid, version, c.channel, (c.device_id or "")[:128] or None, (c.user_agent or "")[:255] or None,
-             batch.actor.device_pk, batch.now) for sid, version in dict.fromkeys(batch.made)]
-    insert_rows(SampleClient.__table__, (), (), ("sample_id", "version", "channel", "device_id", "user_agent",
-                                                 "device_pk", "received_at"), rows, skip_conflicts=True)
+    # what the whole batch shares is bound once (``fixed``); each row is only (sample id, version)
+    insert_rows(SampleClient.__table__, ("channel", "device_id", "user_agent", "device_pk", "received_at"),
+                (c.channel, (c.device_id or "")[:128] or None, (c.user_agent or "")[:255] or None,
+                 batch.actor.device_pk, batch.now),
+                ("sample_id", "version"), list(dict.fromkeys(batch.made)), skip_conflicts=True)
 
 
 def _envelope(body: Mapping[str, Any], max_records: int) -> list[Any]:
