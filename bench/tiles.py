@@ -455,7 +455,7 @@ def report(name: str, rows: dict) -> dict:
     line = (f"{'':>{len(name)}}  all  {statistics.median(total['ms']):7.1f} {pct(total['ms'], .95):7.1f} "
             f"{statistics.median(total['cpu']):8.1f} {pct(total['cpu'], .95):8.1f}")
     if has_bare:
-        line += (f"   (rate vs bare SQL over all tiles: wall {sum(total['bare_ms']) / sum(total['ms']):.2f}x,"
+        line += (f"   (rate vs bare SQL over all tiles: wall {sum(total['bare_ms']) / sum(total['ms']):.3f}x,"
                  f" cpu {sum(total['bare_cpu']) / sum(total['cpu']):.2f}x)")
     print(line)
     out = {"p50_ms": round(statistics.median(total["ms"]), 1), "p95_ms": round(pct(total["ms"], .95), 1),
@@ -464,8 +464,8 @@ def report(name: str, rows: dict) -> dict:
            "warm_cpu_p95_ms": round(pct(total["warm_cpu"], .95), 1),
            "max_bytes": max(total["bytes"]), "max_features": max(total["features"])}
     if has_bare:
-        out["rate_vs_bare_sql"] = round(sum(total["bare_ms"]) / sum(total["ms"]), 2)
-        out["cpu_rate_vs_bare_sql"] = round(sum(total["bare_cpu"]) / sum(total["cpu"]), 2)
+        out["rate_vs_bare_sql"] = round(sum(total["bare_ms"]) / sum(total["ms"]), 3)
+        out["cpu_rate_vs_bare_sql"] = round(sum(total["bare_cpu"]) / sum(total["cpu"]), 3)
     return out
 
 
