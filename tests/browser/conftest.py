@@ -156,15 +156,11 @@ def browser():
 
 
 @pytest.fixture
-def server(app):
-    """The test's app on a real loopback server thread (plain http, so no Secure cookies)."""
+def server(app, live):
+    """The test's app on a real loopback server thread (plain http, so no Secure cookies): the shared
+    ``live`` server, which drains its requests before the app is torn down."""
     app.config["SESSION_COOKIE_SECURE"] = False
-    srv = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{srv.server_port}"
-    srv.shutdown()
-    thread.join(timeout=5)
+    return live
 
 
 @pytest.fixture
