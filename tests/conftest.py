@@ -7,9 +7,11 @@ PostgreSQL tables truncated.
 
 from __future__ import annotations
 
+import gc
 import os
 import shutil
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,7 +19,6 @@ from typing import Any
 import pytest
 from sqlalchemy import create_engine, text
 from werkzeug.serving import make_server
-from werkzeug.wsgi import ClosingIterator
 
 from fieldsvc import create_app
 from fieldsvc.extensions import db
@@ -110,42 +111,38 @@ def app_config(database, tmp_path) -> dict[str, Any]:
 
 
 class _Draining:
-    """WSGI wrapper that counts requests in flight and, once closed, turns new ones away.
+    """WSGI wrapper that remembers the threads serving requests and, once closed, turns new ones away.
 
-    Why: a browser keeps fetching (map tiles) on keep-alive connections after a test ends, and the
-    server's request threads are daemons nobody joins. Without this, a request could still hold a
-    database connection when the app's engine is disposed, and that connection would be collected
-    during some later test. Closing, then waiting for the count to reach zero, makes teardown
-    deterministic.
+    Why: a browser keeps fetching (map tiles) after a test ends, and the server's request threads
+    are daemons nobody joins. A request still running when the app's engine is disposed keeps its
+    database connection, which is then collected during some later test. Werkzeug's development
+    server may also skip a response's ``close()`` when the client resets the connection, so a count
+    of open responses can stay above zero; waiting for the request threads themselves to end (the
+    server closes every connection after one response) cannot be fooled that way.
     """
 
     def __init__(self, wsgi: Any) -> None:
         self.wsgi = wsgi
         self.closed = False
-        self.in_flight = 0
-        self.idle = threading.Condition()
+        self.threads: list[threading.Thread] = []
+        self.lock = threading.Lock()
 
     def __call__(self, environ: dict, start_response: Any) -> Any:
-        with self.idle:
+        with self.lock:
             if self.closed:
                 start_response("503 Service Unavailable", [("Connection", "close")])
                 return [b""]
-            self.in_flight += 1
-        try:
-            return ClosingIterator(self.wsgi(environ, start_response), self._done)
-        except BaseException:
-            self._done()
-            raise
-
-    def _done(self) -> None:
-        with self.idle:
-            self.in_flight -= 1
-            self.idle.notify_all()
+            self.threads.append(threading.current_thread())
+        return self.wsgi(environ, start_response)
 
     def close_and_drain(self, timeout: float = 10.0) -> None:
-        with self.idle:
+        with self.lock:
             self.closed = True
-            self.idle.wait_for(lambda: self.in_flight == 0, timeout)
+            threads = [t for t in self.threads if t is not threading.current_thread()]
+        deadline = time.monotonic() + timeout
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        gc.collect()  # a response generator left unclosed in a cycle lets go of its connection now
 
 
 @pytest.fixture
