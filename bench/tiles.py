@@ -233,7 +233,7 @@ def survey(county, first_seq: int, run_id: int, seed: int = 15) -> tuple[list[tu
             explanation = {"basis": "estimated", "land_use": land_use, "method": "ordinary_kriging", "analytes": rows,
                            "parameters": {"search_radius_m": radius, "min_neighbours": least,
                                           "z": pack.estimation.z}, "strict_control": False}
-            inputs = {"samples": [], "results": [], "excluded": [], "neighbours": int(min(12, near[i]))}
+            inputs = {"samples": [], "results": [], "excluded": []}  # as estimated.to_evaluated stores them
             basis = "estimated"
         else:
             verdict, grade, tested, limiting = "not_assessed", None, None, []
