@@ -331,3 +331,28 @@ def test_grade_demo_county_builds_maintained_grades(app, client, official, count
     body = grade(client, official, "county", county.county).get_json()
     assert body["inputs"]["maintained"] is True and body["id"] is not None
     assert body["explanation"]["graded_count"] == 1 and body["explanation"]["parcel_count"] == len(county.parcels)
+
+
+CLEAN_RESULTS = {"pH": "6.0", "Cd": "0.12", "Hg": "0.05", "As": "8", "Pb": "25", "Cr": "60", "Cu": "20"}
+
+
+def graded_village(app, client, official, county) -> list[dict]:
+    """Ten dryland parcels sampled (at their centre, ± 15 m) and a county run over them: measured parcels, their
+    neighbours estimated, the rest not assessed. Returns the ten parcels' features."""
+    from sqlalchemy import update
+
+    from fieldsvc.extensions import db
+    from fieldsvc.samples.models import Sample
+    from tests.api.test_console_pages import centre
+
+    dry = [f for f in county.parcels if f["properties"]["land_use"] in ("dryland", "vegetable", "tea")][:10]
+    for i, feature in enumerate(dry):
+        sid = put_sample(app, feature["properties"]["code"], county=county.county)
+        put_results(app, sid, {**CLEAN_RESULTS, "Cd": f"{0.08 + 0.03 * i:.2f}", "pH": f"{5.6 + 0.2 * i:.1f}"})
+        lat, lon = centre(feature)
+        with app.app_context():
+            db.session.execute(update(Sample).where(Sample.id == sid).values(lat=lat, lon=lon, accuracy_m=15.0))
+            db.session.commit()
+    run = client.post("/api/v1/grading/runs", json={"scope": {"county": county.county}}, headers=official.headers)
+    assert run.status_code == 201, run.get_json()
+    return dry

@@ -443,22 +443,9 @@ def test_numpy_polygon_commands_equal_the_per_feature_path():
 def test_parcel_tiles_tell_measured_estimated_and_not_assessed_grades_apart(app, client, official, county):
     """A county run over ten sampled parcels grades them measured and values their neighbours as estimates: each
     parcel's tile properties say what its grade API says (the grade's ``basis`` column, not its explanation)."""
-    from sqlalchemy import update
+    from tests.api.test_grading_api import graded_village
 
-    from fieldsvc.samples.models import Sample
-    from tests.api.test_grading_api import put_results, put_sample
-
-    clean = {"pH": "6.0", "Cd": "0.12", "Hg": "0.05", "As": "8", "Pb": "25", "Cr": "60", "Cu": "20"}
-    dry = [f for f in county.parcels if f["properties"]["land_use"] in ("dryland", "vegetable", "tea")][:10]
-    for i, feature in enumerate(dry):
-        sid = put_sample(app, feature["properties"]["code"], county=county.county)
-        put_results(app, sid, {**clean, "Cd": f"{0.08 + 0.03 * i:.2f}", "pH": f"{5.6 + 0.2 * i:.1f}"})
-        lat, lon = centre(feature)
-        with app.app_context():
-            db.session.execute(update(Sample).where(Sample.id == sid).values(lat=lat, lon=lon, accuracy_m=15.0))
-            db.session.commit()
-    run = client.post("/api/v1/grading/runs", json={"scope": {"county": county.county}}, headers=official.headers)
-    assert run.status_code == 201, run.get_json()
+    dry = graded_village(app, client, official, county)
     seen = set()
     for z in (13, 14, 15):
         lon, lat = centre(dry[0])[1], centre(dry[0])[0]

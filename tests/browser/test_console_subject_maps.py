@@ -7,32 +7,12 @@ Screenshots at 1366 × 900 and 390 × 844, Chinese and English."""
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import update
 
-from fieldsvc.extensions import db
 from tests.api.test_console_pages import centre
-from tests.api.test_grading_api import put_results, put_sample
+from tests.api.test_grading_api import graded_village
 
 pytestmark = pytest.mark.browser
 SIZES = {"desktop": {"width": 1366, "height": 900}, "phone": {"width": 390, "height": 844}}
-CLEAN = {"pH": "6.0", "Cd": "0.12", "Hg": "0.05", "As": "8", "Pb": "25", "Cr": "60", "Cu": "20"}
-
-
-def _graded_village(app, client, official, county):
-    """Ten dryland parcels sampled (at their centre, ± 15 m), graded: measured, estimated and not assessed."""
-    from fieldsvc.samples.models import Sample
-
-    dry = [f for f in county.parcels if f["properties"]["land_use"] in ("dryland", "vegetable", "tea")][:10]
-    for i, feature in enumerate(dry):
-        sid = put_sample(app, feature["properties"]["code"], county=county.county)
-        put_results(app, sid, {**CLEAN, "Cd": f"{0.08 + 0.03 * i:.2f}", "pH": f"{5.6 + 0.2 * i:.1f}"})
-        lat, lon = centre(feature)
-        with app.app_context():
-            db.session.execute(update(Sample).where(Sample.id == sid).values(lat=lat, lon=lon, accuracy_m=15.0))
-            db.session.commit()
-    run = client.post("/api/v1/grading/runs", json={"scope": {"county": county.county}}, headers=official.headers)
-    assert run.status_code == 201, run.get_json()
-    return dry
 
 
 def _login(context, server, account):
@@ -64,7 +44,7 @@ def test_village_and_parcel_pages_paint_the_map_and_a_click_opens_the_parcel(app
     if database["engine"] != "sqlite":
         pytest.skip("the browser side is the same on both engines (tiles are compared in tests/api/test_tiles.py)")
     official = make_account("official")
-    dry = _graded_village(app, client, official, county)
+    dry = graded_village(app, client, official, county)
     target = dry[0]
     code, village = target["properties"]["code"], target["properties"]["village"]
     members = [f for f in county.parcels if f["properties"]["village"] == village]
@@ -140,7 +120,7 @@ def test_farm_park_page_and_the_overviews_element_surface(app, client, county, m
     if database["engine"] != "sqlite":
         pytest.skip("the browser side is the same on both engines")
     official = make_account("official")
-    _graded_village(app, client, official, county)
+    graded_village(app, client, official, county)
     park = next(f["properties"]["farm_park"] for f in county.parcels if f["properties"].get("farm_park"))
     context = browser.new_context(viewport=SIZES["desktop"], locale="en-GB")
     context.set_default_timeout(30_000)
