@@ -76,7 +76,8 @@ def revoke_unqualified(e: GradesChanged) -> None:
 
 def outdate_cached_tiles(_e: ParcelsImported | ParcelsChanged | SamplesCreated | SamplesChanged | ResultsApproved
                          | GradesChanged) -> None:
-    """Parcel tiles show parcels, their grades and sampling state: a cached tile is stale after any of these."""
+    """Parcel tiles show parcels, their grades and sampling state: a cached tile is stale after any of these
+    (so are the console's county numbers, ``console.county_memo``, kept under the same version)."""
     tile_cache.invalidate()
 
 

@@ -270,7 +270,7 @@ def coverage_counts(kind: str, code: str, pack: str = DEFAULT_PACK) -> Coverage:
                   .where(*live, Sample.deleted_at.is_(None), *in_county).group_by(Sample.parcel_code).subquery())
     sampled, complete = db.session.execute(select(func.count(), func.coalesce(func.sum(per_parcel.c.all_complete), 0))
                                            .select_from(per_parcel)).one()
-    estimated = case((Grade.explanation["basis"].as_string() == "estimated", 1), else_=0)
+    estimated = case((Grade.basis == "estimated", 1), else_=0)  # the column, not the explanation's JSON
     graded, qualified, n_estimated = db.session.execute(
         select(func.count(), func.coalesce(func.sum(case((Grade.verdict == "qualified", 1), else_=0)), 0),
                func.coalesce(func.sum(estimated), 0))

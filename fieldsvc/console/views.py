@@ -70,7 +70,7 @@ from ..sync import resolve
 from ..sync.push import flat_fields
 from ..sync.schemas import ConflictResolveIn
 from ..tiles import services as tiles
-from . import auth, csrf, display, i18n, queries
+from . import auth, county_memo, csrf, display, i18n, queries
 from . import map as parcel_map
 
 bp = Blueprint("console", __name__, url_prefix="/console", template_folder="templates")
@@ -309,7 +309,7 @@ def index():
 
 def _area_rows(kind: str, items: list[Any]) -> list[dict[str, Any]]:
     """The overview's rows: every village's or park's grade read at once (maintained sums; grouped when live)."""
-    grades = area_grades(kind, [item.code for item in items], resolve_pack(None))
+    grades = area_grades(kind, [item.code for item in items], resolve_pack(None), county_memo.remembered)
     out = []
     for item in items:
         ag, _ = grades[item.code]
@@ -330,7 +330,7 @@ def county(code: str):
     mode = request.args.get("color", "grade")
     if mode not in parcel_map.MODES:
         raise validation_failed({"color": [f"one of {', '.join(parcel_map.MODES)}"]})
-    cov = queries.coverage_counts("county", code)
+    cov = county_memo.remembered(("coverage", code), lambda: queries.coverage_counts("county", code))
     villages = [v for v in _area_rows("village", queries.villages(code)) if v["parcels"]]
     parks = _area_rows("farm_park", queries.farm_parks(code))
     grades: dict[str, int] = {}
@@ -732,7 +732,8 @@ def certificates():
     code = _county()
     candidates = []
     for kind, items in (("village", queries.villages(code)), ("farm_park", queries.farm_parks(code))):
-        found = area_qualifications(kind, [item.code for item in items], county=code)  # grouped, not per area
+        found = area_qualifications(kind, [item.code for item in items], county=code, dated=False,
+                                    memo=county_memo.remembered)  # grouped, not per area
         for item in items:
             q = found[item.code]
             if kind == "village" and not q.explanation["parcel_count"]:

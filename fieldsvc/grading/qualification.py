@@ -20,7 +20,7 @@ from .evaluation import explain
 from .inputs import BLOCKING_CONFLICTS, CHUNK
 from .models import Grade
 from .pack_admin import _verifications, pack_ref, resolve_pack
-from .queries import _area_column, area_grade, area_grades, current_grade, get_subject
+from .queries import Memo, _area_column, area_grade, area_grades, current_grade, get_subject
 from .rollup import AreaGrade
 from .rules import RulePack
 from .sums import area_dict
@@ -61,7 +61,7 @@ class AreaFacts:
 
 
 def area_facts(kind: str, codes: Sequence[str], rule_pack: str | None = None,
-               county: str | None = None, count_parcels: bool = True) -> dict[str, AreaFacts]:
+               county: str | None = None, count_parcels: bool = True, dated: bool = True) -> dict[str, AreaFacts]:
     """``AreaFacts`` for many villages or farm parks: five grouped queries, whatever their number.
 
     The same filters as the one-area queries below (live parcels, live samples, open blocking
@@ -69,7 +69,9 @@ def area_facts(kind: str, codes: Sequence[str], rule_pack: str | None = None,
     ``county``: the areas' county, when the caller knows it: the sample queries then start from the
     county's samples (a sample's county is its parcel's) rather than from every parcel of the areas,
     which at 100,000 parcels and a few thousand samples is most of the page's time. ``count_parcels``
-    False leaves ``parcels`` 0 (a caller that counted them already: ``area_qualifications``).
+    False leaves ``parcels`` 0 (a caller that counted them already: ``area_qualifications``). ``dated``
+    False leaves ``tested_on`` None: finding it joins every parcel's grade, the slowest of these reads
+    at county scale, and a list that shows no dates need not pay for it.
     """
     pack = resolve_pack(rule_pack)
     area = _area_column(kind)
@@ -94,11 +96,12 @@ def area_facts(kind: str, codes: Sequence[str], rule_pack: str | None = None,
                             SyncConflict.status == "open", SyncConflict.kind.in_(BLOCKING_CONFLICTS)).group_by(area))
         for (code,) in db.session.execute(conflicts):
             found[code]["blocking_conflicts"] = True
-        for code, day in db.session.execute(
-                select(area, func.max(Grade.tested_on)).join(Parcel, Parcel.code == Grade.subject_code)
-                .where(area.in_(part), live, Grade.subject_type == "parcel", Grade.rule_pack == pack.code,
-                       Grade.superseded_by.is_(None)).group_by(area)):
-            found[code]["tested_on"] = _day(day)
+        if dated:
+            for code, day in db.session.execute(
+                    select(area, func.max(Grade.tested_on)).join(Parcel, Parcel.code == Grade.subject_code)
+                    .where(area.in_(part), live, Grade.subject_type == "parcel", Grade.rule_pack == pack.code,
+                           Grade.superseded_by.is_(None)).group_by(area)):
+                found[code]["tested_on"] = _day(day)
     return {code: AreaFacts(**values) for code, values in found.items()}
 
 
@@ -240,15 +243,17 @@ def parcel_qualifications(codes: Sequence[str], rule_pack: str | None = None) ->
 
 
 def area_qualifications(kind: str, codes: Sequence[str], rule_pack: str | None = None,
-                        county: str | None = None) -> dict[str, Qualification]:
+                        county: str | None = None, dated: bool = True,
+                        memo: Memo | None = None) -> dict[str, Qualification]:
     """``qualification`` of many villages or farm parks (the console's candidates list every area of a
     county): their facts and grades read grouped (``area_facts``, ``area_grades``), not per area.
-    The same reasons as one area's; ``explanation`` lists no holding-back parcels (a list shows none)."""
+    The same reasons as one area's; ``explanation`` lists no holding-back parcels (a list shows none).
+    ``dated`` False: ``tested_on`` is None, not read (``area_facts``); ``memo`` as ``area_grades``'."""
     pack = resolve_pack(rule_pack)
     if kind not in ("village", "farm_park"):
         raise validation_failed({"subject_type": ["one of village, farm_park"]})
-    facts = area_facts(kind, codes, pack.code, county, count_parcels=False)  # area_grades counts them
-    grades = area_grades(kind, codes, pack)
+    facts = area_facts(kind, codes, pack.code, county, count_parcels=False, dated=dated)  # area_grades counts
+    grades = area_grades(kind, codes, pack, memo)
     verifications = _verifications()  # read once, not once per area
     return {code: _area_qualification(kind, code, pack, *grades[code], facts[code], verifications) for code in codes}
 

@@ -3,12 +3,11 @@ small grade summaries of parcel lists."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import and_, case, func, select
 
 from .. import access
 from ..auth.principal import Actor
@@ -22,8 +21,8 @@ from .evaluation import NOT_ASSESSED, explain_inputs
 from .inputs import CHUNK
 from .models import Grade, RollupMember, RollupSum
 from .pack_admin import pack_ref
-from .rollup import ASSESSED, HOLDING_BACK_CAP, AreaGrade, ParcelOutcome, RollupSums, rollup
-from .rules import DEFAULT_PACK, RulePack
+from .rollup import ASSESSED, HOLDING_BACK_CAP, AreaGrade, ParcelOutcome, RollupSums, clear_of_thresholds, rollup
+from .rules import DEFAULT_PACK, RulePack, to_decimal
 from .sums import _sums_from_row, area_dict
 
 # Rows written before the verdict was renamed said ``not_graded``; readers accept both, and the next
@@ -122,7 +121,11 @@ def area_grade(kind: str, code: str, pack: RulePack) -> tuple[AreaGrade, Grade |
     return ag, current_grade(kind, code, pack.code)
 
 
-def area_grades(kind: str, codes: Sequence[str], pack: RulePack) -> dict[str, tuple[AreaGrade, Grade | None]]:
+Memo = Callable[[Hashable, Callable[[], Any]], Any]  # (key, compute) → compute() or what it gave before
+
+
+def area_grades(kind: str, codes: Sequence[str], pack: RulePack,
+                memo: Memo | None = None) -> dict[str, tuple[AreaGrade, Grade | None]]:
     """``area_grade`` for many villages or farm parks at once (the console's overview and certificate
     candidates list every area of a county): a handful of grouped queries, whatever their number.
 
@@ -134,6 +137,8 @@ def area_grades(kind: str, codes: Sequence[str], pack: RulePack) -> dict[str, tu
     its total, which is then the database's sum (shown, never compared; a strict-control parcel
     also takes the exact path). ``holding_back`` is left
     empty here (a list shows grades, counts and coverage; a subject's own page reads it).
+    ``memo``: the caller's cache for the live roll-ups (the console keeps them while the county's
+    data stands: ``console.county_memo``); the maintained sums are always read.
     """
     out: dict[str, tuple[AreaGrade, Grade | None]] = {}
     wanted = list(dict.fromkeys(codes))
@@ -151,35 +156,61 @@ def area_grades(kind: str, codes: Sequence[str], pack: RulePack) -> dict[str, tu
         out[code] = (AreaGrade.from_sums(_sums_from_row(row), pack), current.get(code))
     live = [c for c in wanted if c not in rows]
     if live:
-        out.update({c: (ag, None) for c, ag in _live_area_grades(kind, live, pack).items()})
+        key = ("live_area_grades", kind, tuple(live), pack.code, pack.version)
+        rolled = memo(key, lambda: _live_area_grades(kind, live, pack)) if memo else _live_area_grades(kind, live, pack)
+        out.update({c: (ag, None) for c, ag in rolled.items()})
     return out
 
 
 def _live_area_grades(kind: str, codes: list[str], pack: RulePack) -> dict[str, AreaGrade]:
+    """Areas without maintained sums, rolled up in one grouped query per chunk of areas.
+
+    The database sums the parcels' float areas (all, assessed, qualified); a float sum of n
+    non-negative terms is within about 2·n·2⁻⁵³ of the exact Decimal sum ``live_area_grade`` makes,
+    so wherever the grade's comparisons (coverage, the A and B shares) clear their thresholds by
+    more than ``_TOLERANCE`` of the area the float sums decide the grade exactly as the Decimals
+    would. An area on such a knife edge takes the exact path, one area at a time.
+    """
     area = _area_column(kind)
-    alive = Parcel.deleted_at.is_(None)
-    counted: dict[str, tuple[int, float]] = {}
-    assessed: dict[str, list[tuple[str, Any, str, bool]]] = {}
+    by_area: dict[str, tuple] = {}
     for start in range(0, len(codes), CHUNK):
-        part = codes[start:start + CHUNK]
-        counted.update({c: (int(n), float(total or 0)) for c, n, total in db.session.execute(
-            select(area, func.count(), func.sum(Parcel.area_m2)).where(area.in_(part), alive).group_by(area))})
-        for c, parcel, area_m2, verdict, strict in db.session.execute(
-                select(area, Parcel.code, Parcel.area_m2, Grade.verdict, Grade.strict_control)
-                .join(Grade, Grade.subject_code == Parcel.code)
-                .where(area.in_(part), alive, Grade.subject_type == "parcel", Grade.rule_pack == pack.code,
-                       Grade.superseded_by.is_(None),
-                       or_(Grade.verdict.in_(ASSESSED), Grade.strict_control.is_(True)))):
-            assessed.setdefault(c, []).append((parcel, area_m2, verdict, bool(strict)))
+        by_area.update({row[0]: row[1:] for row in db.session.execute(
+            _grouped_sums(area, codes[start:start + CHUNK], pack.code))})
     out = {}
     for code in codes:
-        n, total = counted.get(code, (0, 0.0))
-        if code in assessed:
-            out[code] = live_area_grade(kind, code, pack)  # its grade rests on the exact total
-            continue
-        sums = RollupSums(total_area=Decimal(repr(total)), parcel_count=n)
-        out[code] = AreaGrade.from_sums(sums, pack, (), 0)
+        sums = _float_sums(by_area.get(code))
+        out[code] = (AreaGrade.from_sums(sums, pack) if clear_of_thresholds(sums, pack, _TOLERANCE)
+                     else live_area_grade(kind, code, pack))
     return out
+
+
+_TOLERANCE = 1e-6  # relative to the area's total; float sums of up to 10⁷ parcels are within ~2e-9
+
+
+def _grouped_sums(area: Any, codes: list[str], pack_code: str) -> Any:
+    """Per area: parcels, area, and the count and area of assessed, qualified and strict-control parcels."""
+    graded = Grade.verdict.in_(ASSESSED)
+    qualified = Grade.verdict == "qualified"
+
+    def total(cond: Any, value: Any = 1) -> Any:
+        return func.coalesce(func.sum(case((cond, value), else_=0)), 0)
+
+    return (select(area, func.count(), func.coalesce(func.sum(Parcel.area_m2), 0),
+                   total(graded), total(graded, Parcel.area_m2), total(qualified), total(qualified, Parcel.area_m2),
+                   total(Grade.strict_control.is_(True)))
+            .select_from(Parcel)
+            .outerjoin(Grade, and_(Grade.subject_code == Parcel.code, Grade.subject_type == "parcel",
+                                   Grade.rule_pack == pack_code, Grade.superseded_by.is_(None)))
+            .where(area.in_(codes), Parcel.deleted_at.is_(None)).group_by(area))
+
+
+def _float_sums(row: tuple | None) -> RollupSums:
+    if row is None:
+        return RollupSums()
+    n, total, graded_n, graded, qualified_n, qualified, strict = row
+    return RollupSums(total_area=to_decimal(float(total)), graded_area=to_decimal(float(graded)),
+                      qualified_area=to_decimal(float(qualified)), parcel_count=int(n),
+                      graded_count=int(graded_n), qualified_count=int(qualified_n), strict_count=int(strict))
 
 
 def grade_dict(subject: Subject, pack: RulePack) -> dict[str, Any]:

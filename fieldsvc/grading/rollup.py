@@ -116,6 +116,18 @@ def grade_from_sums(sums: RollupSums, thresholds: Mapping[str, Any] | RulePack |
     return "C"
 
 
+def clear_of_thresholds(sums: RollupSums, thresholds: Mapping[str, Any] | RulePack | None,
+                        tolerance: float) -> bool:
+    """Whether every comparison ``grade_from_sums`` makes clears its threshold by more than
+    ``tolerance`` × the total area, so that sums carrying a small error still give the exact grade."""
+    if sums.graded_count == 0 or sums.graded_area <= 0:
+        return True  # nothing assessed, or only parcels of no area: not assessed whatever the digits
+    tol = _EXACT.multiply(Decimal(tolerance), max(sums.total_area, Decimal(1)))
+    edges = [(sums.graded_area, _min_coverage(thresholds), sums.total_area)]
+    edges += [(sums.qualified_area, t, sums.graded_area) for t in _thresholds(thresholds).values()]
+    return all(abs(_EXACT.subtract(part, _EXACT.multiply(share, whole))) > tol for part, share, whole in edges)
+
+
 def _share(part: Decimal, whole: Decimal) -> Decimal:
     return _SHOW.divide(part, whole) if whole > 0 else _ZERO
 

@@ -635,3 +635,17 @@ def test_console_shows_the_collect_settings_qr_beside_the_provisioning_qr(app, c
     assert decode_payload(decode_qr(src))["general"]["server_url"] == url
     console.post(f"/console/devices/{device_id}/revoke", {"confirmed": "1"})
     assert 'id="collect-qr"' not in text_of(console.get(f"/console/devices/{device_id}"))
+
+
+def test_the_overview_kept_under_a_data_version_shows_each_committed_change(app, client, county, importer,
+                                                                            make_account, reviewer):
+    """``console.county_memo``: a second view reads the kept numbers; samples arriving through sync (a new
+    data version) show at once on the next view, never the numbers from before them."""
+    _, console = reviewer
+    url = f"/console/county/{county.county}"
+    sampled = re.compile(r'id="count-sampled">(\d+)<')
+    first = console.get(url).get_data(as_text=True)
+    assert sampled.search(first).group(1) == "0"
+    assert console.get(url).get_data(as_text=True) == first  # kept: the same page
+    build_scene(client, county, importer.headers, make_account("sampler").username)
+    assert sampled.search(console.get(url).get_data(as_text=True)).group(1) == "3"

@@ -38,16 +38,27 @@ def _same_as_one_by_one(app, county) -> int:
                 assert grouped_row == row
                 if one.graded_area_m2 > 0:
                     assessed += 1
+                if row is not None:  # maintained sums: the very same Decimals
                     assert replace(ag, holding_back=()) == replace(one, holding_back=()), (kind, code)
-                else:  # nothing assessed: not_assessed whatever the total, which is the database's sum
-                    total = float(one.total_area_m2)
-                    assert abs(float(ag.total_area_m2) - total) <= 1e-6 * max(total, 1.0)
-                    assert replace(ag, total_area_m2=one.total_area_m2, holding_back=()) == \
-                        replace(one, holding_back=()), (kind, code)
+                else:  # rolled up live: the same grade and counts; areas are the database's float sums
+                    _same_live_grade(ag, one, (kind, code))
                 q, q1 = quals[code], qualification(kind, code)
                 assert (q.qualified, q.reasons, q.grade, q.verdict, q.rule_pack, q.tested_on, q.grade_id) == \
                     (q1.qualified, q1.reasons, q1.grade, q1.verdict, q1.rule_pack, q1.tested_on, q1.grade_id)
     return assessed
+
+
+AREAS = ("total_area_m2", "graded_area_m2", "qualified_area_m2", "coverage", "qualified_share")
+
+
+def _same_live_grade(ag, one, where) -> None:
+    """A grouped live roll-up says what the exact one-area roll-up says: every field equal but the areas
+    and the shares made of them, which agree to float precision (``queries._live_area_grades``)."""
+    exact = {f: getattr(one, f) for f in AREAS}
+    assert replace(ag, holding_back=(), **exact) == replace(one, holding_back=()), where
+    for f in AREAS:
+        got, want = float(getattr(ag, f)), float(getattr(one, f))
+        assert abs(got - want) <= 1e-9 * max(abs(want), 1.0), (where, f, got, want)
 
 
 def test_grouped_area_reads_equal_one_area_reads(app, client, official, county):
@@ -111,3 +122,24 @@ def test_village_page_lists_its_first_parcels_and_links_the_list(app, client, of
     assert f"<b>{len(parcels)}</b>" in page  # the count is the village's, not the page's
     zh = console.get(f"/console/village/{village}?lang=zh").get_data(as_text=True)
     assert f"这里列出前 2 个地块（共 {len(parcels)} 个）。" in zh and "在地块列表中查看全部" in zh
+
+
+def test_county_memo_computes_once_per_data_version(app):
+    from fieldsvc.console import county_memo
+    from fieldsvc.tiles import cache
+
+    calls = []
+
+    def compute() -> int:
+        calls.append(1)
+        return len(calls)
+
+    with app.test_request_context():
+        assert county_memo.remembered(("k",), compute) == 1
+        assert county_memo.remembered(("k",), compute) == 1  # same version: kept
+        assert county_memo.remembered(("other",), compute) == 2  # another key
+        cache.invalidate()  # what the event chain does after parcels, samples or grades change
+        db.session.commit()
+        assert county_memo.remembered(("k",), compute) == 3
+        county_memo.clear()
+        assert county_memo.remembered(("k",), compute) == 4

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from decimal import Decimal
 
 import pytest
 
 from fieldsvc.errors import Problem
-from fieldsvc.grading.rollup import AreaGrade, ParcelOutcome, RollupSums, grade_from_sums, rollup
+from fieldsvc.grading.rollup import AreaGrade, ParcelOutcome, RollupSums, clear_of_thresholds, grade_from_sums, rollup
 from fieldsvc.grading.rules import load_pack
 
+D = Decimal
 THRESHOLDS = {"A": "0.95", "B": "0.80"}
 
 
@@ -128,3 +130,50 @@ def test_area_grade_from_sums_matches_rollup():
     from_sums = AreaGrade.from_sums(sums, THRESHOLDS, holding_back=("X",)).to_dict()
     assert from_sums == full
     assert full["qualified"] is False and full["thresholds"] == {"A": "0.95", "B": "0.80"}
+
+
+# --- sums carrying float error (the console's grouped live roll-up) ---------------------------------
+
+def test_clear_of_thresholds_sends_knife_edges_to_the_exact_path():
+
+    tol = 1e-6
+    on_a = RollupSums(total_area=D("1000"), graded_area=D("1000"), qualified_area=D("950"),
+                      parcel_count=10, graded_count=10, qualified_count=9)
+    assert grade_from_sums(on_a) == "A"  # exactly 95 %: A, but a float sum a hair short would say B
+    assert not clear_of_thresholds(on_a, None, tol)
+    assert clear_of_thresholds(replace(on_a, qualified_area=D("950.01")), None, tol)
+    assert not clear_of_thresholds(replace(on_a, qualified_area=D("949.9999")), None, tol)  # within 1e-6 × total
+    assert not clear_of_thresholds(replace(on_a, qualified_area=D("800")), None, tol)  # exactly B's 80 %
+    on_coverage = replace(on_a, graded_area=D("600"), qualified_area=D("300"))  # exactly the 60 % needed
+    assert not clear_of_thresholds(on_coverage, None, tol)
+    assert clear_of_thresholds(replace(on_coverage, graded_area=D("601")), None, tol)
+    nothing = RollupSums(total_area=D("1000"), parcel_count=10)
+    assert clear_of_thresholds(nothing, None, tol) and grade_from_sums(nothing) == "not_assessed"
+
+
+def test_float_sums_clear_of_thresholds_grade_as_the_exact_sums():
+    """Random areas: wherever float sums clear the thresholds, their grade is the exact Decimals' grade."""
+    import random
+
+    from fieldsvc.grading.rules import to_decimal
+
+    rng = random.Random(16)
+    checked = 0
+    for _ in range(300):
+        areas = [rng.choice((0.1, 0.2, 0.3, 1 / 3, rng.uniform(1, 5000))) for _ in range(rng.randint(1, 400))]
+        verdicts = [rng.choice(("qualified", "qualified", "qualified", "not_qualified", None)) for _ in areas]
+        exact = RollupSums(
+            total_area=sum((to_decimal(a) for a in areas), D(0)),
+            graded_area=sum((to_decimal(a) for a, v in zip(areas, verdicts, strict=True) if v), D(0)),
+            qualified_area=sum((to_decimal(a) for a, v in zip(areas, verdicts, strict=True) if v == "qualified"),
+                               D(0)),
+            parcel_count=len(areas), graded_count=sum(1 for v in verdicts if v),
+            qualified_count=sum(1 for v in verdicts if v == "qualified"))
+        floats = replace(exact, total_area=to_decimal(sum(areas)),
+                         graded_area=to_decimal(sum(a for a, v in zip(areas, verdicts, strict=True) if v)),
+                         qualified_area=to_decimal(sum(a for a, v in zip(areas, verdicts, strict=True)
+                                                       if v == "qualified")))
+        if clear_of_thresholds(floats, None, 1e-6):
+            checked += 1
+            assert grade_from_sums(floats) == grade_from_sums(exact)
+    assert checked > 250
