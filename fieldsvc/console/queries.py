@@ -21,6 +21,7 @@ from ..devices.models import Device
 from ..extensions import db
 from ..grading.basis import Basis, basis_of
 from ..grading.models import Grade, GradingRun
+from ..grading.queries import PARCEL_SQL
 from ..grading.rules import DEFAULT_PACK
 from ..lab.models import LabResult
 from ..lab.services import result_scope
@@ -275,7 +276,7 @@ def coverage_counts(kind: str, code: str, pack: str = DEFAULT_PACK) -> Coverage:
         select(func.count(), func.coalesce(func.sum(case((Grade.verdict == "qualified", 1), else_=0)), 0),
                func.coalesce(func.sum(estimated), 0))
         .select_from(Grade).join(Parcel, Parcel.code == Grade.subject_code)
-        .where(*live, Grade.subject_type == "parcel", Grade.rule_pack == pack, Grade.superseded_by.is_(None),
+        .where(*live, Grade.subject_type == PARCEL_SQL, Grade.rule_pack == pack, Grade.superseded_by.is_(None),
                Grade.verdict.not_in(("not_graded", "not_assessed")))).one()
     return Coverage(parcels, int(sampled), int(complete), int(graded), int(qualified), int(n_estimated))
 

@@ -42,7 +42,9 @@ class Grade(db.Model):
     __table_args__ = (
         Index("ix_grades_subject", "subject_type", "subject_code", "rule_pack", "superseded_by"),
         # a map tile's grade look-up (thousands of parcels): the current parcel grades, read from the index alone
-        Index("ix_grades_current_parcel", "subject_code", "rule_pack", "grade", "verdict", "basis",
+        # (and an area's live roll-up: strict_control; the condition's own columns make it covering on SQLite)
+        Index("ix_grades_current_parcel", "subject_code", "rule_pack", "grade", "verdict", "basis", "strict_control",
+              "subject_type", "superseded_by",
               postgresql_where=text("subject_type = 'parcel' AND superseded_by IS NULL"),
               sqlite_where=text("subject_type = 'parcel' AND superseded_by IS NULL")),
     )

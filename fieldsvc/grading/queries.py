@@ -7,7 +7,7 @@ from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, case, func, select
+from sqlalchemy import and_, case, func, literal_column, select
 
 from .. import access
 from ..auth.principal import Actor
@@ -187,6 +187,11 @@ def _live_area_grades(kind: str, codes: list[str], pack: RulePack) -> dict[str, 
 _TOLERANCE = 1e-6  # relative to the area's total; float sums of up to 10⁷ parcels are within ~2e-9
 
 
+# the type as SQL text, not a bound value: SQLite's planner then matches ``ix_grades_current_parcel``'s
+# condition and answers the join from that index (as the tiles' grade join does)
+PARCEL_SQL = literal_column("'parcel'")
+
+
 def _grouped_sums(area: Any, codes: list[str], pack_code: str) -> Any:
     """Per area: parcels, area, and the count and area of assessed, qualified and strict-control parcels."""
     graded = Grade.verdict.in_(ASSESSED)
@@ -199,7 +204,7 @@ def _grouped_sums(area: Any, codes: list[str], pack_code: str) -> Any:
                    total(graded), total(graded, Parcel.area_m2), total(qualified), total(qualified, Parcel.area_m2),
                    total(Grade.strict_control.is_(True)))
             .select_from(Parcel)
-            .outerjoin(Grade, and_(Grade.subject_code == Parcel.code, Grade.subject_type == "parcel",
+            .outerjoin(Grade, and_(Grade.subject_code == Parcel.code, Grade.subject_type == PARCEL_SQL,
                                    Grade.rule_pack == pack_code, Grade.superseded_by.is_(None)))
             .where(area.in_(codes), Parcel.deleted_at.is_(None)).group_by(area))
 

@@ -48,12 +48,13 @@ class FarmPark(db.Model):
 
 class Parcel(db.Model):
     __tablename__ = "parcels"
-    # Each area's index carries ``deleted_at`` and ``area_m2``: counting an area's live parcels and summing
+    # Each area's index carries ``deleted_at``, ``area_m2`` and ``code``: counting an area's live parcels and summing
     # their area (the console's overview and certificate candidates, live roll-ups) reads the index
-    # alone, not 100,000 table rows; their prefixes still serve the foreign keys and lookups.
+    # alone, not 100,000 table rows (``code``: the join to current grades); their prefixes still serve
+    # the foreign keys and lookups.
     __table_args__ = (Index("ix_parcels_county_village_live", "county_code", "village_code", "deleted_at"),
-                      Index("ix_parcels_village_live", "village_code", "deleted_at", "area_m2"),
-                      Index("ix_parcels_farm_park_live", "farm_park_code", "deleted_at", "area_m2"))
+                      Index("ix_parcels_village_live", "village_code", "deleted_at", "area_m2", "code"),
+                      Index("ix_parcels_farm_park_live", "farm_park_code", "deleted_at", "area_m2", "code"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     code: Mapped[str] = mapped_column(String(64), unique=True)
