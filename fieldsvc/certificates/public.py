@@ -15,6 +15,7 @@ from marshmallow import ValidationError
 
 from ..errors import Problem, not_found, validation_failed
 from ..http import json_body, load, problem_response, public, register_error_renderer
+from ..lru import LRU
 from ..openapi import doc
 from . import codes, i18n, issuer, services
 from .schemas import TokenIn
@@ -110,7 +111,7 @@ def _unknown_page(lang: str) -> Response:
 
 
 SERIAL_SLOT = "<!--serial-->"  # where a serialised label's own section goes into its certificate's page
-PAGE_CACHE_SIZE = 1024  # pages kept per app (a few kB each); the whole memo is dropped when full
+PAGE_CACHE_SIZE = 1024  # pages kept per app (a few kB each), the least recently scanned dropped first
 _PAGE_COLUMNS = ("id", "code", "kind", "subject_type", "subject_code", "snapshot_json", "issued_at", "valid_until",
                  "status", "reason", "revoked_at", "replaced_by", "token", "key_id")
 
@@ -129,13 +130,11 @@ def _certificate_page(cert: Any, lang: str, config: Any) -> tuple[str, int]:
         return _render_page(cert, lang, config)
     status, genuine = services.public_status(cert, config)
     key = (lang, status, genuine, *(getattr(cert, c) for c in _PAGE_COLUMNS))
-    pages = current_app.extensions.setdefault("fieldsvc_public_pages", {})
+    pages = current_app.extensions.setdefault("fieldsvc_public_pages", LRU(PAGE_CACHE_SIZE))
     page = pages.get(key)
     if page is None:
         page = _render_page(cert, lang, config)
-        if len(pages) >= PAGE_CACHE_SIZE:
-            pages.clear()
-        pages[key] = page
+        pages.put(key, page)
     return page
 
 

@@ -15,49 +15,33 @@ worker keeps its own, and an application made over another database (a test's) s
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Callable, Hashable
-from threading import Lock
 from typing import TypeVar
 
 from flask import current_app
 
+from ..lru import LRU
 from ..tiles.cache import data_version
 
 T = TypeVar("T")
-SIZE = 64  # entries: (county, what) pairs; a county's overview keeps three
+SIZE = 64  # entries: a county's overview keeps two (its villages' tallies, its coverage), its parks one
 
 
-
-class _Memo:
-    def __init__(self) -> None:
-        self.entries: OrderedDict[Hashable, tuple[str, object]] = OrderedDict()
-        self.lock = Lock()
-
-
-def _memo() -> _Memo:
-    return current_app.extensions.setdefault("county_memo", _Memo())
+def _memo() -> LRU:
+    return current_app.extensions.setdefault("county_memo", LRU(SIZE))
 
 
 def remembered(key: Hashable, compute: Callable[[], T]) -> T:
     """``compute()``, or what it gave under the current data version for the same ``key``."""
     memo, version = _memo(), data_version()
-    with memo.lock:
-        hit = memo.entries.get(key)
-        if hit is not None and hit[0] == version:
-            memo.entries.move_to_end(key)
-            return hit[1]  # type: ignore[return-value]
+    hit = memo.get(key)
+    if hit is not None and hit[0] == version:
+        return hit[1]
     value = compute()
-    with memo.lock:
-        memo.entries[key] = (version, value)
-        memo.entries.move_to_end(key)
-        while len(memo.entries) > SIZE:
-            memo.entries.popitem(last=False)
+    memo.put(key, (version, value))
     return value
 
 
 def clear() -> None:
     """Forget every entry (a database restored under a running application)."""
-    memo = _memo()
-    with memo.lock:
-        memo.entries.clear()
+    _memo().clear()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,8 +22,9 @@ from ..devices.models import Device
 from ..extensions import db
 from ..grading.basis import Basis, basis_of
 from ..grading.models import Grade, GradingRun
-from ..grading.queries import PARCEL_SQL
-from ..grading.rules import DEFAULT_PACK
+from ..grading.queries import PARCEL_SQL, Memo, live_tallies
+from ..grading.rules import DEFAULT_PACK, RulePack
+from ..grading.sums import county_has_state
 from ..lab.models import LabResult
 from ..lab.services import result_scope
 from ..places.models import FarmPark, Parcel, Region
@@ -261,16 +263,8 @@ def coverage_counts(kind: str, code: str, pack: str = DEFAULT_PACK) -> Coverage:
     """``coverage`` counted in the database (the overview of a 1,000,000-parcel county reads no rows)."""
     area = _area_column(kind)
     live = (area == code, Parcel.deleted_at.is_(None))
-    parcels = db.session.scalar(select(func.count()).select_from(Parcel).where(*live)) or 0
-    # a county's samples through their own county (a sample's is its parcel's): the plan starts from
-    # the few samples, not from every parcel of the county
-    in_county = (Sample.county_code == code,) if kind == "county" else ()
-    per_parcel = (select(Sample.parcel_code,
-                         func.min(case((Sample.state == "complete", 1), else_=0)).label("all_complete"))
-                  .join(Parcel, Parcel.code == Sample.parcel_code)
-                  .where(*live, Sample.deleted_at.is_(None), *in_county).group_by(Sample.parcel_code).subquery())
-    sampled, complete = db.session.execute(select(func.count(), func.coalesce(func.sum(per_parcel.c.all_complete), 0))
-                                           .select_from(per_parcel)).one()
+    parcels = _live_parcels(kind, code)
+    sampled, complete = _sampled(kind, code)
     estimated = case((Grade.basis == "estimated", 1), else_=0)  # the column, not the explanation's JSON
     graded, qualified, n_estimated = db.session.execute(
         select(func.count(), func.coalesce(func.sum(case((Grade.verdict == "qualified", 1), else_=0)), 0),
@@ -278,7 +272,43 @@ def coverage_counts(kind: str, code: str, pack: str = DEFAULT_PACK) -> Coverage:
         .select_from(Grade).join(Parcel, Parcel.code == Grade.subject_code)
         .where(*live, Grade.subject_type == PARCEL_SQL, Grade.rule_pack == pack, Grade.superseded_by.is_(None),
                Grade.verdict.not_in(("not_graded", "not_assessed")))).one()
-    return Coverage(parcels, int(sampled), int(complete), int(graded), int(qualified), int(n_estimated))
+    return Coverage(parcels, sampled, complete, int(graded), int(qualified), int(n_estimated))
+
+
+def _live_parcels(kind: str, code: str) -> int:
+    return db.session.scalar(select(func.count()).select_from(Parcel).where(
+        _area_column(kind) == code, Parcel.deleted_at.is_(None))) or 0
+
+
+def _sampled(kind: str, code: str) -> tuple[int, int]:
+    """Live parcels with a live sample, and those whose samples are all complete."""
+    # a county's samples through their own county (a sample's is its parcel's): the plan starts from
+    # the few samples, not from every parcel of the county
+    in_county = (Sample.county_code == code,) if kind == "county" else ()
+    per_parcel = (select(Sample.parcel_code,
+                         func.min(case((Sample.state == "complete", 1), else_=0)).label("all_complete"))
+                  .join(Parcel, Parcel.code == Sample.parcel_code)
+                  .where(_area_column(kind) == code, Parcel.deleted_at.is_(None), Sample.deleted_at.is_(None),
+                         *in_county).group_by(Sample.parcel_code).subquery())
+    sampled, complete = db.session.execute(select(func.count(), func.coalesce(func.sum(per_parcel.c.all_complete), 0))
+                                           .select_from(per_parcel)).one()
+    return int(sampled), int(complete)
+
+
+def county_coverage(code: str, village_codes: Sequence[str], pack: RulePack, memo: Memo) -> Coverage:
+    """``coverage_counts`` of a county, from the villages' live tallies when the county has no maintained
+    roll-up sums: the overview has just read them (``grading.queries.live_tallies``, same ``memo`` key),
+    so the county's 100,000 current grades are not joined a second time. Only when the villages hold
+    every live parcel of the county (each parcel has one village; checked by count), else counted anew."""
+    if county_has_state(code, pack.code):
+        return coverage_counts("county", code, pack.code)
+    tallies = live_tallies("village", village_codes, pack, memo).values()
+    parcels = _live_parcels("county", code)
+    if sum(t.sums.parcel_count for t in tallies) != parcels:
+        return coverage_counts("county", code, pack.code)
+    sampled, complete = _sampled("county", code)
+    return Coverage(parcels, sampled, complete, sum(t.verdicts for t in tallies),
+                    sum(t.sums.qualified_count for t in tallies), sum(t.estimated for t in tallies))
 
 
 def serial_count(certificate_id: int) -> int:

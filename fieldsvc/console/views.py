@@ -330,8 +330,10 @@ def county(code: str):
     mode = request.args.get("color", "grade")
     if mode not in parcel_map.MODES:
         raise validation_failed({"color": [f"one of {', '.join(parcel_map.MODES)}"]})
-    cov = county_memo.remembered(("coverage", code), lambda: queries.coverage_counts("county", code))
-    villages = [v for v in _area_rows("village", queries.villages(code)) if v["parcels"]]
+    all_villages = queries.villages(code)
+    villages = [v for v in _area_rows("village", all_villages) if v["parcels"]]
+    cov = county_memo.remembered(("coverage", code), lambda: queries.county_coverage(
+        code, [v.code for v in all_villages], resolve_pack(None), county_memo.remembered))  # after the rows
     parks = _area_rows("farm_park", queries.farm_parks(code))
     grades: dict[str, int] = {}
     for row in villages + parks:

@@ -156,32 +156,48 @@ def area_grades(kind: str, codes: Sequence[str], pack: RulePack,
         out[code] = (AreaGrade.from_sums(_sums_from_row(row), pack), current.get(code))
     live = [c for c in wanted if c not in rows]
     if live:
-        key = ("live_area_grades", kind, tuple(live), pack.code, pack.version)
-        rolled = memo(key, lambda: _live_area_grades(kind, live, pack)) if memo else _live_area_grades(kind, live, pack)
-        out.update({c: (ag, None) for c, ag in rolled.items()})
+        tallies = live_tallies(kind, live, pack, memo)
+        out.update({c: (_live_area_grade(kind, c, tallies[c].sums, pack), None) for c in live})
     return out
 
 
-def _live_area_grades(kind: str, codes: list[str], pack: RulePack) -> dict[str, AreaGrade]:
-    """Areas without maintained sums, rolled up in one grouped query per chunk of areas.
+@dataclass(frozen=True)
+class LiveTally:
+    """One area's live parcels and their current grades as the grouped roll-up counts them."""
 
-    The database sums the parcels' float areas (all, assessed, qualified); a float sum of n
-    non-negative terms is within about 2·n·2⁻⁵³ of the exact Decimal sum ``live_area_grade`` makes,
-    so wherever the grade's comparisons (coverage, the A and B shares) clear their thresholds by
-    more than ``_TOLERANCE`` of the area the float sums decide the grade exactly as the Decimals
-    would. An area on such a knife edge takes the exact path, one area at a time.
-    """
+    sums: RollupSums  # areas are the database's float sums (``_live_area_grade``)
+    verdicts: int = 0  # parcels whose current grade has a verdict (not ``not_assessed``): coverage's "graded"
+    estimated: int = 0  # of those, valued from neighbouring samples
+
+
+def live_tallies(kind: str, codes: Sequence[str], pack: RulePack, memo: Memo | None = None) -> dict[str, LiveTally]:
+    """Every area's ``LiveTally`` in one grouped query per chunk of areas (an area with no parcel: empty).
+
+    ``memo``: the caller's cache (``area_grades``'); the console's county coverage asks it again with the
+    same key and reads the overview's tallies instead of joining the county's grades a second time."""
+    codes = list(codes)
+    if memo is not None:
+        return memo(("live_tallies", kind, tuple(codes), pack.code), lambda: live_tallies(kind, codes, pack))
     area = _area_column(kind)
     by_area: dict[str, tuple] = {}
     for start in range(0, len(codes), CHUNK):
         by_area.update({row[0]: row[1:] for row in db.session.execute(
             _grouped_sums(area, codes[start:start + CHUNK], pack.code))})
-    out = {}
-    for code in codes:
-        sums = _float_sums(by_area.get(code))
-        out[code] = (AreaGrade.from_sums(sums, pack) if clear_of_thresholds(sums, pack, _TOLERANCE)
-                     else live_area_grade(kind, code, pack))
-    return out
+    return {code: _tally(by_area.get(code)) for code in codes}
+
+
+def _live_area_grade(kind: str, code: str, sums: RollupSums, pack: RulePack) -> AreaGrade:
+    """An area's grade from its float sums, or rolled up exactly where they cannot decide it.
+
+    The database sums the parcels' float areas (all, assessed, qualified); a float sum of n
+    non-negative terms is within about 2·n·2⁻⁵³ of the exact Decimal sum ``live_area_grade`` makes,
+    so wherever the grade's comparisons (coverage, the A and B shares) clear their thresholds by
+    more than ``_TOLERANCE`` of the area the float sums decide the grade exactly as the Decimals
+    would. An area on such a knife edge takes the exact path, alone.
+    """
+    if clear_of_thresholds(sums, pack, _TOLERANCE):
+        return AreaGrade.from_sums(sums, pack)
+    return live_area_grade(kind, code, pack)
 
 
 _TOLERANCE = 1e-6  # relative to the area's total; float sums of up to 10⁷ parcels are within ~2e-9
@@ -193,29 +209,33 @@ PARCEL_SQL = literal_column("'parcel'")
 
 
 def _grouped_sums(area: Any, codes: list[str], pack_code: str) -> Any:
-    """Per area: parcels, area, and the count and area of assessed, qualified and strict-control parcels."""
+    """Per area: parcels, area, the count and area of assessed, qualified and strict-control parcels, and
+    the count of parcels with a verdict and of those estimated (``LiveTally``)."""
     graded = Grade.verdict.in_(ASSESSED)
     qualified = Grade.verdict == "qualified"
+    judged = Grade.verdict.not_in(LEGACY_NOT_ASSESSED)  # (no grade: NULL, not counted)
 
     def total(cond: Any, value: Any = 1) -> Any:
         return func.coalesce(func.sum(case((cond, value), else_=0)), 0)
 
     return (select(area, func.count(), func.coalesce(func.sum(Parcel.area_m2), 0),
                    total(graded), total(graded, Parcel.area_m2), total(qualified), total(qualified, Parcel.area_m2),
-                   total(Grade.strict_control.is_(True)))
+                   total(Grade.strict_control.is_(True)), total(judged),
+                   total(and_(judged, Grade.basis == "estimated")))
             .select_from(Parcel)
             .outerjoin(Grade, and_(Grade.subject_code == Parcel.code, Grade.subject_type == PARCEL_SQL,
                                    Grade.rule_pack == pack_code, Grade.superseded_by.is_(None)))
             .where(area.in_(codes), Parcel.deleted_at.is_(None)).group_by(area))
 
 
-def _float_sums(row: tuple | None) -> RollupSums:
+def _tally(row: tuple | None) -> LiveTally:
     if row is None:
-        return RollupSums()
-    n, total, graded_n, graded, qualified_n, qualified, strict = row
-    return RollupSums(total_area=to_decimal(float(total)), graded_area=to_decimal(float(graded)),
-                      qualified_area=to_decimal(float(qualified)), parcel_count=int(n),
-                      graded_count=int(graded_n), qualified_count=int(qualified_n), strict_count=int(strict))
+        return LiveTally(RollupSums())
+    n, total, graded_n, graded, qualified_n, qualified, strict, verdicts, estimated = row
+    return LiveTally(RollupSums(total_area=to_decimal(float(total)), graded_area=to_decimal(float(graded)),
+                                qualified_area=to_decimal(float(qualified)), parcel_count=int(n),
+                                graded_count=int(graded_n), qualified_count=int(qualified_n),
+                                strict_count=int(strict)), int(verdicts), int(estimated))
 
 
 def grade_dict(subject: Subject, pack: RulePack) -> dict[str, Any]:

@@ -143,3 +143,34 @@ def test_county_memo_computes_once_per_data_version(app):
         assert county_memo.remembered(("k",), compute) == 3
         county_memo.clear()
         assert county_memo.remembered(("k",), compute) == 4
+
+
+def test_county_coverage_from_the_village_tallies_equals_the_county_count(app, client, official, county):
+    """Without maintained sums the overview's coverage comes from the villages' grouped tallies (read once
+    for the rows too); it says what counting the county's parcels, samples and grades says."""
+    from fieldsvc.console import county_memo
+    from fieldsvc.console.queries import county_coverage, coverage_counts
+    from fieldsvc.grading.models import RollupSum
+    from fieldsvc.grading.pack_admin import resolve_pack
+    from fieldsvc.grading.queries import area_grades
+
+    _sample_dryland(app, county)
+    run_county(client, official, county)
+    villages = _areas(county)["village"]
+
+    def both() -> tuple:
+        with app.test_request_context():
+            pack = resolve_pack(None)
+            area_grades("village", villages, pack, county_memo.remembered)  # the overview's rows first
+            return (county_coverage(county.county, villages, pack, county_memo.remembered),
+                    coverage_counts("county", county.county))
+
+    kept, counted = both()  # the county has maintained sums: counted directly
+    assert kept == counted and counted.graded > 0 and counted.sampled > 0
+    with app.app_context():
+        db.session.execute(delete(RollupSum))
+        db.session.commit()
+    tallied, counted = both()
+    assert tallied == counted
+    with app.test_request_context():
+        assert len(county_memo._memo()) == 1  # one grouped read served the rows and the coverage

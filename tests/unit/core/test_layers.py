@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[3] / "fieldsvc"
 ORDER = ("core", "places", "devices", "media", "samples", "lab", "grading", "certificates", "adapters")
 DOMAINS = ORDER[1:-1]
 # Top-level modules and packages of fieldsvc that are not domains. A new one must be placed here.
-CORE = {"config", "errors", "dbutil", "dbtypes", "extensions", "sequence", "audit", "auth", "events", "http",
+CORE = {"config", "errors", "dbutil", "dbtypes", "extensions", "sequence", "audit", "auth", "events", "http", "lru",
         "openapi", "schemas", "render", "sqlite_checkpoint", "access", "paging",
         "csvout", "compression"}
 ADAPTERS = {"__init__", "handlers", "sync", "openrosa", "console", "field", "ops", "cli", "demo", "housekeeping",
