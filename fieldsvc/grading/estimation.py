@@ -490,7 +490,9 @@ def _estimate_group(model: Model, obs: list[Obs], targets: list[Target], params:
     return out
 
 
-_KRIGE_CHUNK = 32_768  # rows per batched solve: (rows, n+1, n+1) float64 is ~44 MB at n = 12
+# rows per batched solve: (rows, n+1, n+1) float64 is ~11 MB at n = 12 (under glibc's 32 MB mmap
+# ceiling, so the chunks' arrays reuse heap memory instead of faulting fresh pages in every time)
+_KRIGE_CHUNK = 8192
 
 
 @dataclass
@@ -498,9 +500,11 @@ class _Windows:
     """The moving windows of one neighbour search with ``n`` neighbours, shared by every analyte
     that reuses the search (only the variogram differs between them): the rows, each row's
     neighbours in index order with their distances to the target, and the distinct neighbour
-    sets with their sample-to-sample distances (rows with one set share one left-hand matrix)."""
+    sets with their sample-to-sample distances (rows with one set share one left-hand matrix).
+    Rows are ordered by set, so a chunk of rows needs a contiguous run of sets."""
 
-    rows: np.ndarray  # (m,) target rows
+    members: np.ndarray  # (m,) the target rows asked for, as asked
+    rows: np.ndarray  # (m,) target rows, by set
     nb: np.ndarray  # (m, n) neighbour indices, ascending
     d0: np.ndarray  # (m, n) target-to-neighbour distances, in ``nb``'s order
     set_of: np.ndarray  # (m,) the row's distinct set
@@ -518,9 +522,11 @@ def _windows(sxy: np.ndarray, idx: np.ndarray, dist: np.ndarray, rows: np.ndarra
         sets = nb[first]
     else:
         set_of, sets = np.zeros(0, np.int64), np.zeros((0, n), np.int64)
+    set_of = set_of.reshape(-1)
+    by_set = np.argsort(set_of, kind="stable")
     px, py = sxy[sets, 0], sxy[sets, 1]
     dd = np.hypot(px[:, :, None] - px[:, None, :], py[:, :, None] - py[:, None, :])
-    return _Windows(rows, nb, d0, set_of.reshape(-1), dd)
+    return _Windows(rows, rows[by_set], nb[by_set], d0[by_set], set_of[by_set], dd)
 
 
 def _krige_rows(model: Model, sxy: np.ndarray, vals: np.ndarray, idx: np.ndarray, dist: np.ndarray,
@@ -549,20 +555,21 @@ def _krige_rows(model: Model, sxy: np.ndarray, vals: np.ndarray, idx: np.ndarray
             est[members], var[members] = vals[j], model.variogram["sill"]
             continue
         w_ = windows.get(n)
-        if w_ is None or not np.array_equal(w_.rows, members):
+        if w_ is None or not np.array_equal(w_.members, members):
             w_ = windows[n] = _windows(sxy, idx, dist, members, n)
-        lhs = np.ones((len(w_.dd), n + 1, n + 1))
-        lhs[:, :n, :n] = -gamma(vp, w_.dd)
         diag = np.arange(n)
-        lhs[:, diag, diag] = 0.0
-        lhs[:, n, n] = 0.0
         for start in range(0, len(members), _KRIGE_CHUNK):
             part = slice(start, start + _KRIGE_CHUNK)
-            r, nb, d0 = w_.rows[part], w_.nb[part], w_.d0[part]
+            r, nb, d0, set_of = w_.rows[part], w_.nb[part], w_.d0[part], w_.set_of[part]
+            first, last = int(set_of[0]), int(set_of[-1]) + 1  # the chunk's sets (rows are by set)
+            lhs = np.ones((last - first, n + 1, n + 1))
+            lhs[:, :n, :n] = -gamma(vp, w_.dd[first:last])
+            lhs[:, diag, diag] = 0.0
+            lhs[:, n, n] = 0.0
             b = np.ones((len(r), n + 1))
             b[:, :n] = -gamma(vp, d0)
             b[:, :n][d0 <= 1e-10] = 0.0  # PyKrige's eps: a sample on the target keeps its value
-            x = _solve(lhs[w_.set_of[part]], b)
+            x = _solve(lhs[set_of - first], b)
             w = x[:, :n]
             z = vals[nb]
             est[r] = (w * z).sum(axis=1)
