@@ -773,13 +773,16 @@ def assess(samples: Iterable[Sample], parcels: Iterable[Target], analytes: Seque
 
     unsampled = [p for p in parcels if p.code not in on_parcel]
     fields: dict[str, _Field] = {}
-    found: dict[tuple, tuple] = {}
+    found: dict[Any, tuple] = {}
     for a in ("pH", *[a for a in analytes if a != "pH"]):
         obs = obs_for(a)
         if a not in models:
             models[a] = fit_model(a, obs, params)
         fields[a] = _field(models[a], obs, unsampled, params, found)
-    rows_by_analyte = {a: _analyte_rows(a, models[a].method, fields[a], fields["pH"], unsampled, limit)
+    ph_shown = [{"value": v, "sigma": s} if ok else None  # one per parcel, shared by its analyte rows
+                for v, s, ok in zip(_sig_list(fields["pH"].value), _sig_list(fields["pH"].sigma),
+                                    fields["pH"].ok.tolist(), strict=True)]
+    rows_by_analyte = {a: _analyte_rows(a, models[a].method, fields[a], fields["pH"], unsampled, limit, ph_shown)
                        for a in analytes if a != "pH"}
 
     result: dict[str, Assessment] = {}
@@ -837,11 +840,12 @@ class _Field:
 
 
 def _field(model: Model, obs: list[Obs], targets: list[Target], params: EstimationParams,
-           found: dict[tuple, tuple] | None = None) -> _Field:
+           found: dict[Any, tuple] | None = None) -> _Field:
     """``estimate`` as arrays: each land-use group's parcels from that group's samples.
 
     ``found`` keeps each group's neighbour search by its samples' codes: an analyte measured on
-    the same samples as one before it reuses the search (the targets are the same)."""
+    the same samples as one before it reuses the search (the targets are the same); and the
+    targets by group (``"targets"``)."""
     n_t = len(targets)
     value, sigma, lower, upper = (np.full(n_t, np.nan) for _ in range(4))
     ok = np.zeros(n_t, bool)
@@ -853,17 +857,22 @@ def _field(model: Model, obs: list[Obs], targets: list[Target], params: Estimati
     by_group: dict[str, list[Obs]] = {}
     for o in obs:
         by_group.setdefault(params.group(o.land_use), []).append(o)
-    tgroups: dict[str, list[int]] = {}
-    for i, t in enumerate(targets):
-        tgroups.setdefault(params.group(t.land_use), []).append(i)
-    for group, members in tgroups.items():
+    kept = None if found is None else found.get("targets")
+    if kept is None or kept[0] is not targets:  # the targets by group: the same for every analyte
+        tgroups: dict[str, list[int]] = {}
+        for i, t in enumerate(targets):
+            tgroups.setdefault(params.group(t.land_use), []).append(i)
+        kept = (targets, {group: (members, np.array(members),
+                                  np.array([[targets[i].x, targets[i].y] for i in members], dtype=float).reshape(-1, 2))
+                          for group, members in tgroups.items()})
+        if found is not None:
+            found["targets"] = kept
+    for group, (members, rows, txy) in kept[1].items():
         gobs = by_group.get(group, [])
         if not gobs:
             continue  # not assessed, no neighbours
-        rows = np.array(members)
         sxy = np.array([[o.x, o.y] for o in gobs], dtype=float)
         raw = np.array([o.value for o in gobs], dtype=float)
-        txy = np.array([[targets[i].x, targets[i].y] for i in members], dtype=float).reshape(-1, 2)
         key = (group, tuple(o.code for o in gobs))
         near = None if found is None else found.get(key)
         if near is None:
@@ -958,10 +967,12 @@ def _limits(limit: LimitFn, analyte: str, targets: list[Target], ph_lo: np.ndarr
 
 
 def _analyte_rows(analyte: str, method: str, f: _Field, ph: _Field, targets: list[Target],
-                  limit: LimitFn) -> list[dict[str, Any]]:
+                  limit: LimitFn, ph_shown: list[dict[str, float] | None]) -> list[dict[str, Any]]:
     """Each unsampled parcel's row for one analyte, as ``assess`` reports it (``judge_estimate``
     on arrays: within when the upper bound is within the strictest limit over the estimated pH
-    interval and no neighbour exceeds; beyond when the lower bound is beyond the loosest)."""
+    interval and no neighbour exceeds; beyond when the lower bound is beyond the loosest).
+    ``ph_shown``: each parcel's estimated pH as its rows show it (one dict per parcel, the same
+    object in every analyte's row: read only)."""
     both = np.nonzero(f.ok & ph.ok)[0]
     strict, loose, strict_l = _limits(limit, analyte, targets, ph.lower, ph.upper, both)
     beyond = f.lower > loose
@@ -972,7 +983,6 @@ def _analyte_rows(analyte: str, method: str, f: _Field, ph: _Field, targets: lis
     reasons = ("lower_bound_above_limit", "upper_bound_within_limit", "neighbour_exceeds_limit",
                "interval_spans_limit")
     value, sigma, lower, upper = (_sig_list(a) for a in (f.value, f.sigma, f.lower, f.upper))
-    ph_value, ph_sigma = _sig_list(ph.value), _sig_list(ph.sigma)
     ok, ph_ok = f.ok.tolist(), ph.ok.tolist()
     out: list[dict[str, Any]] = []
     for i, nbs in enumerate(f.neighbours):
@@ -987,7 +997,7 @@ def _analyte_rows(analyte: str, method: str, f: _Field, ph: _Field, targets: lis
             row = {"basis": ESTIMATED, "method": method, "value": value[i], "sigma": sigma[i],
                    "lower": lower[i], "upper": upper[i], "neighbours": nbs, "limit": strict_l[i],
                    "verdict": verdicts[verdict[i]], "reason": reasons[why[i]],
-                   "ph": {"value": ph_value[i], "sigma": ph_sigma[i]}}
+                   "ph": ph_shown[i]}
         hot = f.exceeding.get(i)
         if hot:
             row["exceeding"] = hot
