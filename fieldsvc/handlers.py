@@ -70,8 +70,10 @@ def complete_samples(e: MediaCompleted) -> None:
 
 
 def revoke_unqualified(e: GradesChanged) -> None:
+    held = certificates.certified_subjects((c.subject_type, c.code) for c in e.changes)
     for c in e.changes:
-        certificates.on_grade_changed(c.subject_type, c.code, c.qualified, c.reason)
+        if (c.subject_type, c.code) in held:  # the others have nothing to revoke or note
+            certificates.on_grade_changed(c.subject_type, c.code, c.qualified, c.reason)
 
 
 def outdate_cached_tiles(_e: ParcelsImported | ParcelsChanged | SamplesCreated | SamplesChanged | ResultsApproved

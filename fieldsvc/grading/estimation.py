@@ -10,9 +10,10 @@ Pure (numpy, scipy, pyproj, PyKrige; no Flask, no database). One call per analyt
    distance weighting and says why (``reason``).
 3. ``estimate`` values each target from at most ``max_neighbours`` samples of its own land-use
    group within ``search_radius_m`` (none farther, ever); fewer than ``min_neighbours`` →
-   ``not_assessed``. Kriging is PyKrige's ordinary kriging with the fitted variogram held fixed
-   and a moving window of exactly the neighbours found (targets are batched by tile and by
-   neighbour count so the library's window is exactly that set).
+   ``not_assessed``. Kriging is ordinary kriging with the fitted variogram held fixed and a
+   moving window of exactly the neighbours found: PyKrige's system (its variogram functions and
+   matrix), solved here for all targets at once with numpy (``_krige_rows``; a test holds the
+   estimates and variances to PyKrige's ``execute``), then Deutsch's negative-weight correction.
 
 Log-normal elements: the estimate is ``exp(y* + σ²/2)`` (the log-normal mean: y*, σ² the kriged
 log value and its kriging variance; this is the simple-kriging form of the unbiased
@@ -45,7 +46,6 @@ MEASURED, ESTIMATED, NOT_ASSESSED = "measured", "estimated", "not_assessed"
 QUALIFIED, NOT_QUALIFIED, NEEDS_SAMPLING = "qualified", "not_qualified", "needs_sampling"
 VARIOGRAM_MODELS = ("spherical", "exponential", "gaussian")
 _FIT_SUBSAMPLE = 1200  # samples used to fit a variogram (all pairs: ~720k lags)
-_TILE_RADII = 4.0  # tile side, in search radii, for batching kriging
 
 
 # --- parameters --------------------------------------------------------------------------
@@ -436,10 +436,13 @@ class Surface:
 
 def estimate_points(model: Model, sxy: np.ndarray, raw: np.ndarray, txy: np.ndarray,
                     params: EstimationParams,
-                    neighbours: tuple[np.ndarray, np.ndarray] | None = None) -> Surface:
+                    neighbours: tuple[np.ndarray, np.ndarray] | None = None,
+                    windows: dict[int, Any] | None = None) -> Surface:
     """Vectorised estimation at ``txy`` from samples ``sxy``/``raw`` of one land-use group
     (samples in code order; the caller groups by land use). ``neighbours``: ``_neighbours`` of
-    these very points, when the caller has them (the analytes of a county share their samples)."""
+    these very points, when the caller has them (the analytes of a county share their samples);
+    ``windows``: a dict kept with those neighbours, where kriging keeps the windows' geometry
+    for the next analyte of the same search."""
     n_t = len(txy)
     if len(sxy) == 0:
         nan = np.full(n_t, np.nan)
@@ -452,7 +455,7 @@ def estimate_points(model: Model, sxy: np.ndarray, raw: np.ndarray, txy: np.ndar
     var = np.full(n_t, np.nan)
     ok_rows = np.nonzero(counts >= params.min_neighbours)[0]
     if model.method == KRIGING:
-        _krige_rows(model, sxy, vals, txy, idx, counts, ok_rows, params, est, var)
+        _krige_rows(model, sxy, vals, idx, dist, counts, ok_rows, est, var, windows)
     else:
         _idw_rows(vals, idx, dist, counts, ok_rows, model.variance, est, var)
     var = np.maximum(var, 0.0)
@@ -487,78 +490,124 @@ def _estimate_group(model: Model, obs: list[Obs], targets: list[Target], params:
     return out
 
 
-def _krige_rows(model: Model, sxy: np.ndarray, vals: np.ndarray, txy: np.ndarray, idx: np.ndarray,
-                counts: np.ndarray, rows: np.ndarray, params: EstimationParams, est: np.ndarray,
-                var: np.ndarray) -> None:
-    """PyKrige ordinary kriging with the model's variogram, window = exactly each row's neighbours.
-
-    Rows are batched by tile (so the library's kriging matrix stays small) and by neighbour
-    count (so its n-closest window is the same set found within the radius).
-    """
-    from pykrige.ok import OrdinaryKriging
-
-    vp = _pykrige_params(model)
-    tile = params.search_radius_m * _TILE_RADII
-    keys = np.floor(txy[rows] / tile).astype(np.int64) if len(rows) else np.zeros((0, 2), np.int64)
-    batches: dict[tuple[int, int, int], list[int]] = {}
-    for r, (kx, ky) in zip(rows.tolist(), keys.tolist(), strict=True):
-        batches.setdefault((kx, ky, int(counts[r])), []).append(r)
-    for (_, _, n), members in sorted(batches.items()):
-        members_a = np.array(members)
-        used = np.unique(idx[members_a, :n])
-        if n == 1 or len(used) < 2:  # the library needs two points; one neighbour → its value
-            for r in members:
-                j = idx[r, 0]
-                est[r], var[r] = vals[j], model.variogram["sill"] if model.variogram else 0.0
-            continue
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            ok = OrdinaryKriging(sxy[used, 0], sxy[used, 1], vals[used], variogram_model=model.variogram["model"],
-                                 variogram_parameters=vp)
-            z, ss = ok.execute("points", txy[members_a, 0], txy[members_a, 1], backend="C",
-                               n_closest_points=min(n, len(used)))
-        est[members_a] = np.asarray(z, dtype=float)
-        var[members_a] = np.asarray(ss, dtype=float)
-        _correct_negative_weights(model, sxy, vals, txy, idx, members_a, n, est)
+# rows per batched solve: (rows, n+1, n+1) float64 is ~11 MB at n = 12 (under glibc's 32 MB mmap
+# ceiling, so the chunks' arrays reuse heap memory instead of faulting fresh pages in every time)
+_KRIGE_CHUNK = 8192
 
 
-def _correct_negative_weights(model: Model, sxy: np.ndarray, vals: np.ndarray, txy: np.ndarray,
-                              idx: np.ndarray, rows: np.ndarray, n: int, est: np.ndarray) -> None:
-    """Deutsch's negative-weight correction (Computers & Geosciences 22(7), 1996) where needed.
+@dataclass
+class _Windows:
+    """The moving windows of one neighbour search with ``n`` neighbours, shared by every analyte
+    that reuses the search (only the variogram differs between them): the rows, each row's
+    neighbours in index order with their distances to the target, and the distinct neighbour
+    sets with their sample-to-sample distances (rows with one set share one left-hand matrix).
+    Rows are ordered by set, so a chunk of rows needs a contiguous run of sets."""
 
-    Ordinary kriging gives a screened sample a negative weight, so raising that sample would
-    lower the estimate and could turn a parcel qualified: not acceptable for a precautionary
-    verdict. The weights of the same system (the library's variogram function, same matrix as
-    PyKrige assembles) are recomputed; in rows with a negative weight those weights are set to
-    zero, the rest rescaled to sum to one and the estimate replaced. The kriging variance is the
-    library's (the correction changes the estimate by little, the variance by less).
+    members: np.ndarray  # (m,) the target rows asked for, as asked
+    rows: np.ndarray  # (m,) target rows, by set
+    nb: np.ndarray  # (m, n) neighbour indices, ascending
+    d0: np.ndarray  # (m, n) target-to-neighbour distances, in ``nb``'s order
+    set_of: np.ndarray  # (m,) the row's distinct set
+    dd: np.ndarray  # (sets, n, n) sample-to-sample distances of each distinct set
+
+
+def _windows(sxy: np.ndarray, idx: np.ndarray, dist: np.ndarray, rows: np.ndarray, n: int) -> _Windows:
+    order = np.argsort(idx[rows, :n], axis=1, kind="stable")
+    nb = np.take_along_axis(idx[rows, :n], order, axis=1)
+    d0 = np.take_along_axis(dist[rows, :n], order, axis=1)
+    if len(rows):
+        raw = np.ascontiguousarray(nb.astype(np.int64))
+        keys = raw.view(np.dtype((np.void, raw.dtype.itemsize * n))).ravel()
+        _, first, set_of = np.unique(keys, return_index=True, return_inverse=True)
+        sets = nb[first]
+    else:
+        set_of, sets = np.zeros(0, np.int64), np.zeros((0, n), np.int64)
+    set_of = set_of.reshape(-1)
+    by_set = np.argsort(set_of, kind="stable")
+    px, py = sxy[sets, 0], sxy[sets, 1]
+    dd = np.hypot(px[:, :, None] - px[:, None, :], py[:, :, None] - py[:, None, :])
+    return _Windows(rows, rows[by_set], nb[by_set], d0[by_set], set_of[by_set], dd)
+
+
+def _krige_rows(model: Model, sxy: np.ndarray, vals: np.ndarray, idx: np.ndarray, dist: np.ndarray,
+                counts: np.ndarray, rows: np.ndarray, est: np.ndarray, var: np.ndarray,
+                windows: dict[int, _Windows] | None = None) -> None:
+    """Ordinary kriging with the model's variogram, window = exactly each row's neighbours.
+
+    The system is PyKrige's (its variogram function, its matrix: ``-γ`` between samples with a
+    zero diagonal, bordered by ones; right-hand side ``-γ`` to the target, zero at a sample on
+    the target), solved here for all rows at once (numpy's batched LAPACK solve, in chunks)
+    instead of by the library's moving window: the library builds an object and loops in
+    Python per window, and the weights are needed anyway for Deutsch's correction
+    (``_correct_negative_weights``). Estimate ``Σ wᵢzᵢ``, variance ``Σ wᵢγᵢ₀ − μ`` (PyKrige's
+    ``-x·b``); a test holds both to PyKrige's ``execute``. ``windows`` keeps each neighbour
+    count's geometry for the analytes that share the search.
     """
     from pykrige.ok import OrdinaryKriging
 
     gamma = OrdinaryKriging.variogram_dict[model.variogram["model"]]
     vp = _function_params(model)
-    nb = idx[rows, :n]
-    px, py = sxy[nb, 0], sxy[nb, 1]  # (m, n)
-    d = np.hypot(px[:, :, None] - px[:, None, :], py[:, :, None] - py[:, None, :])
-    a = np.ones((len(rows), n + 1, n + 1))
-    a[:, :n, :n] = -gamma(vp, d)
-    idx_diag = np.arange(n)
-    a[:, idx_diag, idx_diag] = 0.0
-    a[:, n, n] = 0.0
-    d0 = np.hypot(px - txy[rows, 0][:, None], py - txy[rows, 1][:, None])
-    b = np.ones((len(rows), n + 1))
-    b[:, :n] = -gamma(vp, d0)
-    b[:, :n][d0 <= 1e-10] = 0.0
+    windows = {} if windows is None else windows
+    for n in sorted(set(counts[rows].tolist())):
+        members = rows[counts[rows] == n]
+        if n == 1:  # one neighbour: its value, the sill
+            j = idx[members, 0]
+            est[members], var[members] = vals[j], model.variogram["sill"]
+            continue
+        w_ = windows.get(n)
+        if w_ is None or not np.array_equal(w_.members, members):
+            w_ = windows[n] = _windows(sxy, idx, dist, members, n)
+        diag = np.arange(n)
+        for start in range(0, len(members), _KRIGE_CHUNK):
+            part = slice(start, start + _KRIGE_CHUNK)
+            r, nb, d0, set_of = w_.rows[part], w_.nb[part], w_.d0[part], w_.set_of[part]
+            first, last = int(set_of[0]), int(set_of[-1]) + 1  # the chunk's sets (rows are by set)
+            lhs = np.ones((last - first, n + 1, n + 1))
+            lhs[:, :n, :n] = -gamma(vp, w_.dd[first:last])
+            lhs[:, diag, diag] = 0.0
+            lhs[:, n, n] = 0.0
+            b = np.ones((len(r), n + 1))
+            b[:, :n] = -gamma(vp, d0)
+            b[:, :n][d0 <= 1e-10] = 0.0  # PyKrige's eps: a sample on the target keeps its value
+            x = _solve(lhs[set_of - first], b)
+            w = x[:, :n]
+            z = vals[nb]
+            est[r] = (w * z).sum(axis=1)
+            var[r] = -(x * b).sum(axis=1)
+            _correct_negative_weights(w, z, r, est)
+
+
+def _solve(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``solve(a[i], b[i])`` for every i; a singular system (two samples on one point with no
+    nugget) gets the least-squares solution instead of failing the county run."""
     try:
-        w = np.linalg.solve(a, b[..., None])[..., 0][:, :n]
+        return np.linalg.solve(a, b[..., None])[..., 0]
     except np.linalg.LinAlgError:
-        return
+        out = np.empty_like(b)
+        for i in range(len(b)):
+            try:
+                out[i] = np.linalg.solve(a[i], b[i])
+            except np.linalg.LinAlgError:
+                out[i] = np.linalg.lstsq(a[i], b[i], rcond=None)[0]
+        return out
+
+
+def _correct_negative_weights(w: np.ndarray, z: np.ndarray, rows: np.ndarray, est: np.ndarray) -> None:
+    """Deutsch's negative-weight correction (Computers & Geosciences 22(7), 1996) where needed.
+
+    Ordinary kriging gives a screened sample a negative weight, so raising that sample would
+    lower the estimate and could turn a parcel qualified: not acceptable for a precautionary
+    verdict. In rows with a negative weight (``w``, the rows' kriging weights; ``z`` their
+    neighbours' values) those weights are set to zero, the rest rescaled to sum to one and the
+    estimate replaced. The kriging variance is the system's (the correction changes the estimate
+    by little, the variance by less).
+    """
     neg = (w < -1e-12).any(axis=1)
     if not neg.any():
         return
     wp = np.clip(w[neg], 0.0, None)
     wp /= wp.sum(axis=1, keepdims=True)
-    est[rows[neg]] = (wp * vals[nb[neg]]).sum(axis=1)
+    est[rows[neg]] = (wp * z[neg]).sum(axis=1)
 
 
 def _idw_rows(vals: np.ndarray, idx: np.ndarray, dist: np.ndarray, counts: np.ndarray, rows: np.ndarray,
@@ -724,13 +773,16 @@ def assess(samples: Iterable[Sample], parcels: Iterable[Target], analytes: Seque
 
     unsampled = [p for p in parcels if p.code not in on_parcel]
     fields: dict[str, _Field] = {}
-    found: dict[tuple, tuple] = {}
+    found: dict[Any, tuple] = {}
     for a in ("pH", *[a for a in analytes if a != "pH"]):
         obs = obs_for(a)
         if a not in models:
             models[a] = fit_model(a, obs, params)
         fields[a] = _field(models[a], obs, unsampled, params, found)
-    rows_by_analyte = {a: _analyte_rows(a, models[a].method, fields[a], fields["pH"], unsampled, limit)
+    ph_shown = [{"value": v, "sigma": s} if ok else None  # one per parcel, shared by its analyte rows
+                for v, s, ok in zip(_sig_list(fields["pH"].value), _sig_list(fields["pH"].sigma),
+                                    fields["pH"].ok.tolist(), strict=True)]
+    rows_by_analyte = {a: _analyte_rows(a, models[a].method, fields[a], fields["pH"], unsampled, limit, ph_shown)
                        for a in analytes if a != "pH"}
 
     result: dict[str, Assessment] = {}
@@ -788,11 +840,12 @@ class _Field:
 
 
 def _field(model: Model, obs: list[Obs], targets: list[Target], params: EstimationParams,
-           found: dict[tuple, tuple] | None = None) -> _Field:
+           found: dict[Any, tuple] | None = None) -> _Field:
     """``estimate`` as arrays: each land-use group's parcels from that group's samples.
 
     ``found`` keeps each group's neighbour search by its samples' codes: an analyte measured on
-    the same samples as one before it reuses the search (the targets are the same)."""
+    the same samples as one before it reuses the search (the targets are the same); and the
+    targets by group (``"targets"``)."""
     n_t = len(targets)
     value, sigma, lower, upper = (np.full(n_t, np.nan) for _ in range(4))
     ok = np.zeros(n_t, bool)
@@ -804,25 +857,30 @@ def _field(model: Model, obs: list[Obs], targets: list[Target], params: Estimati
     by_group: dict[str, list[Obs]] = {}
     for o in obs:
         by_group.setdefault(params.group(o.land_use), []).append(o)
-    tgroups: dict[str, list[int]] = {}
-    for i, t in enumerate(targets):
-        tgroups.setdefault(params.group(t.land_use), []).append(i)
-    for group, members in tgroups.items():
+    kept = None if found is None else found.get("targets")
+    if kept is None or kept[0] is not targets:  # the targets by group: the same for every analyte
+        tgroups: dict[str, list[int]] = {}
+        for i, t in enumerate(targets):
+            tgroups.setdefault(params.group(t.land_use), []).append(i)
+        kept = (targets, {group: (members, np.array(members),
+                                  np.array([[targets[i].x, targets[i].y] for i in members], dtype=float).reshape(-1, 2))
+                          for group, members in tgroups.items()})
+        if found is not None:
+            found["targets"] = kept
+    for group, (members, rows, txy) in kept[1].items():
         gobs = by_group.get(group, [])
         if not gobs:
             continue  # not assessed, no neighbours
-        rows = np.array(members)
         sxy = np.array([[o.x, o.y] for o in gobs], dtype=float)
         raw = np.array([o.value for o in gobs], dtype=float)
-        txy = np.array([[targets[i].x, targets[i].y] for i in members], dtype=float).reshape(-1, 2)
         key = (group, tuple(o.code for o in gobs))
         near = None if found is None else found.get(key)
         if near is None:
             near = _neighbours(sxy, txy, params)
-            near = (*near, _neighbour_sets(gobs, near[0], near[1]))
+            near = (*near, _neighbour_sets(gobs, near[0], near[1]), {})
             if found is not None:
                 found[key] = near
-        surf = estimate_points(model, sxy, raw, txy, params, neighbours=(near[0], near[1]))
+        surf = estimate_points(model, sxy, raw, txy, params, neighbours=(near[0], near[1]), windows=near[3])
         good = (surf.count >= params.min_neighbours) & np.isfinite(surf.y)
         ok[rows] = good
         for out, got in ((value, surf.value), (sigma, surf.sigma), (lower, surf.lower), (upper, surf.upper)):
@@ -909,10 +967,12 @@ def _limits(limit: LimitFn, analyte: str, targets: list[Target], ph_lo: np.ndarr
 
 
 def _analyte_rows(analyte: str, method: str, f: _Field, ph: _Field, targets: list[Target],
-                  limit: LimitFn) -> list[dict[str, Any]]:
+                  limit: LimitFn, ph_shown: list[dict[str, float] | None]) -> list[dict[str, Any]]:
     """Each unsampled parcel's row for one analyte, as ``assess`` reports it (``judge_estimate``
     on arrays: within when the upper bound is within the strictest limit over the estimated pH
-    interval and no neighbour exceeds; beyond when the lower bound is beyond the loosest)."""
+    interval and no neighbour exceeds; beyond when the lower bound is beyond the loosest).
+    ``ph_shown``: each parcel's estimated pH as its rows show it (one dict per parcel, the same
+    object in every analyte's row: read only)."""
     both = np.nonzero(f.ok & ph.ok)[0]
     strict, loose, strict_l = _limits(limit, analyte, targets, ph.lower, ph.upper, both)
     beyond = f.lower > loose
@@ -923,7 +983,6 @@ def _analyte_rows(analyte: str, method: str, f: _Field, ph: _Field, targets: lis
     reasons = ("lower_bound_above_limit", "upper_bound_within_limit", "neighbour_exceeds_limit",
                "interval_spans_limit")
     value, sigma, lower, upper = (_sig_list(a) for a in (f.value, f.sigma, f.lower, f.upper))
-    ph_value, ph_sigma = _sig_list(ph.value), _sig_list(ph.sigma)
     ok, ph_ok = f.ok.tolist(), ph.ok.tolist()
     out: list[dict[str, Any]] = []
     for i, nbs in enumerate(f.neighbours):
@@ -938,7 +997,7 @@ def _analyte_rows(analyte: str, method: str, f: _Field, ph: _Field, targets: lis
             row = {"basis": ESTIMATED, "method": method, "value": value[i], "sigma": sigma[i],
                    "lower": lower[i], "upper": upper[i], "neighbours": nbs, "limit": strict_l[i],
                    "verdict": verdicts[verdict[i]], "reason": reasons[why[i]],
-                   "ph": {"value": ph_value[i], "sigma": ph_sigma[i]}}
+                   "ph": ph_shown[i]}
         hot = f.exceeding.get(i)
         if hot:
             row["exceeding"] = hot

@@ -72,11 +72,13 @@ def _se_classes() -> list[tuple[float, str]]:
 
 
 def build(county: str, analyte: str, pack: RulePack,
-          data: spatial.CountyInputs | None = None) -> ElementMap | None:
+          data: spatial.CountyInputs | None = None, shared: dict | None = None) -> ElementMap | None:
     """The grids for one county and analyte; None when the county has no parcel or no sample of it.
 
     ``data``: the county's inputs (``spatial.load_county``) when the caller builds several
-    analytes' maps: one read of the county serves them all."""
+    analytes' maps: one read of the county serves them all. ``shared``: a dict the caller keeps
+    across those analytes, so the ones measured on the same samples share the grid's neighbour
+    search and kriging windows (only the variogram differs)."""
     from .estimated import latest_models
 
     data = data if data is not None else spatial.load_county(county, pack)
@@ -99,7 +101,14 @@ def build(county: str, analyte: str, pack: RulePack,
     obs.sort(key=lambda o: o.code)
     sxy = np.array([[o.x, o.y] for o in obs])
     raw = np.array([o.value for o in obs])
-    surf = es.estimate_points(model, sxy, raw, np.column_stack([gx.ravel(), gy.ravel()]), params)
+    gxy = np.column_stack([gx.ravel(), gy.ravel()])
+    key = (float(x0), float(y1), float(cell), nx, ny, tuple(o.code for o in obs))
+    near = None if shared is None else shared.get(key)
+    if near is None:
+        near = (*es._neighbours(sxy, gxy, params), {})
+        if shared is not None:
+            shared[key] = near
+    surf = es.estimate_points(model, sxy, raw, gxy, params, neighbours=(near[0], near[1]), windows=near[2])
     ok = surf.count >= params.min_neighbours
     est = np.where(ok, surf.value, np.nan).reshape(ny, nx)
     sig = np.where(ok, surf.sigma, np.nan).reshape(ny, nx)

@@ -69,6 +69,10 @@ def _parcel_where(county: str, bbox: tuple[float, float, float, float] | None) -
                   Parcel.min_lat <= bbox[3]]
         engine = db.session.get_bind().dialect.name
         if engine == "sqlite":
+            # ``county_code || ''``: the same test, but one SQLite cannot answer from the county's
+            # index, so it reads the R*Tree's ids first (with the index it walked all the county's
+            # parcels and probed the id list for each: 0.2 s a query at 1,000,000 parcels, 0.03 s now)
+            where[0] = Parcel.county_code.concat("") == county
             where.append(Parcel.id.in_(select(_RTREE.c.id).where(
                 _RTREE.c.max_lon >= bbox[0], _RTREE.c.max_lat >= bbox[1], _RTREE.c.min_lon <= bbox[2],
                 _RTREE.c.min_lat <= bbox[3])))

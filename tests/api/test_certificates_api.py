@@ -202,10 +202,14 @@ def test_lowercase_hyphenated_code_finds_the_certificate(client, official, count
 def test_failed_retest_revokes_at_once_and_the_next_scan_shows_it(app, client, official, county, grading):
     body = issued(client, official, county)
     parcel = parcel_of(county)["code"]
+    other = parcel_of(county, 1)["code"]
     with app.app_context():
+        # the re-grade hook offers on_grade_changed only the subjects holding a valid certificate
+        assert services.certified_subjects([("parcel", parcel), ("parcel", other)]) == {("parcel", parcel)}
         assert services.on_grade_changed("parcel", parcel, True, "still fine") == []
         revoked = services.on_grade_changed("parcel", parcel, False, "re-test: Cd 0.41 > 0.30")
         db.session.commit()
+        assert services.certified_subjects([("parcel", parcel)]) == set()  # revoked: nothing left to revoke
     assert revoked == [body["code"]]
     scan = client.get(f"/api/v1/verify/{body['code']}").get_json()
     assert scan["status"] == "revoked" and scan["reason"] == "re-test: Cd 0.41 > 0.30" and scan["genuine"]

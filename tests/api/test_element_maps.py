@@ -110,3 +110,22 @@ def test_overlay_png_lies_on_web_mercator_over_the_extent_and_matches_the_grid(a
     assert checked["finite"] > 10 and checked["nan"] > 10
     assert_problem(client.get(base + ".png?overlay=maybe", headers=official.headers), 422, "validation_failed",
                    "overlay")
+
+
+def test_maps_of_several_analytes_share_the_grid_search_and_give_the_same_grids(app, county):
+    import numpy as np
+
+    from fieldsvc.grading import maps, spatial
+    from fieldsvc.grading.rules import load_pack
+
+    _sample_some(app, county)
+    with app.app_context():
+        pack = load_pack("green_food_soil")
+        data = spatial.load_county(county.county, pack)
+        shared: dict = {}
+        for analyte in ("pH", "Cd", "Pb"):
+            alone = maps.build(county.county, analyte, pack, data=data)
+            together = maps.build(county.county, analyte, pack, data=data, shared=shared)
+            np.testing.assert_array_equal(alone.estimate, together.estimate)
+            np.testing.assert_array_equal(alone.sigma, together.sigma)
+        assert len(shared) == 1  # the three analytes are measured on the same samples: one search

@@ -118,6 +118,9 @@ def test_village_qualification_and_certificate_hook(app, client, official, count
 
     calls = []
     monkeypatch.setattr(certificates, "on_grade_changed", lambda *a: calls.append(a) or [])
+    # every subject counts as certified, so the hook is offered every change (``certified_subjects``
+    # passes on only the subjects holding a certificate or land label)
+    monkeypatch.setattr(certificates, "certified_subjects", lambda subjects: set(subjects))
     village = county.regions[-1]["code"]
     in_village = parcels_by(county, village=village)
     sids = [put_sample(app, p["code"]) for p in in_village]
@@ -150,6 +153,9 @@ def test_without_a_county_run_areas_are_graded_live_and_hook_still_fires(app, cl
 
     calls = []
     monkeypatch.setattr(certificates, "on_grade_changed", lambda *a: calls.append(a) or [])
+    # every subject counts as certified, so the hook is offered every change (``certified_subjects``
+    # passes on only the subjects holding a certificate or land label)
+    monkeypatch.setattr(certificates, "certified_subjects", lambda subjects: set(subjects))
     p = paddy(county)
     sid = put_sample(app, p["code"])
     put_results(app, sid, CLEAN)
