@@ -42,9 +42,9 @@ class Grade(db.Model):
     __table_args__ = (
         Index("ix_grades_subject", "subject_type", "subject_code", "rule_pack", "superseded_by"),
         # a map tile's grade look-up (thousands of parcels): the current parcel grades, read from the index alone
-        # (and an area's live roll-up: strict_control; the condition's own columns make it covering on SQLite)
-        Index("ix_grades_current_parcel", "subject_code", "rule_pack", "grade", "verdict", "basis", "strict_control",
-              "subject_type", "superseded_by",
+        # (not strict_control nor the condition's columns, which would make the console's live roll-up read the
+        # index alone: migration d8b2f4a61c37 says what that cost a 1,000,000-parcel county run)
+        Index("ix_grades_current_parcel", "subject_code", "rule_pack", "grade", "verdict", "basis",
               postgresql_where=text("subject_type = 'parcel' AND superseded_by IS NULL"),
               sqlite_where=text("subject_type = 'parcel' AND superseded_by IS NULL")),
     )

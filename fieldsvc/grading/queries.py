@@ -203,8 +203,8 @@ def _live_area_grade(kind: str, code: str, sums: RollupSums, pack: RulePack) -> 
 _TOLERANCE = 1e-6  # relative to the area's total; float sums of up to 10⁷ parcels are within ~2e-9
 
 
-# the type as SQL text, not a bound value: SQLite's planner then matches ``ix_grades_current_parcel``'s
-# condition and answers the join from that index (as the tiles' grade join does)
+# the type as SQL text, not a bound value, so that a planner may match ``ix_grades_current_parcel``'s
+# partial condition (as the tiles' grade join does; a bound value never matches it)
 PARCEL_SQL = literal_column("'parcel'")
 
 
