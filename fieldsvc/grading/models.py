@@ -42,9 +42,10 @@ class Grade(db.Model):
     __table_args__ = (
         Index("ix_grades_subject", "subject_type", "subject_code", "rule_pack", "superseded_by"),
         # a map tile's grade look-up (thousands of parcels): the current parcel grades, read from the index alone
-        # (not strict_control nor the condition's columns, which would make the console's live roll-up read the
-        # index alone: migration d8b2f4a61c37 says what that cost a 1,000,000-parcel county run)
+        # (PostgreSQL: strict_control included, so the console's live roll-up reads the index alone; SQLite would
+        # need the condition's columns too, which cost a 1,000,000-parcel county run 2 s: migration d8b2f4a61c37)
         Index("ix_grades_current_parcel", "subject_code", "rule_pack", "grade", "verdict", "basis",
+              postgresql_include=["strict_control"],
               postgresql_where=text("subject_type = 'parcel' AND superseded_by IS NULL"),
               sqlite_where=text("subject_type = 'parcel' AND superseded_by IS NULL")),
     )
