@@ -22,7 +22,7 @@ from ..devices.models import Device
 from ..extensions import db
 from ..grading.basis import Basis, basis_of
 from ..grading.models import Grade, GradingRun
-from ..grading.queries import PARCEL_SQL, Memo, live_tallies
+from ..grading.queries import LEGACY_NOT_ASSESSED, PARCEL_SQL, Memo, live_tallies
 from ..grading.rules import DEFAULT_PACK, RulePack
 from ..grading.sums import county_has_state
 from ..lab.models import LabResult
@@ -271,7 +271,7 @@ def coverage_counts(kind: str, code: str, pack: str = DEFAULT_PACK) -> Coverage:
                func.coalesce(func.sum(estimated), 0))
         .select_from(Grade).join(Parcel, Parcel.code == Grade.subject_code)
         .where(*live, Grade.subject_type == PARCEL_SQL, Grade.rule_pack == pack, Grade.superseded_by.is_(None),
-               Grade.verdict.not_in(("not_graded", "not_assessed")))).one()
+               Grade.verdict.not_in(LEGACY_NOT_ASSESSED))).one()  # the live tallies' "verdicts", one spelling
     return Coverage(parcels, sampled, complete, int(graded), int(qualified), int(n_estimated))
 
 
