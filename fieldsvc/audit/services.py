@@ -11,6 +11,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 import orjson
 from sqlalchemy import Table, select
+from sqlalchemy.exc import DBAPIError
 
 from ..dbtypes import UTCDateTime, sqlite_datetime_text, utcnow
 from ..extensions import db
@@ -142,8 +143,30 @@ def insert_rows(table: Table, fixed: Sequence[str], fixed_values: Sequence[Any],
         if p is not None:
             values[i] = _memo_map(p, values[i]) if name in memo else list(map(p, values[i]))
     bound = list(zip(*map(repeat, head), *values, strict=False))  # (the fixed values repeat; columns end it)
+    if dialect.name == "postgresql" and not skip_conflicts:
+        return _copy_rows(connection, table, (*fixed, *columns), bound)
     sql = _insert_sql(table, (*fixed, *columns), dialect)
     return connection.exec_driver_sql(sql + " ON CONFLICT DO NOTHING" if skip_conflicts else sql, bound).rowcount
+
+
+def _copy_rows(connection: Any, table: Table, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> int:
+    """The rows by ``COPY … FROM STDIN`` on PostgreSQL: psycopg's ``executemany`` sends one
+    statement per row (a county run of 60,000 parcels spent 14 s of its 43 in it). Errors come
+    back as SQLAlchemy's exceptions, as from any statement. (``COPY`` has no ``ON CONFLICT``:
+    rows that may clash go through ``executemany``.)"""
+    quote = connection.dialect.identifier_preparer.quote
+    sql = f"COPY {quote(table.name)} ({', '.join(quote(c) for c in columns)}) FROM STDIN"
+    raw = connection.connection.driver_connection
+    try:
+        with raw.cursor() as cursor:
+            with cursor.copy(sql) as copy:
+                for row in rows:
+                    copy.write_row(row)
+            return cursor.rowcount
+    except Exception as exc:
+        if isinstance(exc, connection.dialect.loaded_dbapi.Error):
+            raise DBAPIError.instance(sql, None, exc, connection.dialect.loaded_dbapi.Error) from exc
+        raise
 
 
 def _memo_map(p: Callable[[Any], Any], column: Sequence[Any]) -> list[Any]:
