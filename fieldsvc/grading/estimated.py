@@ -28,7 +28,7 @@ from ..places.models import Parcel
 from ..samples.models import Sample
 from . import estimation as es
 from . import spatial
-from .evaluation import Evaluated
+from .evaluation import Evaluated, StoredExplanation
 from .models import Grade, GradingRun
 from .rules import RulePack
 
@@ -37,13 +37,6 @@ _DEG_M = 111_320.0  # metres per degree of latitude (a generous bbox; distances 
 
 def applies(pack: RulePack) -> bool:
     return pack.kind == "green_food_soil"
-
-
-class StoredExplanation(dict):
-    """An estimated parcel's stored explanation (a dict) with ``text``: its JSON, encoded once (the
-    fingerprint hashes it and the grades column stores it as it is)."""
-
-    __slots__ = ("text",)
 
 
 _NO_INPUTS: dict[str, Any] = {"samples": [], "results": [], "excluded": []}  # shared by every estimated parcel
@@ -63,7 +56,10 @@ def to_evaluated(a: es.Assessment, pack: RulePack, land_use: str, digest: str) -
     first: one set when every analyte and pH used the same samples, more only where eligibility
     differs); ``exceeding`` names the neighbours over their own limit (precaution). The
     neighbours' values and the models (``models_digest`` names the run's) are resolved when one
-    parcel is read (``expand``). The JSON text is made once: the fingerprint hashes it."""
+    parcel is read (``expand``). The JSON text is made once: the fingerprint hashes it.
+
+    This is the stored form's definition as dicts; runs store it from the arrays (``stored``,
+    the same text: ``tests/api/test_estimation_regrade.py`` holds the two together)."""
     sets: list[Mapping[str, list]] = []
 
     def ref(nb: Mapping[str, list]) -> int:
@@ -185,26 +181,162 @@ def latest_models(county: str, pack: RulePack) -> dict[str, es.Model] | None:
     return run_models(latest_run(county, pack))
 
 
+def stored(county: es.CountyAssessment, pack: RulePack, digest: str) -> tuple[dict[str, Evaluated], list[str]]:
+    """The estimated grades of a county's unsampled parcels, by code, and the codes of those not
+    assessed: ``to_evaluated``'s explanation text and fingerprint, written straight from the
+    arrays (``estimation.assess_arrays``).
+
+    Why: at 1,000,000 parcels making each parcel's rows, neighbour sets and assessment as dicts,
+    then encoding them, cost most of the estimation half, and the cyclic collector walked those
+    millions of objects again at every full collection. Here numbers are encoded per analyte in
+    one ``orjson`` call (the same text orjson gives each of them), a neighbour set's text once per
+    search, and a parcel's explanation is one string; what the grading pass keeps per parcel is
+    an ``Evaluated`` and a ``StoredExplanation`` holding that string."""
+    targets = county.unsampled
+    n = len(targets)
+    if not n:
+        return {}, []
+    estimated_mask, verdict_idx = county.verdicts()
+    analytes = list(county.rows)
+    fields = [county.rows[a].field for a in analytes] + [county.ph]  # the order sets are numbered in
+    set_texts = _set_texts(fields, n)
+    same = np.ones(n, bool)
+    for f in fields[1:]:
+        same &= (f.search == fields[0].search) & (f.row == fields[0].row)
+    zero = [0] * len(fields)  # the usual parcel: every analyte and pH on one set
+    set_of = [zero] * n
+    sets_text = [None] * n
+    first = set_texts[0]
+    for i in np.nonzero(same & estimated_mask)[0].tolist():
+        sets_text[i] = first[i]
+    for i in np.nonzero(~same & estimated_mask)[0].tolist():  # some analyte's samples differ: sets by content
+        seen: dict[str, int] = {}
+        set_of[i] = [seen.setdefault(texts[i], len(seen)) for texts in set_texts]
+        sets_text[i] = ",".join(seen)
+    columns = [_row_texts(county, county.rows[a]) for a in analytes]
+    # limiting lists and methods by which analytes are not qualified / carry a method (shared)
+    flags_lim = np.zeros(n, np.int64)
+    flags_meth = np.zeros(n, np.int64)
+    for bit, a in enumerate(analytes):
+        r = county.rows[a]
+        flags_lim |= np.where(r.verdict != 0, 1 << bit, 0)
+        flags_meth |= np.where(r.kind != es.ROW_TOO_FEW, 1 << bit, 0)
+    limiting_of: dict[int, list[str]] = {}
+    method_of: dict[int, str] = {}
+    land_use_of: dict[str, str] = {}
+    tail = orjson.dumps({"parameters": {"search_radius_m": pack.estimation.search_radius_m,
+                                        "min_neighbours": pack.estimation.min_neighbours, "z": pack.estimation.z},
+                         "models_digest": digest, "strict_control": False}).decode()[1:]
+    prefix = f"{pack.code}\n{pack.version}\n"
+    verdicts = [es.ROW_VERDICTS[v] for v in range(len(es.ROW_VERDICTS))]
+    out: dict[str, Evaluated] = {}
+    not_assessed: list[str] = []
+    ph_col = len(fields) - 1
+    for i, lim_flags, meth_flags, v in zip(range(n), flags_lim.tolist(), flags_meth.tolist(), verdict_idx.tolist(),
+                                           strict=True):
+        t = targets[i]
+        if not estimated_mask[i]:
+            not_assessed.append(t.code)
+            continue
+        refs = set_of[i]
+        method = method_of.get(meth_flags)
+        if method is None:
+            ms = sorted({county.rows[a].method for bit, a in enumerate(analytes) if meth_flags >> bit & 1})
+            method = method_of[meth_flags] = orjson.dumps(ms[0] if len(ms) == 1 else ms).decode()
+        limiting = limiting_of.get(lim_flags)
+        if limiting is None:
+            limiting = limiting_of[lim_flags] = sorted(a for bit, a in enumerate(analytes) if lim_flags >> bit & 1)
+        lu = land_use_of.get(t.land_use)
+        if lu is None:
+            lu = land_use_of[t.land_use] = orjson.dumps(t.land_use).decode()
+        rows = ",".join([f"{col[i][0]}{refs[c]}{col[i][1]}" for c, col in enumerate(columns)])
+        text = (f'{{"basis":"estimated","land_use":{lu},"method":{method},"analytes":[{rows}],'
+                f'"ph_neighbour_set":{refs[ph_col]},"neighbour_sets":[{sets_text[i]}],{tail}')
+        explanation = StoredExplanation(basis=es.ESTIMATED)
+        explanation.text = text
+        fp = hashlib.sha256((prefix + text).encode()).hexdigest()
+        verdict = verdicts[v]
+        out[t.code] = Evaluated(verdict, None, verdict == "qualified", False, limiting, explanation, fp,
+                                _NO_INPUTS, None)
+    return out, not_assessed
+
+
+_NO_SET = orjson.dumps({"samples": [], "distance_m": []}).decode()
+
+
+def _set_texts(fields: Sequence[Any], n: int) -> list[list[str]]:
+    """Per field (analytes, then pH) each parcel's neighbour set as JSON text (one text per
+    search and target, shared by the fields that use the search)."""
+    by_search: dict[int, list[str]] = {}
+    out = []
+    for f in fields:
+        texts = [_NO_SET] * n
+        for s in np.unique(f.search).tolist():
+            if s < 0:
+                continue
+            got = by_search.get(s)
+            if got is None:
+                got = by_search[s] = _search_texts(f.searches[s])
+            members = np.nonzero(f.search == s)[0]
+            for i, j in zip(members.tolist(), f.row[members].tolist(), strict=True):
+                texts[i] = got[j]
+        out.append(texts)
+    return out
+
+
+def _search_texts(search: es.Search) -> list[str]:
+    """Each target's neighbour set of one search as ``orjson`` writes ``{"samples", "distance_m"}``."""
+    codes = [orjson.dumps(c).decode() for c in search.codes]
+    return ['{"samples":[' + ",".join([codes[k] for k in i_row[:c]]) + '],"distance_m":['
+            + ",".join(map(str, d_row[:c])) + "]}"
+            for c, i_row, d_row in zip(search.counts.tolist(), search.idx.tolist(), search.metres.tolist(),
+                                       strict=True)]
+
+
+def _encoded(values: Sequence[Any]) -> list[str]:
+    """Each number (or None; NaN as null) as ``orjson`` writes it, from one call for the list."""
+    if not values:
+        return []
+    return orjson.dumps(list(values)).decode()[1:-1].split(",")
+
+
+def _row_texts(county: es.CountyAssessment, r: Any) -> list[tuple[str, str]]:
+    """Each unsampled parcel's row of one analyte as JSON text, before and after its neighbour set's index
+    (``to_evaluated``'s row: the analyte, then ``assess``'s keys with ``neighbour_set`` in place of
+    ``neighbours``)."""
+    name, method = orjson.dumps(r.analyte).decode(), orjson.dumps(r.method).decode()
+    value, sigma, lower, upper, limit = (_encoded(x) for x in (r.value, r.sigma, r.lower, r.upper, r.limit))
+    ph_value, ph_sigma = _encoded(county.ph_value), _encoded(county.ph_sigma)
+    hot = r.field.exceeding
+    out = []
+    for i, (kind, v, why) in enumerate(zip(r.kind.tolist(), r.verdict.tolist(), r.why, strict=True)):
+        exceeding = f',"exceeding":{orjson.dumps(hot[i]).decode()}' if hot.get(i) else ""
+        if kind == es.ROW_TOO_FEW:
+            out.append((f'{{"analyte":{name},"basis":"not_assessed","reason":"too_few_neighbours","neighbour_set":',
+                        f',"verdict":"not_assessed"{exceeding}}}'))
+        elif kind == es.ROW_PH_NOT_ASSESSED:
+            out.append((f'{{"analyte":{name},"basis":"not_assessed","method":{method},"value":{value[i]},'
+                        f'"sigma":{sigma[i]},"lower":{lower[i]},"upper":{upper[i]},"neighbour_set":',
+                        f',"verdict":"not_assessed","reason":"ph_not_assessed"{exceeding}}}'))
+        else:
+            out.append((f'{{"analyte":{name},"basis":"estimated","method":{method},"value":{value[i]},'
+                        f'"sigma":{sigma[i]},"lower":{lower[i]},"upper":{upper[i]},"neighbour_set":',
+                        f',"limit":{limit[i]},"verdict":"{es.ROW_VERDICTS[v]}","reason":"{es.ROW_REASONS[why]}",'
+                        f'"ph":{{"value":{ph_value[i]},"sigma":{ph_sigma[i]}}}{exceeding}}}'))
+    return out
+
+
 def for_county(county: str, pack: RulePack) -> tuple[dict[str, Evaluated], dict[str, Any]]:
     """A whole-county run: fit, estimate every unsampled parcel; (estimated grades, the record)."""
     if not spatial.has_unsampled(county):
         return {}, {"estimated": 0, "not_assessed": 0, "models": {}, "skipped": "every parcel has a usable sample"}
-    data, res, models = spatial.assess_county(county, pack)
-    if data is None:
+    data, assessed = spatial.assess_county_arrays(county, pack)
+    if data is None or assessed is None:
         return {}, {}
-    land_use = {p.code: p.land_use for p in data.parcels}
-    dicts = {k: m.to_dict() for k, m in sorted(models.items())}
-    digest = models_digest(dicts)
-    out: dict[str, Evaluated] = {}
-    not_assessed = 0
-    for code in list(res):  # each assessment is let go once its grade is made: at 1,000,000 parcels
-        a = res.pop(code)  # the two together were most of the run's 13 GB, and the collector scans them
-        if a.basis == es.ESTIMATED:
-            out[code] = to_evaluated(a, pack, land_use[code], digest)
-        elif a.basis == es.NOT_ASSESSED:
-            not_assessed += 1
+    dicts = {k: m.to_dict() for k, m in sorted(assessed.models.items())}
+    out, not_assessed = stored(assessed, pack, models_digest(dicts))
     record = {"epsg": data.projection.epsg, "samples": len(data.samples),
-              "estimated": len(out), "not_assessed": not_assessed, "models": dicts}
+              "estimated": len(out), "not_assessed": len(not_assessed), "models": dicts}
     return out, record
 
 
@@ -250,16 +382,12 @@ def around(parcel_codes: Iterable[str], pack: RulePack) -> tuple[set[str], dict[
         targets = [t for t in unsampled if t.code in asked or t.code in names or t.code in takes]
         if not targets:
             continue
-        res, _ = es.assess(data.samples, targets, list(pack.data["analytes"]), spatial.limit_fn(pack),
-                           pack.estimation, models)
-        digest = models_digest(run.estimation["models"])
-        land_use = {p.code: p.land_use for p in data.parcels}
-        for code, a in res.items():
-            if a.basis == es.MEASURED:
-                continue
-            found.add(code)
-            if a.basis == es.ESTIMATED:
-                estimates[code] = to_evaluated(a, pack, land_use[code], digest)
+        assessed = es.assess_arrays(data.samples, targets, list(pack.data["analytes"]), spatial.limit_fn(pack),
+                                    pack.estimation, models)
+        made, not_assessed = stored(assessed, pack, models_digest(run.estimation["models"]))
+        found.update(made)
+        found.update(not_assessed)
+        estimates.update(made)
     return found, estimates
 
 

@@ -22,7 +22,7 @@ from ..dbtypes import utcnow
 from ..events import GradeChanged, GradesChanged, publish
 from ..extensions import db
 from ..places.models import FarmPark, Region
-from .evaluation import Evaluated, evaluate_parcel
+from .evaluation import Evaluated, StoredExplanation, evaluate_parcel
 from .inputs import CHUNK, _driver_sql, _fetch, _in_list, _load_inputs, _Reader, _session_reader
 from .models import AREA_TYPES, Grade, RollupMember, RollupSum
 from .queries import live_area_grade
@@ -236,6 +236,7 @@ def _write_grades(p: _Pass, rows: list[tuple], superseded: list[int | None], pre
     values = [(code, county, ev.grade, ev.verdict, ev.qualified, ev.strict_control, ev.limiting, ev.explanation,
                ev.fingerprint, ev.inputs, ev.tested_on, grade_basis(ev)) for code, county, ev, _, _ in rows]
     if p.run_id is None:  # a few rows: ids straight back
+        values = [(*v[:_EXPLANATION], _full(v[_EXPLANATION]), *v[_EXPLANATION + 1:]) for v in values]
         dicts = [dict(zip(_GRADE_COLUMNS, v, strict=True)) | {
             "subject_type": "parcel", "rule_pack": p.pack.code, "rule_pack_version": p.pack.version,
             "computed_at": now, "computed_by": p.actor.label, "run_id": None, "superseded_by": None} for v in values]
@@ -299,11 +300,17 @@ def _bind_estimated_explanations(p: _Pass, rows: list[tuple], values: list[tuple
         if e:
             v = values[k][_EXPLANATION]
             text = getattr(v, "text", None) if wrap is not None else None
-            bound[k] = wrap(text) if text is not None else bind(v)
+            bound[k] = wrap(text) if text is not None else bind(_full(v))
     for k, b in enumerate(bound):
         row = values[k]
         values[k] = (*row[:_EXPLANATION], b, *row[_EXPLANATION + 1:])
     return True
+
+
+def _full(explanation: Any) -> Any:
+    """An explanation as the column binds it: a stored estimated one (``StoredExplanation``, its
+    text) as the dict that text is."""
+    return explanation.full() if isinstance(explanation, StoredExplanation) else explanation
 
 
 def _text_binder(dialect: Any) -> Callable[[str], Any] | None:
