@@ -203,17 +203,18 @@ def stored(county: es.CountyAssessment, pack: RulePack, digest: str) -> tuple[di
     same = np.ones(n, bool)
     for f in fields[1:]:
         same &= (f.search == fields[0].search) & (f.row == fields[0].row)
-    zero = [0] * len(fields)  # the usual parcel: every analyte and pH on one set
-    set_of = [zero] * n
-    sets_text = [None] * n
-    first = set_texts[0]
-    for i in np.nonzero(same & estimated_mask)[0].tolist():
-        sets_text[i] = first[i]
+    refs = [[0] * n for _ in fields]  # per field each parcel's set index: the usual parcel has one set
+    sets_text = set_texts[0][:]
     for i in np.nonzero(~same & estimated_mask)[0].tolist():  # some analyte's samples differ: sets by content
         seen: dict[str, int] = {}
-        set_of[i] = [seen.setdefault(texts[i], len(seen)) for texts in set_texts]
+        for c, texts in enumerate(set_texts):
+            refs[c][i] = seen.setdefault(texts[i], len(seen))
         sets_text[i] = ",".join(seen)
-    columns = [_row_texts(county, county.rows[a]) for a in analytes]
+    del set_texts
+    analytes_text = list(map(",".join, zip(*[_row_texts(county, county.rows[a], refs[c])
+                                              for c, a in enumerate(analytes)], strict=True)))
+    ph_refs = refs[-1]
+    del refs
     # limiting lists and methods by which analytes are not qualified / carry a method (shared)
     flags_lim = np.zeros(n, np.int64)
     flags_meth = np.zeros(n, np.int64)
@@ -231,14 +232,12 @@ def stored(county: es.CountyAssessment, pack: RulePack, digest: str) -> tuple[di
     verdicts = [es.ROW_VERDICTS[v] for v in range(len(es.ROW_VERDICTS))]
     out: dict[str, Evaluated] = {}
     not_assessed: list[str] = []
-    ph_col = len(fields) - 1
     for i, lim_flags, meth_flags, v in zip(range(n), flags_lim.tolist(), flags_meth.tolist(), verdict_idx.tolist(),
                                            strict=True):
         t = targets[i]
         if not estimated_mask[i]:
             not_assessed.append(t.code)
             continue
-        refs = set_of[i]
         method = method_of.get(meth_flags)
         if method is None:
             ms = sorted({county.rows[a].method for bit, a in enumerate(analytes) if meth_flags >> bit & 1})
@@ -249,9 +248,8 @@ def stored(county: es.CountyAssessment, pack: RulePack, digest: str) -> tuple[di
         lu = land_use_of.get(t.land_use)
         if lu is None:
             lu = land_use_of[t.land_use] = orjson.dumps(t.land_use).decode()
-        rows = ",".join([f"{col[i][0]}{refs[c]}{col[i][1]}" for c, col in enumerate(columns)])
-        text = (f'{{"basis":"estimated","land_use":{lu},"method":{method},"analytes":[{rows}],'
-                f'"ph_neighbour_set":{refs[ph_col]},"neighbour_sets":[{sets_text[i]}],{tail}')
+        text = (f'{{"basis":"estimated","land_use":{lu},"method":{method},"analytes":[{analytes_text[i]}],'
+                f'"ph_neighbour_set":{ph_refs[i]},"neighbour_sets":[{sets_text[i]}],{tail}')
         explanation = StoredExplanation(basis=es.ESTIMATED)
         explanation.text = text
         fp = hashlib.sha256((prefix + text).encode()).hexdigest()
@@ -300,29 +298,29 @@ def _encoded(values: Sequence[Any]) -> list[str]:
     return orjson.dumps(list(values)).decode()[1:-1].split(",")
 
 
-def _row_texts(county: es.CountyAssessment, r: Any) -> list[tuple[str, str]]:
-    """Each unsampled parcel's row of one analyte as JSON text, before and after its neighbour set's index
-    (``to_evaluated``'s row: the analyte, then ``assess``'s keys with ``neighbour_set`` in place of
+def _row_texts(county: es.CountyAssessment, r: Any, refs: Sequence[int]) -> list[str]:
+    """Each unsampled parcel's row of one analyte as JSON text (``to_evaluated``'s row: the
+    analyte, then ``assess``'s keys with ``neighbour_set``, its index ``refs[i]``, in place of
     ``neighbours``)."""
     name, method = orjson.dumps(r.analyte).decode(), orjson.dumps(r.method).decode()
-    value, sigma, lower, upper, limit = (_encoded(x) for x in (r.value, r.sigma, r.lower, r.upper, r.limit))
-    ph_value, ph_sigma = _encoded(county.ph_value), _encoded(county.ph_sigma)
     hot = r.field.exceeding
     out = []
-    for i, (kind, v, why) in enumerate(zip(r.kind.tolist(), r.verdict.tolist(), r.why, strict=True)):
+    for i, (kind, v, why, value, sigma, lower, upper, limit, ph_value, ph_sigma, ref) in enumerate(zip(
+            r.kind.tolist(), r.verdict.tolist(), r.why, *(_encoded(x) for x in (
+                r.value, r.sigma, r.lower, r.upper, r.limit, county.ph_value, county.ph_sigma)), refs, strict=True)):
         exceeding = f',"exceeding":{orjson.dumps(hot[i]).decode()}' if hot.get(i) else ""
-        if kind == es.ROW_TOO_FEW:
-            out.append((f'{{"analyte":{name},"basis":"not_assessed","reason":"too_few_neighbours","neighbour_set":',
-                        f',"verdict":"not_assessed"{exceeding}}}'))
-        elif kind == es.ROW_PH_NOT_ASSESSED:
-            out.append((f'{{"analyte":{name},"basis":"not_assessed","method":{method},"value":{value[i]},'
-                        f'"sigma":{sigma[i]},"lower":{lower[i]},"upper":{upper[i]},"neighbour_set":',
-                        f',"verdict":"not_assessed","reason":"ph_not_assessed"{exceeding}}}'))
+        if kind == es.ROW_ESTIMATED:
+            out.append(f'{{"analyte":{name},"basis":"estimated","method":{method},"value":{value},"sigma":{sigma},'
+                       f'"lower":{lower},"upper":{upper},"neighbour_set":{ref},"limit":{limit},'
+                       f'"verdict":"{es.ROW_VERDICTS[v]}","reason":"{es.ROW_REASONS[why]}",'
+                       f'"ph":{{"value":{ph_value},"sigma":{ph_sigma}}}{exceeding}}}')
+        elif kind == es.ROW_TOO_FEW:
+            out.append(f'{{"analyte":{name},"basis":"not_assessed","reason":"too_few_neighbours",'
+                       f'"neighbour_set":{ref},"verdict":"not_assessed"{exceeding}}}')
         else:
-            out.append((f'{{"analyte":{name},"basis":"estimated","method":{method},"value":{value[i]},'
-                        f'"sigma":{sigma[i]},"lower":{lower[i]},"upper":{upper[i]},"neighbour_set":',
-                        f',"limit":{limit[i]},"verdict":"{es.ROW_VERDICTS[v]}","reason":"{es.ROW_REASONS[why]}",'
-                        f'"ph":{{"value":{ph_value[i]},"sigma":{ph_sigma[i]}}}{exceeding}}}'))
+            out.append(f'{{"analyte":{name},"basis":"not_assessed","method":{method},"value":{value},'
+                       f'"sigma":{sigma},"lower":{lower},"upper":{upper},"neighbour_set":{ref},'
+                       f'"verdict":"not_assessed","reason":"ph_not_assessed"{exceeding}}}')
     return out
 
 

@@ -916,8 +916,12 @@ def _field(model: Model, obs: list[Obs], targets: list[Target], params: Estimati
         exceeds = np.array([o.exceeds for o in gobs] + [False], dtype=bool)  # index -1: no neighbour
         group_hot = exceeds[surf.idx].any(axis=1) if surf.idx.shape[1] else np.zeros(len(members), bool)
         hot[rows] = group_hot
-        for j in np.nonzero(group_hot)[0].tolist():
-            exceeding[members[j]] = [gobs[k].code for k in surf.idx[j].tolist() if k >= 0 and gobs[k].exceeds]
+        hot_j = np.nonzero(group_hot)[0]
+        hot_idx = surf.idx[hot_j]
+        codes = [o.code for o in gobs]
+        for j, ks, over in zip(hot_j.tolist(), hot_idx.tolist(), (exceeds[hot_idx] & (hot_idx >= 0)).tolist(),
+                               strict=True):
+            exceeding[members[j]] = [codes[k] for k, x in zip(ks, over, strict=True) if x]
         search[rows] = near[2]
         row[rows] = np.arange(len(members))
     return _Field(ok, value, sigma, lower, upper, hot, search, row, searches, exceeding)
