@@ -232,10 +232,9 @@ def stored(county: es.CountyAssessment, pack: RulePack, digest: str) -> tuple[di
     verdicts = [es.ROW_VERDICTS[v] for v in range(len(es.ROW_VERDICTS))]
     out: dict[str, Evaluated] = {}
     not_assessed: list[str] = []
-    for i, lim_flags, meth_flags, v in zip(range(n), flags_lim.tolist(), flags_meth.tolist(), verdict_idx.tolist(),
-                                           strict=True):
-        t = targets[i]
-        if not estimated_mask[i]:
+    for i, t, est, lim_flags, meth_flags, v in zip(range(n), targets, estimated_mask.tolist(), flags_lim.tolist(),
+                                                   flags_meth.tolist(), verdict_idx.tolist(), strict=True):
+        if not est:
             not_assessed.append(t.code)
             continue
         method = method_of.get(meth_flags)
@@ -301,26 +300,29 @@ def _encoded(values: Sequence[Any]) -> list[str]:
 def _row_texts(county: es.CountyAssessment, r: Any, refs: Sequence[int]) -> list[str]:
     """Each unsampled parcel's row of one analyte as JSON text (``to_evaluated``'s row: the
     analyte, then ``assess``'s keys with ``neighbour_set``, its index ``refs[i]``, in place of
-    ``neighbours``)."""
+    ``neighbours``). Written as estimated rows in one pass, then the few others replaced."""
     name, method = orjson.dumps(r.analyte).decode(), orjson.dumps(r.method).decode()
-    hot = r.field.exceeding
-    out = []
-    for i, (kind, v, why, value, sigma, lower, upper, limit, ph_value, ph_sigma, ref) in enumerate(zip(
-            r.kind.tolist(), r.verdict.tolist(), r.why, *(_encoded(x) for x in (
-                r.value, r.sigma, r.lower, r.upper, r.limit, county.ph_value, county.ph_sigma)), refs, strict=True)):
-        exceeding = f',"exceeding":{orjson.dumps(hot[i]).decode()}' if hot.get(i) else ""
-        if kind == es.ROW_ESTIMATED:
-            out.append(f'{{"analyte":{name},"basis":"estimated","method":{method},"value":{value},"sigma":{sigma},'
-                       f'"lower":{lower},"upper":{upper},"neighbour_set":{ref},"limit":{limit},'
-                       f'"verdict":"{es.ROW_VERDICTS[v]}","reason":"{es.ROW_REASONS[why]}",'
-                       f'"ph":{{"value":{ph_value},"sigma":{ph_sigma}}}{exceeding}}}')
-        elif kind == es.ROW_TOO_FEW:
-            out.append(f'{{"analyte":{name},"basis":"not_assessed","reason":"too_few_neighbours",'
-                       f'"neighbour_set":{ref},"verdict":"not_assessed"{exceeding}}}')
-        else:
-            out.append(f'{{"analyte":{name},"basis":"not_assessed","method":{method},"value":{value},'
-                       f'"sigma":{sigma},"lower":{lower},"upper":{upper},"neighbour_set":{ref},'
-                       f'"verdict":"not_assessed","reason":"ph_not_assessed"{exceeding}}}')
+    value, sigma, lower, upper, limit, ph_value, ph_sigma = (_encoded(x) for x in (
+        r.value, r.sigma, r.lower, r.upper, r.limit, county.ph_value, county.ph_sigma))
+    exceeding = [""] * len(refs)
+    for i, codes in r.field.exceeding.items():
+        if codes:
+            exceeding[i] = f',"exceeding":{orjson.dumps(codes).decode()}'
+    verdicts = np.array(es.ROW_VERDICTS, dtype=object)[r.verdict].tolist()
+    reasons = np.array(es.ROW_REASONS, dtype=object)[r.why].tolist()
+    head = f'{{"analyte":{name},"basis":"estimated","method":{method},"value":'
+    out = [f'{head}{v},"sigma":{s},"lower":{lo},"upper":{up},"neighbour_set":{ref},"limit":{lim},'
+           f'"verdict":"{verdict}","reason":"{why}","ph":{{"value":{pv},"sigma":{ps}}}{ex}}}'
+           for v, s, lo, up, ref, lim, verdict, why, pv, ps, ex in zip(
+               value, sigma, lower, upper, refs, limit, verdicts, reasons, ph_value, ph_sigma, exceeding, strict=True)]
+    kind = r.kind
+    for i in np.nonzero(kind == es.ROW_TOO_FEW)[0].tolist():
+        out[i] = (f'{{"analyte":{name},"basis":"not_assessed","reason":"too_few_neighbours",'
+                  f'"neighbour_set":{refs[i]},"verdict":"not_assessed"{exceeding[i]}}}')
+    for i in np.nonzero(kind == es.ROW_PH_NOT_ASSESSED)[0].tolist():
+        out[i] = (f'{{"analyte":{name},"basis":"not_assessed","method":{method},"value":{value[i]},'
+                  f'"sigma":{sigma[i]},"lower":{lower[i]},"upper":{upper[i]},"neighbour_set":{refs[i]},'
+                  f'"verdict":"not_assessed","reason":"ph_not_assessed"{exceeding[i]}}}')
     return out
 
 

@@ -1002,7 +1002,7 @@ class _Rows:
     method: str
     kind: np.ndarray  # ROW_ESTIMATED | ROW_TOO_FEW | ROW_PH_NOT_ASSESSED
     verdict: np.ndarray  # index into ROW_VERDICTS
-    why: list[int]  # index into ROW_REASONS (estimated rows)
+    why: np.ndarray  # index into ROW_REASONS (estimated rows)
     value: list[float]  # shown (``_sig``): estimate, σ, bounds
     sigma: list[float]
     lower: list[float]
@@ -1023,7 +1023,7 @@ class _Rows:
         else:
             row = {"basis": ESTIMATED, "method": self.method, "value": self.value[i], "sigma": self.sigma[i],
                    "lower": self.lower[i], "upper": self.upper[i], "neighbours": nbs, "limit": self.limit[i],
-                   "verdict": ROW_VERDICTS[int(self.verdict[i])], "reason": ROW_REASONS[self.why[i]],
+                   "verdict": ROW_VERDICTS[int(self.verdict[i])], "reason": ROW_REASONS[int(self.why[i])],
                    "ph": ph_shown}
         hot = self.field.exceeding.get(i)
         if hot:
@@ -1042,7 +1042,7 @@ def _analyte_rows(analyte: str, method: str, f: _Field, ph: _Field, targets: lis
     within = (f.upper <= strict) & ~f.hot
     kind = np.where(~f.ok, ROW_TOO_FEW, np.where(ph.ok, ROW_ESTIMATED, ROW_PH_NOT_ASSESSED))
     verdict = np.where(kind != ROW_ESTIMATED, 3, np.where(beyond, 2, np.where(within, 0, 1)))
-    why = np.where(beyond, 0, np.where(within, 1, np.where(f.hot, 2, 3))).tolist()
+    why = np.where(beyond, 0, np.where(within, 1, np.where(f.hot, 2, 3)))
     value, sigma, lower, upper = (_sig_list(a) for a in (f.value, f.sigma, f.lower, f.upper))
     return _Rows(analyte, method, kind, verdict, why, value, sigma, lower, upper, strict_l, f)
 
