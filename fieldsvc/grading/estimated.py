@@ -3,7 +3,7 @@
 A whole-county run fits the variograms (``spatial.assess_county``), records them with the run,
 and every parcel without a sample that has enough neighbours gets an ``estimated`` grade (its
 own grade row, like a measured one), stored compactly: estimates, σ, bounds and verdicts per
-analyte and the parcel's neighbour sets (codes and distances) once (``to_evaluated``); one parcel
+analyte and the parcel's neighbour sets (codes and distances) once (``stored``); one parcel
 read is expanded with its neighbours' values and the run's models (``expand``). An incremental
 re-grade (a new approved result, a sample edit) re-estimates, with the latest county run's
 models, only the parcels whose neighbour sets name a changed sample or would now take it in
@@ -46,52 +46,6 @@ def models_digest(model_dicts: Mapping[str, Mapping[str, Any]]) -> str:
     """A short digest of a run's models (``{analyte: Model.to_dict()}``): what an estimated grade
     names instead of copying them, so a re-run that fits the same models keeps its grades."""
     return hashlib.sha256(canonical_json(dict(model_dicts)).encode()).hexdigest()[:16]
-
-
-def to_evaluated(a: es.Assessment, pack: RulePack, land_use: str, digest: str) -> Evaluated:
-    """An estimated parcel's grade, stored compactly (decision A of issue 14):
-
-    per analyte its estimate, σ, bounds, limit, method, verdict and reason, and the index of its
-    neighbour set in ``neighbour_sets`` (``{"samples": [codes], "distance_m": [m]}``, nearest
-    first: one set when every analyte and pH used the same samples, more only where eligibility
-    differs); ``exceeding`` names the neighbours over their own limit (precaution). The
-    neighbours' values and the models (``models_digest`` names the run's) are resolved when one
-    parcel is read (``expand``). The JSON text is made once: the fingerprint hashes it.
-
-    This is the stored form's definition as dicts; runs store it from the arrays (``stored``,
-    the same text: ``tests/api/test_estimation_regrade.py`` holds the two together)."""
-    sets: list[Mapping[str, list]] = []
-
-    def ref(nb: Mapping[str, list]) -> int:
-        for j, known in enumerate(sets):
-            if known is nb or known == nb:
-                return j
-        sets.append(nb)
-        return len(sets) - 1
-
-    rows = []
-    methods = set()
-    for k, v in a.analytes.items():
-        row: dict[str, Any] = {"analyte": k}
-        for key, val in v.items():
-            if key == "neighbours":
-                row["neighbour_set"] = ref(val)
-            else:
-                row[key] = val
-        if v.get("method"):
-            methods.add(v["method"])
-        rows.append(row)
-    ordered = sorted(methods)
-    explanation = StoredExplanation(
-        basis=a.basis, land_use=land_use, method=ordered[0] if len(ordered) == 1 else ordered, analytes=rows,
-        ph_neighbour_set=ref(a.ph_neighbours) if a.ph_neighbours is not None else None, neighbour_sets=sets,
-        parameters={"search_radius_m": pack.estimation.search_radius_m,
-                    "min_neighbours": pack.estimation.min_neighbours, "z": pack.estimation.z},
-        models_digest=digest, strict_control=False)
-    explanation.text = orjson.dumps(explanation).decode()
-    fp = hashlib.sha256(f"{pack.code}\n{pack.version}\n{explanation.text}".encode()).hexdigest()
-    limiting = sorted(k for k, v in a.analytes.items() if v.get("verdict") != "qualified")
-    return Evaluated(a.verdict, None, a.verdict == "qualified", False, limiting, explanation, fp, _NO_INPUTS, None)
 
 
 def neighbour_codes(explanation: Mapping[str, Any] | None) -> list[str]:
@@ -183,15 +137,25 @@ def latest_models(county: str, pack: RulePack) -> dict[str, es.Model] | None:
 
 def stored(county: es.CountyAssessment, pack: RulePack, digest: str) -> tuple[dict[str, Evaluated], list[str]]:
     """The estimated grades of a county's unsampled parcels, by code, and the codes of those not
-    assessed: ``to_evaluated``'s explanation text and fingerprint, written straight from the
-    arrays (``estimation.assess_arrays``).
+    assessed, stored compactly (decision A of issue 14), straight from the arrays
+    (``estimation.assess_arrays``).
 
-    Why: at 1,000,000 parcels making each parcel's rows, neighbour sets and assessment as dicts,
-    then encoding them, cost most of the estimation half, and the cyclic collector walked those
-    millions of objects again at every full collection. Here numbers are encoded per analyte in
-    one ``orjson`` call (the same text orjson gives each of them), a neighbour set's text once per
-    search, and a parcel's explanation is one string; what the grading pass keeps per parcel is
-    an ``Evaluated`` and a ``StoredExplanation`` holding that string."""
+    The explanation: per analyte its estimate, σ, bounds, limit, method, verdict and reason (the
+    row ``assess`` reports, in its key order), and the index of its neighbour set in
+    ``neighbour_sets`` (``{"samples": [codes], "distance_m": [m]}``, nearest first: one set when
+    every analyte and pH used the same samples, more only where eligibility differs, numbered in
+    order of first use by the analytes, then pH); ``exceeding`` names the neighbours over their
+    own limit (precaution). The neighbours' values and the models (``models_digest`` names the
+    run's) are resolved when one parcel is read (``expand``). The JSON text is orjson's compact
+    form of that object, made once: the fingerprint hashes it and the column stores it
+    (``tests/unit/grading/test_estimated_text.py`` holds it to the same object built as dicts).
+
+    Why from the arrays: at 1,000,000 parcels making each parcel's rows, neighbour sets and
+    assessment as dicts, then encoding them, cost most of the estimation half, and the cyclic
+    collector walked those millions of objects again at every full collection. Here numbers are
+    encoded per analyte in one ``orjson`` call (the same text orjson gives each of them), a
+    neighbour set's text once per search, and a parcel's explanation is one string; what the
+    grading pass keeps per parcel is an ``Evaluated`` and a ``StoredExplanation`` holding it."""
     targets = county.unsampled
     n = len(targets)
     if not n:
@@ -298,9 +262,9 @@ def _encoded(values: Sequence[Any]) -> list[str]:
 
 
 def _row_texts(county: es.CountyAssessment, r: Any, refs: Sequence[int]) -> list[str]:
-    """Each unsampled parcel's row of one analyte as JSON text (``to_evaluated``'s row: the
-    analyte, then ``assess``'s keys with ``neighbour_set``, its index ``refs[i]``, in place of
-    ``neighbours``). Written as estimated rows in one pass, then the few others replaced."""
+    """Each unsampled parcel's row of one analyte as JSON text (the analyte, then the keys of
+    ``assess``'s row with ``neighbour_set``, its index ``refs[i]``, in place of ``neighbours``).
+    Written as estimated rows in one pass, then the few others replaced."""
     name, method = orjson.dumps(r.analyte).decode(), orjson.dumps(r.method).decode()
     value, sigma, lower, upper, limit, ph_value, ph_sigma = (_encoded(x) for x in (
         r.value, r.sigma, r.lower, r.upper, r.limit, county.ph_value, county.ph_sigma))

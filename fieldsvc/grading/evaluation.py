@@ -35,10 +35,9 @@ def not_assessed_fingerprint(reason: str) -> str:
 class StoredExplanation(dict):
     """An estimated parcel's explanation as a county run stores it: ``text``, its JSON, made once
     (the fingerprint hashes it and the grades column stores it as it is). The dict itself holds
-    only ``basis`` (what the grading pass reads before writing), or all of it when made as a dict
-    (``estimated.to_evaluated``): a county run makes a million of these, and keeping only the text
-    spares the collector a dozen tracked objects a parcel (``estimated.stored``). ``full()``: the
-    explanation as a dict."""
+    only ``basis`` (what the grading pass reads before writing): a county run makes a million of
+    these, and keeping only the text spares the collector a dozen tracked objects a parcel
+    (``estimated.stored``). ``full()``: the explanation as a dict."""
 
     __slots__ = ("text",)
 

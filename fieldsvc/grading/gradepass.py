@@ -199,7 +199,8 @@ def _memo_last(bind: Callable[[Any], Any]) -> Callable[[Any], Any]:
 
 
 def _estimate(ev: Evaluated, bind: Callable[[Any], Any] | None) -> Evaluated:
-    return ev if bind is None else ev._replace(inputs=bind(ev.inputs))
+    # the tuple made directly: ``_replace`` rebuilds it through keyword pops (1.1 µs against 0.46)
+    return ev if bind is None else Evaluated(*ev[:7], bind(ev[7]), ev[8])
 
 
 def _accumulate(p: _Pass, m: Member) -> None:
@@ -295,7 +296,7 @@ def _bind_estimated_explanations(p: _Pass, rows: list[tuple], values: list[tuple
     The column is memoised for measured parcels (few distinct explanations), which keys each
     value by its ``repr``; an estimated parcel's explanation is its own (neighbour sets, σ), so
     that key only costs. Estimated ones are bound straight away: their JSON text, made once with
-    the fingerprint (``estimated.to_evaluated``), where the column writes plain JSON text (no
+    the fingerprint (``estimated.stored``), where the column writes plain JSON text (no
     custom serializer); the others through the same memo as before.
     """
     estimated = [p.estimates.get(code) is not None and ev.explanation is p.estimates[code].explanation
