@@ -168,15 +168,17 @@ def stored(county: es.CountyAssessment, pack: RulePack, digest: str) -> tuple[di
     for f in fields[1:]:
         same &= (f.search == fields[0].search) & (f.row == fields[0].row)
     refs = [[0] * n for _ in fields]  # per field each parcel's set index: the usual parcel has one set
-    sets_text = set_texts[0][:]
+    sets_text = set_texts[0].tolist()
     for i in np.nonzero(~same & estimated_mask)[0].tolist():  # some analyte's samples differ: sets by content
         seen: dict[str, int] = {}
         for c, texts in enumerate(set_texts):
             refs[c][i] = seen.setdefault(texts[i], len(seen))
         sets_text[i] = ",".join(seen)
     del set_texts
-    analytes_text = list(map(",".join, zip(*[_row_texts(county, county.rows[a], refs[c])
+    ph_shown = _encoded(county.ph_value), _encoded(county.ph_sigma)
+    analytes_text = list(map(",".join, zip(*[_row_texts(county.rows[a], refs[c], ph_shown)
                                               for c, a in enumerate(analytes)], strict=True)))
+    del ph_shown
     ph_refs = refs[-1]
     del refs
     # limiting lists and methods by which analytes are not qualified / carry a method (shared)
@@ -225,22 +227,21 @@ def stored(county: es.CountyAssessment, pack: RulePack, digest: str) -> tuple[di
 _NO_SET = orjson.dumps({"samples": [], "distance_m": []}).decode()
 
 
-def _set_texts(fields: Sequence[Any], n: int) -> list[list[str]]:
-    """Per field (analytes, then pH) each parcel's neighbour set as JSON text (one text per
-    search and target, shared by the fields that use the search)."""
-    by_search: dict[int, list[str]] = {}
+def _set_texts(fields: Sequence[Any], n: int) -> list[np.ndarray]:
+    """Per field (analytes, then pH) each parcel's neighbour set as JSON text, in an object array
+    (one text per search and target, shared by the fields that use the search)."""
+    by_search: dict[int, np.ndarray] = {}
     out = []
     for f in fields:
-        texts = [_NO_SET] * n
+        texts = np.full(n, _NO_SET, dtype=object)
         for s in np.unique(f.search).tolist():
             if s < 0:
                 continue
             got = by_search.get(s)
             if got is None:
-                got = by_search[s] = _search_texts(f.searches[s])
+                got = by_search[s] = np.array(_search_texts(f.searches[s]), dtype=object)
             members = np.nonzero(f.search == s)[0]
-            for i, j in zip(members.tolist(), f.row[members].tolist(), strict=True):
-                texts[i] = got[j]
+            texts[members] = got[f.row[members]]
         out.append(texts)
     return out
 
@@ -261,13 +262,14 @@ def _encoded(values: Sequence[Any]) -> list[str]:
     return orjson.dumps(list(values)).decode()[1:-1].split(",")
 
 
-def _row_texts(county: es.CountyAssessment, r: Any, refs: Sequence[int]) -> list[str]:
+def _row_texts(r: Any, refs: Sequence[int], ph_shown: tuple[list[str], list[str]]) -> list[str]:
     """Each unsampled parcel's row of one analyte as JSON text (the analyte, then the keys of
-    ``assess``'s row with ``neighbour_set``, its index ``refs[i]``, in place of ``neighbours``).
-    Written as estimated rows in one pass, then the few others replaced."""
+    ``assess``'s row with ``neighbour_set``, its index ``refs[i]``, in place of ``neighbours``;
+    ``ph_shown``: each parcel's estimated pH and its σ, encoded). Written as estimated rows in
+    one pass, then the few others replaced."""
     name, method = orjson.dumps(r.analyte).decode(), orjson.dumps(r.method).decode()
-    value, sigma, lower, upper, limit, ph_value, ph_sigma = (_encoded(x) for x in (
-        r.value, r.sigma, r.lower, r.upper, r.limit, county.ph_value, county.ph_sigma))
+    value, sigma, lower, upper, limit = (_encoded(x) for x in (r.value, r.sigma, r.lower, r.upper, r.limit))
+    ph_value, ph_sigma = ph_shown
     exceeding = [""] * len(refs)
     for i, codes in r.field.exceeding.items():
         if codes:
@@ -297,9 +299,11 @@ def for_county(county: str, pack: RulePack) -> tuple[dict[str, Evaluated], dict[
     data, assessed = spatial.assess_county_arrays(county, pack)
     if data is None or assessed is None:
         return {}, {}
+    epsg, n_samples = data.projection.epsg, len(data.samples)
+    del data  # the parcels as read (an object each) are not needed to store the grades
     dicts = {k: m.to_dict() for k, m in sorted(assessed.models.items())}
     out, not_assessed = stored(assessed, pack, models_digest(dicts))
-    record = {"epsg": data.projection.epsg, "samples": len(data.samples),
+    record = {"epsg": epsg, "samples": n_samples,
               "estimated": len(out), "not_assessed": len(not_assessed), "models": dicts}
     return out, record
 
