@@ -247,12 +247,21 @@ def _set_texts(fields: Sequence[Any], n: int) -> list[np.ndarray]:
 
 
 def _search_texts(search: es.Search) -> list[str]:
-    """Each target's neighbour set of one search as ``orjson`` writes ``{"samples", "distance_m"}``."""
-    codes = [orjson.dumps(c).decode() for c in search.codes]
-    return ['{"samples":[' + ",".join([codes[k] for k in i_row[:c]]) + '],"distance_m":['
-            + ",".join(map(str, d_row[:c])) + "]}"
-            for c, i_row, d_row in zip(search.counts.tolist(), search.idx.tolist(), search.metres.tolist(),
-                                       strict=True)]
+    """Each target's neighbour set of one search as ``orjson`` writes ``{"samples", "distance_m"}``:
+    the codes picked as an object array and the distances of all targets encoded in one call,
+    then the targets with fewer than the full number of neighbours written one by one."""
+    n, k = search.idx.shape
+    if n == 0 or k == 0:
+        return [_NO_SET] * n
+    codes = np.array([orjson.dumps(c).decode() for c in search.codes], dtype=object)
+    samples = map(",".join, codes[np.maximum(search.idx, 0)].tolist())
+    metres = orjson.dumps(np.ascontiguousarray(search.metres), option=orjson.OPT_SERIALIZE_NUMPY).decode()
+    out = [f'{{"samples":[{s}],"distance_m":[{d}]}}' for s, d in zip(samples, metres[2:-2].split("],["), strict=True)]
+    for j in np.nonzero(search.counts < k)[0].tolist():
+        c = int(search.counts[j])
+        out[j] = ('{"samples":[' + ",".join(codes[search.idx[j, :c]].tolist()) + '],"distance_m":['
+                  + ",".join(map(str, search.metres[j, :c].tolist())) + "]}")
+    return out
 
 
 def _encoded(values: Sequence[Any]) -> list[str]:
