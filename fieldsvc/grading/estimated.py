@@ -1,6 +1,6 @@
 """Estimated parcel grades inside the grading pass (DESIGN §4.6, §5 revised).
 
-A whole-county run fits the variograms (``spatial.assess_county``), records them with the run,
+A whole-county run fits the variograms (``spatial.assess_county_arrays``), records them with the run,
 and every parcel without a sample that has enough neighbours gets an ``estimated`` grade (its
 own grade row, like a measured one), stored compactly: estimates, σ, bounds and verdicts per
 analyte and the parcel's neighbour sets (codes and distances) once (``stored``); one parcel
