@@ -301,10 +301,17 @@ def _row_texts(r: Any, refs: Sequence[int], ph_shown: tuple[list[str], list[str]
     return out
 
 
+def nothing_to_estimate() -> dict[str, Any]:
+    """A county run's estimation record when every parcel has a usable sample (nothing is fitted)."""
+    return {"estimated": 0, "not_assessed": 0, "models": {}, "skipped": "every parcel has a usable sample"}
+
+
 def for_county(county: str, pack: RulePack) -> tuple[dict[str, Evaluated], dict[str, Any]]:
-    """A whole-county run: fit, estimate every unsampled parcel; (estimated grades, the record)."""
-    if not spatial.has_unsampled(county):
-        return {}, {"estimated": 0, "not_assessed": 0, "models": {}, "skipped": "every parcel has a usable sample"}
+    """A whole-county run: fit, estimate every unsampled parcel; (estimated grades, the record).
+
+    The run calls it when its pass meets the first parcel without a usable sample: a county whose
+    parcels all have one neither fits nor scans its parcels to learn that (the scan, an EXISTS per
+    parcel over samples, conflicts and results, took 0.9 s of a 200,000-parcel county's run, under load)."""
     data, assessed = spatial.assess_county_arrays(county, pack)
     if data is None or assessed is None:
         return {}, {}

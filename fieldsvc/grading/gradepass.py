@@ -81,6 +81,9 @@ class _Pass:
     accumulated: dict[str, int] = field(default_factory=lambda: defaultdict(int))  # members counted in ``accs``
     # unsampled parcels' estimated grades (``estimated``), used where the parcel has no approved results
     estimates: dict[str, Evaluated] = field(default_factory=dict)
+    # a county run's estimation, made when the first parcel without a usable sample turns up (so a
+    # county where every parcel has one never fits, and never scans its parcels to find that out)
+    estimate: Callable[[], dict[str, Evaluated]] | None = None
 
 
 def _keep(p: _Pass, c: GradeChange) -> None:
@@ -134,10 +137,11 @@ def _apply_chunk(p: _Pass, parcels: list[tuple], current_rows: list[tuple], memb
     ``inputs_bound``: each ``Evaluated.inputs`` is already the column's bound JSON text (from a worker).
     """
     now = utcnow()
+    if p.estimate is not None and any(map(_unsampled, parcels, evaluated)):
+        p.estimates, p.estimate = p.estimate(), None
     if p.estimates:  # a parcel without a sample takes its estimate (basis estimated)
         bind = _memo_last(_inputs_binder()) if inputs_bound else None
-        evaluated = [_estimate(p.estimates[r[0]], bind) if r[0] in p.estimates and not ev.graded
-                     and r[6] is None and ev.explanation.get("reason") == "no_approved_results" else ev
+        evaluated = [_estimate(p.estimates[r[0]], bind) if r[0] in p.estimates and _unsampled(r, ev) else ev
                      for r, ev in zip(parcels, evaluated, strict=True)]
     current = {r[1]: r for r in current_rows}
     members = {r[0]: (r[1], r[2], r[3], r[4], r[5], bool(r[6]), bool(r[7])) for r in member_rows}
@@ -176,6 +180,11 @@ def _apply_chunk(p: _Pass, parcels: list[tuple], current_rows: list[tuple], memb
         p.counts[verdict] += n
     _write_grades(p, new_rows, superseded, previous, now, inputs_bound)
     _write_members(p, member_upserts, member_deletes, members)
+
+
+def _unsampled(parcel: tuple, ev: Evaluated) -> bool:
+    """A live parcel without a usable sample (what the estimation values): no approved results."""
+    return not ev.graded and parcel[6] is None and ev.explanation.get("reason") == "no_approved_results"
 
 
 def _inputs_binder() -> Callable[[Any], Any]:

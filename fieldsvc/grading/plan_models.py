@@ -46,7 +46,9 @@ class PlannedPoint(db.Model):
     __tablename__ = "planned_points"
     __table_args__ = (UniqueConstraint("plan_id", "parcel_code"),
                       Index("ix_planned_points_device_seq", "device_pk", "seq"),
-                      Index("ix_planned_points_parcel_status", "parcel_code", "status"),
+                      # status first: every reader asks for the open points (a sync push whether any is
+                      # open at all, plans.close_for_samples; pulls and tiles of some parcels)
+                      Index("ix_planned_points_status_parcel", "status", "parcel_code"),
                       Index("ix_planned_points_lon_lat", "lon", "lat"))
 
     id: Mapped[int] = mapped_column(primary_key=True)

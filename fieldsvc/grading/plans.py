@@ -31,6 +31,7 @@ from .. import access
 from ..audit.services import Change, record, record_many
 from ..auth.principal import Actor
 from ..dbtypes import isoformat, utcnow
+from ..dbutil import core_execute
 from ..devices import services as devices
 from ..devices.models import Device, DeviceAssignment
 from ..errors import Problem, validation_failed
@@ -176,8 +177,8 @@ def _nearest_sample_m(points: list[dict[str, float]], counties: set[str | None])
 def close_for_samples(sample_ids: Iterable[str], actor: Actor) -> int:
     """Close the open planned points of the parcels these (live) samples are on. Returns how many."""
     ids = list(sample_ids)
-    if not ids:
-        return 0
+    if not ids or core_execute(_ANY_OPEN).first() is None:
+        return 0  # no point is open anywhere (the usual push): one probe of ix_planned_points_status_parcel
     # the open points on these samples' parcels first, in one statement: a push of 500 new samples
     # onto parcels without a plan (the usual case) reads no sample row back
     live = select(Sample.parcel_code).where(Sample.id.in_(ids), Sample.deleted_at.is_(None))
@@ -203,6 +204,9 @@ def close_for_samples(sample_ids: Iterable[str], actor: Actor) -> int:
     record_many(actor.label, [Change("planned_point", p.key, "close", after={"parcel": p.parcel_code, "sample": sid})
                               for p, sid in closing])
     return len(closing)
+
+
+_ANY_OPEN = select(PlannedPoint.id).where(PlannedPoint.status == "open").limit(1)
 
 
 # --- reading ----------------------------------------------------------------------------------------

@@ -98,7 +98,13 @@ def run_grading(scope_type: str, code: str, pack: str | RulePack | None = None, 
 
     if estimated.applies(rp):
         if scope_type == "county":  # the variograms are fitted per whole-county run and recorded
-            p.estimates, run.estimation = estimated.for_county(county, rp)
+            run.estimation = estimated.nothing_to_estimate()
+
+            def estimate() -> dict[str, Any]:  # by the pass, at the first parcel without a usable sample
+                found, run.estimation = estimated.for_county(county, rp)
+                return found
+
+            p.estimate = estimate
         else:
             scope = [r[0] for r in _fetch(_SCOPE_SQL.format(_SCOPE_COLUMNS[scope_type]), [code])]
             p.estimates = estimated.around(scope, rp)[1]

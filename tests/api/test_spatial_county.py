@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+import pytest
+
 from fieldsvc.extensions import db
 from fieldsvc.grading.rules import load_pack
 from tests.api.test_grading_api import put_results, put_sample
@@ -173,3 +175,32 @@ def _assess_all(county_code):
     from fieldsvc.grading.spatial import assess_county
 
     return assess_county(county_code, load_pack("green_food_soil"))
+
+
+def test_a_county_run_estimates_when_its_pass_meets_the_first_unsampled_parcel(app, client, official, county,
+                                                                                monkeypatch):
+    """A county run fits and estimates at the first chunk holding a parcel without a usable sample,
+    whichever chunk that is (here the last), and stores what a run that estimated up front stores;
+    a county whose parcels all have one never fits (nor looks for such a parcel beforehand)."""
+    from fieldsvc.grading import estimated, runs
+    from tests.api.test_grading_rollup import run_county
+
+    codes = sorted(f["properties"]["code"] for f in county.parcels)
+    for code in codes[:-1]:
+        put_results(app, put_sample(app, code, county=county.county), CLEAN)
+    fits = []
+    real = estimated.for_county
+    monkeypatch.setattr(estimated, "for_county", lambda *a: fits.append(a) or real(*a))
+    monkeypatch.setattr(runs, "CHUNK", 7)  # the unsampled parcel comes in the run's last chunk
+    first = run_county(client, official, county)
+    assert len(fits) == 1 and first["estimation"]["models"]
+    assert first["estimation"]["estimated"] + first["estimation"]["not_assessed"] == 1
+    monkeypatch.setattr(runs, "CHUNK", 2000)  # one chunk: the estimation comes before any grade is written
+    again = run_county(client, official, county)
+    assert len(fits) == 2 and again["counts"]["changed"] == 0  # the same rows: nothing to supersede
+    assert again["estimation"] == first["estimation"]
+
+    put_results(app, put_sample(app, codes[-1], county=county.county), CLEAN)
+    monkeypatch.setattr(estimated, "for_county", lambda *a: pytest.fail("a county with every parcel sampled fits"))
+    full = run_county(client, official, county)
+    assert full["estimation"] == estimated.nothing_to_estimate() and full["counts"]["not_assessed"] == 0
