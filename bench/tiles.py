@@ -144,7 +144,7 @@ def survey(county, first_seq: int, run_id: int, seed: int = 15) -> tuple[list[tu
     run): measured where the parcel has a complete sample (verdict and NY/T 1054 class, explanation and inputs
     as ``evaluation.evaluate_parcel`` makes them); estimated where at least ``min_neighbours`` measured samples
     lie within ``search_radius_m`` (grade None, ``basis`` and ``explanation.basis`` "estimated", per-analyte value, σ
-    and upper bound, as ``estimated.to_evaluated``; the real one also carries the fitted models and each
+    and upper bound, as ``estimated.stored``; the real one also carries the fitted models and each
     analyte's neighbours, ~9 KB that PostgreSQL keeps out of line, left out so the fill takes minutes);
     else not assessed (``no_approved_results``)."""
     rng = random.Random(seed)
@@ -233,7 +233,7 @@ def survey(county, first_seq: int, run_id: int, seed: int = 15) -> tuple[list[tu
             explanation = {"basis": "estimated", "land_use": land_use, "method": "ordinary_kriging", "analytes": rows,
                            "parameters": {"search_radius_m": radius, "min_neighbours": least,
                                           "z": pack.estimation.z}, "strict_control": False}
-            inputs = {"samples": [], "results": [], "excluded": []}  # as estimated.to_evaluated stores them
+            inputs = {"samples": [], "results": [], "excluded": []}  # as estimated.stored stores them
             basis = "estimated"
         else:
             verdict, grade, tested, limiting = "not_assessed", None, None, []

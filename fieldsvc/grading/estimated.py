@@ -1,9 +1,9 @@
 """Estimated parcel grades inside the grading pass (DESIGN §4.6, §5 revised).
 
-A whole-county run fits the variograms (``spatial.assess_county``), records them with the run,
+A whole-county run fits the variograms (``spatial.assess_county_arrays``), records them with the run,
 and every parcel without a sample that has enough neighbours gets an ``estimated`` grade (its
 own grade row, like a measured one), stored compactly: estimates, σ, bounds and verdicts per
-analyte and the parcel's neighbour sets (codes and distances) once (``to_evaluated``); one parcel
+analyte and the parcel's neighbour sets (codes and distances) once (``stored``); one parcel
 read is expanded with its neighbours' values and the run's models (``expand``). An incremental
 re-grade (a new approved result, a sample edit) re-estimates, with the latest county run's
 models, only the parcels whose neighbour sets name a changed sample or would now take it in
@@ -28,7 +28,7 @@ from ..places.models import Parcel
 from ..samples.models import Sample
 from . import estimation as es
 from . import spatial
-from .evaluation import Evaluated
+from .evaluation import Evaluated, StoredExplanation
 from .models import Grade, GradingRun
 from .rules import RulePack
 
@@ -39,13 +39,6 @@ def applies(pack: RulePack) -> bool:
     return pack.kind == "green_food_soil"
 
 
-class StoredExplanation(dict):
-    """An estimated parcel's stored explanation (a dict) with ``text``: its JSON, encoded once (the
-    fingerprint hashes it and the grades column stores it as it is)."""
-
-    __slots__ = ("text",)
-
-
 _NO_INPUTS: dict[str, Any] = {"samples": [], "results": [], "excluded": []}  # shared by every estimated parcel
 
 
@@ -53,49 +46,6 @@ def models_digest(model_dicts: Mapping[str, Mapping[str, Any]]) -> str:
     """A short digest of a run's models (``{analyte: Model.to_dict()}``): what an estimated grade
     names instead of copying them, so a re-run that fits the same models keeps its grades."""
     return hashlib.sha256(canonical_json(dict(model_dicts)).encode()).hexdigest()[:16]
-
-
-def to_evaluated(a: es.Assessment, pack: RulePack, land_use: str, digest: str) -> Evaluated:
-    """An estimated parcel's grade, stored compactly (decision A of issue 14):
-
-    per analyte its estimate, σ, bounds, limit, method, verdict and reason, and the index of its
-    neighbour set in ``neighbour_sets`` (``{"samples": [codes], "distance_m": [m]}``, nearest
-    first: one set when every analyte and pH used the same samples, more only where eligibility
-    differs); ``exceeding`` names the neighbours over their own limit (precaution). The
-    neighbours' values and the models (``models_digest`` names the run's) are resolved when one
-    parcel is read (``expand``). The JSON text is made once: the fingerprint hashes it."""
-    sets: list[Mapping[str, list]] = []
-
-    def ref(nb: Mapping[str, list]) -> int:
-        for j, known in enumerate(sets):
-            if known is nb or known == nb:
-                return j
-        sets.append(nb)
-        return len(sets) - 1
-
-    rows = []
-    methods = set()
-    for k, v in a.analytes.items():
-        row: dict[str, Any] = {"analyte": k}
-        for key, val in v.items():
-            if key == "neighbours":
-                row["neighbour_set"] = ref(val)
-            else:
-                row[key] = val
-        if v.get("method"):
-            methods.add(v["method"])
-        rows.append(row)
-    ordered = sorted(methods)
-    explanation = StoredExplanation(
-        basis=a.basis, land_use=land_use, method=ordered[0] if len(ordered) == 1 else ordered, analytes=rows,
-        ph_neighbour_set=ref(a.ph_neighbours) if a.ph_neighbours is not None else None, neighbour_sets=sets,
-        parameters={"search_radius_m": pack.estimation.search_radius_m,
-                    "min_neighbours": pack.estimation.min_neighbours, "z": pack.estimation.z},
-        models_digest=digest, strict_control=False)
-    explanation.text = orjson.dumps(explanation).decode()
-    fp = hashlib.sha256(f"{pack.code}\n{pack.version}\n{explanation.text}".encode()).hexdigest()
-    limiting = sorted(k for k, v in a.analytes.items() if v.get("verdict") != "qualified")
-    return Evaluated(a.verdict, None, a.verdict == "qualified", False, limiting, explanation, fp, _NO_INPUTS, None)
 
 
 def neighbour_codes(explanation: Mapping[str, Any] | None) -> list[str]:
@@ -185,6 +135,172 @@ def latest_models(county: str, pack: RulePack) -> dict[str, es.Model] | None:
     return run_models(latest_run(county, pack))
 
 
+def stored(county: es.CountyAssessment, pack: RulePack, digest: str) -> tuple[dict[str, Evaluated], list[str]]:
+    """The estimated grades of a county's unsampled parcels, by code, and the codes of those not
+    assessed, stored compactly (decision A of issue 14), straight from the arrays
+    (``estimation.assess_arrays``).
+
+    The explanation: per analyte its estimate, σ, bounds, limit, method, verdict and reason (the
+    row ``assess`` reports, in its key order), and the index of its neighbour set in
+    ``neighbour_sets`` (``{"samples": [codes], "distance_m": [m]}``, nearest first: one set when
+    every analyte and pH used the same samples, more only where eligibility differs, numbered in
+    order of first use by the analytes, then pH); ``exceeding`` names the neighbours over their
+    own limit (precaution). The neighbours' values and the models (``models_digest`` names the
+    run's) are resolved when one parcel is read (``expand``). The JSON text is orjson's compact
+    form of that object, made once: the fingerprint hashes it and the column stores it
+    (``tests/unit/grading/test_estimated_text.py`` holds it to the same object built as dicts).
+
+    Why from the arrays: at 1,000,000 parcels making each parcel's rows, neighbour sets and
+    assessment as dicts, then encoding them, cost most of the estimation half, and the cyclic
+    collector walked those millions of objects again at every full collection. Here numbers are
+    encoded per analyte in one ``orjson`` call (the same text orjson gives each of them), a
+    neighbour set's text once per search, and a parcel's explanation is one string; what the
+    grading pass keeps per parcel is an ``Evaluated`` and a ``StoredExplanation`` holding it."""
+    targets = county.unsampled
+    n = len(targets)
+    if not n:
+        return {}, []
+    estimated_mask, verdict_idx = county.verdicts()
+    analytes = list(county.rows)
+    fields = [county.rows[a].field for a in analytes] + [county.ph]  # the order sets are numbered in
+    set_texts = _set_texts(fields, n)
+    same = np.ones(n, bool)
+    for f in fields[1:]:
+        same &= (f.search == fields[0].search) & (f.row == fields[0].row)
+    refs = [[0] * n for _ in fields]  # per field each parcel's set index: the usual parcel has one set
+    sets_text = set_texts[0].tolist()
+    for i in np.nonzero(~same & estimated_mask)[0].tolist():  # some analyte's samples differ: sets by content
+        seen: dict[str, int] = {}
+        for c, texts in enumerate(set_texts):
+            refs[c][i] = seen.setdefault(texts[i], len(seen))
+        sets_text[i] = ",".join(seen)
+    del set_texts
+    ph_shown = _encoded(county.ph_value), _encoded(county.ph_sigma)
+    analytes_text = list(map(",".join, zip(*[_row_texts(county.rows[a], refs[c], ph_shown)
+                                              for c, a in enumerate(analytes)], strict=True)))
+    del ph_shown
+    ph_refs = refs[-1]
+    del refs
+    # limiting lists and methods by which analytes are not qualified / carry a method (shared)
+    flags_lim = np.zeros(n, np.int64)
+    flags_meth = np.zeros(n, np.int64)
+    for bit, a in enumerate(analytes):
+        r = county.rows[a]
+        flags_lim |= np.where(r.verdict != 0, 1 << bit, 0)
+        flags_meth |= np.where(r.kind != es.ROW_TOO_FEW, 1 << bit, 0)
+    limiting_of: dict[int, list[str]] = {}
+    method_of: dict[int, str] = {}
+    land_use_of: dict[str, str] = {}
+    tail = orjson.dumps({"parameters": {"search_radius_m": pack.estimation.search_radius_m,
+                                        "min_neighbours": pack.estimation.min_neighbours, "z": pack.estimation.z},
+                         "models_digest": digest, "strict_control": False}).decode()[1:]
+    prefix = f"{pack.code}\n{pack.version}\n"
+    verdicts = [es.ROW_VERDICTS[v] for v in range(len(es.ROW_VERDICTS))]
+    out: dict[str, Evaluated] = {}
+    not_assessed: list[str] = []
+    for i, t, est, lim_flags, meth_flags, v in zip(range(n), targets, estimated_mask.tolist(), flags_lim.tolist(),
+                                                   flags_meth.tolist(), verdict_idx.tolist(), strict=True):
+        if not est:
+            not_assessed.append(t.code)
+            continue
+        method = method_of.get(meth_flags)
+        if method is None:
+            ms = sorted({county.rows[a].method for bit, a in enumerate(analytes) if meth_flags >> bit & 1})
+            method = method_of[meth_flags] = orjson.dumps(ms[0] if len(ms) == 1 else ms).decode()
+        limiting = limiting_of.get(lim_flags)
+        if limiting is None:
+            limiting = limiting_of[lim_flags] = sorted(a for bit, a in enumerate(analytes) if lim_flags >> bit & 1)
+        lu = land_use_of.get(t.land_use)
+        if lu is None:
+            lu = land_use_of[t.land_use] = orjson.dumps(t.land_use).decode()
+        text = (f'{{"basis":"estimated","land_use":{lu},"method":{method},"analytes":[{analytes_text[i]}],'
+                f'"ph_neighbour_set":{ph_refs[i]},"neighbour_sets":[{sets_text[i]}],{tail}')
+        explanation = StoredExplanation(basis=es.ESTIMATED)
+        explanation.text = text
+        fp = hashlib.sha256((prefix + text).encode()).hexdigest()
+        verdict = verdicts[v]
+        out[t.code] = Evaluated(verdict, None, verdict == "qualified", False, limiting, explanation, fp,
+                                _NO_INPUTS, None)
+    return out, not_assessed
+
+
+_NO_SET = orjson.dumps({"samples": [], "distance_m": []}).decode()
+
+
+def _set_texts(fields: Sequence[Any], n: int) -> list[np.ndarray]:
+    """Per field (analytes, then pH) each parcel's neighbour set as JSON text, in an object array
+    (one text per search and target, shared by the fields that use the search)."""
+    by_search: dict[int, np.ndarray] = {}
+    out = []
+    for f in fields:
+        texts = np.full(n, _NO_SET, dtype=object)
+        for s in np.unique(f.search).tolist():
+            if s < 0:
+                continue
+            got = by_search.get(s)
+            if got is None:
+                got = by_search[s] = np.array(_search_texts(f.searches[s]), dtype=object)
+            members = np.nonzero(f.search == s)[0]
+            texts[members] = got[f.row[members]]
+        out.append(texts)
+    return out
+
+
+def _search_texts(search: es.Search) -> list[str]:
+    """Each target's neighbour set of one search as ``orjson`` writes ``{"samples", "distance_m"}``:
+    the codes picked as an object array and the distances of all targets encoded in one call,
+    then the targets with fewer than the full number of neighbours written one by one."""
+    n, k = search.idx.shape
+    if n == 0 or k == 0:
+        return [_NO_SET] * n
+    codes = np.array([orjson.dumps(c).decode() for c in search.codes], dtype=object)
+    samples = map(",".join, codes[np.maximum(search.idx, 0)].tolist())
+    metres = orjson.dumps(np.ascontiguousarray(search.metres), option=orjson.OPT_SERIALIZE_NUMPY).decode()
+    out = [f'{{"samples":[{s}],"distance_m":[{d}]}}' for s, d in zip(samples, metres[2:-2].split("],["), strict=True)]
+    for j in np.nonzero(search.counts < k)[0].tolist():
+        c = int(search.counts[j])
+        out[j] = ('{"samples":[' + ",".join(codes[search.idx[j, :c]].tolist()) + '],"distance_m":['
+                  + ",".join(map(str, search.metres[j, :c].tolist())) + "]}")
+    return out
+
+
+def _encoded(values: Sequence[Any]) -> list[str]:
+    """Each number (or None; NaN as null) as ``orjson`` writes it, from one call for the list."""
+    if not values:
+        return []
+    return orjson.dumps(list(values)).decode()[1:-1].split(",")
+
+
+def _row_texts(r: Any, refs: Sequence[int], ph_shown: tuple[list[str], list[str]]) -> list[str]:
+    """Each unsampled parcel's row of one analyte as JSON text (the analyte, then the keys of
+    ``assess``'s row with ``neighbour_set``, its index ``refs[i]``, in place of ``neighbours``;
+    ``ph_shown``: each parcel's estimated pH and its σ, encoded). Written as estimated rows in
+    one pass, then the few others replaced."""
+    name, method = orjson.dumps(r.analyte).decode(), orjson.dumps(r.method).decode()
+    value, sigma, lower, upper, limit = (_encoded(x) for x in (r.value, r.sigma, r.lower, r.upper, r.limit))
+    ph_value, ph_sigma = ph_shown
+    exceeding = [""] * len(refs)
+    for i, codes in r.field.exceeding.items():
+        if codes:
+            exceeding[i] = f',"exceeding":{orjson.dumps(codes).decode()}'
+    verdicts = np.array(es.ROW_VERDICTS, dtype=object)[r.verdict].tolist()
+    reasons = np.array(es.ROW_REASONS, dtype=object)[r.why].tolist()
+    head = f'{{"analyte":{name},"basis":"estimated","method":{method},"value":'
+    out = [f'{head}{v},"sigma":{s},"lower":{lo},"upper":{up},"neighbour_set":{ref},"limit":{lim},'
+           f'"verdict":"{verdict}","reason":"{why}","ph":{{"value":{pv},"sigma":{ps}}}{ex}}}'
+           for v, s, lo, up, ref, lim, verdict, why, pv, ps, ex in zip(
+               value, sigma, lower, upper, refs, limit, verdicts, reasons, ph_value, ph_sigma, exceeding, strict=True)]
+    kind = r.kind
+    for i in np.nonzero(kind == es.ROW_TOO_FEW)[0].tolist():
+        out[i] = (f'{{"analyte":{name},"basis":"not_assessed","reason":"too_few_neighbours",'
+                  f'"neighbour_set":{refs[i]},"verdict":"not_assessed"{exceeding[i]}}}')
+    for i in np.nonzero(kind == es.ROW_PH_NOT_ASSESSED)[0].tolist():
+        out[i] = (f'{{"analyte":{name},"basis":"not_assessed","method":{method},"value":{value[i]},'
+                  f'"sigma":{sigma[i]},"lower":{lower[i]},"upper":{upper[i]},"neighbour_set":{refs[i]},'
+                  f'"verdict":"not_assessed","reason":"ph_not_assessed"{exceeding[i]}}}')
+    return out
+
+
 def nothing_to_estimate() -> dict[str, Any]:
     """A county run's estimation record when every parcel has a usable sample (nothing is fitted)."""
     return {"estimated": 0, "not_assessed": 0, "models": {}, "skipped": "every parcel has a usable sample"}
@@ -196,22 +312,15 @@ def for_county(county: str, pack: RulePack) -> tuple[dict[str, Evaluated], dict[
     The run calls it when its pass meets the first parcel without a usable sample: a county whose
     parcels all have one neither fits nor scans its parcels to learn that (the scan, an EXISTS per
     parcel over samples, conflicts and results, took 0.9 s of a 200,000-parcel county's run, under load)."""
-    data, res, models = spatial.assess_county(county, pack)
-    if data is None:
+    data, assessed = spatial.assess_county_arrays(county, pack)
+    if data is None or assessed is None:
         return {}, {}
-    land_use = {p.code: p.land_use for p in data.parcels}
-    dicts = {k: m.to_dict() for k, m in sorted(models.items())}
-    digest = models_digest(dicts)
-    out: dict[str, Evaluated] = {}
-    not_assessed = 0
-    for code in list(res):  # each assessment is let go once its grade is made: at 1,000,000 parcels
-        a = res.pop(code)  # the two together were most of the run's 13 GB, and the collector scans them
-        if a.basis == es.ESTIMATED:
-            out[code] = to_evaluated(a, pack, land_use[code], digest)
-        elif a.basis == es.NOT_ASSESSED:
-            not_assessed += 1
-    record = {"epsg": data.projection.epsg, "samples": len(data.samples),
-              "estimated": len(out), "not_assessed": not_assessed, "models": dicts}
+    epsg, n_samples = data.projection.epsg, len(data.samples)
+    del data  # the parcels as read (an object each) are not needed to store the grades
+    dicts = {k: m.to_dict() for k, m in sorted(assessed.models.items())}
+    out, not_assessed = stored(assessed, pack, models_digest(dicts))
+    record = {"epsg": epsg, "samples": n_samples,
+              "estimated": len(out), "not_assessed": len(not_assessed), "models": dicts}
     return out, record
 
 
@@ -257,16 +366,12 @@ def around(parcel_codes: Iterable[str], pack: RulePack) -> tuple[set[str], dict[
         targets = [t for t in unsampled if t.code in asked or t.code in names or t.code in takes]
         if not targets:
             continue
-        res, _ = es.assess(data.samples, targets, list(pack.data["analytes"]), spatial.limit_fn(pack),
-                           pack.estimation, models)
-        digest = models_digest(run.estimation["models"])
-        land_use = {p.code: p.land_use for p in data.parcels}
-        for code, a in res.items():
-            if a.basis == es.MEASURED:
-                continue
-            found.add(code)
-            if a.basis == es.ESTIMATED:
-                estimates[code] = to_evaluated(a, pack, land_use[code], digest)
+        assessed = es.assess_arrays(data.samples, targets, list(pack.data["analytes"]), spatial.limit_fn(pack),
+                                    pack.estimation, models)
+        made, not_assessed = stored(assessed, pack, models_digest(run.estimation["models"]))
+        found.update(made)
+        found.update(not_assessed)
+        estimates.update(made)
     return found, estimates
 
 

@@ -750,8 +750,19 @@ def assess(samples: Iterable[Sample], parcels: Iterable[Target], analytes: Seque
     own pH), else estimated (pH estimated too: its interval picks the limits), else not assessed.
 
     ``models`` holds fixed variograms (an incremental re-grade uses the run's); missing ones are
-    fitted here. Returns the assessments and the models used.
+    fitted here. Returns the assessments and the models used (``assess_arrays`` keeps the
+    unsampled parcels' rows as arrays instead of an ``Assessment`` each).
     """
+    county = assess_arrays(samples, parcels, analytes, limit, params, models)
+    return county.assessments(), county.models
+
+
+def assess_arrays(samples: Iterable[Sample], parcels: Iterable[Target], analytes: Sequence[str],
+                  limit: LimitFn, params: EstimationParams,
+                  models: Mapping[str, Model] | None = None) -> CountyAssessment:
+    """``assess``, with the unsampled parcels' analyte rows left as arrays (``CountyAssessment``):
+    a county run stores each estimated parcel's explanation from them (``estimated.stored``)
+    without making its rows, neighbour sets and assessment as Python objects first."""
     samples = sorted(samples, key=lambda s: s.code)
     parcels = sorted(parcels, key=lambda p: p.code)
     on_parcel: dict[str, list[Sample]] = {}
@@ -773,54 +784,64 @@ def assess(samples: Iterable[Sample], parcels: Iterable[Target], analytes: Seque
 
     unsampled = [p for p in parcels if p.code not in on_parcel]
     fields: dict[str, _Field] = {}
-    found: dict[Any, tuple] = {}
+    found: dict[Any, Any] = {}
     for a in ("pH", *[a for a in analytes if a != "pH"]):
         obs = obs_for(a)
         if a not in models:
             models[a] = fit_model(a, obs, params)
         fields[a] = _field(models[a], obs, unsampled, params, found)
-    ph_shown = [{"value": v, "sigma": s} if ok else None  # one per parcel, shared by its analyte rows
-                for v, s, ok in zip(_sig_list(fields["pH"].value), _sig_list(fields["pH"].sigma),
-                                    fields["pH"].ok.tolist(), strict=True)]
-    rows_by_analyte = {a: _analyte_rows(a, models[a].method, fields[a], fields["pH"], unsampled, limit, ph_shown)
-                       for a in analytes if a != "pH"}
+    ph = fields["pH"]
+    rows = {a: _analyte_rows(a, models[a].method, fields[a], ph, unsampled, limit) for a in analytes if a != "pH"}
 
-    result: dict[str, Assessment] = {}
-    k = 0  # position among the unsampled parcels (both lists are in code order)
+    measured: dict[str, Assessment] = {}
     for p in parcels:
-        rows: dict[str, dict[str, Any]] = {}
-        if p.code in on_parcel:
-            for a in analytes:
-                worst = None
-                for s in on_parcel[p.code]:
-                    if a not in s.values or "pH" not in s.values:
-                        continue
-                    lim = limit(a, p.land_use, s.values["pH"], s.values["pH"])[0]
-                    row = {"basis": MEASURED, "value": s.values[a], "limit": lim, "sample": s.code,
-                           "verdict": NOT_QUALIFIED if s.values[a] > lim else QUALIFIED}
-                    if worst is None or s.values[a] / lim > worst["value"] / worst["limit"]:
-                        worst = row
-                rows[a] = worst or {"basis": NOT_ASSESSED, "verdict": NOT_ASSESSED, "reason": "no_ph_or_value"}
-            verdict = combine(r["verdict"] for r in rows.values())
-            result[p.code] = Assessment(p.code, MEASURED, verdict, rows)
+        if p.code not in on_parcel:
             continue
-        for a, analyte_rows in rows_by_analyte.items():
-            rows[a] = analyte_rows[k]
-        k += 1
-        verdict = combine(r["verdict"] for r in rows.values())
-        basis = ESTIMATED if any(r["basis"] == ESTIMATED for r in rows.values()) else NOT_ASSESSED
-        if basis == NOT_ASSESSED:
-            verdict = NOT_ASSESSED
-        result[p.code] = Assessment(p.code, basis, verdict, rows, fields["pH"].neighbours[k - 1])
-    return result, models
+        mrows: dict[str, dict[str, Any]] = {}
+        for a in analytes:
+            worst = None
+            for s in on_parcel[p.code]:
+                if a not in s.values or "pH" not in s.values:
+                    continue
+                lim = limit(a, p.land_use, s.values["pH"], s.values["pH"])[0]
+                row = {"basis": MEASURED, "value": s.values[a], "limit": lim, "sample": s.code,
+                       "verdict": NOT_QUALIFIED if s.values[a] > lim else QUALIFIED}
+                if worst is None or s.values[a] / lim > worst["value"] / worst["limit"]:
+                    worst = row
+            mrows[a] = worst or {"basis": NOT_ASSESSED, "verdict": NOT_ASSESSED, "reason": "no_ph_or_value"}
+        measured[p.code] = Assessment(p.code, MEASURED, combine(r["verdict"] for r in mrows.values()), mrows)
+    return CountyAssessment(parcels, measured, unsampled, rows, ph, _sig_list(ph.value), _sig_list(ph.sigma),
+                            models)
 
 
 # --- the vectorised half of ``assess`` ----------------------------------------------------------
 #
 # A county run values ~10^6 parcels × analytes: the estimates, bounds, limits and verdicts are
-# arrays, and each parcel's analyte row is built once as the dict ``Estimate.to_dict`` and
-# ``judge_estimate`` would give (same keys, order and values), without an ``Estimate`` or
-# ``Neighbour`` object per parcel.
+# arrays, and so are the parcels' neighbour sets (an index into one neighbour search each). A
+# parcel's rows become the dicts ``Estimate.to_dict`` and ``judge_estimate`` would give (same
+# keys, order and values) only when asked (``CountyAssessment.assessment``); a county run stores
+# them as JSON text straight from the arrays (``estimated.stored``).
+
+
+class Search:
+    """One neighbour search (a land-use group's samples holding an analyte, for that group's
+    unsampled parcels): per target the indices of its neighbours among ``codes`` (−1: none) and
+    their distances in whole metres, nearest first. The analytes measured on the same samples
+    share one search."""
+
+    __slots__ = ("codes", "idx", "metres", "counts")
+
+    def __init__(self, codes: list[str], idx: np.ndarray, dist: np.ndarray) -> None:
+        self.codes = codes
+        self.idx = idx
+        self.metres = np.round(np.where(np.isfinite(dist), dist, 0.0)).astype(np.int64)
+        self.counts = (idx >= 0).sum(axis=1)
+
+    def neighbour_set(self, j: int) -> dict[str, list]:
+        """Target ``j``'s set: ``{"samples": [codes], "distance_m": [whole metres]}``."""
+        n = int(self.counts[j])
+        return {"samples": [self.codes[k] for k in self.idx[j, :n].tolist()],
+                "distance_m": self.metres[j, :n].tolist()}
 
 
 @dataclass(frozen=True)
@@ -833,31 +854,40 @@ class _Field:
     lower: np.ndarray
     upper: np.ndarray
     hot: np.ndarray  # a neighbour exceeds its own limit
-    # per target its neighbour set ``{"samples": [codes], "distance_m": [whole metres]}``, nearest
-    # first: one dict per neighbour search, the same object for every analyte that reuses the search
-    neighbours: list[dict[str, list]]
+    # per target its neighbour set: ``searches[search[i]]``, row ``row[i]`` (search −1: no samples
+    # in its group, an empty set); ``searches`` is shared by every analyte of one ``assess``
+    search: np.ndarray
+    row: np.ndarray
+    searches: list[Search]
     exceeding: dict[int, list[str]]  # the codes of the neighbours over their own limit, where any are
+
+    def neighbour_set(self, i: int) -> dict[str, list]:
+        s = int(self.search[i])
+        return {"samples": [], "distance_m": []} if s < 0 else self.searches[s].neighbour_set(int(self.row[i]))
 
 
 def _field(model: Model, obs: list[Obs], targets: list[Target], params: EstimationParams,
-           found: dict[Any, tuple] | None = None) -> _Field:
+           found: dict[Any, Any] | None = None) -> _Field:
     """``estimate`` as arrays: each land-use group's parcels from that group's samples.
 
     ``found`` keeps each group's neighbour search by its samples' codes: an analyte measured on
-    the same samples as one before it reuses the search (the targets are the same); and the
-    targets by group (``"targets"``)."""
+    the same samples as one before it reuses the search (the targets are the same); the
+    searches in order (``"searches"``) and the targets by group (``"targets"``)."""
+    if found is None:
+        found = {}
+    searches: list[Search] = found.setdefault("searches", [])
     n_t = len(targets)
     value, sigma, lower, upper = (np.full(n_t, np.nan) for _ in range(4))
     ok = np.zeros(n_t, bool)
     hot = np.zeros(n_t, bool)
-    none: dict[str, list] = {"samples": [], "distance_m": []}
-    neighbours: list[dict[str, list]] = [none] * n_t
+    search = np.full(n_t, -1, np.int64)
+    row = np.zeros(n_t, np.int64)
     exceeding: dict[int, list[str]] = {}
     obs = _sorted_obs(obs)
     by_group: dict[str, list[Obs]] = {}
     for o in obs:
         by_group.setdefault(params.group(o.land_use), []).append(o)
-    kept = None if found is None else found.get("targets")
+    kept = found.get("targets")
     if kept is None or kept[0] is not targets:  # the targets by group: the same for every analyte
         tgroups: dict[str, list[int]] = {}
         for i, t in enumerate(targets):
@@ -865,8 +895,7 @@ def _field(model: Model, obs: list[Obs], targets: list[Target], params: Estimati
         kept = (targets, {group: (members, np.array(members),
                                   np.array([[targets[i].x, targets[i].y] for i in members], dtype=float).reshape(-1, 2))
                           for group, members in tgroups.items()})
-        if found is not None:
-            found["targets"] = kept
+        found["targets"] = kept
     for group, (members, rows, txy) in kept[1].items():
         gobs = by_group.get(group, [])
         if not gobs:
@@ -874,12 +903,11 @@ def _field(model: Model, obs: list[Obs], targets: list[Target], params: Estimati
         sxy = np.array([[o.x, o.y] for o in gobs], dtype=float)
         raw = np.array([o.value for o in gobs], dtype=float)
         key = (group, tuple(o.code for o in gobs))
-        near = None if found is None else found.get(key)
+        near = found.get(key)
         if near is None:
-            near = _neighbours(sxy, txy, params)
-            near = (*near, _neighbour_sets(gobs, near[0], near[1]), {})
-            if found is not None:
-                found[key] = near
+            idx, dist = _neighbours(sxy, txy, params)
+            searches.append(Search([o.code for o in gobs], idx, dist))
+            near = found[key] = (idx, dist, len(searches) - 1, {})
         surf = estimate_points(model, sxy, raw, txy, params, neighbours=(near[0], near[1]), windows=near[3])
         good = (surf.count >= params.min_neighbours) & np.isfinite(surf.y)
         ok[rows] = good
@@ -888,22 +916,15 @@ def _field(model: Model, obs: list[Obs], targets: list[Target], params: Estimati
         exceeds = np.array([o.exceeds for o in gobs] + [False], dtype=bool)  # index -1: no neighbour
         group_hot = exceeds[surf.idx].any(axis=1) if surf.idx.shape[1] else np.zeros(len(members), bool)
         hot[rows] = group_hot
-        for j in np.nonzero(group_hot)[0].tolist():
-            exceeding[members[j]] = [gobs[k].code for k in surf.idx[j].tolist() if k >= 0 and gobs[k].exceeds]
-        for i, nb in zip(members, near[2], strict=True):
-            neighbours[i] = nb
-    return _Field(ok, value, sigma, lower, upper, hot, neighbours, exceeding)
-
-
-def _neighbour_sets(gobs: list[Obs], idx: np.ndarray, dist: np.ndarray) -> list[dict[str, list]]:
-    """Each target's neighbour set from one search: ``{"samples": [codes], "distance_m": [m]}``."""
-    codes = [o.code for o in gobs]
-    counts = (idx >= 0).sum(axis=1).tolist()
-    metres = np.round(np.where(np.isfinite(dist), dist, 0.0)).astype(np.int64).tolist()
-    return [{"samples": [codes[k] for k in i_row[:n]], "distance_m": d_row[:n]}
-            for n, i_row, d_row in zip(counts, idx.tolist(), metres, strict=True)]
-
-
+        hot_j = np.nonzero(group_hot)[0]
+        hot_idx = surf.idx[hot_j]
+        codes = [o.code for o in gobs]
+        for j, ks, over in zip(hot_j.tolist(), hot_idx.tolist(), (exceeds[hot_idx] & (hot_idx >= 0)).tolist(),
+                               strict=True):
+            exceeding[members[j]] = [codes[k] for k, x in zip(ks, over, strict=True) if x]
+        search[rows] = near[2]
+        row[rows] = np.arange(len(members))
+    return _Field(ok, value, sigma, lower, upper, hot, search, row, searches, exceeding)
 def _sig_list(x: np.ndarray, digits: int = 4) -> list[float]:
     """``[_sig(v) for v in x]``, vectorised, with exactly ``_sig``'s results.
 
@@ -966,40 +987,124 @@ def _limits(limit: LimitFn, analyte: str, targets: list[Target], ph_lo: np.ndarr
     return strict, loose, strict.tolist()
 
 
+# row kinds of an unsampled parcel's analyte (``_Rows.kind``)
+ROW_ESTIMATED, ROW_TOO_FEW, ROW_PH_NOT_ASSESSED = 0, 1, 2
+ROW_VERDICTS = (QUALIFIED, NEEDS_SAMPLING, NOT_QUALIFIED, NOT_ASSESSED)  # ``_Rows.verdict`` indexes these
+ROW_REASONS = ("lower_bound_above_limit", "upper_bound_within_limit", "neighbour_exceeds_limit",
+               "interval_spans_limit")  # ``_Rows.why`` indexes these (estimated rows)
+
+
+@dataclass(frozen=True)
+class _Rows:
+    """One analyte's rows at the unsampled parcels, as arrays and lists (aligned with them)."""
+
+    analyte: str
+    method: str
+    kind: np.ndarray  # ROW_ESTIMATED | ROW_TOO_FEW | ROW_PH_NOT_ASSESSED
+    verdict: np.ndarray  # index into ROW_VERDICTS
+    why: np.ndarray  # index into ROW_REASONS (estimated rows)
+    value: list[float]  # shown (``_sig``): estimate, σ, bounds
+    sigma: list[float]
+    lower: list[float]
+    upper: list[float]
+    limit: list[Any]  # the strictest limit as ``limit`` gave it (estimated rows)
+    field: _Field
+
+    def row(self, i: int, nbs: Mapping[str, list], ph_shown: Mapping[str, float] | None) -> dict[str, Any]:
+        """Parcel ``i``'s row as ``assess`` reports it (``nbs``: its neighbour set)."""
+        kind = int(self.kind[i])
+        if kind == ROW_TOO_FEW:
+            row = {"basis": NOT_ASSESSED, "reason": "too_few_neighbours", "neighbours": nbs,
+                   "verdict": NOT_ASSESSED}
+        elif kind == ROW_PH_NOT_ASSESSED:
+            row = {"basis": NOT_ASSESSED, "method": self.method, "value": self.value[i], "sigma": self.sigma[i],
+                   "lower": self.lower[i], "upper": self.upper[i], "neighbours": nbs, "verdict": NOT_ASSESSED,
+                   "reason": "ph_not_assessed"}
+        else:
+            row = {"basis": ESTIMATED, "method": self.method, "value": self.value[i], "sigma": self.sigma[i],
+                   "lower": self.lower[i], "upper": self.upper[i], "neighbours": nbs, "limit": self.limit[i],
+                   "verdict": ROW_VERDICTS[int(self.verdict[i])], "reason": ROW_REASONS[int(self.why[i])],
+                   "ph": ph_shown}
+        hot = self.field.exceeding.get(i)
+        if hot:
+            row["exceeding"] = hot
+        return row
+
+
 def _analyte_rows(analyte: str, method: str, f: _Field, ph: _Field, targets: list[Target],
-                  limit: LimitFn, ph_shown: list[dict[str, float] | None]) -> list[dict[str, Any]]:
-    """Each unsampled parcel's row for one analyte, as ``assess`` reports it (``judge_estimate``
-    on arrays: within when the upper bound is within the strictest limit over the estimated pH
-    interval and no neighbour exceeds; beyond when the lower bound is beyond the loosest).
-    ``ph_shown``: each parcel's estimated pH as its rows show it (one dict per parcel, the same
-    object in every analyte's row: read only)."""
+                  limit: LimitFn) -> _Rows:
+    """Each unsampled parcel's row for one analyte, as arrays (``judge_estimate`` on arrays:
+    within when the upper bound is within the strictest limit over the estimated pH interval and
+    no neighbour exceeds; beyond when the lower bound is beyond the loosest)."""
     both = np.nonzero(f.ok & ph.ok)[0]
     strict, loose, strict_l = _limits(limit, analyte, targets, ph.lower, ph.upper, both)
     beyond = f.lower > loose
     within = (f.upper <= strict) & ~f.hot
-    verdict = np.where(beyond, 2, np.where(within, 0, 1)).tolist()
-    why = np.where(beyond, 0, np.where(within, 1, np.where(f.hot, 2, 3))).tolist()
-    verdicts = (QUALIFIED, NEEDS_SAMPLING, NOT_QUALIFIED)
-    reasons = ("lower_bound_above_limit", "upper_bound_within_limit", "neighbour_exceeds_limit",
-               "interval_spans_limit")
+    kind = np.where(~f.ok, ROW_TOO_FEW, np.where(ph.ok, ROW_ESTIMATED, ROW_PH_NOT_ASSESSED))
+    verdict = np.where(kind != ROW_ESTIMATED, 3, np.where(beyond, 2, np.where(within, 0, 1)))
+    why = np.where(beyond, 0, np.where(within, 1, np.where(f.hot, 2, 3)))
     value, sigma, lower, upper = (_sig_list(a) for a in (f.value, f.sigma, f.lower, f.upper))
-    ok, ph_ok = f.ok.tolist(), ph.ok.tolist()
-    out: list[dict[str, Any]] = []
-    for i, nbs in enumerate(f.neighbours):
-        if not ok[i]:
-            row = {"basis": NOT_ASSESSED, "reason": "too_few_neighbours", "neighbours": nbs,
-                   "verdict": NOT_ASSESSED}
-        elif not ph_ok[i]:
-            row = {"basis": NOT_ASSESSED, "method": method, "value": value[i], "sigma": sigma[i],
-                   "lower": lower[i], "upper": upper[i], "neighbours": nbs, "verdict": NOT_ASSESSED,
-                   "reason": "ph_not_assessed"}
-        else:
-            row = {"basis": ESTIMATED, "method": method, "value": value[i], "sigma": sigma[i],
-                   "lower": lower[i], "upper": upper[i], "neighbours": nbs, "limit": strict_l[i],
-                   "verdict": verdicts[verdict[i]], "reason": reasons[why[i]],
-                   "ph": ph_shown[i]}
-        hot = f.exceeding.get(i)
-        if hot:
-            row["exceeding"] = hot
-        out.append(row)
-    return out
+    return _Rows(analyte, method, kind, verdict, why, value, sigma, lower, upper, strict_l, f)
+
+
+_RANKS = np.array([_RANK[v] for v in ROW_VERDICTS])
+
+
+@dataclass(frozen=True)
+class CountyAssessment:
+    """``assess``'s answer with the unsampled parcels' rows as arrays (``assess_arrays``):
+    ``measured`` by parcel; ``rows`` per analyte (pH apart) aligned with ``unsampled`` (code
+    order); ``ph_value``/``ph_sigma`` each parcel's estimated pH as its rows show it."""
+
+    parcels: list[Target]
+    measured: dict[str, Assessment]
+    unsampled: list[Target]
+    rows: dict[str, _Rows]
+    ph: _Field
+    ph_value: list[float]
+    ph_sigma: list[float]
+    models: dict[str, Model]
+
+    def verdicts(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per unsampled parcel: estimated (an analyte is), and its verdict's index into
+        ``ROW_VERDICTS`` (``combine`` of its rows; not assessed where none is estimated)."""
+        n = len(self.unsampled)
+        estimated = np.zeros(n, bool)
+        worst = np.full(n, -1)
+        for r in self.rows.values():
+            estimated |= r.kind == ROW_ESTIMATED
+            worst = np.maximum(worst, _RANKS[r.verdict])
+        by_rank = np.array([ROW_VERDICTS.index(v) for v in sorted(_RANK, key=_RANK.__getitem__)])
+        verdict = np.where(estimated & (worst >= 0), by_rank[np.maximum(worst, 0)], 3)
+        return estimated, verdict
+
+    def assessment(self, k: int) -> Assessment:
+        """Unsampled parcel ``k``'s assessment (its rows as dicts; analytes that share a neighbour
+        search share the set's dict)."""
+        sets: dict[int, dict[str, list]] = {}
+
+        def nbs(f: _Field) -> dict[str, list]:
+            s = int(f.search[k])
+            if s not in sets:
+                sets[s] = f.neighbour_set(k)
+            return sets[s]
+
+        ph_shown = {"value": self.ph_value[k], "sigma": self.ph_sigma[k]} if self.ph.ok[k] else None
+        rows = {a: r.row(k, nbs(r.field), ph_shown) for a, r in self.rows.items()}
+        verdict = combine(r["verdict"] for r in rows.values())
+        basis = ESTIMATED if any(r["basis"] == ESTIMATED for r in rows.values()) else NOT_ASSESSED
+        if basis == NOT_ASSESSED:
+            verdict = NOT_ASSESSED
+        return Assessment(self.unsampled[k].code, basis, verdict, rows, nbs(self.ph))
+
+    def assessments(self) -> dict[str, Assessment]:
+        """Every parcel's assessment, in code order."""
+        result: dict[str, Assessment] = {}
+        k = 0  # position among the unsampled parcels (both lists are in code order)
+        for p in self.parcels:
+            if p.code in self.measured:
+                result[p.code] = self.measured[p.code]
+            else:
+                result[p.code] = self.assessment(k)
+                k += 1
+        return result

@@ -7,6 +7,7 @@ from collections import defaultdict
 from datetime import date
 from typing import Any, NamedTuple
 
+import orjson
 from sqlalchemy import select
 
 from ..audit.services import canonical_json
@@ -29,6 +30,19 @@ def not_assessed_fingerprint(reason: str) -> str:
     Rows stored before the rename say ``not_graded`` (readers accept both, ``queries.LEGACY_NOT_ASSESSED``);
     the next run over such a parcel supersedes its row with a ``not_assessed`` one, keeping the old version."""
     return hashlib.sha256(canonical_json([NOT_ASSESSED, reason]).encode()).hexdigest()
+
+
+class StoredExplanation(dict):
+    """An estimated parcel's explanation as a county run stores it: ``text``, its JSON, made once
+    (the fingerprint hashes it and the grades column stores it as it is). The dict itself holds
+    only ``basis`` (what the grading pass reads before writing): a county run makes a million of
+    these, and keeping only the text spares the collector a dozen tracked objects a parcel
+    (``estimated.stored``). ``full()``: the explanation as a dict."""
+
+    __slots__ = ("text",)
+
+    def full(self) -> dict[str, Any]:
+        return orjson.loads(self.text)
 
 
 class Evaluated(NamedTuple):

@@ -190,10 +190,19 @@ def assess_county(county: str, pack: RulePack, models: dict[str, es.Model] | Non
                   ) -> tuple[CountyInputs | None, dict[str, es.Assessment], dict[str, es.Model]]:
     """Every parcel's basis and verdict in a county (or a bbox of it) under a green-food pack
     (variograms fitted here unless ``models`` gives the run's)."""
+    data, county_assessment = assess_county_arrays(county, pack, models, bbox)
+    if county_assessment is None:
+        return None, {}, {}
+    return data, county_assessment.assessments(), county_assessment.models
+
+
+def assess_county_arrays(county: str, pack: RulePack, models: dict[str, es.Model] | None = None,
+                         bbox: tuple[float, float, float, float] | None = None,
+                         ) -> tuple[CountyInputs | None, es.CountyAssessment | None]:
+    """``assess_county`` with the unsampled parcels' rows as arrays (``estimation.assess_arrays``)."""
     pack.check_kind("green_food_soil")
     data = load_county(county, pack, bbox)
     if data is None:
-        return None, {}, {}
+        return None, None
     analytes = list(pack.data["analytes"])
-    result, used = es.assess(data.samples, data.targets, analytes, limit_fn(pack), pack.estimation, models)
-    return data, result, used
+    return data, es.assess_arrays(data.samples, data.targets, analytes, limit_fn(pack), pack.estimation, models)
