@@ -17,7 +17,9 @@ re-graded <= 1 s.
 Baselines in the same run: nearest-sample assignment of the same parcels with a KD-tree (the
 floor), and PyKrige's own moving-window kriging of the same points with every sample in one
 object, at the largest sample count its dense n x n kriging matrix allows here (``--lib-samples``).
-Wall and CPU seconds (this process and its workers) are printed with the load average, since
+Wall and CPU seconds are printed with the load average (CPU of this process only: a county run's
+read-ahead workers come from multiprocessing's fork server, not children of this process, so their
+CPU is not counted; wall time is the figure the target is about), since
 the development machine is shared. Prints one JSON line last.
 """
 
@@ -57,7 +59,8 @@ def synthetic_county(n_samples: int, n_parcels: int, side_m: float, seed: int = 
 
 
 def cpu() -> float:
-    """CPU seconds of this process and its finished children (a county run's workers)."""
+    """CPU seconds of this process and its reaped children (not a county run's workers: the fork
+    server's children, which this process never reaps)."""
     own = resource.getrusage(resource.RUSAGE_SELF)
     kids = resource.getrusage(resource.RUSAGE_CHILDREN)
     return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime

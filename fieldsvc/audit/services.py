@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from contextvars import ContextVar
@@ -205,14 +206,18 @@ def _memo_key(value: Any) -> Any:
     return repr(value) if kind is dict else value
 
 
+@functools.lru_cache(maxsize=1024)
 def _processor(table: Table, name: str, dialect: Any) -> Callable[[Any], Any] | None:
+    """A column's bind processor for a dialect, made once (making it was ~15 µs a column, paid by
+    every bulk insert: 0.5 ms of each sync push whatever its size)."""
     kind = table.c[name].type
     if dialect.name == "sqlite" and isinstance(kind, UTCDateTime):
         return sqlite_datetime_text
     return kind.dialect_impl(dialect).bind_processor(dialect)
 
 
-def _insert_sql(table: Table, columns: Sequence[str], dialect: Any) -> str:
+@functools.lru_cache(maxsize=1024)
+def _insert_sql(table: Table, columns: tuple[str, ...], dialect: Any) -> str:
     quote = dialect.identifier_preparer.quote
     mark = "?" if dialect.paramstyle == "qmark" else "%s"
     return (f"INSERT INTO {quote(table.name)} ({', '.join(quote(c) for c in columns)}) "
