@@ -94,7 +94,7 @@ class _Reader:
             cursor.close()
 
 
-_IN_LIST = re.compile(r"IN \((%s(?:,%s)+)\)")
+_IN_LIST = re.compile(r"(?<!NOT )IN \((%s(?:,%s)+)\)")  # (a NOT IN list is left as it is)
 
 
 def _as_any(sql: str, params: Sequence[Any]) -> tuple[str, Sequence[Any]]:
