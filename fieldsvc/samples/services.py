@@ -6,6 +6,7 @@ decides *what* happens to each pushed record; this module knows what a sample ro
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -372,16 +373,23 @@ def parcels_for(codes: Iterable[str], actor: Actor) -> dict[str, ParcelInfo]:
     codes = list(set(codes))
     if not codes:
         return {}
-    visible = case((and_(*parcel_scope(actor)), 1), else_=0)  # one statement: visibility is a column
-    # the codes as one expanding parameter: SQLAlchemy then does not coerce each of a batch's
-    # hundreds of codes into a bound value of its own while building the statement
-    rows = core_execute(select(Parcel.code, Parcel.county_code, Parcel.geometry_json, Parcel.deleted_at.is_not(None),
-                               visible).where(Parcel.code.in_(_CODES)), {"parcel_codes": codes}).all()
+    rows = core_execute(_parcels_statement(actor), {"parcel_codes": codes}).all()
     return {code: ParcelInfo(code, county, _geometry(geometry), bool(deleted), bool(seen))
             for code, county, geometry, deleted, seen in rows}
 
 
 _CODES = bindparam("parcel_codes", expanding=True)
+
+
+@functools.lru_cache(maxsize=256)
+def _parcels_statement(actor: Actor) -> Any:
+    """The statement ``parcels_for`` runs for this actor, built once per actor (building it and its
+    cache key was ~0.4 ms of every sync push). Visibility is a column of the one statement; the
+    access rule reads the assignments when it runs, so a kept statement never holds an old one. The
+    codes go in as one expanding parameter, not as hundreds of bound values built into the statement."""
+    visible = case((and_(*parcel_scope(actor)), 1), else_=0)
+    return select(Parcel.code, Parcel.county_code, Parcel.geometry_json, Parcel.deleted_at.is_not(None),
+                  visible).where(Parcel.code.in_(_CODES))
 _GEOMETRIES: dict[str, dict[str, Any]] = {}
 _GEOMETRY_CACHE_SIZE = 20_000
 
