@@ -57,10 +57,12 @@ class Measurement:
     detection_limit: Decimal | None
     unit: str
     text: str = field(default="", compare=False, repr=False)
+    fault: str | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "text", measurement_text(self.analyte, self.qualifier, self.value,
                                                           self.detection_limit, self.unit))
+        object.__setattr__(self, "fault", _fault(self.qualifier, self.value, self.detection_limit))
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,16 +81,24 @@ def _show(d: Decimal | None) -> str | None:
 
 
 def _problem(m: Measurement, unit: str) -> str | None:
-    """Why a result cannot be used at all (None when it can)."""
-    if m.unit != unit:
-        return "unit_mismatch"
-    if m.qualifier == "=":
-        if m.value is None:
-            return "no_value"
-        return "invalid_value" if m.value < 0 else None
-    if m.qualifier == "<":
-        dl = m.detection_limit
-        return "no_detection_limit" if dl is None or dl <= 0 else None
+    """Why a result cannot be used at all against a table in ``unit`` (None when it can)."""
+    return "unit_mismatch" if m.unit != unit else m.fault
+
+
+def _fault(qualifier: str, value: Decimal | None, detection_limit: Decimal | None) -> str | None:
+    """Why a result cannot be used whatever the table (``Measurement.fault``): decided once per
+    measurement, not at each of the comparisons a county run makes with it (the engine asks it for
+    every result of every parcel). A value that cannot be compared (NaN, not a Decimal) is left to
+    the comparison with the limit, which raises as before (``grade_parcel`` answers 422)."""
+    try:
+        if qualifier == "=":
+            if value is None:
+                return "no_value"
+            return "invalid_value" if value < 0 else None
+        if qualifier == "<":
+            return "no_detection_limit" if detection_limit is None or detection_limit <= 0 else None
+    except (InvalidOperation, TypeError):
+        return None
     return "unknown_qualifier"
 
 
@@ -129,7 +139,7 @@ _REASONS = ("within_limit", None, "above_limit")
 
 def _judge(m: Measurement, limit: Decimal, unit: str) -> tuple[int, Decimal | None, str]:
     """(state, index, reason) of one usable-or-not result against its limit."""
-    reason = _problem(m, unit)
+    reason = "unit_mismatch" if m.unit != unit else m.fault  # ``_problem``, spelled out: the hottest line
     if reason:
         return (1, None, reason)
     if m.qualifier == "=":

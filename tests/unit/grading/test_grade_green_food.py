@@ -257,3 +257,26 @@ def test_non_finite_value_is_a_422_problem_not_a_crash():
 def test_evaluate_dispatches_the_green_food_pack_to_grade_parcel():
     direct = grade_parcel("dryland", [sample()], PACK).to_dict()
     assert evaluate(PACK, "dryland", [sample()]).to_dict() == direct
+
+
+@pytest.mark.parametrize("value", [Decimal("NaN"), Decimal("sNaN"), 0.5])
+def test_a_metal_value_that_cannot_be_compared_is_a_422_when_graded_not_when_read(value):
+    """A measurement's fault is decided when it is made; a value that cannot be compared leaves it to
+    the comparison with the limit, so reading such a row never raises, grading it answers 422."""
+    m = Measurement("Cd", "=", value, None, "mg/kg")
+    assert m.fault is None
+    with pytest.raises(Problem) as exc:
+        grade_parcel("dryland", [SampleInput("s1", "B1", {**sample().measurements, "Cd": m})], PACK)
+    assert exc.value.code == "invalid_measurement"
+
+
+@pytest.mark.parametrize(("qualifier", "value", "dl", "reason"), [
+    ("=", None, None, "no_value"), ("=", "-0.1", None, "invalid_value"), ("<", None, None, "no_detection_limit"),
+    ("<", None, "0", "no_detection_limit"), ("~", "0.1", None, "unknown_qualifier"), ("=", "0", None, None)])
+def test_a_measurements_fault_names_why_it_cannot_be_used(qualifier, value, dl, reason):
+    m = Measurement("Cd", qualifier, None if value is None else Decimal(value), None if dl is None else Decimal(dl),
+                    "mg/kg")
+    assert m.fault == reason
+    row = next(r for r in grade_parcel("dryland", [SampleInput("s1", "B1", {**sample().measurements, "Cd": m})],
+                                       PACK).explanation if r["analyte"] == "Cd")
+    assert row["reason"] == (reason or "within_limit")
