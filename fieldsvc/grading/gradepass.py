@@ -23,7 +23,7 @@ from ..events import GradeChanged, GradesChanged, publish
 from ..extensions import db
 from ..places.models import FarmPark, Region
 from .evaluation import Evaluated, StoredExplanation, evaluate_parcel
-from .inputs import CHUNK, _driver_sql, _fetch, _in_list, _load_inputs, _Reader, _session_reader
+from .inputs import CHUNK, _driver_sql, _fetch, _in_list, _listed, _load_inputs, _Reader, _session_reader
 from .models import AREA_TYPES, Grade, RollupMember, RollupSum
 from .queries import live_area_grade
 from .rollup import AreaGrade
@@ -96,11 +96,11 @@ def _keep(p: _Pass, c: GradeChange) -> None:
 
 
 _PARCELS_SQL = ("SELECT code, village_code, farm_park_code, county_code, land_use, area_m2, deleted_at "
-                "FROM parcels WHERE code IN ({})")
+                "FROM parcels WHERE code {}")
 _CURRENT_SQL = ("SELECT id, subject_code, fingerprint, verdict, grade, qualified, strict_control FROM grades "
-                "WHERE subject_type = 'parcel' AND rule_pack = ? AND superseded_by IS NULL AND subject_code IN ({})")
+                "WHERE subject_type = 'parcel' AND rule_pack = ? AND superseded_by IS NULL AND subject_code {}")
 _MEMBERS_SQL = ("SELECT parcel_code, village_code, farm_park_code, county_code, area_m2, verdict, qualified, "
-                "strict_control FROM rollup_members WHERE rule_pack = ? AND parcel_code IN ({})")
+                "strict_control FROM rollup_members WHERE rule_pack = ? AND parcel_code {}")
 
 
 def _grade_chunk(p: _Pass, codes: Sequence[str]) -> None:
@@ -120,12 +120,12 @@ def _read_and_evaluate(reader: _Reader, pack: RulePack, gb_pack: RulePack | None
                        codes: Sequence[str]) -> ChunkState:
     """The read-only half of a chunk: its parcels, inputs, current grades and members, and the
     evaluation of each parcel (in code order). Touches no session: a worker process runs it too."""
-    marks = reader.marks(len(codes))
-    parcels = reader.fetch(_PARCELS_SQL.format(marks), codes)
+    among, listed = reader.in_list(len(codes)), reader.listed(codes)
+    parcels = reader.fetch(_PARCELS_SQL.format(among), listed)
     parcels.sort()
     inputs = _load_inputs(reader, [r[0] for r in parcels])
-    current = reader.fetch(_CURRENT_SQL.format(marks), [pack.code, *codes])
-    members = reader.fetch(_MEMBERS_SQL.format(marks), [pack.code, *codes])
+    current = reader.fetch(_CURRENT_SQL.format(among), [pack.code, *listed])
+    members = reader.fetch(_MEMBERS_SQL.format(among), [pack.code, *listed])
     evaluated = [evaluate_parcel(pack, r[4], inputs.get(r[0]), r[6] is not None, gb_pack) for r in parcels]
     return parcels, current, members, evaluated
 
@@ -280,8 +280,8 @@ def _write_grades(p: _Pass, rows: list[tuple], superseded: list[int | None], pre
             chunk = wanted[start:start + CHUNK]
             made.update((r[0], r[1]) for r in _fetch(
                 "SELECT subject_code, id FROM grades WHERE subject_type = 'parcel' AND rule_pack = ? "
-                f"AND run_id = ? AND superseded_by IS NULL AND subject_code IN ({_in_list(len(chunk))})",
-                [p.pack.code, p.run_id, *chunk]))
+                f"AND run_id = ? AND superseded_by IS NULL AND subject_code {_in_list(len(chunk))}",
+                [p.pack.code, p.run_id, *_listed(chunk)]))
         ids = [made.get(row[0]) for row in rows]
     pairs = [(new, old) for old, new in zip(superseded, ids, strict=True) if old is not None]
     if pairs:
@@ -365,8 +365,8 @@ def _write_members(p: _Pass, upserts: Mapping[str, Member], deletes: list[str], 
     conn = db.session.connection()
     for start in range(0, len(gone), CHUNK):
         chunk = gone[start:start + CHUNK]
-        conn.exec_driver_sql(_driver_sql(f"DELETE FROM rollup_members WHERE rule_pack = ? AND parcel_code IN "
-                                         f"({_in_list(len(chunk))})"), (p.pack.code, *chunk))
+        conn.exec_driver_sql(_driver_sql(f"DELETE FROM rollup_members WHERE rule_pack = ? AND parcel_code "
+                                         f"{_in_list(len(chunk))}"), (p.pack.code, *_listed(chunk)))
     if upserts:
         insert_rows(RollupMember.__table__, ("rule_pack",), (p.pack.code,), _MEMBER_COLUMNS,
                     [(code, *m) for code, m in upserts.items()], memo=("qualified", "strict_control"))

@@ -3,7 +3,6 @@ open hard conflicts, read with driver-level statements (a county run reads milli
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -37,8 +36,13 @@ def _qmark() -> bool:
 
 
 def _in_list(n: int) -> str:
-    """``IN (…)`` placeholders in the driver's own style (driver-level statements skip SQL compilation)."""
-    return _Reader.marks_for(_qmark(), n)
+    """Membership in ``n`` values in the session driver's form (``_Reader.in_list_for``)."""
+    return _Reader.in_list_for(_qmark(), n)
+
+
+def _listed(values: Sequence[Any]) -> list[Any]:
+    """The parameters of ``_in_list``'s test for these values (``_Reader.listed_for``)."""
+    return _Reader.listed_for(_qmark(), values)
 
 
 def _driver_sql(sql: str) -> str:
@@ -71,45 +75,35 @@ class _Reader:
         self.raw, self.qmark, self.to_datetime = raw, qmark, to_datetime
 
     @staticmethod
-    def marks_for(qmark: bool, n: int) -> str:
-        return ",".join(["?" if qmark else "%s"] * n)
+    def in_list_for(qmark: bool, n: int) -> str:
+        """Membership in a list of ``n`` values: ``IN (?,…)`` on SQLite; ``= ANY(%s)`` with one array
+        parameter on psycopg, which parses a statement for its placeholders on every execution once
+        it is longer than its cache takes (4 KB): a chunk's 2,000 marks made that ~30 ms a query."""
+        return f"IN ({','.join(['?'] * n)})" if qmark else "= ANY(%s)"
+
+    @staticmethod
+    def listed_for(qmark: bool, values: Sequence[Any]) -> list[Any]:
+        """The parameters of ``in_list_for``'s test: the values themselves, or one list of them."""
+        return list(values) if qmark else [list(values)]
 
     @staticmethod
     def translate(qmark: bool, sql: str) -> str:
         """A statement written with ``?`` marks, in the driver's style."""
         return sql if qmark else sql.replace("?", "%s")
 
-    def marks(self, n: int) -> str:
-        return self.marks_for(self.qmark, n)
+    def in_list(self, n: int) -> str:
+        return self.in_list_for(self.qmark, n)
+
+    def listed(self, values: Sequence[Any]) -> list[Any]:
+        return self.listed_for(self.qmark, values)
 
     def fetch(self, sql: str, params: Sequence[Any]) -> list[Any]:
         cursor = self.raw.cursor()
         try:
-            if self.qmark:
-                cursor.execute(sql, tuple(params))
-            else:
-                cursor.execute(*_as_any(self.translate(False, sql), params))
+            cursor.execute(self.translate(self.qmark, sql), tuple(params))
             return cursor.fetchall()
         finally:
             cursor.close()
-
-
-_IN_LIST = re.compile(r"(?<!NOT )IN \((%s(?:,%s)+)\)")  # (a NOT IN list is left as it is)
-
-
-def _as_any(sql: str, params: Sequence[Any]) -> tuple[str, Sequence[Any]]:
-    """On psycopg, the statement's ``IN (%s,…)`` list as ``= ANY(%s)`` with one array parameter.
-
-    Why: psycopg parses a statement for its placeholders on every execution once it is longer than
-    its cache takes (4 KB), and a chunk's list of 2,000 codes made that ~30 ms a query (a county run
-    reads seven per chunk). One parameter also keeps the statement the same for every chunk."""
-    found = _IN_LIST.search(sql)
-    if found is None:
-        return sql, tuple(params)
-    before = sql.count("%s", 0, found.start())
-    n = found.group(1).count("%s")
-    return (f"{sql[:found.start()]}= ANY(%s){sql[found.end():]}",
-            (*params[:before], list(params[before:before + n]), *params[before + n:]))
 
 
 def _session_reader() -> _Reader:
@@ -125,13 +119,13 @@ def _result_processor(column: Any) -> Callable[[Any], Any]:
 _MEASUREMENTS: dict[tuple, Measurement] = {}  # one immutable object per distinct stored result
 _MEASUREMENTS_MAX = 200_000
 
-_SAMPLES_SQL = "SELECT id, code, parcel_code, state, deleted_at FROM samples WHERE parcel_code IN ({})"
+_SAMPLES_SQL = "SELECT id, code, parcel_code, state, deleted_at FROM samples WHERE parcel_code {}"
 _BLOCKED_SQL = ("SELECT c.record_id FROM sync_conflicts c JOIN samples s ON s.id = c.record_id "
-                "WHERE s.parcel_code IN ({}) AND c.status = 'open' AND c.kind IN ('"
+                "WHERE s.parcel_code {} AND c.status = 'open' AND c.kind IN ('"
                 + "','".join(BLOCKING_CONFLICTS) + "')")
 _RESULTS_SQL = ("SELECT r.sample_id, r.id, r.created_at, r.analyte, r.qualifier, r.value, "
                 "r.detection_limit, r.unit FROM samples s JOIN lab_results r ON r.sample_id = s.id "
-                "WHERE s.parcel_code IN ({}) AND r.status = 'approved' AND r.qc_type IS NULL "
+                "WHERE s.parcel_code {} AND r.status = 'approved' AND r.qc_type IS NULL "
                 "ORDER BY r.sample_id, r.analyte, r.version, r.id")  # a sample's rows together, latest version last
 _KEY = slice(3, 8)  # (analyte, qualifier, value, detection_limit, unit) of a results row: the measurement
 
@@ -165,11 +159,11 @@ def _load_inputs(reader: _Reader, parcel_codes: Sequence[str]) -> dict[str, Parc
     known = _MEASUREMENTS
     for start in range(0, len(codes), CHUNK):
         chunk = codes[start:start + CHUNK]
-        marks = reader.marks(len(chunk))
-        samples.extend(reader.fetch(_SAMPLES_SQL.format(marks), chunk))
-        blocked.update(r[0] for r in reader.fetch(_BLOCKED_SQL.format(marks), chunk))
+        among, listed = reader.in_list(len(chunk)), reader.listed(chunk)
+        samples.extend(reader.fetch(_SAMPLES_SQL.format(among), listed))
+        blocked.update(r[0] for r in reader.fetch(_BLOCKED_SQL.format(among), listed))
         last = entry = measurements = result_ids = None
-        for r in reader.fetch(_RESULTS_SQL.format(marks), chunk):
+        for r in reader.fetch(_RESULTS_SQL.format(among), listed):
             if r[0] != last:
                 last = r[0]
                 measurements, result_ids = {}, {}
