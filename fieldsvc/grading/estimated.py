@@ -140,15 +140,14 @@ def stored(county: es.CountyAssessment, pack: RulePack, digest: str) -> tuple[di
     assessed, stored compactly (decision A of issue 14), straight from the arrays
     (``estimation.assess_arrays``).
 
-    The explanation: per analyte its estimate, σ, bounds, limit, method, verdict and reason (the
-    row ``assess`` reports, in its key order), and the index of its neighbour set in
-    ``neighbour_sets`` (``{"samples": [codes], "distance_m": [m]}``, nearest first: one set when
-    every analyte and pH used the same samples, more only where eligibility differs, numbered in
-    order of first use by the analytes, then pH); ``exceeding`` names the neighbours over their
-    own limit (precaution). The neighbours' values and the models (``models_digest`` names the
-    run's) are resolved when one parcel is read (``expand``). The JSON text is orjson's compact
-    form of that object, made once: the fingerprint hashes it and the column stores it
-    (``tests/unit/grading/test_estimated_text.py`` holds it to the same object built as dicts).
+    The explanation: per analyte its estimate, σ, bounds, limit, method, verdict and reason, and
+    the index of its neighbour set in ``neighbour_sets`` (the rows and sets as
+    ``CountyAssessment.texts`` writes them, the one writer: ``assess`` parses the same text);
+    ``exceeding`` names the neighbours over their own limit (precaution). The neighbours' values
+    and the models (``models_digest`` names the run's) are resolved when one parcel is read
+    (``expand``). The JSON text is orjson's compact form of that object, made once: the
+    fingerprint hashes it and the column stores it (``tests/unit/grading/test_estimated_text.py``
+    checks it against the geometry, the limits and the per-target estimate).
 
     Why from the arrays: at 1,000,000 parcels making each parcel's rows, neighbour sets and
     assessment as dicts, then encoding them, cost most of the estimation half, and the cyclic
@@ -162,25 +161,9 @@ def stored(county: es.CountyAssessment, pack: RulePack, digest: str) -> tuple[di
         return {}, []
     estimated_mask, verdict_idx = county.verdicts()
     analytes = list(county.rows)
-    fields = [county.rows[a].field for a in analytes] + [county.ph]  # the order sets are numbered in
-    set_texts = _set_texts(fields, n)
-    same = np.ones(n, bool)
-    for f in fields[1:]:
-        same &= (f.search == fields[0].search) & (f.row == fields[0].row)
-    refs = [[0] * n for _ in fields]  # per field each parcel's set index: the usual parcel has one set
-    sets_text = set_texts[0].tolist()
-    for i in np.nonzero(~same & estimated_mask)[0].tolist():  # some analyte's samples differ: sets by content
-        seen: dict[str, int] = {}
-        for c, texts in enumerate(set_texts):
-            refs[c][i] = seen.setdefault(texts[i], len(seen))
-        sets_text[i] = ",".join(seen)
-    del set_texts
-    ph_shown = _encoded(county.ph_value), _encoded(county.ph_sigma)
-    analytes_text = list(map(",".join, zip(*[_row_texts(county.rows[a], refs[c], ph_shown)
-                                              for c, a in enumerate(analytes)], strict=True)))
-    del ph_shown
-    ph_refs = refs[-1]
-    del refs
+    texts = county.texts()
+    analytes_text, sets_text, ph_refs = texts.analytes, texts.sets, texts.ph_set
+    del texts
     # limiting lists and methods by which analytes are not qualified / carry a method (shared)
     flags_lim = np.zeros(n, np.int64)
     flags_meth = np.zeros(n, np.int64)
@@ -222,83 +205,6 @@ def stored(county: es.CountyAssessment, pack: RulePack, digest: str) -> tuple[di
         out[t.code] = Evaluated(verdict, None, verdict == "qualified", False, limiting, explanation, fp,
                                 _NO_INPUTS, None)
     return out, not_assessed
-
-
-_NO_SET = orjson.dumps({"samples": [], "distance_m": []}).decode()
-
-
-def _set_texts(fields: Sequence[Any], n: int) -> list[np.ndarray]:
-    """Per field (analytes, then pH) each parcel's neighbour set as JSON text, in an object array
-    (one text per search and target, shared by the fields that use the search)."""
-    by_search: dict[int, np.ndarray] = {}
-    out = []
-    for f in fields:
-        texts = np.full(n, _NO_SET, dtype=object)
-        for s in np.unique(f.search).tolist():
-            if s < 0:
-                continue
-            got = by_search.get(s)
-            if got is None:
-                got = by_search[s] = np.array(_search_texts(f.searches[s]), dtype=object)
-            members = np.nonzero(f.search == s)[0]
-            texts[members] = got[f.row[members]]
-        out.append(texts)
-    return out
-
-
-def _search_texts(search: es.Search) -> list[str]:
-    """Each target's neighbour set of one search as ``orjson`` writes ``{"samples", "distance_m"}``:
-    the codes picked as an object array and the distances of all targets encoded in one call,
-    then the targets with fewer than the full number of neighbours written one by one."""
-    n, k = search.idx.shape
-    if n == 0 or k == 0:
-        return [_NO_SET] * n
-    codes = np.array([orjson.dumps(c).decode() for c in search.codes], dtype=object)
-    samples = map(",".join, codes[np.maximum(search.idx, 0)].tolist())
-    metres = orjson.dumps(np.ascontiguousarray(search.metres), option=orjson.OPT_SERIALIZE_NUMPY).decode()
-    out = [f'{{"samples":[{s}],"distance_m":[{d}]}}' for s, d in zip(samples, metres[2:-2].split("],["), strict=True)]
-    for j in np.nonzero(search.counts < k)[0].tolist():
-        c = int(search.counts[j])
-        out[j] = ('{"samples":[' + ",".join(codes[search.idx[j, :c]].tolist()) + '],"distance_m":['
-                  + ",".join(map(str, search.metres[j, :c].tolist())) + "]}")
-    return out
-
-
-def _encoded(values: Sequence[Any]) -> list[str]:
-    """Each number (or None; NaN as null) as ``orjson`` writes it, from one call for the list."""
-    if not values:
-        return []
-    return orjson.dumps(list(values)).decode()[1:-1].split(",")
-
-
-def _row_texts(r: Any, refs: Sequence[int], ph_shown: tuple[list[str], list[str]]) -> list[str]:
-    """Each unsampled parcel's row of one analyte as JSON text (the analyte, then the keys of
-    ``assess``'s row with ``neighbour_set``, its index ``refs[i]``, in place of ``neighbours``;
-    ``ph_shown``: each parcel's estimated pH and its σ, encoded). Written as estimated rows in
-    one pass, then the few others replaced."""
-    name, method = orjson.dumps(r.analyte).decode(), orjson.dumps(r.method).decode()
-    value, sigma, lower, upper, limit = (_encoded(x) for x in (r.value, r.sigma, r.lower, r.upper, r.limit))
-    ph_value, ph_sigma = ph_shown
-    exceeding = [""] * len(refs)
-    for i, codes in r.field.exceeding.items():
-        if codes:
-            exceeding[i] = f',"exceeding":{orjson.dumps(codes).decode()}'
-    verdicts = np.array(es.ROW_VERDICTS, dtype=object)[r.verdict].tolist()
-    reasons = np.array(es.ROW_REASONS, dtype=object)[r.why].tolist()
-    head = f'{{"analyte":{name},"basis":"estimated","method":{method},"value":'
-    out = [f'{head}{v},"sigma":{s},"lower":{lo},"upper":{up},"neighbour_set":{ref},"limit":{lim},'
-           f'"verdict":"{verdict}","reason":"{why}","ph":{{"value":{pv},"sigma":{ps}}}{ex}}}'
-           for v, s, lo, up, ref, lim, verdict, why, pv, ps, ex in zip(
-               value, sigma, lower, upper, refs, limit, verdicts, reasons, ph_value, ph_sigma, exceeding, strict=True)]
-    kind = r.kind
-    for i in np.nonzero(kind == es.ROW_TOO_FEW)[0].tolist():
-        out[i] = (f'{{"analyte":{name},"basis":"not_assessed","reason":"too_few_neighbours",'
-                  f'"neighbour_set":{refs[i]},"verdict":"not_assessed"{exceeding[i]}}}')
-    for i in np.nonzero(kind == es.ROW_PH_NOT_ASSESSED)[0].tolist():
-        out[i] = (f'{{"analyte":{name},"basis":"not_assessed","method":{method},"value":{value[i]},'
-                  f'"sigma":{sigma[i]},"lower":{lower[i]},"upper":{upper[i]},"neighbour_set":{refs[i]},'
-                  f'"verdict":"not_assessed","reason":"ph_not_assessed"{exceeding[i]}}}')
-    return out
 
 
 def nothing_to_estimate() -> dict[str, Any]:

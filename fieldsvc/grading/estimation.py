@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import orjson
 from scipy.spatial import cKDTree
 
 KRIGING, IDW = "kriging", "idw"
@@ -294,13 +295,6 @@ class Estimate:
     neighbours: tuple[Neighbour, ...] = ()
     reason: str | None = None  # not_assessed: too_few_neighbours
 
-    def to_dict(self) -> dict[str, Any]:
-        if self.basis != ESTIMATED:
-            return {"basis": self.basis, "reason": self.reason,
-                    "neighbours": [_nb_dict(n) for n in self.neighbours]}
-        return {"basis": ESTIMATED, "method": self.method, "value": _sig(self.value),
-                "sigma": _sig(self.sigma), "lower": _sig(self.lower), "upper": _sig(self.upper),
-                "neighbours": [_nb_dict(n) for n in self.neighbours]}
 
 
 def _sig(x: float | None, digits: int = 4) -> float | None:
@@ -308,14 +302,6 @@ def _sig(x: float | None, digits: int = 4) -> float | None:
     if x is None or not math.isfinite(x) or x == 0:
         return x
     return float(f"{x:.{digits}g}")
-
-
-def _nb_dict(n: Neighbour) -> dict[str, Any]:
-    return {"sample": n.code, "distance_m": round(n.distance_m), "value": _sig(n.value),
-            "exceeds": n.exceeds}
-
-
-# --- variogram -------------------------------------------------------------------------------
 
 
 def _transform(values: np.ndarray, log: bool) -> np.ndarray:
@@ -671,23 +657,21 @@ def cross_validate(model: Model, obs: Iterable[Obs], params: EstimationParams, z
 _RANK = {QUALIFIED: 0, NOT_ASSESSED: 1, NEEDS_SAMPLING: 2, NOT_QUALIFIED: 3}
 
 
-def judge_estimate(e: Estimate, limit_strict: float, limit_loose: float | None = None) -> tuple[str, str]:
-    """Verdict and reason for one estimated analyte.
+def judge(lower: np.ndarray, upper: np.ndarray, hot: np.ndarray, strict: np.ndarray,
+          loose: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each estimated analyte's verdict and reason, as indices into ``ROW_VERDICTS`` and
+    ``ROW_REASONS`` (the one statement of the rule; not-assessed rows are decided before it).
 
-    ``limit_strict``/``limit_loose``: the lowest and highest limit over the estimated pH interval
-    (equal when the pH band is certain). Within only when the upper bound is within the strictest
-    limit and no neighbour exceeds its own limit (precaution); beyond when the lower bound is
+    ``strict``/``loose``: the lowest and highest limit over the estimated pH interval (equal
+    when the pH band is certain). Within only when the upper bound is within the strictest limit
+    and no neighbour exceeds its own limit (``hot``: precaution); beyond when the lower bound is
     beyond the loosest; else needs sampling.
     """
-    if e.basis != ESTIMATED:
-        return NOT_ASSESSED, "too_few_neighbours"
-    loose = limit_strict if limit_loose is None else limit_loose
-    if e.lower is not None and e.lower > loose:
-        return NOT_QUALIFIED, "lower_bound_above_limit"
-    hot = [n.code for n in e.neighbours if n.exceeds]
-    if e.upper is not None and e.upper <= limit_strict and not hot:
-        return QUALIFIED, "upper_bound_within_limit"
-    return NEEDS_SAMPLING, ("neighbour_exceeds_limit" if hot else "interval_spans_limit")
+    beyond = lower > loose
+    within = (upper <= strict) & ~hot
+    verdict = np.where(beyond, 2, np.where(within, 0, 1))
+    why = np.where(beyond, 0, np.where(within, 1, np.where(hot, 2, 3)))
+    return verdict, why
 
 
 def combine(verdicts: Iterable[str]) -> str:
@@ -817,10 +801,10 @@ def assess_arrays(samples: Iterable[Sample], parcels: Iterable[Target], analytes
 # --- the vectorised half of ``assess`` ----------------------------------------------------------
 #
 # A county run values ~10^6 parcels × analytes: the estimates, bounds, limits and verdicts are
-# arrays, and so are the parcels' neighbour sets (an index into one neighbour search each). A
-# parcel's rows become the dicts ``Estimate.to_dict`` and ``judge_estimate`` would give (same
-# keys, order and values) only when asked (``CountyAssessment.assessment``); a county run stores
-# them as JSON text straight from the arrays (``estimated.stored``).
+# arrays, and so are the parcels' neighbour sets (an index into one neighbour search each). Each
+# unsampled parcel's rows are written once, as JSON text straight from the arrays
+# (``CountyAssessment.texts``): a county run stores that text (``estimated.stored``), and
+# ``assess`` gives the same rows parsed back (``CountyAssessment.assessments``).
 
 
 class Search:
@@ -1010,39 +994,16 @@ class _Rows:
     limit: list[Any]  # the strictest limit as ``limit`` gave it (estimated rows)
     field: _Field
 
-    def row(self, i: int, nbs: Mapping[str, list], ph_shown: Mapping[str, float] | None) -> dict[str, Any]:
-        """Parcel ``i``'s row as ``assess`` reports it (``nbs``: its neighbour set)."""
-        kind = int(self.kind[i])
-        if kind == ROW_TOO_FEW:
-            row = {"basis": NOT_ASSESSED, "reason": "too_few_neighbours", "neighbours": nbs,
-                   "verdict": NOT_ASSESSED}
-        elif kind == ROW_PH_NOT_ASSESSED:
-            row = {"basis": NOT_ASSESSED, "method": self.method, "value": self.value[i], "sigma": self.sigma[i],
-                   "lower": self.lower[i], "upper": self.upper[i], "neighbours": nbs, "verdict": NOT_ASSESSED,
-                   "reason": "ph_not_assessed"}
-        else:
-            row = {"basis": ESTIMATED, "method": self.method, "value": self.value[i], "sigma": self.sigma[i],
-                   "lower": self.lower[i], "upper": self.upper[i], "neighbours": nbs, "limit": self.limit[i],
-                   "verdict": ROW_VERDICTS[int(self.verdict[i])], "reason": ROW_REASONS[int(self.why[i])],
-                   "ph": ph_shown}
-        hot = self.field.exceeding.get(i)
-        if hot:
-            row["exceeding"] = hot
-        return row
-
 
 def _analyte_rows(analyte: str, method: str, f: _Field, ph: _Field, targets: list[Target],
                   limit: LimitFn) -> _Rows:
-    """Each unsampled parcel's row for one analyte, as arrays (``judge_estimate`` on arrays:
-    within when the upper bound is within the strictest limit over the estimated pH interval and
-    no neighbour exceeds; beyond when the lower bound is beyond the loosest)."""
+    """Each unsampled parcel's row for one analyte, as arrays (verdicts by ``judge`` over the
+    estimated pH interval's strictest and loosest limits)."""
     both = np.nonzero(f.ok & ph.ok)[0]
     strict, loose, strict_l = _limits(limit, analyte, targets, ph.lower, ph.upper, both)
-    beyond = f.lower > loose
-    within = (f.upper <= strict) & ~f.hot
     kind = np.where(~f.ok, ROW_TOO_FEW, np.where(ph.ok, ROW_ESTIMATED, ROW_PH_NOT_ASSESSED))
-    verdict = np.where(kind != ROW_ESTIMATED, 3, np.where(beyond, 2, np.where(within, 0, 1)))
-    why = np.where(beyond, 0, np.where(within, 1, np.where(f.hot, 2, 3)))
+    judged, why = judge(f.lower, f.upper, f.hot, strict, loose)  # NaN rows: ``kind`` decides them
+    verdict = np.where(kind != ROW_ESTIMATED, 3, judged)
     value, sigma, lower, upper = (_sig_list(a) for a in (f.value, f.sigma, f.lower, f.upper))
     return _Rows(analyte, method, kind, verdict, why, value, sigma, lower, upper, strict_l, f)
 
@@ -1078,33 +1039,140 @@ class CountyAssessment:
         verdict = np.where(estimated & (worst >= 0), by_rank[np.maximum(worst, 0)], 3)
         return estimated, verdict
 
-    def assessment(self, k: int) -> Assessment:
-        """Unsampled parcel ``k``'s assessment (its rows as dicts; analytes that share a neighbour
-        search share the set's dict)."""
-        sets: dict[int, dict[str, list]] = {}
-
-        def nbs(f: _Field) -> dict[str, list]:
-            s = int(f.search[k])
-            if s not in sets:
-                sets[s] = f.neighbour_set(k)
-            return sets[s]
-
-        ph_shown = {"value": self.ph_value[k], "sigma": self.ph_sigma[k]} if self.ph.ok[k] else None
-        rows = {a: r.row(k, nbs(r.field), ph_shown) for a, r in self.rows.items()}
-        verdict = combine(r["verdict"] for r in rows.values())
-        basis = ESTIMATED if any(r["basis"] == ESTIMATED for r in rows.values()) else NOT_ASSESSED
-        if basis == NOT_ASSESSED:
-            verdict = NOT_ASSESSED
-        return Assessment(self.unsampled[k].code, basis, verdict, rows, nbs(self.ph))
+    def texts(self) -> RowTexts:
+        """Every unsampled parcel's rows and neighbour sets as JSON text (``RowTexts``): the one
+        writer of an estimated parcel's rows (a run stores them, ``assessments`` parses them)."""
+        n = len(self.unsampled)
+        analytes = list(self.rows)
+        fields = [self.rows[a].field for a in analytes] + [self.ph]  # the order sets are numbered in
+        set_texts = _set_texts(fields, n)
+        same = np.ones(n, bool)
+        for f in fields[1:]:
+            same &= (f.search == fields[0].search) & (f.row == fields[0].row)
+        refs = [[0] * n for _ in fields]  # per field each parcel's set index: the usual parcel has one set
+        sets_text = set_texts[0].tolist()
+        for i in np.nonzero(~same)[0].tolist():  # some analyte's samples differ: sets by content
+            seen: dict[str, int] = {}
+            for c, texts in enumerate(set_texts):
+                refs[c][i] = seen.setdefault(texts[i], len(seen))
+            sets_text[i] = ",".join(seen)
+        del set_texts
+        ph_shown = _encoded(self.ph_value), _encoded(self.ph_sigma)
+        rows = [_row_texts(self.rows[a], refs[c], ph_shown) for c, a in enumerate(analytes)]
+        return RowTexts(list(map(",".join, zip(*rows, strict=True))) if rows else [""] * n, sets_text, refs[-1])
 
     def assessments(self) -> dict[str, Assessment]:
-        """Every parcel's assessment, in code order."""
+        """Every parcel's assessment, in code order: the unsampled parcels' rows are their text
+        (``texts``) parsed, with each row's ``neighbour_set`` index replaced by the set
+        (``neighbours``; the analytes that share a set share its dict)."""
+        texts = self.texts()
+        estimated, verdict = self.verdicts()
         result: dict[str, Assessment] = {}
         k = 0  # position among the unsampled parcels (both lists are in code order)
         for p in self.parcels:
             if p.code in self.measured:
                 result[p.code] = self.measured[p.code]
-            else:
-                result[p.code] = self.assessment(k)
-                k += 1
+                continue
+            sets = orjson.loads(f"[{texts.sets[k]}]")
+            rows = {}
+            for row in orjson.loads(f"[{texts.analytes[k]}]"):
+                analyte = row.pop("analyte")
+                row["neighbours"] = sets[row.pop("neighbour_set")]
+                rows[analyte] = row
+            basis = ESTIMATED if estimated[k] else NOT_ASSESSED
+            result[p.code] = Assessment(p.code, basis, ROW_VERDICTS[int(verdict[k])], rows, sets[texts.ph_set[k]])
+            k += 1
         return result
+
+
+@dataclass(frozen=True)
+class RowTexts:
+    """Per unsampled parcel (aligned with ``CountyAssessment.unsampled``): ``analytes``, its rows
+    as the body of a JSON array (per analyte, in the pack's order: the analyte, then ``basis``,
+    ``method``, ``value``, ``sigma``, ``lower``, ``upper``, ``neighbour_set`` (an index into its
+    sets), ``limit``, ``verdict``, ``reason``, ``ph`` (the estimated pH shown) and ``exceeding``
+    (the neighbours over their own limit) where they apply); ``sets``, its neighbour sets
+    (``{"samples": [codes], "distance_m": [m]}``, nearest first: one when every analyte and pH
+    used the same samples, else one per distinct set, numbered in order of first use by the
+    analytes, then pH) as the body of a JSON array; ``ph_set``, the index of the set its pH was
+    estimated from. The text is orjson's compact form of those objects."""
+
+    analytes: list[str]
+    sets: list[str]
+    ph_set: list[int]
+
+
+_NO_SET = orjson.dumps({"samples": [], "distance_m": []}).decode()
+
+
+def _set_texts(fields: Sequence[_Field], n: int) -> list[np.ndarray]:
+    """Per field (analytes, then pH) each parcel's neighbour set as JSON text, in an object array
+    (one text per search and target, shared by the fields that use the search)."""
+    by_search: dict[int, np.ndarray] = {}
+    out = []
+    for f in fields:
+        texts = np.full(n, _NO_SET, dtype=object)
+        for s in np.unique(f.search).tolist():
+            if s < 0:
+                continue
+            got = by_search.get(s)
+            if got is None:
+                got = by_search[s] = np.array(_search_texts(f.searches[s]), dtype=object)
+            members = np.nonzero(f.search == s)[0]
+            texts[members] = got[f.row[members]]
+        out.append(texts)
+    return out
+
+
+def _search_texts(search: Search) -> list[str]:
+    """Each target's neighbour set of one search as ``orjson`` writes ``{"samples", "distance_m"}``:
+    the codes picked as an object array and the distances of all targets encoded in one call,
+    then the targets with fewer than the full number of neighbours written one by one."""
+    n, k = search.idx.shape
+    if n == 0 or k == 0:
+        return [_NO_SET] * n
+    codes = np.array([orjson.dumps(c).decode() for c in search.codes], dtype=object)
+    samples = map(",".join, codes[np.maximum(search.idx, 0)].tolist())
+    metres = orjson.dumps(np.ascontiguousarray(search.metres), option=orjson.OPT_SERIALIZE_NUMPY).decode()
+    out = [f'{{"samples":[{s}],"distance_m":[{d}]}}' for s, d in zip(samples, metres[2:-2].split("],["), strict=True)]
+    for j in np.nonzero(search.counts < k)[0].tolist():
+        c = int(search.counts[j])
+        out[j] = ('{"samples":[' + ",".join(codes[search.idx[j, :c]].tolist()) + '],"distance_m":['
+                  + ",".join(map(str, search.metres[j, :c].tolist())) + "]}")
+    return out
+
+
+def _encoded(values: Sequence[Any]) -> list[str]:
+    """Each number (or None; NaN as null) as ``orjson`` writes it, from one call for the list."""
+    if not values:
+        return []
+    return orjson.dumps(list(values)).decode()[1:-1].split(",")
+
+
+def _row_texts(r: _Rows, refs: Sequence[int], ph_shown: tuple[list[str], list[str]]) -> list[str]:
+    """Each unsampled parcel's row of one analyte as JSON text (``RowTexts.analytes``; ``refs[i]``
+    its set's index, ``ph_shown``: each parcel's estimated pH and its σ, encoded). Written as
+    estimated rows in one pass, then the few others replaced."""
+    name, method = orjson.dumps(r.analyte).decode(), orjson.dumps(r.method).decode()
+    value, sigma, lower, upper, limit = (_encoded(x) for x in (r.value, r.sigma, r.lower, r.upper, r.limit))
+    ph_value, ph_sigma = ph_shown
+    exceeding = [""] * len(refs)
+    for i, codes in r.field.exceeding.items():
+        if codes:
+            exceeding[i] = f',"exceeding":{orjson.dumps(codes).decode()}'
+    verdicts = np.array(ROW_VERDICTS, dtype=object)[r.verdict].tolist()
+    reasons = np.array(ROW_REASONS, dtype=object)[r.why].tolist()
+    head = f'{{"analyte":{name},"basis":"estimated","method":{method},"value":'
+    out = [f'{head}{v},"sigma":{s},"lower":{lo},"upper":{up},"neighbour_set":{ref},"limit":{lim},'
+           f'"verdict":"{verdict}","reason":"{why}","ph":{{"value":{pv},"sigma":{ps}}}{ex}}}'
+           for v, s, lo, up, ref, lim, verdict, why, pv, ps, ex in zip(
+               value, sigma, lower, upper, refs, limit, verdicts, reasons, ph_value, ph_sigma, exceeding, strict=True)]
+    kind = r.kind
+    for i in np.nonzero(kind == ROW_TOO_FEW)[0].tolist():
+        out[i] = (f'{{"analyte":{name},"basis":"not_assessed","reason":"too_few_neighbours",'
+                  f'"neighbour_set":{refs[i]},"verdict":"not_assessed"{exceeding[i]}}}')
+    for i in np.nonzero(kind == ROW_PH_NOT_ASSESSED)[0].tolist():
+        out[i] = (f'{{"analyte":{name},"basis":"not_assessed","method":{method},"value":{value[i]},'
+                  f'"sigma":{sigma[i]},"lower":{lower[i]},"upper":{upper[i]},"neighbour_set":{refs[i]},'
+                  f'"verdict":"not_assessed","reason":"ph_not_assessed"{exceeding[i]}}}')
+    return out

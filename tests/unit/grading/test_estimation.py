@@ -124,7 +124,6 @@ def test_a_parcel_5_km_from_any_sample_is_not_assessed():
     m = es.fit_model("X", obs, PARAMS)
     far = es.estimate(m, obs, [Target("FAR", 5900.0, 450.0, "dryland")], PARAMS)["FAR"]
     assert far.basis == NOT_ASSESSED and far.reason == "too_few_neighbours" and far.neighbours == ()
-    assert es.judge_estimate(far, 10.0)[0] == NOT_ASSESSED
 
 
 def test_neighbours_only_from_the_compatible_land_use_group():
@@ -193,11 +192,13 @@ def test_estimated_ph_interval_picks_the_stricter_limit():
     samples = _field_samples(value=0.4, ph=7.5)
     res, _ = es.assess(samples, _parcels_between(), ["Cd"], limit, PARAMS)
     assert res["U22"].verdict == QUALIFIED  # pH ~7.5 ± small: limit 0.6
-    e = es.Estimate("P", ESTIMATED, KRIGING, 0.4, 0.03, 0.35, 0.45)
-    assert es.judge_estimate(e, *es.limit_range(bands, 6.6, 6.9))[0] == QUALIFIED
-    # the estimated pH interval reaches below 6.5: the stricter limit decides
-    assert es.judge_estimate(e, *es.limit_range(bands, 6.4, 6.9)) == (NOT_QUALIFIED, "lower_bound_above_limit") \
-        if e.lower > 0.6 else es.judge_estimate(e, *es.limit_range(bands, 6.4, 6.9))[0] == NEEDS_SAMPLING
+    # an estimate of 0.35–0.45: qualified where the pH interval stays above 6.5, open where it
+    # reaches below (the stricter limit 0.3 decides the upper bound, the looser 0.6 the lower)
+    lo, hi, hot = np.array([0.35]), np.array([0.45]), np.array([False])
+    for ph_lo, ph_hi, want in ((6.6, 6.9, QUALIFIED), (6.4, 6.9, NEEDS_SAMPLING), (6.0, 6.4, NOT_QUALIFIED)):
+        strict, loose = es.limit_range(bands, ph_lo, ph_hi)
+        verdict, _ = es.judge(lo, hi, hot, np.array([strict]), np.array([loose]))
+        assert es.ROW_VERDICTS[int(verdict[0])] == want, (ph_lo, ph_hi)
 
 
 # --- properties ------------------------------------------------------------------------------
