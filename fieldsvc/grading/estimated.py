@@ -1,8 +1,9 @@
 """Estimated parcel grades inside the grading pass (DESIGN §4.6, §5 revised).
 
-A whole-county run fits the variograms (``spatial.assess_county_arrays``), records them with the run,
-and every parcel without a sample that has enough neighbours gets an ``estimated`` grade (its
-own grade row, like a measured one), stored compactly: estimates, σ, bounds and verdicts per
+A whole-county run fits the variograms at its first parcel without a usable sample
+(``county_basis``), records them with the run, and every such parcel that has enough neighbours
+gets an ``estimated`` grade (its own grade row, like a measured one), valued chunk by chunk where
+the chunk is read (``ChunkEstimator``) and stored compactly: estimates, σ, bounds and verdicts per
 analyte and the parcel's neighbour sets (codes and distances) once (``stored``); one parcel
 read is expanded with its neighbours' values and the run's models (``expand``). An incremental
 re-grade (a new approved result, a sample edit) re-estimates, with the latest county run's
@@ -15,7 +16,8 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -212,22 +214,84 @@ def nothing_to_estimate() -> dict[str, Any]:
     return {"estimated": 0, "not_assessed": 0, "models": {}, "skipped": "every parcel has a usable sample"}
 
 
-def for_county(county: str, pack: RulePack) -> tuple[dict[str, Evaluated], dict[str, Any]]:
-    """A whole-county run: fit, estimate every unsampled parcel; (estimated grades, the record).
+def unsampled(parcel: Sequence[Any], ev: Evaluated) -> bool:
+    """A live parcel without a usable sample (what the estimation values): no approved results
+    (``parcel``: a run's parcel row, ``deleted_at`` at 6)."""
+    return not ev.graded and parcel[6] is None and ev.explanation.get("reason") == "no_approved_results"
 
-    The run calls it when its pass meets the first parcel without a usable sample: a county whose
-    parcels all have one neither fits nor scans its parcels to learn that (the scan, an EXISTS per
-    parcel over samples, conflicts and results, took 0.9 s of a 200,000-parcel county's run, under load)."""
-    data, assessed = spatial.assess_county_arrays(county, pack)
-    if data is None or assessed is None:
-        return {}, {}
-    epsg, n_samples = data.projection.epsg, len(data.samples)
-    del data  # the parcels as read (an object each) are not needed to store the grades
-    dicts = {k: m.to_dict() for k, m in sorted(assessed.models.items())}
-    out, not_assessed = stored(assessed, pack, models_digest(dicts))
-    record = {"epsg": epsg, "samples": n_samples,
-              "estimated": len(out), "not_assessed": len(not_assessed), "models": dicts}
-    return out, record
+
+@dataclass(frozen=True)
+class CountyBasis:
+    """What a county run values its unsampled parcels from, made once per run when its first
+    such parcel turns up (``county_basis``) and handed as it is to the read-ahead workers: the
+    projection the county's parcels chose (its EPSG code), the usable samples, and the models
+    fitted to them."""
+
+    epsg: int
+    samples: list[es.Sample]
+    models: dict[str, es.Model]
+
+    def record(self) -> dict[str, Any]:
+        """The run's estimation record (``GradingRun.estimation``), counts still zero."""
+        return {"epsg": self.epsg, "samples": len(self.samples), "estimated": 0, "not_assessed": 0,
+                "models": {k: m.to_dict() for k, m in sorted(self.models.items())}}
+
+
+def county_basis(county: str, pack: RulePack) -> CountyBasis | None:
+    """Fit the county's variograms to its usable samples (None: the county has no live parcel)."""
+    survey = spatial.load_survey(county)
+    if survey is None:
+        return None
+    fitted = es.Survey(survey.samples, list(pack.data["analytes"]), spatial.limit_fn(pack), pack.estimation)
+    return CountyBasis(survey.projection.epsg, survey.samples, fitted.models)
+
+
+class ChunkEstimator:
+    """Values the unsampled parcels of each chunk of a county run, in whichever process reads the
+    chunk (the run's own, or a read-ahead worker: ``parallel``), from one ``CountyBasis``.
+
+    Why per chunk: an estimate depends only on the samples and the models, so valuing the
+    county chunk by chunk stores the text, fingerprint and verdict a single pass over the county
+    gives (``tests/api/test_spatial_county.py`` holds a run with workers to a serial one), while
+    the workers do it on the machine's other cores as the run writes, and no process holds a
+    million estimates at once. ``basis`` is asked for once, at the first unsampled parcel: a
+    county whose parcels all have a usable sample neither fits nor reads its samples twice."""
+
+    def __init__(self, pack: RulePack, basis: Callable[[], CountyBasis | None]) -> None:
+        self.pack, self._basis = pack, basis
+        self._ready: tuple[es.Survey, es.Projection, str] | None = None
+        self._asked = False
+
+    def _state(self) -> tuple[es.Survey, es.Projection, str] | None:
+        if not self._asked:
+            self._asked = True
+            basis = self._basis()
+            if basis is not None:
+                survey = es.Survey(basis.samples, list(self.pack.data["analytes"]), spatial.limit_fn(self.pack),
+                                   self.pack.estimation, basis.models)
+                self._ready = survey, es.projection_of(basis.epsg), models_digest(basis.record()["models"])
+        return self._ready
+
+    def apply(self, parcels: Sequence[Sequence[Any]], evaluated: list[Evaluated]) -> tuple[list[Evaluated], int, int]:
+        """The chunk's evaluations with each unsampled parcel's estimate in place of its own
+        (``parcels``: the run's rows, bounding box at 7–10); how many were estimated, and how
+        many had too few neighbours for any analyte (not assessed)."""
+        picks = [k for k, (r, ev) in enumerate(zip(parcels, evaluated, strict=True)) if unsampled(r, ev)]
+        if not picks or (state := self._state()) is None:
+            return evaluated, 0, 0
+        survey, projection, digest = state
+        picks = [k for k in picks if parcels[k][0] not in survey.on_parcel]
+        x, y = projection.to_xy([(parcels[k][7] + parcels[k][9]) / 2 for k in picks],
+                                [(parcels[k][8] + parcels[k][10]) / 2 for k in picks])
+        targets = [es.Target(parcels[k][0], float(a), float(b), parcels[k][4])
+                   for k, a, b in zip(picks, x.tolist(), y.tolist(), strict=True)]
+        made, not_assessed = stored(survey.assess(targets), self.pack, digest)
+        out = list(evaluated)
+        for k in picks:
+            estimate = made.get(parcels[k][0])
+            if estimate is not None:
+                out[k] = estimate
+        return out, len(made), len(not_assessed)
 
 
 def around(parcel_codes: Iterable[str], pack: RulePack) -> tuple[set[str], dict[str, Evaluated]]:

@@ -381,15 +381,17 @@ def estimate(model: Model, obs: Iterable[Obs], targets: Iterable[Target], params
     return out
 
 
-def _neighbours(sxy: np.ndarray, txy: np.ndarray, params: EstimationParams) -> tuple[np.ndarray, np.ndarray]:
-    """Per target: indices (−1 = none) and distances (inf) of the nearest samples within the radius.
+def _neighbours(sxy: np.ndarray, txy: np.ndarray, params: EstimationParams,
+                tree: cKDTree | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Per target: indices (−1 = none) and distances (inf) of the nearest samples within the radius
+    (``tree``: the samples' tree, when the caller keeps one).
 
     Ties in distance go to the smaller index (samples are in code order).
     """
     k = min(params.max_neighbours, len(sxy))
     if k == 0:
         return np.full((len(txy), 0), -1), np.full((len(txy), 0), np.inf)
-    tree = cKDTree(sxy)
+    tree = tree if tree is not None else cKDTree(sxy)
     # ask for a few extra to break ties by index, then keep k
     kk = min(len(sxy), k + 4)
     d, idx = tree.query(txy, k=kk, distance_upper_bound=params.search_radius_m)
@@ -747,17 +749,64 @@ def assess_arrays(samples: Iterable[Sample], parcels: Iterable[Target], analytes
     """``assess``, with the unsampled parcels' analyte rows left as arrays (``CountyAssessment``):
     a county run stores each estimated parcel's explanation from them (``estimated.stored``)
     without making its rows, neighbour sets and assessment as Python objects first."""
-    samples = sorted(samples, key=lambda s: s.code)
-    parcels = sorted(parcels, key=lambda p: p.code)
-    on_parcel: dict[str, list[Sample]] = {}
-    for s in samples:
-        if s.parcel is not None:
-            on_parcel.setdefault(s.parcel, []).append(s)
-    models = dict(models or {})
+    return Survey(samples, analytes, limit, params, models).assess(parcels)
 
-    def obs_for(analyte: str) -> list[Obs]:
+
+class _Group:
+    """One land-use group's samples holding one analyte (code order), as the searches use them;
+    ``key`` names the sample set, so analytes measured on the same samples share a search and a
+    tree (``trees``, shared by the groups of one ``Survey``)."""
+
+    __slots__ = ("obs", "codes", "key", "sxy", "raw", "exceeds", "_trees")
+
+    def __init__(self, group: str, obs: list[Obs], trees: dict[tuple, cKDTree]) -> None:
+        self.obs = obs
+        self.codes = [o.code for o in obs]
+        self.key = (group, tuple(self.codes))
+        self.sxy = np.array([[o.x, o.y] for o in obs], dtype=float)
+        self.raw = np.array([o.value for o in obs], dtype=float)
+        self.exceeds = np.array([o.exceeds for o in obs] + [False], dtype=bool)  # index -1: no neighbour
+        self._trees = trees
+
+    def tree(self) -> cKDTree:
+        got = self._trees.get(self.key)
+        if got is None:
+            got = self._trees[self.key] = cKDTree(self.sxy)
+        return got
+
+
+class Survey:
+    """The samples' half of ``assess``, made once: the samples by parcel, each analyte's
+    observations (whether each exceeds its own limit at its own pH), the models (fitted here
+    where not given) and each analyte's land-use groups with their search trees. ``assess``
+    values any set of parcels against it, so a county run can value its parcels block by block
+    (in worker processes) with the result a single call over the county gives (the estimate of a
+    parcel depends only on the samples and the models)."""
+
+    def __init__(self, samples: Iterable[Sample], analytes: Sequence[str], limit: LimitFn,
+                 params: EstimationParams, models: Mapping[str, Model] | None = None) -> None:
+        self.samples = sorted(samples, key=lambda s: s.code)
+        self.analytes, self.limit, self.params = list(analytes), limit, params
+        self.on_parcel: dict[str, list[Sample]] = {}
+        for s in self.samples:
+            if s.parcel is not None:
+                self.on_parcel.setdefault(s.parcel, []).append(s)
+        self.models = dict(models or {})
+        self.groups: dict[str, dict[str, _Group]] = {}
+        trees: dict[tuple, cKDTree] = {}
+        for a in ("pH", *[a for a in analytes if a != "pH"]):
+            obs = self._obs_for(a)
+            if a not in self.models:
+                self.models[a] = fit_model(a, obs, params)
+            by_group: dict[str, list[Obs]] = {}
+            for o in _sorted_obs(obs):
+                by_group.setdefault(params.group(o.land_use), []).append(o)
+            self.groups[a] = {group: _Group(group, gobs, trees) for group, gobs in by_group.items()}
+
+    def _obs_for(self, analyte: str) -> list[Obs]:
         out = []
-        for s in samples:
+        limit = self.limit
+        for s in self.samples:
             if analyte not in s.values:
                 continue
             ex = False
@@ -766,36 +815,40 @@ def assess_arrays(samples: Iterable[Sample], parcels: Iterable[Target], analytes
             out.append(Obs(s.code, s.x, s.y, s.land_use, float(s.values[analyte]), ex))
         return out
 
-    unsampled = [p for p in parcels if p.code not in on_parcel]
-    fields: dict[str, _Field] = {}
-    found: dict[Any, Any] = {}
-    for a in ("pH", *[a for a in analytes if a != "pH"]):
-        obs = obs_for(a)
-        if a not in models:
-            models[a] = fit_model(a, obs, params)
-        fields[a] = _field(models[a], obs, unsampled, params, found)
-    ph = fields["pH"]
-    rows = {a: _analyte_rows(a, models[a].method, fields[a], ph, unsampled, limit) for a in analytes if a != "pH"}
+    def assess(self, parcels: Iterable[Target]) -> CountyAssessment:
+        """These parcels' assessments: measured from their own samples, else estimated as arrays."""
+        analytes, limit, models, on_parcel = self.analytes, self.limit, self.models, self.on_parcel
+        parcels = sorted(parcels, key=lambda p: p.code)
+        unsampled = [p for p in parcels if p.code not in on_parcel]
+        fields: dict[str, _Field] = {}
+        found: dict[Any, Any] = {}
+        for a in ("pH", *[a for a in analytes if a != "pH"]):
+            fields[a] = _field(models[a], self.groups[a], unsampled, self.params, found)
+        ph = fields["pH"]
+        rows = {a: _analyte_rows(a, models[a].method, fields[a], ph, unsampled, limit)
+                for a in analytes if a != "pH"}
+        measured: dict[str, Assessment] = {}
+        for p in parcels:
+            if p.code in on_parcel:
+                measured[p.code] = self._measured(p, on_parcel[p.code])
+        return CountyAssessment(parcels, measured, unsampled, rows, ph, _sig_list(ph.value), _sig_list(ph.sigma),
+                                dict(models))
 
-    measured: dict[str, Assessment] = {}
-    for p in parcels:
-        if p.code not in on_parcel:
-            continue
+    def _measured(self, p: Target, samples: list[Sample]) -> Assessment:
+        """A sampled parcel: per analyte its worst sample, judged at that sample's own pH."""
         mrows: dict[str, dict[str, Any]] = {}
-        for a in analytes:
+        for a in self.analytes:
             worst = None
-            for s in on_parcel[p.code]:
+            for s in samples:
                 if a not in s.values or "pH" not in s.values:
                     continue
-                lim = limit(a, p.land_use, s.values["pH"], s.values["pH"])[0]
+                lim = self.limit(a, p.land_use, s.values["pH"], s.values["pH"])[0]
                 row = {"basis": MEASURED, "value": s.values[a], "limit": lim, "sample": s.code,
                        "verdict": NOT_QUALIFIED if s.values[a] > lim else QUALIFIED}
                 if worst is None or s.values[a] / lim > worst["value"] / worst["limit"]:
                     worst = row
             mrows[a] = worst or {"basis": NOT_ASSESSED, "verdict": NOT_ASSESSED, "reason": "no_ph_or_value"}
-        measured[p.code] = Assessment(p.code, MEASURED, combine(r["verdict"] for r in mrows.values()), mrows)
-    return CountyAssessment(parcels, measured, unsampled, rows, ph, _sig_list(ph.value), _sig_list(ph.sigma),
-                            models)
+        return Assessment(p.code, MEASURED, combine(r["verdict"] for r in mrows.values()), mrows)
 
 
 # --- the vectorised half of ``assess`` ----------------------------------------------------------
@@ -850,7 +903,7 @@ class _Field:
         return {"samples": [], "distance_m": []} if s < 0 else self.searches[s].neighbour_set(int(self.row[i]))
 
 
-def _field(model: Model, obs: list[Obs], targets: list[Target], params: EstimationParams,
+def _field(model: Model, groups: Mapping[str, _Group], targets: list[Target], params: EstimationParams,
            found: dict[Any, Any] | None = None) -> _Field:
     """``estimate`` as arrays: each land-use group's parcels from that group's samples.
 
@@ -867,10 +920,6 @@ def _field(model: Model, obs: list[Obs], targets: list[Target], params: Estimati
     search = np.full(n_t, -1, np.int64)
     row = np.zeros(n_t, np.int64)
     exceeding: dict[int, list[str]] = {}
-    obs = _sorted_obs(obs)
-    by_group: dict[str, list[Obs]] = {}
-    for o in obs:
-        by_group.setdefault(params.group(o.land_use), []).append(o)
     kept = found.get("targets")
     if kept is None or kept[0] is not targets:  # the targets by group: the same for every analyte
         tgroups: dict[str, list[int]] = {}
@@ -881,34 +930,32 @@ def _field(model: Model, obs: list[Obs], targets: list[Target], params: Estimati
                           for group, members in tgroups.items()})
         found["targets"] = kept
     for group, (members, rows, txy) in kept[1].items():
-        gobs = by_group.get(group, [])
-        if not gobs:
+        g = groups.get(group)
+        if g is None:
             continue  # not assessed, no neighbours
-        sxy = np.array([[o.x, o.y] for o in gobs], dtype=float)
-        raw = np.array([o.value for o in gobs], dtype=float)
-        key = (group, tuple(o.code for o in gobs))
-        near = found.get(key)
+        near = found.get(g.key)
         if near is None:
-            idx, dist = _neighbours(sxy, txy, params)
-            searches.append(Search([o.code for o in gobs], idx, dist))
-            near = found[key] = (idx, dist, len(searches) - 1, {})
-        surf = estimate_points(model, sxy, raw, txy, params, neighbours=(near[0], near[1]), windows=near[3])
+            idx, dist = _neighbours(g.sxy, txy, params, g.tree())
+            searches.append(Search(g.codes, idx, dist))
+            near = found[g.key] = (idx, dist, len(searches) - 1, {})
+        surf = estimate_points(model, g.sxy, g.raw, txy, params, neighbours=(near[0], near[1]), windows=near[3])
         good = (surf.count >= params.min_neighbours) & np.isfinite(surf.y)
         ok[rows] = good
         for out, got in ((value, surf.value), (sigma, surf.sigma), (lower, surf.lower), (upper, surf.upper)):
             out[rows] = np.where(good, got, np.nan)
-        exceeds = np.array([o.exceeds for o in gobs] + [False], dtype=bool)  # index -1: no neighbour
-        group_hot = exceeds[surf.idx].any(axis=1) if surf.idx.shape[1] else np.zeros(len(members), bool)
+        group_hot = g.exceeds[surf.idx].any(axis=1) if surf.idx.shape[1] else np.zeros(len(members), bool)
         hot[rows] = group_hot
         hot_j = np.nonzero(group_hot)[0]
         hot_idx = surf.idx[hot_j]
-        codes = [o.code for o in gobs]
-        for j, ks, over in zip(hot_j.tolist(), hot_idx.tolist(), (exceeds[hot_idx] & (hot_idx >= 0)).tolist(),
+        codes = g.codes
+        for j, ks, over in zip(hot_j.tolist(), hot_idx.tolist(), (g.exceeds[hot_idx] & (hot_idx >= 0)).tolist(),
                                strict=True):
             exceeding[members[j]] = [codes[k] for k, x in zip(ks, over, strict=True) if x]
         search[rows] = near[2]
         row[rows] = np.arange(len(members))
     return _Field(ok, value, sigma, lower, upper, hot, search, row, searches, exceeding)
+
+
 def _sig_list(x: np.ndarray, digits: int = 4) -> list[float]:
     """``[_sig(v) for v in x]``, vectorised, with exactly ``_sig``'s results.
 

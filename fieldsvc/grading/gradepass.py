@@ -22,6 +22,7 @@ from ..dbtypes import utcnow
 from ..events import GradeChanged, GradesChanged, publish
 from ..extensions import db
 from ..places.models import FarmPark, Region
+from .estimated import ChunkEstimator, unsampled
 from .evaluation import Evaluated, StoredExplanation, evaluate_parcel
 from .inputs import CHUNK, _driver_sql, _fetch, _in_list, _listed, _load_inputs, _Reader, _session_reader
 from .models import AREA_TYPES, Grade, RollupMember, RollupSum
@@ -79,11 +80,12 @@ class _Pass:
     # rebuilt counties' sums, per (village, park, county) of members (summed into areas at the end)
     accs: dict[tuple[str, str | None, str], _Acc] = field(default_factory=lambda: defaultdict(_Acc))
     accumulated: dict[str, int] = field(default_factory=lambda: defaultdict(int))  # members counted in ``accs``
-    # unsampled parcels' estimated grades (``estimated``), used where the parcel has no approved results
+    # a village or farm-park run's estimated grades of unsampled parcels (``estimated.around``),
+    # used where the parcel has no approved results
     estimates: dict[str, Evaluated] = field(default_factory=dict)
-    # a county run's estimation, made when the first parcel without a usable sample turns up (so a
-    # county where every parcel has one never fits, and never scans its parcels to find that out)
-    estimate: Callable[[], dict[str, Evaluated]] | None = None
+    # a county run's: values each chunk's unsampled parcels as the chunk is read
+    estimator: ChunkEstimator | None = None
+    estimation_counts: list[int] = field(default_factory=lambda: [0, 0])  # estimated, not assessed
 
 
 def _keep(p: _Pass, c: GradeChange) -> None:
@@ -95,8 +97,8 @@ def _keep(p: _Pass, c: GradeChange) -> None:
         p.notify_only.append(c)
 
 
-_PARCELS_SQL = ("SELECT code, village_code, farm_park_code, county_code, land_use, area_m2, deleted_at "
-                "FROM parcels WHERE code {}")
+_PARCELS_SQL = ("SELECT code, village_code, farm_park_code, county_code, land_use, area_m2, deleted_at, "
+                "min_lon, min_lat, max_lon, max_lat FROM parcels WHERE code {}")
 _CURRENT_SQL = ("SELECT id, subject_code, fingerprint, verdict, grade, qualified, strict_control FROM grades "
                 "WHERE subject_type = 'parcel' AND rule_pack = ? AND superseded_by IS NULL AND subject_code {}")
 _MEMBERS_SQL = ("SELECT parcel_code, village_code, farm_park_code, county_code, area_m2, verdict, qualified, "
@@ -110,16 +112,19 @@ def _grade_chunk(p: _Pass, codes: Sequence[str]) -> None:
     SQL compilation or ORM objects.
     """
     db.session.flush()
-    _apply_chunk(p, *_read_and_evaluate(_session_reader(), p.pack, p.gb_pack, codes))
+    _apply_chunk(p, *_read_and_evaluate(_session_reader(), p.pack, p.gb_pack, codes, p.estimator))
 
 
-ChunkState = tuple  # (parcel rows, current grade rows, member rows, Evaluated per parcel in code order[, bound])
+# (parcel rows, current grade rows, member rows, Evaluated per parcel in code order, (estimated, not
+# assessed)[, inputs bound])
+ChunkState = tuple
 
 
 def _read_and_evaluate(reader: _Reader, pack: RulePack, gb_pack: RulePack | None,
-                       codes: Sequence[str]) -> ChunkState:
+                       codes: Sequence[str], estimator: ChunkEstimator | None = None) -> ChunkState:
     """The read-only half of a chunk: its parcels, inputs, current grades and members, and the
-    evaluation of each parcel (in code order). Touches no session: a worker process runs it too."""
+    evaluation of each parcel (in code order; a county run's unsampled parcels estimated by
+    ``estimator``). Touches no session: a worker process runs it too."""
     among, listed = reader.in_list(len(codes)), reader.listed(codes)
     parcels = reader.fetch(_PARCELS_SQL.format(among), listed)
     parcels.sort()
@@ -127,21 +132,26 @@ def _read_and_evaluate(reader: _Reader, pack: RulePack, gb_pack: RulePack | None
     current = reader.fetch(_CURRENT_SQL.format(among), [pack.code, *listed])
     members = reader.fetch(_MEMBERS_SQL.format(among), [pack.code, *listed])
     evaluated = [evaluate_parcel(pack, r[4], inputs.get(r[0]), r[6] is not None, gb_pack) for r in parcels]
-    return parcels, current, members, evaluated
+    counts = (0, 0)
+    if estimator is not None:
+        evaluated, *counts = estimator.apply(parcels, evaluated)
+    return parcels, current, members, evaluated, tuple(counts)
 
 
 def _apply_chunk(p: _Pass, parcels: list[tuple], current_rows: list[tuple], member_rows: list[tuple],
-                 evaluated: Sequence[Evaluated], inputs_bound: bool = False) -> None:
+                 evaluated: Sequence[Evaluated], estimation_counts: tuple[int, int] = (0, 0),
+                 inputs_bound: bool = False) -> None:
     """The writing half of a chunk: new grade rows, member changes, counts and sums deltas.
 
+    ``estimation_counts``: the chunk's parcels estimated and not assessed (a county run's);
     ``inputs_bound``: each ``Evaluated.inputs`` is already the column's bound JSON text (from a worker).
     """
     now = utcnow()
-    if p.estimate is not None and any(map(_unsampled, parcels, evaluated)):
-        p.estimates, p.estimate = p.estimate(), None
+    p.estimation_counts[0] += estimation_counts[0]
+    p.estimation_counts[1] += estimation_counts[1]
     if p.estimates:  # a parcel without a sample takes its estimate (basis estimated)
         bind = _memo_last(_inputs_binder()) if inputs_bound else None
-        evaluated = [_estimate(p.estimates[r[0]], bind) if r[0] in p.estimates and _unsampled(r, ev) else ev
+        evaluated = [_estimate(p.estimates[r[0]], bind) if r[0] in p.estimates and unsampled(r, ev) else ev
                      for r, ev in zip(parcels, evaluated, strict=True)]
     current = {r[1]: r for r in current_rows}
     members = {r[0]: (r[1], r[2], r[3], r[4], r[5], bool(r[6]), bool(r[7])) for r in member_rows}
@@ -150,7 +160,7 @@ def _apply_chunk(p: _Pass, parcels: list[tuple], current_rows: list[tuple], memb
     member_deletes: list[str] = []
     rebuild = p.rebuild_counties
     verdicts: dict[str, int] = defaultdict(int)
-    for (code, village, park, county, _, area, deleted_at), ev in zip(parcels, evaluated, strict=True):
+    for (code, village, park, county, _, area, deleted_at, *_), ev in zip(parcels, evaluated, strict=True):
         deleted = deleted_at is not None
         verdicts[ev.verdict] += 1
         cur = current.get(code)
@@ -180,11 +190,6 @@ def _apply_chunk(p: _Pass, parcels: list[tuple], current_rows: list[tuple], memb
         p.counts[verdict] += n
     _write_grades(p, new_rows, superseded, previous, now, inputs_bound)
     _write_members(p, member_upserts, member_deletes, members)
-
-
-def _unsampled(parcel: tuple, ev: Evaluated) -> bool:
-    """A live parcel without a usable sample (what the estimation values): no approved results."""
-    return not ev.graded and parcel[6] is None and ev.explanation.get("reason") == "no_approved_results"
 
 
 def _inputs_binder() -> Callable[[Any], Any]:
@@ -268,7 +273,7 @@ def _write_grades(p: _Pass, rows: list[tuple], superseded: list[int | None], pre
             insert(t).returning(t.c.id, sort_by_parameter_order=True), dicts)]
     else:  # a run: one driver executemany, then the ids of the rows that supersede one or are listed
         prebound = ("inputs",) if inputs_bound else ()
-        if p.estimates and _bind_estimated_explanations(p, rows, values):
+        if _bind_estimated_explanations(p, rows, values):
             prebound = (*prebound, "explanation")
         insert_rows(t, _GRADE_FIXED, ("parcel", p.pack.code, p.pack.version, now, p.actor.label, p.run_id, None),
                     _GRADE_COLUMNS, values, memo=_GRADE_MEMO, prebound=prebound)
@@ -308,8 +313,7 @@ def _bind_estimated_explanations(p: _Pass, rows: list[tuple], values: list[tuple
     the fingerprint (``estimated.stored``), where the column writes plain JSON text (no
     custom serializer); the others through the same memo as before.
     """
-    estimated = [p.estimates.get(code) is not None and ev.explanation is p.estimates[code].explanation
-                 for code, _, ev, _, _ in rows]
+    estimated = [isinstance(ev.explanation, StoredExplanation) for _, _, ev, _, _ in rows]
     if not any(estimated):
         return False
     dialect = db.session.connection().dialect

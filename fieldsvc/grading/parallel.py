@@ -12,15 +12,16 @@ import multiprocessing
 import os
 import sqlite3
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from multiprocessing import forkserver
 from typing import Any
 
 from ..extensions import db
 from ..lab.models import LabResult
 from . import runs
+from .estimated import ChunkEstimator, CountyBasis
 from .evaluation import Evaluated
-from .gradepass import ChunkState, _read_and_evaluate
+from .gradepass import ChunkState, _memo_last, _read_and_evaluate
 from .inputs import _Reader, _same
 from .models import Grade
 from .rules import RulePack, load_pack
@@ -61,7 +62,7 @@ def warm() -> None:
 
 
 def read_ahead(path: str, pack: RulePack, gb_pack: RulePack | None, chunks: list[list[str]],
-                     workers: int) -> Iterator[ChunkState]:
+               workers: int, basis: Callable[[], CountyBasis | None] | None = None) -> Iterator[ChunkState]:
     """``_read_and_evaluate`` of each chunk, in order, done ahead by worker processes.
 
     Why: about three quarters of a run's CPU time is reading rows and evaluating parcels, the rest
@@ -70,6 +71,10 @@ def read_ahead(path: str, pack: RulePack, gb_pack: RulePack | None, chunks: list
     Worker k takes chunks k, k+W, k+2W… and sends each result through its own pipe (a worker stays
     at most a chunk ahead: a pipe holds little), so results arrive in chunk order and the run
     writes exactly what a serial run writes (a test holds the two runs' stored rows equal).
+
+    ``basis``: a county run's estimation (``estimated.ChunkEstimator``): a worker that meets an
+    unsampled parcel asks for it through its pipe, and this process answers on another (it fits
+    the models once, in its own transaction; every worker values its chunks from the same ones).
 
     Workers are forked from multiprocessing's fork server, a fresh process that has imported this
     module once (so a worker starts in milliseconds): a child forked from *this* process would
@@ -80,37 +85,45 @@ def read_ahead(path: str, pack: RulePack, gb_pack: RulePack | None, chunks: list
     warm()
     ctx = multiprocessing.get_context(_START)
     workers = min(workers, len(chunks))
-    pipes, procs = [], []
+    pipes, answers, procs = [], [], []
     try:
         for k in range(workers):
             receive, send = ctx.Pipe(duplex=False)
+            asked, answer = ctx.Pipe(duplex=False)
             proc = ctx.Process(target=_chunk_worker, name=f"fieldsvc-grading-{k}", daemon=True,
-                               args=(send, path, (pack.code, pack.version),
+                               args=(send, asked if basis is not None else None, path, (pack.code, pack.version),
                                      (gb_pack.code, gb_pack.version) if gb_pack else None, chunks[k::workers]))
             proc.start()
             send.close()
+            asked.close()
             pipes.append(receive)
+            answers.append(answer)
             procs.append(proc)
         for n in range(len(chunks)):
+            w = n % workers
             try:
-                kind, body = pipes[n % workers].recv()
+                kind, body = pipes[w].recv()
+                while kind == "basis" and basis is not None:  # the worker waits for it
+                    answers[w].send(basis())
+                    kind, body = pipes[w].recv()
             except EOFError:
-                raise RuntimeError(f"grading worker {n % workers} ended without its result") from None
+                raise RuntimeError(f"grading worker {w} ended without its result") from None
             if kind != "ok":
-                raise RuntimeError(f"grading worker {n % workers} failed:\n{body}")
+                raise RuntimeError(f"grading worker {w} failed:\n{body}")
             yield (*body, True)
     finally:
         for proc in procs:
             if proc.is_alive():
                 proc.terminate()
             proc.join()
-        for pipe in pipes:
+        for pipe in (*pipes, *answers):
             pipe.close()
 
 
-def _chunk_worker(send: Any, path: str, pack_key: tuple[str, str], gb_key: tuple[str, str] | None,
+def _chunk_worker(send: Any, asked: Any, path: str, pack_key: tuple[str, str], gb_key: tuple[str, str] | None,
                   chunks: list[list[str]]) -> None:
-    """A worker process of ``read_ahead``: its own read-only connection, one read transaction."""
+    """A worker process of ``read_ahead``: its own read-only connection, one read transaction;
+    ``asked``: where the run's estimation basis comes, once asked for (None: nothing to estimate)."""
     import gc
 
     gc.disable()  # short-lived process: nothing to collect
@@ -126,12 +139,14 @@ def _chunk_worker(send: Any, path: str, pack_key: tuple[str, str], gb_key: tuple
             raw.execute(f"PRAGMA mmap_size = {runs.RUN_MMAP_BYTES}")
             raw.execute("BEGIN")  # one snapshot for every chunk
             reader = _Reader(raw, True, proc or _same)
-            bind = Grade.__table__.c.inputs.type.dialect_impl(dialect).bind_processor(dialect)
+            bind = _memo_last(Grade.__table__.c.inputs.type.dialect_impl(dialect).bind_processor(dialect))
+            estimator = ChunkEstimator(pack, lambda: _ask(send, asked)) if asked is not None else None
             for chunk in chunks:
-                parcels, current, members, evaluated = _read_and_evaluate(reader, pack, gb_pack, chunk)
-                # the inputs' JSON text is made here, in the worker
+                parcels, current, members, evaluated, counts = _read_and_evaluate(reader, pack, gb_pack, chunk,
+                                                                                  estimator)
+                # the inputs' JSON text is made here, in the worker (estimates share one inputs dict)
                 evaluated = [Evaluated(*e[:7], bind(e[7]), e[8]) for e in evaluated]
-                send.send(("ok", (parcels, current, members, evaluated)))
+                send.send(("ok", (parcels, current, members, evaluated, counts)))
             raw.execute("COMMIT")
         finally:
             raw.close()
@@ -139,6 +154,12 @@ def _chunk_worker(send: Any, path: str, pack_key: tuple[str, str], gb_key: tuple
         send.send(("error", traceback.format_exc()))
     finally:
         send.close()
+
+
+def _ask(send: Any, asked: Any) -> CountyBasis | None:
+    """The run's estimation basis, from the process that runs it (``read_ahead`` answers)."""
+    send.send(("basis", None))
+    return asked.recv()
 
 
 def _sqlite_dialect() -> Any:

@@ -96,15 +96,20 @@ def run_grading(scope_type: str, code: str, pack: str | RulePack | None = None, 
     _lock_sums(rp.code, [("county", county)])
     from . import estimated
 
+    basis: Callable[[], Any] | None = None
     if estimated.applies(rp):
         if scope_type == "county":  # the variograms are fitted per whole-county run and recorded
             run.estimation = estimated.nothing_to_estimate()
+            made: list[Any] = []
 
-            def estimate() -> dict[str, Any]:  # by the pass, at the first parcel without a usable sample
-                found, run.estimation = estimated.for_county(county, rp)
-                return found
+            def basis() -> Any:  # fitted at the first parcel without a usable sample, in this process
+                if not made:  # (a worker that meets one asks this process: ``parallel.read_ahead``)
+                    made.append(estimated.county_basis(county, rp))
+                    if made[0] is not None:
+                        run.estimation = made[0].record()
+                return made[0]
 
-            p.estimate = estimate
+            p.estimator = estimated.ChunkEstimator(rp, basis)
         else:
             scope = [r[0] for r in _fetch(_SCOPE_SQL.format(_SCOPE_COLUMNS[scope_type]), [code])]
             p.estimates = estimated.around(scope, rp)[1]
@@ -123,13 +128,16 @@ def run_grading(scope_type: str, code: str, pack: str | RulePack | None = None, 
                 if progress is not None:
                     progress(len(chunk))
         else:
-            for chunk, state in zip(chunks, parallel.read_ahead(path, rp, p.gb_pack, chunks, workers), strict=True):
+            for chunk, state in zip(chunks, parallel.read_ahead(path, rp, p.gb_pack, chunks, workers, basis),
+                                    strict=True):
                 db.session.flush()
                 _apply_chunk(p, *state)
                 if progress is not None:
                     progress(len(chunk))
     finally:
         restore()
+    if run.estimation and "epsg" in run.estimation:
+        run.estimation = run.estimation | dict(zip(("estimated", "not_assessed"), p.estimation_counts, strict=True))
     if scope_type == "county":
         changed = _rebuild_county(p, county)
     else:

@@ -9,7 +9,7 @@ needs a position (its GPS fix; else its parcel's centre) to be a neighbour. A ce
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -106,7 +106,6 @@ def load_county(county: str, pack: RulePack, bbox: tuple[float, float, float, fl
     ``targets_bbox`` (inside ``bbox``): only the parcels inside it, and those of ``bbox`` that
     hold a sample, are read (an incremental re-grade values a few parcels from a wider ring of
     samples). ``epsg``: the projection a county run chose (else the UTM zone of these parcels)."""
-    from .inputs import load_inputs
 
     where = _parcel_where(county, bbox)
     columns = (Parcel.code, Parcel.village_code, Parcel.farm_park_code, Parcel.land_use, Parcel.area_m2,
@@ -124,8 +123,19 @@ def load_county(county: str, pack: RulePack, bbox: tuple[float, float, float, fl
                for r in rows]
     proj = es.projection_of(epsg) if epsg else es.metric_projection([p.lon for p in parcels], [p.lat for p in parcels])
     px, py = proj.to_xy([p.lon for p in parcels], [p.lat for p in parcels])
-    by_code = {p.code: (p, float(x), float(y)) for p, x, y in zip(parcels, px, py, strict=True)}
-    targets = [es.Target(p.code, x, y, p.land_use) for p, x, y in by_code.values()]
+    by_code = {p.code: (p.land_use, float(x), float(y)) for p, x, y in zip(parcels, px, py, strict=True)}
+    targets = [es.Target(code, x, y, land_use) for code, (land_use, x, y) in by_code.items()]
+    samples = _samples(where, proj, by_code)
+    return CountyInputs(county, proj, parcels, targets, samples)
+
+
+def _samples(where: list[Any], proj: es.Projection, by_code: Mapping[str, tuple[str, float, float]],
+             ) -> list[es.Sample]:
+    """The usable samples on the parcels ``where`` selects, each at its fix (else its parcel's
+    centre, ``by_code``: land use and projected centre by parcel code, for at least the parcels
+    holding a sample), with their values."""
+    from .inputs import load_inputs
+
     # only parcels with a sample have inputs: find them with one query instead of asking for each
     # of a county's parcels (the unsampled ones, most of a county, would come back empty)
     sampled = sorted(db.session.scalars(select(Sample.parcel_code).join(Parcel, Parcel.code == Sample.parcel_code)
@@ -135,21 +145,49 @@ def load_county(county: str, pack: RulePack, bbox: tuple[float, float, float, fl
     fixes = {r[0]: (r[1], r[2]) for r in db.session.execute(
         select(Sample.id, Sample.lon, Sample.lat).join(Parcel, Parcel.code == Sample.parcel_code)
         .where(*where, Sample.lat.is_not(None)))} if any(pi.samples for pi in inputs.values()) else {}
-    samples: list[es.Sample] = []
     pending = []
     for code, pi in inputs.items():
-        parcel, cx, cy = by_code[code]
+        land_use, cx, cy = by_code[code]
         for s in pi.samples:
             values = {a: v for a, m in s.measurements.items() if (v := _value(m)) is not None}
             lon, lat = fixes.get(s.sample_id, (None, None))
-            pending.append((s.sample_code, code, parcel.land_use, lon, lat, cx, cy, values))
+            pending.append((s.sample_code, code, land_use, lon, lat, cx, cy, values))
     with_fix = [p for p in pending if p[3] is not None and p[4] is not None]
     fx, fy = proj.to_xy([p[3] for p in with_fix], [p[4] for p in with_fix]) if with_fix else ([], [])
     fixed = {p[0]: (float(x), float(y)) for p, x, y in zip(with_fix, fx, fy, strict=True)}
+    samples: list[es.Sample] = []
     for code, parcel_code, land_use, _lon, _lat, cx, cy, values in pending:
         x, y = fixed.get(code, (cx, cy))
         samples.append(es.Sample(code, parcel_code, land_use, x, y, values))
-    return CountyInputs(county, proj, parcels, targets, samples)
+    return samples
+
+
+@dataclass(frozen=True)
+class CountySurvey:
+    """What a county run's estimation needs before it values any parcel: the county's projection
+    (the UTM zone of its parcels' median centre, as ``load_county`` picks it) and its usable
+    samples, read without reading every parcel's row."""
+
+    projection: es.Projection
+    samples: list[es.Sample]
+
+
+def load_survey(county: str) -> CountySurvey | None:
+    """The county's projection and samples (``load_county``'s, for the whole county); None when
+    it has no live parcel."""
+    where = _parcel_where(county, None)
+    centres = db.session.execute(select(Parcel.min_lon, Parcel.min_lat, Parcel.max_lon, Parcel.max_lat)
+                                 .where(*where)).all()
+    if not centres:
+        return None
+    proj = es.metric_projection([(r[0] + r[2]) / 2 for r in centres], [(r[1] + r[3]) / 2 for r in centres])
+    del centres
+    holds_sample = select(Sample.id).where(Sample.parcel_code == Parcel.code).exists()
+    rows = db.session.execute(select(Parcel.code, Parcel.land_use, Parcel.min_lon, Parcel.min_lat, Parcel.max_lon,
+                                     Parcel.max_lat).where(*where, holds_sample)).all()
+    x, y = proj.to_xy([(r[2] + r[4]) / 2 for r in rows], [(r[3] + r[5]) / 2 for r in rows])
+    by_code = {r[0]: (r[1], float(a), float(b)) for r, a, b in zip(rows, x, y, strict=True)}
+    return CountySurvey(proj, _samples(where, proj, by_code))
 
 
 def limit_fn(pack: RulePack) -> Callable[[str, str, float, float], tuple[float, float]]:

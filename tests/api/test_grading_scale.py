@@ -150,7 +150,7 @@ def test_cli_grade_uses_workers_on_sqlite(app, client, official, county, monkeyp
     monkeypatch.setattr(runs, "CHUNK", 2)
     calls = []
     real = parallel.read_ahead
-    monkeypatch.setattr(parallel, "read_ahead", lambda *a: calls.append(a[-1]) or real(*a))
+    monkeypatch.setattr(parallel, "read_ahead", lambda *a: calls.append(a[4]) or real(*a))
     result = app.test_cli_runner().invoke(args=["grade", "--county", county.county, "--workers", "2"])
     assert result.exit_code == 0, result.output
     assert f"parcels={len(county.parcels)}" in result.output and "qualified=1" in result.output

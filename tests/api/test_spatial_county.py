@@ -189,8 +189,8 @@ def test_a_county_run_estimates_when_its_pass_meets_the_first_unsampled_parcel(a
     for code in codes[:-1]:
         put_results(app, put_sample(app, code, county=county.county), CLEAN)
     fits = []
-    real = estimated.for_county
-    monkeypatch.setattr(estimated, "for_county", lambda *a: fits.append(a) or real(*a))
+    real = estimated.county_basis
+    monkeypatch.setattr(estimated, "county_basis", lambda *a: fits.append(a) or real(*a))
     monkeypatch.setattr(runs, "CHUNK", 7)  # the unsampled parcel comes in the run's last chunk
     first = run_county(client, official, county)
     assert len(fits) == 1 and first["estimation"]["models"]
@@ -201,6 +201,6 @@ def test_a_county_run_estimates_when_its_pass_meets_the_first_unsampled_parcel(a
     assert again["estimation"] == first["estimation"]
 
     put_results(app, put_sample(app, codes[-1], county=county.county), CLEAN)
-    monkeypatch.setattr(estimated, "for_county", lambda *a: pytest.fail("a county with every parcel sampled fits"))
+    monkeypatch.setattr(estimated, "county_basis", lambda *a: pytest.fail("a county with every parcel sampled fits"))
     full = run_county(client, official, county)
     assert full["estimation"] == estimated.nothing_to_estimate() and full["counts"]["not_assessed"] == 0
