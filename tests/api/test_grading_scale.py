@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 
 import pytest
@@ -115,6 +116,8 @@ def test_parallel_run_stores_what_a_serial_run_stores(app, client, official, cou
     assert len(parallel_calls) == (1 if engine == "sqlite" else 0)  # PostgreSQL runs stay serial
     serial, in_parallel = stored
     assert serial["counts"]["changed"] > 0 and serial["counts"]["not_qualified"] > 0
+    explanations = [json.loads(r[9]) if isinstance(r[9], str) else r[9] for r in serial["grades"]]
+    assert any(e.get("basis") == "estimated" for e in explanations)  # the workers estimated too
     assert in_parallel == serial
 
 
