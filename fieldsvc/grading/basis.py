@@ -44,6 +44,38 @@ class Basis:
         return out
 
 
+# An estimated parcel's analyte row as a county run stores it: a JSON array in this order
+# (``exceeding`` only where a neighbour exceeds its own limit; absent values null), the parcel's
+# estimated pH once beside the rows (``ph``). Older grades stored each row as an object with
+# these keys. ``stored_rows`` reads both.
+ROW_COLUMNS = ("analyte", "basis", "method", "value", "sigma", "lower", "upper", "neighbour_set", "limit", "verdict",
+               "reason", "exceeding")
+_ROW_KEYS = {  # the keys each kind of row has, in order (an object row had exactly these)
+    ESTIMATED: ("analyte", "basis", "method", "value", "sigma", "lower", "upper", "neighbour_set", "limit", "verdict",
+                "reason", "ph", "exceeding"),
+    "too_few_neighbours": ("analyte", "basis", "reason", "neighbour_set", "verdict", "exceeding"),
+    "ph_not_assessed": ("analyte", "basis", "method", "value", "sigma", "lower", "upper", "neighbour_set", "verdict",
+                        "reason", "exceeding"),
+}
+
+
+def stored_rows(explanation: Mapping[str, Any] | None) -> list[dict[str, Any]]:
+    """An explanation's analyte rows as objects, whichever form stored them: an estimated
+    parcel's arrays (``ROW_COLUMNS``) become the objects older grades stored (the estimated rows
+    take the parcel's ``ph``); object rows (measured, expanded, older) are returned as they are."""
+    explanation = explanation or {}
+    out = []
+    for r in explanation.get("analytes") or []:
+        if not isinstance(r, list):
+            out.append(r)
+            continue
+        row = dict(zip(ROW_COLUMNS, r, strict=False))
+        keys = _ROW_KEYS[ESTIMATED] if row["basis"] == ESTIMATED else _ROW_KEYS.get(row.get("reason"), ROW_COLUMNS)
+        row["ph"] = explanation.get("ph")
+        out.append({k: row[k] for k in keys if k in row})
+    return out
+
+
 def _ratio(row: Mapping[str, Any]) -> float:
     """How close an estimated row's upper bound comes to its limit (the deciding analyte has the most)."""
     try:
@@ -66,7 +98,7 @@ def basis_of(verdict: str | None, explanation: Mapping[str, Any] | None, inputs:
     basis = explanation.get("basis") or MEASURED
     if basis != ESTIMATED:
         return Basis(basis if basis in (MEASURED, NOT_ASSESSED) else MEASURED)
-    rows: Sequence[Mapping[str, Any]] = [r for r in explanation.get("analytes") or []
+    rows: Sequence[Mapping[str, Any]] = [r for r in stored_rows(explanation)
                                           if r.get("basis") == ESTIMATED and r.get("sigma") is not None]
     neighbours = (inputs or {}).get("neighbours") or _neighbour_codes(explanation, rows)
     if not rows:

@@ -30,6 +30,7 @@ from ..places.models import Parcel
 from ..samples.models import Sample
 from . import estimation as es
 from . import spatial
+from .basis import stored_rows
 from .evaluation import Evaluated, StoredExplanation
 from .models import Grade, GradingRun
 from .rules import RulePack
@@ -72,7 +73,7 @@ def expand(explanation: Mapping[str, Any], inputs: Mapping[str, Any] | None, cou
     values = _sample_values(codes)
     empty: Mapping[str, list] = {"samples": [], "distance_m": []}
     rows = []
-    for r in explanation.get("analytes") or []:
+    for r in stored_rows(explanation):
         row = {k: v for k, v in r.items() if k not in ("neighbour_set", "exceeding")}
         j = r.get("neighbour_set")
         nb = sets[j] if j is not None and j < len(sets) else empty
@@ -83,7 +84,7 @@ def expand(explanation: Mapping[str, Any], inputs: Mapping[str, Any] | None, cou
                              for c, d in zip(nb["samples"], nb["distance_m"], strict=True)]
         rows.append(row)
     out = {k: v for k, v in explanation.items()
-           if k not in ("neighbour_sets", "ph_neighbour_set", "models_digest")}
+           if k not in ("neighbour_sets", "ph_neighbour_set", "models_digest", "ph")}
     out["analytes"] = rows
     out["models"] = _models_named(county, pack_code, explanation.get("models_digest"))
     return out, dict(inputs or {}) | {"neighbours": codes}
@@ -164,7 +165,7 @@ def stored(county: es.CountyAssessment, pack: RulePack, digest: str) -> tuple[di
     estimated_mask, verdict_idx = county.verdicts()
     analytes = list(county.rows)
     texts = county.texts()
-    analytes_text, sets_text, ph_refs = texts.analytes, texts.sets, texts.ph_set
+    analytes_text, ph_text, sets_text, ph_refs = texts.analytes, texts.ph, texts.sets, texts.ph_set
     del texts
     # limiting lists and methods by which analytes are not qualified / carry a method (shared)
     flags_lim = np.zeros(n, np.int64)
@@ -199,7 +200,7 @@ def stored(county: es.CountyAssessment, pack: RulePack, digest: str) -> tuple[di
         if lu is None:
             lu = land_use_of[t.land_use] = orjson.dumps(t.land_use).decode()
         text = (f'{{"basis":"estimated","land_use":{lu},"method":{method},"analytes":[{analytes_text[i]}],'
-                f'"ph_neighbour_set":{ph_refs[i]},"neighbour_sets":[{sets_text[i]}],{tail}')
+                f'"ph":{ph_text[i]},"ph_neighbour_set":{ph_refs[i]},"neighbour_sets":[{sets_text[i]}],{tail}')
         explanation = StoredExplanation(basis=es.ESTIMATED)
         explanation.text = text
         fp = hashlib.sha256((prefix + text).encode()).hexdigest()

@@ -42,6 +42,8 @@ import numpy as np
 import orjson
 from scipy.spatial import cKDTree
 
+from .basis import stored_rows
+
 KRIGING, IDW = "kriging", "idw"
 MEASURED, ESTIMATED, NOT_ASSESSED = "measured", "estimated", "not_assessed"
 QUALIFIED, NOT_QUALIFIED, NEEDS_SAMPLING = "qualified", "not_qualified", "needs_sampling"
@@ -1104,9 +1106,10 @@ class CountyAssessment:
                 refs[c][i] = seen.setdefault(texts[i], len(seen))
             sets_text[i] = ",".join(seen)
         del set_texts
-        ph_shown = _encoded(self.ph_value), _encoded(self.ph_sigma)
-        rows = [_row_texts(self.rows[a], refs[c], ph_shown) for c, a in enumerate(analytes)]
-        return RowTexts(list(map(",".join, zip(*rows, strict=True))) if rows else [""] * n, sets_text, refs[-1])
+        ph = [f'{{"value":{v},"sigma":{g}}}' for v, g in zip(_encoded(self.ph_value), _encoded(self.ph_sigma),
+                                                           strict=True)]
+        rows = [_row_texts(self.rows[a], refs[c]) for c, a in enumerate(analytes)]
+        return RowTexts(list(map(",".join, zip(*rows, strict=True))) if rows else [""] * n, ph, sets_text, refs[-1])
 
     def assessments(self) -> dict[str, Assessment]:
         """Every parcel's assessment, in code order: the unsampled parcels' rows are their text
@@ -1122,7 +1125,7 @@ class CountyAssessment:
                 continue
             sets = orjson.loads(f"[{texts.sets[k]}]")
             rows = {}
-            for row in orjson.loads(f"[{texts.analytes[k]}]"):
+            for row in stored_rows(orjson.loads(f'{{"analytes":[{texts.analytes[k]}],"ph":{texts.ph[k]}}}')):
                 analyte = row.pop("analyte")
                 row["neighbours"] = sets[row.pop("neighbour_set")]
                 rows[analyte] = row
@@ -1135,16 +1138,17 @@ class CountyAssessment:
 @dataclass(frozen=True)
 class RowTexts:
     """Per unsampled parcel (aligned with ``CountyAssessment.unsampled``): ``analytes``, its rows
-    as the body of a JSON array (per analyte, in the pack's order: the analyte, then ``basis``,
-    ``method``, ``value``, ``sigma``, ``lower``, ``upper``, ``neighbour_set`` (an index into its
-    sets), ``limit``, ``verdict``, ``reason``, ``ph`` (the estimated pH shown) and ``exceeding``
-    (the neighbours over their own limit) where they apply); ``sets``, its neighbour sets
+    as the body of a JSON array (per analyte, in the pack's order, an array in
+    ``basis.ROW_COLUMNS`` order: ``neighbour_set`` is an index into its sets, ``exceeding`` the
+    neighbours over their own limit, where any are); ``ph``, its estimated pH shown
+    (``{"value", "sigma"}``); ``sets``, its neighbour sets
     (``{"samples": [codes], "distance_m": [m]}``, nearest first: one when every analyte and pH
     used the same samples, else one per distinct set, numbered in order of first use by the
     analytes, then pH) as the body of a JSON array; ``ph_set``, the index of the set its pH was
     estimated from. The text is orjson's compact form of those objects."""
 
     analytes: list[str]
+    ph: list[str]
     sets: list[str]
     ph_set: list[int]
 
@@ -1196,30 +1200,27 @@ def _encoded(values: Sequence[Any]) -> list[str]:
     return orjson.dumps(list(values)).decode()[1:-1].split(",")
 
 
-def _row_texts(r: _Rows, refs: Sequence[int], ph_shown: tuple[list[str], list[str]]) -> list[str]:
-    """Each unsampled parcel's row of one analyte as JSON text (``RowTexts.analytes``; ``refs[i]``
-    its set's index, ``ph_shown``: each parcel's estimated pH and its σ, encoded). Written as
-    estimated rows in one pass, then the few others replaced."""
+def _row_texts(r: _Rows, refs: Sequence[int]) -> list[str]:
+    """Each unsampled parcel's row of one analyte as JSON text (``RowTexts.analytes``; an array
+    in ``basis.ROW_COLUMNS`` order, ``refs[i]`` its set's index). Written as estimated rows in
+    one pass, then the few others replaced."""
     name, method = orjson.dumps(r.analyte).decode(), orjson.dumps(r.method).decode()
     value, sigma, lower, upper, limit = (_encoded(x) for x in (r.value, r.sigma, r.lower, r.upper, r.limit))
-    ph_value, ph_sigma = ph_shown
     exceeding = [""] * len(refs)
     for i, codes in r.field.exceeding.items():
         if codes:
-            exceeding[i] = f',"exceeding":{orjson.dumps(codes).decode()}'
+            exceeding[i] = f",{orjson.dumps(codes).decode()}"
     verdicts = np.array(ROW_VERDICTS, dtype=object)[r.verdict].tolist()
     reasons = np.array(ROW_REASONS, dtype=object)[r.why].tolist()
-    head = f'{{"analyte":{name},"basis":"estimated","method":{method},"value":'
-    out = [f'{head}{v},"sigma":{s},"lower":{lo},"upper":{up},"neighbour_set":{ref},"limit":{lim},'
-           f'"verdict":"{verdict}","reason":"{why}","ph":{{"value":{pv},"sigma":{ps}}}{ex}}}'
-           for v, s, lo, up, ref, lim, verdict, why, pv, ps, ex in zip(
-               value, sigma, lower, upper, refs, limit, verdicts, reasons, ph_value, ph_sigma, exceeding, strict=True)]
+    head = f'[{name},"estimated",{method},'
+    out = [f'{head}{v},{s},{lo},{up},{ref},{lim},"{verdict}","{why}"{ex}]'
+           for v, s, lo, up, ref, lim, verdict, why, ex in zip(
+               value, sigma, lower, upper, refs, limit, verdicts, reasons, exceeding, strict=True)]
     kind = r.kind
     for i in np.nonzero(kind == ROW_TOO_FEW)[0].tolist():
-        out[i] = (f'{{"analyte":{name},"basis":"not_assessed","reason":"too_few_neighbours",'
-                  f'"neighbour_set":{refs[i]},"verdict":"not_assessed"{exceeding[i]}}}')
+        out[i] = (f'[{name},"not_assessed",null,null,null,null,null,{refs[i]},null,"not_assessed",'
+                  f'"too_few_neighbours"{exceeding[i]}]')
     for i in np.nonzero(kind == ROW_PH_NOT_ASSESSED)[0].tolist():
-        out[i] = (f'{{"analyte":{name},"basis":"not_assessed","method":{method},"value":{value[i]},'
-                  f'"sigma":{sigma[i]},"lower":{lower[i]},"upper":{upper[i]},"neighbour_set":{refs[i]},'
-                  f'"verdict":"not_assessed","reason":"ph_not_assessed"{exceeding[i]}}}')
+        out[i] = (f'[{name},"not_assessed",{method},{value[i]},{sigma[i]},{lower[i]},{upper[i]},{refs[i]},null,'
+                  f'"not_assessed","ph_not_assessed"{exceeding[i]}]')
     return out

@@ -22,6 +22,7 @@ from sqlalchemy import select
 from ..extensions import db
 from ..places.models import Parcel
 from . import spatial
+from .basis import stored_rows
 from .models import Grade
 from .queries import LEGACY_NOT_ASSESSED
 from .rules import RulePack
@@ -36,7 +37,7 @@ def suggested_point(geometry_json: str) -> dict[str, float]:
 
 def worst_sigma(explanation: dict[str, Any] | None) -> tuple[float | None, dict[str, Any] | None]:
     """The analyte whose σ is largest against its limit: ``(σ/limit, {analyte, value})``, or Nones."""
-    rows = [r for r in (explanation or {}).get("analytes", []) if r.get("sigma") is not None and r.get("limit")]
+    rows = [r for r in stored_rows(explanation) if r.get("sigma") is not None and r.get("limit")]
     if not rows:
         return None, None
     worst = max(rows, key=lambda r: r["sigma"] / r["limit"])

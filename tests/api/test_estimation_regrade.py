@@ -10,6 +10,7 @@ from fieldsvc.dbtypes import utcnow
 from fieldsvc.extensions import db
 from fieldsvc.grading import estimated, spatial
 from fieldsvc.grading import estimation as es
+from fieldsvc.grading.basis import stored_rows
 from fieldsvc.grading.models import Grade
 from fieldsvc.grading.rules import load_pack
 from tests.api.test_grading_api import put_results, put_sample, regrade
@@ -66,7 +67,7 @@ def test_incremental_regrade_equals_a_full_county_run(app, client, official, cou
     est = next(g for p in dry[10:] if (g := _grade(app, p["code"])) is not None
                and g.explanation.get("basis") == "estimated")
     assert len(est.explanation["neighbour_sets"]) == 1
-    assert all(r["neighbour_set"] == 0 for r in est.explanation["analytes"])
+    assert all(r["neighbour_set"] == 0 for r in stored_rows(est.explanation))
     assert "value" not in str(est.explanation["neighbour_sets"])
 
     # 1. a hot re-test on a sample: the parcels naming it follow, with the precaution
@@ -80,7 +81,7 @@ def test_incremental_regrade_equals_a_full_county_run(app, client, official, cou
              and hot_code in estimated.neighbour_codes(g.explanation)]
     assert named
     for g in named:
-        cd = next(r for r in g.explanation["analytes"] if r["analyte"] == "Cd")
+        cd = next(r for r in stored_rows(g.explanation) if r["analyte"] == "Cd")
         assert hot_code in cd.get("exceeding", []) and g.verdict in ("needs_sampling", "not_qualified")
 
     # 2. a new sample on an unsampled parcel, with Cd and pH only: it joins the Cd and pH sets only

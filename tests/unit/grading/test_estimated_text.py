@@ -17,10 +17,11 @@ import pytest
 
 from fieldsvc.grading import estimated, spatial
 from fieldsvc.grading import estimation as es
+from fieldsvc.grading.basis import stored_rows
 from fieldsvc.grading.rules import load_pack
 
 ANALYTES = ("Cd", "Hg", "As", "Pb", "Cr", "Cu")
-TOP_KEYS = ["basis", "land_use", "method", "analytes", "ph_neighbour_set", "neighbour_sets", "parameters",
+TOP_KEYS = ["basis", "land_use", "method", "analytes", "ph", "ph_neighbour_set", "neighbour_sets", "parameters",
             "models_digest", "strict_control"]
 DIGEST = "0123456789abcdef"
 
@@ -86,7 +87,8 @@ def test_stored_text_says_what_the_geometry_limits_and_estimates_say(seed):
             assert all(m <= params.search_radius_m for m in metres)
             assert {params.group(by_code[c].land_use) for c in nb["samples"]} <= {params.group(t.land_use)}
         assert all(c in by_code and "pH" in by_code[c].values for c in sets[ex["ph_neighbour_set"]]["samples"])
-        rows = {r["analyte"]: r for r in ex["analytes"]}
+        assert all(isinstance(r, list) and len(r) in (11, 12) for r in ex["analytes"])  # compact rows
+        rows = {r["analyte"]: r for r in stored_rows(ex)}
         assert list(rows) == [a for a in pack.data["analytes"] if a != "pH"]
         for analyte, r in rows.items():
             nb = sets[r["neighbour_set"]]
