@@ -165,11 +165,15 @@ class PhTable:
     ends: tuple[tuple[Decimal, bool], ...]
     rows: tuple[tuple[tuple, ...], ...]
 
-    def row_for(self, ph: Decimal) -> tuple[tuple, ...]:
+    def segment(self, ph: Decimal) -> int:
+        """The index of the segment (and row) holding ``ph``."""
         for i, (edge, incl) in enumerate(self.ends):
             if ph < edge or (incl and ph == edge):
-                return self.rows[i]
-        return self.rows[-1]
+                return i
+        return len(self.ends)
+
+    def row_for(self, ph: Decimal) -> tuple[tuple, ...]:
+        return self.rows[self.segment(ph)]
 
 
 def _elementary_points(points: set[Decimal]) -> list[tuple[Decimal, tuple[Decimal, bool] | None]]:
