@@ -10,6 +10,7 @@ Prints both, then one JSON line with the medians of 3 runs.
 
 from __future__ import annotations
 
+import argparse
 import json
 import random
 import statistics
@@ -94,7 +95,9 @@ def run_engine(parcels, pack, explain: bool = False) -> float:
 
 
 def main() -> None:
-    n = int(sys.argv[1]) if len(sys.argv) > 1 else 200_000
+    ap = argparse.ArgumentParser(description="The grading engine's parcels/s against a float max(C/S) loop.")
+    ap.add_argument("parcels", type=int, nargs="?", default=200_000, help="parcels graded per run")
+    n = ap.parse_args().parcels
     pack = load_pack("green_food_soil")
     rng = random.Random(7)
     engine_s, baseline_s, explained_s = [0.0] * RUNS, [0.0] * RUNS, [0.0] * RUNS
