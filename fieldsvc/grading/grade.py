@@ -598,7 +598,8 @@ def gb15618_class(land_use: str, samples: Sequence[SampleInput], pack: RulePack)
     """``(grade, fingerprint)`` of ``classify_gb15618`` without its explanation rows.
 
     What a grading run needs to know whether a parcel that fails the green-food pack is strict
-    control; the same ranks as ``_gb_observation`` and ``_combine`` (a test holds the two equal).
+    control: the same class bounds per result (``_gb_ranks``, the one statement of the rule),
+    combined the same way, without the rows' words and indices.
     """
     pack.check_kind("gb15618")
     table = pack.ph_table(land_use)
@@ -611,21 +612,22 @@ def gb15618_class(land_use: str, samples: Sequence[SampleInput], pack: RulePack)
             parcel_hi = max(parcel_hi, top)
         for meas, ph in phs:
             m = meas.get(analyte)
-            if m is None or ph is None or _problem(m, unit):
-                lo, hi = 0, top
-            else:
-                screen, _, interv, _ = table.row_for(ph)[i]
-                if m.qualifier == "=":
-                    v = m.value
-                    lo = hi = 2 if interv is not None and v > interv else 1 if v > screen else 0
-                else:
-                    dl = m.detection_limit
-                    a = 2 if interv is not None and _ZERO > interv else 1 if _ZERO > screen else 0
-                    b = 2 if interv is not None and dl > interv else 1 if dl > screen else 0
-                    lo, hi = min(a, b), max(a, b)
+            lo, hi = (0, top) if m is None or ph is None else _gb_ranks(m, table.row_for(ph)[i], unit, top)[:2]
             parcel_lo, parcel_hi = max(parcel_lo, lo), max(parcel_hi, hi)
     grade = pack.classes[parcel_lo] if parcel_lo == parcel_hi else None
     return grade, fingerprint([(pack.code, pack.version)], land_use, samples, (*table.analytes, "pH"))
+
+
+def _gb_ranks(m: Measurement, row: tuple, unit: str, top: int) -> tuple[int, int, str | None]:
+    """GB 15618 class bounds of one result at its sample's pH (``row``: that pH's screening and
+    intervention values for the analyte): 0 within screening, 1 above it, 2 above intervention;
+    a ``<DL`` result a range, an unusable one the full range with its reason."""
+    screen, _, interv, _ = row
+
+    def rank(v: Decimal) -> int:
+        return 2 if interv is not None and v > interv else 1 if v > screen else 0
+
+    return _measured_ranks(m, unit, rank, rank, top)
 
 
 def _gb_observation(sample: SampleInput, i: int, analyte: str, table) -> tuple:
@@ -634,13 +636,10 @@ def _gb_observation(sample: SampleInput, i: int, analyte: str, table) -> tuple:
     top_default = 2 if table.rows[0][i][2] is not None else 1
     if m is None or ph is None:
         return (0, top_default, None, "not_measured" if m is None else ph_reason, sample, m, None, None, None)
-    screen, s_band, interv, i_band = table.row_for(ph)[i]
+    row = table.row_for(ph)[i]
+    screen, s_band, interv, i_band = row
     extra = {"intervention": _text(interv), "intervention_band": i_band}
-
-    def rank(v: Decimal) -> int:
-        return 2 if interv is not None and v > interv else 1 if v > screen else 0
-
-    lo, hi, reason = _measured_ranks(m, table.unit, rank, rank, top_default)
+    lo, hi, reason = _gb_ranks(m, row, table.unit, top_default)
     index = None
     if reason in (None, "below_detection_limit"):
         index = (m.value if m.qualifier == "=" else m.detection_limit * _HALF) / screen
