@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any, Iterable, Mapping, Sequence
 
 from marshmallow import ValidationError
-from sqlalchemy import ColumnElement, insert, select, text
+from sqlalchemy import ColumnElement, select, text
 
 from .. import access
-from ..audit.services import Change, canonical_json, record, record_many
+from ..audit.services import Change, canonical_json, insert_rows, record, record_many
 from ..auth.principal import Actor
 from ..dbtypes import isoformat, utcnow
 from ..dbutil import dialect_name
@@ -301,14 +302,17 @@ def _insert_parcels(rows: list[dict], actor: Actor) -> None:
     seqs = allocate(len(rows))
     for row, seq in zip(rows, seqs, strict=True):
         row["seq"] = seq
-    for chunk in _chunks(rows):
-        db.session.execute(insert(Parcel.__table__), chunk)
+    now = rows[0]["created_at"]
+    insert_rows(Parcel.__table__, ("version", "created_at", "updated_at"), (1, now, now), _ROW_COLUMNS,
+                list(map(itemgetter(*_ROW_COLUMNS), rows)))
     _index_boxes(seqs)
     record_many(actor.label, (Change("parcel", r["code"], "create", after_json=_row_feature_json(r), version=1)
                               for r in rows))
     publish(ParcelsImported(tuple(r["code"] for r in rows), tuple(sorted({r["county_code"] for r in rows})), actor))
 
 
+_ROW_COLUMNS = ("code", "village_code", "county_code", "farm_park_code", "land_use", "crop", "area_m2", "area_computed",
+                "geometry_json", "min_lon", "min_lat", "max_lon", "max_lat", "seq")
 _RTREE_FILL = text("INSERT INTO parcels_rtree (id, min_lon, max_lon, min_lat, max_lat) "
                    "SELECT id, min_lon, max_lon, min_lat, max_lat FROM parcels WHERE seq BETWEEN :first AND :last")
 
