@@ -7,7 +7,8 @@ import copy
 import pytest
 from sqlalchemy import func, select
 
-from fieldsvc.audit.models import AuditEvent
+from fieldsvc.audit.models import AuditEvent, EntityVersion
+from fieldsvc.audit.services import digest
 from fieldsvc.extensions import db
 from fieldsvc.places.models import Parcel
 from tests.helpers import assert_problem
@@ -133,6 +134,36 @@ def test_edit_makes_a_version_and_refuses_stale_base(client, admin, county, app)
     assert [v["version"] for v in versions] == [1, 2]
     crops = [v["data"]["properties"].get("crop") for v in versions]
     assert crops[0] != "紫云英" and crops[1] == "紫云英"
+
+
+def test_first_version_stays_on_the_row_until_an_edit_stores_it(client, admin, county, app):
+    """An import writes no version rows; the versions endpoint reads version 1 off the parcel's row,
+    and the first edit stores it, unchanged, before the row changes (nothing overwritten unkept)."""
+    village = first_village(county)
+    assert client.post("/api/v1/parcels", json=collection(feature("V-1", village, crop="水稻")),
+                       headers=admin.headers).status_code == 201
+
+    def stored():
+        with app.app_context():
+            return db.session.scalars(select(EntityVersion.version).where(
+                EntityVersion.entity_type == "parcel", EntityVersion.entity_key == "V-1")).all()
+
+    assert stored() == []
+    first = client.get("/api/v1/parcels/V-1/versions", headers=admin.headers).get_json()["items"]
+    assert [(v["version"], v["deleted"], v["actor"]) for v in first] == [(1, False, f"user:{admin.username}")]
+    current = client.get("/api/v1/parcels/V-1", headers=admin.headers).get_json()
+    current["properties"].pop("grade")
+    assert first[0]["data"] == current
+    assert client.patch("/api/v1/parcels/V-1", json={"crop": "玉米"}, headers=admin.headers).status_code == 200
+    assert client.delete("/api/v1/parcels/V-1", headers=admin.headers).status_code == 200
+    assert stored() == [1, 2, 3]
+    versions = client.get("/api/v1/parcels/V-1/versions", headers=admin.headers).get_json()["items"]
+    assert versions[0] == first[0]
+    assert [v["data"]["properties"]["crop"] for v in versions] == ["水稻", "玉米", "玉米"]
+    with app.app_context():
+        created = db.session.scalar(select(AuditEvent.after_digest).where(
+            AuditEvent.entity_key == "V-1", AuditEvent.action == "create"))
+    assert digest(versions[0]["data"]) == created
 
 
 def test_geometry_edit_recomputes_computed_area(client, admin, county):
