@@ -101,6 +101,20 @@ def test_bad_feature_rejects_whole_import_naming_it(client, admin, county, bad_f
     assert_problem(client.get("/api/v1/parcels/GOOD-1", headers=admin.headers), 404, "not_found")
 
 
+def test_property_errors_name_their_own_feature_after_features_that_are_not_features(client, admin, county):
+    """Properties are loaded in one batch; each error still names its feature's index and code."""
+    village = first_village(county)
+    features = [{"type": "Point"}, feature("P-1", village, land_use="moon"), feature("P-2", village),
+                {"type": "Feature", "geometry": SQUARE, "properties": "code"}, feature("P 4", village)]
+    resp = client.post("/api/v1/parcels", json=collection(*features), headers=admin.headers)
+    errors = assert_problem(resp, 422, "validation_failed")["details"]["features"]
+    assert [(e["index"], e["code"], sorted(e["errors"])) for e in errors] == [
+        (0, None, ["type"]), (1, "P-1", ["properties.land_use"]),
+        (3, None, ["properties.code", "properties.land_use", "properties.village"]),
+        (4, "P 4", ["properties.code"])]
+    assert_problem(client.get("/api/v1/parcels/P-2", headers=admin.headers), 404, "not_found")
+
+
 def test_duplicate_codes_in_file_and_in_database_are_errors(client, admin, county):
     village = first_village(county)
     existing = county.parcels[0]["properties"]["code"]
