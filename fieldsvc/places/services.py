@@ -216,8 +216,8 @@ def _validate_features(features: Sequence[Any], actor: Actor,
                        "errors": {f"properties.{name}": v for name, v in messages.items()}})
     parsed = [(index, None if k in invalid else props, geometry)
               for k, (index, props, geometry) in enumerate(zip(indexes, loaded, geometries, strict=True))]
-    checked = geo.check_geometries(geometries, max_vertices)
-    ok = [(i, p, clean) for (i, p, _), (clean, problems) in zip(parsed, checked, strict=True)
+    checked, bounds = geo.check_geometries_with_bounds(geometries, max_vertices)
+    ok = [(i, p, (clean, box)) for (i, p, _), (clean, problems), box in zip(parsed, checked, bounds, strict=True)
           if p is not None and not problems]
     for (i, p, _), (_, problems) in zip(parsed, checked, strict=True):
         if problems:
@@ -301,13 +301,14 @@ def _existing_parcel_codes(codes: list[str]) -> set[str]:
     return existing
 
 
-def _rows_for(items: list[tuple[int, dict, dict]]) -> list[dict]:
-    missing = [g for _, p, g in items if p["area_m2"] is None]
+def _rows_for(items: list[tuple[int, dict, tuple[dict, tuple[float, ...]]]]) -> list[dict]:
+    """The parcels rows of checked features: (index, properties, (geometry, its bbox))."""
+    missing = [g for _, p, (g, _) in items if p["area_m2"] is None]
     computed = iter(geo.areas_m2(missing)) if missing else iter(())
     now = utcnow()
     rows = []
-    for _, props, geometry in items:
-        min_lon, min_lat, max_lon, max_lat = geo.bbox(geometry)
+    for _, props, (geometry, box) in items:
+        min_lon, min_lat, max_lon, max_lat = box
         area = props["area_m2"]
         rows.append({
             "code": props["code"], "village_code": props["village"], "county_code": props["_county"],
