@@ -7,6 +7,7 @@ import hashlib
 import json
 from contextvars import ContextVar
 from dataclasses import dataclass
+from datetime import datetime
 from itertools import repeat
 from typing import Any, Callable, Iterable, Sequence
 
@@ -15,6 +16,7 @@ from sqlalchemy import Table, select
 from sqlalchemy.exc import DBAPIError
 
 from ..dbtypes import UTCDateTime, sqlite_datetime_text, utcnow
+from ..dbutil import upsert
 from ..extensions import db
 from .models import AuditEvent, EntityVersion
 
@@ -233,10 +235,39 @@ def events_for(entity_type: str, entity_key: str) -> list[AuditEvent]:
     return list(db.session.scalars(stmt))
 
 
-def versions_for(entity_type: str, entity_key: str) -> list[EntityVersion]:
+def versions_for(entity_type: str, entity_key: str,
+                 first_on_row: Callable[[], EntityVersion] | None = None) -> list[EntityVersion]:
+    """Every stored version of an entity, oldest first. ``first_on_row``: for an entity still at
+    version 1 whose first version lives on its row (see :func:`keep_first_version`), makes that
+    version (an EntityVersion never added to the session) when none is stored."""
     stmt = (
         select(EntityVersion)
         .where(EntityVersion.entity_type == entity_type, EntityVersion.entity_key == entity_key)
         .order_by(EntityVersion.version)
     )
-    return list(db.session.scalars(stmt))
+    stored = list(db.session.scalars(stmt))
+    if not stored and first_on_row is not None:
+        stored.append(first_on_row())
+    return stored
+
+
+def keep_first_version(entity_type: str, entity_key: str, data_json: str, actor: str, created_at: datetime) -> None:
+    """Store version 1 of an entity before its row changes (a no-op when it is stored already).
+
+    Entities made in bulk keep their first version on their own row until something supersedes
+    it: a sync push stores hundreds of samples per request and a GeoJSON import up to 100,000
+    parcels, and a version row each would write every body a second time. Every later version
+    is stored when it is made, so only an unedited entity's one version is on its row alone; its
+    writer calls this before the first edit or delete, and its reader passes ``first_on_row`` to
+    :func:`versions_for`.
+    """
+    db.session.execute(upsert(EntityVersion.__table__).values(
+        entity_type=entity_type, entity_key=entity_key, version=1, deleted=False, data_json=data_json,
+        actor=actor, created_at=created_at).on_conflict_do_nothing())
+
+
+def creator_of(entity_type: str, entity_key: str) -> str | None:
+    """The actor of an entity's ``create`` audit event (for a first version kept on its row)."""
+    return db.session.scalar(select(AuditEvent.actor).where(
+        AuditEvent.entity_type == entity_type, AuditEvent.entity_key == entity_key, AuditEvent.action == "create")
+        .order_by(AuditEvent.id).limit(1))

@@ -962,10 +962,19 @@ def audit(entity_type: str, key: str):
     events.sort(key=lambda e: e.id)
     is_sample = entity_type == "sample"
     return page("audit.html", entity_type=entity_type, key=key, events=events,
-                versions=samples.versions(entity) if is_sample else versions_for(entity_type, key),
+                versions=_versions(entity_type, key, entity),
                 instances=_collect_instances(key) if is_sample else [],
                 answers=_extra_answers(entity) if is_sample else [],
                 clients=_version_clients(key) if is_sample else [])
+
+
+def _versions(entity_type: str, key: str, entity: Any) -> list:
+    """Stored versions, and for samples and parcels the first version their row still holds."""
+    if entity_type == "sample":
+        return samples.versions(entity)
+    if entity_type == "parcel":
+        return places.parcel_versions(entity)
+    return versions_for(entity_type, key)
 
 
 def _collect_instances(sample_id: str) -> list[dict[str, Any]]:

@@ -235,6 +235,14 @@ def check_geometries(geoms: Sequence[Any], max_vertices: int | None = None) -> l
     """check_geometry for many at once: one GEOS validity pass for the whole batch. A geometry with
     more than ``max_vertices`` positions is refused before it is parsed (a 1,000,000-vertex parcel,
     30 MB, was stored and then sent to phones)."""
+    return check_geometries_with_bounds(geoms, max_vertices)[0]
+
+
+def check_geometries_with_bounds(geoms: Sequence[Any], max_vertices: int | None = None
+                                 ) -> tuple[list[tuple[dict | None, list[str]]], list[tuple[float, ...] | None]]:
+    """:func:`check_geometries`, and each accepted geometry's :func:`bbox` (None for a refused one),
+    read from the same GEOS batch (``shapely.bounds``; a valid polygon's holes lie inside its
+    shell) instead of parsing every geometry again: 5 → ~0.3 µs a parcel of ``bench/places.py``."""
     results: list[tuple[dict | None, list[str]]] = []
     pending: list[int] = []
     shapes: list[list] = []
@@ -247,14 +255,18 @@ def check_geometries(geoms: Sequence[Any], max_vertices: int | None = None) -> l
             pending.append(len(results))
             shapes.append(polygons)
         results.append((normalised, errors))
+    bounds: list[tuple[float, ...] | None] = [None] * len(results)
     if not pending:
-        return results
+        return results, bounds
     ragged = _to_ragged(shapes)
+    for k, box in zip(pending, map(tuple, shapely.bounds(ragged).tolist()), strict=True):
+        bounds[k] = box
     invalid = np.flatnonzero(~shapely.is_valid(ragged))
     if len(invalid):
         for k, reason in zip(invalid, shapely.is_valid_reason(ragged[invalid]), strict=True):
             results[pending[k]] = (None, [_reason(str(reason))])
-    return results
+            bounds[pending[k]] = None
+    return results, bounds
 
 
 # --- measures -----------------------------------------------------------------------------------
@@ -417,6 +429,7 @@ __all__ = [
     "bbox",
     "centroid",
     "check_geometries",
+    "check_geometries_with_bounds",
     "check_geometry",
     "vertex_count",
     "distance_to_geometry_m",

@@ -6,7 +6,6 @@ import hashlib
 
 from flask import Blueprint, current_app, request
 
-from ..audit.services import versions_for
 from ..dbtypes import isoformat
 from ..errors import validation_failed
 from ..grading.queries import grade_summaries
@@ -136,10 +135,10 @@ def delete_parcel(code: str):
 @requires_role(*ALL_ROLES)
 def parcel_versions(code: str):
     """Every version of a parcel, oldest first."""
-    services.get_parcel_by_code(code, current_actor(), allow_deleted=True)
+    parcel = services.get_parcel_by_code(code, current_actor(), allow_deleted=True)
     return {"items": [{"version": v.version, "deleted": v.deleted, "actor": v.actor,
                        "created_at": isoformat(v.created_at), "data": v.data}
-                      for v in versions_for("parcel", code)], "next_cursor": None}
+                      for v in services.parcel_versions(parcel)], "next_cursor": None}
 
 
 def _with_grades(features: list[dict]) -> list[dict]:

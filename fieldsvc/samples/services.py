@@ -16,11 +16,12 @@ from typing import Any, Iterable, Mapping, NamedTuple
 from sqlalchemy import ColumnElement, and_, bindparam, case, delete, insert, select, true
 
 from .. import access
+from ..audit import services as audit
 from ..audit.models import EntityVersion
 from ..audit.services import Change, canonical_json, insert_rows, record_many, versions_for
 from ..auth.principal import SYSTEM, Actor
 from ..dbtypes import isoformat, utcnow
-from ..dbutil import core_execute, dialect_name, upsert
+from ..dbutil import core_execute, dialect_name
 from ..errors import conflict, not_found, validation_failed
 from ..events import ParcelsChanged, SamplesChanged, publish
 from ..extensions import db
@@ -248,7 +249,8 @@ CONTENT_COLUMNS = ("code", "parcel_code", "county_code", "state", "flags", "coll
 # stores hundreds of new samples per request, and a version row each would write every body a
 # second time and add an index entry under a random key (the write that grows with the store).
 # Every later version is stored when it is made, so only an unedited sample's one version is
-# on its row alone; ``keep_first_version`` copies it out before the row changes.
+# on its row alone; ``keep_first_version`` copies it out before the row changes
+# (``audit.services.keep_first_version``, which parcels use too).
 
 def clients_of(sample_id: str) -> list[SampleClient]:
     """Who made each version of a sample (device id, User-Agent), oldest version first."""
@@ -258,22 +260,19 @@ def clients_of(sample_id: str) -> list[SampleClient]:
 
 def keep_first_version(sample: Sample) -> None:
     """Store version 1 of ``sample`` before its row changes (a no-op when it is stored already)."""
-    if sample.version != 1:
-        return
-    db.session.execute(upsert(EntityVersion.__table__).values(
-        entity_type="sample", entity_key=sample.id, version=1, deleted=False, data_json=data_text(sample),
-        actor=sample.created_by, created_at=sample.created_at).on_conflict_do_nothing())
+    if sample.version == 1:
+        audit.keep_first_version("sample", sample.id, data_text(sample), sample.created_by, sample.created_at)
 
 
 def versions(sample: Sample) -> list[EntityVersion]:
     """Every version of ``sample``, oldest first; an unedited sample's first one is read off its row
     (an EntityVersion that is never added to the session)."""
-    stored = versions_for("sample", sample.id)
-    if not stored and sample.version == 1:
-        stored.append(EntityVersion(entity_type="sample", entity_key=sample.id, version=1,
-                                    deleted=sample.deleted_at is not None, data_json=data_text(sample),
-                                    actor=sample.created_by, created_at=sample.created_at))
-    return stored
+    def first() -> EntityVersion:
+        return EntityVersion(entity_type="sample", entity_key=sample.id, version=1,
+                             deleted=sample.deleted_at is not None, data_json=data_text(sample),
+                             actor=sample.created_by, created_at=sample.created_at)
+
+    return versions_for("sample", sample.id, first if sample.version == 1 else None)
 
 
 def apply_edit(sample: Sample, clean: Mapping[str, Any], collected_at_utc: datetime | None, d: Derivation,

@@ -5,9 +5,11 @@ draw their own geometry when they have one. ``source_seq`` is the change sequenc
 built at; the tile service rebuilds what changed since (``services.refresh_outlines``).
 
 The spatial index of parcels is not a model column: PostgreSQL keeps ``parcels.geom`` (PostGIS,
-EPSG:3857, GiST) and SQLite the ``parcels_rtree`` R*Tree, both filled by triggers of the
-migration ``map tiles``, so every write path keeps them current. ``SPATIAL_OBJECTS`` names them
-for schema comparison (``include_object``).
+EPSG:3857, GiST) and SQLite the ``parcels_rtree`` R*Tree, both kept by triggers of the
+migration ``map tiles``, so every write path keeps them current; the one exception is a new
+parcel's R*Tree entry, which ``places.services._insert_parcels`` (the only place parcels are
+inserted) adds in one statement after the rows (migration ``b2d9e4f17a35``). ``SPATIAL_OBJECTS``
+names them for schema comparison (``include_object``).
 """
 
 from __future__ import annotations

@@ -7,7 +7,8 @@ import copy
 import pytest
 from sqlalchemy import func, select
 
-from fieldsvc.audit.models import AuditEvent
+from fieldsvc.audit.models import AuditEvent, EntityVersion
+from fieldsvc.audit.services import digest
 from fieldsvc.extensions import db
 from fieldsvc.places.models import Parcel
 from tests.helpers import assert_problem
@@ -100,6 +101,20 @@ def test_bad_feature_rejects_whole_import_naming_it(client, admin, county, bad_f
     assert_problem(client.get("/api/v1/parcels/GOOD-1", headers=admin.headers), 404, "not_found")
 
 
+def test_property_errors_name_their_own_feature_after_features_that_are_not_features(client, admin, county):
+    """Properties are loaded in one batch; each error still names its feature's index and code."""
+    village = first_village(county)
+    features = [{"type": "Point"}, feature("P-1", village, land_use="moon"), feature("P-2", village),
+                {"type": "Feature", "geometry": SQUARE, "properties": "code"}, feature("P 4", village)]
+    resp = client.post("/api/v1/parcels", json=collection(*features), headers=admin.headers)
+    errors = assert_problem(resp, 422, "validation_failed")["details"]["features"]
+    assert [(e["index"], e["code"], sorted(e["errors"])) for e in errors] == [
+        (0, None, ["type"]), (1, "P-1", ["properties.land_use"]),
+        (3, None, ["properties.code", "properties.land_use", "properties.village"]),
+        (4, "P 4", ["properties.code"])]
+    assert_problem(client.get("/api/v1/parcels/P-2", headers=admin.headers), 404, "not_found")
+
+
 def test_duplicate_codes_in_file_and_in_database_are_errors(client, admin, county):
     village = first_village(county)
     existing = county.parcels[0]["properties"]["code"]
@@ -133,6 +148,36 @@ def test_edit_makes_a_version_and_refuses_stale_base(client, admin, county, app)
     assert [v["version"] for v in versions] == [1, 2]
     crops = [v["data"]["properties"].get("crop") for v in versions]
     assert crops[0] != "紫云英" and crops[1] == "紫云英"
+
+
+def test_first_version_stays_on_the_row_until_an_edit_stores_it(client, admin, county, app):
+    """An import writes no version rows; the versions endpoint reads version 1 off the parcel's row,
+    and the first edit stores it, unchanged, before the row changes (nothing overwritten unkept)."""
+    village = first_village(county)
+    assert client.post("/api/v1/parcels", json=collection(feature("V-1", village, crop="水稻")),
+                       headers=admin.headers).status_code == 201
+
+    def stored():
+        with app.app_context():
+            return db.session.scalars(select(EntityVersion.version).where(
+                EntityVersion.entity_type == "parcel", EntityVersion.entity_key == "V-1")).all()
+
+    assert stored() == []
+    first = client.get("/api/v1/parcels/V-1/versions", headers=admin.headers).get_json()["items"]
+    assert [(v["version"], v["deleted"], v["actor"]) for v in first] == [(1, False, f"user:{admin.username}")]
+    current = client.get("/api/v1/parcels/V-1", headers=admin.headers).get_json()
+    current["properties"].pop("grade")
+    assert first[0]["data"] == current
+    assert client.patch("/api/v1/parcels/V-1", json={"crop": "玉米"}, headers=admin.headers).status_code == 200
+    assert client.delete("/api/v1/parcels/V-1", headers=admin.headers).status_code == 200
+    assert stored() == [1, 2, 3]
+    versions = client.get("/api/v1/parcels/V-1/versions", headers=admin.headers).get_json()["items"]
+    assert versions[0] == first[0]
+    assert [v["data"]["properties"]["crop"] for v in versions] == ["水稻", "玉米", "玉米"]
+    with app.app_context():
+        created = db.session.scalar(select(AuditEvent.after_digest).where(
+            AuditEvent.entity_key == "V-1", AuditEvent.action == "create"))
+    assert digest(versions[0]["data"]) == created
 
 
 def test_geometry_edit_recomputes_computed_area(client, admin, county):

@@ -17,6 +17,7 @@ from fieldsvc.places.geometry import (
     bbox,
     centroid,
     check_geometries,
+    check_geometries_with_bounds,
     check_geometry,
     distance_to_geometry_m,
     metres_per_degree,
@@ -176,6 +177,15 @@ def test_batch_check_keeps_order_and_agrees_with_single_checks() -> None:
     geoms = [SQUARE, BOWTIE, None, WITH_HOLE, polygon(square(0, 0)[:-1]), TWO_PARTS]
     assert check_geometries(geoms) == [check_geometry(g) for g in geoms]
     assert [bool(errors) for _, errors in check_geometries(geoms)] == [False, True, True, False, True, False]
+
+
+def test_batch_bounds_are_the_bbox_of_each_accepted_geometry() -> None:
+    with_z = polygon([[*p, 12.5] for p in square(115.0, 28.0)])
+    geoms = [SQUARE, BOWTIE, None, WITH_HOLE, polygon(square(0, 0)[:-1]), TWO_PARTS, with_z]
+    checked, bounds = check_geometries_with_bounds(geoms, max_vertices=100)
+    assert checked == check_geometries(geoms, max_vertices=100)
+    assert bounds == [None if errors else bbox(g) for g, (_, errors) in zip(geoms, checked, strict=True)]
+    assert check_geometries_with_bounds([polygon(square(115.0, 28.0))], max_vertices=4)[1] == [None]
 
 
 @pytest.mark.parametrize("geoms", [[], [None, "x"], [BOWTIE, BOWTIE]])
