@@ -11,6 +11,8 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
+from fieldsvc.places.services import RTREE_FILL
+
 COUNTY = "360130"
 LON0, LAT0 = 115.6, 28.1
 METALS = {"Cd": 0.15, "Hg": 0.08, "As": 8.0, "Pb": 24.0, "Cr": 55.0, "Cu": 22.0}
@@ -114,6 +116,7 @@ def populate(path: Path, n_parcels: int, n_samples: int, seed: int = 14) -> list
                         "qualifier,value,unit,raw_value,raw_unit,qc_flags,qc_hold,status,approvals,version,"
                         "created_by,created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,'[]',0,?,1,1,'bench',?)", results)
         con.commit()
+    con.execute(RTREE_FILL)  # the boxes into the R*Tree, as the import does (no trigger does it)
     con.execute("UPDATE sequence_counters SET value = ? WHERE name = 'changes'", (seq,))
     con.commit()
     con.close()

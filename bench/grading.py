@@ -39,6 +39,7 @@ from fieldsvc.grading.queries import live_area_grade, maintained_sums  # noqa: E
 from fieldsvc.grading.regrade import regrade_for_samples  # noqa: E402
 from fieldsvc.grading.rules import load_pack  # noqa: E402
 from fieldsvc.grading.runs import run_grading  # noqa: E402
+from fieldsvc.places.services import RTREE_FILL  # noqa: E402
 
 COUNTY = "360129"
 PER_VILLAGE = 1000
@@ -117,6 +118,7 @@ def populate(path: Path, n: int, rng: random.Random) -> None:
                         "qualifier,value,unit,raw_value,raw_unit,qc_flags,qc_hold,status,approvals,version,"
                         "created_by,created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,'[]',0,?,1,1,'bench',?)", results)
         con.commit()
+    con.execute(RTREE_FILL)  # the boxes into the R*Tree, as the import does (no trigger does it)
     con.execute("UPDATE sequence_counters SET value = ? WHERE name = 'changes'", (seq,))
     con.commit()
     con.close()

@@ -102,6 +102,7 @@ def fill_parcels(county, url: str) -> None:
                 cur.executemany(f"INSERT INTO parcels ({columns}) VALUES ({marks})",
                                 [(*r[:-2], r[-2].strftime("%Y-%m-%d %H:%M:%S.%f"),
                                   r[-1].strftime("%Y-%m-%d %H:%M:%S.%f")) for r in chunk])
+            cur.execute(places.RTREE_FILL)  # the boxes into the R*Tree, as the import does (no trigger does it)
         cur.execute("ANALYZE")
         raw.commit()
     finally:
