@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -231,6 +231,12 @@ class CountyBasis:
     epsg: int
     samples: list[es.Sample]
     models: dict[str, es.Model]
+    # the fitted ``Survey`` itself, for the process that fitted it (a serial run values its chunks
+    # from it instead of building it again); not sent to workers (its limit function is a closure)
+    survey: es.Survey | None = field(default=None, compare=False, repr=False)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return CountyBasis, (self.epsg, self.samples, self.models)
 
     def record(self) -> dict[str, Any]:
         """The run's estimation record (``GradingRun.estimation``), counts still zero."""
@@ -244,7 +250,7 @@ def county_basis(county: str, pack: RulePack) -> CountyBasis | None:
     if survey is None:
         return None
     fitted = es.Survey(survey.samples, list(pack.data["analytes"]), spatial.limit_fn(pack), pack.estimation)
-    return CountyBasis(survey.projection.epsg, survey.samples, fitted.models)
+    return CountyBasis(survey.projection.epsg, survey.samples, fitted.models, fitted)
 
 
 class ChunkEstimator:
@@ -268,8 +274,8 @@ class ChunkEstimator:
             self._asked = True
             basis = self._basis()
             if basis is not None:
-                survey = es.Survey(basis.samples, list(self.pack.data["analytes"]), spatial.limit_fn(self.pack),
-                                   self.pack.estimation, basis.models)
+                survey = basis.survey or es.Survey(basis.samples, list(self.pack.data["analytes"]),
+                                                   spatial.limit_fn(self.pack), self.pack.estimation, basis.models)
                 self._ready = survey, es.projection_of(basis.epsg), models_digest(basis.record()["models"])
         return self._ready
 

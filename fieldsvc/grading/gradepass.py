@@ -134,8 +134,9 @@ def _read_and_evaluate(reader: _Reader, pack: RulePack, gb_pack: RulePack | None
     evaluated = [evaluate_parcel(pack, r[4], inputs.get(r[0]), r[6] is not None, gb_pack) for r in parcels]
     counts = (0, 0)
     if estimator is not None:
-        evaluated, *counts = estimator.apply(parcels, evaluated)
-    return parcels, current, members, evaluated, tuple(counts)
+        evaluated, n_estimated, n_not_assessed = estimator.apply(parcels, evaluated)
+        counts = (n_estimated, n_not_assessed)
+    return parcels, current, members, evaluated, counts
 
 
 def _apply_chunk(p: _Pass, parcels: list[tuple], current_rows: list[tuple], member_rows: list[tuple],
