@@ -133,7 +133,7 @@ def database(n_samples: int, n_parcels: int, workers: int) -> dict[str, float | 
         print(f"county run: {w1 - w0:.1f} s wall, {c1 - c0:.1f} s CPU; estimated {est.get('estimated'):,}, "
               f"not assessed {est.get('not_assessed'):,}; {run.counts}", flush=True)
         out |= explanation_floor(db, est.get("estimated") or 0, c1 - c0)
-        data = spatial.load_county(edb.COUNTY, pack)
+        data = spatial.load_survey(edb.COUNTY)
         cells = 0
         shared: dict = {}  # the analytes measured on the same samples share the grid's neighbour search
         for analyte in maps.analytes_of(pack):

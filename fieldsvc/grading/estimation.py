@@ -215,8 +215,8 @@ class Projection:
 def metric_projection(lons: Iterable[float], lats: Iterable[float]) -> Projection:
     """The WGS 84 UTM zone of the median point (a county spans well under a zone's 6°)."""
 
-    lon = float(np.median(np.fromiter(lons, float)))
-    lat = float(np.median(np.fromiter(lats, float)))
+    lon = float(np.median(lons if isinstance(lons, np.ndarray) else np.fromiter(lons, float)))
+    lat = float(np.median(lats if isinstance(lats, np.ndarray) else np.fromiter(lats, float)))
     zone = min(60, max(1, int((lon + 180) // 6) + 1))
     return projection_of((32600 if lat >= 0 else 32700) + zone)
 
@@ -759,7 +759,7 @@ class _Group:
     ``key`` names the sample set, so analytes measured on the same samples share a search and a
     tree (``trees``, shared by the groups of one ``Survey``)."""
 
-    __slots__ = ("obs", "codes", "key", "sxy", "raw", "exceeds", "_trees")
+    __slots__ = ("obs", "codes", "key", "sxy", "raw", "exceeds", "_trees", "_texts")
 
     def __init__(self, group: str, obs: list[Obs], trees: dict[tuple, cKDTree]) -> None:
         self.obs = obs
@@ -769,6 +769,14 @@ class _Group:
         self.raw = np.array([o.value for o in obs], dtype=float)
         self.exceeds = np.array([o.exceeds for o in obs] + [False], dtype=bool)  # index -1: no neighbour
         self._trees = trees
+        self._texts: np.ndarray | None = None
+
+    def code_texts(self) -> np.ndarray:
+        """The codes as JSON text (object array): written into every neighbour set, encoded once
+        per survey instead of once per chunk of parcels."""
+        if self._texts is None:
+            self._texts = np.array([orjson.dumps(c).decode() for c in self.codes], dtype=object)
+        return self._texts
 
     def tree(self) -> cKDTree:
         got = self._trees.get(self.key)
@@ -868,10 +876,10 @@ class Search:
     their distances in whole metres, nearest first. The analytes measured on the same samples
     share one search."""
 
-    __slots__ = ("codes", "idx", "metres", "counts")
+    __slots__ = ("codes", "code_texts", "idx", "metres", "counts")
 
-    def __init__(self, codes: list[str], idx: np.ndarray, dist: np.ndarray) -> None:
-        self.codes = codes
+    def __init__(self, codes: list[str], code_texts: np.ndarray, idx: np.ndarray, dist: np.ndarray) -> None:
+        self.codes, self.code_texts = codes, code_texts
         self.idx = idx
         self.metres = np.round(np.where(np.isfinite(dist), dist, 0.0)).astype(np.int64)
         self.counts = (idx >= 0).sum(axis=1)
@@ -938,7 +946,7 @@ def _field(model: Model, groups: Mapping[str, _Group], targets: list[Target], pa
         near = found.get(g.key)
         if near is None:
             idx, dist = _neighbours(g.sxy, txy, params, g.tree())
-            searches.append(Search(g.codes, idx, dist))
+            searches.append(Search(g.codes, g.code_texts(), idx, dist))
             near = found[g.key] = (idx, dist, len(searches) - 1, {})
         surf = estimate_points(model, g.sxy, g.raw, txy, params, neighbours=(near[0], near[1]), windows=near[3])
         good = (surf.count >= params.min_neighbours) & np.isfinite(surf.y)
@@ -1182,7 +1190,7 @@ def _search_texts(search: Search) -> list[str]:
     n, k = search.idx.shape
     if n == 0 or k == 0:
         return [_NO_SET] * n
-    codes = np.array([orjson.dumps(c).decode() for c in search.codes], dtype=object)
+    codes = search.code_texts
     samples = map(",".join, codes[np.maximum(search.idx, 0)].tolist())
     metres = orjson.dumps(np.ascontiguousarray(search.metres), option=orjson.OPT_SERIALIZE_NUMPY).decode()
     out = [f'{{"samples":[{s}],"distance_m":[{d}]}}' for s, d in zip(samples, metres[2:-2].split("],["), strict=True)]

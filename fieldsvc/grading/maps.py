@@ -72,16 +72,16 @@ def _se_classes() -> list[tuple[float, str]]:
 
 
 def build(county: str, analyte: str, pack: RulePack,
-          data: spatial.CountyInputs | None = None, shared: dict | None = None) -> ElementMap | None:
+          data: spatial.CountySurvey | None = None, shared: dict | None = None) -> ElementMap | None:
     """The grids for one county and analyte; None when the county has no parcel or no sample of it.
 
-    ``data``: the county's inputs (``spatial.load_county``) when the caller builds several
-    analytes' maps: one read of the county serves them all. ``shared``: a dict the caller keeps
+    ``data``: the county's samples, projection and extent (``spatial.load_survey``) when the
+    caller builds several analytes' maps: one read of the county serves them all. ``shared``: a dict the caller keeps
     across those analytes, so the ones measured on the same samples share the grid's neighbour
     search and kriging windows (only the variogram differs)."""
     from .estimated import latest_models
 
-    data = data if data is not None else spatial.load_county(county, pack)
+    data = data if data is not None else spatial.load_survey(county)
     if data is None:
         return None
     obs = [es.Obs(s.code, s.x, s.y, s.land_use, float(s.values[analyte])) for s in data.samples if analyte in s.values]
@@ -89,10 +89,8 @@ def build(county: str, analyte: str, pack: RulePack,
         return None
     params = pack.estimation
     model = (latest_models(county, pack) or {}).get(analyte) or es.fit_model(analyte, obs, params)
-    xs = np.array([t.x for t in data.targets])
-    ys = np.array([t.y for t in data.targets])
     pad = params.search_radius_m
-    x0, x1, y0, y1 = xs.min() - pad, xs.max() + pad, ys.min() - pad, ys.max() + pad
+    x0, x1, y0, y1 = data.extent[0] - pad, data.extent[1] + pad, data.extent[2] - pad, data.extent[3] + pad
     cell = max(MIN_CELL_M, max(x1 - x0, y1 - y0) / MAX_CELLS_SIDE)
     nx, ny = int(math.ceil((x1 - x0) / cell)), int(math.ceil((y1 - y0) / cell))
     cx = x0 + (np.arange(nx) + 0.5) * cell

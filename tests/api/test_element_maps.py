@@ -121,7 +121,7 @@ def test_maps_of_several_analytes_share_the_grid_search_and_give_the_same_grids(
     _sample_some(app, county)
     with app.app_context():
         pack = load_pack("green_food_soil")
-        data = spatial.load_county(county.county, pack)
+        data = spatial.load_survey(county.county)
         shared: dict = {}
         for analyte in ("pH", "Cd", "Pb"):
             alone = maps.build(county.county, analyte, pack, data=data)
@@ -129,3 +129,36 @@ def test_maps_of_several_analytes_share_the_grid_search_and_give_the_same_grids(
             np.testing.assert_array_equal(alone.estimate, together.estimate)
             np.testing.assert_array_equal(alone.sigma, together.sigma)
         assert len(shared) == 1  # the three analytes are measured on the same samples: one search
+
+
+def test_the_survey_a_map_reads_is_the_county_read_without_its_parcels(app, county):
+    """``load_survey`` (what maps and a county run's estimation read) gives the projection, the
+    samples and the extent of the parcels' centres that reading every parcel (``load_county``)
+    gives, so a map's grid is where it would be; a deleted parcel leaves the extent."""
+    from datetime import UTC, datetime
+
+    from fieldsvc.extensions import db
+    from fieldsvc.grading import spatial
+    from fieldsvc.grading.rules import load_pack
+    from fieldsvc.places.models import Parcel
+
+    _sample_some(app, county)
+    with app.app_context():
+        pack = load_pack("green_food_soil")
+
+        def same():
+            survey, full = spatial.load_survey(county.county), spatial.load_county(county.county, pack)
+            xs, ys = [t.x for t in full.targets], [t.y for t in full.targets]
+            assert survey.projection.epsg == full.projection.epsg
+            assert survey.extent == (min(xs), max(xs), min(ys), max(ys))
+            assert survey.samples == full.samples and len(survey.samples) >= 10
+            return survey.extent
+
+        before = same()
+        east = db.session.scalars(db.select(Parcel).where(Parcel.county_code == county.county)
+                                  .order_by(Parcel.max_lon.desc())).first()
+        east.deleted_at = datetime.now(UTC)
+        db.session.flush()
+        after = same()
+        assert after[1] < before[1]  # the easternmost parcel no longer stretches the extent
+        db.session.rollback()
