@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from collections import defaultdict
 from datetime import date
+from functools import cache
 from typing import Any, NamedTuple
 
 import orjson
@@ -24,6 +25,7 @@ GB_PACK = "gb15618_2018"
 NOT_ASSESSED = "not_assessed"  # a parcel without a usable measured or estimated value (DESIGN §4.6)
 
 
+@cache  # a handful of reasons; a county run asks once per unsampled parcel
 def not_assessed_fingerprint(reason: str) -> str:
     """The fingerprint of a not-assessed parcel: its reason only.
 
@@ -43,6 +45,17 @@ class StoredExplanation(dict):
 
     def full(self) -> dict[str, Any]:
         return orjson.loads(self.text)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled as its basis and text (a worker sends a million of them to the run): a dict
+        subclass with slots otherwise pickles through copyreg, its items and its slot state."""
+        return _stored_explanation, (self.get("basis"), self.text)
+
+
+def _stored_explanation(basis: str | None, text: str) -> StoredExplanation:
+    made = StoredExplanation(basis=basis)
+    made.text = text
+    return made
 
 
 class Evaluated(NamedTuple):
