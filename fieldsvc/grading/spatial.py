@@ -132,21 +132,26 @@ def load_county(county: str, pack: RulePack, bbox: tuple[float, float, float, fl
 
 
 def _samples(where: list[Any], proj: es.Projection, by_code: Mapping[str, tuple[str, float, float]],
-             ) -> list[es.Sample]:
+             fixes: Mapping[int, tuple[float, float]] | None = None) -> list[es.Sample]:
     """The usable samples on the parcels ``where`` selects, each at its fix (else its parcel's
     centre, ``by_code``: land use and projected centre by parcel code, for at least the parcels
-    holding a sample), with their values."""
+    holding a sample), with their values. ``fixes``: the samples' fixes by id, where the caller
+    read them with the parcels holding a sample (then ``by_code`` holds exactly those)."""
     from .inputs import load_inputs
 
-    # only parcels with a sample have inputs: find them with one query instead of asking for each
-    # of a county's parcels (the unsampled ones, most of a county, would come back empty)
-    sampled = sorted(db.session.scalars(select(Sample.parcel_code).join(Parcel, Parcel.code == Sample.parcel_code)
-                                        .where(*where).distinct()))
+    if fixes is None:
+        # only parcels with a sample have inputs: find them with one query instead of asking for each
+        # of a county's parcels (the unsampled ones, most of a county, would come back empty)
+        sampled = sorted(db.session.scalars(select(Sample.parcel_code).join(Parcel, Parcel.code == Sample.parcel_code)
+                                            .where(*where).distinct()))
+    else:
+        sampled = sorted(by_code)
     inputs = load_inputs(sampled)
-    # the fixes of the samples on these parcels, by a join (a county's ids would overflow an IN list)
-    fixes = {r[0]: (r[1], r[2]) for r in db.session.execute(
-        select(Sample.id, Sample.lon, Sample.lat).join(Parcel, Parcel.code == Sample.parcel_code)
-        .where(*where, Sample.lat.is_not(None)))} if any(pi.samples for pi in inputs.values()) else {}
+    if fixes is None:
+        # the fixes of the samples on these parcels, by a join (a county's ids would overflow an IN list)
+        fixes = {r[0]: (r[1], r[2]) for r in db.session.execute(
+            select(Sample.id, Sample.lon, Sample.lat).join(Parcel, Parcel.code == Sample.parcel_code)
+            .where(*where, Sample.lat.is_not(None)))} if any(pi.samples for pi in inputs.values()) else {}
     pending = []
     for code, pi in inputs.items():
         land_use, cx, cy = by_code[code]
@@ -199,13 +204,23 @@ def load_survey(county: str) -> CountySurvey | None:
     x, y = proj.to_xy(lon, lat)
     extent = (float(x.min()), float(x.max()), float(y.min()), float(y.max()))
     del lon, lat, x, y
-    where = _parcel_where(county, None)
-    holds_sample = select(Sample.id).where(Sample.parcel_code == Parcel.code).exists()
-    rows = db.session.execute(select(Parcel.code, Parcel.land_use, Parcel.min_lon, Parcel.min_lat, Parcel.max_lon,
-                                     Parcel.max_lat).where(*where, holds_sample)).all()
-    x, y = proj.to_xy([(r[2] + r[4]) / 2 for r in rows], [(r[3] + r[5]) / 2 for r in rows])
-    by_code = {r[0]: (r[1], float(a), float(b)) for r, a, b in zip(rows, x, y, strict=True)}
-    return CountySurvey(proj, _samples(where, proj, by_code), extent)
+    # the parcels holding a sample and the samples' fixes in one read, from the samples' side (a
+    # county has far fewer samples than parcels); SQLite is kept off the parcels' county index,
+    # which would walk the county's million parcels and probe the samples of each
+    county_test = Parcel.county_code.concat("") == county if _engine() == "sqlite" else Parcel.county_code == county
+    rows = db.session.execute(select(Sample.id, Sample.lon, Sample.lat, Parcel.code, Parcel.land_use, Parcel.min_lon,
+                                     Parcel.min_lat, Parcel.max_lon, Parcel.max_lat)
+                              .join(Parcel, Parcel.code == Sample.parcel_code)
+                              .where(county_test, Parcel.deleted_at.is_(None))).all()
+    parcels = {r[3]: r for r in rows}
+    x, y = proj.to_xy([(r[5] + r[7]) / 2 for r in parcels.values()], [(r[6] + r[8]) / 2 for r in parcels.values()])
+    by_code = {r[3]: (r[4], float(a), float(b)) for r, a, b in zip(parcels.values(), x, y, strict=True)}
+    fixes = {r[0]: (r[1], r[2]) for r in rows if r[2] is not None}
+    return CountySurvey(proj, _samples(_parcel_where(county, None), proj, by_code, fixes), extent)
+
+
+def _engine() -> str:
+    return db.session.get_bind().dialect.name
 
 
 def limit_fn(pack: RulePack) -> Callable[[str, str, float, float], tuple[float, float]]:
