@@ -84,7 +84,8 @@ def _stored_run(app, run) -> dict:
         "graded_count, qualified_count, strict_count FROM rollup_sums ORDER BY 1, 2, 3")).all()
     changed = [{k: v for k, v in c.items() if k != "grade_id"} for c in run.changed]
     return {"grades": [tuple(r) for r in rows], "members": [tuple(m) for m in members],
-            "sums": [tuple(s) for s in sums], "counts": run.counts, "changed": changed}
+            "sums": [tuple(s) for s in sums], "counts": run.counts, "changed": changed,
+            "estimation": {k: v for k, v in (run.estimation or {}).items() if k != "models"}}
 
 
 def test_parallel_run_stores_what_a_serial_run_stores(app, client, official, county, monkeypatch):
@@ -118,6 +119,7 @@ def test_parallel_run_stores_what_a_serial_run_stores(app, client, official, cou
     assert serial["counts"]["changed"] > 0 and serial["counts"]["not_qualified"] > 0
     explanations = [json.loads(r[9]) if isinstance(r[9], str) else r[9] for r in serial["grades"]]
     assert any(e.get("basis") == "estimated" for e in explanations)  # the workers estimated too
+    assert serial["estimation"]["estimated"] > 0  # and counted it, batch by batch, as a serial run does
     assert in_parallel == serial
 
 
