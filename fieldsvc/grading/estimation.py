@@ -989,15 +989,8 @@ def _field(model: Model, groups: Mapping[str, _Group], targets: list[Target], pa
 
 def _code_lists(picked: np.ndarray, code_texts: np.ndarray) -> list[str]:
     """Per row of ``picked`` (sample indices, −1 skipped, in neighbour order) those samples'
-    codes as a JSON array, written once per distinct row: parcels side by side share their
-    neighbours, and so their exceeding ones."""
-    if not len(picked):
-        return []
-    raw = np.ascontiguousarray(picked.astype(np.int64))
-    keys = raw.view(np.dtype((np.void, raw.dtype.itemsize * raw.shape[1]))).ravel()
-    _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
-    made = ["[" + ",".join(code_texts[k] for k in row if k >= 0) + "]" for row in picked[first].tolist()]
-    return [made[i] for i in inverse.reshape(-1).tolist()]
+    codes as a JSON array, from the codes' text made once per survey."""
+    return ["[" + ",".join([code_texts[k] for k in row if k >= 0]) + "]" for row in picked.tolist()]
 
 
 def _sig_list(x: np.ndarray, digits: int = 4) -> list[float]:

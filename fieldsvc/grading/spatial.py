@@ -9,7 +9,7 @@ needs a position (its GPS fix; else its parcel's centre) to be a neighbour. A ce
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from itertools import chain
@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy import Float, column, func, literal_column, select, table
 
+from ..dbutil import dialect_name
 from ..extensions import db
 from ..lab.models import LabResult
 from ..places.models import Parcel
@@ -127,31 +128,33 @@ def load_county(county: str, pack: RulePack, bbox: tuple[float, float, float, fl
     px, py = proj.to_xy([p.lon for p in parcels], [p.lat for p in parcels])
     by_code = {p.code: (p.land_use, float(x), float(y)) for p, x, y in zip(parcels, px, py, strict=True)}
     targets = [es.Target(code, x, y, land_use) for code, (land_use, x, y) in by_code.items()]
-    samples = _samples(where, proj, by_code)
+    samples = _samples(proj, by_code, _sample_rows(county, bbox))
     return CountyInputs(county, proj, parcels, targets, samples)
 
 
-def _samples(where: list[Any], proj: es.Projection, by_code: Mapping[str, tuple[str, float, float]],
-             fixes: Mapping[int, tuple[float, float]] | None = None) -> list[es.Sample]:
-    """The usable samples on the parcels ``where`` selects, each at its fix (else its parcel's
-    centre, ``by_code``: land use and projected centre by parcel code, for at least the parcels
-    holding a sample), with their values. ``fixes``: the samples' fixes by id, where the caller
-    read them with the parcels holding a sample (then ``by_code`` holds exactly those)."""
+def _sample_rows(county: str, bbox: tuple[float, float, float, float] | None) -> list[Any]:
+    """The county's samples (inside ``bbox``) with their parcel: (sample id, lon, lat, parcel code,
+    land use, the parcel's box), read from the samples' side in one join (a county has far fewer
+    samples than parcels; SQLite is kept off the parcels' county index, which would walk a county's
+    million parcels and probe the samples of each)."""
+    where = _parcel_where(county, bbox)
+    if bbox is None and dialect_name() == "sqlite":
+        where[0] = Parcel.county_code.concat("") == county
+    return db.session.execute(select(Sample.id, Sample.lon, Sample.lat, Parcel.code, Parcel.land_use, Parcel.min_lon,
+                                     Parcel.min_lat, Parcel.max_lon, Parcel.max_lat)
+                              .join(Parcel, Parcel.code == Sample.parcel_code).where(*where)).all()
+
+
+def _samples(proj: es.Projection, by_code: Mapping[str, tuple[str, float, float]], rows: Sequence[Any],
+             ) -> list[es.Sample]:
+    """The usable samples of ``rows`` (``_sample_rows``), each at its fix (else its parcel's centre,
+    ``by_code``: land use and projected centre by parcel code, for at least the parcels holding a
+    sample), with their values. Only parcels with a sample have inputs: the unsampled ones, most of
+    a county, are not asked for."""
     from .inputs import load_inputs
 
-    if fixes is None:
-        # only parcels with a sample have inputs: find them with one query instead of asking for each
-        # of a county's parcels (the unsampled ones, most of a county, would come back empty)
-        sampled = sorted(db.session.scalars(select(Sample.parcel_code).join(Parcel, Parcel.code == Sample.parcel_code)
-                                            .where(*where).distinct()))
-    else:
-        sampled = sorted(by_code)
-    inputs = load_inputs(sampled)
-    if fixes is None:
-        # the fixes of the samples on these parcels, by a join (a county's ids would overflow an IN list)
-        fixes = {r[0]: (r[1], r[2]) for r in db.session.execute(
-            select(Sample.id, Sample.lon, Sample.lat).join(Parcel, Parcel.code == Sample.parcel_code)
-            .where(*where, Sample.lat.is_not(None)))} if any(pi.samples for pi in inputs.values()) else {}
+    inputs = load_inputs(sorted({r[3] for r in rows}))
+    fixes = {r[0]: (r[1], r[2]) for r in rows if r[2] is not None}
     pending = []
     for code, pi in inputs.items():
         land_use, cx, cy = by_code[code]
@@ -204,23 +207,11 @@ def load_survey(county: str) -> CountySurvey | None:
     x, y = proj.to_xy(lon, lat)
     extent = (float(x.min()), float(x.max()), float(y.min()), float(y.max()))
     del lon, lat, x, y
-    # the parcels holding a sample and the samples' fixes in one read, from the samples' side (a
-    # county has far fewer samples than parcels); SQLite is kept off the parcels' county index,
-    # which would walk the county's million parcels and probe the samples of each
-    county_test = Parcel.county_code.concat("") == county if _engine() == "sqlite" else Parcel.county_code == county
-    rows = db.session.execute(select(Sample.id, Sample.lon, Sample.lat, Parcel.code, Parcel.land_use, Parcel.min_lon,
-                                     Parcel.min_lat, Parcel.max_lon, Parcel.max_lat)
-                              .join(Parcel, Parcel.code == Sample.parcel_code)
-                              .where(county_test, Parcel.deleted_at.is_(None))).all()
+    rows = _sample_rows(county, None)
     parcels = {r[3]: r for r in rows}
     x, y = proj.to_xy([(r[5] + r[7]) / 2 for r in parcels.values()], [(r[6] + r[8]) / 2 for r in parcels.values()])
     by_code = {r[3]: (r[4], float(a), float(b)) for r, a, b in zip(parcels.values(), x, y, strict=True)}
-    fixes = {r[0]: (r[1], r[2]) for r in rows if r[2] is not None}
-    return CountySurvey(proj, _samples(_parcel_where(county, None), proj, by_code, fixes), extent)
-
-
-def _engine() -> str:
-    return db.session.get_bind().dialect.name
+    return CountySurvey(proj, _samples(proj, by_code, rows), extent)
 
 
 def limit_fn(pack: RulePack) -> Callable[[str, str, float, float], tuple[float, float]]:
