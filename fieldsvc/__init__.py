@@ -11,7 +11,7 @@ from typing import Any, Mapping
 from flask import Flask, has_request_context, request
 from sqlalchemy import event
 
-from . import sqlite_checkpoint
+from . import dbutil, sqlite_checkpoint
 from .config import engine_name, load_config, normalise_database_url
 from .extensions import db, migrate
 
@@ -150,10 +150,20 @@ def _tune_sqlite(engine: Any, busy_timeout_ms: int, checkpoint_pages: int) -> No
         cursor.execute(f"PRAGMA wal_autocheckpoint={int(checkpoint_pages)}")
         cursor.close()
 
+    @event.listens_for(engine, "checkin")
+    def _checkin(dbapi_connection, record):
+        """A transaction that left its commit's checkpoint to the thread (``dbutil.defer_checkpoint``)
+        gives the connection SQLite's automatic checkpoint back as it returns to the pool."""
+        if record.info.pop(dbutil.AUTOCHECKPOINT_OFF, False):
+            dbapi_connection.execute(f"PRAGMA wal_autocheckpoint={int(checkpoint_pages)}")
+
     @event.listens_for(engine, "begin")
     def _begin(connection):
         reading = has_request_context() and request.method in READ_METHODS
         connection.exec_driver_sql("BEGIN" if reading else "BEGIN IMMEDIATE")
+
+
+_COMMITTED = "fieldsvc.committed"  # a pooled connection's info: it committed since it was checked out
 
 
 def _checkpoint_in_background(engine: Any, interval_s: float) -> None:
@@ -164,9 +174,21 @@ def _checkpoint_in_background(engine: Any, interval_s: float) -> None:
         return
     path = os.path.abspath(path)
 
+    @event.listens_for(engine, "connect")
+    def _threaded(_dbapi_connection, record):
+        record.info[dbutil.CHECKPOINT_THREAD] = True
+
     @event.listens_for(engine, "commit")
-    def _commit(_connection):
-        sqlite_checkpoint.notify(path, interval_s)
+    def _commit(connection):
+        connection.info[_COMMITTED] = True
+
+    @event.listens_for(engine, "checkin")
+    def _checkin(_dbapi_connection, record):
+        """Woken once the commit is over: the engine's ``commit`` event comes before SQLite
+        commits, and a checkpoint started then (20 ms later) found a county run's commit, seconds
+        long, still writing, copied nothing, and left the WAL to the next commit."""
+        if record.info.pop(_COMMITTED, False):
+            sqlite_checkpoint.notify(path, interval_s)
 
 
 def _instance_secret(instance: Path) -> str:

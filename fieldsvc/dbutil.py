@@ -11,6 +11,11 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from .extensions import db
 
+# keys of a pooled connection's ``info``: a thread checkpoints its SQLite database after commits;
+# its automatic checkpoint is off until it returns to the pool (``defer_checkpoint``)
+CHECKPOINT_THREAD = "fieldsvc.checkpoint_thread"
+AUTOCHECKPOINT_OFF = "fieldsvc.wal_autocheckpoint_off"
+
 
 def dialect_name() -> str:
     return db.session.get_bind().dialect.name
@@ -43,3 +48,19 @@ def lock_for_transaction(name: str) -> None:
         return
     key = int.from_bytes(hashlib.sha256(name.encode("utf-8")).digest()[:8], "big", signed=True)
     db.session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+
+
+def defer_checkpoint() -> None:
+    """Leave this transaction's WAL checkpoint to the checkpoint thread, where one runs (SQLite).
+
+    For a transaction that writes gigabytes (a county run of a million parcels): at its commit
+    SQLite's automatic checkpoint would copy the whole WAL back into the database file inside
+    the commit (~8 s), while the caller waits on one core; the thread copies it while the
+    caller goes on (the element maps that follow a run are computed meanwhile). The connection
+    gets the automatic checkpoint back when it returns to the pool (``fieldsvc._tune_sqlite``).
+    Nothing changes where no thread checkpoints (PostgreSQL, or an interval of 0)."""
+    conn = db.session.connection()
+    if not conn.info.get(CHECKPOINT_THREAD):
+        return
+    conn.info[AUTOCHECKPOINT_OFF] = True
+    conn.exec_driver_sql("PRAGMA wal_autocheckpoint=0")

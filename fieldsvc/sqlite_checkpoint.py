@@ -40,7 +40,8 @@ class Checkpointer:
         last = 0.0
         while self._wake.wait(self.idle_s) or not self._retire():
             self._wake.clear()
-            # woken from inside a commit: let it finish, and never run more often than interval_s
+            # woken as a commit ends (the app notifies when its connection returns to the pool); never
+            # run more often than interval_s
             time.sleep(max(_SETTLE_S, last + self.interval_s - time.monotonic()))
             last = time.monotonic()
             self._checkpoint()

@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from .. import access
+from .. import access, dbutil
 from ..audit.services import Change, record
 from ..auth.principal import SYSTEM, Actor
 from ..dbtypes import isoformat, utcnow
@@ -161,7 +161,9 @@ RUN_MMAP_BYTES = 0x7FFF0000  # SQLite's default ceiling (2 GiB): reads come stra
 def _large_cache() -> Callable[[], None]:
     """On SQLite, give a run's connection a big page cache and memory-mapped reads (with the default
     2 MiB cache every chunk re-reads index pages of the results table: 1 M parcels ran 1.7x slower per
-    parcel than 20,000); returns what restores the connection's settings (pooled connections are reused)."""
+    parcel than 20,000), and its commit leaves the WAL checkpoint to the checkpoint thread
+    (``dbutil.defer_checkpoint``); returns what restores the cache settings (pooled connections
+    are reused; the checkpoint setting comes back when the connection returns to the pool)."""
     conn = db.session.connection()
     if conn.dialect.name != "sqlite":
         return lambda: None
@@ -170,6 +172,7 @@ def _large_cache() -> Callable[[], None]:
     mmap = raw.execute("PRAGMA mmap_size").fetchone()[0]
     raw.execute(f"PRAGMA cache_size = -{RUN_CACHE_KIB}")
     raw.execute(f"PRAGMA mmap_size = {RUN_MMAP_BYTES}")
+    dbutil.defer_checkpoint()  # the commit leaves copying the WAL back to the checkpoint thread
 
     def restore() -> None:
         raw.execute(f"PRAGMA cache_size = {int(cache)}")

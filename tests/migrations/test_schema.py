@@ -91,3 +91,55 @@ def test_sqlite_commits_wake_a_background_checkpoint_unless_turned_off(app_confi
                 assert worker.checkpoints >= 1
             db.session.remove()
             db.engine.dispose()
+
+
+def test_the_checkpoint_thread_is_woken_once_the_commit_is_over(app_config, monkeypatch):
+    """The thread is told after SQLite has committed (as the connection returns to the pool), not
+    from the engine's ``commit`` event, which comes first: a checkpoint started then found a long
+    commit still writing, copied nothing, and left its WAL for the next commit."""
+    import os
+    import sqlite3
+
+    from fieldsvc import sqlite_checkpoint
+
+    if not app_config["DATABASE_URL"].startswith("sqlite"):
+        pytest.skip("SQLite checkpoints")
+    path = os.path.abspath(app_config["DATABASE_URL"].removeprefix("sqlite:///"))
+    seen = []
+
+    def notify(p, interval_s, idle_s=10.0):  # what another connection sees when the thread is woken
+        with sqlite3.connect(p) as other:
+            seen.append((p, other.execute("SELECT value FROM sequence_counters WHERE name = 'probe'").fetchall()))
+
+    monkeypatch.setattr(sqlite_checkpoint, "notify", notify)
+    app = create_app({**app_config, "SQLITE_CHECKPOINT_INTERVAL_S": 0.01})
+    with app.app_context():
+        db.session.execute(text("INSERT INTO sequence_counters (name, value) VALUES ('probe', 7)"))
+        db.session.commit()
+        assert seen == [(path, [(7,)])]
+        db.session.execute(text("SELECT 1"))  # a transaction that commits nothing wakes nothing
+        db.session.rollback()
+        assert len(seen) == 1
+        db.session.remove()
+        db.engine.dispose()
+
+
+def test_a_county_run_leaves_its_commit_checkpoint_to_the_thread_and_gets_the_setting_back(app_config):
+    """``dbutil.defer_checkpoint``: inside the transaction SQLite's automatic checkpoint is off
+    (the thread copies the WAL while the caller goes on), and the pooled connection has it back
+    once the transaction is over; with no thread (interval 0) it stays on."""
+    from fieldsvc import dbutil
+
+    if not app_config["DATABASE_URL"].startswith("sqlite"):
+        pytest.skip("SQLite checkpoints")
+    for interval, inside in ((0.01, 0), (0, 10_000)):
+        app = create_app({**app_config, "SQLITE_CHECKPOINT_INTERVAL_S": interval})
+        with app.app_context():
+            dbutil.defer_checkpoint()
+            assert db.session.execute(text("PRAGMA wal_autocheckpoint")).scalar() == inside
+            raw = db.session.connection().connection.dbapi_connection
+            db.session.commit()
+            assert db.session.connection().connection.dbapi_connection is raw  # the same pooled connection
+            assert db.session.execute(text("PRAGMA wal_autocheckpoint")).scalar() == 10_000
+            db.session.remove()
+            db.engine.dispose()
