@@ -126,6 +126,9 @@ def _engine_options(cfg: Mapping[str, Any]) -> dict[str, Any]:
     return {"pool_pre_ping": True, "pool_size": 5, "max_overflow": 10}
 
 
+SQLITE_PAGE_SIZE = 8192
+
+
 def _tune_sqlite(engine: Any, busy_timeout_ms: int, checkpoint_pages: int) -> None:
     """WAL, foreign keys, a busy timeout, the WAL checkpoint interval, and BEGIN IMMEDIATE for writes.
 
@@ -133,6 +136,11 @@ def _tune_sqlite(engine: Any, busy_timeout_ms: int, checkpoint_pages: int) -> No
     SQLite's default (every 1,000 pages, 4 MB) a sync push of 500 new samples triggered one
     about every other request, and index pages that several pushes dirtied were copied once per
     checkpoint each time. 10,000 pages (40 MB of WAL) cut the raw write cost of a batch by ~25 %.
+
+    A new database gets 8 KiB pages (SQLite's default is 4 KiB): a parcel's estimated grade row
+    is ~1.4 KB, of which a 4 KiB page holds two and wastes a quarter; 8 KiB pages hold five, and
+    a 1,000,000-parcel county run wrote ~10 % fewer bytes and ran ~3-4 s faster (measured in
+    pairs on copies of one database converted with VACUUM). A database made before keeps its page size.
 
     pysqlite's own transaction handling is turned off (the SQLAlchemy-documented
     workaround) so that savepoints work and a write request takes the write lock
@@ -143,6 +151,7 @@ def _tune_sqlite(engine: Any, busy_timeout_ms: int, checkpoint_pages: int) -> No
     def _connect(dbapi_connection, _record):
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA page_size={SQLITE_PAGE_SIZE}")  # takes effect on a new, empty database only
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")

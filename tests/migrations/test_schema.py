@@ -63,6 +63,7 @@ def test_sqlite_database_runs_in_wal_with_foreign_keys(app):
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
         assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == app.config["SQLITE_BUSY_TIMEOUT_MS"]
         assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 10_000
+        assert conn.exec_driver_sql("PRAGMA page_size").scalar() == 8192  # a new database's pages
 
 
 def test_sqlite_commits_wake_a_background_checkpoint_unless_turned_off(app_config, tmp_path):
