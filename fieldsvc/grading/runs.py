@@ -128,8 +128,9 @@ def run_grading(scope_type: str, code: str, pack: str | RulePack | None = None, 
                 if progress is not None:
                     progress(len(chunk))
         else:
-            for chunk, state in zip(chunks, parallel.read_ahead(path, rp, p.gb_pack, chunks, workers, basis),
-                                    strict=True):
+            fit_first = basis is not None and _some_unsampled(county)
+            for chunk, state in zip(chunks, parallel.read_ahead(path, rp, p.gb_pack, chunks, workers, basis,
+                                                                fit_first), strict=True):
                 db.session.flush()
                 _apply_chunk(p, *state)
                 if progress is not None:
@@ -156,6 +157,16 @@ def run_grading(scope_type: str, code: str, pack: str | RulePack | None = None, 
 
 RUN_CACHE_KIB = 262_144  # SQLite page cache of a run's connection (256 MiB), restored afterwards
 RUN_MMAP_BYTES = 0x7FFF0000  # SQLite's default ceiling (2 GiB): reads come straight from the OS cache
+
+
+_LIVE_PARCELS_SQL = "SELECT count(*) FROM parcels WHERE county_code = ? AND deleted_at IS NULL"
+_SAMPLES_SQL = "SELECT count(*) FROM samples WHERE county_code = ?"
+
+
+def _some_unsampled(county: str) -> bool:
+    """Whether some live parcel of the county surely has no sample (fewer samples than live
+    parcels): then the run needs its estimation basis, and fits it while the workers start."""
+    return _fetch(_SAMPLES_SQL, [county])[0][0] < _fetch(_LIVE_PARCELS_SQL, [county])[0][0]
 
 
 def _large_cache() -> Callable[[], None]:

@@ -165,3 +165,26 @@ def test_cli_grade_uses_workers_on_sqlite(app, client, official, county, monkeyp
     assert_maintained_equals_full_recompute(app, county)
     serial = app.test_cli_runner().invoke(args=["grade", "--county", county.county, "--workers", "0"])
     assert serial.exit_code == 0 and "changed=0" in serial.output and len(calls) <= 1
+
+
+def test_the_fork_server_preloads_the_workers_module_from_any_working_directory(tmp_path, monkeypatch):
+    """Python 3.11's fork server imports its preload with its own path (the working directory
+    first) and skips a module it cannot import: started from elsewhere, every worker imported
+    fieldsvc, NumPy and SciPy again. ``warm`` starts it with the package's root on its path."""
+    import multiprocessing
+    import os
+    from multiprocessing import forkserver
+
+    forkserver._forkserver._stop()  # a server started by an earlier test, from the repository
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("PYTHONPATH", raising=False)
+    try:
+        parallel.warm()
+        assert "PYTHONPATH" not in os.environ  # set only while the server started
+        check = "import sys; sys.exit(0 if 'fieldsvc.grading.parallel' in sys.modules else 3)"
+        child = multiprocessing.get_context("forkserver").Process(target=exec, args=(check,))
+        child.start()
+        child.join(60)
+        assert child.exitcode == 0  # forked from a server that had imported it
+    finally:
+        forkserver._forkserver._stop()  # the next run starts one from its own directory
