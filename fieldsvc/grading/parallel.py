@@ -96,8 +96,8 @@ def read_ahead(path: str, pack: RulePack, gb_pack: RulePack | None, chunks: list
     the models once, in its own transaction; every worker values its chunks from the same ones).
     ``fit_first``: the run knows it will be asked (a parcel without any sample), so this process
     fits it before it starts the workers, while the fork server is still importing (starting a
-    worker waits for that), instead of from their first question: at 1,000,000 parcels the first
-    question came ~2.9 s into the run, and the first chunk ~1.5 s sooner this way.
+    worker waits for that), and hands it to each worker as it starts, instead of answering their
+    first questions (the second worker's waited for the first chunk to be written).
 
     Workers are forked from multiprocessing's fork server, a fresh process that has imported this
     module once (so a worker starts in milliseconds): a child forked from *this* process would
@@ -106,8 +106,7 @@ def read_ahead(path: str, pack: RulePack, gb_pack: RulePack | None, chunks: list
     worker is ended.
     """
     warm()
-    if fit_first and basis is not None:
-        basis()  # made once: the workers' questions are answered with the same object
+    given = basis() if fit_first and basis is not None else None  # sent with each worker's start
     ctx = multiprocessing.get_context(_START)
     workers = min(workers, len(chunks))
     pipes, answers, procs = [], [], []
@@ -117,7 +116,8 @@ def read_ahead(path: str, pack: RulePack, gb_pack: RulePack | None, chunks: list
             asked, answer = ctx.Pipe(duplex=False)
             proc = ctx.Process(target=_chunk_worker, name=f"fieldsvc-grading-{k}", daemon=True,
                                args=(send, asked if basis is not None else None, path, (pack.code, pack.version),
-                                     (gb_pack.code, gb_pack.version) if gb_pack else None, chunks[k::workers]))
+                                     (gb_pack.code, gb_pack.version) if gb_pack else None, chunks[k::workers],
+                                     given))
             proc.start()
             send.close()
             asked.close()
@@ -146,9 +146,10 @@ def read_ahead(path: str, pack: RulePack, gb_pack: RulePack | None, chunks: list
 
 
 def _chunk_worker(send: Any, asked: Any, path: str, pack_key: tuple[str, str], gb_key: tuple[str, str] | None,
-                  chunks: list[list[str]]) -> None:
+                  chunks: list[list[str]], given: CountyBasis | None = None) -> None:
     """A worker process of ``read_ahead``: its own read-only connection, one read transaction;
-    ``asked``: where the run's estimation basis comes, once asked for (None: nothing to estimate)."""
+    ``asked``: where the run's estimation basis comes, once asked for (None: nothing to estimate),
+    unless it came ``given`` with the start."""
     import gc
 
     gc.disable()  # short-lived process: nothing to collect
@@ -165,7 +166,8 @@ def _chunk_worker(send: Any, asked: Any, path: str, pack_key: tuple[str, str], g
             raw.execute("BEGIN")  # one snapshot for every chunk
             reader = _Reader(raw, True, proc or _same)
             bind = _memo_last(Grade.__table__.c.inputs.type.dialect_impl(dialect).bind_processor(dialect))
-            estimator = ChunkEstimator(pack, lambda: _ask(send, asked)) if asked is not None else None
+            ask = (lambda: given) if given is not None else (lambda: _ask(send, asked))
+            estimator = ChunkEstimator(pack, ask) if asked is not None else None
             for chunk in chunks:
                 parcels, current, members, evaluated, counts = _read_and_evaluate(reader, pack, gb_pack, chunk,
                                                                                   estimator)
