@@ -195,6 +195,11 @@ def load_template(name: str, directory: Path | None = None) -> dict[str, Any]:
     return copy.deepcopy(_read_template(path, path.stat().st_mtime_ns))
 
 
+def label_templates(directory: Path | None = None) -> list[str]:
+    """Names of the layouts a label sheet may be printed with: every template but the certificates'."""
+    return [n for n in list_templates(directory) if load_template(n, directory).get("kind") != "certificate"]
+
+
 @lru_cache(maxsize=32)
 def _read_template(path: Path, _mtime_ns: int) -> dict[str, Any]:
     try:

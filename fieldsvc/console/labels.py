@@ -64,7 +64,7 @@ def label_sheet(sheet_id: int):
     """One printed sheet: what it holds, who printed it when, printed / quota now, its PDF (same serials)."""
     sheet = sheets.get_sheet(sheet_id, current_actor())
     body = sheets.sheet_dict(sheet, current_app.config)
-    templates = [n for n in cert_pdf.list_templates() if cert_pdf.load_template(n).get("kind") != "certificate"]
+    templates = cert_pdf.label_templates()
     return page("label_sheet.html", nav="certificates", sheet=body, templates=templates, items=body["items"][:200],
                 format_code=cert_codes.format_code)
 

@@ -750,7 +750,7 @@ def certificates():
                            "reasons": q.reasons, "grade": q.grade})
     rows, older = _newest_first(queries.certificates(actor, code), Certificate.id, CERTIFICATES_PAGE)
     moment = certs.now()
-    templates = [n for n in cert_pdf.list_templates() if cert_pdf.load_template(n).get("kind") != "certificate"]
+    templates = cert_pdf.label_templates()
     flagged = certs.list_serials(actor, current_app.config, flagged=True, limit=100)
     return page("certificates.html", county=code, candidates=candidates, certificates=rows, older=older,
                 moment=moment, flagged=flagged,
@@ -801,7 +801,7 @@ def certificate(code: str):
     """One certificate: status, subject, grade snapshot, scans, revoke and print forms."""
     cert = certs.get_certificate_by_code(code, current_actor())
     body = certs.certificate_dict(cert, current_app.config)
-    templates = [n for n in cert_pdf.list_templates() if cert_pdf.load_template(n).get("kind") != "certificate"]
+    templates = cert_pdf.label_templates()
     return page("certificate.html", cert=body, templates=templates)
 
 
