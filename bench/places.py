@@ -20,10 +20,9 @@ import sqlite_utils  # noqa: E402
 from flask_migrate import upgrade  # noqa: E402
 
 from fieldsvc import create_app  # noqa: E402
-from fieldsvc.auth.principal import SYSTEM  # noqa: E402
 from fieldsvc.auth.services import create_user  # noqa: E402
+from fieldsvc.demo import load_areas  # noqa: E402
 from fieldsvc.extensions import db  # noqa: E402
-from fieldsvc.places import services as places  # noqa: E402
 from fieldsvc.places.demo_data import generate_county  # noqa: E402
 
 
@@ -34,12 +33,7 @@ def one_round(args, county, body: bytes) -> tuple[float, float, list[float]]:
                       "PASSWORD_HASH_PROFILE": "CHEAPEST", "LOG_LEVEL": "WARNING", "SECRET_KEY": "bench"})
     with app.app_context():
         upgrade()
-        for level in ("county", "township", "village"):
-            for region in county.regions:
-                if region["level"] == level:
-                    places.create_region(region, SYSTEM)
-        for park in county.farm_parks:
-            places.create_farm_park(park, SYSTEM)
+        load_areas(county)
         create_user("bench", "bench-password", "admin", county_code=None, config=app.config, actor="bench")
         db.session.commit()
     client = app.test_client()

@@ -42,6 +42,7 @@ from sqlalchemy import create_engine, text  # noqa: E402
 
 from fieldsvc import create_app, sequence  # noqa: E402
 from fieldsvc.auth.principal import SYSTEM, Actor  # noqa: E402
+from fieldsvc.demo import load_areas  # noqa: E402
 from fieldsvc.extensions import db  # noqa: E402
 from fieldsvc.grading.rules import DEFAULT_PACK, load_pack  # noqa: E402
 from fieldsvc.places import services as places  # noqa: E402
@@ -305,12 +306,7 @@ def load(county, url: str, instance: Path) -> dict[str, int]:
                       "SECRET_KEY": "bench", "DEMO": False})
     with app.app_context():
         upgrade()
-        for level in ("county", "township", "village"):
-            for region in county.regions:
-                if region["level"] == level:
-                    places.create_region(region, SYSTEM)
-        for park in county.farm_parks:
-            places.create_farm_park(park, SYSTEM)
+        load_areas(county)
         db.session.commit()
         fill_parcels(county, url)
         counts = fill_survey(county, url)

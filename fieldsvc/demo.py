@@ -176,14 +176,20 @@ def _save_device_link(device: Any) -> Path:
 
 
 def load_places(county: DemoCounty) -> places.ImportResult:
-    """Regions (parents first), farm parks and parcels; flushes, the caller commits."""
+    """Regions, farm parks and parcels; flushes, the caller commits."""
+    load_areas(county)
+    return places.import_parcels(county.feature_collection(), SYSTEM, max_features=len(county.parcels))
+
+
+def load_areas(county: DemoCounty) -> None:
+    """The county's regions (parents first: a township names its county) and farm parks, without
+    parcels (the benchmarks import those their own way); flushes, the caller commits."""
     for level in ("county", "township", "village"):
         for region in county.regions:
             if region["level"] == level:
                 places.create_region(region, SYSTEM)
     for park in county.farm_parks:
         places.create_farm_park(park, SYSTEM)
-    return places.import_parcels(county.feature_collection(), SYSTEM, max_features=len(county.parcels))
 
 
 def survey_design(county: DemoCounty) -> list[str]:

@@ -9,6 +9,7 @@
 // `ol` is the global the classic <script src="/maps/ol.js"> defines before the app's modules run.
 
 import { haversine } from './geo.js';
+import './tiles.js'; // defines self.fieldsvcTileRange
 
 /**
  * Planned points kept by the app (meta key below): a list of
@@ -22,16 +23,9 @@ export const PLANNED_KEY = 'planned_points';
 
 const LOCAL = { problem: '#d62d20', pending: '#f2b705' }; // this phone's own records, before the server knows
 
-/** The tiles z/x/y covering a lon/lat box at zoom z (Web Mercator, the XYZ scheme). */
+/** The tiles z/x/y covering a lon/lat box at zoom z (tiles.js: shared with the service worker). */
 export function tileRange(box, z) {
-  const n = 2 ** z;
-  const clampLat = (lat) => Math.max(-85.0511, Math.min(85.0511, lat));
-  const tx = (lon) => Math.min(n - 1, Math.max(0, Math.floor(((lon + 180) / 360) * n)));
-  const ty = (lat) => {
-    const r = (clampLat(lat) * Math.PI) / 180;
-    return Math.min(n - 1, Math.max(0, Math.floor(((1 - Math.log(Math.tan(r) + 1 / Math.cos(r)) / Math.PI) / 2) * n)));
-  };
-  return { x0: tx(box[0]), x1: tx(box[2]), y0: ty(box[3]), y1: ty(box[1]) };
+  return self.fieldsvcTileRange(box, z);
 }
 
 /** Planned points ordered for "navigate to next": nearest to the position first (as stored without one). */

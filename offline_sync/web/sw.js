@@ -11,6 +11,8 @@
 // highest first, when the area needs more). Tiles are then served network-first with a short
 // timeout, falling back to that cache, so the map shows the last known tiles offline.
 
+importScripts('tiles.js'); // self.fieldsvcTileRange, shared with the page
+
 const VERSION = "dev";
 const SHELL = [];
 const CACHE = `fieldsvc-field-${VERSION}`;
@@ -64,17 +66,6 @@ async function cacheFirst(request) {
 
 // --- map tiles ------------------------------------------------------------------------------------
 
-function tileRange(box, z) {
-  const n = 2 ** z;
-  const lat = (v) => Math.max(-85.0511, Math.min(85.0511, v));
-  const tx = (lon) => Math.min(n - 1, Math.max(0, Math.floor(((lon + 180) / 360) * n)));
-  const ty = (v) => {
-    const r = (lat(v) * Math.PI) / 180;
-    return Math.min(n - 1, Math.max(0, Math.floor(((1 - Math.log(Math.tan(r) + 1 / Math.cos(r)) / Math.PI) / 2) * n)));
-  };
-  return { x0: tx(box[0]), x1: tx(box[2]), y0: ty(box[3]), y1: ty(box[1]) };
-}
-
 function basemapUrl(template, z, x, y) {
   const sub = template.match(/\{([a-z])-([a-z])\}/);
   let url = template;
@@ -91,7 +82,7 @@ function plan(msg) {
   const urls = [];
   let zooms = [];
   for (let z = msg.min_zoom; z <= msg.max_zoom; z += 1) {
-    const r = tileRange(msg.bbox, z);
+    const r = self.fieldsvcTileRange(msg.bbox, z);
     const level = [];
     for (let x = r.x0; x <= r.x1; x += 1) {
       for (let y = r.y0; y <= r.y1; y += 1) {
