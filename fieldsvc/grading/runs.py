@@ -165,7 +165,8 @@ _SAMPLES_SQL = "SELECT count(*) FROM samples WHERE county_code = ?"
 
 def _some_unsampled(county: str) -> bool:
     """Whether some live parcel of the county surely has no sample (fewer samples than live
-    parcels): then the run needs its estimation basis, and fits it while the workers start."""
+    parcels): then the run needs its estimation basis, and fits it before starting the workers
+    (``parallel.read_ahead``'s ``fit_first``), while the fork server is still importing."""
     return _fetch(_SAMPLES_SQL, [county])[0][0] < _fetch(_LIVE_PARCELS_SQL, [county])[0][0]
 
 
