@@ -49,7 +49,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     with app.app_context():
         if db.engine.dialect.name == "sqlite":
             _tune_sqlite(db.engine, cfg["SQLITE_BUSY_TIMEOUT_MS"], cfg["SQLITE_WAL_AUTOCHECKPOINT_PAGES"])
-            _checkpoint_in_background(db.engine, cfg["SQLITE_CHECKPOINT_INTERVAL_S"])
+            _checkpoint_in_background(db.engine, cfg["SQLITE_CHECKPOINT_INTERVAL_S"],
+                                      cfg["SQLITE_WAL_AUTOCHECKPOINT_PAGES"])
 
     _register_blueprints(app)
     _register_event_chain(app)
@@ -159,13 +160,6 @@ def _tune_sqlite(engine: Any, busy_timeout_ms: int, checkpoint_pages: int) -> No
         cursor.execute(f"PRAGMA wal_autocheckpoint={int(checkpoint_pages)}")
         cursor.close()
 
-    @event.listens_for(engine, "checkin")
-    def _checkin(dbapi_connection, record):
-        """A transaction that left its commit's checkpoint to the thread (``dbutil.defer_checkpoint``)
-        gives the connection SQLite's automatic checkpoint back as it returns to the pool."""
-        if record.info.pop(dbutil.AUTOCHECKPOINT_OFF, False):
-            dbapi_connection.execute(f"PRAGMA wal_autocheckpoint={int(checkpoint_pages)}")
-
     @event.listens_for(engine, "begin")
     def _begin(connection):
         reading = has_request_context() and request.method in READ_METHODS
@@ -175,9 +169,13 @@ def _tune_sqlite(engine: Any, busy_timeout_ms: int, checkpoint_pages: int) -> No
 _COMMITTED = "fieldsvc.committed"  # a pooled connection's info: it committed since it was checked out
 
 
-def _checkpoint_in_background(engine: Any, interval_s: float) -> None:
+def _checkpoint_in_background(engine: Any, interval_s: float, checkpoint_pages: int) -> None:
     """After each commit, wake this process's checkpoint thread for the database file
-    (``fieldsvc.sqlite_checkpoint``); ``interval_s`` 0 leaves checkpoints to SQLite alone."""
+    (``fieldsvc.sqlite_checkpoint``); ``interval_s`` 0 leaves checkpoints to SQLite alone.
+
+    A connection is marked as checkpointed by the thread (``dbutil.defer_checkpoint`` may then
+    turn SQLite's own checkpoint off for one transaction; ``checkpoint_pages`` is what it gets
+    back)."""
     path = engine.url.database
     if not interval_s or not path or path == ":memory:" or path.startswith("file:"):
         return
@@ -192,10 +190,13 @@ def _checkpoint_in_background(engine: Any, interval_s: float) -> None:
         connection.info[_COMMITTED] = True
 
     @event.listens_for(engine, "checkin")
-    def _checkin(_dbapi_connection, record):
-        """Woken once the commit is over: the engine's ``commit`` event comes before SQLite
-        commits, and a checkpoint started then (20 ms later) found a county run's commit, seconds
-        long, still writing, copied nothing, and left the WAL to the next commit."""
+    def _checkin(dbapi_connection, record):
+        """The thread is woken once the commit is over: the engine's ``commit`` event comes before
+        SQLite commits, and a checkpoint started then (20 ms later) found a county run's commit,
+        seconds long, still writing, copied nothing, and left the WAL to the next commit. A
+        connection whose transaction left its checkpoint to the thread gets SQLite's back."""
+        if record.info.pop(dbutil.AUTOCHECKPOINT_OFF, False):
+            dbapi_connection.execute(f"PRAGMA wal_autocheckpoint={int(checkpoint_pages)}")
         if record.info.pop(_COMMITTED, False):
             sqlite_checkpoint.notify(path, interval_s)
 

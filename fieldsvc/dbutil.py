@@ -57,7 +57,8 @@ def defer_checkpoint() -> None:
     SQLite's automatic checkpoint would copy the whole WAL back into the database file inside
     the commit (~8 s), while the caller waits on one core; the thread copies it while the
     caller goes on (the element maps that follow a run are computed meanwhile). The connection
-    gets the automatic checkpoint back when it returns to the pool (``fieldsvc._tune_sqlite``).
+    gets the automatic checkpoint back when it returns to the pool
+    (``fieldsvc._checkpoint_in_background``).
     Nothing changes where no thread checkpoints (PostgreSQL, or an interval of 0)."""
     conn = db.session.connection()
     if not conn.info.get(CHECKPOINT_THREAD):

@@ -8,7 +8,8 @@ threshold; in a store of a million samples that is a copy of ~10,000 pages scatt
 the next request is still being parsed and checked: sqlite3 releases the GIL while it runs.
 SQLite's own automatic checkpoint stays on as a backstop (``SQLITE_WAL_AUTOCHECKPOINT_PAGES``),
 should the thread fall behind. The thread opens a connection only for a checkpoint; an idle one
-ends, and the next commit starts another. No Flask import: the app wires ``notify`` to its engine's commits.
+ends, and the next commit starts another. No Flask import: the app calls ``notify`` when a
+connection that committed returns to its engine's pool (the commit is over by then).
 """
 
 from __future__ import annotations
